@@ -1,0 +1,251 @@
+"""The project's YAML configuration: sources, where MCE files live, which DataHub receives them.
+
+Loaded once when definitions load. Every problem becomes one `ConfigError` that names the file, the source and
+the field, never a traceback from deep inside.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal, Optional, Union
+
+import yaml
+from datahub.configuration.common import AllowDenyPattern
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIG_ENV = "METADATA_ASSETS_CONFIG"
+HOME_ENV = "METADATA_ASSETS_HOME"
+DEMO_CONFIG = Path(__file__).parent / "demo" / "sources.yaml"
+
+# Never catalogued, whatever the patterns say.
+SYSTEM_DATABASES = frozenset({"information_schema", "mysql", "performance_schema", "sys"})
+
+
+def home() -> str:
+    return os.environ.get(HOME_ENV) or os.path.abspath(".metadata_assets")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for the person who edits the YAML."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Pattern(_Strict):
+    """Allow/deny regexes with exactly DataHub's AllowDenyPattern semantics (deny wins; full match from start)."""
+
+    allow: list[str] = Field(default_factory=lambda: [".*"])
+    deny: list[str] = Field(default_factory=list)
+    ignoreCase: bool = True
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _compiles(cls, regexes: list[str]) -> list[str]:
+        for rx in regexes:
+            try:
+                re.compile(rx)
+            except re.error as e:
+                raise ValueError(f"invalid regex {rx!r}: {e}") from None
+        return regexes
+
+    def to_datahub(self) -> AllowDenyPattern:
+        return AllowDenyPattern(allow=self.allow, deny=self.deny, ignoreCase=self.ignoreCase)
+
+    def allowed(self, name: str) -> bool:
+        return self.to_datahub().allowed(name)
+
+
+class Schedule(_Strict):
+    cron: str = "0 5 * * *"
+    timezone: str = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, cron: str) -> str:
+        fields = cron.split()
+        if len(fields) != 5 or not all(re.fullmatch(r"[0-9A-Za-z*/,\-]+", f) for f in fields):
+            raise ValueError(f"invalid cron expression {cron!r} (want 5 fields, e.g. '0 5 * * *')")
+        return cron
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_tz(cls, tz: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {tz!r}") from None
+        return tz
+
+
+class MySQLSource(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Dagster-safe identifier")
+    type: Literal["mysql"]
+    host: str
+    port: int = 3306
+    user: str
+    password_env: str = Field(description="name of the environment variable holding the password")
+    database_pattern: Pattern = Pattern()
+    table_pattern: Pattern = Field(default=Pattern(), description='matched against "database.table"')
+    include_views: bool = True
+    env: str = "PROD"
+    platform_instance: Optional[str] = None
+    connect_timeout_s: int = 10
+    batch_size: int = Field(default=200, ge=1, description="databases per run (and per bulk query) in the schedule")
+    max_concurrent_runs: int = Field(default=2, ge=1, description="extraction runs against this host at once")
+    schedule: Schedule = Schedule()
+    coverage_threshold: float = Field(default=0.5, ge=0, le=1)
+
+    @field_validator("env")
+    @classmethod
+    def _known_env(cls, env: str) -> str:
+        from datahub.configuration.source_common import ALL_ENV_TYPES
+
+        if env.upper() not in ALL_ENV_TYPES:
+            raise ValueError(f"unknown env {env!r}; DataHub knows {sorted(ALL_ENV_TYPES)}")
+        return env.upper()
+
+    def password(self) -> str:
+        try:
+            return os.environ[self.password_env]
+        except KeyError:
+            raise ConfigError(
+                f"source {self.name!r}: environment variable {self.password_env} (password_env) is not set"
+            ) from None
+
+    def database_allowed(self, database: str) -> bool:
+        return database.lower() not in SYSTEM_DATABASES and self.database_pattern.allowed(database)
+
+    def table_allowed(self, database: str, table: str) -> bool:
+        return self.table_pattern.allowed(f"{database}.{table}")
+
+
+Source = Annotated[Union[MySQLSource], Field(discriminator="type")]
+
+
+class Storage(_Strict):
+    """Where MCE files and push state live: a local directory or gs://bucket/prefix."""
+
+    uri: str = Field(default_factory=lambda: str(Path(home(), "mce")))
+
+
+class LiteTarget(_Strict):
+    path: str = Field(default_factory=lambda: str(Path(home(), "datahub-lite.sqlite")))
+
+
+class RestTarget(_Strict):
+    server_env: str = "DATAHUB_GMS_URL"
+    token_env: Optional[str] = "DATAHUB_GMS_TOKEN"
+    timeout_s: float = 30
+    retries: int = 5
+    batch_size: int = 100
+
+
+class DataHubTarget(_Strict):
+    target: Literal["lite", "rest"] = "lite"
+    lite: LiteTarget = Field(default_factory=LiteTarget)
+    rest: RestTarget = Field(default_factory=RestTarget)
+    max_removal_share: float = Field(
+        default=0.2, ge=0, le=1,
+        description="a push refuses to soft-delete more than this share of a source's datasets",
+    )
+
+
+class ProjectConfig(_Strict):
+    sources: list[Source] = Field(default_factory=list)
+    storage: Storage = Field(default_factory=Storage)
+    datahub: DataHubTarget = Field(default_factory=DataHubTarget)
+    path: Optional[str] = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "ProjectConfig":
+        seen: set[str] = set()
+        for s in self.sources:
+            if s.name in seen:
+                raise ValueError(f"duplicate source name {s.name!r}")
+            seen.add(s.name)
+        return self
+
+    def source(self, name: str) -> MySQLSource:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise ConfigError(f"{self.path}: no source named {name!r} (have: {[s.name for s in self.sources]})")
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(value, where: str):
+    """`${VAR}` and `${VAR:-default}` in string values, so one file serves laptops and clusters."""
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str):
+        def sub(m: re.Match) -> str:
+            var, default = m.group(1), m.group(2)
+            if var in os.environ:
+                return os.environ[var]
+            if default is not None:
+                return default
+            raise ConfigError(f"{where}: environment variable {var} is not set and has no default")
+        return _VAR.sub(sub, value)
+    return value
+
+
+def _describe(loc: tuple, raw: dict) -> str:
+    """Turn a pydantic location into 'source "x", field a.b'."""
+    parts = list(loc)
+    if len(parts) >= 2 and parts[0] == "sources" and isinstance(parts[1], int):
+        idx = parts[1]
+        srcs = raw.get("sources") or []
+        name = srcs[idx].get("name") if idx < len(srcs) and isinstance(srcs[idx], dict) else None
+        rest = [str(p) for p in parts[2:] if p != "mysql"]
+        label = f'source {name!r}' if name else f"sources[{idx}]"
+        return f"{label}, field {'.'.join(rest)}" if rest else label
+    return "field " + ".".join(str(p) for p in parts)
+
+
+def load(path: str | os.PathLike | None = None) -> ProjectConfig:
+    """Load the config named by the argument, else $METADATA_ASSETS_CONFIG, else the demo config."""
+    path = Path(path or os.environ.get(CONFIG_ENV) or DEMO_CONFIG)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config ({e.strerror})") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'sources' list at the top")
+    try:
+        expanded = _expand(raw, "config")
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    try:
+        cfg = ProjectConfig.model_validate({**expanded, "path": str(path)})
+    except ValidationError as e:
+        msgs = []
+        for err in e.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key" + (" (passwords are never inline: use password_env)" if err["loc"][-1] == "password" else "")
+            msgs.append(f"{_describe(err['loc'], raw)}: {msg}")
+        raise ConfigError(f"{path}: " + "; ".join(msgs)) from None
+    return cfg
+
+
+def check_secrets(cfg: ProjectConfig) -> None:
+    """Fail at load time, not at 5 a.m., when a password variable is missing."""
+    for s in cfg.sources:
+        try:
+            s.password()
+        except ConfigError as e:
+            raise ConfigError(f"{cfg.path}: {e}") from None

@@ -1,0 +1,124 @@
+"""MCE files: one deterministic JSON list of proposals per database, written atomically.
+
+The store is a local directory here; `gs://bucket/prefix` stores live in datahub/gcs.py behind the same interface.
+Layout under the store root, per source:
+    <source>/mce/<database>.json        the MCE file (what `datahub ingest` with the file source reads)
+    <source>/snapshots/<database>.json  the catalog snapshot it was built from (for diffs)
+Database names are percent-encoded into file names, so any name (unicode, spaces, slashes, dots) is safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import urllib.parse
+from pathlib import Path
+from typing import Iterable, Optional, Protocol
+
+from datahub.emitter.mcp import MetadataChangeProposalWrapper
+
+
+class Store(Protocol):
+    def write_bytes(self, key: str, data: bytes) -> None: ...
+    def read_bytes(self, key: str) -> Optional[bytes]: ...
+    def list(self, prefix: str) -> list[str]: ...
+    def delete(self, key: str) -> None: ...
+    def uri(self, key: str) -> str: ...
+
+
+class LocalStore:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).absolute()
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Temp file in the same directory, fsync, rename: readers see the old file or the new one, never half."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:50]}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def read_bytes(self, key: str) -> Optional[bytes]:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(f"{prefix.rstrip('/')}/{p.name}" for p in base.iterdir()
+                      if p.is_file() and not p.name.startswith("."))
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def uri(self, key: str) -> str:
+        return str(self._path(key))
+
+
+def open_store(uri: str) -> Store:
+    if uri.startswith("gs://"):
+        from metadata_assets.datahub.gcs import GCSStore
+
+        return GCSStore.from_uri(uri)
+    return LocalStore(uri)
+
+
+def encode_name(database: str) -> str:
+    return urllib.parse.quote(database, safe="").replace(".", "%2E")
+
+
+def decode_name(file_stem: str) -> str:
+    return urllib.parse.unquote(file_stem)
+
+
+def mce_key(source: str, database: str) -> str:
+    return f"{source}/mce/{encode_name(database)}.json"
+
+
+def snapshot_key(source: str, database: str) -> str:
+    return f"{source}/snapshots/{encode_name(database)}.json"
+
+
+def list_mce_databases(store: Store, source: str) -> list[str]:
+    return sorted(decode_name(k.rsplit("/", 1)[1][: -len(".json")])
+                  for k in store.list(f"{source}/mce") if k.endswith(".json"))
+
+
+def serialize_mcps(mcps: Iterable[MetadataChangeProposalWrapper]) -> bytes:
+    """The file format of DataHub's file sink (simplified aspects); fixed key order and indent, so deterministic."""
+    objs = [m.to_obj(simplified_structure=True) for m in mcps]
+    return (json.dumps(objs, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def read_mcps(data: bytes) -> list[MetadataChangeProposalWrapper]:
+    out = []
+    for obj in json.loads(data):
+        aspect = obj.get("aspect")
+        if aspect and "json" in aspect:  # simplified structure: re-nest as DataHub's serialized form
+            obj = {**obj, "aspect": {"value": json.dumps(aspect["json"]), "contentType": "application/json"}}
+        out.append(MetadataChangeProposalWrapper.from_obj(obj))
+    return out
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,30 @@
+"""The single Dagster Definitions of this project, built from the sources config.
+
+Config file: $METADATA_ASSETS_CONFIG, else the demo config shipped in the package.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from dagster import BetaWarning, Definitions, PreviewWarning
+
+# backfill_policy and pools are beta/preview in dagster 1.13; we rely on them knowingly
+warnings.filterwarnings("ignore", category=BetaWarning)
+warnings.filterwarnings("ignore", category=PreviewWarning)
+
+from metadata_assets.config import ProjectConfig, check_secrets, load
+from metadata_assets.defs.extraction import build_mce_asset
+from metadata_assets.defs.partitions_sensor import build_partition_sensor
+
+
+def build_definitions(cfg: ProjectConfig) -> Definitions:
+    check_secrets(cfg)
+    assets, sensors, schedules, checks = [], [], [], []
+    for source in cfg.sources:
+        assets.append(build_mce_asset(cfg, source))
+        sensors.append(build_partition_sensor(source))
+    return Definitions(assets=assets, sensors=sensors, schedules=schedules, asset_checks=checks)
+
+
+defs = build_definitions(load())

@@ -1,0 +1,1 @@
+"""Dagster wiring only: partitions, assets, sensors, schedules, checks. No SQL here."""

@@ -1,0 +1,105 @@
+"""The partitioned extraction asset of one source: one dynamic partition per allowed database."""
+
+
+import re
+import time
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetMaterialization,
+    BackfillPolicy,
+    DynamicPartitionsDefinition,
+    Failure,
+    MetadataValue,
+    asset,
+)
+
+from metadata_assets.config import MySQLSource, ProjectConfig
+from metadata_assets.datahub.files import open_store
+from metadata_assets.extract import DatabaseResult, extract
+
+DATA_VERSION_TAG = "dagster/data_version"
+
+
+def partitions_def(source: MySQLSource) -> DynamicPartitionsDefinition:
+    return DynamicPartitionsDefinition(name=f"{source.name}_databases")
+
+
+def mce_asset_key(source: MySQLSource) -> AssetKey:
+    return AssetKey([source.name, "mce_files"])
+
+
+def mysql_pool(source: MySQLSource) -> str:
+    """One concurrency pool per MySQL host, shared by every source on that host."""
+    return "mysql_" + re.sub(r"[^A-Za-z0-9_]", "_", f"{source.host}_{source.port}")
+
+
+def k8s_tags(cpu: str, memory: str) -> dict:
+    return {"dagster-k8s/config": {"container_config": {"resources": {
+        "requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}}}}}
+
+
+def materialization(key: AssetKey, r: DatabaseResult) -> AssetMaterialization:
+    metadata = {
+        "path": MetadataValue.path(r.uri),
+        "tables": r.tables,
+        "views": r.views,
+        "columns": r.columns,
+        "table_doc_coverage": MetadataValue.float(round(r.table_doc_coverage, 4)),
+        "column_doc_coverage": MetadataValue.float(round(r.column_doc_coverage, 4)),
+        "proposals": r.proposals,
+        "content_hash": MetadataValue.text(r.data_version or ""),
+        "file_sha256": MetadataValue.text(r.file_sha256 or ""),
+        "warnings": MetadataValue.md("\n".join(f"- {w}" for w in r.warnings) or "none"),
+        "warning_count": len(r.warnings),
+    }
+    return AssetMaterialization(asset_key=key, partition=r.database, metadata=metadata,
+                                tags={DATA_VERSION_TAG: r.data_version})
+
+
+def build_mce_asset(cfg: ProjectConfig, source: MySQLSource):
+    key = mce_asset_key(source)
+
+    @asset(
+        key=key,
+        partitions_def=partitions_def(source),
+        # one run may cover a range of databases: they are read with one set of bulk queries
+        backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=source.batch_size),
+        group_name=source.name,
+        kinds={"mysql", "datahub"},
+        output_required=False,  # each database gets its own materialization event below
+        pool=mysql_pool(source),
+        op_tags=k8s_tags(cpu="250m", memory="512Mi"),
+        description=(f"DataHub MCE file per database of MySQL source `{source.name}` "
+                     f"({source.host}:{source.port}), read from information_schema only."),
+    )
+    def mce_files(context: AssetExecutionContext):
+        databases = list(context.partition_keys)
+        store = open_store(cfg.storage.uri)
+        started = time.monotonic()
+        failures: list[DatabaseResult] = []
+
+        def progress(done: int, total: int, r: DatabaseResult) -> None:
+            if done == total or done % 25 == 0 or total <= 25:
+                context.log.info(f"{done}/{total} databases done ({r.database}: "
+                                 f"{'missing' if r.missing else 'ok' if r.ok else 'FAILED'})")
+
+        for r in extract(source, databases, store, progress=progress):
+            for w in r.warnings:
+                context.log.warning(f"{r.database}: {w}")
+            if not r.ok:
+                failures.append(r)
+                context.log.error(f"{r.database}: {r.error}")
+            elif not r.missing:
+                context.log_event(materialization(key, r))
+        context.log.info(f"{len(databases)} databases in {time.monotonic() - started:.1f}s, "
+                         f"{len(failures)} failed")
+        if failures:
+            raise Failure(
+                description=f"{len(failures)} of {len(databases)} databases failed: "
+                            + ", ".join(f.database for f in failures[:20]),
+                metadata={"errors": MetadataValue.md("\n".join(f"- `{f.database}`: {f.error}" for f in failures))},
+            )
+
+    return mce_files

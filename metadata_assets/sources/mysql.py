@@ -1,0 +1,254 @@
+"""Read MySQL/MariaDB schemas from information_schema only, in bulk.
+
+A fixed number of queries per batch of databases (schemata, tables, columns, keys), plus one `SHOW CREATE TABLE`
+per view: with `REFERENCES, SHOW VIEW` grants, information_schema.VIEWS hides view SQL but SHOW CREATE shows it.
+Every selected column is aliased (MySQL 8 upper-cases labels otherwise); every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from datetime import datetime
+from typing import Iterable, Iterator, Optional, Sequence
+
+import pymysql
+import pymysql.cursors
+
+from metadata_assets.catalog import Column, Database, ForeignKey, Table
+from metadata_assets.config import MySQLSource
+
+log = logging.getLogger(__name__)
+
+
+class SourceUnavailable(RuntimeError):
+    """The server cannot be reached or refuses the login."""
+
+
+
+
+def connect(source: MySQLSource, database: Optional[str] = None) -> pymysql.connections.Connection:
+    try:
+        return pymysql.connect(
+            host=source.host, port=source.port, user=source.user, password=source.password(),
+            database=database, charset="utf8mb4", autocommit=True,
+            connect_timeout=source.connect_timeout_s, read_timeout=600,
+            cursorclass=pymysql.cursors.DictCursor,
+        )
+    except pymysql.err.OperationalError as e:
+        raise SourceUnavailable(f"source {source.name!r} ({source.user}@{source.host}:{source.port}): {e.args[-1]}") from e
+
+
+def quote_ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _in(values: Sequence[str]) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _ts(v) -> Optional[str]:
+    return v.isoformat(sep=" ") if isinstance(v, datetime) else (str(v) if v is not None else None)
+
+
+class MySQLReader:
+    """Bulk information_schema reads over one connection."""
+
+    def __init__(self, conn: pymysql.connections.Connection):
+        self.conn = conn
+        self.statements = 0
+        self._mariadb: Optional[bool] = None
+
+    def _query(self, sql: str, args: Sequence = ()) -> list[dict]:
+        self.statements += 1
+        with self.conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute(sql, tuple(args))
+            return list(cur.fetchall())
+
+    @property
+    def is_mariadb(self) -> bool:
+        if self._mariadb is None:
+            self._mariadb = "mariadb" in self._query("SELECT VERSION() AS v")[0]["v"].lower()
+        return self._mariadb
+
+    def list_databases(self, source: MySQLSource) -> list[str]:
+        """Databases that exist, are visible to the account and match the source's patterns, sorted."""
+        rows = self._query("SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA")
+        return sorted(r["name"] for r in rows if source.database_allowed(r["name"]))
+
+    def read(self, databases: Sequence[str], source: MySQLSource) -> Iterator[Database]:
+        """One snapshot per requested database, in the order given; a missing database yields nothing."""
+        if not databases:
+            return
+        dbs = list(databases)
+        comment = ", SCHEMA_COMMENT AS comment" if self.is_mariadb else ""
+        schemata = self._query(
+            "SELECT SCHEMA_NAME AS name, DEFAULT_CHARACTER_SET_NAME AS charset, "
+            f"DEFAULT_COLLATION_NAME AS collation{comment} "
+            f"FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ({_in(dbs)})", dbs)
+        tables = self._query(
+            "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name, TABLE_TYPE AS table_type, ENGINE AS engine, "
+            "TABLE_ROWS AS row_estimate, DATA_LENGTH AS data_length, CREATE_TIME AS create_time, "
+            "UPDATE_TIME AS update_time, TABLE_COMMENT AS comment, TABLE_COLLATION AS collation "
+            f"FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ({_in(dbs)})", dbs)
+        columns = self._query(
+            "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, COLUMN_NAME AS name, ORDINAL_POSITION AS ordinal, "
+            "COLUMN_DEFAULT AS dflt, IS_NULLABLE AS nullable, DATA_TYPE AS data_type, COLUMN_TYPE AS column_type, "
+            "COLUMN_KEY AS col_key, EXTRA AS extra, GENERATION_EXPRESSION AS gen_expr, "
+            "COLUMN_COMMENT AS comment, CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation "
+            f"FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN ({_in(dbs)})", dbs)
+        keys = self._query(
+            "SELECT k.TABLE_SCHEMA AS db, k.TABLE_NAME AS tbl, k.CONSTRAINT_NAME AS name, "
+            "k.COLUMN_NAME AS col, k.ORDINAL_POSITION AS ordinal, k.REFERENCED_TABLE_SCHEMA AS ref_db, "
+            "k.REFERENCED_TABLE_NAME AS ref_tbl, k.REFERENCED_COLUMN_NAME AS ref_col, "
+            "r.UPDATE_RULE AS on_update, r.DELETE_RULE AS on_delete "
+            "FROM information_schema.KEY_COLUMN_USAGE k "
+            "LEFT JOIN information_schema.REFERENTIAL_CONSTRAINTS r "
+            "ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME "
+            "AND r.TABLE_NAME = k.TABLE_NAME "
+            f"WHERE k.TABLE_SCHEMA IN ({_in(dbs)}) "
+            "AND (k.CONSTRAINT_NAME = 'PRIMARY' OR k.REFERENCED_TABLE_NAME IS NOT NULL)", dbs)
+
+        by_db_tables: dict[str, list[dict]] = defaultdict(list)
+        for t in tables:
+            by_db_tables[t["db"]].append(t)
+        by_table_cols: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        for c in columns:
+            by_table_cols[(c["db"], c["tbl"])].append(c)
+        by_table_keys: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        for k in keys:
+            by_table_keys[(k["db"], k["tbl"])].append(k)
+        found = {s["name"]: s for s in schemata}
+
+        for name in dbs:
+            s = found.get(name)
+            if s is None:
+                continue
+            db = Database(name=name, charset=s["charset"], collation=s["collation"], comment=s.get("comment") or "")
+            for t in sorted(by_db_tables.get(name, ()), key=lambda r: r["name"]):
+                if not source.table_allowed(name, t["name"]):
+                    continue
+                if t["table_type"] == "VIEW" and not source.include_views:
+                    continue
+                table = self._table(name, t, by_table_cols.get((name, t["name"]), []),
+                                    by_table_keys.get((name, t["name"]), []), db.warnings)
+                db.tables.append(table)
+            self._read_views(db)
+            yield db
+
+    @staticmethod
+    def _table(db: str, t: dict, cols: list[dict], keys: list[dict], warnings: list[str]) -> Table:
+        is_view = t["table_type"] == "VIEW"
+        comment = t["comment"] or ""
+        if is_view:
+            # information_schema puts 'VIEW' (or an error text for a broken view) where a table has its comment.
+            if comment.startswith(f"View '{db}.{t['name']}' references invalid"):
+                warnings.append(f"view {t['name']!r}: {comment}")
+            comment = ""
+        table = Table(
+            name=t["name"], table_type=t["table_type"], engine=t["engine"], comment=comment,
+            collation=t["collation"], create_time=_ts(t["create_time"]), update_time=_ts(t["update_time"]),
+            row_estimate=t["row_estimate"], data_length=t["data_length"],
+            columns=[
+                Column(
+                    name=c["name"], ordinal=int(c["ordinal"]), column_type=c["column_type"],
+                    data_type=c["data_type"], nullable=c["nullable"] == "YES", default=c["dflt"],
+                    key=c["col_key"] or "", extra=c["extra"] or "", generation_expression=c["gen_expr"] or None,
+                    comment=c["comment"] or "", charset=c["charset"], collation=c["collation"],
+                )
+                for c in sorted(cols, key=lambda c: int(c["ordinal"]))
+            ],
+        )
+        pk = sorted((k for k in keys if k["name"] == "PRIMARY"), key=lambda k: int(k["ordinal"]))
+        table.primary_key = tuple(k["col"] for k in pk)
+        fks: dict[str, list[dict]] = defaultdict(list)
+        for k in keys:
+            if k["ref_tbl"] is not None:
+                fks[k["name"]].append(k)
+        for fk_name in sorted(fks):
+            parts = sorted(fks[fk_name], key=lambda k: int(k["ordinal"]))
+            table.foreign_keys.append(ForeignKey(
+                name=fk_name, columns=tuple(p["col"] for p in parts), ref_database=parts[0]["ref_db"],
+                ref_table=parts[0]["ref_tbl"], ref_columns=tuple(p["ref_col"] for p in parts),
+                on_update=parts[0]["on_update"], on_delete=parts[0]["on_delete"],
+            ))
+        return table
+
+    def _read_views(self, db: Database) -> None:
+        for t in db.tables:
+            if not t.is_view:
+                continue
+            try:
+                rows = self._query(f"SHOW CREATE TABLE {quote_ident(db.name)}.{quote_ident(t.name)}")
+            except pymysql.err.MySQLError as e:
+                db.warnings.append(f"view {t.name!r}: SHOW CREATE TABLE failed: {e.args[-1]}")
+                continue
+            if rows:
+                t.view_definition = rows[0].get("Create View") or rows[0].get("Create Table")
+            if not t.columns and not any(w.startswith(f"view {t.name!r}") for w in db.warnings):
+                db.warnings.append(f"view {t.name!r}: no columns visible (broken view or missing SHOW VIEW grant)")
+
+    def privilege_warnings(self, databases: Iterable[str]) -> list[str]:
+        """Grants that let this account read data: the catalog account should have none."""
+        dbs = {d.lower() for d in databases}
+        warnings = []
+        for row in self._query("SHOW GRANTS"):
+            grant = next(iter(row.values()))
+            m = re.match(r"GRANT (.+?) ON (\S+) TO ", grant)
+            if not m:
+                continue
+            privs, target = m.group(1), m.group(2)
+            if not re.search(r"\bSELECT\b|\bALL PRIVILEGES\b", privs):
+                continue
+            db_part = target.split(".")[0].strip("`").replace("``", "`").lower()
+            if target.startswith("*.*") or db_part in dbs or "%" in db_part or "_" in db_part:
+                warnings.append(f"over-privileged: the account can read data ({grant.split(' IDENTIFIED')[0]})")
+        return warnings
+
+    def fingerprints(self, source: MySQLSource) -> dict[str, str]:
+        """One cheap query: a fingerprint per allowed database of everything that shapes its MCE file.
+
+        Row counts, sizes and times are left out, so INSERT/UPDATE/DELETE never change a fingerprint.
+        """
+        rows = self._query(
+            "SELECT SCHEMA_NAME AS db, 's' AS part, 1 AS n, "
+            "CRC32(CONCAT_WS('|', DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME)) AS h "
+            "FROM information_schema.SCHEMATA "
+            "UNION ALL SELECT TABLE_SCHEMA, 't', COUNT(*), SUM(CRC32(CONCAT_WS('|', TABLE_NAME, TABLE_TYPE, "
+            "IFNULL(ENGINE, ''), TABLE_COMMENT, IFNULL(TABLE_COLLATION, '')))) "
+            "FROM information_schema.TABLES GROUP BY TABLE_SCHEMA "
+            "UNION ALL SELECT TABLE_SCHEMA, 'c', COUNT(*), SUM(CRC32(CONCAT_WS('|', TABLE_NAME, COLUMN_NAME, "
+            "ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, IFNULL(COLUMN_DEFAULT, '<none>'), COLUMN_KEY, EXTRA, "
+            "IFNULL(GENERATION_EXPRESSION, ''), COLUMN_COMMENT, IFNULL(COLLATION_NAME, '')))) "
+            "FROM information_schema.COLUMNS GROUP BY TABLE_SCHEMA "
+            "UNION ALL SELECT TABLE_SCHEMA, 'k', COUNT(*), SUM(CRC32(CONCAT_WS('|', CONSTRAINT_NAME, TABLE_NAME, "
+            "COLUMN_NAME, ORDINAL_POSITION, IFNULL(REFERENCED_TABLE_SCHEMA, ''), "
+            "IFNULL(REFERENCED_TABLE_NAME, ''), IFNULL(REFERENCED_COLUMN_NAME, '')))) "
+            "FROM information_schema.KEY_COLUMN_USAGE GROUP BY TABLE_SCHEMA "
+            "UNION ALL SELECT CONSTRAINT_SCHEMA, 'r', COUNT(*), SUM(CRC32(CONCAT_WS('|', CONSTRAINT_NAME, "
+            "UPDATE_RULE, DELETE_RULE))) FROM information_schema.REFERENTIAL_CONSTRAINTS "
+            "GROUP BY CONSTRAINT_SCHEMA"
+        )
+        parts: dict[str, list[str]] = defaultdict(list)
+        for r in rows:
+            parts[r["db"]].append(f"{r['part']}:{r['n']}:{r['h']}")
+        return {db: "|".join(sorted(p)) for db, p in parts.items() if source.database_allowed(db)}
+
+
+def list_databases(source: MySQLSource) -> list[str]:
+    """Connect, list the allowed databases, disconnect: what the partitions sensor needs."""
+    conn = connect(source)
+    try:
+        return MySQLReader(conn).list_databases(source)
+    finally:
+        conn.close()
+
+
+def grant_statements(source: MySQLSource, databases: Sequence[str]) -> list[str]:
+    """The least-privilege grants for the catalog account: metadata visible, data never readable."""
+    user = f"'{source.user}'@'%'"
+    out = [f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY '<password from ${source.password_env}>';"]
+    for db in databases:
+        out.append(f"GRANT REFERENCES, SHOW VIEW ON {quote_ident(db)}.* TO {user};")
+    return out
