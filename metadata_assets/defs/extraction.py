@@ -92,7 +92,7 @@ def build_mce_asset(cfg: ProjectConfig, source: MySQLSource):
                 failures.append(r)
                 context.log.error(f"{r.database}: {r.error}")
             elif not r.missing:
-                context.log_event(materialization(key, r))
+                yield materialization(key, r)  # a generator with no Output: only these events materialize
         context.log.info(f"{len(databases)} databases in {time.monotonic() - started:.1f}s, "
                          f"{len(failures)} failed")
         if failures:

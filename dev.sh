@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The project's entry points (see README.md):
+#   ./dev.sh demo [--no-ui]   set up, run the main job on embedded defaults (throwaway MariaDB, DataHub Lite,
+#                             local Dagster home), print a summary, then open Dagit (unless --no-ui)
+#   ./dev.sh test [ARGS]      set up and run the whole test suite (pytest ARGS)
+#   ./dev.sh setup            only install: .venv with pinned packages, mariadb-server and chromium from Debian
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+VENV=$ROOT/.venv
+PY=${PYTHON:-python3}
+
+need_apt=()
+[ -x /usr/sbin/mariadbd ] || command -v mariadbd >/dev/null 2>&1 || need_apt+=(mariadb-server)
+
+install_system() {
+  if [ "${1:-}" = with-browser ]; then
+    command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  fi
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "[setup] installing ${need_apt[*]} from Debian's packages" >&2
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  fi
+}
+
+install_python() {
+  local stamp=$VENV/.installed lock_sum
+  lock_sum=$(cat requirements-dev.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lock_sum" ]; then return; fi
+  echo "[setup] creating $VENV from requirements-dev.lock (pinned)" >&2
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check uv==0.13.9
+  "$VENV/bin/uv" pip sync -q --python "$VENV/bin/python" requirements-dev.lock
+  "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --no-deps -e .
+  echo "$lock_sum" > "$stamp"
+}
+
+export DATAHUB_TELEMETRY_ENABLED=false DAGSTER_DISABLE_TELEMETRY=1
+cmd=${1:-help}; shift || true
+case "$cmd" in
+  setup) install_system with-browser; install_python ;;
+  demo) install_system; install_python; exec "$VENV/bin/metadata-assets" demo "$@" ;;
+  test) install_system with-browser; install_python; exec "$VENV/bin/python" -m pytest "$@" ;;
+  *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

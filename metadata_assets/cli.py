@@ -1,0 +1,115 @@
+"""Small operator commands: `metadata-assets grants`, `metadata-assets demo`.
+
+    metadata-assets grants [--source NAME] [--config FILE]   print the least-privilege GRANTs of a source
+    metadata-assets demo [--no-ui]                           throwaway MariaDB + DataHub Lite + Dagster, see README
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from metadata_assets import config as config_mod
+
+
+def cmd_grants(args) -> int:
+    from metadata_assets.sources.mysql import SourceUnavailable, grant_statements, list_databases
+
+    cfg = config_mod.load(args.config)
+    sources = [cfg.source(args.source)] if args.source else cfg.sources
+    for source in sources:
+        if args.database:
+            dbs = args.database
+        else:
+            try:
+                dbs = list_databases(source)  # needs the account to exist already; else name databases with -d
+            except (SourceUnavailable, config_mod.ConfigError) as e:
+                print(f"-- cannot list databases of {source.name!r} ({e}); pass them with --database", file=sys.stderr)
+                return 2
+        print(f"-- source {source.name}: {source.host}:{source.port}, {len(dbs)} databases")
+        print("\n".join(grant_statements(source, dbs)))
+    return 0
+
+
+def _demo_env(home: Path, port: int, password: str) -> dict[str, str]:
+    return {
+        config_mod.HOME_ENV: str(home),
+        "DAGSTER_HOME": str(home / "dagster"),
+        "DEMO_MYSQL_HOST": "127.0.0.1",
+        "DEMO_MYSQL_PORT": str(port),
+        "DEMO_MYSQL_PASSWORD": password,
+        "DATAHUB_TELEMETRY_ENABLED": "false",
+    }
+
+
+def cmd_demo(args) -> int:
+    from metadata_assets import local_mariadb
+    from metadata_assets.demo_run import run_everything, seed_demo
+
+    home = Path(args.home or config_mod.home()).absolute()
+    (home / "dagster").mkdir(parents=True, exist_ok=True)
+    dagster_yaml = home / "dagster" / "dagster.yaml"
+    if not dagster_yaml.exists():
+        dagster_yaml.write_text("telemetry:\n  enabled: false\n")
+    print(f"[demo] home: {home}")
+    print("[demo] starting a throwaway MariaDB ...", flush=True)
+    server = local_mariadb.start(home / "demo-mariadb")
+    try:
+        password = secrets.token_urlsafe(12)
+        seed_demo(server, password)
+        env = _demo_env(home, server.port, password)
+        os.environ.update(env)
+        os.environ.pop(config_mod.CONFIG_ENV, None)
+        print(f"[demo] MariaDB on 127.0.0.1:{server.port}, account catalog_reader has REFERENCES, SHOW VIEW only")
+        summary = run_everything(config_mod.load(), print_fn=lambda m: print(f"[demo] {m}", flush=True))
+        print(summary)
+        if args.no_ui:
+            return 0
+        print("[demo] starting Dagit: http://127.0.0.1:3000  (Ctrl-C stops Dagster and MariaDB)", flush=True)
+        ui = subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "-m", "metadata_assets.definitions", "-p", str(args.port)],
+            env={**os.environ, **env}, start_new_session=True,
+        )
+        try:
+            return ui.wait()
+        except KeyboardInterrupt:
+            os.killpg(ui.pid, signal.SIGINT)
+            try:
+                ui.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(ui.pid, signal.SIGKILL)
+            return 0
+    finally:
+        server.stop()
+        print("[demo] MariaDB stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="metadata-assets", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("grants", help="print the least-privilege GRANT statements of a source")
+    g.add_argument("--config", help=f"config file (default ${config_mod.CONFIG_ENV}, else the demo config)")
+    g.add_argument("--source", help="source name (default: all)")
+    g.add_argument("--database", "-d", action="append", help="database to grant on (default: list them)")
+    g.set_defaults(fn=cmd_grants)
+    d = sub.add_parser("demo", help="run the demo on embedded defaults, then open Dagit")
+    d.add_argument("--no-ui", action="store_true", help="run the job, print the summary and exit")
+    d.add_argument("--home", help=f"data directory (default ${config_mod.HOME_ENV} or ./.metadata_assets)")
+    d.add_argument("--port", type=int, default=3000, help="Dagit port")
+    d.set_defaults(fn=cmd_demo)
+    args = p.parse_args(argv)
+    try:
+        return args.fn(args)
+    except config_mod.ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
