@@ -235,6 +235,11 @@ def load(path: str | os.PathLike | None = None) -> ProjectConfig:
         msgs = []
         for err in e.errors():
             msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                ctx = err.get("ctx", {})
+                msgs.append(f"{_describe(err['loc'], raw)}, field type: unknown source type "
+                            f"{ctx.get('tag')!r} (supported: {ctx.get('expected_tags', 'mysql')})")
+                continue
             if err["type"] == "extra_forbidden":
                 msg = "unknown key" + (" (passwords are never inline: use password_env)" if err["loc"][-1] == "password" else "")
             msgs.append(f"{_describe(err['loc'], raw)}: {msg}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import warnings
 
-from dagster import BetaWarning, Definitions, PreviewWarning
+from dagster import BetaWarning, Definitions, PreviewWarning, definitions
 
 # backfill_policy and pools are beta/preview in dagster 1.13; we rely on them knowingly
 warnings.filterwarnings("ignore", category=BetaWarning)
@@ -16,6 +16,9 @@ warnings.filterwarnings("ignore", category=PreviewWarning)
 from metadata_assets.config import ProjectConfig, check_secrets, load
 from metadata_assets.defs.extraction import build_mce_asset
 from metadata_assets.defs.partitions_sensor import build_partition_sensor
+from metadata_assets.defs.pools import build_pool_limits_sensor
+from metadata_assets.defs.push import build_push_asset, build_push_sensor
+from metadata_assets.defs.schedule import build_daily_schedule
 
 
 def build_definitions(cfg: ProjectConfig) -> Definitions:
@@ -24,7 +27,14 @@ def build_definitions(cfg: ProjectConfig) -> Definitions:
     for source in cfg.sources:
         assets.append(build_mce_asset(cfg, source))
         sensors.append(build_partition_sensor(source))
+        assets.append(build_push_asset(cfg, source))
+        sensors.append(build_push_sensor(cfg, source))
+        schedules.append(build_daily_schedule(source))
+    sensors.append(build_pool_limits_sensor(cfg))
     return Definitions(assets=assets, sensors=sensors, schedules=schedules, asset_checks=checks)
 
 
-defs = build_definitions(load())
+@definitions
+def defs() -> Definitions:
+    """Loaded lazily by Dagster's tools, so importing build_definitions (tests, CLI) needs no config."""
+    return build_definitions(load())
