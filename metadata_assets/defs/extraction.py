@@ -1,6 +1,7 @@
 """The partitioned extraction asset of one source: one dynamic partition per allowed database."""
 
 
+import json
 import re
 import time
 
@@ -40,6 +41,16 @@ def k8s_tags(cpu: str, memory: str) -> dict:
         "requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}}}}}
 
 
+EXTRACTION_POD = {"cpu": "250m", "memory": "512Mi"}
+
+
+def run_tags(source: MySQLSource) -> dict[str, str]:
+    """Tags for RunRequests of this source's extraction. The K8sRunLauncher sizes the run pod from *run* tags
+    (op_tags only reach per-step pods under k8s_job_executor). No tag is needed for the MySQL host limit: the
+    asset's pool applies to every run of it (see defs/pools.py)."""
+    return {key: json.dumps(value, sort_keys=True) for key, value in k8s_tags(**EXTRACTION_POD).items()}
+
+
 def materialization(key: AssetKey, r: DatabaseResult) -> AssetMaterialization:
     metadata = {
         "path": MetadataValue.path(r.uri),
@@ -70,7 +81,7 @@ def build_mce_asset(cfg: ProjectConfig, source: MySQLSource):
         kinds={"mysql", "datahub"},
         output_required=False,  # each database gets its own materialization event below
         pool=mysql_pool(source),
-        op_tags=k8s_tags(cpu="250m", memory="512Mi"),
+        op_tags=k8s_tags(**EXTRACTION_POD),
         description=(f"DataHub MCE file per database of MySQL source `{source.name}` "
                      f"({source.host}:{source.port}), read from information_schema only."),
     )
