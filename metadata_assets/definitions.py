@@ -15,7 +15,7 @@ warnings.filterwarnings("ignore", category=PreviewWarning)
 
 from metadata_assets.config import ProjectConfig, check_secrets, load
 from metadata_assets.defs.extraction import build_mce_asset
-from metadata_assets.defs.partitions_sensor import build_partition_sensor
+from metadata_assets.defs.partitions_sensor import build_schema_sensor
 from metadata_assets.defs.pools import build_pool_limits_sensor
 from metadata_assets.defs.push import build_push_asset, build_push_sensor
 from metadata_assets.defs.schedule import build_daily_schedule
@@ -26,7 +26,7 @@ def build_definitions(cfg: ProjectConfig) -> Definitions:
     assets, sensors, schedules, checks = [], [], [], []
     for source in cfg.sources:
         assets.append(build_mce_asset(cfg, source))
-        sensors.append(build_partition_sensor(source))
+        sensors.append(build_schema_sensor(cfg, source))
         assets.append(build_push_asset(cfg, source))
         sensors.append(build_push_sensor(cfg, source))
         schedules.append(build_daily_schedule(source))

@@ -1,0 +1,175 @@
+"""The schema-change sensor against the real MariaDB and a real (ephemeral) Dagster instance."""
+
+import json
+
+import pytest
+from dagster import AssetMaterialization, DagsterInstance, SensorResult, SkipReason, build_sensor_context
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from metadata_assets.datahub import files
+from metadata_assets.defs.extraction import mce_asset_key, partitions_def
+from metadata_assets.defs.partitions_sensor import build_schema_sensor, contiguous_runs, plan
+from metadata_assets.local_mariadb import free_port
+
+
+class Daemon:
+    """Runs the sensor function directly and applies its partition requests, as the daemon would."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.source = cfg.sources[0]
+        self.sensor = build_schema_sensor(cfg, self.source)
+        self.instance = DagsterInstance.ephemeral()
+        self.parts = partitions_def(self.source)
+        self.cursor = None
+
+    def tick(self):
+        result = self.sensor(build_sensor_context(instance=self.instance, cursor=self.cursor))
+        if isinstance(result, SensorResult):
+            for req in result.dynamic_partitions_requests or []:
+                if type(req).__name__ == "AddDynamicPartitionsRequest":
+                    self.instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+                else:
+                    for k in req.partition_keys:
+                        self.instance.delete_dynamic_partition(req.partitions_def_name, k)
+            self.cursor = result.cursor or self.cursor
+        return result
+
+    def partitions(self) -> list[str]:
+        return list(self.parts.get_partition_keys(dynamic_partitions_store=self.instance))
+
+
+def requested(result) -> list[list[str]]:
+    """Each run request as the list of partition keys it covers."""
+    out = []
+    for r in result.run_requests or []:
+        if r.partition_key:
+            out.append([r.partition_key])
+        else:
+            out.append([r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG]])
+    return out
+
+
+@pytest.fixture
+def estate(schema, tmp_path):
+    dbs = [schema.create(n, "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20))") for n in ("a", "b", "c")]
+    schema.grant()
+    return schema, dbs, Daemon(schema.project(tmp_path))
+
+
+def test_first_tick_adds_and_requests_every_database_then_nothing_when_nothing_changes(estate):
+    schema, dbs, daemon = estate
+    first = daemon.tick()
+    assert daemon.partitions() == dbs
+    assert requested(first) == [[dbs[0], dbs[-1]]]  # new and contiguous: one range run
+    assert set(json.loads(daemon.cursor)) == set(dbs)
+
+    second = daemon.tick()
+    assert isinstance(second, SensorResult) and not second.run_requests and not second.dynamic_partitions_requests
+    assert "no schema change" in second.skip_reason.skip_message
+
+
+def test_alter_in_one_database_requests_exactly_that_partition(estate):
+    schema, dbs, daemon = estate
+    daemon.tick()
+    schema.server.execute(f"ALTER TABLE `{dbs[1]}`.t ADD COLUMN email VARCHAR(100)")
+    result = daemon.tick()
+    assert requested(result) == [[dbs[1]]]
+    assert result.run_requests[0].tags["metadata_assets/reason"] == "schema changed"
+    assert not result.dynamic_partitions_requests
+    assert not daemon.tick().run_requests  # the change is consumed
+
+
+def test_non_contiguous_changes_get_one_run_each(estate):
+    schema, dbs, daemon = estate
+    daemon.tick()
+    schema.server.execute(f"ALTER TABLE `{dbs[0]}`.t COMMENT 'x'", f"ALTER TABLE `{dbs[2]}`.t COMMENT 'y'")
+    assert requested(daemon.tick()) == [[dbs[0]], [dbs[2]]]
+
+
+def test_data_changes_request_nothing(estate):
+    schema, dbs, daemon = estate
+    daemon.tick()
+    schema.server.execute(f"INSERT INTO `{dbs[0]}`.t VALUES (1, 'x'), (2, 'y')", f"ANALYZE TABLE `{dbs[0]}`.t")
+    assert not daemon.tick().run_requests
+
+
+def test_new_matching_database_is_added_and_requested(estate):
+    schema, dbs, daemon = estate
+    daemon.tick()
+    new = schema.create("d", "CREATE TABLE t (id INT)")
+    schema.grant([new])
+    schema.create("ignored", "CREATE TABLE t (id INT)")  # not granted: invisible to the catalog account
+    result = daemon.tick()
+    (add,) = result.dynamic_partitions_requests
+    assert list(add.partition_keys) == [new]
+    assert requested(result) == [[new]]
+    assert daemon.partitions() == dbs + [new]
+
+
+def test_dropped_database_is_removed_and_its_files_forgotten(estate):
+    schema, dbs, daemon = estate
+    daemon.tick()
+    store = files.LocalStore(daemon.cfg.storage.uri)
+    store.write_bytes(files.mce_key("src", dbs[1]), b"[]")
+    store.write_bytes(files.snapshot_key("src", dbs[1]), b"{}")
+    schema.server.execute(f"DROP DATABASE `{dbs[1]}`")
+    result = daemon.tick()
+    (delete,) = result.dynamic_partitions_requests
+    assert list(delete.partition_keys) == [dbs[1]]
+    assert not result.run_requests
+    assert daemon.partitions() == [dbs[0], dbs[2]]
+    try:
+        from metadata_assets.datahub.push import forget_database  # noqa: F401
+    except ImportError:
+        pytest.skip("datahub.push.forget_database not available: files are kept")
+    assert store.read_bytes(files.mce_key("src", dbs[1])) is None
+    assert store.read_bytes(files.snapshot_key("src", dbs[1])) is None
+
+
+def test_empty_cursor_requests_only_partitions_never_materialized(estate):
+    schema, dbs, daemon = estate
+    daemon.instance.add_dynamic_partitions(daemon.parts.name, dbs)
+    key = mce_asset_key(daemon.source)
+    for db in (dbs[0], dbs[2]):
+        daemon.instance.report_runless_asset_event(AssetMaterialization(asset_key=key, partition=db))
+    result = daemon.tick()
+    assert requested(result) == [[dbs[1]]]
+    assert result.run_requests[0].tags["metadata_assets/reason"] == "never materialized"
+    assert not result.dynamic_partitions_requests
+
+
+def test_unreachable_source_skips_with_a_reason_and_keeps_the_cursor(schema, tmp_path):
+    daemon = Daemon(schema.project(tmp_path, port=free_port(), connect_timeout_s=2))
+    daemon.cursor = json.dumps({"x": "1"})
+    result = daemon.tick()
+    assert isinstance(result, SkipReason)
+    assert "source unreachable" in result.skip_message and "src" in result.skip_message
+    assert daemon.cursor == json.dumps({"x": "1"})
+
+
+def test_a_source_that_suddenly_shows_nothing_removes_nothing(estate):
+    schema, dbs, daemon = estate
+    daemon.tick()
+    schema.server.execute(*(f"REVOKE ALL PRIVILEGES ON `{db}`.* FROM '{schema.user}'@'%'" for db in dbs))
+    result = daemon.tick()
+    assert isinstance(result, SkipReason) and "refusing" in result.skip_message
+    assert daemon.partitions() == dbs
+
+
+def test_sensor_is_registered_running_and_named_after_the_source(schema, tmp_path):
+    from dagster import DefaultSensorStatus
+
+    from metadata_assets.definitions import build_definitions
+
+    defs = build_definitions(schema.project(tmp_path))
+    sensor = defs.get_sensor_def("src_schema_sensor")
+    assert sensor.default_status == DefaultSensorStatus.RUNNING
+
+
+def test_runs_are_contiguous_slices_capped_at_the_batch_size():
+    order = list("abcdefgh")
+    assert contiguous_runs(order, list("hbcdf"), 2) == [["b", "c"], ["d"], ["f"], ["h"]]
+    assert contiguous_runs(order, [], 5) == []
+    p = plan({"a": "1", "b": "2", "d": "4"}, {"a": "1", "b": "x"}, ["a", "b", "c"], materialized=set())
+    assert (p.add, p.remove, p.changed, p.order, p.requested) == (["d"], ["c"], ["b"], ["a", "b", "d"], ["b", "d"])
