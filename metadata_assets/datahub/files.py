@@ -4,7 +4,7 @@ The store is a local directory here; `gs://bucket/prefix` stores live in datahub
 Layout under the store root, per source:
     <source>/mce/<database>.json        the MCE file (what `datahub ingest` with the file source reads)
     <source>/snapshots/<database>.json  the catalog snapshot it was built from (for diffs)
-Database names are percent-encoded into file names, so any name (unicode, spaces, slashes, dots) is safe.
+Database names are percent-encoded into file names (see encode_name), so any name (spaces, slashes, dots) is safe.
 """
 
 from __future__ import annotations
@@ -83,8 +83,18 @@ def open_store(uri: str) -> Store:
     return LocalStore(uri)
 
 
+# Kept as they are in file and object names: ASCII letters, digits, '_', '-' and printable non-ASCII characters.
+# Everything else ('.', '/', '%', spaces, controls) is percent-encoded. Leaving non-ASCII raw keeps the longest
+# database name (64 BMP characters, at most 3 UTF-8 bytes each) well inside the 255-byte file name limit, where
+# percent-encoding every byte would need up to 9 bytes a character.
+_SAFE_ASCII = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
 def encode_name(database: str) -> str:
-    return urllib.parse.quote(database, safe="").replace(".", "%2E")
+    return "".join(
+        c if c in _SAFE_ASCII or (c > "\x7f" and c.isprintable()) else urllib.parse.quote(c, safe="").replace(".", "%2E")
+        for c in database
+    )
 
 
 def decode_name(file_stem: str) -> str:

@@ -22,6 +22,11 @@ from metadata_assets.config import MySQLSource
 log = logging.getLogger(__name__)
 
 
+_IDENT = r"(?:`(?:[^`]|``)*`|[^.\s`]+)"
+# GRANT <privileges> ON [TABLE|PROCEDURE|...] <db>.<object> TO ...   (group 1: privileges, group 2: database part)
+_GRANT_ON = re.compile(rf"GRANT (.+?) ON (?:[A-Z]+ )?({_IDENT})\.({_IDENT}) TO ")
+
+
 class SourceUnavailable(RuntimeError):
     """The server cannot be reached or refuses the login."""
 
@@ -63,7 +68,8 @@ class MySQLReader:
     def _query(self, sql: str, args: Sequence = ()) -> list[dict]:
         self.statements += 1
         with self.conn.cursor(pymysql.cursors.DictCursor) as cur:
-            cur.execute(sql, tuple(args))
+            # no args: no %-formatting at all, so a '%' in a quoted name (SHOW CREATE TABLE `100%`.v) stays as is
+            cur.execute(sql, tuple(args) if args else None)
             return list(cur.fetchall())
 
     @property
@@ -195,14 +201,17 @@ class MySQLReader:
         warnings = []
         for row in self._query("SHOW GRANTS"):
             grant = next(iter(row.values()))
-            m = re.match(r"GRANT (.+?) ON (\S+) TO ", grant)
+            # the database part may be a quoted name holding spaces, dots or doubled backticks: `a.b c`.*
+            m = _GRANT_ON.match(grant)
             if not m:
                 continue
-            privs, target = m.group(1), m.group(2)
+            privs, db_part = m.group(1), m.group(2)
             if not re.search(r"\bSELECT\b|\bALL PRIVILEGES\b", privs):
                 continue
-            db_part = target.split(".")[0].strip("`").replace("``", "`").lower()
-            if target.startswith("*.*") or db_part in dbs or "%" in db_part or "_" in db_part:
+            if db_part.startswith("`"):
+                db_part = db_part[1:-1].replace("``", "`")
+            db_part = db_part.lower()
+            if db_part == "*" or db_part in dbs or "%" in db_part or "_" in db_part:
                 warnings.append(f"over-privileged: the account can read data ({grant.split(' IDENTIFIED')[0]})")
         return warnings
 

@@ -1,0 +1,236 @@
+"""The MCE files themselves: valid for DataHub's own tools, ingestible, deterministic, atomically written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from metadata_assets.datahub import files
+from metadata_assets.datahub.mcps import UrnRules
+from metadata_assets.extract import extract
+from test_conformance import AWKWARD_DB, create_awkward
+
+DATAHUB_CLI = str(Path(sys.executable).parent / "datahub")
+
+
+def cli_env(home: Path) -> dict:
+    return {**os.environ, "DATAHUB_TELEMETRY_ENABLED": "false", "HOME": str(home)}
+
+
+def extract_all(schema, root: Path, **source_overrides) -> files.LocalStore:
+    store = files.LocalStore(root)
+    results = list(extract(schema.source(**source_overrides), sorted(schema.databases), store))
+    assert all(r.ok and not r.missing for r in results), [(r.database, r.error) for r in results]
+    return store
+
+
+def mce_files(store: files.LocalStore) -> list[Path]:
+    found = sorted((store.root / "src" / "mce").glob("*.json"))
+    assert found
+    return found
+
+
+@pytest.fixture
+def sample(schema):
+    schema.load_sample()
+    create_awkward(schema)
+    schema.grant()
+    return schema
+
+
+@pytest.mark.slow
+def test_every_file_passes_datahub_check_metadata_file(sample, tmp_path):
+    store = extract_all(sample, tmp_path / "store")
+    paths = mce_files(store)
+    assert len(paths) == 5
+    # a negative control: the same check must reject a file with a wrongly typed field
+    bad = json.loads(paths[0].read_bytes())
+    schema_mcp = next(m for m in bad if m["aspectName"] == "schemaMetadata")
+    schema_mcp["aspect"]["json"]["fields"][0]["nullable"] = "yes"
+    bad_path = tmp_path / "bad.json"
+    bad_path.write_text(json.dumps(bad))
+
+    outcomes = {}
+    pending = [*paths, bad_path]
+    while pending:  # two at a time: each CLI start costs ~4 s of CPU
+        batch, pending = pending[:2], pending[2:]
+        procs = {p: subprocess.Popen([DATAHUB_CLI, "check", "metadata-file", str(p)], env=cli_env(tmp_path),
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for p in batch}
+        for p, proc in procs.items():
+            out, _ = proc.communicate(timeout=300)
+            outcomes[p] = (proc.returncode, out.decode(errors="replace"))
+    for p in paths:
+        rc, out = outcomes[p]
+        n = len(json.loads(p.read_bytes()))
+        assert rc == 0 and f"{n} MCEs found - all valid" in out, (p.name, out[-2000:])
+    rc, out = outcomes[bad_path]
+    assert rc != 0 and "Failed to parse" in out
+
+
+@pytest.mark.slow
+def test_files_ingest_with_the_file_source_into_datahub_lite(sample, tmp_path):
+    from datahub.lite.lite_util import get_datahub_lite
+
+    store = extract_all(sample, tmp_path / "store")
+    lite_file = tmp_path / "lite.sqlite"
+    lite_config = {"type": "sqlite", "config": {"file": str(lite_file)}}
+    recipe = tmp_path / "recipe.yml"
+    recipe.write_text(yaml.safe_dump({
+        "source": {"type": "file", "config": {"path": str(store.root / "src" / "mce")}},
+        "sink": {"type": "datahub-lite", "config": lite_config},
+    }))
+    proc = subprocess.run([DATAHUB_CLI, "ingest", "-c", str(recipe)], env=cli_env(tmp_path),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    expected = [m for p in mce_files(store) for m in files.read_mcps(p.read_bytes())]
+    assert len(expected) > 100
+    lite = get_datahub_lite({"type": "sqlite", "config": {"file": str(lite_file), "read_only": True}}, read_only=True)
+    try:
+        assert set(lite.list_ids()) == {m.entityUrn for m in expected}
+        for m in expected:
+            got = lite.get(m.entityUrn, aspects=[m.aspectName], typed=True)
+            assert got and got[m.aspectName] == m.aspect, (m.entityUrn, m.aspectName)
+        rules = UrnRules()
+        table = rules.dataset(sample.db(AWKWARD_DB), "Mixed Case-Tbl$")
+        schema_md = lite.get(table, aspects=["schemaMetadata"], typed=True)["schemaMetadata"]
+        assert [f.fieldPath for f in schema_md.fields] == ["id", "Ünïcode Col", "order ref", "customer"]
+    finally:
+        lite.close()
+
+
+def test_files_read_back_as_the_proposals_written(sample, tmp_path):
+    store = extract_all(sample, tmp_path / "store")
+    for p in mce_files(store):
+        raw = p.read_bytes()
+        mcps = files.read_mcps(raw)
+        assert files.serialize_mcps(mcps) == raw
+        assert all(m.validate() for m in mcps)
+
+
+def test_extracting_twice_gives_byte_identical_files(sample, tmp_path):
+    first = extract_all(sample, tmp_path / "a")
+    second = extract_all(sample, tmp_path / "b")
+    # batch composition must not matter either: one database per batch, and the awkward one alone
+    third = extract_all(sample, tmp_path / "c", batch_size=1)
+    alone = files.LocalStore(tmp_path / "d")
+    (r,) = extract(sample.source(), [sample.db(AWKWARD_DB)], alone)
+    assert r.ok
+
+    a = {p.name: p.read_bytes() for p in mce_files(first)}
+    assert len(a) == 5
+    assert a == {p.name: p.read_bytes() for p in mce_files(second)}
+    assert a == {p.name: p.read_bytes() for p in mce_files(third)}
+    (only,) = mce_files(alone)
+    assert a[only.name] == only.read_bytes()
+    # and the snapshot files next to them
+    snaps = lambda s: {p.name: p.read_bytes() for p in (s.root / "src" / "snapshots").glob("*.json")}
+    assert snaps(first) == snaps(second) == snaps(third)
+
+
+def test_platform_instance_urns_and_aspects(sample, tmp_path):
+    store = extract_all(sample, tmp_path / "store", platform_instance="eu-1")
+    rules = UrnRules(platform_instance="eu-1")
+    instance_urn = "urn:li:dataPlatformInstance:(urn:li:dataPlatform:mysql,eu-1)"
+    shop = sample.db("shop")
+    mcps = {}
+    for p in mce_files(store):
+        for m in files.read_mcps(p.read_bytes()):
+            mcps.setdefault(m.entityUrn, {})[m.aspectName] = m.aspect
+    datasets = {u for u in mcps if u.startswith("urn:li:dataset:")}
+    assert f"urn:li:dataset:(urn:li:dataPlatform:mysql,eu-1.{shop}.orders,PROD)" in datasets
+    assert len(datasets) == 16 and all(u.startswith("urn:li:dataset:(urn:li:dataPlatform:mysql,eu-1.") for u in datasets)
+    containers = {u for u in mcps if u.startswith("urn:li:container:")}
+    assert containers == {rules.container(db) for db in sample.databases}
+    assert not containers & {UrnRules().container(db) for db in sample.databases}  # the instance is in the key
+    for urn in datasets | containers:
+        assert mcps[urn]["dataPlatformInstance"].instance == instance_urn, urn
+        assert mcps[urn]["browsePathsV2"].path[0].urn == instance_urn, urn
+    for urn in datasets:
+        for fk in mcps[urn]["schemaMetadata"].foreignKeys or []:
+            assert fk.foreignDataset in datasets
+        for up in getattr(mcps[urn].get("upstreamLineage"), "upstreams", []):
+            assert up.dataset in datasets
+    assert mcps[rules.dataset(shop, "paid_orders")]["upstreamLineage"].upstreams[0].dataset == rules.dataset(
+        shop, "customers")
+
+
+# --- atomic writes -------------------------------------------------------------------------------------------
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+
+
+@pytest.mark.parametrize("fail_in", ["fsync", "replace"])
+def test_failed_write_keeps_the_old_file_and_leaves_no_temp_file(tmp_path, monkeypatch, fail_in):
+    store = files.LocalStore(tmp_path)
+    key = files.mce_key("src", "db")
+    store.write_bytes(key, b"old content")
+    target = tmp_path / "src" / "mce"
+
+    def crash(*args, **kwargs):
+        raise OSError("simulated crash")
+
+    monkeypatch.setattr(files.os, fail_in, crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        store.write_bytes(key, b"new content " * 100_000)
+    monkeypatch.undo()
+    assert store.read_bytes(key) == b"old content"
+    assert leftovers(target) == []
+    assert store.list("src/mce") == [key]
+
+    # a first write that fails leaves nothing at all
+    monkeypatch.setattr(files.os, fail_in, crash)
+    with pytest.raises(OSError):
+        store.write_bytes(files.mce_key("src", "other"), b"x" * 1000)
+    monkeypatch.undo()
+    assert store.read_bytes(files.mce_key("src", "other")) is None
+    assert leftovers(target) == [] and store.list("src/mce") == [key]
+
+
+def test_failed_write_of_a_bad_payload_leaves_no_temp_file(tmp_path):
+    store = files.LocalStore(tmp_path)
+    key = files.mce_key("src", "db")
+    store.write_bytes(key, b"old")
+    with pytest.raises(TypeError):
+        store.write_bytes(key, "not bytes")  # type: ignore[arg-type]  # f.write raises midway
+    assert store.read_bytes(key) == b"old"
+    assert leftovers(tmp_path / "src" / "mce") == []
+
+
+def test_concurrent_readers_never_see_half_a_file(tmp_path):
+    store = files.LocalStore(tmp_path)
+    key = files.mce_key("src", "db")
+    versions = [bytes([65 + i]) * (4 << 20) for i in range(2)]  # 4 MiB each: a torn write would show
+    store.write_bytes(key, versions[0])
+    stop = threading.Event()
+    seen: list[bytes | None] = []
+
+    def reader():
+        while not stop.is_set():
+            data = store.read_bytes(key)
+            if data not in versions:
+                seen.append(data)
+            seen.append(b"ok")
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(30):
+            store.write_bytes(key, versions[i % 2])
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    bad = [s for s in seen if s != b"ok"]
+    assert not bad, f"{len(bad)} torn reads, e.g. {len(bad[0] or b'')} bytes"
+    assert seen.count(b"ok") >= 2
+    assert leftovers(tmp_path / "src" / "mce") == []
