@@ -184,3 +184,31 @@ def test_select_grant_on_an_awkward_database_name_is_flagged(schema, tmp_path, s
     assert [w for w in r.warnings if "over-privileged" in w] == [
         f"over-privileged: the account can read data (GRANT SELECT, REFERENCES, SHOW VIEW ON {quote_ident(db)}.* "
         f"TO `{schema.user}`@`%`)"]
+
+
+@pytest.mark.parametrize("batch_size", [1, 10])
+def test_lineage_keeps_the_case_of_names_in_other_databases(schema, tmp_path, batch_size):
+    """MySQL names are case-sensitive: a view over `Other`.`MixedTbl` must point at that table's own URN, whether
+    or not the other database is read in the same batch (sqlglot lower-cases tables it cannot resolve)."""
+    other = schema.create("Other DB", "CREATE TABLE `MixedTbl` (`MixedCol` INT PRIMARY KEY, `low` INT)")
+    denied = schema.create("Zz", "CREATE TABLE `Hidden_T` (`Col` INT)")
+    db = schema.create(
+        "Views",
+        f"CREATE VIEW `Cross V` AS SELECT m.`MixedCol`, m.`low` FROM {quote_ident(other)}.`MixedTbl` m",
+        f"CREATE VIEW `Denied V` AS SELECT `Col` FROM {quote_ident(denied)}.`Hidden_T`",
+    )
+    schema.grant()
+    source = schema.source(batch_size=batch_size, table_pattern={"deny": [".*\\.hidden_t"]})
+    store = files.LocalStore(tmp_path)
+    results = {r.database: r for r in extract(source, [other, db, denied], store)}
+    assert all(r.ok for r in results.values())
+    rules = UrnRules()
+    mcps = {(m.entityUrn, m.aspectName): m.aspect for m in files.read_mcps(store.read_bytes(files.mce_key("src", db)))}
+    cross = mcps[(rules.dataset(db, "Cross V"), "upstreamLineage")]
+    assert [u.dataset for u in cross.upstreams] == [rules.dataset(other, "MixedTbl")]
+    assert sorted(u for f in cross.fineGrainedLineages for u in f.upstreams) == [
+        f"urn:li:schemaField:({rules.dataset(other, 'MixedTbl')},MixedCol)",
+        f"urn:li:schemaField:({rules.dataset(other, 'MixedTbl')},low)"]
+    # a table left out by table_pattern is not emitted, but lineage still names it by the same rules
+    hidden = mcps[(rules.dataset(db, "Denied V"), "upstreamLineage")]
+    assert [u.dataset for u in hidden.upstreams] == [rules.dataset(denied, "Hidden_T")]

@@ -152,8 +152,17 @@ class LineageResolver:
     def __init__(self, rules: UrnRules):
         from datahub.sql_parsing.schema_resolver import SchemaResolver
 
+        class CaseKeepingSchemaResolver(SchemaResolver):
+            """DataHub lower-cases the URN of a table it has no schema for (every platform but BigQuery and DB2).
+            MySQL names are case-sensitive, and a view may read a table of a database outside this batch or left
+            out by table_pattern: keep the name as written, so the URN is the one UrnRules gives that table."""
+
+            def _prefers_urn_lower(self) -> bool:
+                return False
+
         self.rules = rules
-        self.resolver = SchemaResolver(platform=PLATFORM, platform_instance=rules.platform_instance, env=rules.env)
+        self.resolver = CaseKeepingSchemaResolver(platform=PLATFORM, platform_instance=rules.platform_instance,
+                                                  env=rules.env)
 
     def register(self, db: Database) -> None:
         for t in db.tables:
