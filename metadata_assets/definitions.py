@@ -15,6 +15,7 @@ warnings.filterwarnings("ignore", category=PreviewWarning)
 
 from metadata_assets.config import ProjectConfig, check_secrets, load
 from metadata_assets.defs.extraction import build_mce_asset
+from metadata_assets.defs.checks import build_schema_checks
 from metadata_assets.defs.partitions_sensor import build_schema_sensor
 from metadata_assets.defs.pools import build_pool_limits_sensor
 from metadata_assets.defs.push import build_push_asset, build_push_sensor
@@ -27,6 +28,7 @@ def build_definitions(cfg: ProjectConfig) -> Definitions:
     for source in cfg.sources:
         assets.append(build_mce_asset(cfg, source))
         sensors.append(build_schema_sensor(cfg, source))
+        checks.append(build_schema_checks(source))
         assets.append(build_push_asset(cfg, source))
         sensors.append(build_push_sensor(cfg, source))
         schedules.append(build_daily_schedule(source))

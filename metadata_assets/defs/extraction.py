@@ -18,6 +18,8 @@ from dagster import (
 
 from metadata_assets.config import MySQLSource, ProjectConfig
 from metadata_assets.datahub.files import open_store
+from metadata_assets.defs.checks import schema_change_metadata, schema_check_evaluations
+from metadata_assets.diff import diff
 from metadata_assets.extract import DatabaseResult, extract
 
 DATA_VERSION_TAG = "dagster/data_version"
@@ -65,6 +67,8 @@ def materialization(key: AssetKey, r: DatabaseResult) -> AssetMaterialization:
         "warnings": MetadataValue.md("\n".join(f"- {w}" for w in r.warnings) or "none"),
         "warning_count": len(r.warnings),
     }
+    if r.snapshot is not None:  # what changed since the previous snapshot of this database (defs/checks.py)
+        metadata.update(schema_change_metadata(diff(r.previous, r.snapshot)))
     return AssetMaterialization(asset_key=key, partition=r.database, metadata=metadata,
                                 tags={DATA_VERSION_TAG: r.data_version})
 
@@ -104,6 +108,7 @@ def build_mce_asset(cfg: ProjectConfig, source: MySQLSource):
                 context.log.error(f"{r.database}: {r.error}")
             elif not r.missing:
                 yield materialization(key, r)  # a generator with no Output: only these events materialize
+                yield from schema_check_evaluations(context, source, key, r)  # per-partition checks (defs/checks.py)
         context.log.info(f"{len(databases)} databases in {time.monotonic() - started:.1f}s, "
                          f"{len(failures)} failed")
         if failures:

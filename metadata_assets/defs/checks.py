@@ -1,0 +1,141 @@
+"""What changed, in Dagit: diff metadata on each partition's materialization, and per-partition asset checks.
+
+The extraction asset records, on every database's materialization, the diff between the previous snapshot and the
+new one (`schema_change_metadata`). The checks of one source (`build_schema_checks`) are evaluated from that
+recorded metadata, per partition:
+- `breaking_schema_changes`: WARN listing dropped tables/views/columns, narrowed or incompatible types, NOT NULL added;
+- `documentation_coverage`: WARN when the share of commented tables or columns is below `source.coverage_threshold`.
+
+How they reach Dagit (Dagster 1.13): `check_specs=` on the `@asset` makes the check outputs required, and an
+`AssetCheckResult` belongs to the step's single partition, while one extraction run covers a range of databases. So
+the extraction asset yields one `AssetCheckEvaluation` per partition (with `partition=`) right after that
+partition's materialization (`schema_check_evaluations`). The specs are declared by a separate multi-asset check
+(`build_schema_checks`), which lists the checks under the asset in Dagit and re-evaluates them on demand from the
+metadata of each partition's latest materialization. In extraction runs that check step shows as skipped (the asset
+emits no Output, only per-partition materializations): the asset has already logged the evaluations.
+Dagster's built-in column-schema-change checks are not used: they compare materializations across partitions.
+"""
+
+from typing import Mapping, Optional
+
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckExecutionContext,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    AssetRecordsFilter,
+    MetadataValue,
+    multi_asset_check,
+)
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
+
+from metadata_assets.config import MySQLSource
+from metadata_assets.diff import SchemaDiff, diff
+from metadata_assets.extract import DatabaseResult
+
+BREAKING = "breaking_schema_changes"
+COVERAGE = "documentation_coverage"
+DIFF_PREFIX = "diff_"
+
+
+def schema_change_metadata(d: SchemaDiff) -> dict:
+    """Materialization metadata for a diff: markdown, one count per kind of change, the breaking list."""
+    return {
+        "schema_diff": MetadataValue.md(d.markdown()),
+        "schema_changed": not d.empty and not d.baseline,
+        **{DIFF_PREFIX + k: v for k, v in d.counts().items()},
+        "breaking_changes": MetadataValue.json(d.breaking),
+    }
+
+
+def _value(metadata: Mapping, key: str, default=None):
+    v = metadata.get(key)
+    return default if v is None else getattr(v, "value", v)
+
+
+def evaluate(key: AssetKey, partition: str, metadata: Mapping, threshold: float,
+             target: Optional[AssetCheckEvaluationTargetMaterializationData] = None) -> list[AssetCheckEvaluation]:
+    """Both checks of one partition, from the metadata of its materialization."""
+    breaking = list(_value(metadata, "breaking_changes", []) or [])
+    recorded = "breaking_changes" in metadata
+    t_cov = float(_value(metadata, "table_doc_coverage", 1.0))
+    c_cov = float(_value(metadata, "column_doc_coverage", 1.0))
+    low = [f"{what} {cov:.0%}" for what, cov in (("tables", t_cov), ("columns", c_cov)) if cov < threshold]
+    return [
+        AssetCheckEvaluation(
+            asset_key=key, check_name=BREAKING, partition=partition, passed=not breaking,
+            severity=AssetCheckSeverity.WARN, target_materialization_data=target,
+            description=(f"{len(breaking)} breaking change(s) since the previous snapshot" if breaking
+                         else "no breaking change" if recorded else "no diff recorded on this materialization"),
+            metadata={"breaking_changes": MetadataValue.md("\n".join(f"- {b}" for b in breaking) or "none"),
+                      "count": len(breaking)},
+        ),
+        AssetCheckEvaluation(
+            asset_key=key, check_name=COVERAGE, partition=partition, passed=not low,
+            severity=AssetCheckSeverity.WARN, target_materialization_data=target,
+            description=(f"documentation below {threshold:.0%}: " + ", ".join(low)) if low
+            else f"documentation coverage at or above {threshold:.0%}",
+            metadata={"table_doc_coverage": MetadataValue.float(t_cov),
+                      "column_doc_coverage": MetadataValue.float(c_cov),
+                      "threshold": MetadataValue.float(threshold)},
+        ),
+    ]
+
+
+def latest_materialization_target(instance, key: AssetKey, partition: str,
+                                   run_id: Optional[str] = None) -> Optional[AssetCheckEvaluationTargetMaterializationData]:
+    """The partition's latest materialization (only if made by run_id, when given), as a check target."""
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
+    if not records or (run_id is not None and records[0].run_id != run_id):
+        return None
+    rec = records[0]
+    return AssetCheckEvaluationTargetMaterializationData(storage_id=rec.storage_id, run_id=rec.run_id,
+                                                         timestamp=rec.timestamp)
+
+
+def schema_check_evaluations(context, source: MySQLSource, key: AssetKey,
+                             r: DatabaseResult) -> list[AssetCheckEvaluation]:
+    """Both checks of one freshly extracted database: the extraction asset yields them right after its
+    materialization, which the instance has stored by then, so they point at it (Dagit then counts them current)."""
+    if r.snapshot is None:
+        return []
+    metadata = {"breaking_changes": diff(r.previous, r.snapshot).breaking,
+                "table_doc_coverage": r.table_doc_coverage, "column_doc_coverage": r.column_doc_coverage}
+    target = latest_materialization_target(context.instance, key, r.database, context.run.run_id)
+    return evaluate(key, r.database, metadata, source.coverage_threshold, target)
+
+
+def build_schema_checks(source: MySQLSource):
+    from metadata_assets.defs.extraction import mce_asset_key, partitions_def
+
+    key, parts = mce_asset_key(source), partitions_def(source)
+
+    @multi_asset_check(
+        name=f"{source.name}_schema_checks",
+        specs=[
+            AssetCheckSpec(BREAKING, asset=key, partitions_def=parts,
+                           description="WARN on dropped tables/views/columns, narrowed types, NOT NULL added"),
+            AssetCheckSpec(COVERAGE, asset=key, partitions_def=parts,
+                           description=f"WARN when table or column comments cover less than "
+                                       f"{source.coverage_threshold:.0%}"),
+        ],
+        can_subset=True,  # makes the check outputs optional: evaluations are logged per partition instead
+    )
+    def schema_checks(context: AssetCheckExecutionContext):
+        for partition in context.partition_keys:
+            records = context.instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
+            if not records:
+                context.log.info(f"{partition}: never materialized, nothing to check")
+                continue
+            target = latest_materialization_target(context.instance, key, partition)
+            for evaluation in evaluate(key, partition, records[0].asset_materialization.metadata,
+                                       source.coverage_threshold, target):
+                context.op_execution_context.log_event(evaluation)
+        yield from ()
+
+    return schema_checks

@@ -1,0 +1,169 @@
+"""The diff between two snapshots, its metadata on each materialization, and the per-partition asset checks."""
+
+import copy
+
+import pytest
+from dagster import AssetCheckKey, AssetCheckSeverity, DagsterInstance
+
+from metadata_assets.catalog import Column, Database, Table
+from metadata_assets.datahub import files
+from metadata_assets.defs.checks import BREAKING, COVERAGE, build_schema_checks
+from metadata_assets.defs.extraction import build_mce_asset, materialization, mce_asset_key
+from metadata_assets.diff import diff, type_change_breaks
+from metadata_assets.extract import extract
+
+
+def col(name, ordinal, column_type="int(11)", nullable=True, default=None, comment=""):
+    return Column(name=name, ordinal=ordinal, column_type=column_type, data_type=column_type.split("(")[0],
+                  nullable=nullable, default=default, comment=comment)
+
+
+def sample() -> Database:
+    return Database(name="db", tables=[
+        Table(name="orders", table_type="BASE TABLE", comment="orders", columns=[
+            col("id", 1, nullable=False), col("note", 2, "varchar(64)", default="'x'", comment="free text"),
+            col("amount", 3, "decimal(10,2)")]),
+        Table(name="gone", table_type="BASE TABLE", columns=[col("id", 1)]),
+        Table(name="v_old", table_type="VIEW", columns=[col("id", 1)]),
+    ])
+
+
+def test_no_previous_snapshot_is_a_baseline_and_identical_snapshots_diff_empty():
+    d = diff(None, sample())
+    assert d.baseline and d.breaking == [] and set(d.counts().values()) == {0}
+    same = diff(sample(), sample())
+    assert same.empty and same.markdown() == "No schema change since the previous materialization."
+
+
+def test_diff_lists_every_kind_of_change():
+    old, new = sample(), copy.deepcopy(sample())
+    orders = new.tables[0]
+    orders.columns = [
+        col("id", 1, nullable=False),
+        col("note", 2, "varchar(32)", nullable=False, default="'y'", comment="short text"),
+        col("created", 3, "datetime"),
+    ]
+    orders.comment = "all orders"
+    new.tables = [orders, new.tables[2],
+                  Table(name="fresh", table_type="BASE TABLE", columns=[col("id", 1)]),
+                  Table(name="v_new", table_type="VIEW", columns=[col("id", 1)])]
+    new.tables = [t for t in new.tables if t.name != "v_old"]
+    d = diff(old, new)
+    assert (d.tables_added, d.tables_removed, d.views_added, d.views_removed) == (
+        ["fresh"], ["gone"], ["v_new"], ["v_old"])
+    kinds = {(c.column, c.kind) for c in d.columns}
+    assert kinds == {("amount", "removed"), ("created", "added"), ("note", "retyped"), ("note", "nullability"),
+                     ("note", "default"), ("note", "comment")}
+    assert d.counts() == {"tables_added": 1, "tables_removed": 1, "views_added": 1, "views_removed": 1,
+                          "columns_added": 1, "columns_removed": 1, "columns_changed": 1, "breaking_changes": 5}
+    assert d.breaking == [
+        "table `gone` dropped", "view `v_old` dropped", "column `orders`.`amount` removed (was decimal(10,2))",
+        "column `orders`.`note` type changed: `varchar(64)` → `varchar(32)` (narrowed type)",
+        "column `orders`.`note` became NOT NULL",
+    ]
+    md = d.markdown()
+    for text in ("**Tables added:** `fresh`", "**Views removed:** `v_old`", "`orders` comment changed",
+                 "column `orders`.`note` default changed: `'x'` → `'y'`", "**Breaking changes:**"):
+        assert text in md
+
+
+@pytest.mark.parametrize("before,after,breaks", [
+    ("int(11)", "bigint(20)", None), ("bigint(20)", "int(11)", "narrowed type"),
+    ("int(10) unsigned", "int(11)", "narrowed type"), ("int(10) unsigned", "bigint(20)", None),
+    ("int(11)", "int(10)", None),  # display width only
+    ("varchar(64)", "varchar(128)", None), ("varchar(64)", "varchar(32)", "narrowed type"),
+    ("varchar(64)", "text", None), ("text", "varchar(255)", "narrowed type"),
+    ("decimal(10,2)", "decimal(12,2)", None), ("decimal(10,2)", "decimal(10,1)", "narrowed type"),
+    ("decimal(10,2)", "decimal(10,4)", "narrowed type"), ("double", "float", "narrowed type"),
+    ("enum('a','b')", "enum('a','b','c')", None), ("enum('a','b')", "enum('a')", "narrowed type"),
+    ("datetime(6)", "datetime", "narrowed type"), ("int(11)", "varchar(20)", "incompatible type"),
+    ("date", "datetime", "incompatible type"),
+])
+def test_type_narrowing(before, after, breaks):
+    assert type_change_breaks(before, after) == breaks
+
+
+def test_materialization_records_the_exact_change_against_real_mariadb(schema, tmp_path):
+    db = schema.create("m", "CREATE TABLE t (id INT PRIMARY KEY COMMENT 'id', email VARCHAR(100) COMMENT 'mail')",
+                       "CREATE TABLE keep (id INT)")
+    schema.grant()
+    source, store = schema.source(), files.LocalStore(tmp_path)
+    key = mce_asset_key(source)
+    (first,) = extract(source, [db], store)
+    meta = materialization(key, first).metadata
+    assert meta["schema_changed"].value is False and meta["diff_columns_removed"].value == 0
+    assert meta["schema_diff"].value.startswith("First snapshot")
+
+    schema.server.execute(f"ALTER TABLE `{db}`.t DROP COLUMN email, ADD COLUMN phone VARCHAR(20) NOT NULL",
+                          f"ALTER TABLE `{db}`.keep COMMENT 'kept'")
+    (second,) = extract(source, [db], store)
+    meta = materialization(key, second).metadata
+    assert meta["schema_changed"].value is True
+    assert (meta["diff_columns_removed"].value, meta["diff_columns_added"].value,
+            meta["diff_tables_removed"].value) == (1, 1, 0)
+    assert meta["breaking_changes"].value == ["column `t`.`email` removed (was varchar(100))"]
+    md = meta["schema_diff"].value
+    assert "column `t`.`email` removed (was varchar(100))" in md
+    assert "column `t`.`phone` added (varchar(20))" in md
+    assert "`keep` comment changed: '' → `kept`" in md
+
+    (third,) = extract(source, [db], store)
+    meta = materialization(key, third).metadata
+    assert meta["schema_changed"].value is False
+    assert meta["schema_diff"].value == "No schema change since the previous materialization."
+
+
+def _evaluations(result, check_name):
+    """The run's evaluations of one check, by partition."""
+    return {e.partition: e for e in result.get_asset_check_evaluations() if e.check_name == check_name}
+
+
+def test_checks_warn_per_partition_on_drop_column_and_low_coverage(schema, tmp_path):
+    from dagster import Definitions
+
+    documented = schema.create("doc", "CREATE TABLE t (id INT COMMENT 'id', name VARCHAR(9) COMMENT 'n') "
+                                      "COMMENT 'documented'")
+    bare = schema.create("bare", "CREATE TABLE t (id INT, name VARCHAR(9))")
+    schema.grant()
+    cfg = schema.project(tmp_path, coverage_threshold=0.5)
+    source = cfg.sources[0]
+    key = mce_asset_key(source)
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(f"{source.name}_databases", [documented, bare])
+    job = Definitions(assets=[build_mce_asset(cfg, source)],
+                      asset_checks=[build_schema_checks(source)]).resolve_implicit_global_asset_job_def()
+
+    def run_range():
+        result = job.execute_in_process(instance=instance, tags={
+            "dagster/asset_partition_range_start": documented, "dagster/asset_partition_range_end": bare})
+        assert result.success
+        return result
+
+    result = run_range()
+    coverage = _evaluations(result, COVERAGE)
+    assert coverage[documented].passed and not coverage[bare].passed
+    assert coverage[bare].severity == AssetCheckSeverity.WARN
+    assert "tables 0%" in coverage[bare].description and "columns 0%" in coverage[bare].description
+    assert [e.passed for e in _evaluations(result, BREAKING).values()] == [True, True]
+
+    schema.server.execute(f"ALTER TABLE `{bare}`.t DROP COLUMN name")
+    breaking = _evaluations(run_range(), BREAKING)
+    assert breaking[documented].passed
+    assert not breaking[bare].passed and breaking[bare].severity == AssetCheckSeverity.WARN
+    assert breaking[bare].metadata["breaking_changes"].value == "- column `t`.`name` removed (was varchar(9))"
+    latest = instance.fetch_materializations(key, limit=10).records
+    assert breaking[bare].target_materialization_data.storage_id in {r.storage_id for r in latest}
+    check = instance.event_log_storage.get_latest_asset_check_execution_by_key([AssetCheckKey(key, BREAKING)])
+    assert check  # Dagster's check storage knows the execution (what Dagit's Checks tab reads)
+    info = {i.partition_key: i for i in instance.event_log_storage.get_asset_check_partition_info(
+        [AssetCheckKey(key, BREAKING)])}
+    assert info[bare].is_current and info[documented].is_current  # Dagit shows them against the latest files
+
+    # on demand (Dagit's "Execute" on the check): re-evaluated from the latest materialization's metadata
+    checks_only = job.get_subset(asset_selection=set(),
+                                 asset_check_selection={AssetCheckKey(key, BREAKING), AssetCheckKey(key, COVERAGE)})
+    again = checks_only.execute_in_process(instance=instance, partition_key=bare)
+    on_demand = _evaluations(again, BREAKING)
+    assert list(on_demand) == [bare] and not on_demand[bare].passed
+    assert on_demand[bare].metadata["breaking_changes"].value == "- column `t`.`name` removed (was varchar(9))"
+    assert on_demand[bare].target_materialization_data == breaking[bare].target_materialization_data
