@@ -42,7 +42,7 @@ def apply_pool_limits(instance: DagsterInstance, limits: dict[str, int]) -> dict
     return changed
 
 
-def build_pool_limits_sensor(cfg: ProjectConfig, minimum_interval_seconds: int = 120):
+def build_pool_limits_sensor(cfg: ProjectConfig, minimum_interval_seconds: int = 60):
     limits = pool_limits(cfg)
 
     @sensor(
