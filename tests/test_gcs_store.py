@@ -168,3 +168,29 @@ def test_extraction_writes_to_gcs_and_reads_back(bucket, schema):
     again = list(extract(source, dbs, store))
     assert [r.file_sha256 for r in again] == [r.file_sha256 for r in results]
     assert {b.name: b.generation for b in storage.Client().list_blobs(gcs_bucket)} == before
+
+
+def test_extraction_asset_materializes_to_gcs(bucket, schema, tmp_path):
+    """The Dagster asset with `storage.uri: gs://...`: its materializations point at gs:// objects that read back."""
+    from dagster import DagsterInstance, materialize
+
+    from metadata_assets.config import ProjectConfig
+    from metadata_assets.defs.extraction import build_mce_asset, partitions_def
+
+    db = schema.create("gcs_db", "CREATE TABLE t (id INT PRIMARY KEY COMMENT 'the id') COMMENT 'a table'")
+    schema.grant()
+    source = schema.source()
+    cfg = ProjectConfig(sources=[source], storage={"uri": f"gs://{bucket}/dagster"})
+    asset = build_mce_asset(cfg, source)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with DagsterInstance.local_temp(str(home)) as instance:
+        instance.add_dynamic_partitions(partitions_def(source).name, [db])
+        result = materialize([asset], partition_key=db, instance=instance)
+        assert result.success
+        (mat,) = result.asset_materializations_for_node(asset.op.name)
+    uri = mat.metadata["path"].value
+    assert uri == f"gs://{bucket}/dagster/src/mce/{files.encode_name(db)}.json"
+    store = files.open_store(cfg.storage.uri)
+    mcps = files.read_mcps(store.read_bytes(files.mce_key("src", db)))
+    assert any(m.entityUrn.endswith(f"{db}.t,PROD)") for m in mcps)
