@@ -45,32 +45,41 @@ def sample(schema):
     return schema
 
 
+def corrupted_copy(path: Path, out: Path) -> Path:
+    """A negative control: the same file with one wrongly typed field, which the check must reject."""
+    bad = json.loads(path.read_bytes())
+    schema_mcp = next(m for m in bad if m["aspectName"] == "schemaMetadata")
+    schema_mcp["aspect"]["json"]["fields"][0]["nullable"] = "yes"
+    out.write_text(json.dumps(bad))
+    return out
+
+
 @pytest.mark.slow
 def test_every_file_passes_datahub_check_metadata_file(sample, tmp_path):
+    """`datahub check metadata-file F` for every file: in-process through the CLI's own click entry point (each
+    CLI process costs ~4 s of imports), plus the installed `datahub` executable on two files to prove the real thing."""
+    from click.testing import CliRunner
+    from datahub.entrypoints import datahub
+
     store = extract_all(sample, tmp_path / "store")
     paths = mce_files(store)
     assert len(paths) == 5
-    # a negative control: the same check must reject a file with a wrongly typed field
-    bad = json.loads(paths[0].read_bytes())
-    schema_mcp = next(m for m in bad if m["aspectName"] == "schemaMetadata")
-    schema_mcp["aspect"]["json"]["fields"][0]["nullable"] = "yes"
-    bad_path = tmp_path / "bad.json"
-    bad_path.write_text(json.dumps(bad))
+    bad_path = corrupted_copy(paths[0], tmp_path / "bad.json")
 
-    outcomes = {}
-    pending = [*paths, bad_path]
-    while pending:  # two at a time: each CLI start costs ~4 s of CPU
-        batch, pending = pending[:2], pending[2:]
-        procs = {p: subprocess.Popen([DATAHUB_CLI, "check", "metadata-file", str(p)], env=cli_env(tmp_path),
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for p in batch}
-        for p, proc in procs.items():
-            out, _ = proc.communicate(timeout=300)
-            outcomes[p] = (proc.returncode, out.decode(errors="replace"))
     for p in paths:
-        rc, out = outcomes[p]
         n = len(json.loads(p.read_bytes()))
-        assert rc == 0 and f"{n} MCEs found - all valid" in out, (p.name, out[-2000:])
-    rc, out = outcomes[bad_path]
+        result = CliRunner().invoke(datahub, ["check", "metadata-file", str(p)])
+        assert result.exit_code == 0 and f"{n} MCEs found - all valid" in result.output, (p.name, result.output)
+    assert CliRunner().invoke(datahub, ["check", "metadata-file", str(bad_path)]).exit_code != 0
+
+    awkward = next(p for p in paths if files.decode_name(p.stem) == sample.db(AWKWARD_DB))
+    procs = {p: subprocess.Popen([DATAHUB_CLI, "check", "metadata-file", str(p)], env=cli_env(tmp_path),
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for p in (awkward, bad_path)}
+    outcomes = {p: (proc.communicate(timeout=300)[0].decode(errors="replace"), proc.returncode)
+                for p, proc in procs.items()}
+    out, rc = outcomes[awkward]
+    assert rc == 0 and f"{len(json.loads(awkward.read_bytes()))} MCEs found - all valid" in out, out[-2000:]
+    out, rc = outcomes[bad_path]
     assert rc != 0 and "Failed to parse" in out
 
 
