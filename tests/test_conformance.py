@@ -13,6 +13,7 @@ Differences that are intended are asserted as such below (so the README cannot s
 - views: the built-in marks every view column nullable and leaves its description empty; ours keeps what
   information_schema says (NOT NULL and the base column's comment carried through). View SQL: ours is SHOW CREATE
   TABLE read without a default database, so names are qualified (`db`.`t`); the built-in's is unqualified.
+- MariaDB sequences: ours emits them as datasets (table_type SEQUENCE); the built-in skips them.
 - a column name containing a backtick: the built-in reports it with the backtick doubled (SQLAlchemy parses SHOW
   CREATE TABLE and does not unquote it); ours reports the real name.
 - view lineage: same upstream datasets and the same column-level mapping; the built-in also emits `query` entities
@@ -266,3 +267,25 @@ def test_every_lineage_upstream_is_a_urn_we_emit(both, schema):
     assert seen == 2 + 2 + 2 + 1  # paid_orders, open_invoices, v-1 $view, x-db view (cross-database)
     xdb = rules.dataset(schema.db(AWKWARD_DB), "x-db view")
     assert upstream_datasets(ours, xdb) == {rules.dataset(schema.db("shop"), "orders")}
+
+
+def test_mariadb_sequences_and_system_versioned_tables(schema, tmp_path):
+    """System-versioned tables conform. Intended difference: a MariaDB SEQUENCE is a dataset of ours (table_type
+    SEQUENCE, its columns as the server lists them); the built-in source skips sequences altogether."""
+    db = schema.create("kinds", "CREATE SEQUENCE `seq-1`",
+                       "CREATE TABLE sv (id INT PRIMARY KEY, x INT COMMENT 'versioned') WITH SYSTEM VERSIONING",
+                       "CREATE TABLE plain (id INT)")
+    schema.grant()
+    builtin = load_aspects([run_builtin(schema, tmp_path)])
+    store, _ = run_ours(schema, tmp_path)
+    ours = load_aspects(our_files(store))
+    rules = UrnRules()
+    sv, plain, seq = (rules.dataset(db, t) for t in ("sv", "plain", "seq-1"))
+    assert of_type(builtin, "urn:li:dataset:") == {sv, plain}
+    assert of_type(ours, "urn:li:dataset:") == {sv, plain, seq}
+    for urn in (sv, plain):
+        assert fields(builtin, urn) == fields(ours, urn)
+        assert builtin[urn]["subTypes"] == ours[urn]["subTypes"]
+    assert ours[sv]["datasetProperties"].customProperties["table_type"] == "SYSTEM VERSIONED"
+    assert ours[seq]["datasetProperties"].customProperties["table_type"] == "SEQUENCE"
+    assert fields(ours, seq)[0][0] == "next_not_cached_value"
