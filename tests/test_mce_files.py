@@ -243,3 +243,13 @@ def test_concurrent_readers_never_see_half_a_file(tmp_path):
     assert not bad, f"{len(bad)} torn reads, e.g. {len(bad[0] or b'')} bytes"
     assert seen.count(b"ok") >= 2
     assert leftovers(tmp_path / "src" / "mce") == []
+
+
+def test_written_files_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
+    """Readers running as another user (a `datahub ingest` container, a web server) must be able to read the files."""
+    store = files.LocalStore(tmp_path)
+    store.write_bytes(files.mce_key("src", "db"), b"[]")
+    reference = tmp_path / "reference"
+    reference.write_bytes(b"")  # created the ordinary way, under the same umask
+    mode = (tmp_path / "src" / "mce" / "db.json").stat().st_mode & 0o777
+    assert mode == reference.stat().st_mode & 0o777

@@ -28,6 +28,15 @@ class Store(Protocol):
     def uri(self, key: str) -> str: ...
 
 
+def _default_file_mode() -> int:
+    umask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _default_file_mode()
+
+
 class LocalStore:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).absolute()
@@ -41,6 +50,9 @@ class LocalStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:50]}.", suffix=".tmp", dir=path.parent)
         try:
+            # mkstemp makes the file 0600: give it the mode any new file gets, so other readers (a `datahub ingest`
+            # run as another user, a web server) can read it
+            os.fchmod(fd, _FILE_MODE)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
