@@ -157,14 +157,23 @@ def test_a_source_that_suddenly_shows_nothing_removes_nothing(estate):
     assert daemon.partitions() == dbs
 
 
-def test_sensor_is_registered_running_and_named_after_the_source(schema, tmp_path):
-    from dagster import DefaultSensorStatus
+def test_sensor_is_registered_running_and_its_requests_resolve_in_the_definitions(estate, tmp_path):
+    from dagster import AssetCheckKey, DefaultSensorStatus
 
     from metadata_assets.definitions import build_definitions
 
-    defs = build_definitions(schema.project(tmp_path))
+    schema, dbs, daemon = estate
+    defs = build_definitions(daemon.cfg)
     sensor = defs.get_sensor_def("src_schema_sensor")
     assert sensor.default_status == DefaultSensorStatus.RUNNING
+    key = mce_asset_key(daemon.source)
+    assert {AssetCheckKey(key, "breaking_schema_changes"), AssetCheckKey(key, "documentation_coverage")} <= set(
+        defs.resolve_asset_graph().asset_check_keys)
+    # what the daemon does: evaluate against the code location, new partitions and range run in one tick
+    data = sensor.evaluate_tick(build_sensor_context(instance=daemon.instance, definitions=defs))
+    (run,) = data.run_requests
+    assert (run.tags[ASSET_PARTITION_RANGE_START_TAG], run.tags[ASSET_PARTITION_RANGE_END_TAG]) == (dbs[0], dbs[-1])
+    assert run.asset_selection == [key]
 
 
 def test_runs_are_contiguous_slices_capped_at_the_batch_size():
