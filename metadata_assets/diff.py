@@ -41,14 +41,15 @@ class ColumnChange:
 @dataclass(frozen=True)
 class TableChange:
     table: str
-    kind: str  # comment, primary_key, view_definition
+    kind: str  # comment, primary_key, view_definition, "foreign key <name>"
     before: Optional[str] = None
     after: Optional[str] = None
 
     def describe(self) -> str:
         if self.kind == "view_definition":
             return f"view `{self.table}` definition changed"
-        return f"`{self.table}` {self.kind.replace('_', ' ')} changed: {_show(self.before)} → {_show(self.after)}"
+        label = "primary key" if self.kind == "primary_key" else self.kind
+        return f"`{self.table}` {label} changed: {_show(self.before)} → {_show(self.after)}"
 
 
 @dataclass
@@ -147,7 +148,17 @@ def _table_changes(a: Table, b: Table) -> list[TableChange]:
         out.append(TableChange(a.name, "primary_key", ", ".join(a.primary_key), ", ".join(b.primary_key)))
     if a.is_view and a.view_definition != b.view_definition:
         out.append(TableChange(a.name, "view_definition"))
+    old_fks, new_fks = {fk.name: _fk(fk) for fk in a.foreign_keys}, {fk.name: _fk(fk) for fk in b.foreign_keys}
+    for name in sorted(old_fks.keys() | new_fks.keys()):
+        if old_fks.get(name) != new_fks.get(name):
+            out.append(TableChange(a.name, f"foreign key {name}", old_fks.get(name), new_fks.get(name)))
     return out
+
+
+def _fk(fk) -> str:
+    target = f"{fk.ref_database}.{fk.ref_table}({', '.join(fk.ref_columns)})"
+    rules = "".join(f" ON {k} {v}" for k, v in (("DELETE", fk.on_delete), ("UPDATE", fk.on_update)) if v)
+    return f"({', '.join(fk.columns)}) → {target}{rules}"
 
 
 def _column_changes(a: Table, b: Table) -> list[ColumnChange]:

@@ -95,17 +95,19 @@ def test_materialization_records_the_exact_change_against_real_mariadb(schema, t
     assert meta["schema_diff"].value.startswith("First snapshot")
 
     schema.server.execute(f"ALTER TABLE `{db}`.t DROP COLUMN email, ADD COLUMN phone VARCHAR(20) NOT NULL",
-                          f"ALTER TABLE `{db}`.keep COMMENT 'kept'")
+                          f"ALTER TABLE `{db}`.keep COMMENT 'kept', ADD COLUMN t_id INT, "
+                          f"ADD CONSTRAINT fk_t FOREIGN KEY (t_id) REFERENCES t (id) ON DELETE CASCADE")
     (second,) = extract(source, [db], store)
     meta = materialization(key, second).metadata
     assert meta["schema_changed"].value is True
     assert (meta["diff_columns_removed"].value, meta["diff_columns_added"].value,
-            meta["diff_tables_removed"].value) == (1, 1, 0)
+            meta["diff_tables_removed"].value) == (1, 2, 0)
     assert meta["breaking_changes"].value == ["column `t`.`email` removed (was varchar(100))"]
     md = meta["schema_diff"].value
     assert "column `t`.`email` removed (was varchar(100))" in md
     assert "column `t`.`phone` added (varchar(20))" in md
     assert "`keep` comment changed: '' → `kept`" in md
+    assert f"`keep` foreign key fk_t changed: none → `(t_id) → {db}.t(id) ON DELETE CASCADE ON UPDATE RESTRICT`" in md
 
     (third,) = extract(source, [db], store)
     meta = materialization(key, third).metadata
