@@ -76,6 +76,7 @@ def test_alter_in_one_database_requests_exactly_that_partition(estate):
     result = daemon.tick()
     assert requested(result) == [[dbs[1]]]
     assert result.run_requests[0].tags["metadata_assets/reason"] == "schema changed"
+    assert "dagster-k8s/config" in result.run_requests[0].tags  # the run pod's size (README, GKE)
     assert not result.dynamic_partitions_requests
     assert not daemon.tick().run_requests  # the change is consumed
 

@@ -34,7 +34,7 @@ from dagster import (
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from metadata_assets.config import MySQLSource, ProjectConfig
-from metadata_assets.defs.extraction import mce_asset_key, partitions_def
+from metadata_assets.defs.extraction import mce_asset_key, partitions_def, run_tags
 from metadata_assets.sources.mysql import MySQLReader, SourceUnavailable, connect
 
 REASON_TAG = "metadata_assets/reason"
@@ -88,11 +88,11 @@ def contiguous_runs(order: list[str], requested: list[str], max_len: int) -> lis
     return groups
 
 
-def run_request(keys: list[str], reason: str) -> RunRequest:
+def run_request(keys: list[str], reason: str, tags: Optional[dict] = None) -> RunRequest:
+    tags = {**(tags or {}), REASON_TAG: reason}
     if len(keys) == 1:
-        return RunRequest(partition_key=keys[0], tags={REASON_TAG: reason})
-    return RunRequest(tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1],
-                            REASON_TAG: reason})
+        return RunRequest(partition_key=keys[0], tags=tags)
+    return RunRequest(tags={**tags, ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
 
 
 def read_fingerprints(source: MySQLSource) -> dict[str, str]:
@@ -157,7 +157,7 @@ def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interva
             _forget(cfg, source, p.remove, context.log)
         reasons = {**{k: "new database" for k in p.add}, **{k: "schema changed" for k in p.changed},
                    **{k: "never materialized" for k in p.never_materialized}}
-        runs = [run_request(g, ", ".join(sorted({reasons[k] for k in g})))
+        runs = [run_request(g, ", ".join(sorted({reasons[k] for k in g})), run_tags(source))
                 for g in contiguous_runs(p.order, p.requested, source.batch_size)]
         summary = (f"{len(fingerprints)} databases fingerprinted in {query_s:.2f}s: {len(p.add)} new, "
                    f"{len(p.remove)} removed, {len(p.changed)} changed, {len(p.never_materialized)} never "
