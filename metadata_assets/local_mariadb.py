@@ -95,11 +95,13 @@ def start(basedir: Path | str, port: int | None = None, extra_args: tuple[str, .
         )
     port = port or free_port()
     sock = basedir / "mariadb.sock"
+    tmpdir = basedir / "tmp"  # its own: servers sharing /tmp have clashed on internal temp-table files
+    tmpdir.mkdir(exist_ok=True)
     log = basedir / "error.log"
     proc = subprocess.Popen(
         [_find("mariadbd", "mysqld"), "--no-defaults", f"--datadir={datadir}", f"--socket={sock}",
          f"--port={port}", "--bind-address=127.0.0.1", "--user=root", f"--log-error={log}",
-         f"--pid-file={basedir / 'mariadb.pid'}", "--skip-name-resolve", "--innodb-buffer-pool-size=64M",
+         f"--pid-file={basedir / 'mariadb.pid'}", f"--tmpdir={tmpdir}", "--skip-name-resolve", "--innodb-buffer-pool-size=64M",
          "--innodb-log-file-size=16M", "--character-set-server=utf8mb4",
          "--collation-server=utf8mb4_unicode_ci", *extra_args],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
