@@ -70,7 +70,7 @@ def cmd_demo(args) -> int:
         print(summary)
         if args.no_ui:
             return 0
-        print("[demo] starting Dagit: http://127.0.0.1:3000  (Ctrl-C stops Dagster and MariaDB)", flush=True)
+        print(f"[demo] starting Dagit: http://127.0.0.1:{args.port}  (Ctrl-C stops Dagster and MariaDB)", flush=True)
         ui = subprocess.Popen(
             [sys.executable, "-m", "dagster", "dev", "-m", "metadata_assets.definitions", "-p", str(args.port)],
             env={**os.environ, **env}, start_new_session=True,

@@ -1,0 +1,72 @@
+"""Headless-browser smoke test of Dagit as a user sees it: Debian's chromium driven by Playwright's Python package
+opens the extraction asset's partitions page and must show the asset, the databases as partitions and how many are
+materialized. A screenshot is saved under test-output/ (gitignored)."""
+
+import json
+import re
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["dagster_server"]
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+OUTPUT = Path(__file__).parents[1] / "test-output"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed (Debian package chromium; `./dev.sh setup` installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def dismiss_community_popup(url: str) -> None:
+    """Dagit's "join the community" dialog covers the page until the NUX is marked seen."""
+    req = urllib.request.Request(url + "/graphql", method="POST", headers={"Content-Type": "application/json"},
+                                 data=json.dumps({"query": "mutation { setNuxSeen }"}).encode())
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert json.loads(r.read())["data"]["setNuxSeen"] is True
+
+
+def test_asset_partitions_page_shows_databases(dagit_ready, browser):
+    dagit = dagit_ready
+    shop = dagit.schema.db("shop")
+    dismiss_community_popup(dagit.dagster.url)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        page.goto(f"{dagit.dagster.url}/assets/{'/'.join(dagit.mce_asset)}?view=partitions")
+        for db in dagit.databases:  # the partition list: one row per allowed database
+            page.get_by_text(db, exact=True).first.wait_for(timeout=60_000)
+        page.get_by_text(f"Materialized ({len(dagit.databases)})").wait_for(timeout=30_000)
+        overview = page.inner_text("body")
+
+        page.get_by_text(shop, exact=True).first.click()  # what a user does next: open one database
+        page.get_by_text("proposals", exact=True).first.wait_for(timeout=30_000)  # its materialization metadata
+        page.wait_for_load_state("networkidle")
+        detail = page.inner_text("body")
+        OUTPUT.mkdir(exist_ok=True)
+        shot = OUTPUT / "dagit_asset_partitions.png"
+        page.screenshot(path=str(shot), full_page=True)
+    finally:
+        page.close()
+
+    assert re.search(r"Assets\s+(e2e_mysql\s+)+mce_files", overview), overview[:500]  # breadcrumb: the asset
+    assert f"{len(dagit.databases)} Partitions" in overview
+    assert "Materialized (3)" in overview and "Missing (0)" in overview and "Failed (0)" in overview
+    assert all(db in overview for db in dagit.databases)
+    assert not any("scratch_" in line for line in overview.splitlines())
+    for label in ("tables", "views", "columns", "column_doc_coverage", "path"):
+        assert re.search(rf"^{label}$", detail, re.M), f"metadata {label!r} not shown:\n{detail[-1500:]}"
+    assert re.search(r"^tables\s+3$", detail, re.M) and re.search(r"^views\s+1$", detail, re.M)  # shop's counts
+    assert shop in detail and "No partition selected" not in detail
+    assert shot.stat().st_size > 10_000
