@@ -25,7 +25,7 @@ def run_everything(cfg: ProjectConfig, print_fn: Callable[[str], None] = print) 
     from dagster import DagsterInstance
 
     from metadata_assets.datahub import files
-    from metadata_assets.defs.in_process import refresh_source
+    from metadata_assets.defs.in_process import push_source, refresh_source
     from metadata_assets.definitions import build_definitions
 
     defs = build_definitions(cfg)
@@ -33,6 +33,7 @@ def run_everything(cfg: ProjectConfig, print_fn: Callable[[str], None] = print) 
     ok = True
     for source in cfg.sources:
         ok &= refresh_source(defs, instance, source, print_fn)
+        ok &= push_source(defs, instance, source, print_fn)
     store = files.open_store(cfg.storage.uri)
     lines = ["", "Summary", "-------"]
     for source in cfg.sources:
@@ -44,7 +45,33 @@ def run_everything(cfg: ProjectConfig, print_fn: Callable[[str], None] = print) 
             n_tables += sum(1 for m in mcps if m["aspectName"] == "subTypes" and m["entityType"] == "dataset")
         lines.append(f"source {source.name}: {len(dbs)} databases ({', '.join(dbs)}), {n_tables} tables and views, "
                      f"{n_props} proposals in MCE files under {store.uri(source.name)}")
+    if cfg.datahub.target == "lite" and Path(cfg.datahub.lite.path).exists():
+        lines += lite_listing(cfg.datahub.lite.path)
     lines.append("all runs succeeded" if ok else "SOME RUNS FAILED: see Dagit")
     if not ok:
         raise SystemExit("\n".join(lines))
     return "\n".join(lines)
+
+
+def lite_listing(path: str) -> list[str]:
+    """What `datahub lite ls` shows, folder by folder: each browse path with the entities under it."""
+    from datahub.lite.lite_util import get_datahub_lite
+
+    lite = get_datahub_lite({"type": "sqlite", "config": {"file": str(Path(path).absolute()), "read_only": True}},
+                            read_only=True)
+    lines = [f"DataHub Lite {path} (datahub lite ls):"]
+
+    def walk(folder: str) -> None:
+        entries = [b for b in lite.ls(folder) if b.auto_complete is None]
+        datasets = sorted(b.name for b in entries if b.id.startswith("urn:li:dataset:"))
+        if datasets:
+            lines.append(f"  {folder}: {', '.join(datasets)}")
+        for b in entries:
+            if not b.leaf and not b.id.startswith("urn:li:dataset:"):
+                walk(f"{folder.rstrip('/')}/{b.name}")
+
+    try:
+        walk("/")
+    finally:
+        lite.close()
+    return lines

@@ -1,6 +1,7 @@
 """The README's first command, run the way a new user runs it: `metadata-assets demo` in a fresh directory.
 
---no-ui: a throwaway MariaDB is seeded, every partition materialized, a summary printed, exit 0, nothing left running.
+--no-ui: a throwaway MariaDB is seeded, every partition materialized and pushed to DataHub Lite, a summary printed
+(counts and a `datahub lite ls` listing), exit 0, nothing left running.
 Interactive: Dagit comes up on the given port; Ctrl-C (SIGINT to the foreground process group, as a terminal sends
 it) stops Dagster and MariaDB, leaving no process behind.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from datahub.emitter.mce_builder import make_dataset_urn
+from datahub.lite.lite_util import get_datahub_lite
 
 from metadata_assets.datahub import files
 from metadata_assets.local_mariadb import free_port
@@ -86,6 +88,23 @@ def test_demo_no_ui_materializes_everything_and_stops_mariadb(tmp_path):
     assert int(m[1]) == 3 and m[2].split(", ") == sorted(EXPECTED_DATASETS)
     assert (int(m[3]), int(m[4])) == (n_datasets, n_proposals)
     assert "scratch_tmp" not in out
+
+    # pushed to DataHub Lite, and the summary lists what Lite holds, database by database
+    assert re.search(rf"\[demo\] {SOURCE}: pushed to DataHub Lite at .*: 3 databases, {n_proposals} proposals", out)
+    listed: dict[str, set[str]] = {}
+    for ln in out.splitlines():
+        if m := re.fullmatch(r"  /databases/mysql/instances/default/databases/(\w+)/(?:tables|views): (.*)", ln):
+            listed.setdefault(m[1], set()).update(m[2].split(", "))
+    assert listed == EXPECTED_DATASETS, out
+    lite = get_datahub_lite({"type": "sqlite", "config": {"file": str(home / "datahub-lite.sqlite"),
+                                                          "read_only": True}}, read_only=True)
+    try:
+        for db, tables in EXPECTED_DATASETS.items():
+            for t in tables:
+                got = lite.get(make_dataset_urn("mysql", f"{db}.{t}", "PROD"), aspects=["schemaMetadata"], typed=True)
+                assert got and got["schemaMetadata"].schemaName == f"{db}.{t}"
+    finally:
+        lite.close()
     assert "3/3 databases" in out  # progress
     assert "all runs succeeded" in out
     assert out.rstrip().endswith("[demo] MariaDB stopped")

@@ -6,7 +6,7 @@ real DagsterInstance, so they show up in Dagit afterwards.
 
 from typing import Callable
 
-from dagster import DagsterInstance, Definitions
+from dagster import AssetKey, DagsterInstance, Definitions
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from metadata_assets.config import MySQLSource
@@ -50,3 +50,20 @@ def refresh_source(defs: Definitions, instance: DagsterInstance, source: MySQLSo
         print_fn(f"{source.name}: {done}/{len(keys)} databases extracted"
                  + ("" if result.success else f" (run {result.run_id} FAILED)"))
     return ok
+
+
+def push_source(defs: Definitions, instance: DagsterInstance, source: MySQLSource,
+                print_fn: Callable[[str], None] = print) -> bool:
+    """Materialize the source's DataHub push asset once, as its sensor would after the refresh (skipped when the
+    definitions have no push asset)."""
+    key = AssetKey([source.name, "datahub_push"])
+    if key not in defs.resolve_all_asset_keys():
+        print_fn(f"{source.name}: no push asset, nothing pushed")
+        return True
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(instance=instance, asset_selection=[key], run_config=QUIET, raise_on_error=False)
+    meta = {k: v.value for e in result.get_asset_materialization_events()
+            for k, v in e.materialization.metadata.items()}
+    print_fn(f"{source.name}: pushed to {meta.get('target', 'DataHub')}: {meta.get('databases_pushed', 0)} databases, "
+             f"{meta.get('proposals_sent', 0)} proposals" + ("" if result.success else f" (run {result.run_id} FAILED)"))
+    return result.success
