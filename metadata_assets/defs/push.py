@@ -1,0 +1,157 @@
+"""The push of one source's MCE files to DataHub: an unpartitioned asset, and the sensor that starts it.
+
+The extraction asset logs one materialization per database (output_required=False), so the push is not in the same
+run (its step would be skipped): the sensor watches extraction's materializations and requests a push run when a
+database materialized with a data version DataHub does not have yet, or when a database's files were forgotten.
+"""
+
+import hashlib
+import json
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
+    Backoff,
+    Config,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    asset,
+    sensor,
+)
+
+from metadata_assets.config import MySQLSource, ProjectConfig
+from metadata_assets.datahub import files
+from metadata_assets.datahub.push import MassRemovalRefused, PushFailed, PushReport, load_state, push
+from metadata_assets.datahub.sinks import DataHubUnavailable, open_sink
+from metadata_assets.defs.extraction import DATA_VERSION_TAG, mce_asset_key
+from metadata_assets.extract import rules_for
+
+SOURCE_TAG = "metadata_assets/push_source"
+RETRY_POLICY = RetryPolicy(max_retries=3, delay=60, backoff=Backoff.EXPONENTIAL)
+_ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+           DagsterRunStatus.STARTED]
+
+
+def push_asset_key(source: MySQLSource) -> AssetKey:
+    return AssetKey([source.name, "datahub_push"])
+
+
+class PushConfig(Config):
+    allow_mass_removal: bool = False  # let this run soft-delete more than datahub.max_removal_share
+
+
+def _metadata(r: PushReport) -> dict:
+    return {
+        "target": MetadataValue.text(r.target),
+        "databases_pushed": len(r.databases_pushed),
+        "databases_skipped": r.databases_skipped,
+        "databases_removed": len(r.databases_removed),
+        "proposals_sent": r.proposals_sent,
+        "entities_soft_deleted": len(r.soft_deleted),
+        "failures": len(r.failures) + len(r.not_attempted),
+        "duration_s": MetadataValue.float(round(r.duration_s, 3)),
+        "pushed": MetadataValue.md("\n".join(f"- `{d}`" for d in r.databases_pushed[:200]) or "none"),
+        "soft_deleted": MetadataValue.md("\n".join(f"- `{u}`" for u in r.soft_deleted[:200]) or "none"),
+    }
+
+
+def build_push_asset(cfg: ProjectConfig, source: MySQLSource, retry_policy: RetryPolicy = RETRY_POLICY):
+    @asset(
+        key=push_asset_key(source),
+        deps=[mce_asset_key(source)],
+        group_name=source.name,
+        kinds={"datahub"},
+        retry_policy=retry_policy,  # DataHub down: retried; the fail-safe and bad config are not
+        op_tags={SOURCE_TAG: source.name},
+        description=(f"Pushes the MCE files of `{source.name}` whose schema changed since the last confirmed push "
+                     f"to {cfg.datahub.target} DataHub; soft-deletes dropped tables and databases."),
+    )
+    def datahub_push(context: AssetExecutionContext, config: PushConfig) -> MaterializeResult:
+        store = files.open_store(cfg.storage.uri)
+        sink = open_sink(cfg.datahub)
+        try:
+            report = push(store, source.name, rules_for(source), sink,
+                          max_removal_share=cfg.datahub.max_removal_share,
+                          allow_mass_removal=config.allow_mass_removal, run_id=context.run.run_id,
+                          progress=context.log.info)
+        except MassRemovalRefused as e:
+            raise Failure(description=str(e), allow_retries=False) from None
+        except PushFailed as e:
+            raise Failure(description=str(e), metadata=_metadata(e.report)) from None
+        except DataHubUnavailable as e:
+            raise Failure(description=f"source {source.name!r}: {e}; every changed file stays pending") from None
+        finally:
+            sink.close()
+        context.log.info(f"{report.target}: {len(report.databases_pushed)} databases pushed, "
+                         f"{report.databases_skipped} unchanged, {len(report.databases_removed)} removed, "
+                         f"{report.proposals_sent} proposals, {len(report.soft_deleted)} soft-deleted")
+        return MaterializeResult(metadata=_metadata(report))
+
+    return datahub_push
+
+
+def _push_running(context: SensorEvaluationContext, source: MySQLSource) -> bool:
+    runs = context.instance.get_run_records(
+        RunsFilter(statuses=_ACTIVE, tags={SOURCE_TAG: source.name}), limit=1)
+    return bool(runs)
+
+
+def build_push_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interval_seconds: int = 60,
+                      page: int = 1000):
+    mce_key = mce_asset_key(source)
+
+    @sensor(
+        name=f"{source.name}_datahub_push_sensor",
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=DefaultSensorStatus.RUNNING,
+        asset_selection=[push_asset_key(source)],
+        description=(f"Requests a DataHub push of `{source.name}` when a database materialized with a schema "
+                     f"version DataHub does not have yet, or when databases were dropped."),
+    )
+    def push_sensor(context: SensorEvaluationContext):
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        if _push_running(context, source):
+            return SkipReason("a push of this source is already queued or running")
+        store = files.open_store(cfg.storage.uri)
+        state = load_state(store, source.name)
+
+        after = cursor.get("after")
+        changed: set[str] = set()
+        while True:
+            result = context.instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=mce_key, after_storage_id=after), limit=page, ascending=True)
+            for rec in result.records:
+                mat = rec.asset_materialization
+                version = mat.tags.get(DATA_VERSION_TAG) if mat and mat.tags else None
+                pushed = state.get(mat.partition) if mat else None
+                if mat and (pushed is None or pushed.data_version != version):
+                    changed.add(mat.partition)
+                after = rec.storage_id
+            if not result.has_more:
+                break
+
+        gone = sorted(set(state) - set(files.list_mce_databases(store, source.name)))
+        gone_hash = hashlib.sha256(json.dumps(gone).encode()).hexdigest()[:16] if gone else None
+        new_cursor = json.dumps({"after": after, "gone": gone_hash})
+        reasons = []
+        if changed:
+            reasons.append(f"{len(changed)} databases with a new schema version")
+        if gone and gone_hash != cursor.get("gone"):
+            reasons.append(f"{len(gone)} databases dropped")
+        if not reasons:
+            return SensorResult(skip_reason=SkipReason("nothing new to push"), cursor=new_cursor)
+        return SensorResult(
+            run_requests=[RunRequest(asset_selection=[push_asset_key(source)], tags={SOURCE_TAG: source.name})],
+            cursor=new_cursor)
+
+    return push_sensor
