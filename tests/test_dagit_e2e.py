@@ -4,6 +4,7 @@ is materialized the way the Materialize button does it; then the MCE file, the m
 the push asset exists) DataHub Lite are checked."""
 
 import json
+import re
 
 import pytest
 from datahub.emitter.mce_builder import make_dataset_urn
@@ -21,6 +22,8 @@ MATERIALIZATIONS = """query($key: AssetKeyInput!, $partitions: [String!]) { asse
       ... on PathMetadataEntry { path } ... on TextMetadataEntry { text } ... on MarkdownMetadataEntry { mdStr } }
   } } } }"""
 ASSET_KEYS = "{ assetNodes { assetKey { path } } }"
+RUN_MESSAGES = """query($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection { events {
+  ... on MessageEvent { message } } } } }"""
 
 
 def test_sensor_adds_allowed_databases_as_partitions(dagit_ready):
@@ -58,6 +61,10 @@ def test_materialize_partition_through_graphql(dagit_ready):
     assert meta["path"]["path"] == store.uri(files.mce_key(dagit.source, shop))
     assert meta["file_sha256"]["text"] == files.sha256(data)
     assert 0 < meta["column_doc_coverage"]["floatValue"] <= 1
+
+    # the run's logs in Dagit show progress the way the terminal does: databases done / total
+    logs = dagit.dagster.graphql(RUN_MESSAGES, {"runId": run_id})["logsForRun"]["events"]
+    assert any(re.search(rf"\b1/1 databases\b.*{shop}", e.get("message") or "") for e in logs), logs
 
 
 def test_push_to_datahub_lite_after_ui_materialization(dagit_ready):
