@@ -114,7 +114,8 @@ def test_rest_push_cases(schema, tmp_path, gms, caplog):
     assert report.databases_removed == [c] and c not in load_state(files.open_store(cfg.storage.uri), "src")
 
 
-def test_rest_retries_then_fails_and_nothing_is_lost(schema, tmp_path, gms):
+def test_rest_retries_then_fails_and_nothing_is_lost(schema, tmp_path, gms, caplog):
+    caplog.set_level(logging.DEBUG)
     a, b, c = make_three(schema)
     cfg = rest_project(schema, tmp_path)
     refresh(cfg, [a, b, c])
@@ -157,6 +158,8 @@ def test_rest_retries_then_fails_and_nothing_is_lost(schema, tmp_path, gms):
     gms.clear()
     assert push_rest(cfg).databases_pushed == [a]
     assert gms.aspects(urn(a, "t1"))["datasetProperties"].description == "changed again"
+    # the emitter logs a curl command for each failed request: the token is redacted there
+    assert "curl" in caplog.text and "Authorization: <redacted>" in caplog.text and TOKEN not in caplog.text
 
 
 def test_push_asset_fails_on_503_and_pushes_pending_after_recovery(schema, tmp_path, gms):

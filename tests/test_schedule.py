@@ -7,7 +7,7 @@ from dagster import build_schedule_context, instance_for_test, materialize
 
 from metadata_assets.config import MySQLSource
 from metadata_assets.datahub import files
-from metadata_assets.defs.extraction import build_mce_asset, mce_asset_key, partitions_def
+from metadata_assets.defs.extraction import build_mce_asset, mce_asset_key, partitions_def, run_tags
 from metadata_assets.defs.schedule import build_daily_schedule
 
 START, END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
@@ -41,6 +41,7 @@ def test_batches_partitions_into_ranges(instance):
     requests = evaluate(schedule, instance).run_requests
     assert [(r.tags[START], r.tags[END]) for r in requests] == [("db05", "db09"), ("db03", "db02"), ("db08", "db08")]
     assert len({r.run_key for r in requests}) == 3
+    assert all(r.tags.items() >= run_tags(src).items() for r in requests)  # the run pod's size on Kubernetes
     assert all(r.partition_key is None for r in requests)  # ranges, not one run per database
 
     big = source(name="big", batch_size=200)

@@ -20,7 +20,7 @@ from dagster import (
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from metadata_assets.config import MySQLSource
-from metadata_assets.defs.extraction import mce_asset_key, partitions_def
+from metadata_assets.defs.extraction import mce_asset_key, partitions_def, run_tags
 
 
 def batches(keys: list[str], size: int) -> list[list[str]]:
@@ -47,7 +47,8 @@ def build_daily_schedule(source: MySQLSource):
         return [
             RunRequest(
                 run_key=f"{tick}/{i}",
-                tags={ASSET_PARTITION_RANGE_START_TAG: batch[0], ASSET_PARTITION_RANGE_END_TAG: batch[-1],
+                tags={**run_tags(source),  # sizes the run pod on Kubernetes
+                      ASSET_PARTITION_RANGE_START_TAG: batch[0], ASSET_PARTITION_RANGE_END_TAG: batch[-1],
                       "metadata_assets/batch": f"{i + 1}/{-(-len(keys) // source.batch_size)}"},
             )
             for i, batch in enumerate(batches(keys, source.batch_size))
