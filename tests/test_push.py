@@ -7,7 +7,8 @@ from metadata_assets.datahub import files
 from metadata_assets.datahub.push import MassRemovalRefused, forget_database, load_state, push
 from metadata_assets.datahub.sinks import LiteSink, lite_reader
 from metadata_assets.defs.extraction import build_mce_asset, partitions_def
-from metadata_assets.defs.push import RETRY_POLICY, build_push_asset, build_push_sensor, push_asset_key
+from metadata_assets.defs.push import (
+    BLOCKED_TAG, RETRY_POLICY, SOURCE_TAG, build_push_asset, build_push_sensor, push_asset_key)
 from metadata_assets.extract import extract, rules_for
 
 NO_RETRIES = {"execution": {"config": {"retries": {"disabled": {}}}}}
@@ -142,9 +143,12 @@ def test_push_asset_and_sensor(schema, tmp_path):
     forget_database(files.open_store(cfg.storage.uri), "src", b)
     requests, cursor = tick(cursor)
     assert len(requests) == 1 and tick(cursor)[0] == []
-    failed = materialize([push_asset], instance=instance, raise_on_error=False)
+    failed = materialize([push_asset], instance=instance, raise_on_error=False, tags={SOURCE_TAG: "src"})
     assert not failed.success
     assert "allow_mass_removal" in _failure_text(failed)
+    assert instance.get_run_by_id(failed.run_id).tags[BLOCKED_TAG] == "fail_safe"
+    retrying = build_push_sensor(cfg, source, retry_failed_after_s=0)
+    assert not retrying(build_sensor_context(instance=instance, cursor=cursor)).run_requests  # retrying is useless
     ok = materialize([push_asset], instance=instance, run_config={
         **NO_RETRIES, "ops": {push_asset.op.name: {"config": {"allow_mass_removal": True}}}})
     md = ok.asset_materializations_for_node(push_asset.op.name)[0].metadata

@@ -3,13 +3,13 @@
 import logging
 
 import pytest
-from dagster import DagsterInstance, RetryPolicy, materialize
+from dagster import DagsterInstance, RetryPolicy, build_sensor_context, materialize
 
 from metadata_assets.config import ProjectConfig
 from metadata_assets.datahub import files
 from metadata_assets.datahub.push import PushFailed, forget_database, load_state, push
 from metadata_assets.datahub.sinks import DataHubUnavailable, RestSink
-from metadata_assets.defs.push import build_push_asset
+from metadata_assets.defs.push import SOURCE_TAG, build_push_asset, build_push_sensor
 from metadata_assets.extract import extract, rules_for
 from tests.gms_stub import GmsStub
 
@@ -169,8 +169,14 @@ def test_push_asset_fails_on_503_and_pushes_pending_after_recovery(schema, tmp_p
     push_asset = build_push_asset(cfg, cfg.sources[0], retry_policy=RetryPolicy(max_retries=1, delay=0))
     instance = DagsterInstance.ephemeral()
 
+    retry_now = build_push_sensor(cfg, cfg.sources[0], retry_failed_after_s=0)
+    retry_later = build_push_sensor(cfg, cfg.sources[0])
+
+    def requests(sensor):
+        return sensor(build_sensor_context(instance=instance)).run_requests or []
+
     gms.fail_with(503, times=1000)
-    result = materialize([push_asset], instance=instance, raise_on_error=False)
+    result = materialize([push_asset], instance=instance, raise_on_error=False, tags={SOURCE_TAG: "src"})
     assert not result.success
     assert len([e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]) == 1
     errors = [_chain(e.event_specific_data.error) for e in result.all_events if e.is_step_failure]
@@ -178,10 +184,14 @@ def test_push_asset_fails_on_503_and_pushes_pending_after_recovery(schema, tmp_p
     assert load_state(files.open_store(cfg.storage.uri), "src") == {}
     assert not any(TOKEN in str(e) for e in instance.all_logs(result.run_id))
 
+    # once the RetryPolicy is exhausted the sensor asks again later, so pending files do not wait for a change
+    assert len(requests(retry_now)) == 1 and requests(retry_later) == []
+
     gms.fail_with(503, times=0)
-    result = materialize([push_asset], instance=instance)
+    result = materialize([push_asset], instance=instance, tags={SOURCE_TAG: "src"})
     md = result.asset_materializations_for_node(push_asset.op.name)[0].metadata
     assert md["databases_pushed"].value == 3 and md["proposals_sent"].value == len(gms.proposals)
+    assert requests(retry_now) == []
 
 
 def _chain(error) -> str:

@@ -7,6 +7,7 @@ database materialized with a data version DataHub does not have yet, or when a d
 
 import hashlib
 import json
+import time
 
 from dagster import (
     AssetExecutionContext,
@@ -37,6 +38,7 @@ from metadata_assets.defs.extraction import DATA_VERSION_TAG, mce_asset_key
 from metadata_assets.extract import rules_for
 
 SOURCE_TAG = "metadata_assets/push_source"
+BLOCKED_TAG = "metadata_assets/push_blocked"  # set on a run the fail-safe stopped: retrying it changes nothing
 RETRY_POLICY = RetryPolicy(max_retries=3, delay=60, backoff=Backoff.EXPONENTIAL)
 _ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
            DagsterRunStatus.STARTED]
@@ -85,6 +87,7 @@ def build_push_asset(cfg: ProjectConfig, source: MySQLSource, retry_policy: Retr
                           allow_mass_removal=config.allow_mass_removal, run_id=context.run.run_id,
                           progress=context.log.info)
         except MassRemovalRefused as e:
+            context.instance.add_run_tags(context.run.run_id, {BLOCKED_TAG: "fail_safe"})
             raise Failure(description=str(e), allow_retries=False) from None
         except PushFailed as e:
             raise Failure(description=str(e), metadata=_metadata(e.report)) from None
@@ -106,8 +109,20 @@ def _push_running(context: SensorEvaluationContext, source: MySQLSource) -> bool
     return bool(runs)
 
 
+def _failed_push_to_retry(context: SensorEvaluationContext, source: MySQLSource, after_s: float):
+    """The last push run of this source, if it failed (DataHub down past the RetryPolicy) long enough ago."""
+    runs = context.instance.get_run_records(RunsFilter(tags={SOURCE_TAG: source.name}), limit=1)
+    if not runs:
+        return None
+    run = runs[0]
+    if (run.dagster_run.status != DagsterRunStatus.FAILURE or BLOCKED_TAG in run.dagster_run.tags
+            or run.end_time is None or time.time() - run.end_time < after_s):
+        return None
+    return run
+
+
 def build_push_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interval_seconds: int = 60,
-                      page: int = 1000):
+                      page: int = 1000, retry_failed_after_s: float = 3600):
     mce_key = mce_asset_key(source)
 
     @sensor(
@@ -116,7 +131,8 @@ def build_push_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interval_
         default_status=DefaultSensorStatus.RUNNING,
         asset_selection=[push_asset_key(source)],
         description=(f"Requests a DataHub push of `{source.name}` when a database materialized with a schema "
-                     f"version DataHub does not have yet, or when databases were dropped."),
+                     f"version DataHub does not have yet, when databases were dropped, or (an hour later) to "
+                     f"retry a push that failed."),
     )
     def push_sensor(context: SensorEvaluationContext):
         cursor = json.loads(context.cursor) if context.cursor else {}
@@ -148,8 +164,12 @@ def build_push_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interval_
             reasons.append(f"{len(changed)} databases with a new schema version")
         if gone and gone_hash != cursor.get("gone"):
             reasons.append(f"{len(gone)} databases dropped")
+        if not reasons and (failed := _failed_push_to_retry(context, source, retry_failed_after_s)):
+            # files not confirmed pushed stay pending; without this they would wait for the next schema change
+            reasons.append(f"retrying failed push run {failed.dagster_run.run_id}")
         if not reasons:
             return SensorResult(skip_reason=SkipReason("nothing new to push"), cursor=new_cursor)
+        context.log.info("; ".join(reasons))
         return SensorResult(
             run_requests=[RunRequest(asset_selection=[push_asset_key(source)], tags={SOURCE_TAG: source.name})],
             cursor=new_cursor)
