@@ -88,6 +88,14 @@ def test_lite_push_is_incremental_and_soft_deletes(schema, tmp_path):
     assert shop not in load_state(files.open_store(cfg.storage.uri), "src")
     assert push_lite(cfg).proposals_sent == 0
 
+    # allowed again: pushed as new, and its datasets and container come back
+    refresh(cfg, [shop])
+    assert push_lite(cfg).databases_pushed == [shop]
+    lite = lite_reader(cfg.datahub.lite.path)
+    assert all(lite.get(u, aspects=["status"], typed=True)["status"].removed is False
+               for u in [*shop_datasets, container_urn])
+    lite.close()
+
 
 def _free_text():
     from datahub.lite.lite_local import SearchFlavor

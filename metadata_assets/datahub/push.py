@@ -215,7 +215,9 @@ def push(store: files.Store, source: str, rules: UrnRules, sink: Sink, *, max_re
                 urns = list(prev.datasets) + ([prev.container] if prev.container else [])
             else:
                 file_mcps = files.read_mcps(store.read_bytes(files.mce_key(source, db)) or b"[]")
-                urns = removals.get(db, [])
+                # from the file as read now (it may have been rewritten since the fail-safe looked at it)
+                kept = set(_entities(file_mcps)[0])
+                urns = [u for u in state[db].datasets if u not in kept] if db in state else []
             mcps = file_mcps + _removed(urns)
             for m in mcps:
                 m.systemMetadata = SystemMetadataClass(**system_metadata)
