@@ -60,10 +60,11 @@ def write_database(store: files.Store, source_name: str, db: Database, rules: Ur
     data = files.serialize_mcps(mcps)
     previous_raw = store.read_bytes(files.snapshot_key(source_name, db.name))
     previous = Database.from_dict(json.loads(previous_raw)) if previous_raw else None
-    # The snapshot goes first: a crash between the two writes leaves a file that is re-made next time.
+    # The MCE file goes first: the push takes a database's version from its snapshot, so between the two writes
+    # (or after a crash) the version can only lag behind the file, which means a re-push, never a skipped one.
+    store.write_bytes(files.mce_key(source_name, db.name), data)
     store.write_bytes(files.snapshot_key(source_name, db.name),
                       json.dumps(db.to_dict(), sort_keys=True, ensure_ascii=False).encode())
-    store.write_bytes(files.mce_key(source_name, db.name), data)
     t_cov, c_cov = db.coverage()
     return DatabaseResult(
         database=db.name, ok=True, uri=store.uri(files.mce_key(source_name, db.name)),
