@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Protocol
 
 from datahub.emitter.mcp import MetadataChangeProposalWrapper
+from datahub.emitter.serialization_helper import pre_json_transform
 
 
 class Store(Protocol):
@@ -126,10 +127,21 @@ def list_mce_databases(store: Store, source: str) -> list[str]:
                   for k in store.list(f"{source}/mce") if k.endswith(".json"))
 
 
+def _file_obj(m: MetadataChangeProposalWrapper) -> dict:
+    """`m.to_obj(simplified_structure=True)` without its round trip through a JSON string (about 2x faster).
+
+    Same dict, same key order: tests/test_serialization.py compares the two on every proposal of a real schema.
+    """
+    if m.systemMetadata is not None or m.auditHeader is not None or m.headers is not None \
+            or m.entityKeyAspect is not None or m.aspect is None:
+        return m.to_obj(simplified_structure=True)  # shapes our files never hold: the library's own path
+    return {"entityType": m.entityType, "entityUrn": m.entityUrn, "changeType": m.changeType,
+            "aspectName": m.aspectName, "aspect": {"json": pre_json_transform(m.aspect.to_obj())}}
+
+
 def serialize_mcps(mcps: Iterable[MetadataChangeProposalWrapper]) -> bytes:
     """The file format of DataHub's file sink (simplified aspects); fixed key order and indent, so deterministic."""
-    objs = [m.to_obj(simplified_structure=True) for m in mcps]
-    return (json.dumps(objs, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return (json.dumps([_file_obj(m) for m in mcps], indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def read_mcps(data: bytes) -> list[MetadataChangeProposalWrapper]:
