@@ -1,6 +1,6 @@
 """Read MySQL/MariaDB schemas from information_schema only, in bulk.
 
-A fixed number of queries per batch of databases (schemata, tables, columns, keys), plus one `SHOW CREATE TABLE`
+A fixed number of queries per batch of databases (schemata, tables, columns, keys, foreign-key rules; each a UNION ALL of per-database branches), plus one `SHOW CREATE TABLE`
 per view: with `REFERENCES, SHOW VIEW` grants, information_schema.VIEWS hides view SQL but SHOW CREATE shows it.
 Every selected column is aliased (MySQL 8 upper-cases labels otherwise); every value is a bound parameter.
 """
@@ -72,6 +72,15 @@ class MySQLReader:
             cur.execute(sql, tuple(args) if args else None)
             return list(cur.fetchall())
 
+    def _per_database(self, branch: str, dbs: Sequence[str]) -> list[dict]:
+        """One statement for the batch: a UNION ALL of one `... = %s` branch per database.
+
+        MariaDB answers `TABLE_SCHEMA = 'x'` on information_schema by opening that database's tables only, but
+        `TABLE_SCHEMA IN (...)` (and a join between two information_schema tables) by scanning every database on
+        the server: with 3,000 databases in batches of 200 that made each batch as slow as reading everything.
+        """
+        return self._query(" UNION ALL ".join([branch] * len(dbs)), dbs)
+
     @property
     def is_mariadb(self) -> bool:
         if self._mariadb is None:
@@ -93,28 +102,29 @@ class MySQLReader:
             "SELECT SCHEMA_NAME AS name, DEFAULT_CHARACTER_SET_NAME AS charset, "
             f"DEFAULT_COLLATION_NAME AS collation{comment} "
             f"FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ({_in(dbs)})", dbs)
-        tables = self._query(
+        tables = self._per_database(
             "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name, TABLE_TYPE AS table_type, ENGINE AS engine, "
             "TABLE_ROWS AS row_estimate, DATA_LENGTH AS data_length, CREATE_TIME AS create_time, "
             "UPDATE_TIME AS update_time, TABLE_COMMENT AS comment, TABLE_COLLATION AS collation "
-            f"FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ({_in(dbs)})", dbs)
-        columns = self._query(
+            "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", dbs)
+        columns = self._per_database(
             "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, COLUMN_NAME AS name, ORDINAL_POSITION AS ordinal, "
             "COLUMN_DEFAULT AS dflt, IS_NULLABLE AS nullable, DATA_TYPE AS data_type, COLUMN_TYPE AS column_type, "
             "COLUMN_KEY AS col_key, EXTRA AS extra, GENERATION_EXPRESSION AS gen_expr, "
             "COLUMN_COMMENT AS comment, CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation "
-            f"FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN ({_in(dbs)})", dbs)
-        keys = self._query(
-            "SELECT k.TABLE_SCHEMA AS db, k.TABLE_NAME AS tbl, k.CONSTRAINT_NAME AS name, "
-            "k.COLUMN_NAME AS col, k.ORDINAL_POSITION AS ordinal, k.REFERENCED_TABLE_SCHEMA AS ref_db, "
-            "k.REFERENCED_TABLE_NAME AS ref_tbl, k.REFERENCED_COLUMN_NAME AS ref_col, "
-            "r.UPDATE_RULE AS on_update, r.DELETE_RULE AS on_delete "
-            "FROM information_schema.KEY_COLUMN_USAGE k "
-            "LEFT JOIN information_schema.REFERENTIAL_CONSTRAINTS r "
-            "ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME "
-            "AND r.TABLE_NAME = k.TABLE_NAME "
-            f"WHERE k.TABLE_SCHEMA IN ({_in(dbs)}) "
-            "AND (k.CONSTRAINT_NAME = 'PRIMARY' OR k.REFERENCED_TABLE_NAME IS NOT NULL)", dbs)
+            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s", dbs)
+        keys = self._per_database(
+            "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, COLUMN_NAME AS col, "
+            "ORDINAL_POSITION AS ordinal, REFERENCED_TABLE_SCHEMA AS ref_db, REFERENCED_TABLE_NAME AS ref_tbl, "
+            "REFERENCED_COLUMN_NAME AS ref_col FROM information_schema.KEY_COLUMN_USAGE "
+            "WHERE TABLE_SCHEMA = %s AND (CONSTRAINT_NAME = 'PRIMARY' OR REFERENCED_TABLE_NAME IS NOT NULL)", dbs)
+        rules = {(r["db"], r["tbl"], r["name"]): r for r in self._per_database(
+            "SELECT CONSTRAINT_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, "
+            "UPDATE_RULE AS on_update, DELETE_RULE AS on_delete "
+            "FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s", dbs)}
+        for k in keys:
+            r = rules.get((k["db"], k["tbl"], k["name"]), {})
+            k["on_update"], k["on_delete"] = r.get("on_update"), r.get("on_delete")
 
         by_db_tables: dict[str, list[dict]] = defaultdict(list)
         for t in tables:
