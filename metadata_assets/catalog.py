@@ -57,6 +57,8 @@ class Table:
     primary_key: tuple[str, ...] = ()
     foreign_keys: list[ForeignKey] = field(default_factory=list)
     view_definition: Optional[str] = None  # the CREATE VIEW statement, views only
+    # source-specific facts with no field above (BigQuery: partitioning, clustering, labels); empty for MySQL
+    properties: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_view(self) -> bool:
@@ -71,6 +73,7 @@ class Database:
     comment: str = ""
     tables: list[Table] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    properties: dict[str, str] = field(default_factory=dict)  # source-specific (BigQuery: location, labels)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,9 +96,13 @@ class Database:
         """Hash of everything that describes the schema; row counts, sizes and times left out."""
         d = self.to_dict()
         d.pop("warnings")
+        if not d["properties"]:
+            d.pop("properties")  # absent when empty: MySQL hashes stay what they were before the field existed
         for t in d["tables"]:
             for k in VOLATILE_TABLE_FIELDS:
                 t.pop(k)
+            if not t["properties"]:
+                t.pop("properties")
         canon = json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()
 

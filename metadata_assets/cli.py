@@ -23,6 +23,12 @@ def cmd_grants(args) -> int:
     cfg = config_mod.load(args.config)
     sources = [cfg.source(args.source)] if args.source else cfg.sources
     for source in sources:
+        if source.type == "bigquery":
+            from metadata_assets.sources.bigquery import grant_commands
+
+            print(f"-- source {source.name}: BigQuery project {source.project} (IAM roles, not GRANTs)")
+            print("\n".join(grant_commands(source)))
+            continue
         if args.database:
             dbs = args.database
         else:

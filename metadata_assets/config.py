@@ -125,7 +125,66 @@ class MySQLSource(_Strict):
         return self.table_pattern.allowed(f"{database}.{table}")
 
 
-Source = Annotated[Union[MySQLSource], Field(discriminator="type")]
+class BigQuerySource(_Strict):
+    """A BigQuery project read through INFORMATION_SCHEMA only; one partition per allowed dataset.
+
+    Credentials come from the environment (Application Default Credentials: GOOGLE_APPLICATION_CREDENTIALS, workload
+    identity, gcloud auth), never from this file. Query jobs run in (and are billed to) `project`.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Dagster-safe identifier")
+    type: Literal["bigquery"]
+    project: str = Field(description="GCP project id (also the project query jobs run in)")
+    regions: Optional[list[str]] = Field(
+        default=None,
+        description="e.g. [us, eu]: list and read datasets with region-qualified INFORMATION_SCHEMA views (a fixed "
+                    "number of queries per batch; needs the grant on the project). Unset: datasets are listed with the "
+                    "API and read per dataset (project.dataset.INFORMATION_SCHEMA)",
+    )
+    dataset_pattern: Pattern = Pattern()
+    table_pattern: Pattern = Field(default=Pattern(), description='matched against "dataset.table"')
+    include_views: bool = True
+    env: str = "PROD"
+    platform_instance: Optional[str] = None
+    batch_size: int = Field(default=50, ge=1, description="datasets per run (and per bulk query) in the schedule")
+    max_concurrent_runs: int = Field(default=2, ge=1, description="extraction runs against this project at once")
+    schedule: Schedule = Schedule()
+    coverage_threshold: float = Field(default=0.5, ge=0, le=1)
+
+    _known_env = field_validator("env")(MySQLSource._known_env.__func__)
+
+    @field_validator("project")
+    @classmethod
+    def _valid_project(cls, project: str) -> str:
+        if not re.fullmatch(r"(?:[a-z0-9.\-]+:)?[a-z][a-z0-9\-]{4,61}[a-z0-9]", project):
+            raise ValueError(f"invalid project id {project!r} (want the GCP project id, e.g. 'acme-analytics', "
+                             "not its display name or number)")
+        return project
+
+    @field_validator("regions")
+    @classmethod
+    def _valid_regions(cls, regions: Optional[list[str]]) -> Optional[list[str]]:
+        if regions is None:
+            return None
+        if not regions:
+            raise ValueError("regions is empty: leave it out to read per dataset, or list regions such as [us, eu]")
+        out = []
+        for r in regions:
+            r = r.lower().removeprefix("region-")
+            if not re.fullmatch(r"[a-z]+[a-z0-9-]*[a-z0-9]", r):
+                raise ValueError(f"invalid region {r!r} (want a BigQuery location such as 'us', 'eu', 'europe-west3')")
+            out.append(r)
+        return sorted(set(out), key=out.index)
+
+    def database_allowed(self, dataset: str) -> bool:
+        return self.dataset_pattern.allowed(dataset)
+
+    def table_allowed(self, dataset: str, table: str) -> bool:
+        return self.table_pattern.allowed(f"{dataset}.{table}")
+
+
+Source = Annotated[Union[MySQLSource, BigQuerySource], Field(discriminator="type")]
+AnySource = Union[MySQLSource, BigQuerySource]
 
 
 class Storage(_Strict):
@@ -171,7 +230,7 @@ class ProjectConfig(_Strict):
             seen.add(s.name)
         return self
 
-    def source(self, name: str) -> MySQLSource:
+    def source(self, name: str) -> AnySource:
         for s in self.sources:
             if s.name == name:
                 return s
@@ -206,10 +265,14 @@ def _describe(loc: tuple, raw: dict) -> str:
         idx = parts[1]
         srcs = raw.get("sources") or []
         name = srcs[idx].get("name") if idx < len(srcs) and isinstance(srcs[idx], dict) else None
-        rest = [str(p) for p in parts[2:] if p != "mysql"]
+        rest = [str(p) for p in parts[2:] if p not in ("mysql", "bigquery")]
         label = f'source {name!r}' if name else f"sources[{idx}]"
         return f"{label}, field {'.'.join(rest)}" if rest else label
     return "field " + ".".join(str(p) for p in parts)
+
+
+_CREDENTIAL_KEYS = ("credentials", "gcp_credentials", "credentials_path", "key_file", "keyfile", "private_key",
+                    "service_account", "password", "password_env")
 
 
 def load(path: str | os.PathLike | None = None) -> ProjectConfig:
@@ -242,6 +305,9 @@ def load(path: str | os.PathLike | None = None) -> ProjectConfig:
                 continue
             if err["type"] == "extra_forbidden":
                 msg = "unknown key" + (" (passwords are never inline: use password_env)" if err["loc"][-1] == "password" else "")
+                if "bigquery" in err["loc"] and err["loc"][-1] in _CREDENTIAL_KEYS:
+                    msg = ("unknown key (BigQuery credentials are never in this file: they come from the environment, "
+                           "Application Default Credentials, e.g. GOOGLE_APPLICATION_CREDENTIALS or workload identity)")
             msgs.append(f"{_describe(err['loc'], raw)}: {msg}")
         raise ConfigError(f"{path}: " + "; ".join(msgs)) from None
     return cfg
@@ -250,6 +316,8 @@ def load(path: str | os.PathLike | None = None) -> ProjectConfig:
 def check_secrets(cfg: ProjectConfig) -> None:
     """Fail at load time, not at 5 a.m., when a password variable is missing."""
     for s in cfg.sources:
+        if not isinstance(s, MySQLSource):
+            continue  # BigQuery: Application Default Credentials, resolved by the client when it connects
         try:
             s.password()
         except ConfigError as e:

@@ -13,7 +13,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 from metadata_assets import __version__
 from metadata_assets.catalog import Database
-from metadata_assets.config import MySQLSource
+from metadata_assets.config import BigQuerySource, MySQLSource
 from metadata_assets.datahub import files
 from metadata_assets.datahub.mcps import LineageResolver, UrnRules, database_mcps
 from metadata_assets.sources.mysql import MySQLReader, connect
@@ -49,14 +49,34 @@ def data_version(db: Database, rules: UrnRules) -> str:
     return files.sha256(json.dumps([db.schema_hash(), MCE_FORMAT, rules.env, rules.platform_instance]).encode())
 
 
-def rules_for(source: MySQLSource) -> UrnRules:
+def rules_for(source: MySQLSource | BigQuerySource) -> UrnRules:
+    if isinstance(source, BigQuerySource):
+        from metadata_assets.datahub.bigquery_mcps import BigQueryUrnRules
+
+        return BigQueryUrnRules(project=source.project, env=source.env, platform_instance=source.platform_instance)
     return UrnRules(env=source.env, platform_instance=source.platform_instance)
+
+
+def lineage_for(rules) -> LineageResolver:
+    if isinstance(rules, UrnRules):
+        return LineageResolver(rules)
+    from metadata_assets.datahub.bigquery_mcps import BigQueryLineageResolver
+
+    return BigQueryLineageResolver(rules)
+
+
+def _mcps(db: Database, rules, lineage, warnings: list[str]):
+    if isinstance(rules, UrnRules):
+        return database_mcps(db, rules, lineage, warnings)
+    from metadata_assets.datahub.bigquery_mcps import dataset_mcps
+
+    return dataset_mcps(db, rules, lineage, warnings)
 
 
 def write_database(store: files.Store, source_name: str, db: Database, rules: UrnRules,
                    lineage: LineageResolver) -> DatabaseResult:
     warnings = list(db.warnings)
-    mcps = list(database_mcps(db, rules, lineage, warnings))
+    mcps = list(_mcps(db, rules, lineage, warnings))
     data = files.serialize_mcps(mcps)
     previous_raw = store.read_bytes(files.snapshot_key(source_name, db.name))
     previous = Database.from_dict(json.loads(previous_raw)) if previous_raw else None
@@ -75,24 +95,35 @@ def write_database(store: files.Store, source_name: str, db: Database, rules: Ur
     )
 
 
-def extract(source: MySQLSource, databases: Sequence[str], store: files.Store,
+def extract(source: MySQLSource | BigQuerySource, databases: Sequence[str], store: files.Store,
             progress: Optional[Callable[[int, int, DatabaseResult], None]] = None,
-            privilege_check: bool = True) -> Iterator[DatabaseResult]:
-    """Write the MCE file of each database; yields one result per database, failures included.
+            privilege_check: bool = True, bigquery_client=None) -> Iterator[DatabaseResult]:
+    """Write the MCE file of each database (BigQuery: dataset); yields one result per database, failures included.
 
     One bad database never hides the others: its error is reported in its result and the rest go on.
+    BigQuery sources read through `bigquery_client` (a google.cloud.bigquery.Client; defs/ gets it from
+    dagster-gcp's BigQueryResource).
     """
     rules = rules_for(source)
     total, done = len(databases), 0
-    conn = connect(source)
-    try:
+    if isinstance(source, BigQuerySource):
+        from metadata_assets.sources.bigquery import BigQueryReader
+
+        if bigquery_client is None:
+            raise ValueError(f"source {source.name!r}: a BigQuery source needs bigquery_client")
+        bq = BigQueryReader(bigquery_client, source)
+        conn, read, privilege_check = None, bq.read, False  # IAM roles are not visible from INFORMATION_SCHEMA
+    else:
+        conn = connect(source)
         reader = MySQLReader(conn)
+        read = lambda batch: reader.read(batch, source)  # noqa: E731
+    try:
         priv_warnings = reader.privilege_warnings(databases) if privilege_check else []
         for start in range(0, total, source.batch_size):
             batch = list(databases[start:start + source.batch_size])
             t0 = time.monotonic()
-            snapshots = {db.name: db for db in reader.read(batch, source)}
-            lineage = LineageResolver(rules)
+            snapshots = {db.name: db for db in read(batch)}
+            lineage = lineage_for(rules)
             for db in snapshots.values():
                 lineage.register(db)
             for name in batch:
@@ -113,4 +144,5 @@ def extract(source: MySQLSource, databases: Sequence[str], store: files.Store,
                 yield result
             log.info("batch of %d databases read and written in %.2fs", len(batch), time.monotonic() - t0)
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()

@@ -16,9 +16,10 @@ from dagster import (
     asset,
 )
 
-from metadata_assets.config import MySQLSource, ProjectConfig
+from metadata_assets.config import BigQuerySource, MySQLSource, ProjectConfig
 from metadata_assets.datahub.files import open_store
 from metadata_assets.defs.checks import schema_change_metadata, schema_check_evaluations
+from metadata_assets.defs.source_clients import extract_through_client
 from metadata_assets.diff import diff
 from metadata_assets.extract import DatabaseResult, extract
 
@@ -34,7 +35,9 @@ def mce_asset_key(source: MySQLSource) -> AssetKey:
 
 
 def mysql_pool(source: MySQLSource) -> str:
-    """One concurrency pool per MySQL host, shared by every source on that host."""
+    """One concurrency pool per MySQL host, shared by every source on that host (BigQuery: per project)."""
+    if isinstance(source, BigQuerySource):
+        return "bigquery_" + re.sub(r"[^A-Za-z0-9_]", "_", source.project)
     return "mysql_" + re.sub(r"[^A-Za-z0-9_]", "_", f"{source.host}_{source.port}")
 
 
@@ -82,12 +85,15 @@ def build_mce_asset(cfg: ProjectConfig, source: MySQLSource):
         # one run may cover a range of databases: they are read with one set of bulk queries
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=source.batch_size),
         group_name=source.name,
-        kinds={"mysql", "datahub"},
+        kinds={source.type, "datahub"},
         output_required=False,  # each database gets its own materialization event below
         pool=mysql_pool(source),
         op_tags=k8s_tags(**EXTRACTION_POD),
         description=(f"DataHub MCE file per database of MySQL source `{source.name}` "
-                     f"({source.host}:{source.port}), read from information_schema only."),
+                     f"({source.host}:{source.port}), read from information_schema only."
+                     if isinstance(source, MySQLSource) else
+                     f"DataHub MCE file per dataset of BigQuery source `{source.name}` (project "
+                     f"{source.project}), read from INFORMATION_SCHEMA only."),
     )
     def mce_files(context: AssetExecutionContext):
         databases = list(context.partition_keys)
@@ -100,7 +106,7 @@ def build_mce_asset(cfg: ProjectConfig, source: MySQLSource):
                 context.log.info(f"{done}/{total} databases done ({r.database}: "
                                  f"{'missing' if r.missing else 'ok' if r.ok else 'FAILED'})")
 
-        for r in extract(source, databases, store, progress=progress):
+        for r in extract_through_client(source, databases, store, progress=progress):
             for w in r.warnings:
                 context.log.warning(f"{r.database}: {w}")
             if not r.ok:

@@ -11,7 +11,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from metadata_assets.config import MySQLSource
 from metadata_assets.defs.extraction import mce_asset_key, partitions_def
-from metadata_assets.sources.mysql import list_databases
+from metadata_assets.defs.source_clients import list_databases
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

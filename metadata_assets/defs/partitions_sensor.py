@@ -16,7 +16,6 @@ An unreachable source makes the tick skip with the reason; the cursor is kept, s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -35,7 +34,8 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from metadata_assets.config import MySQLSource, ProjectConfig
 from metadata_assets.defs.extraction import mce_asset_key, partitions_def, run_tags
-from metadata_assets.sources.mysql import MySQLReader, SourceUnavailable, connect
+from metadata_assets.defs.source_clients import bigquery_errors
+from metadata_assets.sources.mysql import SourceUnavailable
 
 REASON_TAG = "metadata_assets/reason"
 
@@ -96,13 +96,11 @@ def run_request(keys: list[str], reason: str, tags: Optional[dict] = None) -> Ru
 
 
 def read_fingerprints(source: MySQLSource) -> dict[str, str]:
-    """{database: 16-hex digest of its fingerprint}: keeps the cursor small (~100 kB at 3,000 databases)."""
-    conn = connect(source)
-    try:
-        fps = MySQLReader(conn).fingerprints(source)
-    finally:
-        conn.close()
-    return {db: hashlib.sha256(fp.encode()).hexdigest()[:16] for db, fp in fps.items()}
+    """{database: 16-hex digest of its fingerprint}: keeps the cursor small (~100 kB at 3,000 databases).
+    BigQuery sources: one fingerprint query per region (defs/source_clients.py dispatches)."""
+    from metadata_assets.defs.source_clients import read_fingerprints as dispatch
+
+    return dispatch(source)
 
 
 def _forget(cfg: ProjectConfig, source: MySQLSource, databases: list[str], log) -> None:
@@ -137,6 +135,8 @@ def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interva
             return SkipReason(f"source unreachable: {e}")
         except pymysql.err.MySQLError as e:
             return SkipReason(f"fingerprint query failed on source {source.name!r}: {e.args[-1]}")
+        except bigquery_errors() as e:
+            return SkipReason(f"fingerprint query failed on source {source.name!r}: {e}")
         query_s = time.monotonic() - started
         cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         partitions = list(parts.get_partition_keys(dynamic_partitions_store=context.instance))
