@@ -439,3 +439,12 @@ def test_extraction_op_tags_size_a_per_step_pod(tmp_path, kubeconfig, deployed_c
     container = check_common(job, image, command="execute_step")
     expected = k8s_tags(**EXTRACTION_POD)["dagster-k8s/config"]["container_config"]["resources"]
     assert container.resources.requests == expected["requests"] and container.resources.limits == expected["limits"]
+
+
+def test_image_ships_bytecode():
+    """Run pods must not recompile dagster and acryl-datahub at every start (PYTHONDONTWRITEBYTECODE is set)."""
+    text = (Path(__file__).parents[1] / "Dockerfile").read_text()
+    build, final = text.split("\nFROM ${PYTHON_IMAGE}\n")
+    assert "python -m compileall" in build
+    assert build.index("rm -rf {}") < build.index("python -m compileall")  # compiled after the cleanup
+    assert "PYTHONDONTWRITEBYTECODE=1" in final
