@@ -46,7 +46,10 @@ class DatabaseResult:
 
 
 def data_version(db: Database, rules: UrnRules) -> str:
-    return files.sha256(json.dumps([db.schema_hash(), MCE_FORMAT, rules.env, rules.platform_instance]).encode())
+    version = [db.schema_hash(), MCE_FORMAT, rules.env, rules.platform_instance]
+    if getattr(rules, "project", None):  # BigQuery: the project is part of every URN
+        version.append(rules.project)
+    return files.sha256(json.dumps(version).encode())
 
 
 def rules_for(source: MySQLSource | BigQuerySource) -> UrnRules:

@@ -57,6 +57,7 @@ class BigQueryStub:
         self.requests: list[tuple[str, str, dict]] = []  # (method, path, json body)
         self.queries: list[dict] = []  # {"sql", "datasets", "location", "project"}
         self.tokens_issued = 0
+        self.deny_queries = False  # answer query jobs as BigQuery does for an account without the roles
         self._results: dict[str, dict] = {}
         self._jobs: dict[str, dict] = {}
         stub = self
@@ -90,6 +91,10 @@ class BigQueryStub:
                 if not self._authorized():
                     return self._send(401, {"error": {"code": 401, "message": "no bearer token"}})
                 m = re.fullmatch(r"/bigquery/v2/projects/([^/]+)/queries", self.path.split("?")[0])
+                if m and stub.deny_queries:
+                    return self._send(403, {"error": {"code": 403, "status": "PERMISSION_DENIED", "message": (
+                        f"Access Denied: Project {m.group(1)}: User does not have bigquery.jobs.create permission "
+                        f"in project {m.group(1)}."), "errors": [{"reason": "accessDenied", "message": "denied"}]}})
                 if m:
                     return self._send(200, stub._query(m.group(1), body))
                 return self._send(404, {"error": {"code": 404, "message": f"not stubbed: POST {self.path}"}})

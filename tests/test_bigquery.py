@@ -3,6 +3,7 @@ acryl-datahub's own bigquery source helpers, and the whole path through dagster-
 loopback BigQuery REST stand-in (tests/bigquery_stub.py): query jobs sent, files written, Dagster partitions,
 materializations and the push to DataHub Lite."""
 
+import json
 import re
 import textwrap
 from collections import defaultdict
@@ -153,9 +154,11 @@ def test_mcps_urns_containers_properties_lineage():
     marketing = by_aspect(dataset_mcps(dbs["marketing"], rules, lineage, warnings))
     assert warnings == []
     orders = f"urn:li:dataset:(urn:li:dataPlatform:bigquery,{PROJECT}.sales.orders,PROD)"
-    assert set(sales) >= {orders, f"urn:li:dataset:(urn:li:dataPlatform:bigquery,{PROJECT}.sales.events_yyyymmdd,PROD)",
+    assert set(sales) >= {orders, f"urn:li:dataset:(urn:li:dataPlatform:bigquery,{PROJECT}.sales.events,PROD)",
                           rules.container("sales"), rules.project_key().as_urn()}
     assert not any("events_2024" in u for u in sales)  # shards fold into one dataset, as in the built-in
+    events = sales[f"urn:li:dataset:(urn:li:dataPlatform:bigquery,{PROJECT}.sales.events,PROD)"]["datasetProperties"]
+    assert events.customProperties["max_shard_id"] == "20240102"  # the latest shard describes the table
     props = sales[orders]["datasetProperties"]
     assert props.customProperties["partitioning"] == "DATE(order_ts)"
     assert props.customProperties["label.tier"] == "gold" and props.qualifiedName == f"{PROJECT}.sales.orders"
@@ -197,12 +200,22 @@ def _builtin_columns(rows):
 
 def test_conformance_with_datahub_bigquery_source():
     """URNs, container keys and schema fields equal what acryl-datahub's bigquery_v2 source makes of the same rows."""
-    from datahub.ingestion.source.bigquery_v2.bigquery_schema_gen import BigQuerySchemaGenerator
-    from datahub.ingestion.source.bigquery_v2.common import BigQueryIdentifierBuilder
+    from datahub.ingestion.source.bigquery_v2.bigquery_audit import BigqueryTableIdentifier
     from datahub.ingestion.source.bigquery_v2.bigquery_config import BigQueryV2Config
+    from datahub.ingestion.source.bigquery_v2.common import BigQueryIdentifierBuilder
 
-    config = BigQueryV2Config.model_validate({"project_ids": [PROJECT]})
-    ids = BigQueryIdentifierBuilder(config, SimpleNamespace())
+    config = BigQueryV2Config.model_validate({"project_ids": [PROJECT]})  # the built-in's defaults
+    saved = BigqueryTableIdentifier._BQ_SHARDED_TABLE_SUFFIX
+    ids = BigQueryIdentifierBuilder(config, SimpleNamespace())  # sets that process-wide suffix from its config
+    try:
+        _compare_with_builtin(ids, config)
+    finally:
+        BigqueryTableIdentifier._BQ_SHARDED_TABLE_SUFFIX = saved
+
+
+def _compare_with_builtin(ids, config):
+    from datahub.ingestion.source.bigquery_v2.bigquery_schema_gen import BigQuerySchemaGenerator
+
     shim = SimpleNamespace(identifiers=ids, config=config,
                            BIGQUERY_FIELD_TYPE_MAPPINGS=BigQuerySchemaGenerator.BIGQUERY_FIELD_TYPE_MAPPINGS)
     shim.is_primary_key = lambda path, constraints: BigQuerySchemaGenerator.is_primary_key(shim, path, constraints)
@@ -345,3 +358,51 @@ def test_yaml_source_in_definitions_partitions_materialize_and_push(bq, tmp_path
         assert dataset["containerProperties"].name == "sales"
     finally:
         lite.close()
+
+
+def test_sensor_skips_when_the_account_may_not_run_queries(bq, tmp_path):
+    from dagster import SkipReason
+
+    from metadata_assets.defs.partitions_sensor import build_schema_sensor
+
+    cfg = load(write(tmp_path, YAML))
+    bq.deny_queries = True
+    result = build_schema_sensor(cfg, cfg.sources[0])(build_sensor_context(instance=DagsterInstance.ephemeral()))
+    assert isinstance(result, SkipReason)
+    assert "fingerprint query failed on source 'analytics_bq'" in result.skip_message
+    assert "bigquery.jobs.create" in result.skip_message
+
+
+def test_mysql_schema_hash_unchanged_by_the_properties_field():
+    """catalog.Table/Database gained `properties` for BigQuery; empty, it leaves the hash (and so every MySQL
+    data version already pushed) exactly as it was."""
+    import hashlib
+
+    from metadata_assets.catalog import Column, Database, Table
+
+    db = Database(name="shop", charset="utf8mb4", tables=[Table(name="t", table_type="BASE TABLE", columns=[
+        Column(name="id", ordinal=1, column_type="int(11)", data_type="int", nullable=False)])])
+    old = db.to_dict()
+    old.pop("warnings"), old.pop("properties")
+    for t in old["tables"]:
+        for k in ("create_time", "update_time", "row_estimate", "data_length", "properties"):
+            t.pop(k)
+    canon = json.dumps(old, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert db.schema_hash() == hashlib.sha256(canon.encode()).hexdigest()
+    db.tables[0].properties["partitioning"] = "DATE(ts)"
+    assert db.schema_hash() != hashlib.sha256(canon.encode()).hexdigest()
+
+
+def test_diff_sees_nested_field_changes():
+    """Nested fields are snapshot columns named by field path, so the schema checks see a dropped nested field."""
+    import copy
+
+    from metadata_assets.diff import diff
+
+    before = snapshots()["sales"]
+    after = copy.deepcopy(before)
+    orders = next(t for t in after.tables if t.name == "orders")
+    orders.columns = [c for c in orders.columns if c.name != "items.qty"]
+    d = diff(before, after)
+    assert [(c.table, c.column, c.kind, c.breaking) for c in d.columns] == \
+        [("orders", "items.qty", "removed", "column dropped")]

@@ -2,7 +2,7 @@
 
 Built with acryl-datahub's own pieces, as datahub/ingestion/source/bigquery_v2/bigquery_schema_gen.py does:
 dataset names from BigqueryTableIdentifier (`project.dataset.table`; date-sharded tables fold into
-`..._yyyymmdd`), containers from ProjectIdKey / BigQueryDatasetKey (gen_database_container / gen_schema_container),
+their base name, as with the built-in's default config), containers from ProjectIdKey / BigQueryDatasetKey (gen_database_container / gen_schema_container),
 nested STRUCT/ARRAY fields through get_schema_fields_for_hive_column (v2 field paths), the built-in's type mapping,
 and view lineage through sqlglot_lineage (platform bigquery, default_db=project, default_schema=dataset).
 Partitioning, clustering and labels are dataset custom properties (labels as `label.<key>`); partition columns are
@@ -86,7 +86,12 @@ class BigQueryUrnRules:
     platform_instance: Optional[str] = None
 
     def table_name(self, dataset: str, table: str) -> str:
-        return str(BigqueryTableIdentifier(self.project, dataset, table))
+        """`project.dataset.table`; a date-sharded table (events_20240101) is named by its base (`...events`), as the
+        built-in names it with its default config (enable_legacy_sharded_table_support: true). Computed here rather
+        than with str(BigqueryTableIdentifier), whose suffix is process-wide state set by whichever built-in source
+        was constructed last."""
+        ident = BigqueryTableIdentifier(self.project, dataset, table)
+        return f"{self.project}.{dataset}.{ident.get_table_display_name()}"
 
     def dataset(self, dataset: str, table: str) -> str:
         return make_dataset_urn(PLATFORM, self.table_name(dataset, table), self.env)
@@ -227,17 +232,18 @@ def dataset_mcps(db: Database, rules: BigQueryUrnRules, lineage: Optional[BigQue
         latest[rules.dataset(db.name, t.name)] = t
     for urn, t in sorted(latest.items(), key=lambda kv: kv[1].name):
         ident = BigqueryTableIdentifier(project, db.name, t.name)
+        qualified = rules.table_name(db.name, t.name)
         yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=StatusClass(removed=False))
         if t.columns:
             yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=SchemaMetadataClass(
-                schemaName=str(ident), platform=make_data_platform_urn(PLATFORM), version=0, hash="",
+                schemaName=qualified, platform=make_data_platform_urn(PLATFORM), version=0, hash="",
                 platformSchema=MySqlDDLClass(tableSchema=""), fields=schema_fields(t)))
         props = _props({"table_type": t.table_type, **t.properties})
         shard = BigqueryTableIdentifier.get_table_and_shard(t.name)[1]
-        if shard and not str(ident).endswith(f".{t.name}"):
+        if shard:
             props["is_sharded"], props["max_shard_id"] = "True", shard
         yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=DatasetPropertiesClass(
-            name=ident.get_table_display_name(), description=t.comment or "", qualifiedName=str(ident),
+            name=ident.get_table_display_name(), description=t.comment or "", qualifiedName=qualified,
             externalUrl=BQ_EXTERNAL_TABLE_URL_TEMPLATE.format(project=project, dataset=db.name, table=t.name),
             customProperties=props))
         for wu in add_table_to_schema_container(dataset_urn=urn, parent_container_key=key):

@@ -230,9 +230,14 @@ def build_dataset(name: str, info: dict, option_rows: list[dict], tables: list[d
 class BigQueryReader:
     """INFORMATION_SCHEMA reads over one google.cloud.bigquery.Client (from dagster-gcp's BigQueryResource)."""
 
-    def __init__(self, client, source: BigQuerySource):
+    def __init__(self, client, source: BigQuerySource, retry_timeout_s: float = 120):
+        from google.cloud import bigquery
+
         self.client = client
         self.source = source
+        # google-cloud-bigquery retries transient errors for 10 minutes by default: longer than a sensor tick may take
+        self.retry = bigquery.DEFAULT_RETRY.with_timeout(retry_timeout_s)
+        self.timeout_s = retry_timeout_s
         self.queries = 0  # query jobs run
         self.api_calls = 0  # datasets.list / datasets.get calls
 
@@ -243,8 +248,9 @@ class BigQueryReader:
         self.queries += 1
         job = self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params),
                                 project=self.source.project, location=scope.location,
-                                api_method="QUERY")  # jobs.query: one round trip for small results
-        return [dict(row.items()) for row in job.result()]
+                                api_method="QUERY",  # jobs.query: one round trip for small results
+                                retry=self.retry, job_retry=None)
+        return [dict(row.items()) for row in job.result(retry=self.retry, timeout=self.timeout_s)]
 
     def _regions(self) -> list[Scope]:
         return [Scope(self.source.project, region=r) for r in self.source.regions or ()]
@@ -263,7 +269,7 @@ class BigQueryReader:
                         found[r["dataset"]] = scope.region
         else:
             self.api_calls += 1
-            for item in self.client.list_datasets(self.source.project):
+            for item in self.client.list_datasets(self.source.project, retry=self.retry):
                 if self.source.database_allowed(item.dataset_id):
                     found[item.dataset_id] = None
         return found
@@ -309,7 +315,7 @@ class BigQueryReader:
 
         try:
             self.api_calls += 1
-            ds = self.client.get_dataset(f"{self.source.project}.{name}")
+            ds = self.client.get_dataset(f"{self.source.project}.{name}", retry=self.retry)
         except NotFound:
             return None
         scope = Scope(self.source.project, dataset=name)
@@ -329,12 +335,12 @@ class BigQueryReader:
                     parts[r["dataset"]].append(f"{scope.region}:{r['part']}:{r['n']}:{r['h']}")
         else:
             self.api_calls += 1
-            for item in self.client.list_datasets(self.source.project):
+            for item in self.client.list_datasets(self.source.project, retry=self.retry):
                 name = item.dataset_id
                 if not self.source.database_allowed(name):
                     continue
                 self.api_calls += 1
-                ds = self.client.get_dataset(f"{self.source.project}.{name}")
+                ds = self.client.get_dataset(f"{self.source.project}.{name}", retry=self.retry)
                 parts[name].append(f"d:{ds.etag}")
                 scope = Scope(self.source.project, dataset=name)
                 for r in self._query(fingerprint_sql(scope), scope, [name]):
