@@ -119,3 +119,39 @@ def test_only_allowed_and_visible_databases_have_a_fingerprint(schema):
         conn.close()
     assert set(fps) == {allowed, empty}
     assert hidden not in fps
+
+
+def test_key_parts_rotate_over_ticks_and_carry_over(schema, monkeypatch):
+    """Key parts are read for a slice of databases per tick; the others keep the cursor's key digest."""
+    import zlib
+
+    from metadata_assets.defs import source_clients
+
+    dbs = [schema.create(f"k{i}", "CREATE TABLE p (id INT PRIMARY KEY)",
+                         "CREATE TABLE c (id INT PRIMARY KEY, p_id INT, KEY ix_p (p_id), "
+                         "CONSTRAINT fk_p FOREIGN KEY (p_id) REFERENCES p (id))") for i in range(3)]
+    schema.grant()
+    source = schema.source()
+    monkeypatch.setattr(source_clients, "KEY_SLICE", 1)  # 3 databases: 3 slices, one database's keys per tick
+    first = source_clients.read_fingerprints(source)  # empty cursor: everything is read
+    assert sorted(first) == sorted(dbs) and all("." in v for v in first.values())
+    for tick in range(3):  # nothing changed: every slice gives the same digests
+        assert source_clients.read_fingerprints(source, first, tick=tick) == first
+
+    target = dbs[1]
+    # a key-only change: same columns, same index, another ON DELETE rule
+    schema.server.execute(f"ALTER TABLE `{target}`.c DROP FOREIGN KEY fk_p",
+                          f"ALTER TABLE `{target}`.c ADD CONSTRAINT fk_p FOREIGN KEY (p_id) REFERENCES p (id) "
+                          "ON DELETE CASCADE")
+    its_tick = zlib.crc32(target.encode()) % 3
+    other_tick = (its_tick + 1) % 3
+    assert source_clients.read_fingerprints(source, first, tick=other_tick) == first  # not its turn yet
+    seen = source_clients.read_fingerprints(source, first, tick=its_tick)
+    assert [db for db in dbs if seen[db] != first[db]] == [target]
+    assert seen[target].split(".")[0] == first[target].split(".")[0]  # tables and columns did not move
+
+    new = schema.create("k9", "CREATE TABLE t (id INT PRIMARY KEY)")
+    schema.grant([new])
+    with_new = source_clients.read_fingerprints(source, seen, tick=other_tick)
+    full = source_clients.read_fingerprints(source)
+    assert with_new[new] == full[new]  # a database new to the cursor gets its keys read at once

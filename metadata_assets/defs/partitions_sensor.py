@@ -95,12 +95,12 @@ def run_request(keys: list[str], reason: str, tags: Optional[dict] = None) -> Ru
     return RunRequest(tags={**tags, ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
 
 
-def read_fingerprints(source: MySQLSource) -> dict[str, str]:
-    """{database: 16-hex digest of its fingerprint}: keeps the cursor small (~100 kB at 3,000 databases).
-    BigQuery sources: one fingerprint query per region (defs/source_clients.py dispatches)."""
+def read_fingerprints(source: MySQLSource, cursor: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """{database: digest of its fingerprint}: keeps the cursor small (~100 kB at 3,000 databases).
+    defs/source_clients.py dispatches by source type (and rotates MySQL's costly key parts over ticks)."""
     from metadata_assets.defs.source_clients import read_fingerprints as dispatch
 
-    return dispatch(source)
+    return dispatch(source, cursor)
 
 
 def _forget(cfg: ProjectConfig, source: MySQLSource, databases: list[str], log) -> None:
@@ -129,8 +129,9 @@ def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interva
     )
     def schema_sensor(context: SensorEvaluationContext):
         started = time.monotonic()
+        cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         try:
-            fingerprints = read_fingerprints(source)
+            fingerprints = read_fingerprints(source, cursor)
         except SourceUnavailable as e:
             return SkipReason(f"source unreachable: {e}")
         except pymysql.err.MySQLError as e:
@@ -138,7 +139,6 @@ def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interva
         except bigquery_errors() as e:
             return SkipReason(f"fingerprint query failed on source {source.name!r}: {e}")
         query_s = time.monotonic() - started
-        cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         partitions = list(parts.get_partition_keys(dynamic_partitions_store=context.instance))
         if not fingerprints and partitions:
             # an account that suddenly sees nothing is far likelier a broken grant than a dropped estate

@@ -57,6 +57,18 @@ def _ts(v) -> Optional[str]:
     return v.isoformat(sep=" ") if isinstance(v, datetime) else (str(v) if v is not None else None)
 
 
+# The key parts of a fingerprint: {where}/{where_r} filter them to one database per UNION ALL branch.
+_KEY_PARTS_SQL = (
+    "SELECT TABLE_SCHEMA AS db, 'k' AS part, COUNT(*) AS n, SUM(CRC32(CONCAT_WS('|', CONSTRAINT_NAME, "
+    "TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, IFNULL(REFERENCED_TABLE_SCHEMA, ''), "
+    "IFNULL(REFERENCED_TABLE_NAME, ''), IFNULL(REFERENCED_COLUMN_NAME, '')))) AS h "
+    "FROM information_schema.KEY_COLUMN_USAGE {where} GROUP BY TABLE_SCHEMA "
+    "UNION ALL SELECT CONSTRAINT_SCHEMA, 'r', COUNT(*), SUM(CRC32(CONCAT_WS('|', CONSTRAINT_NAME, "
+    "UPDATE_RULE, DELETE_RULE))) FROM information_schema.REFERENTIAL_CONSTRAINTS {where_r} "
+    "GROUP BY CONSTRAINT_SCHEMA"
+)
+
+
 class MySQLReader:
     """Bulk information_schema reads over one connection."""
 
@@ -225,8 +237,11 @@ class MySQLReader:
                 warnings.append(f"over-privileged: the account can read data ({grant.split(' IDENTIFIED')[0]})")
         return warnings
 
-    def fingerprints(self, source: MySQLSource) -> dict[str, str]:
+    def fingerprints(self, source: MySQLSource, key_databases: Optional[Sequence[str]] = None) -> dict[str, str]:
         """One cheap query: a fingerprint per allowed database of everything that shapes its MCE file.
+
+        Parts: s (database), t (tables), c (columns), k (key columns), r (foreign-key rules), as `part:count:crc`.
+        With `key_databases`, the k and r parts are computed only for those databases (a second statement).
 
         Row counts, sizes and times are left out, so INSERT/UPDATE/DELETE never change a fingerprint.
         Known blind spot: VIEW_DEFINITION is empty for an account without SELECT, so a view redefined with the
@@ -234,7 +249,7 @@ class MySQLReader:
         Changes to tables that table_pattern excludes do move it: the re-extraction then finds nothing new.
         """
         schema_comment = ", SCHEMA_COMMENT" if self.is_mariadb else ""  # MySQL has no database comments
-        rows = self._query(
+        cheap = (
             "SELECT SCHEMA_NAME AS db, 's' AS part, 1 AS n, "
             f"CRC32(CONCAT_WS('|', DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME{schema_comment})) AS h "
             "FROM information_schema.SCHEMATA "
@@ -244,19 +259,32 @@ class MySQLReader:
             "UNION ALL SELECT TABLE_SCHEMA, 'c', COUNT(*), SUM(CRC32(CONCAT_WS('|', TABLE_NAME, COLUMN_NAME, "
             "ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, IFNULL(COLUMN_DEFAULT, '<none>'), COLUMN_KEY, EXTRA, "
             "IFNULL(GENERATION_EXPRESSION, ''), COLUMN_COMMENT, IFNULL(COLLATION_NAME, '')))) "
-            "FROM information_schema.COLUMNS GROUP BY TABLE_SCHEMA "
-            "UNION ALL SELECT TABLE_SCHEMA, 'k', COUNT(*), SUM(CRC32(CONCAT_WS('|', CONSTRAINT_NAME, TABLE_NAME, "
-            "COLUMN_NAME, ORDINAL_POSITION, IFNULL(REFERENCED_TABLE_SCHEMA, ''), "
-            "IFNULL(REFERENCED_TABLE_NAME, ''), IFNULL(REFERENCED_COLUMN_NAME, '')))) "
-            "FROM information_schema.KEY_COLUMN_USAGE GROUP BY TABLE_SCHEMA "
-            "UNION ALL SELECT CONSTRAINT_SCHEMA, 'r', COUNT(*), SUM(CRC32(CONCAT_WS('|', CONSTRAINT_NAME, "
-            "UPDATE_RULE, DELETE_RULE))) FROM information_schema.REFERENTIAL_CONSTRAINTS "
-            "GROUP BY CONSTRAINT_SCHEMA"
+            "FROM information_schema.COLUMNS GROUP BY TABLE_SCHEMA"
         )
-        parts: dict[str, list[str]] = defaultdict(list)
-        for r in rows:
-            parts[r["db"]].append(f"{r['part']}:{r['n']}:{r['h']}")
-        return {db: "|".join(sorted(p)) for db, p in parts.items() if source.database_allowed(db)}
+        if key_databases is None:
+            rows = self._query(cheap + " UNION ALL " + _KEY_PARTS_SQL.format(where="", where_r=""))
+        else:
+            # Key parts open every table fully (Open_full_table): over a whole large server they cost more than
+            # everything else together, so the caller asks for them for a slice of databases at a time.
+            rows = self._query(cheap) + self._key_rows(list(key_databases))
+        return _join_parts(rows, source)
+
+    def key_fingerprints(self, source: MySQLSource, databases: Sequence[str]) -> dict[str, str]:
+        """Only the k and r parts, for the given databases (one statement, a branch per database)."""
+        return _join_parts(self._key_rows(list(databases)), source)
+
+    def _key_rows(self, dbs: list[str]) -> list[dict]:
+        if not dbs:
+            return []
+        branch = _KEY_PARTS_SQL.format(where="WHERE TABLE_SCHEMA = %s", where_r="WHERE CONSTRAINT_SCHEMA = %s")
+        return self._query(" UNION ALL ".join([branch] * len(dbs)), [d for db in dbs for d in (db, db)])
+
+
+def _join_parts(rows: list[dict], source: MySQLSource) -> dict[str, str]:
+    parts: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        parts[r["db"]].append(f"{r['part']}:{r['n']}:{r['h']}")
+    return {db: "|".join(sorted(p)) for db, p in parts.items() if source.database_allowed(db)}
 
 
 def list_databases(source: MySQLSource) -> list[str]:
