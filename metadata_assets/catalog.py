@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Optional
 
 # Table statistics that change with the data, not the schema: kept in the file, left out of the schema hash.
@@ -65,6 +65,14 @@ class Table:
         return self.table_type == "VIEW"
 
 
+def _table_dict(t: Table) -> dict:
+    d = dict(t.__dict__)
+    d["columns"] = [dict(c.__dict__) for c in t.columns]
+    d["foreign_keys"] = [dict(fk.__dict__) for fk in t.foreign_keys]
+    d["properties"] = dict(t.properties)
+    return d
+
+
 @dataclass
 class Database:
     name: str
@@ -76,10 +84,16 @@ class Database:
     properties: dict[str, str] = field(default_factory=dict)  # source-specific (BigQuery: location, labels)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """What dataclasses.asdict gives, without its recursive deep copy (these classes hold flat values only)."""
+        d = dict(self.__dict__)
+        d["tables"] = [_table_dict(t) for t in self.tables]
+        d["warnings"] = list(self.warnings)
+        d["properties"] = dict(self.properties)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Database":
+        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}  # snapshot files add data_version
         tables = []
         for t in d.get("tables", []):
             t = dict(t)

@@ -45,8 +45,8 @@ class DatabaseResult:
     previous: Optional[Database] = None
 
 
-def data_version(db: Database, rules: UrnRules) -> str:
-    version = [db.schema_hash(), MCE_FORMAT, rules.env, rules.platform_instance]
+def data_version(db: Database, rules: UrnRules, schema_hash: Optional[str] = None) -> str:
+    version = [schema_hash or db.schema_hash(), MCE_FORMAT, rules.env, rules.platform_instance]
     if getattr(rules, "project", None):  # BigQuery: the project is part of every URN
         version.append(rules.project)
     return files.sha256(json.dumps(version).encode())
@@ -86,14 +86,17 @@ def write_database(store: files.Store, source_name: str, db: Database, rules: Ur
     # The MCE file goes first: the push takes a database's version from its snapshot, so between the two writes
     # (or after a crash) the version can only lag behind the file, which means a re-push, never a skipped one.
     store.write_bytes(files.mce_key(source_name, db.name), data)
-    store.write_bytes(files.snapshot_key(source_name, db.name),
-                      json.dumps(db.to_dict(), sort_keys=True, ensure_ascii=False).encode())
+    schema_hash = db.schema_hash()
+    version = data_version(db, rules, schema_hash)
+    # the snapshot carries its data version, so a push compares strings instead of re-hashing every snapshot
+    store.write_bytes(files.snapshot_key(source_name, db.name), json.dumps(
+        {**db.to_dict(), "data_version": version}, sort_keys=True, ensure_ascii=False).encode())
     t_cov, c_cov = db.coverage()
     return DatabaseResult(
         database=db.name, ok=True, uri=store.uri(files.mce_key(source_name, db.name)),
         tables=db.n_tables, views=db.n_views, columns=db.n_columns,
         table_doc_coverage=t_cov, column_doc_coverage=c_cov, proposals=len(mcps),
-        schema_hash=db.schema_hash(), data_version=data_version(db, rules), file_sha256=files.sha256(data),
+        schema_hash=schema_hash, data_version=version, file_sha256=files.sha256(data),
         warnings=warnings, snapshot=db, previous=previous,
     )
 

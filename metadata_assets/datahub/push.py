@@ -87,7 +87,9 @@ def current_version(store: files.Store, source: str, database: str, rules: UrnRu
 
     raw = store.read_bytes(files.snapshot_key(source, database))
     if raw is not None:
-        return data_version(Database.from_dict(json.loads(raw)), rules)
+        doc = json.loads(raw)
+        # written by extraction with the version of the file it wrote beside it; older snapshots lack it
+        return doc.get("data_version") or data_version(Database.from_dict(doc), rules)
     # no snapshot (written by something else than extract): fall back to the file's bytes
     data = mce_bytes if mce_bytes is not None else store.read_bytes(files.mce_key(source, database)) or b""
     return "file:" + files.sha256(data)
