@@ -12,6 +12,8 @@ PY=${PYTHON:-python3}
 
 need_apt=()
 [ -x /usr/sbin/mariadbd ] || command -v mariadbd >/dev/null 2>&1 || need_apt+=(mariadb-server)
+# Debian splits venv/ensurepip out of python3
+[ -x "$VENV/bin/python" ] || "$PY" -c "import venv, ensurepip" >/dev/null 2>&1 || need_apt+=(python3-venv)
 
 install_system() {
   if [ "${1:-}" = with-browser ]; then
