@@ -82,12 +82,16 @@ def write_database(store: files.Store, source_name: str, db: Database, rules: Ur
     mcps = list(_mcps(db, rules, lineage, warnings))
     data = files.serialize_mcps(mcps)
     previous_raw = store.read_bytes(files.snapshot_key(source_name, db.name))
-    previous = Database.from_dict(json.loads(previous_raw)) if previous_raw else None
-    # The MCE file goes first: the push takes a database's version from its snapshot, so between the two writes
-    # (or after a crash) the version can only lag behind the file, which means a re-push, never a skipped one.
-    store.write_bytes(files.mce_key(source_name, db.name), data)
+    previous_doc = json.loads(previous_raw) if previous_raw else None
+    previous = Database.from_dict(previous_doc) if previous_doc else None
     schema_hash = db.schema_hash()
     version = data_version(db, rules, schema_hash)
+    # The push takes a database's version from its snapshot. Between writing the file and its snapshot neither the
+    # old version (new file) nor the new one (old file) may be seen: with no snapshot the push versions the file
+    # by its bytes, so a crash anywhere in between means a re-push, never a skipped or wrongly recorded one.
+    if previous_doc is not None and previous_doc.get("data_version") != version:
+        store.delete(files.snapshot_key(source_name, db.name))
+    store.write_bytes(files.mce_key(source_name, db.name), data)
     # the snapshot carries its data version, so a push compares strings instead of re-hashing every snapshot
     store.write_bytes(files.snapshot_key(source_name, db.name), json.dumps(
         {**db.to_dict(), "data_version": version}, sort_keys=True, ensure_ascii=False).encode())

@@ -166,3 +166,34 @@ def test_push_asset_and_sensor(schema, tmp_path):
 def _failure_text(result) -> str:
     return " ".join(str(e.event_specific_data.error.message) for e in result.all_events
                     if e.is_step_failure and e.event_specific_data and e.event_specific_data.error)
+
+
+def test_a_crash_between_file_and_snapshot_never_skips_the_new_file(schema, tmp_path, monkeypatch):
+    """Extraction dies after writing the new MCE file but before its snapshot: the next push still sends it."""
+    from metadata_assets.datahub.files import LocalStore
+
+    db = schema.create("crash", "CREATE TABLE t (id INT PRIMARY KEY)")
+    schema.grant()
+    cfg = schema.project(tmp_path)
+    refresh(cfg, [db])
+    assert push_lite(cfg).databases_pushed == [db]
+
+    schema.server.execute(f"ALTER TABLE `{db}`.t ADD COLUMN added INT COMMENT 'new'")
+    real_write = LocalStore.write_bytes
+
+    def crash_on_snapshot(self, key, data):
+        if "/snapshots/" in key:
+            raise OSError("killed")
+        return real_write(self, key, data)
+
+    monkeypatch.setattr(LocalStore, "write_bytes", crash_on_snapshot)
+    (result,) = extract(cfg.sources[0], [db], files.open_store(cfg.storage.uri))
+    assert not result.ok
+    monkeypatch.setattr(LocalStore, "write_bytes", real_write)
+
+    second = push_lite(cfg)
+    assert second.databases_pushed == [db]  # versioned by the file's bytes: pending, not skipped
+    lite = lite_reader(cfg.datahub.lite.path)
+    fields = {f.fieldPath for f in lite.get(urn(db, "t"), aspects=None, typed=True)["schemaMetadata"].fields}
+    lite.close()
+    assert "added" in fields
