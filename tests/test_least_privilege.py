@@ -75,3 +75,16 @@ def test_grant_statements_are_what_extraction_needs(schema, tmp_path):
     conn = connect(source)
     assert MySQLReader(conn).list_databases(source) == [db]
     conn.close()
+
+
+def test_select_on_an_unrelated_database_is_not_flagged_but_a_wildcard_match_is(schema, tmp_path):
+    db = schema.create("y_1", "CREATE TABLE t (id INT PRIMARY KEY)")
+    other = schema.create("other_app", "CREATE TABLE t (id INT)")
+    schema.grant([db])
+    schema.server.execute(f"GRANT SELECT ON `{other}`.* TO '{schema.user}'@'%'")
+    (result,) = extract(schema.source(), [db], files.LocalStore(tmp_path))
+    assert not any("over-privileged" in w for w in result.warnings)
+    # `_` is a wildcard in a GRANT: this one covers the extracted database too
+    schema.server.execute(f"GRANT SELECT ON `{db.replace('y_1', 'y_')}_`.* TO '{schema.user}'@'%'")
+    (result,) = extract(schema.source(), [db], files.LocalStore(tmp_path))
+    assert any("over-privileged" in w for w in result.warnings)

@@ -30,7 +30,7 @@ from dagster import (
     sensor,
 )
 
-from metadata_assets.config import MySQLSource, ProjectConfig
+from metadata_assets.config import ConfigError, MySQLSource, ProjectConfig
 from metadata_assets.datahub import files
 from metadata_assets.datahub.push import MassRemovalRefused, PushFailed, PushReport, load_state, push
 from metadata_assets.datahub.sinks import DataHubUnavailable, open_sink
@@ -79,8 +79,11 @@ def build_push_asset(cfg: ProjectConfig, source: MySQLSource, retry_policy: Retr
                      f"to {cfg.datahub.target} DataHub; soft-deletes dropped tables and databases."),
     )
     def datahub_push(context: AssetExecutionContext, config: PushConfig) -> MaterializeResult:
-        store = files.open_store(cfg.storage.uri)
-        sink = open_sink(cfg.datahub)
+        try:
+            store = files.open_store(cfg.storage.uri)
+            sink = open_sink(cfg.datahub)
+        except (ConfigError, ValueError) as e:  # a retry cannot fix configuration
+            raise Failure(description=f"source {source.name!r}: {e}", allow_retries=False) from None
         try:
             report = push(store, source.name, rules_for(source), sink,
                           max_removal_share=cfg.datahub.max_removal_share,

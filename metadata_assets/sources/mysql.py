@@ -232,8 +232,7 @@ class MySQLReader:
                 continue
             if db_part.startswith("`"):
                 db_part = db_part[1:-1].replace("``", "`")
-            db_part = db_part.lower()
-            if db_part == "*" or db_part in dbs or "%" in db_part or "_" in db_part:
+            if db_part == "*" or any(_grant_pattern(db_part).fullmatch(db) for db in dbs):
                 warnings.append(f"over-privileged: the account can read data ({grant.split(' IDENTIFIED')[0]})")
         return warnings
 
@@ -285,6 +284,20 @@ def _join_parts(rows: list[dict], source: MySQLSource) -> dict[str, str]:
     for r in rows:
         parts[r["db"]].append(f"{r['part']}:{r['n']}:{r['h']}")
     return {db: "|".join(sorted(p)) for db, p in parts.items() if source.database_allowed(db)}
+
+
+def _grant_pattern(db_part: str) -> re.Pattern:
+    """A GRANT's database name as a regex: `%` and `_` are wildcards there, `\_` and `\%` literal."""
+    out, i = [], 0
+    while i < len(db_part):
+        ch = db_part[i]
+        if ch == "\\" and i + 1 < len(db_part):
+            out.append(re.escape(db_part[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+        i += 1
+    return re.compile("".join(out), re.IGNORECASE)
 
 
 def list_databases(source: MySQLSource) -> list[str]:
