@@ -61,7 +61,7 @@ def cmd_demo(args) -> int:
     (home / "dagster").mkdir(parents=True, exist_ok=True)
     dagster_yaml = home / "dagster" / "dagster.yaml"
     if not dagster_yaml.exists():
-        dagster_yaml.write_text("telemetry:\n  enabled: false\n")
+        dagster_yaml.write_text("telemetry:\n  enabled: false\nrun_retries:\n  enabled: true\n  max_retries: 0\n")
     print(f"[demo] home: {home}")
     print("[demo] starting a throwaway MariaDB ...", flush=True)
     server = local_mariadb.start(home / "demo-mariadb")

@@ -448,3 +448,14 @@ def test_image_ships_bytecode():
     assert "python -m compileall" in build
     assert build.index("rm -rf {}") < build.index("python -m compileall")  # compiled after the cleanup
     assert "PYTHONDONTWRITEBYTECODE=1" in final
+
+
+def test_failed_extraction_runs_are_retried_by_the_daemon(monkeypatch):
+    """Sensor/schedule extraction runs ask for run retries, and the deployed instance honours that tag."""
+    from metadata_assets.config import MySQLSource
+    from metadata_assets.defs.extraction import MAX_RETRIES_TAG, run_tags
+
+    monkeypatch.setenv("PW", "x")
+    src = MySQLSource(name="s", type="mysql", host="h", user="u", password_env="PW")
+    assert int(run_tags(src)[MAX_RETRIES_TAG]) >= 1
+    assert VALUES["dagsterDaemon"]["runRetries"]["enabled"] is True

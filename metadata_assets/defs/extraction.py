@@ -49,11 +49,18 @@ def k8s_tags(cpu: str, memory: str) -> dict:
 EXTRACTION_POD = {"cpu": "250m", "memory": "512Mi"}
 
 
+MAX_RETRIES_TAG = "dagster/max_retries"
+EXTRACTION_RUN_RETRIES = 2
+
+
 def run_tags(source: MySQLSource) -> dict[str, str]:
     """Tags for RunRequests of this source's extraction. The K8sRunLauncher sizes the run pod from *run* tags
     (op_tags only reach per-step pods under k8s_job_executor). No tag is needed for the MySQL host limit: the
     asset's pool applies to every run of it (see defs/pools.py)."""
-    return {key: json.dumps(value, sort_keys=True) for key, value in k8s_tags(**EXTRACTION_POD).items()}
+    tags = {key: json.dumps(value, sort_keys=True) for key, value in k8s_tags(**EXTRACTION_POD).items()}
+    # re-run a failed extraction run (needs run_retries enabled on the instance: deploy/values.yaml, the demo)
+    tags[MAX_RETRIES_TAG] = str(EXTRACTION_RUN_RETRIES)
+    return tags
 
 
 def materialization(key: AssetKey, r: DatabaseResult) -> AssetMaterialization:
