@@ -45,11 +45,12 @@ WARM_MODULES = ("dagster", "pymysql", "yaml", "sqlglot", "datahub.entrypoints", 
                 "metadata_assets.extract", "metadata_assets.datahub.push", "metadata_assets.datahub.sinks")
 WARM_IMPORTS = "import importlib\nfor m in %r:\n    try:\n        importlib.import_module(m)\n    except Exception:\n" \
                "        pass\n" % (WARM_MODULES,)
-CONTENDERS = ("floor", "core", "proto", "sensor", "builtin", "dagster")
+CONTENDERS = ("floor", "floor_union", "core", "proto", "sensor", "builtin", "dagster")
 LABELS = {
     "floor": "floor: 4 bulk information_schema queries -> JSON",
     "core": "ours: extract() -> MCE files (core path)",
-    "proto": "prototype (bench/proto.py): core + cheaper serialization/to_dict",
+    "floor_union": "floor, reader patched by bench/proto.py install_union_reads",
+    "proto": "core, then day 2 with the skip-unchanged prototype (bench/proto.py)",
     "dagster": "ours: daily refresh through Dagster, in process",
     "builtin": "DataHub built-in mysql source (datahub ingest)",
     "sensor": "sensor tick: MySQLReader.fingerprints (whole server)",
@@ -104,6 +105,13 @@ def child_floor(spec: dict, out: Path) -> dict:
     return {"inner_s": time.monotonic() - t0, "databases": len(dbs), "rows": n_rows}
 
 
+def child_floor_union(spec: dict, out: Path) -> dict:
+    import proto
+
+    proto.install_union_reads()
+    return child_floor(spec, out)
+
+
 def child_core(spec: dict, out: Path) -> dict:
     from metadata_assets.datahub.files import LocalStore
     from metadata_assets.extract import extract
@@ -121,14 +129,13 @@ def child_core(spec: dict, out: Path) -> dict:
 
 
 def child_proto(spec: dict, out: Path) -> dict:
-    """Day 1: core path with the bench/proto.py fast paths, fresh store. Day 2: same store, no schema change, with
-    the skip-unchanged prototype as well."""
+    """Day 1: the core path, fresh store. Day 2: same store, no schema change, with the skip-unchanged prototype of
+    bench/proto.py (the other prototypes there were adopted by the core)."""
     import proto
     from metadata_assets.datahub.files import LocalStore
     from metadata_assets.extract import extract
     from metadata_assets.sources.mysql import list_databases
 
-    proto.install_fast_paths()
     source = _source(spec)
     t0 = time.monotonic()
     dbs = list_databases(source)
@@ -269,7 +276,7 @@ def child_sensor(spec: dict, out: Path) -> dict:
     return {"inner_s": t2 - t0, "query_s": round(t2 - t1, 3), "databases": len(fps)}
 
 
-CHILDREN = {"floor": child_floor, "core": child_core, "proto": child_proto, "dagster": child_dagster, "sensor": child_sensor}
+CHILDREN = {"floor": child_floor, "floor_union": child_floor_union, "core": child_core, "proto": child_proto, "dagster": child_dagster, "sensor": child_sensor}
 
 
 def child_main(name: str, spec_path: str) -> None:
@@ -409,7 +416,7 @@ def run_size(size, runs: int, skip: set[str], builtin_timeout: float, log, timeo
         warm.mkdir(parents=True)
         (warm / "spec.json").write_text(json.dumps({**spec_base, "out": str(warm)}))
         t_warm = time.monotonic()
-        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", "floor", "--spec",
+        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", "floor_union", "--spec",
                         str(warm / "spec.json")], env=env, stdout=subprocess.DEVNULL, check=False)
         subprocess.run([sys.executable, "-c", WARM_IMPORTS], env=env, check=False, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
@@ -519,7 +526,9 @@ def render(all_results: dict, mach: dict) -> str:
                   f"Measured {res['measured_at']}, {res['runs']} run(s) each; schema generation took "
                   f"{_f(res.get('generation_s'), '{:.1f}')} s"
                   f"{'' if res.get('generated_now') else ' (cached data dir reused this time)'}. "
-                  f"Command: `{res['command']}`", "",
+                  f"Command: `{res['command']}`"
+                  + (f"; {', '.join(res['kept_from']['contenders'])} measured {res['kept_from']['measured_at']} by "
+                     f"`{res['kept_from']['command']}`" if res.get("kept_from") else ""), "",
                   "| contender | wall s | work s | peak RSS MiB | CPU s | statements | connections | output |",
                   "|---|---:|---:|---:|---:|---:|---:|---|"]
         for c in CONTENDERS:
@@ -545,7 +554,7 @@ def render(all_results: dict, mach: dict) -> str:
             elif c == "builtin":
                 outp = f"{last.get('proposals', '?')} proposals, {last.get('datasets', '?')} datasets, " \
                        f"{last.get('views_emitted', '?')} with viewProperties"
-            elif c == "floor":
+            elif c in ("floor", "floor_union"):
                 outp = f"{last.get('rows', '?')} rows"
             elif c == "sensor":
                 outp = f"{last.get('databases', '?')} fingerprints; query {_f(_med(smp, 'query_s'), '{:.3f}')} s"
@@ -618,7 +627,7 @@ def main(argv=None) -> int:
     def log(msg):
         print(msg, flush=True)
 
-    skip = {x for x in a.skip.split(",") if x} | (set() if a.proto else {"proto"})
+    skip = {x for x in a.skip.split(",") if x} | (set() if a.proto else {"proto", "floor_union"})
     all_results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
     mach = machine()
     if a.render:
@@ -630,6 +639,15 @@ def main(argv=None) -> int:
         result = run_size(size, runs, skip, a.builtin_timeout, log, a.timeout)
         # re-read: another run (another size) may have written its results meanwhile
         all_results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+        previous = all_results.get(name)
+        if previous and skip:  # contenders skipped this time keep their last samples (and say so)
+            kept = {c: v for c, v in previous["samples"].items() if c not in result["samples"]}
+            if kept:
+                result["samples"] = {c: result["samples"].get(c) or kept[c] for c in CONTENDERS
+                                     if c in result["samples"] or c in kept}
+                result["kept_from"] = {"contenders": sorted(kept), "measured_at": previous["measured_at"],
+                                       "command": previous["command"]}
+                result["builtin_skipped"] = result["builtin_skipped"] or previous.get("builtin_skipped")
         all_results[name] = result
         RESULTS_JSON.write_text(json.dumps(all_results, indent=1, default=str))
         RESULTS_MD.write_text(render(all_results, mach))
