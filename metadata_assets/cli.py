@@ -1,6 +1,6 @@
 """Small operator commands: `metadata-assets grants`, `metadata-assets demo`.
 
-    metadata-assets grants [--source NAME] [--config FILE]   print the least-privilege GRANTs of a source
+    metadata-assets grants [--config FILE] [--source NAME] [-d DATABASE ...]   print a source's least-privilege GRANTs
     metadata-assets demo [--no-ui]                           throwaway MariaDB + DataHub Lite + Dagster, see README
 """
 

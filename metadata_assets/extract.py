@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Sequence
 
-from metadata_assets import __version__
 from metadata_assets.catalog import Database
 from metadata_assets.config import BigQuerySource, MySQLSource
 from metadata_assets.datahub import files

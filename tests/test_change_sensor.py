@@ -120,10 +120,6 @@ def test_dropped_database_is_removed_and_its_files_forgotten(estate):
     assert list(delete.partition_keys) == [dbs[1]]
     assert not result.run_requests
     assert daemon.partitions() == [dbs[0], dbs[2]]
-    try:
-        from metadata_assets.datahub.push import forget_database  # noqa: F401
-    except ImportError:
-        pytest.skip("datahub.push.forget_database not available: files are kept")
     assert store.read_bytes(files.mce_key("src", dbs[1])) is None
     assert store.read_bytes(files.snapshot_key("src", dbs[1])) is None
 

@@ -134,7 +134,10 @@ def test_concurrent_writers_never_mix_bytes(bucket):
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    # Whole objects only. A writer that lost every conditional attempt to the others says so (bounded retries);
+    # how many lose depends on thread timing, so only the kind of error is asserted, never the count.
+    assert all(isinstance(e, RuntimeError) and "kept changing" in str(e) for e in errors), errors
+    assert len(errors) < len(payloads) * 3
     assert store.read_bytes("same.json") in payloads
 
 

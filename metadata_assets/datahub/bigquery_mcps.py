@@ -59,7 +59,7 @@ from datahub.metadata.schema_classes import (
 )
 from datahub.utilities.hive_schema_to_avro import HiveColumnToAvroConverter, get_schema_fields_for_hive_column
 
-from metadata_assets.catalog import Column, Database, Table
+from metadata_assets.catalog import Database, Table
 
 PLATFORM = "bigquery"
 CLUSTERING_COLUMN_TAG = "CLUSTERING_COLUMN"  # datahub.ingestion.source.bigquery_v2.bigquery_schema_gen
@@ -265,7 +265,3 @@ def dataset_mcps(db: Database, rules: BigQueryUrnRules, lineage: Optional[BigQue
                 warnings.append(warn)
             if up is not None:
                 yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=up)
-
-
-def dataset_urns(db: Database, rules: BigQueryUrnRules) -> list[str]:
-    return sorted({rules.dataset(db.name, t.name) for t in db.tables})

@@ -6,9 +6,9 @@ upload that also only becomes visible when complete).
 
 Preconditions: every upload names the generation it replaces (`if_generation_match`, 0 = "must not exist").
 That makes the upload idempotent: google-cloud-storage 3.x retries uploads on transient errors, and a retried
-request whose first attempt had landed gets 412 instead of writing twice; a concurrent writer can never be
-silently clobbered either. On 412 we re-read and either find our bytes already there or try again against the
-new generation.
+request whose first attempt had landed gets 412 instead of writing twice. On 412 we re-read and either find our
+bytes already there or write again against the new generation: with two concurrent writers of one file the last
+one wins whole (never a mix), which is what a re-extraction wants.
 
 Determinism: writing bytes identical to the stored object (same size and CRC32C) is a no-op, so an unchanged
 database does not create a new generation.
@@ -20,6 +20,8 @@ STORAGE_EMULATOR_HOST set the client talks anonymously to that emulator. Nothing
 from __future__ import annotations
 
 import base64
+import random
+import time
 from typing import Optional
 
 import google_crc32c
@@ -72,7 +74,9 @@ class GCSStore:
     def write_bytes(self, key: str, data: bytes) -> None:
         name = self._name(key)
         want_crc = crc32c_b64(data)
-        for _ in range(self.max_attempts):
+        for attempt in range(self.max_attempts):
+            if attempt:
+                time.sleep(random.uniform(0.01, 0.05) * attempt)  # writers racing on one object: back off, apart
             current = self._current(name)
             if current is not None and current.size == len(data) and current.crc32c == want_crc:
                 return  # identical bytes already stored (also what we find after a retried upload that had landed)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional
+from typing import Iterator, Optional
 
 from datahub.emitter.mce_builder import (
     make_data_platform_urn,
@@ -251,7 +251,3 @@ def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolv
                 warnings.append(warn)
             if up is not None:
                 yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=up)
-
-
-def dataset_urns(db: Database, rules: UrnRules) -> list[str]:
-    return [rules.dataset(db.name, t.name) for t in db.tables]

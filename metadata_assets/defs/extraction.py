@@ -21,7 +21,7 @@ from metadata_assets.datahub.files import open_store
 from metadata_assets.defs.checks import schema_change_metadata, schema_check_evaluations
 from metadata_assets.defs.source_clients import extract_through_client
 from metadata_assets.diff import diff
-from metadata_assets.extract import DatabaseResult, extract
+from metadata_assets.extract import DatabaseResult
 
 DATA_VERSION_TAG = "dagster/data_version"
 

@@ -1,6 +1,7 @@
-"""The schema-change sensor of one source: one fingerprint query per tick, runs only for databases that changed.
+"""The schema-change sensor of one source: fingerprints per tick, runs only for databases that changed.
 
-Each tick reads `MySQLReader.fingerprints()` (one UNION ALL over information_schema) and compares it with the cursor,
+Each tick reads the fingerprints (defs/source_clients.read_fingerprints: tables and columns of every database, keys
+for a rotating slice) and compares them with the cursor,
 a JSON object {database: fingerprint}:
 - an allowed database that is not a partition yet is added as a partition and requested;
 - a partition whose database disappeared (dropped, grant revoked, no longer matches the patterns) is removed, and its
@@ -103,13 +104,10 @@ def read_fingerprints(source: MySQLSource, cursor: Optional[dict[str, str]] = No
     return dispatch(source, cursor)
 
 
-def _forget(cfg: ProjectConfig, source: MySQLSource, databases: list[str], log) -> None:
-    try:
-        from metadata_assets.datahub.push import forget_database
-        from metadata_assets.datahub.files import open_store
-    except ImportError:  # the push module is not there: keep the files, the push cannot soft-delete them yet
-        log.warning(f"removed partitions {databases}: their MCE files are kept (no datahub.push.forget_database)")
-        return
+def _forget(cfg: ProjectConfig, source: MySQLSource, databases: list[str]) -> None:
+    from metadata_assets.datahub.files import open_store
+    from metadata_assets.datahub.push import forget_database
+
     store = open_store(cfg.storage.uri)
     for db in databases:
         forget_database(store, source.name, db)
@@ -124,7 +122,7 @@ def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interva
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         asset_selection=[key],
-        description=(f"One fingerprint query per tick against `{source.name}`: adds new allowed databases as "
+        description=(f"Fingerprints `{source.name}` from information_schema each tick: adds new allowed databases as "
                      "partitions, removes dropped ones, and materializes only the databases whose schema changed."),
     )
     def schema_sensor(context: SensorEvaluationContext):
@@ -154,7 +152,7 @@ def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interva
             requests.append(parts.build_add_request(p.add))
         if p.remove:
             requests.append(parts.build_delete_request(p.remove))
-            _forget(cfg, source, p.remove, context.log)
+            _forget(cfg, source, p.remove)
         reasons = {**{k: "new database" for k in p.add}, **{k: "schema changed" for k in p.changed},
                    **{k: "never materialized" for k in p.never_materialized}}
         runs = [run_request(g, ", ".join(sorted({reasons[k] for k in g})), run_tags(source))
