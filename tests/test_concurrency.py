@@ -105,10 +105,15 @@ class Queue:
         assert self.instance.get_run_by_id(run_id).status == DagsterRunStatus.SUCCESS
 
 
+def mysql_only(limits: dict) -> dict:
+    """The MySQL host pools of a limits dict (push pools, one per source, are tested on their own)."""
+    return {k: v for k, v in limits.items() if k.startswith("mysql_")}
+
+
 def test_pool_per_host_with_the_smallest_limit_of_its_sources(tmp_path):
     cfg = project(tmp_path, source("a", "db1.example", 3), source("b", "db1.example", 2),
                   source("c", "db2.example", 1))
-    assert pool_limits(cfg) == {mysql_pool(cfg.sources[0]): 2, mysql_pool(cfg.sources[2]): 1}
+    assert mysql_only(pool_limits(cfg)) == {mysql_pool(cfg.sources[0]): 2, mysql_pool(cfg.sources[2]): 1}
     assert mysql_pool(cfg.sources[0]) == mysql_pool(cfg.sources[1]) != mysql_pool(cfg.sources[2])
 
 
@@ -128,7 +133,7 @@ def test_queued_runs_never_exceed_each_hosts_limit(instance, tmp_path):
     first = sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=queue.defs))
     assert "set" in first.skip_message
     limits = {p.name: p.limit for p in instance.event_log_storage.get_pool_limits()}
-    assert limits == {h1: 2, h2: 1}
+    assert mysql_only(limits) == {h1: 2, h2: 1}
     again = sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=queue.defs))
     assert "already match" in again.skip_message
 
@@ -166,15 +171,28 @@ def test_default_limit_guards_a_host_until_the_sensor_has_run(instance, tmp_path
     queue.dequeue()
     assert queue.started() == {pool: runs[:default]}
     # the sensor's limits replace the default: the configured 3 run at once
-    assert apply_pool_limits(instance, pool_limits(queue.cfg)) == {pool: 3}
+    assert mysql_only(apply_pool_limits(instance, pool_limits(queue.cfg))) == {pool: 3}
     queue.dequeue()
     assert queue.started() == {pool: runs[:3]}
 
 
 def test_a_changed_config_changes_the_instance_limit(instance, tmp_path):
     src = source("a", "db1.example", 2)
-    assert apply_pool_limits(instance, pool_limits(project(tmp_path, src))) == {mysql_pool(src): 2}
+    assert mysql_only(apply_pool_limits(instance, pool_limits(project(tmp_path, src)))) == {mysql_pool(src): 2}
     assert apply_pool_limits(instance, pool_limits(project(tmp_path, src))) == {}
     lowered = src.model_copy(update={"max_concurrent_runs": 1})
-    assert apply_pool_limits(instance, pool_limits(project(tmp_path, lowered))) == {mysql_pool(src): 1}
-    assert {p.name: p.limit for p in instance.event_log_storage.get_pool_limits()} == {mysql_pool(src): 1}
+    assert mysql_only(apply_pool_limits(instance, pool_limits(project(tmp_path, lowered)))) == {mysql_pool(src): 1}
+    assert mysql_only({p.name: p.limit for p in instance.event_log_storage.get_pool_limits()}) == {mysql_pool(src): 1}
+
+
+def test_each_source_pushes_alone(monkeypatch):
+    from metadata_assets.config import ProjectConfig
+    from metadata_assets.definitions import build_definitions
+    from metadata_assets.defs.pools import pool_limits
+    from metadata_assets.defs.push import push_asset_key
+
+    monkeypatch.setenv("PW", "x")
+    cfg = ProjectConfig(sources=[{"name": "a", "type": "mysql", "host": "h", "user": "u", "password_env": "PW"}])
+    assert pool_limits(cfg)["datahub_push_a"] == 1
+    push = build_definitions(cfg).resolve_assets_def(push_asset_key(cfg.sources[0]))
+    assert push.op.pool == "datahub_push_a"

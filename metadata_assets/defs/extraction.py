@@ -41,6 +41,11 @@ def mysql_pool(source: MySQLSource) -> str:
     return "mysql_" + re.sub(r"[^A-Za-z0-9_]", "_", f"{source.host}_{source.port}")
 
 
+def push_pool(source: MySQLSource) -> str:
+    """The push of a source runs alone: its pool has one slot (defs/pools.py)."""
+    return "datahub_push_" + source.name
+
+
 def k8s_tags(cpu: str, memory: str) -> dict:
     return {"dagster-k8s/config": {"container_config": {"resources": {
         "requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}}}}}

@@ -34,7 +34,7 @@ from metadata_assets.config import ConfigError, MySQLSource, ProjectConfig
 from metadata_assets.datahub import files
 from metadata_assets.datahub.push import MassRemovalRefused, PushFailed, PushReport, load_state, push
 from metadata_assets.datahub.sinks import DataHubUnavailable, open_sink
-from metadata_assets.defs.extraction import DATA_VERSION_TAG, mce_asset_key
+from metadata_assets.defs.extraction import DATA_VERSION_TAG, mce_asset_key, push_pool
 from metadata_assets.extract import rules_for
 
 SOURCE_TAG = "metadata_assets/push_source"
@@ -74,6 +74,7 @@ def build_push_asset(cfg: ProjectConfig, source: MySQLSource, retry_policy: Retr
         group_name=source.name,
         kinds={"datahub"},
         retry_policy=retry_policy,  # DataHub down: retried; the fail-safe and bad config are not
+        pool=push_pool(source),  # one push per source at a time, whoever launched it (UI, sensor)
         op_tags={SOURCE_TAG: source.name},
         description=(f"Pushes the MCE files of `{source.name}` whose schema changed since the last confirmed push "
                      f"to {cfg.datahub.target} DataHub; soft-deletes dropped tables and databases."),
