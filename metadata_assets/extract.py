@@ -42,6 +42,7 @@ class DatabaseResult:
     missing: bool = False  # the database no longer exists (or is no longer visible)
     snapshot: Optional[Database] = None
     previous: Optional[Database] = None
+    rewritten: bool = True  # False: the schema was unchanged and the existing file was kept
 
 
 def data_version(db: Database, rules: UrnRules, schema_hash: Optional[str] = None) -> str:
@@ -76,40 +77,59 @@ def _mcps(db: Database, rules, lineage, warnings: list[str]):
 
 
 def write_database(store: files.Store, source_name: str, db: Database, rules: UrnRules,
-                   lineage: LineageResolver) -> DatabaseResult:
-    warnings = list(db.warnings)
-    mcps = list(_mcps(db, rules, lineage, warnings))
-    data = files.serialize_mcps(mcps)
+                   lineage: LineageResolver, rewrite: bool = False) -> DatabaseResult:
+    """Write the database's MCE file and snapshot; keep both when its schema is unchanged (unless `rewrite`).
+
+    An unchanged schema (same data version as the stored snapshot, file intact) rebuilds nothing: no proposals,
+    no view-SQL parsing, no writes. The files then keep the row estimates, sizes and times of the last schema
+    change, which is also what DataHub holds, since a push sends only changed versions.
+    """
     previous_raw = store.read_bytes(files.snapshot_key(source_name, db.name))
     previous_doc = json.loads(previous_raw) if previous_raw else None
     previous = Database.from_dict(previous_doc) if previous_doc else None
     schema_hash = db.schema_hash()
     version = data_version(db, rules, schema_hash)
+    t_cov, c_cov = db.coverage()
+    result = DatabaseResult(
+        database=db.name, ok=True, uri=store.uri(files.mce_key(source_name, db.name)),
+        tables=db.n_tables, views=db.n_views, columns=db.n_columns,
+        table_doc_coverage=t_cov, column_doc_coverage=c_cov,
+        schema_hash=schema_hash, data_version=version, snapshot=db, previous=previous,
+    )
+    if not rewrite and previous_doc is not None and previous_doc.get("data_version") == version:
+        kept = store.read_bytes(files.mce_key(source_name, db.name))
+        if kept is not None and files.sha256(kept) == previous_doc.get("file_sha256"):
+            result.rewritten = False
+            result.proposals = previous_doc.get("proposals", 0)
+            result.file_sha256 = previous_doc["file_sha256"]
+            result.warnings = list(previous_doc.get("file_warnings", db.warnings))
+            return result
+
+    warnings = list(db.warnings)
+    mcps = list(_mcps(db, rules, lineage, warnings))
+    data = files.serialize_mcps(mcps)
     # The push takes a database's version from its snapshot. Between writing the file and its snapshot neither the
     # old version (new file) nor the new one (old file) may be seen: with no snapshot the push versions the file
     # by its bytes, so a crash anywhere in between means a re-push, never a skipped or wrongly recorded one.
     if previous_doc is not None and previous_doc.get("data_version") != version:
         store.delete(files.snapshot_key(source_name, db.name))
     store.write_bytes(files.mce_key(source_name, db.name), data)
-    # the snapshot carries its data version, so a push compares strings instead of re-hashing every snapshot
+    result.proposals, result.file_sha256, result.warnings = len(mcps), files.sha256(data), warnings
+    # the snapshot carries its data version (a push compares strings instead of re-hashing every snapshot) and
+    # what the next unchanged run reports without rebuilding the file
     store.write_bytes(files.snapshot_key(source_name, db.name), json.dumps(
-        {**db.to_dict(), "data_version": version}, sort_keys=True, ensure_ascii=False).encode())
-    t_cov, c_cov = db.coverage()
-    return DatabaseResult(
-        database=db.name, ok=True, uri=store.uri(files.mce_key(source_name, db.name)),
-        tables=db.n_tables, views=db.n_views, columns=db.n_columns,
-        table_doc_coverage=t_cov, column_doc_coverage=c_cov, proposals=len(mcps),
-        schema_hash=schema_hash, data_version=version, file_sha256=files.sha256(data),
-        warnings=warnings, snapshot=db, previous=previous,
-    )
+        {**db.to_dict(), "data_version": version, "file_sha256": result.file_sha256,
+         "proposals": result.proposals, "file_warnings": warnings}, sort_keys=True, ensure_ascii=False).encode())
+    return result
 
 
 def extract(source: MySQLSource | BigQuerySource, databases: Sequence[str], store: files.Store,
             progress: Optional[Callable[[int, int, DatabaseResult], None]] = None,
-            privilege_check: bool = True, bigquery_client=None) -> Iterator[DatabaseResult]:
+            privilege_check: bool = True, bigquery_client=None, rewrite: bool = False) -> Iterator[DatabaseResult]:
     """Write the MCE file of each database (BigQuery: dataset); yields one result per database, failures included.
 
     One bad database never hides the others: its error is reported in its result and the rest go on.
+    A database whose schema is unchanged keeps its files (see write_database) unless `rewrite` is set.
     BigQuery sources read through `bigquery_client` (a google.cloud.bigquery.Client; defs/ gets it from
     dagster-gcp's BigQueryResource).
     """
@@ -142,7 +162,7 @@ def extract(source: MySQLSource | BigQuerySource, databases: Sequence[str], stor
                                             warnings=[f"database {name!r} does not exist or is not visible"])
                 else:
                     try:
-                        result = write_database(store, source.name, db, rules, lineage)
+                        result = write_database(store, source.name, db, rules, lineage, rewrite)
                     except Exception as e:  # one bad database must not hide the others
                         log.exception("database %s failed", name)
                         result = DatabaseResult(database=name, ok=False, error=f"{type(e).__name__}: {e}")

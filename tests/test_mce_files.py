@@ -253,3 +253,36 @@ def test_written_files_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
     reference.write_bytes(b"")  # created the ordinary way, under the same umask
     mode = (tmp_path / "src" / "mce" / "db.json").stat().st_mode & 0o777
     assert mode == reference.stat().st_mode & 0o777
+
+
+def test_unchanged_schema_keeps_the_file_and_a_change_rewrites_it(schema, tmp_path):
+    """A daily refresh with no schema change rebuilds nothing; INSERTs alone change nothing; ALTER rewrites."""
+    from metadata_assets.extract import extract as run_extract
+
+    db = schema.create("keep", "CREATE TABLE t (id INT PRIMARY KEY COMMENT 'id')",
+                       "CREATE VIEW v AS SELECT id FROM t")
+    schema.grant()
+    source = schema.source()
+    store = files.LocalStore(tmp_path)
+    (first,) = run_extract(source, [db], store)
+    path = tmp_path / "src" / "mce" / f"{files.encode_name(db)}.json"
+    before, mtime = path.read_bytes(), path.stat().st_mtime_ns
+
+    schema.server.execute(f"INSERT INTO `{db}`.t VALUES (1), (2), (3)", f"ANALYZE TABLE `{db}`.t")
+    (second,) = run_extract(source, [db], store)
+    assert first.rewritten and not second.rewritten
+    assert path.read_bytes() == before and path.stat().st_mtime_ns == mtime
+    assert (second.proposals, second.file_sha256, second.data_version) == (
+        first.proposals, first.file_sha256, first.data_version)
+
+    (forced,) = run_extract(source, [db], store, rewrite=True)
+    assert forced.rewritten and forced.data_version == first.data_version
+
+    path.write_bytes(b"[]")  # a file that is not what the snapshot recorded is rebuilt
+    (repaired,) = run_extract(source, [db], store)
+    assert repaired.rewritten and path.read_bytes() != b"[]"
+
+    schema.server.execute(f"ALTER TABLE `{db}`.t ADD COLUMN c INT")
+    (changed,) = run_extract(source, [db], store)
+    assert changed.rewritten and changed.data_version != first.data_version
+    assert b'"fieldPath": "c"' in path.read_bytes()

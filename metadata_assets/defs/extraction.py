@@ -10,6 +10,7 @@ from dagster import (
     AssetKey,
     AssetMaterialization,
     BackfillPolicy,
+    Config,
     DynamicPartitionsDefinition,
     Failure,
     MetadataValue,
@@ -77,6 +78,7 @@ def materialization(key: AssetKey, r: DatabaseResult) -> AssetMaterialization:
         "table_doc_coverage": MetadataValue.float(round(r.table_doc_coverage, 4)),
         "column_doc_coverage": MetadataValue.float(round(r.column_doc_coverage, 4)),
         "proposals": r.proposals,
+        "rewritten": r.rewritten,
         "content_hash": MetadataValue.text(r.data_version or ""),
         "file_sha256": MetadataValue.text(r.file_sha256 or ""),
         "warnings": MetadataValue.md("\n".join(f"- {w}" for w in r.warnings) or "none"),
@@ -86,6 +88,12 @@ def materialization(key: AssetKey, r: DatabaseResult) -> AssetMaterialization:
         metadata.update(schema_change_metadata(diff(r.previous, r.snapshot)))
     return AssetMaterialization(asset_key=key, partition=r.database, metadata=metadata,
                                 tags={DATA_VERSION_TAG: r.data_version})
+
+
+class ExtractionConfig(Config):
+    # Rebuild the files of databases whose schema did not change too (fresh row estimates, sizes and times in the
+    # files; DataHub gets them with the next schema change, as the push sends changed versions only).
+    rewrite_unchanged: bool = False
 
 
 def build_mce_asset(cfg: ProjectConfig, source: MySQLSource):
@@ -107,7 +115,7 @@ def build_mce_asset(cfg: ProjectConfig, source: MySQLSource):
                      f"DataHub MCE file per dataset of BigQuery source `{source.name}` (project "
                      f"{source.project}), read from INFORMATION_SCHEMA only."),
     )
-    def mce_files(context: AssetExecutionContext):
+    def mce_files(context: AssetExecutionContext, config: ExtractionConfig):
         databases = list(context.partition_keys)
         store = open_store(cfg.storage.uri)
         started = time.monotonic()
@@ -118,7 +126,8 @@ def build_mce_asset(cfg: ProjectConfig, source: MySQLSource):
                 context.log.info(f"{done}/{total} databases done ({r.database}: "
                                  f"{'missing' if r.missing else 'ok' if r.ok else 'FAILED'})")
 
-        for r in extract_through_client(source, databases, store, progress=progress):
+        for r in extract_through_client(source, databases, store, progress=progress,
+                                        rewrite=config.rewrite_unchanged):
             for w in r.warnings:
                 context.log.warning(f"{r.database}: {w}")
             if not r.ok:

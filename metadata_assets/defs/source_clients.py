@@ -32,12 +32,12 @@ def source_client(source: AnySource) -> Iterator[Optional[object]]:
         yield None
 
 
-def extract_through_client(source: AnySource, databases, store, progress=None):
+def extract_through_client(source: AnySource, databases, store, progress=None, rewrite: bool = False):
     """extract() with the source's client open for the whole run (BigQuery: dagster-gcp's BigQueryResource)."""
     from metadata_assets.extract import extract
 
     with source_client(source) as client:
-        yield from extract(source, databases, store, progress=progress, bigquery_client=client)
+        yield from extract(source, databases, store, progress=progress, bigquery_client=client, rewrite=rewrite)
 
 
 def list_databases(source: AnySource) -> list[str]:
