@@ -1,7 +1,7 @@
 """Benchmark harness: this project's extraction vs DataHub's built-in mysql source vs the raw-query floor.
 
-    /tmp/venv/bin/python bench/run.py --sizes S,L          # then: --sizes XL
-    /tmp/venv/bin/python bench/run.py --sizes S --runs 1 --skip builtin
+    .venv/bin/python bench/run.py --sizes S,L          # then: --sizes XL
+    .venv/bin/python bench/run.py --sizes S --runs 1 --skip builtin
 
 For each size it starts a private MariaDB server (data dir under bench/work/<size>/, generated once and reused),
 grants a least-privilege account (REFERENCES, SHOW VIEW per database) and measures, in the same run, each contender
