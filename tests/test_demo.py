@@ -66,8 +66,9 @@ def processes_of(home: Path) -> list[str]:
 
 def test_demo_no_ui_materializes_everything_and_stops_mariadb(tmp_path):
     home = tmp_path / "demo-home"
-    proc = subprocess.run(demo_command(home, "--no-ui"), cwd=tmp_path, env=demo_env(home),
-                          capture_output=True, text=True, timeout=600)
+    # exactly the README's first command, non-interactive: ./dev.sh demo --no-ui (setup is a no-op once installed)
+    proc = subprocess.run([str(REPO / "dev.sh"), "demo", "--no-ui", "--home", str(home)], cwd=tmp_path,
+                          env=demo_env(home), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
 
