@@ -19,7 +19,6 @@ from datahub.emitter.mce_builder import (
     make_data_platform_urn,
     make_dataplatform_instance_urn,
     make_dataset_urn,
-    make_schema_field_urn,
     make_tag_urn,
 )
 from datahub.emitter.mcp import MetadataChangeProposalWrapper
@@ -39,11 +38,7 @@ from datahub.metadata.schema_classes import (
     BrowsePathEntryClass,
     BrowsePathsV2Class,
     DataPlatformInstanceClass,
-    DatasetLineageTypeClass,
     DatasetPropertiesClass,
-    FineGrainedLineageClass,
-    FineGrainedLineageDownstreamTypeClass,
-    FineGrainedLineageUpstreamTypeClass,
     GlobalTagsClass,
     MySqlDDLClass,
     NullTypeClass,
@@ -53,13 +48,13 @@ from datahub.metadata.schema_classes import (
     StatusClass,
     SubTypesClass,
     TagAssociationClass,
-    UpstreamClass,
     UpstreamLineageClass,
     ViewPropertiesClass,
 )
 from datahub.utilities.hive_schema_to_avro import HiveColumnToAvroConverter, get_schema_fields_for_hive_column
 
 from metadata_assets.catalog import Database, Table
+from metadata_assets.datahub.mcps import lineage_aspect
 
 PLATFORM = "bigquery"
 CLUSTERING_COLUMN_TAG = "CLUSTERING_COLUMN"  # datahub.ingestion.source.bigquery_v2.bigquery_schema_gen
@@ -181,24 +176,7 @@ class BigQueryLineageResolver:
             return None, None
         result = sqlglot_lineage(t.view_definition, self.resolver, default_db=self.rules.project,
                                  default_schema=db.name)
-        err = result.debug_info.table_error
-        if err:
-            return None, f"view {t.name!r}: could not parse its SQL for lineage: {err}"
-        upstreams = sorted(u for u in result.in_tables if u != urn)
-        if not upstreams:
-            return None, None
-        fine = []
-        for cl in result.column_lineage or []:
-            ups = sorted({make_schema_field_urn(u.table, u.column) for u in cl.upstreams})
-            if ups:
-                fine.append(FineGrainedLineageClass(
-                    upstreamType=FineGrainedLineageUpstreamTypeClass.FIELD_SET, upstreams=ups,
-                    downstreamType=FineGrainedLineageDownstreamTypeClass.FIELD,
-                    downstreams=[make_schema_field_urn(urn, cl.downstream.column)]))
-        fine.sort(key=lambda f: f.downstreams[0])
-        return UpstreamLineageClass(
-            upstreams=[UpstreamClass(dataset=u, type=DatasetLineageTypeClass.VIEW) for u in upstreams],
-            fineGrainedLineages=fine or None), None
+        return lineage_aspect(result, t.name, urn)
 
 
 def dataset_mcps(db: Database, rules: BigQueryUrnRules, lineage: Optional[BigQueryLineageResolver] = None,

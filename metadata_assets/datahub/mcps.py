@@ -177,28 +177,29 @@ class LineageResolver:
         if not t.view_definition:
             return None, None
         result = sqlglot_lineage(t.view_definition, self.resolver, default_db=None, default_schema=db.name)
-        err = result.debug_info.table_error
-        if err:
-            return None, f"view {t.name!r}: could not parse its SQL for lineage: {err}"
-        upstreams = sorted(u for u in result.in_tables if u != urn)
-        if not upstreams:
-            return None, None
-        fine = []
-        for cl in result.column_lineage or []:
-            ups = sorted({make_schema_field_urn(u.table, u.column) for u in cl.upstreams})
-            if not ups:
-                continue
+        return lineage_aspect(result, t.name, urn)
+
+
+def lineage_aspect(result, view: str, urn: str) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
+    """A sqlglot_lineage result as the view's upstreamLineage (table and column level), or a warning."""
+    err = result.debug_info.table_error
+    if err:
+        return None, f"view {view!r}: could not parse its SQL for lineage: {err}"
+    upstreams = sorted(u for u in result.in_tables if u != urn)
+    if not upstreams:
+        return None, None
+    fine = []
+    for cl in result.column_lineage or []:
+        ups = sorted({make_schema_field_urn(u.table, u.column) for u in cl.upstreams})
+        if ups:
             fine.append(FineGrainedLineageClass(
-                upstreamType=FineGrainedLineageUpstreamTypeClass.FIELD_SET,
-                upstreams=ups,
+                upstreamType=FineGrainedLineageUpstreamTypeClass.FIELD_SET, upstreams=ups,
                 downstreamType=FineGrainedLineageDownstreamTypeClass.FIELD,
-                downstreams=[make_schema_field_urn(urn, cl.downstream.column)],
-            ))
-        fine.sort(key=lambda f: f.downstreams[0])
-        return UpstreamLineageClass(
-            upstreams=[UpstreamClass(dataset=u, type=DatasetLineageTypeClass.VIEW) for u in upstreams],
-            fineGrainedLineages=fine or None,
-        ), None
+                downstreams=[make_schema_field_urn(urn, cl.downstream.column)]))
+    fine.sort(key=lambda f: f.downstreams[0])
+    return UpstreamLineageClass(
+        upstreams=[UpstreamClass(dataset=u, type=DatasetLineageTypeClass.VIEW) for u in upstreams],
+        fineGrainedLineages=fine or None), None
 
 
 def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolver] = None,
