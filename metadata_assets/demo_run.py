@@ -32,7 +32,7 @@ def run_everything(cfg: ProjectConfig, print_fn: Callable[[str], None] = print) 
     instance = DagsterInstance.get()
     ok = True
     for source in cfg.sources:
-        ok &= refresh_source(defs, instance, source, print_fn)
+        ok &= refresh_source(cfg, defs, instance, source, print_fn)
         ok &= push_source(defs, instance, source, print_fn)
     store = files.open_store(cfg.storage.uri)
     lines = ["", "Summary", "-------"]

@@ -17,6 +17,8 @@ from dagster import (
     asset,
 )
 
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
 from metadata_assets.config import BigQuerySource, MySQLSource, ProjectConfig
 from metadata_assets.datahub.files import open_store
 from metadata_assets.defs.checks import schema_change_metadata, schema_check_evaluations
@@ -45,6 +47,11 @@ def mysql_pool(source: MySQLSource) -> str:
 def push_pool(source: MySQLSource) -> str:
     """The push of a source runs alone: its pool has one slot (defs/pools.py)."""
     return "datahub_push_" + source.name
+
+
+def range_tags(keys: list[str]) -> dict[str, str]:
+    """Run tags that make one run materialize the partition range keys[0]..keys[-1] (contiguous keys)."""
+    return {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
 
 
 def k8s_tags(cpu: str, memory: str) -> dict:

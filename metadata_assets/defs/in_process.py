@@ -6,17 +6,22 @@ real DagsterInstance, so they show up in Dagit afterwards.
 
 from typing import Callable
 
-from dagster import AssetKey, DagsterInstance, Definitions
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster import DagsterInstance, Definitions
 
-from metadata_assets.config import MySQLSource
-from metadata_assets.defs.extraction import mce_asset_key, partitions_def
+from metadata_assets.config import MySQLSource, ProjectConfig
+from metadata_assets.datahub.files import open_store
+from metadata_assets.datahub.push import forget_database
+from metadata_assets.defs.extraction import mce_asset_key, partitions_def, range_tags
+from metadata_assets.defs.push import push_asset_key
+from metadata_assets.defs.schedule import batches
 from metadata_assets.defs.source_clients import list_databases
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def sync_partitions(instance: DagsterInstance, source: MySQLSource) -> list[str]:
+def sync_partitions(cfg: ProjectConfig, instance: DagsterInstance, source: MySQLSource) -> list[str]:
+    """What the schema sensor does to partitions: add new databases, remove gone ones (and their files, so the
+    next push soft-deletes them)."""
     parts = partitions_def(source)
     wanted = list_databases(source)
     have = set(parts.get_partition_keys(dynamic_partitions_store=instance))
@@ -24,28 +29,25 @@ def sync_partitions(instance: DagsterInstance, source: MySQLSource) -> list[str]
     gone = sorted(have - set(wanted))
     if new:
         instance.add_dynamic_partitions(parts.name, new)
+    store = open_store(cfg.storage.uri)
     for key in gone:
         instance.delete_dynamic_partition(parts.name, key)
+        forget_database(store, source.name, key)
     return parts.get_partition_keys(dynamic_partitions_store=instance)
 
 
-def batches(keys: list[str], size: int) -> list[tuple[str, str]]:
-    """Contiguous (first, last) partition ranges of at most `size` keys."""
-    return [(keys[i], keys[min(i + size, len(keys)) - 1]) for i in range(0, len(keys), size)]
-
-
-def refresh_source(defs: Definitions, instance: DagsterInstance, source: MySQLSource,
+def refresh_source(cfg: ProjectConfig, defs: Definitions, instance: DagsterInstance, source: MySQLSource,
                    print_fn: Callable[[str], None] = print) -> bool:
-    keys = sync_partitions(instance, source)
+    keys = sync_partitions(cfg, instance, source)
     job = defs.resolve_implicit_global_asset_job_def()
     ok = True
     done = 0
-    for first, last in batches(keys, source.batch_size):
+    for batch in batches(keys, source.batch_size):  # the daily schedule's batching
         result = job.execute_in_process(
             instance=instance, asset_selection=[mce_asset_key(source)], run_config=QUIET, raise_on_error=False,
-            tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+            tags=range_tags(batch),
         )
-        done += len(keys[keys.index(first):keys.index(last) + 1])
+        done += len(batch)
         ok &= result.success
         print_fn(f"{source.name}: {done}/{len(keys)} databases extracted"
                  + ("" if result.success else f" (run {result.run_id} FAILED)"))
@@ -56,7 +58,7 @@ def push_source(defs: Definitions, instance: DagsterInstance, source: MySQLSourc
                 print_fn: Callable[[str], None] = print) -> bool:
     """Materialize the source's DataHub push asset once, as its sensor would after the refresh (skipped when the
     definitions have no push asset)."""
-    key = AssetKey([source.name, "datahub_push"])
+    key = push_asset_key(source)
     if key not in defs.resolve_all_asset_keys():
         print_fn(f"{source.name}: no push asset, nothing pushed")
         return True

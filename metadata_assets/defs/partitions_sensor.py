@@ -31,10 +31,9 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from metadata_assets.config import MySQLSource, ProjectConfig
-from metadata_assets.defs.extraction import mce_asset_key, partitions_def, run_tags
+from metadata_assets.defs.extraction import mce_asset_key, partitions_def, range_tags, run_tags
 from metadata_assets.defs.source_clients import bigquery_errors
 from metadata_assets.sources.mysql import SourceUnavailable
 
@@ -93,7 +92,7 @@ def run_request(keys: list[str], reason: str, tags: Optional[dict] = None) -> Ru
     tags = {**(tags or {}), REASON_TAG: reason}
     if len(keys) == 1:
         return RunRequest(partition_key=keys[0], tags=tags)
-    return RunRequest(tags={**tags, ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
+    return RunRequest(tags={**tags, **range_tags(keys)})
 
 
 def read_fingerprints(source: MySQLSource, cursor: Optional[dict[str, str]] = None) -> dict[str, str]:

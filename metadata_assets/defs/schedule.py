@@ -17,10 +17,9 @@ from dagster import (
     SkipReason,
     schedule,
 )
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from metadata_assets.config import MySQLSource
-from metadata_assets.defs.extraction import mce_asset_key, partitions_def, run_tags
+from metadata_assets.defs.extraction import mce_asset_key, partitions_def, range_tags, run_tags
 
 
 def batches(keys: list[str], size: int) -> list[list[str]]:
@@ -48,7 +47,7 @@ def build_daily_schedule(source: MySQLSource):
             RunRequest(
                 run_key=f"{tick}/{i}",
                 tags={**run_tags(source),  # sizes the run pod on Kubernetes
-                      ASSET_PARTITION_RANGE_START_TAG: batch[0], ASSET_PARTITION_RANGE_END_TAG: batch[-1],
+                      **range_tags(batch),
                       "metadata_assets/batch": f"{i + 1}/{-(-len(keys) // source.batch_size)}"},
             )
             for i, batch in enumerate(batches(keys, source.batch_size))
