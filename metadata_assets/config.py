@@ -6,6 +6,7 @@ the field, never a traceback from deep inside.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -14,6 +15,11 @@ from typing import Annotated, Literal, Optional, Union
 import yaml
 from datahub.configuration.common import AllowDenyPattern
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+try:  # Python 3.11+
+    from re import _parser as _sre_parse
+except ImportError:  # pragma: no cover - older Pythons
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
 
 CONFIG_ENV = "METADATA_ASSETS_CONFIG"
 HOME_ENV = "METADATA_ASSETS_HOME"
@@ -35,8 +41,59 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_REPEATS = frozenset(op for op in (getattr(_sre_parse, n, None) for n in ("MAX_REPEAT", "MIN_REPEAT",
+                                                                           "POSSESSIVE_REPEAT")) if op is not None)
+
+
+def _subpatterns(av):
+    """The parsed sub-patterns held in one node's argument (groups, branches, lookarounds, conditionals)."""
+    if isinstance(av, _sre_parse.SubPattern):
+        yield av
+    elif isinstance(av, (tuple, list)):
+        for x in av:
+            yield from _subpatterns(x)
+
+
+def _nests_repeats(items, inside_repeat: bool = False) -> bool:
+    """Whether a parsed regex has a repeat whose max is above 1 inside another such repeat, directly or through
+    groups and alternations: `(a+)+`, `(a*)*`, `(\\w+\\s?)+`. Those can backtrack exponentially on a name that
+    almost matches."""
+    for op, av in items:
+        if op in _REPEATS:
+            _, hi, sub = av
+            if hi > 1 and inside_repeat:
+                return True
+            if _nests_repeats(sub, inside_repeat or hi > 1):
+                return True
+            continue
+        if any(_nests_repeats(sub, inside_repeat) for sub in _subpatterns(av)):
+            return True
+    return False
+
+
+# Answers memoized per Pattern and name: a sensor tick tests every database (and "database.table") name against
+# the same patterns, so each distinct name runs the regexes once, not once per tick.
+_MEMO_NAMES = 100_000
+_MATCHER = "_Pattern__matcher"  # key in the instance __dict__, not a field: equality, dumps and repr ignore it
+
+
+class _Matcher:
+    """A Pattern's AllowDenyPattern, built once, with its answers memoized per name (bounded LRU, thread-safe)."""
+
+    __slots__ = ("allow", "deny", "ignore_case", "allowed")
+
+    def __init__(self, p: "Pattern"):
+        self.allow, self.deny, self.ignore_case = p.allow, p.deny, p.ignoreCase
+        self.allowed = functools.lru_cache(maxsize=_MEMO_NAMES)(p.to_datahub().allowed)
+
+    def built_from(self, p: "Pattern") -> bool:
+        # identity, not equality: model_copy(update=...) and deepcopy carry this object over to other values
+        return self.allow is p.allow and self.deny is p.deny and self.ignore_case is p.ignoreCase
+
+
 class Pattern(_Strict):
-    """Allow/deny regexes with exactly DataHub's AllowDenyPattern semantics (deny wins; full match from start)."""
+    """Allow/deny regexes with exactly DataHub's AllowDenyPattern semantics (deny wins; each regex matched from the
+    start of the name, `re.match`; ignoreCase by default)."""
 
     allow: list[str] = Field(default_factory=lambda: [".*"])
     deny: list[str] = Field(default_factory=list)
@@ -47,16 +104,33 @@ class Pattern(_Strict):
     def _compiles(cls, regexes: list[str]) -> list[str]:
         for rx in regexes:
             try:
+                parsed = _sre_parse.parse(rx)
                 re.compile(rx)
             except re.error as e:
                 raise ValueError(f"invalid regex {rx!r}: {e}") from None
+            if _nests_repeats(parsed):
+                raise ValueError(
+                    f"regex {rx!r} nests a repeat inside a repeat (like '(a+)+'), which can take exponential time "
+                    "on some names: rewrite it without the nested repeat (e.g. 'a+$' instead of '(a+)+$')")
         return regexes
 
     def to_datahub(self) -> AllowDenyPattern:
         return AllowDenyPattern(allow=self.allow, deny=self.deny, ignoreCase=self.ignoreCase)
 
+    def _matcher(self) -> _Matcher:
+        m = self.__dict__.get(_MATCHER)
+        if m is None or not m.built_from(self):
+            # stored the way functools.cached_property stores on a frozen model: straight into __dict__
+            m = self.__dict__[_MATCHER] = _Matcher(self)
+        return m
+
     def allowed(self, name: str) -> bool:
-        return self.to_datahub().allowed(name)
+        return self._matcher().allowed(name)
+
+    def __getstate__(self):  # pickles without the cache (an lru_cache does not pickle)
+        state = super().__getstate__()
+        state["__dict__"] = {k: v for k, v in state["__dict__"].items() if k != _MATCHER}
+        return state
 
 
 class Schedule(_Strict):
@@ -87,7 +161,7 @@ class MySQLSource(_Strict):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Dagster-safe identifier")
     type: Literal["mysql"]
     host: str
-    port: int = 3306
+    port: int = Field(default=3306, ge=1, le=65535)
     user: str
     password_env: str = Field(description="name of the environment variable holding the password")
     database_pattern: Pattern = Pattern()
@@ -95,9 +169,16 @@ class MySQLSource(_Strict):
     include_views: bool = True
     env: str = "PROD"
     platform_instance: Optional[str] = None
-    connect_timeout_s: int = 10
-    batch_size: int = Field(default=200, ge=1, description="databases per run (and per bulk query) in the schedule")
-    max_concurrent_runs: int = Field(default=2, ge=1, description="extraction runs against this host at once")
+    connect_timeout_s: float = Field(default=10, gt=0, le=3600)
+    query_timeout_s: float = Field(
+        default=300, gt=0, le=86400,
+        description="longest wait for one information_schema query or SHOW CREATE; also bounds a sensor tick's "
+                    "fingerprint query",
+    )
+    batch_size: int = Field(default=200, ge=1, le=1000,
+                            description="databases per run (and per bulk query) in the schedule; at most 1000 (a "
+                                        "UNION ALL of 1000 branches is already large)")
+    max_concurrent_runs: int = Field(default=2, ge=1, le=64, description="extraction runs against this host at once")
     schedule: Schedule = Schedule()
     coverage_threshold: float = Field(default=0.5, ge=0, le=1)
 
@@ -146,8 +227,10 @@ class BigQuerySource(_Strict):
     include_views: bool = True
     env: str = "PROD"
     platform_instance: Optional[str] = None
-    batch_size: int = Field(default=50, ge=1, description="datasets per run (and per bulk query) in the schedule")
-    max_concurrent_runs: int = Field(default=2, ge=1, description="extraction runs against this project at once")
+    batch_size: int = Field(default=50, ge=1, le=1000,
+                            description="datasets per run (and per bulk query) in the schedule")
+    max_concurrent_runs: int = Field(default=2, ge=1, le=64,
+                                     description="extraction runs against this project at once")
     schedule: Schedule = Schedule()
     coverage_threshold: float = Field(default=0.5, ge=0, le=1)
 
@@ -200,9 +283,9 @@ class LiteTarget(_Strict):
 class RestTarget(_Strict):
     server_env: str = "DATAHUB_GMS_URL"
     token_env: Optional[str] = "DATAHUB_GMS_TOKEN"
-    timeout_s: float = 30
-    retries: int = 5
-    batch_size: int = 100
+    timeout_s: float = Field(default=30, gt=0, le=3600)
+    retries: int = Field(default=5, ge=0, le=20)
+    batch_size: int = Field(default=100, ge=1, le=10000)
 
 
 class DataHubTarget(_Strict):
@@ -212,6 +295,10 @@ class DataHubTarget(_Strict):
     max_removal_share: float = Field(
         default=0.2, ge=0, le=1,
         description="a push refuses to soft-delete more than this share of a source's datasets",
+    )
+    push_deadline_s: float = Field(
+        default=1800, gt=0, le=86400,
+        description="a push stops sending after this long; what it did not send stays pending for the next push",
     )
 
 
@@ -275,6 +362,9 @@ _CREDENTIAL_KEYS = ("credentials", "gcp_credentials", "credentials_path", "key_f
                     "service_account", "password", "password_env")
 
 
+_BOUNDS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+
+
 def load(path: str | os.PathLike | None = None) -> ProjectConfig:
     """Load the config named by the argument, else $METADATA_ASSETS_CONFIG, else the demo config."""
     path = Path(path or os.environ.get(CONFIG_ENV) or DEMO_CONFIG)
@@ -308,6 +398,8 @@ def load(path: str | os.PathLike | None = None) -> ProjectConfig:
                 if "bigquery" in err["loc"] and err["loc"][-1] in _CREDENTIAL_KEYS:
                     msg = ("unknown key (BigQuery credentials are never in this file: they come from the environment, "
                            "Application Default Credentials, e.g. GOOGLE_APPLICATION_CREDENTIALS or workload identity)")
+            if err["type"] in _BOUNDS and "input" in err:
+                msg += f" (got {err['input']!r})"
             msgs.append(f"{_describe(err['loc'], raw)}: {msg}")
         raise ConfigError(f"{path}: " + "; ".join(msgs)) from None
     return cfg

@@ -110,3 +110,147 @@ def test_definitions_load_fails_with_one_clear_line(tmp_path):
     out = proc.stdout + proc.stderr
     assert (f"metadata_assets.config.ConfigError: {path}: source 'prod_orders', field database_pattern.allow: "
             "invalid regex 'orders_(.*'") in out
+
+
+BIGQUERY = """
+sources:
+  - name: warehouse
+    type: bigquery
+    project: acme-analytics
+"""
+
+
+def test_new_fields_defaults(tmp_path):
+    cfg = load(write(tmp_path, GOOD))
+    s = cfg.sources[0]
+    assert (s.connect_timeout_s, s.query_timeout_s, s.batch_size, s.max_concurrent_runs) == (10, 300, 200, 2)
+    assert cfg.datahub.push_deadline_s == 1800
+    assert (cfg.datahub.rest.timeout_s, cfg.datahub.rest.retries, cfg.datahub.rest.batch_size) == (30, 5, 100)
+    tuned = load(write(tmp_path, GOOD + "    connect_timeout_s: 2.5\n    query_timeout_s: 0.5\n"
+                                        "    batch_size: 1000\n    max_concurrent_runs: 64\n    port: 65535\n"
+                                        "datahub:\n  push_deadline_s: 86400\n"
+                                        "  rest: {timeout_s: 3600, retries: 0, batch_size: 10000}\n"))
+    s = tuned.sources[0]
+    assert (s.connect_timeout_s, s.query_timeout_s, s.batch_size, s.max_concurrent_runs, s.port) == (
+        2.5, 0.5, 1000, 64, 65535)
+    assert (tuned.datahub.push_deadline_s, tuned.datahub.rest.timeout_s, tuned.datahub.rest.retries,
+            tuned.datahub.rest.batch_size) == (86400, 3600, 0, 10000)
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ("    port: 0\n", "source 'prod_orders', field port: Input should be greater than or equal to 1 (got 0)"),
+    ("    port: 70000\n", "source 'prod_orders', field port: Input should be less than or equal to 65535 (got 70000)"),
+    ("    connect_timeout_s: 0\n", "source 'prod_orders', field connect_timeout_s: Input should be greater than 0"),
+    ("    connect_timeout_s: 3601\n", "source 'prod_orders', field connect_timeout_s: Input should be less than or "
+                                    "equal to 3600"),
+    ("    query_timeout_s: -1\n", "source 'prod_orders', field query_timeout_s: Input should be greater than 0"),
+    ("    query_timeout_s: 86401\n", "source 'prod_orders', field query_timeout_s: Input should be less than or "
+                                   "equal to 86400"),
+    ("    batch_size: 0\n", "source 'prod_orders', field batch_size: Input should be greater than or equal to 1"),
+    ("    batch_size: 1001\n", "source 'prod_orders', field batch_size: Input should be less than or equal to 1000"),
+    ("    max_concurrent_runs: 0\n", "source 'prod_orders', field max_concurrent_runs: Input should be greater than "
+                                   "or equal to 1"),
+    ("    max_concurrent_runs: 65\n", "source 'prod_orders', field max_concurrent_runs: Input should be less than or "
+                                    "equal to 64"),
+    ("datahub:\n  push_deadline_s: 0\n", "field datahub.push_deadline_s: Input should be greater than 0"),
+    ("datahub:\n  push_deadline_s: 86401\n", "field datahub.push_deadline_s: Input should be less than or equal to "
+                                            "86400"),
+    ("datahub:\n  rest: {timeout_s: 0}\n", "field datahub.rest.timeout_s: Input should be greater than 0"),
+    ("datahub:\n  rest: {timeout_s: 3601}\n", "field datahub.rest.timeout_s: Input should be less than or equal to "
+                                             "3600"),
+    ("datahub:\n  rest: {retries: -1}\n", "field datahub.rest.retries: Input should be greater than or equal to 0"),
+    ("datahub:\n  rest: {retries: 21}\n", "field datahub.rest.retries: Input should be less than or equal to 20"),
+    ("datahub:\n  rest: {batch_size: 0}\n", "field datahub.rest.batch_size: Input should be greater than or equal "
+                                           "to 1"),
+    ("datahub:\n  rest: {batch_size: 10001}\n", "field datahub.rest.batch_size: Input should be less than or equal "
+                                               "to 10000"),
+])
+def test_settings_that_cannot_work_are_refused_at_load(tmp_path, extra, expected):
+    path = write(tmp_path, GOOD + extra)
+    with pytest.raises(ConfigError) as e:
+        load(path)
+    assert str(path) in str(e.value) and expected in str(e.value)
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ("    batch_size: 1001\n", "source 'warehouse', field batch_size: Input should be less than or equal to 1000"),
+    ("    batch_size: 0\n", "source 'warehouse', field batch_size: Input should be greater than or equal to 1"),
+    ("    max_concurrent_runs: 65\n", "source 'warehouse', field max_concurrent_runs: Input should be less than or "
+                                    "equal to 64"),
+])
+def test_bigquery_bounds(tmp_path, extra, expected):
+    load(write(tmp_path, BIGQUERY + "    batch_size: 1000\n    max_concurrent_runs: 64\n"))
+    path = write(tmp_path, BIGQUERY + extra)
+    with pytest.raises(ConfigError) as e:
+        load(path)
+    assert str(path) in str(e.value) and expected in str(e.value)
+
+
+@pytest.mark.parametrize("regex", ["(a+)+$", "(a*)*", r"(\w+\s?)+$", "(x|(a+))+", "(?:(?:a+)b)*", "((a+)?)+",
+                                   "(a{2,})+", "(a+){2,5}", r"orders_(\d+_?)*"])
+@pytest.mark.parametrize("which", ["allow", "deny"])
+def test_regexes_that_can_backtrack_exponentially_are_refused(tmp_path, regex, which):
+    pattern = f"{{{which}: ['{regex}']}}"  # YAML single quotes: backslashes as they are
+    path = write(tmp_path, GOOD.replace('{allow: ["orders_.*"], deny: ["orders_tmp"]}', pattern))
+    with pytest.raises(ConfigError) as e:
+        load(path)
+    msg = str(e.value)
+    assert str(path) in msg
+    assert (f"source 'prod_orders', field database_pattern.{which}: regex {regex!r} nests a repeat inside a repeat"
+            in msg)
+    assert "exponential time on some names" in msg and "'a+$'" in msg
+
+
+@pytest.mark.parametrize("regex", [".*", "shop_.*", "^(shop|billing)$", "[a-z_]+_prod", r"t\d+_.*", "(a|aa)+",
+                                   "(a?)+", "(?:ab)+", r"a{2,5}\.b*", r"^orders_\d{4}_\d{2}$", "x{1}+"])
+def test_ordinary_regexes_are_accepted(regex):
+    from metadata_assets.config import Pattern
+
+    assert Pattern(allow=[regex], deny=[regex]).allow == [regex]
+
+
+def test_pattern_matcher_is_built_once_and_names_are_memoized(monkeypatch):
+    """The sensor's tick tests thousands of names: each distinct name runs the regexes once per Pattern."""
+    import copy
+    import pickle
+
+    from datahub.configuration.common import AllowDenyPattern
+
+    from metadata_assets.config import Pattern
+
+    built, matched = [], []
+    real_init, real_allowed = AllowDenyPattern.__init__, AllowDenyPattern.allowed
+    monkeypatch.setattr(AllowDenyPattern, "__init__", lambda self, **kw: built.append(kw) or real_init(self, **kw))
+    monkeypatch.setattr(AllowDenyPattern, "allowed", lambda self, s: matched.append(s) or real_allowed(self, s))
+
+    p = Pattern(allow=["shop_.*", "Orders_.*"], deny=["orders_tmp.*"])
+    names = [f"orders_{i}" for i in range(3000)] + ["orders_tmp_1", "shop_x", "other"]
+    answers = [[p.allowed(n) for n in names] for _tick in range(3)]
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0][-3:] == [False, True, False] and all(answers[0][:3000])
+    assert len(built) == 1 and matched == names  # one AllowDenyPattern; each name matched once
+
+    # still a plain frozen config model: equal to a fresh one, same dump and repr, copies and pickles
+    fresh = Pattern(allow=["shop_.*", "Orders_.*"], deny=["orders_tmp.*"])
+    assert p == fresh and fresh == p and p.model_dump() == fresh.model_dump() and repr(p) == repr(fresh)
+    with pytest.raises(Exception):
+        p.allow = [".*"]
+    changed = p.model_copy(update={"deny": ["shop_.*"]})
+    assert not changed.allowed("shop_x") and p.allowed("shop_x")
+    assert copy.deepcopy(p).allowed("orders_1") and pickle.loads(pickle.dumps(p)).allowed("orders_1")
+    assert not pickle.loads(pickle.dumps(p)).allowed("orders_tmp_1")
+
+
+def test_memoized_patterns_keep_datahub_semantics():
+    from datahub.configuration.common import AllowDenyPattern
+
+    from metadata_assets.config import Pattern
+
+    for allow, deny, ignore_case in ((["Orders_.*", "x"], ["orders_tmp"], True), (["Orders_.*"], [], False),
+                                     ([".*"], ["^db$", "tmp"], True), (["^(shop|billing)$"], [], True)):
+        ours = Pattern(allow=allow, deny=deny, ignoreCase=ignore_case)
+        theirs = AllowDenyPattern(allow=allow, deny=deny, ignoreCase=ignore_case)
+        for name in ("orders_eu", "ORDERS_EU", "Orders_eu", "x", "xy", "orders_tmp", "orders_tmp2", "db", "dbx",
+                     "shop", "billing", "shop2", "tmp_x", "a_orders_eu"):
+            for _ in range(2):  # first answer computed, second memoized
+                assert ours.allowed(name) == theirs.allowed(name), (allow, deny, ignore_case, name)
