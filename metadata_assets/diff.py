@@ -3,6 +3,11 @@
 No Dagster, no SQL. `diff(previous, current)` compares two `catalog.Database` snapshots of the same database;
 `SchemaDiff.breaking` lists the changes that can break a reader (dropped table/view/column, narrowed or
 incompatible type, NOT NULL added).
+
+Names and values come from the database and may hold anything (`<svg onload=...>`, backticks, `|`, newlines): the
+markdown shows each one through `markdown.code` / `markdown.cell` (a code span) or `markdown.literal` (as it is
+when markdown cannot misread it, else a code span), so `describe()`, `breaking` and `markdown()` render them
+literally.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from metadata_assets.catalog import Column, Database, Table
+from metadata_assets.markdown import bullets, cell, code, in_table, literal
+
+FOREIGN_KEY = "foreign key "  # TableChange.kind of a foreign key: this prefix, then the constraint's name
 
 # kinds of column change
 ADDED, REMOVED, RETYPED, NULLABILITY, DEFAULT, COMMENT = "added", "removed", "retyped", "nullability", "default", "comment"
@@ -27,11 +35,11 @@ class ColumnChange:
     breaking: Optional[str] = None  # why this change can break a reader, None when it cannot
 
     def describe(self) -> str:
-        where = f"`{self.table}`.`{self.column}`"
+        where = f"{code(self.table)}.{code(self.column)}"
         if self.kind == ADDED:
-            return f"column {where} added ({self.after})"
+            return f"column {where} added ({_prose(self.after)})"
         if self.kind == REMOVED:
-            return f"column {where} removed (was {self.before})"
+            return f"column {where} removed (was {_prose(self.before)})"
         if self.kind == NULLABILITY:
             return f"column {where} {'became NOT NULL' if self.after == 'NOT NULL' else 'became nullable'}"
         label = "type" if self.kind == RETYPED else self.kind
@@ -47,9 +55,12 @@ class TableChange:
 
     def describe(self) -> str:
         if self.kind == "view_definition":
-            return f"view `{self.table}` definition changed"
-        label = "primary key" if self.kind == "primary_key" else self.kind
-        return f"`{self.table}` {label} changed: {_show(self.before)} → {_show(self.after)}"
+            return f"view {code(self.table)} definition changed"
+        if self.kind.startswith(FOREIGN_KEY):
+            label = FOREIGN_KEY + literal(self.kind.removeprefix(FOREIGN_KEY))  # the constraint's name, raw
+        else:
+            label = "primary key" if self.kind == "primary_key" else literal(self.kind)
+        return f"{code(self.table)} {label} changed: {_show(self.before)} → {_show(self.after)}"
 
 
 @dataclass
@@ -73,8 +84,8 @@ class SchemaDiff:
 
     @property
     def breaking(self) -> list[str]:
-        out = [f"table `{t}` dropped" for t in self.tables_removed]
-        out += [f"view `{v}` dropped" for v in self.views_removed]
+        out = [f"table {code(t)} dropped" for t in self.tables_removed]
+        out += [f"view {code(v)} dropped" for v in self.views_removed]
         out += [f"{c.describe()} ({c.breaking})" if c.kind not in (REMOVED, NULLABILITY) else c.describe()
                 for c in self.columns if c.breaking]
         return out
@@ -97,24 +108,26 @@ class SchemaDiff:
         for title, names in (("Tables added", self.tables_added), ("Tables removed", self.tables_removed),
                              ("Views added", self.views_added), ("Views removed", self.views_removed)):
             if names:
-                lines.append(f"**{title}:** " + ", ".join(f"`{n}`" for n in names))
+                lines.append(f"**{title}:** " + ", ".join(code(n) for n in names))
         if self.columns or self.tables:
             lines += ["", "| table | change |", "|---|---|"]
             for t in self.tables:
-                lines.append(f"| `{t.table}` | {_cell(t.describe())} |")
+                lines.append(f"| {cell(t.table)} | {in_table(t.describe())} |")
             for c in self.columns:
-                lines.append(f"| `{c.table}` | {_cell(c.describe())}{' ⚠️' if c.breaking else ''} |")
+                lines.append(f"| {cell(c.table)} | {in_table(c.describe())}{' ⚠️' if c.breaking else ''} |")
         if self.breaking:
-            lines += ["", "**Breaking changes:**"] + [f"- {b}" for b in self.breaking]
+            lines += ["", "**Breaking changes:**", bullets(self.breaking)]
         return "\n".join(lines).strip()
 
 
 def _show(v: Optional[str]) -> str:
-    return "none" if v is None else f"`{v}`" if v else "''"
+    """A before/after value as markdown: a code span, `none` or `''`."""
+    return "none" if v is None else code(v) if v else "''"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _prose(v: Optional[str]) -> str:
+    """A column type in running text: as it is (`added (varchar(20))`), or a code span if markdown would alter it."""
+    return "none" if v is None else literal(v)
 
 
 def diff(previous: Optional[Database], current: Database) -> SchemaDiff:
@@ -151,7 +164,7 @@ def _table_changes(a: Table, b: Table) -> list[TableChange]:
     old_fks, new_fks = {fk.name: _fk(fk) for fk in a.foreign_keys}, {fk.name: _fk(fk) for fk in b.foreign_keys}
     for name in sorted(old_fks.keys() | new_fks.keys()):
         if old_fks.get(name) != new_fks.get(name):
-            out.append(TableChange(a.name, f"foreign key {name}", old_fks.get(name), new_fks.get(name)))
+            out.append(TableChange(a.name, FOREIGN_KEY + name, old_fks.get(name), new_fks.get(name)))
     return out
 
 

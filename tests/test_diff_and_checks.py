@@ -169,3 +169,66 @@ def test_checks_warn_per_partition_on_drop_column_and_low_coverage(schema, tmp_p
     assert list(on_demand) == [bare] and not on_demand[bare].passed
     assert on_demand[bare].metadata["breaking_changes"].value == "- column `t`.`name` removed (was varchar(9))"
     assert on_demand[bare].target_materialization_data == breaking[bare].target_materialization_data
+
+
+def test_diff_with_hostile_names_renders_safely():
+    """Names are the database's: HTML, backticks, `|` or newlines in them render literally in Dagit's markdown."""
+    from markdown_it import MarkdownIt
+    from dagster import AssetKey
+
+    from metadata_assets.catalog import ForeignKey
+    from metadata_assets.defs.checks import evaluate
+    from metadata_assets.markdown import bullets
+
+    evil, tick, pipe, img = "<svg onload=alert(1)>", "a`b", "x|y", "<img src=x onerror=alert(1)>"
+    old = Database(name="db", tables=[
+        Table(name=evil, table_type="BASE TABLE", comment="<b>c</b>", columns=[
+            col(tick, 1), col(pipe, 2, "varchar(64)"), col("ends`", 3)]),
+        Table(name="gone`", table_type="BASE TABLE", columns=[col("id", 1)]),
+        Table(name="v|<i>", table_type="VIEW", columns=[col("id", 1)]),
+    ])
+    new = copy.deepcopy(old)
+    t = new.tables[0]
+    t.comment = "line\n# heading"
+    t.columns = [col(pipe, 2, "varchar(8)", default="'<script>'"), col("ends`", 3),
+                 col(img, 4, "enum('<b>','|')")]
+    t.foreign_keys = [ForeignKey(name="fk_<svg>|`", columns=(pipe,), ref_database="db", ref_table=evil,
+                                 ref_columns=(tick,))]
+    new.tables = [t, Table(name="new\n| x | y |", table_type="BASE TABLE", columns=[col("id", 1)])]
+    d = diff(old, new)
+
+    assert d.breaking == [
+        "table `` gone` `` dropped", "view `v|<i>` dropped",
+        "column `<svg onload=alert(1)>`.``a`b`` removed (was int(11))",
+        "column `<svg onload=alert(1)>`.`x|y` type changed: `varchar(64)` → `varchar(8)` (narrowed type)",
+    ]
+    parser = MarkdownIt("commonmark").enable("table")  # the commonmark preset lets raw HTML through
+
+    def tokens_of(src):
+        out, stack = [], list(parser.parse(src))
+        while stack:
+            tok = stack.pop(0)
+            out.append(tok)
+            stack[:0] = tok.children or []
+        return out
+
+    md = d.markdown()
+    tokens = tokens_of(md)
+    assert not {t.type for t in tokens} & {"html_inline", "html_block", "heading_open"}
+    spans = [t.content for t in tokens if t.type == "code_inline"]
+    for name in (evil, tick, pipe, img, "gone`", "v|<i>", "new | x | y |", "'<script>'", "enum('<b>','|')",
+                 "fk_<svg>|`", "line # heading", "<b>c</b>"):
+        assert name in spans, name
+    rows = [t for t in tokens if t.type == "tr_open"]
+    assert len(rows) == 1 + len(d.tables) + len(d.columns)
+    assert sum(t.type == "td_open" for t in tokens) == 2 * (len(rows) - 1)  # no `|` split a row
+    breaking_items = md.split("**Breaking changes:**\n", 1)[1]
+    assert breaking_items == bullets(d.breaking)
+
+    (check, _) = evaluate(AssetKey("x"), "db", {"breaking_changes": d.breaking}, 0.5)
+    listed = check.metadata["breaking_changes"].value
+    assert listed == "\n".join(f"- {b}" for b in d.breaking)  # already markdown: not escaped twice
+    tokens = tokens_of(listed)
+    assert not {t.type for t in tokens} & {"html_inline", "html_block"}
+    assert sum(t.type == "list_item_open" for t in tokens) == len(d.breaking)
+    assert [t.content for t in tokens if t.type == "code_inline"][:2] == ["gone`", "v|<i>"]

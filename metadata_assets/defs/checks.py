@@ -35,6 +35,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 from metadata_assets.config import MySQLSource
 from metadata_assets.diff import SchemaDiff, diff
 from metadata_assets.extract import DatabaseResult
+from metadata_assets.markdown import bullets
 
 BREAKING = "breaking_schema_changes"
 COVERAGE = "documentation_coverage"
@@ -70,7 +71,8 @@ def evaluate(key: AssetKey, partition: str, metadata: Mapping, threshold: float,
             severity=AssetCheckSeverity.WARN, target_materialization_data=target,
             description=(f"{len(breaking)} breaking change(s) since the previous snapshot" if breaking
                          else "no breaking change" if recorded else "no diff recorded on this materialization"),
-            metadata={"breaking_changes": MetadataValue.md("\n".join(f"- {b}" for b in breaking) or "none"),
+            # diff.breaking's strings are markdown already (names in code spans): listed as they are
+            metadata={"breaking_changes": MetadataValue.md(bullets(str(b) for b in breaking)),
                       "count": len(breaking)},
         ),
         AssetCheckEvaluation(
