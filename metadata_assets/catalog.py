@@ -64,6 +64,22 @@ class Table:
     def is_view(self) -> bool:
         return self.table_type == "VIEW"
 
+    # `primary_key` and `foreign_keys` are kept as the server lists them (they are part of the snapshot and its
+    # hash). Key columns can be invisible in `columns`: MariaDB lists the hidden `row_end` column of a
+    # system-versioned table in its PRIMARY key, but not in information_schema.COLUMNS. What is shown as a schema
+    # (DataHub's schemaMetadata) may only name columns that are fields: these views of the keys do that.
+    @property
+    def visible_primary_key(self) -> tuple[str, ...]:
+        """The primary key's visible columns, in key order (hidden ones such as MariaDB's `row_end` left out)."""
+        names = {c.name for c in self.columns}
+        return tuple(c for c in self.primary_key if c in names)
+
+    @property
+    def visible_foreign_keys(self) -> list[ForeignKey]:
+        """Foreign keys whose own columns are all visible; one naming a hidden column cannot be shown as fields."""
+        names = {c.name for c in self.columns}
+        return [fk for fk in self.foreign_keys if all(c in names for c in fk.columns)]
+
 
 def _table_dict(t: Table) -> dict:
     d = dict(t.__dict__)

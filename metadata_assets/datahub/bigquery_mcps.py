@@ -178,6 +178,10 @@ class BigQueryLineageResolver:
                                  default_schema=db.name)
         return lineage_aspect(result, t.name, urn)
 
+    def close(self) -> None:
+        """Delete the schema cache's temporary directory (SchemaResolver keeps a SQLite file in one)."""
+        self.resolver.close()
+
 
 def dataset_mcps(db: Database, rules: BigQueryUrnRules, lineage: Optional[BigQueryLineageResolver] = None,
                  warnings: Optional[list[str]] = None) -> Iterator[MetadataChangeProposalWrapper]:

@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import stat
 import tempfile
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Iterable, Optional, Protocol
@@ -27,6 +30,8 @@ class Store(Protocol):
     def list(self, prefix: str) -> list[str]: ...
     def delete(self, key: str) -> None: ...
     def uri(self, key: str) -> str: ...
+    def lock(self, key: str, wait_s: float, lease_s: float): ...
+    def remove_stale_temp(self, prefix: str, older_than_s: float = 600) -> int: ...
 
 
 def _default_file_mode() -> int:
@@ -36,6 +41,11 @@ def _default_file_mode() -> int:
 
 
 _FILE_MODE = _default_file_mode()
+
+# LocalStore.write_bytes's temp files: `.<name, up to 50 characters>.<mkstemp's 8 random characters>.tmp`, in the
+# directory of the file they become. One is left behind only when its writer died between creating and renaming it.
+_TMP_SUFFIX = ".tmp"
+_TMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(_TMP_SUFFIX), re.DOTALL)
 
 
 class LocalStore:
@@ -49,7 +59,7 @@ class LocalStore:
         """Temp file in the same directory, fsync, rename: readers see the old file or the new one, never half."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:50]}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:50]}.", suffix=_TMP_SUFFIX, dir=path.parent)
         try:
             # mkstemp makes the file 0600: give it the mode any new file gets, so other readers (a `datahub ingest`
             # run as another user, a web server) can read it
@@ -78,14 +88,45 @@ class LocalStore:
         base = self._path(prefix)
         if not base.is_dir():
             return []
+        # dot files left out: write_bytes's temp files (.<name>.<random>.tmp), fresh or left by a killed writer
         return sorted(f"{prefix.rstrip('/')}/{p.name}" for p in base.iterdir()
                       if p.is_file() and not p.name.startswith("."))
+
+    def remove_stale_temp(self, prefix: str, older_than_s: float = 600) -> int:
+        """Delete write_bytes's temp files under `<root>/<prefix>` (recursively) last modified more than
+        `older_than_s` ago: a writer killed between writing and renaming leaves one for good. Younger ones may
+        belong to a write in progress and stay. Only regular files named as write_bytes names them are touched.
+        Returns how many were deleted."""
+        base = self._path(prefix)
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for dirpath, _dirs, names in os.walk(base):  # nothing when base does not exist; symlinks not followed
+            for name in names:
+                if not _TMP_NAME.fullmatch(name):
+                    continue
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.lstat(path)
+                    if not stat.S_ISREG(st.st_mode) or st.st_mtime >= cutoff:
+                        continue
+                    os.unlink(path)
+                except FileNotFoundError:
+                    continue  # renamed into place or removed by someone else meanwhile
+                removed += 1
+        return removed
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
     def uri(self, key: str) -> str:
         return str(self._path(key))
+
+    def lock(self, key: str, wait_s: float, lease_s: float):
+        """An exclusive lock (flock, released when the holder exits, kill -9 included): a context manager;
+        LockBusy when not had within wait_s. `lease_s` matters only to stores whose locks can outlive a holder."""
+        from metadata_assets.datahub.locks import local_lock
+
+        return local_lock(self._path(key), self.uri(key), wait_s)
 
 
 def open_store(uri: str) -> Store:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from datahub.emitter.mce_builder import (
     make_data_platform_urn,
@@ -125,7 +125,7 @@ def _field(c: Column, primary_key: tuple[str, ...]) -> SchemaFieldClass:
 
 def _foreign_keys(rules: UrnRules, db: str, t: Table, urn: str) -> list[ForeignKeyConstraintClass]:
     out = []
-    for fk in t.foreign_keys:
+    for fk in t.visible_foreign_keys:  # sourceFields must be fields of this schema
         foreign = rules.dataset(fk.ref_database, fk.ref_table)
         out.append(ForeignKeyConstraintClass(
             name=fk.name,
@@ -147,28 +147,59 @@ def _table_properties(t: Table) -> dict[str, str]:
 
 
 class LineageResolver:
-    """Column-level view lineage from the view SQL, with the batch's own schemas to resolve columns."""
+    """Column-level view lineage from the view SQL, with the batch's own schemas to resolve columns.
 
-    def __init__(self, rules: UrnRules):
+    Lineage to a table that is known to be gone is left out (with a warning), so a view whose base table was dropped
+    does not make DataHub create a dataset for it. Known gone: a table of the view's own database that its snapshot
+    lacks, or of another database registered here (same batch) that lacks it. A table of a database not registered
+    here may exist (another batch, another source): kept. A table that `table_allowed` (the source's table_pattern)
+    leaves out is never in a snapshot, so its absence proves nothing: kept. Without `table_allowed`, a missing table
+    is taken as gone only for a view with no visible columns (the server could not open it), since any table missing
+    from a snapshot might just be filtered out.
+
+    Owns a SchemaResolver whose schema cache is an SQLite file in a temporary directory (acryl-datahub's
+    FileBackedDict): call close() (or use it as a context manager) to delete it. sqlglot_lineage's result cache keeps
+    a reference to every resolver it parsed with, so the directory would otherwise outlive this object.
+    """
+
+    def __init__(self, rules: UrnRules, table_allowed: Optional[Callable[[str, str], bool]] = None):
         from datahub.sql_parsing.schema_resolver import SchemaResolver
 
         class CaseKeepingSchemaResolver(SchemaResolver):
             """DataHub lower-cases the URN of a table it has no schema for (every platform but BigQuery and DB2).
             MySQL names are case-sensitive, and a view may read a table of a database outside this batch or left
-            out by table_pattern: keep the name as written, so the URN is the one UrnRules gives that table."""
+            out by table_pattern: keep the name as written, so the URN is the one UrnRules gives that table.
+
+            Also remembers the (database, table) names sqlglot resolved to each URN, so an upstream's database is
+            known as the SQL names it, without taking a URN apart."""
+
+            def __init__(self, **kw):
+                super().__init__(**kw)
+                self.names: dict[str, set[tuple[Optional[str], str]]] = {}
 
             def _prefers_urn_lower(self) -> bool:
                 return False
 
+            def resolve_table(self, table):
+                urn, schema_info = super().resolve_table(table)
+                # MySQL is two-tier: sqlglot's db (the schema, as default_schema) is the database
+                self.names.setdefault(urn, set()).add((table.db_schema, table.table))
+                return urn, schema_info
+
         self.rules = rules
+        self.table_allowed = table_allowed
         self.resolver = CaseKeepingSchemaResolver(platform=PLATFORM, platform_instance=rules.platform_instance,
                                                   env=rules.env)
+        self._databases: set[str] = set()  # databases registered, with or without tables
+        self._datasets: set[str] = set()  # URNs of every table and view registered, with or without columns
 
     def register(self, db: Database) -> None:
+        self._databases.add(db.name)
         for t in db.tables:
+            urn = self.rules.dataset(db.name, t.name)
+            self._datasets.add(urn)
             if t.columns:
-                self.resolver.add_raw_schema_info(self.rules.dataset(db.name, t.name),
-                                                  {c.name: c.column_type for c in t.columns})
+                self.resolver.add_raw_schema_info(urn, {c.name: c.column_type for c in t.columns})
 
     def upstream_lineage(self, db: Database, t: Table, urn: str) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
         """(lineage, warning). MySQL is two-tier: the database is the *schema* for sqlglot, not the db."""
@@ -177,20 +208,68 @@ class LineageResolver:
         if not t.view_definition:
             return None, None
         result = sqlglot_lineage(t.view_definition, self.resolver, default_db=None, default_schema=db.name)
-        return lineage_aspect(result, t.name, urn)
+        return lineage_aspect(result, t.name, urn, missing=lambda up: self._missing(db, t, up))
+
+    def _missing(self, db: Database, view: Table, upstream: str) -> Optional[str]:
+        """`database.table` of an upstream known to be gone (see the class doc), or None to keep it."""
+        if upstream in self._datasets:
+            return None
+        names = self.resolver.names.get(upstream)
+        if not names:
+            return None  # not a table sqlglot resolved: nothing to judge by
+        for database, table in sorted(names, key=str):
+            if database is None:
+                return None
+            if database == db.name:
+                if db.name not in self._databases and any(
+                        self.rules.dataset(db.name, x.name) == upstream for x in db.tables):
+                    return None  # in the view's own snapshot, which was not registered
+            elif database not in self._databases:
+                return None  # a database outside this batch: it may well have the table
+            if self.table_allowed is not None:
+                if not self.table_allowed(database, table):
+                    return None  # left out by table_pattern, not gone
+            elif view.columns:
+                return None  # the server opened the view, so its tables exist; this one is just filtered out
+        database, table = min(names, key=str)
+        return f"{database}.{table}"
+
+    def close(self) -> None:
+        """Delete the schema cache's temporary directory. Idempotent; the resolver is unusable afterwards."""
+        self.resolver.close()
+        self.resolver.names.clear()
+        self._datasets.clear()
+        self._databases.clear()
+
+    def __enter__(self) -> "LineageResolver":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def lineage_aspect(result, view: str, urn: str) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
-    """A sqlglot_lineage result as the view's upstreamLineage (table and column level), or a warning."""
+def lineage_aspect(result, view: str, urn: str, missing: Optional[Callable[[str], Optional[str]]] = None,
+                   ) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
+    """A sqlglot_lineage result as the view's upstreamLineage (table and column level), or a warning.
+
+    `missing(upstream_urn)` names an upstream to leave out, as `database.table`, or returns None to keep it. When
+    every upstream is left out the aspect is sent with none, so DataHub drops the lineage it holds from before.
+    """
     err = result.debug_info.table_error
     if err:
         return None, f"view {view!r}: could not parse its SQL for lineage: {err}"
     upstreams = sorted(u for u in result.in_tables if u != urn)
-    if not upstreams:
+    gone = {u: name for u in upstreams if missing is not None and (name := missing(u)) is not None}
+    warning = None
+    if gone:
+        upstreams = [u for u in upstreams if u not in gone]
+        names = ", ".join(repr(n) for n in sorted(gone.values()))
+        warning = f"view {view!r}: lineage to missing table{'s' if len(gone) > 1 else ''} {names} left out"
+    elif not upstreams:
         return None, None
     fine = []
     for cl in result.column_lineage or []:
-        ups = sorted({make_schema_field_urn(u.table, u.column) for u in cl.upstreams})
+        ups = sorted({make_schema_field_urn(u.table, u.column) for u in cl.upstreams if u.table not in gone})
         if ups:
             fine.append(FineGrainedLineageClass(
                 upstreamType=FineGrainedLineageUpstreamTypeClass.FIELD_SET, upstreams=ups,
@@ -199,7 +278,19 @@ def lineage_aspect(result, view: str, urn: str) -> tuple[Optional[UpstreamLineag
     fine.sort(key=lambda f: f.downstreams[0])
     return UpstreamLineageClass(
         upstreams=[UpstreamClass(dataset=u, type=DatasetLineageTypeClass.VIEW) for u in upstreams],
-        fineGrainedLineages=fine or None), None
+        fineGrainedLineages=fine or None), warning
+
+
+def _add_view_warning(warnings: list[str], view: str, warning: str) -> None:
+    """One warning per view, as the reader keeps them: what else is said of a view that already has one (a broken
+    view: `View '...' references invalid table(s)`) is appended to it."""
+    head = f"view {view!r}: "
+    if warning.startswith(head):
+        for i, w in enumerate(warnings):
+            if w.startswith(head):
+                warnings[i] = f"{w}; {warning[len(head):]}"
+                return
+    warnings.append(warning)
 
 
 def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolver] = None,
@@ -215,40 +306,49 @@ def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolv
         yield wu.metadata
     yield MetadataChangeProposalWrapper(entityUrn=container_urn, aspect=BrowsePathsV2Class(path=rules._instance_path()))
 
-    if lineage is None:
+    own = lineage is None  # a resolver made here is closed here (it holds a temporary directory)
+    if own:
         lineage = LineageResolver(rules)
         lineage.register(db)
-    for t in db.tables:
-        urn = rules.dataset(db.name, t.name)
-        yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=StatusClass(removed=False))
-        yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=DatasetPropertiesClass(
-            name=t.name, description=t.comment or None, customProperties=_table_properties(t)))
-        if t.columns:
+    try:
+        for t in db.tables:
+            urn = rules.dataset(db.name, t.name)
+            yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=StatusClass(removed=False))
+            yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=DatasetPropertiesClass(
+                name=t.name, description=t.comment or None, customProperties=_table_properties(t)))
+            # Always sent, with no fields when none is visible (a view whose base table was dropped lists no
+            # columns): DataHub keeps an aspect that is not sent, so leaving it out would keep the old schema there.
+            # Keys name only columns that are fields (MariaDB's PRIMARY key of a system-versioned table holds the
+            # hidden row_end column).
+            pk = t.visible_primary_key
             yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=SchemaMetadataClass(
                 schemaName=f"{db.name}.{t.name}",
                 platform=make_data_platform_urn(PLATFORM),
                 version=0,
                 hash="",
                 platformSchema=MySqlDDLClass(tableSchema=""),
-                fields=[_field(c, t.primary_key) for c in t.columns],
-                primaryKeys=list(t.primary_key) or None,
+                fields=[_field(c, pk) for c in t.columns],
+                primaryKeys=list(pk) or None,
                 foreignKeys=_foreign_keys(rules, db.name, t, urn) or None,
             ))
-        for wu in add_table_to_schema_container(dataset_urn=urn, parent_container_key=key):
-            yield wu.metadata
-        yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=SubTypesClass(
-            typeNames=[DatasetSubTypes.VIEW if t.is_view else DatasetSubTypes.TABLE]))
-        if rules.platform_instance:
-            yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=DataPlatformInstanceClass(
-                platform=make_data_platform_urn(PLATFORM),
-                instance=make_dataplatform_instance_urn(PLATFORM, rules.platform_instance)))
-        yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=BrowsePathsV2Class(
-            path=[*rules._instance_path(), BrowsePathEntryClass(id=container_urn, urn=container_urn)]))
-        if t.is_view:
-            yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=ViewPropertiesClass(
-                materialized=False, viewLanguage="SQL", viewLogic=t.view_definition or ""))
-            up, warn = lineage.upstream_lineage(db, t, urn)
-            if warn and warnings is not None:
-                warnings.append(warn)
-            if up is not None:
-                yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=up)
+            for wu in add_table_to_schema_container(dataset_urn=urn, parent_container_key=key):
+                yield wu.metadata
+            yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=SubTypesClass(
+                typeNames=[DatasetSubTypes.VIEW if t.is_view else DatasetSubTypes.TABLE]))
+            if rules.platform_instance:
+                yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=DataPlatformInstanceClass(
+                    platform=make_data_platform_urn(PLATFORM),
+                    instance=make_dataplatform_instance_urn(PLATFORM, rules.platform_instance)))
+            yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=BrowsePathsV2Class(
+                path=[*rules._instance_path(), BrowsePathEntryClass(id=container_urn, urn=container_urn)]))
+            if t.is_view:
+                yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=ViewPropertiesClass(
+                    materialized=False, viewLanguage="SQL", viewLogic=t.view_definition or ""))
+                up, warn = lineage.upstream_lineage(db, t, urn)
+                if warn and warnings is not None:
+                    _add_view_warning(warnings, t.name, warn)
+                if up is not None:
+                    yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=up)
+    finally:
+        if own:
+            lineage.close()
