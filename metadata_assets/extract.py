@@ -15,12 +15,19 @@ from metadata_assets.catalog import Database
 from metadata_assets.config import BigQuerySource, MySQLSource
 from metadata_assets.datahub import files
 from metadata_assets.datahub.mcps import LineageResolver, UrnRules, database_mcps
-from metadata_assets.sources.mysql import MySQLReader, connect
+from metadata_assets.sources.mysql import (
+    ConnectionLost,
+    MySQLReader,
+    SourceQueryFailed,
+    SourceUnavailable,
+    connect,
+    describe,
+)
 
 log = logging.getLogger(__name__)
 
 # Bump when database_mcps() changes what it emits, so every file counts as changed and is pushed again.
-MCE_FORMAT = "1"
+MCE_FORMAT = "2"  # 2: schemaMetadata for views without visible columns, visible keys only, no lineage to dropped tables
 
 
 @dataclass
@@ -60,9 +67,9 @@ def rules_for(source: MySQLSource | BigQuerySource) -> UrnRules:
     return UrnRules(env=source.env, platform_instance=source.platform_instance)
 
 
-def lineage_for(rules) -> LineageResolver:
+def lineage_for(rules, source=None) -> LineageResolver:
     if isinstance(rules, UrnRules):
-        return LineageResolver(rules)
+        return LineageResolver(rules, table_allowed=source.table_allowed if source is not None else None)
     from metadata_assets.datahub.bigquery_mcps import BigQueryLineageResolver
 
     return BigQueryLineageResolver(rules)
@@ -130,6 +137,10 @@ def extract(source: MySQLSource | BigQuerySource, databases: Sequence[str], stor
 
     One bad database never hides the others: its error is reported in its result and the rest go on.
     A database whose schema is unchanged keeps its files (see write_database) unless `rewrite` is set.
+    A batch is read whole before anything of it is written, so a fault while reading (a lost connection, a query
+    past its timeout) never writes a degraded file: the batch is read again over a new connection once, then its
+    databases fail, and the files they had stay as they were. A server that cannot be reached again fails every
+    database not read yet, at once.
     BigQuery sources read through `bigquery_client` (a google.cloud.bigquery.Client; defs/ gets it from
     dagster-gcp's BigQueryResource).
     """
@@ -140,38 +151,104 @@ def extract(source: MySQLSource | BigQuerySource, databases: Sequence[str], stor
 
         if bigquery_client is None:
             raise ValueError(f"source {source.name!r}: a BigQuery source needs bigquery_client")
-        bq = BigQueryReader(bigquery_client, source)
-        conn, read, privilege_check = None, bq.read, False  # IAM roles are not visible from INFORMATION_SCHEMA
+        session = _BigQuerySession(BigQueryReader(bigquery_client, source))
+        privilege_check = False  # IAM roles are not visible from INFORMATION_SCHEMA
     else:
-        conn = connect(source)
-        reader = MySQLReader(conn)
-        read = lambda batch: reader.read(batch, source)  # noqa: E731
+        session = _MySQLSession(source)
+    store.remove_stale_temp(source.name)  # what a writer killed mid-write left behind
     try:
-        priv_warnings = reader.privilege_warnings(databases) if privilege_check else []
+        priv_warnings = session.privilege_warnings(databases) if privilege_check else []
         for start in range(0, total, source.batch_size):
             batch = list(databases[start:start + source.batch_size])
             t0 = time.monotonic()
-            snapshots = {db.name: db for db in read(batch)}
-            lineage = lineage_for(rules)
-            for db in snapshots.values():
-                lineage.register(db)
-            for name in batch:
-                db = snapshots.get(name)
-                if db is None:
-                    result = DatabaseResult(database=name, ok=True, missing=True,
-                                            warnings=[f"database {name!r} does not exist or is not visible"])
-                else:
-                    try:
-                        result = write_database(store, source.name, db, rules, lineage, rewrite)
-                    except Exception as e:  # one bad database must not hide the others
-                        log.exception("database %s failed", name)
-                        result = DatabaseResult(database=name, ok=False, error=f"{type(e).__name__}: {e}")
-                result.warnings[:0] = priv_warnings
-                done += 1
-                if progress:
-                    progress(done, total, result)
-                yield result
+            snapshots, error = session.read_batch(batch)
+            lineage = lineage_for(rules, source) if error is None else None
+            try:
+                for db in snapshots.values():
+                    lineage.register(db)
+                for name in batch:
+                    db = snapshots.get(name)
+                    if error is not None:
+                        result = DatabaseResult(database=name, ok=False, error=error)
+                    elif db is None:
+                        result = DatabaseResult(database=name, ok=True, missing=True,
+                                                warnings=[f"database {name!r} does not exist or is not visible"])
+                    else:
+                        try:
+                            result = write_database(store, source.name, db, rules, lineage, rewrite)
+                        except Exception as e:  # one bad database must not hide the others
+                            log.exception("database %s failed", name)
+                            result = DatabaseResult(database=name, ok=False, error=f"{type(e).__name__}: {e}")
+                    if result.ok:
+                        result.warnings[:0] = priv_warnings
+                    done += 1
+                    if progress:
+                        progress(done, total, result)
+                    yield result
+            finally:
+                if lineage is not None:
+                    lineage.close()  # its SchemaResolver holds a temp SQLite directory
             log.info("batch of %d databases read and written in %.2fs", len(batch), time.monotonic() - t0)
     finally:
-        if conn is not None:
-            conn.close()
+        session.close()
+
+
+class _MySQLSession:
+    """One connection for a run, replaced when it breaks: each batch is read again once over a new connection."""
+
+    def __init__(self, source: MySQLSource):
+        self.source = source
+        self.conn = connect(source)  # unreachable at the start: the run fails with SourceUnavailable
+        self.reader = MySQLReader(self.conn, describe(source))
+        self.down: Optional[str] = None  # set once the server could not be reached again
+
+    def privilege_warnings(self, databases: Sequence[str]) -> list[str]:
+        return self.reader.privilege_warnings(databases)
+
+    def read_batch(self, batch: list[str]) -> tuple[dict[str, Database], Optional[str]]:
+        """({name: snapshot}, None), or ({}, error) when the batch could not be read whole."""
+        if self.down:
+            return {}, self.down
+        for attempt in (1, 2):
+            try:
+                return {db.name: db for db in self.reader.read(batch, self.source)}, None
+            except SourceQueryFailed as e:
+                return {}, str(e)
+            except ConnectionLost as e:
+                log.warning("%s (attempt %d of 2 for a batch of %d databases)", e, attempt, len(batch))
+                error = f"{e}; nothing of this batch was written, its previous files are kept"
+            self._reconnect()
+            if self.down:
+                return {}, f"{error}; then {self.down}"
+        return {}, error
+
+    def _reconnect(self) -> None:
+        self.close()
+        try:
+            self.conn = connect(self.source)
+        except SourceUnavailable as e:
+            self.conn, self.down = None, f"cannot reconnect: {e}"
+            return
+        self.reader = MySQLReader(self.conn, describe(self.source))
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # already broken
+                pass
+            self.conn = None
+
+
+class _BigQuerySession:
+    def __init__(self, reader):
+        self.reader = reader
+
+    def privilege_warnings(self, databases: Sequence[str]) -> list[str]:
+        return []
+
+    def read_batch(self, batch: list[str]) -> tuple[dict[str, Database], Optional[str]]:
+        return {db.name: db for db in self.reader.read(batch)}, None
+
+    def close(self) -> None:
+        pass

@@ -25,6 +25,8 @@ from metadata_assets.defs.checks import schema_change_metadata, schema_check_eva
 from metadata_assets.defs.source_clients import extract_through_client
 from metadata_assets.diff import diff
 from metadata_assets.extract import DatabaseResult
+from metadata_assets.markdown import bullets, code, text, warnings_markdown
+from metadata_assets.sources.mysql import SourceUnavailable
 
 DATA_VERSION_TAG = "dagster/data_version"
 
@@ -88,7 +90,7 @@ def materialization(key: AssetKey, r: DatabaseResult) -> AssetMaterialization:
         "rewritten": r.rewritten,
         "content_hash": MetadataValue.text(r.data_version or ""),
         "file_sha256": MetadataValue.text(r.file_sha256 or ""),
-        "warnings": MetadataValue.md("\n".join(f"- {w}" for w in r.warnings) or "none"),
+        "warnings": MetadataValue.md(warnings_markdown(r.warnings)),
         "warning_count": len(r.warnings),
     }
     if r.snapshot is not None:  # what changed since the previous snapshot of this database (defs/checks.py)
@@ -133,23 +135,27 @@ def build_mce_asset(cfg: ProjectConfig, source: MySQLSource):
                 context.log.info(f"{done}/{total} databases done ({r.database}: "
                                  f"{'missing' if r.missing else 'ok' if r.ok else 'FAILED'})")
 
-        for r in extract_through_client(source, databases, store, progress=progress,
-                                        rewrite=config.rewrite_unchanged):
-            for w in r.warnings:
-                context.log.warning(f"{r.database}: {w}")
-            if not r.ok:
-                failures.append(r)
-                context.log.error(f"{r.database}: {r.error}")
-            elif not r.missing:
-                yield materialization(key, r)  # a generator with no Output: only these events materialize
-                yield from schema_check_evaluations(context, source, key, r)  # per-partition checks (defs/checks.py)
+        results = extract_through_client(source, databases, store, progress=progress,
+                                         rewrite=config.rewrite_unchanged)
+        try:
+            for r in results:
+                for w in r.warnings:
+                    context.log.warning(f"{r.database}: {w}")
+                if not r.ok:
+                    failures.append(r)
+                    context.log.error(f"{r.database}: {r.error}")
+                elif not r.missing:
+                    yield materialization(key, r)  # a generator with no Output: only these events materialize
+                    yield from schema_check_evaluations(context, source, key, r)  # per partition (defs/checks.py)
+        except SourceUnavailable as e:  # only before the first database: later faults fail their own batch
+            raise Failure(description=f"{e}; nothing was read or written, every file is as it was") from None
         context.log.info(f"{len(databases)} databases in {time.monotonic() - started:.1f}s, "
                          f"{len(failures)} failed")
         if failures:
             raise Failure(
                 description=f"{len(failures)} of {len(databases)} databases failed: "
                             + ", ".join(f.database for f in failures[:20]),
-                metadata={"errors": MetadataValue.md("\n".join(f"- `{f.database}`: {f.error}" for f in failures))},
+                metadata={"errors": MetadataValue.md(bullets(f"{code(f.database)}: {text(f.error)}" for f in failures))},
             )
 
     return mce_files

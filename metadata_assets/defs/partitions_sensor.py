@@ -35,7 +35,7 @@ from dagster import (
 from metadata_assets.config import MySQLSource, ProjectConfig
 from metadata_assets.defs.extraction import mce_asset_key, partitions_def, range_tags, run_tags
 from metadata_assets.defs.source_clients import bigquery_errors
-from metadata_assets.sources.mysql import SourceUnavailable
+from metadata_assets.sources.mysql import SourceQueryFailed, SourceUnavailable
 
 REASON_TAG = "metadata_assets/reason"
 
@@ -129,8 +129,10 @@ def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interva
         cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         try:
             fingerprints = read_fingerprints(source, cursor)
-        except SourceUnavailable as e:
+        except SourceUnavailable as e:  # ConnectionLost included: a query past its timeout
             return SkipReason(f"source unreachable: {e}")
+        except SourceQueryFailed as e:
+            return SkipReason(f"fingerprint query failed: {e}")
         except pymysql.err.MySQLError as e:
             return SkipReason(f"fingerprint query failed on source {source.name!r}: {e.args[-1]}")
         except bigquery_errors() as e:

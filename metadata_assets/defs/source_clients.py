@@ -56,6 +56,10 @@ def list_databases(source: AnySource) -> list[str]:
 # they cost more than all other parts together. Each tick reads them for this many databases (plus new ones); the
 # others keep the key digest of the cursor, so a key-only change is seen within ceil(N / KEY_SLICE) ticks.
 KEY_SLICE = 250
+# Dagster gives up on a sensor evaluation after 60 s (DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS): a tick's fingerprint
+# query ends before that, so the tick skips with our reason instead of a gRPC timeout (a 3,000-database server
+# answers in about 10 s).
+SENSOR_QUERY_TIMEOUT_S = 45.0
 
 
 def _digest(text: str) -> str:
@@ -76,12 +80,12 @@ def read_fingerprints(source: AnySource, cursor: Optional[dict[str, str]] = None
             fps = BigQueryReader(client, source).fingerprints()
         return {db: _digest(fp) for db, fp in fps.items()}
 
-    from metadata_assets.sources.mysql import MySQLReader, connect
+    from metadata_assets.sources.mysql import MySQLReader, connect, describe
 
     cursor = cursor or {}
-    conn = connect(source)
+    conn = connect(source, query_timeout_s=min(source.query_timeout_s, SENSOR_QUERY_TIMEOUT_S))
     try:
-        reader = MySQLReader(conn)
+        reader = MySQLReader(conn, describe(source))
         if not cursor or any("." not in v for v in cursor.values()):  # first tick, or an older cursor format
             full = reader.fingerprints(source)
             cheap = {db: "|".join(p for p in fp.split("|") if p[0] in "stc") for db, fp in full.items()}

@@ -31,18 +31,50 @@ class SourceUnavailable(RuntimeError):
     """The server cannot be reached or refuses the login."""
 
 
+class ConnectionLost(SourceUnavailable):
+    """The connection broke (server gone, killed, restarted) or a query ran past `query_timeout_s`.
+
+    Never a per-object problem: what was read over the connection so far is incomplete, so the whole batch is read
+    again over a new connection, or fails; nothing read before the loss is written."""
 
 
-def connect(source: MySQLSource, database: Optional[str] = None) -> pymysql.connections.Connection:
+class SourceQueryFailed(RuntimeError):
+    """A bulk information_schema query was refused or failed on the server (not a lost connection)."""
+
+
+# Client errors (2xxx) that mean the connection is gone, and server errors that end the statement for reasons
+# outside the object being read: shutdown (1053), connection or query killed (1927, 1317), statement time
+# limits (MariaDB 1969, MySQL 3024).
+_CONNECTION_ERRORS = frozenset({2003, 2006, 2013, 2055, 1053, 1927, 1317, 1969, 3024})
+
+
+def is_connection_error(e: BaseException) -> bool:
+    if isinstance(e, pymysql.err.InterfaceError):  # the connection object is already closed
+        return True
+    return isinstance(e, pymysql.err.OperationalError) and bool(e.args) and e.args[0] in _CONNECTION_ERRORS
+
+
+def describe(source: MySQLSource) -> str:
+    return f"source {source.name!r} ({source.user}@{source.host}:{source.port})"
+
+
+def connect(source: MySQLSource, database: Optional[str] = None,
+            query_timeout_s: Optional[float] = None) -> pymysql.connections.Connection:
+    """A connection whose every wait is bounded: the TCP connect and each read or write of the handshake by
+    `connect_timeout_s` (pymysql applies its read timeout to the handshake: a peer that accepts TCP but never
+    speaks MySQL would otherwise hold it for the read timeout), then each query by `query_timeout_s`."""
     try:
-        return pymysql.connect(
+        conn = pymysql.connect(
             host=source.host, port=source.port, user=source.user, password=source.password(),
             database=database, charset="utf8mb4", autocommit=True,
-            connect_timeout=source.connect_timeout_s, read_timeout=600,
-            cursorclass=pymysql.cursors.DictCursor,
+            connect_timeout=source.connect_timeout_s, read_timeout=source.connect_timeout_s,
+            write_timeout=source.connect_timeout_s, cursorclass=pymysql.cursors.DictCursor,
         )
-    except pymysql.err.OperationalError as e:
-        raise SourceUnavailable(f"source {source.name!r} ({source.user}@{source.host}:{source.port}): {e.args[-1]}") from e
+    except pymysql.err.MySQLError as e:
+        raise SourceUnavailable(f"{describe(source)}: {e.args[-1] if e.args else e}") from None
+    # pymysql reads these per socket operation (pinned 1.2.x): from here on a query may take query_timeout_s
+    conn._read_timeout = conn._write_timeout = query_timeout_s or source.query_timeout_s
+    return conn
 
 
 def quote_ident(name: str) -> str:
@@ -72,17 +104,33 @@ _KEY_PARTS_SQL = (
 class MySQLReader:
     """Bulk information_schema reads over one connection."""
 
-    def __init__(self, conn: pymysql.connections.Connection):
+    def __init__(self, conn: pymysql.connections.Connection, label: str = "MySQL server"):
         self.conn = conn
+        self.label = label  # names the source in errors (sources.mysql.describe)
         self.statements = 0
         self._mariadb: Optional[bool] = None
 
     def _query(self, sql: str, args: Sequence = ()) -> list[dict]:
+        """Rows of one statement. A lost connection raises ConnectionLost; other server errors pass unchanged
+        (per-object statements such as SHOW CREATE catch them; bulk statements go through _bulk)."""
         self.statements += 1
-        with self.conn.cursor(pymysql.cursors.DictCursor) as cur:
-            # no args: no %-formatting at all, so a '%' in a quoted name (SHOW CREATE TABLE `100%`.v) stays as is
-            cur.execute(sql, tuple(args) if args else None)
-            return list(cur.fetchall())
+        try:
+            with self.conn.cursor(pymysql.cursors.DictCursor) as cur:
+                # no args: no %-formatting at all, so a '%' in a quoted name (SHOW CREATE TABLE `100%`.v) stays
+                cur.execute(sql, tuple(args) if args else None)
+                return list(cur.fetchall())
+        except pymysql.err.MySQLError as e:
+            if is_connection_error(e):
+                raise ConnectionLost(f"{self.label}: connection lost ({e.args[-1] if e.args else e})") from None
+            raise
+
+    def _bulk(self, sql: str, args: Sequence = ()) -> list[dict]:
+        """A statement that reads a whole batch: any failure is the project's own error naming the source."""
+        try:
+            return self._query(sql, args)
+        except pymysql.err.MySQLError as e:
+            raise SourceQueryFailed(f"{self.label}: information_schema query failed: "
+                                    f"{e.args[-1] if e.args else e}") from None
 
     def _per_database(self, branch: str, dbs: Sequence[str]) -> list[dict]:
         """One statement for the batch: a UNION ALL of one `... = %s` branch per database.
@@ -91,17 +139,17 @@ class MySQLReader:
         `TABLE_SCHEMA IN (...)` (and a join between two information_schema tables) by scanning every database on
         the server: with 3,000 databases in batches of 200 that made each batch as slow as reading everything.
         """
-        return self._query(" UNION ALL ".join([branch] * len(dbs)), dbs)
+        return self._bulk(" UNION ALL ".join([branch] * len(dbs)), dbs)
 
     @property
     def is_mariadb(self) -> bool:
         if self._mariadb is None:
-            self._mariadb = "mariadb" in self._query("SELECT VERSION() AS v")[0]["v"].lower()
+            self._mariadb = "mariadb" in self._bulk("SELECT VERSION() AS v")[0]["v"].lower()
         return self._mariadb
 
     def list_databases(self, source: MySQLSource) -> list[str]:
         """Databases that exist, are visible to the account and match the source's patterns, sorted."""
-        rows = self._query("SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA")
+        rows = self._bulk("SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA")
         return sorted(r["name"] for r in rows if source.database_allowed(r["name"]))
 
     def read(self, databases: Sequence[str], source: MySQLSource) -> Iterator[Database]:
@@ -110,7 +158,7 @@ class MySQLReader:
             return
         dbs = list(databases)
         comment = ", SCHEMA_COMMENT AS comment" if self.is_mariadb else ""
-        schemata = self._query(
+        schemata = self._bulk(
             "SELECT SCHEMA_NAME AS name, DEFAULT_CHARACTER_SET_NAME AS charset, "
             f"DEFAULT_COLLATION_NAME AS collation{comment} "
             f"FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ({_in(dbs)})", dbs)
@@ -209,7 +257,7 @@ class MySQLReader:
                 continue
             try:
                 rows = self._query(f"SHOW CREATE TABLE {quote_ident(db.name)}.{quote_ident(t.name)}")
-            except pymysql.err.MySQLError as e:
+            except pymysql.err.MySQLError as e:  # refused or broken view; a lost connection raises ConnectionLost
                 db.warnings.append(f"view {t.name!r}: SHOW CREATE TABLE failed: {e.args[-1]}")
                 continue
             if rows:
@@ -221,7 +269,7 @@ class MySQLReader:
         """Grants that let this account read data: the catalog account should have none."""
         dbs = {d.lower() for d in databases}
         warnings = []
-        for row in self._query("SHOW GRANTS"):
+        for row in self._bulk("SHOW GRANTS"):
             grant = next(iter(row.values()))
             # the database part may be a quoted name holding spaces, dots or doubled backticks: `a.b c`.*
             m = _GRANT_ON.match(grant)
@@ -261,11 +309,11 @@ class MySQLReader:
             "FROM information_schema.COLUMNS GROUP BY TABLE_SCHEMA"
         )
         if key_databases is None:
-            rows = self._query(cheap + " UNION ALL " + _KEY_PARTS_SQL.format(where="", where_r=""))
+            rows = self._bulk(cheap + " UNION ALL " + _KEY_PARTS_SQL.format(where="", where_r=""))
         else:
             # Key parts open every table fully (Open_full_table): over a whole large server they cost more than
             # everything else together, so the caller asks for them for a slice of databases at a time.
-            rows = self._query(cheap) + self._key_rows(list(key_databases))
+            rows = self._bulk(cheap) + self._key_rows(list(key_databases))
         return _join_parts(rows, source)
 
     def key_fingerprints(self, source: MySQLSource, databases: Sequence[str]) -> dict[str, str]:
@@ -276,7 +324,7 @@ class MySQLReader:
         if not dbs:
             return []
         branch = _KEY_PARTS_SQL.format(where="WHERE TABLE_SCHEMA = %s", where_r="WHERE CONSTRAINT_SCHEMA = %s")
-        return self._query(" UNION ALL ".join([branch] * len(dbs)), [d for db in dbs for d in (db, db)])
+        return self._bulk(" UNION ALL ".join([branch] * len(dbs)), [d for db in dbs for d in (db, db)])
 
 
 def _join_parts(rows: list[dict], source: MySQLSource) -> dict[str, str]:
@@ -287,7 +335,7 @@ def _join_parts(rows: list[dict], source: MySQLSource) -> dict[str, str]:
 
 
 def _grant_pattern(db_part: str) -> re.Pattern:
-    """A GRANT's database name as a regex: `%` and `_` are wildcards there, `\_` and `\%` literal."""
+    r"""A GRANT's database name as a regex: `%` and `_` are wildcards there, `\_` and `\%` literal."""
     out, i = [], 0
     while i < len(db_part):
         ch = db_part[i]
@@ -304,7 +352,7 @@ def list_databases(source: MySQLSource) -> list[str]:
     """Connect, list the allowed databases, disconnect: what the partitions sensor needs."""
     conn = connect(source)
     try:
-        return MySQLReader(conn).list_databases(source)
+        return MySQLReader(conn, describe(source)).list_databases(source)
     finally:
         conn.close()
 
