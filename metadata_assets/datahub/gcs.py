@@ -109,3 +109,13 @@ class GCSStore:
 
     def uri(self, key: str) -> str:
         return f"gs://{self.bucket_name}/{self._name(key)}"
+
+    def remove_stale_temp(self, prefix: str, older_than_s: float = 600) -> int:
+        """Nothing to remove: an upload is one request, visible whole or not at all (no temp objects)."""
+        return 0
+
+    def lock(self, key: str, wait_s: float, lease_s: float):
+        """An exclusive lock object (datahub/locks.py): a context manager; LockBusy when not had in wait_s."""
+        from metadata_assets.datahub.locks import gcs_lock
+
+        return gcs_lock(self, key, self.uri(key), wait_s, lease_s)

@@ -10,9 +10,14 @@ and container URN that push sent. A push:
      (before anything is sent) unless `allow_mass_removal`;
   3. per pending database sends every proposal of its file, then Status(removed=true) for its datasets that are no
      longer in the file; per removed database, Status(removed=true) for all its datasets and its container;
-  4. records a database in the state only after the sink confirmed all of that database's proposals. The state is
+  4. records a database in the state only after the sink confirmed all of that database's proposals, with the
+     version of the file it actually sent (an extraction may rewrite a file while a push runs). The state is
      saved (atomically, through the store) every few databases and whatever happens at the end, so a failure or a
      crash leaves unconfirmed databases pending for the next push; re-sending a confirmed one is harmless (upserts).
+A push holds the source's push lock (`<source>/.push.lock` in the store: flock locally, a lock object on GCS) from
+reading the state to its last save, so two pushes of one source never overwrite each other's state, whoever
+started them. It stops at its deadline (what it did not send stays pending) and at once when DataHub refuses
+the credentials (retrying cannot help).
 No Dagster here.
 """
 
@@ -31,17 +36,23 @@ from datahub.metadata.schema_classes import StatusClass, SystemMetadataClass
 from metadata_assets.catalog import Database
 from metadata_assets.datahub import files
 from metadata_assets.datahub.mcps import UrnRules
-from metadata_assets.datahub.sinks import DataHubUnavailable, Sink
+from metadata_assets.datahub.sinks import DataHubRefused, DataHubUnavailable, Sink
 
 log = logging.getLogger(__name__)
 
 STATE_FORMAT = 1
 SAVE_EVERY = 50  # databases between two state saves during a push
 MAX_CONSECUTIVE_FAILURES = 3  # then DataHub is taken as down and the push stops
+LOCK_WAIT_S = 30.0  # a second push of the same source waits this long for the first, then fails
+LOCK_LEASE_MARGIN_S = 300.0  # a GCS lock outlives its push's deadline by this much before another may take it
 
 
 def state_key(source: str) -> str:
     return f"{source}/push_state.json"
+
+
+def lock_key(source: str) -> str:
+    return f"{source}/.push.lock"
 
 
 @dataclass
@@ -83,21 +94,41 @@ def forget_database(store: files.Store, source: str, database: str) -> None:
 def current_version(store: files.Store, source: str, database: str, rules: UrnRules,
                     mce_bytes: Optional[bytes] = None) -> str:
     """The data version of the database's current files: the same value extraction tags its materialization with."""
+    return _version(store, source, database, rules, mce_bytes)[0]
+
+
+def _version(store: files.Store, source: str, database: str, rules: UrnRules,
+             mce_bytes: Optional[bytes] = None) -> tuple[str, Optional[str]]:
+    """(data version, sha256 of the MCE file that version describes; None when the snapshot does not say)."""
     from metadata_assets.extract import data_version  # extract imports the MySQL reader; keep it lazy
 
     raw = store.read_bytes(files.snapshot_key(source, database))
     if raw is not None:
         doc = json.loads(raw)
         # written by extraction with the version of the file it wrote beside it; older snapshots lack it
-        return doc.get("data_version") or data_version(Database.from_dict(doc), rules)
-    # no snapshot (written by something else than extract): fall back to the file's bytes
+        return doc.get("data_version") or data_version(Database.from_dict(doc), rules), doc.get("file_sha256")
+    # no snapshot (written by something else than extract, or extraction is between its two writes): the bytes
     data = mce_bytes if mce_bytes is not None else store.read_bytes(files.mce_key(source, database)) or b""
-    return "file:" + files.sha256(data)
+    sha = files.sha256(data)
+    return "file:" + sha, sha
+
+
+def sent_version(store: files.Store, source: str, database: str, rules: UrnRules, data: bytes,
+                 planned: tuple[str, Optional[str]]) -> str:
+    """The version of the file bytes a push sent. The plan's version holds if the file is still the one it
+    describes; else the snapshot as it is now, if it describes these bytes; else the bytes themselves (a version
+    no snapshot has: the next push sends the database again rather than skip a file it never sent)."""
+    sha = files.sha256(data)
+    for version, file_sha in (planned, _version(store, source, database, rules)):
+        if file_sha == sha:
+            return version
+    return "file:" + sha
 
 
 @dataclass
 class PushPlan:
     pending: dict[str, str]  # database -> its current data version
+    pending_files: dict[str, Optional[str]]  # database -> sha256 of the file that version describes
     unchanged: list[str]
     gone: list[str]  # in the state, no MCE file any more
     removals: dict[str, list[str]]  # database -> dataset URNs to soft-delete (known for gone databases only)
@@ -112,15 +143,15 @@ def plan(store: files.Store, source: str, rules: UrnRules,
          state: Optional[dict[str, PushedDatabase]] = None) -> PushPlan:
     state = load_state(store, source) if state is None else state
     present = files.list_mce_databases(store, source)
-    pending, unchanged = {}, []
+    pending, pending_files, unchanged = {}, {}, []
     for db in present:
-        version = current_version(store, source, db, rules)
+        version, file_sha = _version(store, source, db, rules)
         if db in state and state[db].data_version == version:
             unchanged.append(db)
         else:
-            pending[db] = version
+            pending[db], pending_files[db] = version, file_sha
     gone = sorted(set(state) - set(present))
-    return PushPlan(pending=pending, unchanged=unchanged, gone=gone,
+    return PushPlan(pending=pending, pending_files=pending_files, unchanged=unchanged, gone=gone,
                     removals={db: list(state[db].datasets) for db in gone},
                     pushed_datasets=sum(len(p.datasets) for p in state.values()))
 
@@ -130,9 +161,13 @@ class MassRemovalRefused(RuntimeError):
 
 
 class PushFailed(RuntimeError):
-    def __init__(self, message: str, report: "PushReport"):
+    """Some databases were not pushed (they stay pending). `retryable` is False when trying again at once cannot
+    help: DataHub refused the credentials, or the push ran out of its deadline (DataHub hung or far too slow)."""
+
+    def __init__(self, message: str, report: "PushReport", retryable: bool = True):
         super().__init__(message)
         self.report = report
+        self.retryable = retryable
 
 
 @dataclass
@@ -146,6 +181,7 @@ class PushReport:
     soft_deleted: list[str] = field(default_factory=list)  # dataset and container URNs
     failures: dict[str, str] = field(default_factory=dict)  # database -> error
     not_attempted: list[str] = field(default_factory=list)
+    stopped: Optional[str] = None  # why the push stopped before the end: "deadline", "refused", "datahub down"
     duration_s: float = 0.0
 
 
@@ -170,10 +206,21 @@ def _removed(urns: list[str]) -> list[MetadataChangeProposalWrapper]:
 
 def push(store: files.Store, source: str, rules: UrnRules, sink: Sink, *, max_removal_share: float,
          allow_mass_removal: bool = False, run_id: Optional[str] = None,
-         progress: Optional[Callable[[str], None]] = None) -> PushReport:
-    """Push what changed; returns the report or raises PushFailed (report attached) / MassRemovalRefused."""
+         progress: Optional[Callable[[str], None]] = None, deadline_s: Optional[float] = None,
+         lock_wait_s: float = LOCK_WAIT_S) -> PushReport:
+    """Push what changed; returns the report or raises PushFailed (report attached) / MassRemovalRefused /
+    locks.LockBusy (another push of this source holds the lock)."""
     t0 = time.monotonic()
-    say = progress or log.info
+    lease = (deadline_s or 86400.0) + LOCK_LEASE_MARGIN_S
+    with store.lock(lock_key(source), wait_s=lock_wait_s, lease_s=lease):
+        return _push_locked(store, source, rules, sink, max_removal_share=max_removal_share,
+                            allow_mass_removal=allow_mass_removal, run_id=run_id, say=progress or log.info,
+                            t0=t0, deadline=None if deadline_s is None else t0 + deadline_s)
+
+
+def _push_locked(store: files.Store, source: str, rules: UrnRules, sink: Sink, *, max_removal_share: float,
+                 allow_mass_removal: bool, run_id: Optional[str], say: Callable[[str], None], t0: float,
+                 deadline: Optional[float]) -> PushReport:
     report = PushReport(source=source, target=sink.describe())
     state = load_state(store, source)
     p = plan(store, source, rules, state)
@@ -202,21 +249,31 @@ def push(store: files.Store, source: str, rules: UrnRules, sink: Sink, *, max_re
         report.duration_s = time.monotonic() - t0
         return report
 
-    sink.check()
-    system_metadata = dict(runId=run_id or f"metadata-assets-{source}", lastObserved=int(time.time() * 1000))
     work = [(db, False) for db in p.pending] + [(db, True) for db in p.gone]
+    try:
+        sink.check()
+    except DataHubRefused as e:
+        report.stopped, report.not_attempted = "refused", [d for d, _ in work]
+        raise PushFailed(f"source {source!r}: {e}; nothing was sent (every changed file stays pending). Fix the "
+                         f"token or the account's privileges in DataHub: retrying cannot help.", report,
+                         retryable=False) from None
+    system_metadata = dict(runId=run_id or f"metadata-assets-{source}", lastObserved=int(time.time() * 1000))
     consecutive, changed = 0, 0
     try:
         for i, (db, is_gone) in enumerate(work):
             if consecutive >= MAX_CONSECUTIVE_FAILURES:
-                report.not_attempted = [d for d, _ in work[i:]]
+                report.stopped, report.not_attempted = "datahub down", [d for d, _ in work[i:]]
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                report.stopped, report.not_attempted = "deadline", [d for d, _ in work[i:]]
                 break
             file_mcps: list[MetadataChangeProposalWrapper] = []
             if is_gone:
                 prev = state[db]
                 urns = list(prev.datasets) + ([prev.container] if prev.container else [])
             else:
-                file_mcps = files.read_mcps(store.read_bytes(files.mce_key(source, db)) or b"[]")
+                data = store.read_bytes(files.mce_key(source, db)) or b"[]"
+                file_mcps = files.read_mcps(data)
                 # from the file as read now (it may have been rewritten since the fail-safe looked at it)
                 kept = set(_entities(file_mcps)[0])
                 urns = [u for u in state[db].datasets if u not in kept] if db in state else []
@@ -224,7 +281,11 @@ def push(store: files.Store, source: str, rules: UrnRules, sink: Sink, *, max_re
             for m in mcps:
                 m.systemMetadata = SystemMetadataClass(**system_metadata)
             try:
-                sink.emit(mcps)
+                sink.emit(mcps, deadline=deadline)
+            except DataHubRefused as e:
+                report.failures[db] = str(e)
+                report.stopped, report.not_attempted = "refused", [d for d, _ in work[i + 1:]]
+                break
             except Exception as e:
                 consecutive += 1
                 report.failures[db] = str(e) if isinstance(e, DataHubUnavailable) else f"{type(e).__name__}: {e}"
@@ -238,7 +299,8 @@ def push(store: files.Store, source: str, rules: UrnRules, sink: Sink, *, max_re
                 report.databases_removed.append(db)
             else:
                 datasets, container = _entities(file_mcps)
-                state[db] = PushedDatabase(data_version=p.pending[db], datasets=datasets, container=container,
+                version = sent_version(store, source, db, rules, data, (p.pending[db], p.pending_files[db]))
+                state[db] = PushedDatabase(data_version=version, datasets=datasets, container=container,
                                            pushed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
                 report.databases_pushed.append(db)
             changed += 1
@@ -249,10 +311,18 @@ def push(store: files.Store, source: str, rules: UrnRules, sink: Sink, *, max_re
         if changed:
             save_state(store, source, state)
         report.duration_s = time.monotonic() - t0
-    if report.failures:
+    if report.failures or report.not_attempted:
         left = len(report.failures) + len(report.not_attempted)
-        first = next(iter(report.failures.items()))
+        why = {"deadline": f"the push reached its deadline (datahub.push_deadline_s) after "
+                           f"{report.duration_s:.0f}s",
+               "refused": "DataHub refused the credentials: fix the token or the account's privileges; "
+                          "retrying cannot help",
+               "datahub down": f"{MAX_CONSECUTIVE_FAILURES} databases failed in a row: DataHub taken as down"}
+        reason = why.get(report.stopped or "", "")
+        first = next(iter(report.failures.items()), None)
         raise PushFailed(
             f"source {source!r}: {left} of {len(work)} databases not pushed to {sink.describe()} "
-            f"(they stay pending for the next push); first error, {first[0]}: {first[1]}", report)
+            f"(they stay pending for the next push)" + (f"; {reason}" if reason else "")
+            + (f"; first error, {first[0]}: {first[1]}" if first else ""), report,
+            retryable=report.stopped not in ("deadline", "refused"))
     return report

@@ -8,8 +8,10 @@ and raises otherwise. No Dagster here.
 from __future__ import annotations
 
 import os
+import re
+import time
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Optional, Protocol, Sequence
 
 from datahub.emitter.mcp import MetadataChangeProposalWrapper
 
@@ -20,9 +22,14 @@ class DataHubUnavailable(RuntimeError):
     """DataHub could not be reached or refused a request; nothing sent in the failing call counts as pushed."""
 
 
+class DataHubRefused(DataHubUnavailable):
+    """DataHub answered 401 or 403: the token or the account's privileges are wrong, and no retry can help."""
+
+
 class Sink(Protocol):
     def check(self) -> None: ...
-    def emit(self, mcps: Sequence[MetadataChangeProposalWrapper]) -> None: ...
+    def emit(self, mcps: Sequence[MetadataChangeProposalWrapper], deadline: Optional[float] = None) -> None:
+        """Returns once DataHub confirmed every proposal; `deadline` (time.monotonic()) stops between requests."""
     def describe(self) -> str: ...
     def close(self) -> None: ...
 
@@ -42,7 +49,7 @@ class LiteSink:
     def check(self) -> None:
         pass
 
-    def emit(self, mcps: Sequence[MetadataChangeProposalWrapper]) -> None:
+    def emit(self, mcps: Sequence[MetadataChangeProposalWrapper], deadline: Optional[float] = None) -> None:
         for mcp in mcps:
             self.lite.write(mcp)
 
@@ -77,22 +84,48 @@ class RestSink:
         try:
             self.emitter.test_connection()
         except Exception as e:
-            raise DataHubUnavailable(f"{self.describe()} is not reachable: {_short(e)}") from None
+            raise _unavailable(e, f"{self.describe()} is not reachable") from None
 
-    def emit(self, mcps: Sequence[MetadataChangeProposalWrapper]) -> None:
+    def emit(self, mcps: Sequence[MetadataChangeProposalWrapper], deadline: Optional[float] = None) -> None:
+        """Batches of `batch_size`. One request waits at most (retries + 1) x timeout_s plus the emitter's backoff;
+        past `deadline` no further batch is started."""
         from datahub.emitter.rest_emitter import EmitMode
 
         for start in range(0, len(mcps), self.batch_size):
+            if start and deadline is not None and time.monotonic() >= deadline:
+                raise DataHubUnavailable(f"{self.describe()}: push deadline reached in the middle of a database")
             try:
                 self.emitter.emit_mcps(list(mcps[start:start + self.batch_size]), emit_mode=EmitMode.SYNC_PRIMARY)
             except Exception as e:
-                raise DataHubUnavailable(f"{self.describe()} did not accept a batch: {_short(e)}") from None
+                raise _unavailable(e, f"{self.describe()} did not accept a batch") from None
 
     def describe(self) -> str:
         return f"DataHub GMS at {self.server}"  # never the token
 
     def close(self) -> None:
         self.emitter.close()
+
+
+def http_status(e: BaseException) -> Optional[int]:
+    """The HTTP status behind an acryl-datahub emitter error, when there was a response."""
+    response = getattr(e.__cause__, "response", None)
+    if response is not None and getattr(response, "status_code", None):
+        return int(response.status_code)
+    info = getattr(e, "info", None)
+    if isinstance(info, dict) and isinstance(info.get("status"), int):
+        return info["status"]
+    text = str(e)
+    if "authentication error" in text:  # test_connection's wording for a 401 on GET /config
+        return 401
+    m = re.search(r"status_code: (\d{3})", text)
+    return int(m.group(1)) if m else None
+
+
+def _unavailable(e: Exception, what: str) -> DataHubUnavailable:
+    status = http_status(e)
+    if status in (401, 403):
+        return DataHubRefused(f"{what}: HTTP {status} ({'the token is missing, expired or wrong' if status == 401 else 'the token may not write metadata'}): {_short(e)}")
+    return DataHubUnavailable(f"{what}: {_short(e)}")
 
 
 def _short(e: Exception) -> str:
@@ -116,4 +149,4 @@ def lite_reader(path: str):
                             read_only=True)
 
 
-__all__ = ["DataHubUnavailable", "LiteSink", "RestSink", "Sink", "open_sink", "lite_reader"]
+__all__ = ["DataHubRefused", "DataHubUnavailable", "LiteSink", "RestSink", "Sink", "open_sink", "lite_reader"]

@@ -32,10 +32,12 @@ from dagster import (
 
 from metadata_assets.config import ConfigError, MySQLSource, ProjectConfig
 from metadata_assets.datahub import files
+from metadata_assets.datahub.locks import LockBusy
 from metadata_assets.datahub.push import MassRemovalRefused, PushFailed, PushReport, load_state, push
 from metadata_assets.datahub.sinks import DataHubUnavailable, open_sink
 from metadata_assets.defs.extraction import DATA_VERSION_TAG, mce_asset_key, push_pool
 from metadata_assets.extract import rules_for
+from metadata_assets.markdown import bullets, code
 
 SOURCE_TAG = "metadata_assets/push_source"
 BLOCKED_TAG = "metadata_assets/push_blocked"  # set on a run the fail-safe stopped: retrying it changes nothing
@@ -61,9 +63,10 @@ def _metadata(r: PushReport) -> dict:
         "proposals_sent": r.proposals_sent,
         "entities_soft_deleted": len(r.soft_deleted),
         "failures": len(r.failures) + len(r.not_attempted),
+        **({"stopped": MetadataValue.text(r.stopped)} if r.stopped else {}),
         "duration_s": MetadataValue.float(round(r.duration_s, 3)),
-        "pushed": MetadataValue.md("\n".join(f"- `{d}`" for d in r.databases_pushed[:200]) or "none"),
-        "soft_deleted": MetadataValue.md("\n".join(f"- `{u}`" for u in r.soft_deleted[:200]) or "none"),
+        "pushed": MetadataValue.md(bullets(code(d) for d in r.databases_pushed[:200])),
+        "soft_deleted": MetadataValue.md(bullets(code(u) for u in r.soft_deleted[:200])),
     }
 
 
@@ -89,12 +92,16 @@ def build_push_asset(cfg: ProjectConfig, source: MySQLSource, retry_policy: Retr
             report = push(store, source.name, rules_for(source), sink,
                           max_removal_share=cfg.datahub.max_removal_share,
                           allow_mass_removal=config.allow_mass_removal, run_id=context.run.run_id,
-                          progress=context.log.info)
+                          progress=context.log.info, deadline_s=cfg.datahub.push_deadline_s)
         except MassRemovalRefused as e:
             context.instance.add_run_tags(context.run.run_id, {BLOCKED_TAG: "fail_safe"})
             raise Failure(description=str(e), allow_retries=False) from None
         except PushFailed as e:
-            raise Failure(description=str(e), metadata=_metadata(e.report)) from None
+            # refused credentials, or a deadline spent on a hung DataHub: the step's retries would only repeat it
+            # (the push sensor retries a failed push an hour later)
+            raise Failure(description=str(e), metadata=_metadata(e.report), allow_retries=e.retryable) from None
+        except LockBusy as e:  # another push of this source (started outside the daemon's pool) is running
+            raise Failure(description=f"source {source.name!r}: {e}; this push will be retried") from None
         except DataHubUnavailable as e:
             raise Failure(description=f"source {source.name!r}: {e}; every changed file stays pending") from None
         finally:
