@@ -1,0 +1,418 @@
+"""The fault suite: real processes failing on purpose, and what must hold afterwards (README "Failure modes").
+
+- MariaDB killed (SIGKILL) while the bulk queries run and while view SQL is read: the database fails, its good
+  file stays byte for byte, the error is the project's own; a server back within the retry gives a complete file.
+- A peer that accepts TCP but never speaks MySQL, and a server whose answers stall: every wait ends in time.
+- A loopback GMS that is down, refuses the token, hangs, commits a batch then drops the connection, or dies after
+  K batches: no database is recorded as pushed without DataHub's confirmation; after recovery the stand-in holds
+  every aspect at its latest value and every soft-delete.
+- Two pushes of one source at once; an extraction during a push; kill -9 of extraction and push subprocesses at
+  random points (seeded): nothing lost, nothing partial, nothing redundant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance, RetryPolicy, materialize
+
+from metadata_assets import local_mariadb
+from metadata_assets.config import MySQLSource, Pattern, ProjectConfig
+from metadata_assets.datahub import files
+from metadata_assets.datahub.push import PushFailed, forget_database, load_state, push
+from metadata_assets.datahub.sinks import DataHubUnavailable, LiteSink, RestSink
+from metadata_assets.defs.push import build_push_asset
+from metadata_assets.defs.source_clients import read_fingerprints
+from metadata_assets.extract import extract, rules_for
+from metadata_assets.sources.mysql import ConnectionLost, SourceUnavailable, list_databases
+from tests.faults import CountingHook, SilentPeer, StallingProxy, kill_server, restart_server, within
+from tests.gms_stub import GmsStub
+
+ROOT = Path(__file__).parents[1]
+PW_ENV = "FAULT_READER_PW"
+
+
+# --- a private MariaDB per test: these tests kill it ---
+
+@pytest.fixture
+def server(tmp_path):
+    s = local_mariadb.start(tmp_path / "mariadb")
+    yield s
+    s.stop()
+
+
+def make_source(port: int, prefix: str, **kw) -> MySQLSource:
+    fields = dict(name="src", type="mysql", host="127.0.0.1", port=port, user="fault_reader",
+                  password_env=PW_ENV, database_pattern=Pattern(allow=[f"{prefix}.*"]), connect_timeout_s=2,
+                  query_timeout_s=5)
+    fields.update(kw)
+    return MySQLSource(**fields)
+
+
+def with_views(server, monkeypatch, prefix: str, n_views: int, n_dbs: int = 1) -> list[str]:
+    monkeypatch.setenv(PW_ENV, "pw-fault")
+    dbs = []
+    for d in range(n_dbs):
+        db = f"{prefix}{d}"
+        server.execute(f"CREATE DATABASE `{db}`", f"USE `{db}`",
+                       "CREATE TABLE base (id INT PRIMARY KEY COMMENT 'key', a INT, b VARCHAR(10))",
+                       *[f"CREATE VIEW v{i:04d} AS SELECT id, a + {i} AS a{i} FROM base" for i in range(n_views)])
+        dbs.append(db)
+    local_mariadb.grant_reader(server, "fault_reader", "pw-fault", dbs)
+    return dbs
+
+
+def stored(store: files.LocalStore, db: str) -> tuple[bytes, bytes]:
+    return store.read_bytes(files.mce_key("src", db)), store.read_bytes(files.snapshot_key("src", db))
+
+
+def test_server_killed_while_reading_view_sql_keeps_the_good_file(server, tmp_path, monkeypatch):
+    [db] = with_views(server, monkeypatch, "kv", 60)
+    source, store = make_source(server.port, "kv"), files.LocalStore(tmp_path / "store")
+    assert [r.ok for r in extract(source, [db], store)] == [True]
+    good = stored(store, db)
+    server.execute(f"ALTER TABLE `{db}`.base ADD COLUMN c INT")  # the next file would differ
+
+    hook = CountingHook("SHOW CREATE TABLE", 20, lambda: kill_server(server)).install(monkeypatch)
+    results, error, elapsed = within(60, lambda: list(extract(source, [db], store)))
+    assert error is None, f"extract raised instead of reporting the database: {error!r}"
+    [r] = results
+    assert hook.fired and not r.ok and r.snapshot is None
+    assert "connection lost" in r.error and "'src'" in r.error and "previous files are kept" in r.error
+    assert stored(store, db) == good  # not a degraded file with SQL for 19 of 60 views
+    assert elapsed < 30
+
+
+def test_server_back_within_the_retry_gives_a_complete_file(server, tmp_path, monkeypatch):
+    [db] = with_views(server, monkeypatch, "kr", 40)
+    source, store = make_source(server.port, "kr"), files.LocalStore(tmp_path / "store")
+    CountingHook("SHOW CREATE TABLE", 15, lambda: (kill_server(server), restart_server(server))).install(monkeypatch)
+    [r] = list(extract(source, [db], store))
+    assert r.ok, r.error
+    logic = {m.entityUrn: m.aspect.viewLogic for m in files.read_mcps(store.read_bytes(files.mce_key("src", db)))
+             if m.aspectName == "viewProperties"}
+    assert len(logic) == 40 and all("select" in sql.lower() for sql in logic.values())
+
+
+def test_server_killed_during_the_bulk_queries_fails_each_database_with_our_error(server, tmp_path, monkeypatch):
+    dbs = with_views(server, monkeypatch, "kb", 2, n_dbs=3)
+    source, store = make_source(server.port, "kb", batch_size=2), files.LocalStore(tmp_path / "store")
+    CountingHook("information_schema.COLUMNS", 1, lambda: kill_server(server)).install(monkeypatch)
+    results, error, elapsed = within(60, lambda: list(extract(source, dbs, store)))
+    assert error is None, f"a raw driver error escaped: {error!r}"
+    assert [r.database for r in results] == dbs  # every database accounted for, none hidden
+    assert not any(r.ok for r in results)
+    assert all("source 'src'" in r.error for r in results), [r.error for r in results]
+    assert "cannot reconnect" in results[-1].error  # the second batch does not wait for a dead server again
+    assert "pymysql" not in " ".join(r.error for r in results)
+    assert files.list_mce_databases(store, "src") == [] and elapsed < 30
+
+
+def test_a_peer_that_never_speaks_mysql_is_given_up_on_in_time(monkeypatch):
+    peer = SilentPeer()
+    monkeypatch.setenv(PW_ENV, "x")
+    try:
+        source = make_source(peer.port, "any", connect_timeout_s=1)
+        for call in (list_databases, read_fingerprints):  # a run's connect, a sensor tick
+            _, error, elapsed = within(20, call, source)
+            assert isinstance(error, SourceUnavailable) and elapsed < 5, (call, error, elapsed)
+            assert "source 'src'" in str(error)
+    finally:
+        peer.close()
+
+
+def test_a_query_that_never_returns_is_bounded(server, tmp_path, monkeypatch):
+    dbs = with_views(server, monkeypatch, "st", 3)
+    proxy = StallingProxy(server.port)
+    try:
+        source = make_source(proxy.port, "st", connect_timeout_s=1, query_timeout_s=1)
+        store = files.LocalStore(tmp_path / "store")
+        assert all(r.ok for r in extract(source, dbs, store))
+        # stall right after the login: the bulk query waits for an answer that never comes
+        CountingHook("information_schema.TABLES", 1, proxy.stall).install(monkeypatch)
+        results, error, elapsed = within(30, lambda: list(extract(source, dbs, store, privilege_check=False)))
+        assert error is None and not results[0].ok and "connection lost" in results[0].error
+        assert elapsed < 10
+        _, error, elapsed = within(30, read_fingerprints, source)  # the sensor's tick: bounded too
+        assert isinstance(error, SourceUnavailable) and elapsed < 10
+    finally:
+        proxy.close()
+
+
+# --- DataHub faults: a loopback GMS with fault modes ---
+
+@pytest.fixture
+def gms(monkeypatch):
+    stub = GmsStub().start()
+    monkeypatch.setenv("FAULT_GMS_URL", stub.url)
+    yield stub
+    stub.stop()
+
+
+def rest_cfg(schema, tmp_path, **rest) -> ProjectConfig:
+    cfg = schema.project(tmp_path)
+    rest = {"server_env": "FAULT_GMS_URL", "token_env": None, "retries": 0, "timeout_s": 2, "batch_size": 50,
+            **rest}
+    return cfg.model_copy(update={"datahub": cfg.datahub.model_validate(
+        {"target": "rest", "rest": rest, "max_removal_share": 1.0})})
+
+
+def estate(schema, n_dbs=4, n_tables=3) -> list[str]:
+    dbs = [schema.create(f"d{i}", *[f"CREATE TABLE t{j} (id INT PRIMARY KEY, v VARCHAR(5) COMMENT 'c{j}')"
+                                    for j in range(n_tables)]) for i in range(n_dbs)]
+    schema.grant()
+    return dbs
+
+
+def refresh(cfg, dbs):
+    results = list(extract(cfg.sources[0], dbs, files.open_store(cfg.storage.uri)))
+    assert all(r.ok for r in results), [r.error for r in results]
+
+
+def rest_push(cfg, **kw):
+    sink = RestSink(cfg.datahub.rest)
+    try:
+        return push(files.open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink,
+                    max_removal_share=1.0, **kw)
+    finally:
+        sink.close()
+
+
+def assert_confirmed_only(cfg, stub: GmsStub) -> None:
+    """Every database the state records as pushed has every proposal of the file it recorded in the stand-in,
+    at its latest value."""
+    store = files.open_store(cfg.storage.uri)
+    for db, pushed in load_state(store, "src").items():
+        for m in files.read_mcps(store.read_bytes(files.mce_key("src", db))):
+            assert stub.aspects(m.entityUrn).get(m.aspectName) == m.aspect, (db, m.entityUrn, m.aspectName)
+
+
+def test_refused_token_fails_at_once_without_retries(schema, tmp_path, gms):
+    dbs = estate(schema, 2)
+    cfg = rest_cfg(schema, tmp_path, retries=3)
+    refresh(cfg, dbs)
+    gms.refuse(401)
+    _, error, elapsed = within(30, rest_push, cfg)
+    assert isinstance(error, PushFailed) and not error.retryable and error.report.stopped == "refused"
+    assert "HTTP 401" in str(error) and "retrying cannot help" in str(error) and elapsed < 5
+    assert not [r for r in gms.requests if r[0] == "POST"] and load_state(files.open_store(cfg.storage.uri), "src") == {}
+
+    # the Dagster step is not retried either (its RetryPolicy would otherwise repeat it)
+    asset = build_push_asset(cfg, cfg.sources[0], retry_policy=RetryPolicy(max_retries=3, delay=0))
+    gms.refuse(403)
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([asset], instance=instance, raise_on_error=False)
+        assert not result.success
+        types = [e.event_type for e in result.all_events]
+        assert DagsterEventType.STEP_UP_FOR_RETRY not in types and types.count(DagsterEventType.STEP_FAILURE) == 1
+    gms.heal()
+    rest_push(cfg)
+    assert_confirmed_only(cfg, gms)
+    assert set(load_state(files.open_store(cfg.storage.uri), "src")) == set(dbs)
+
+
+def test_hung_datahub_stops_at_the_push_deadline(schema, tmp_path, gms):
+    dbs = estate(schema, 4)
+    cfg = rest_cfg(schema, tmp_path, timeout_s=1)
+    refresh(cfg, dbs)
+    gms.hang(1.5)  # every request outlives the client's timeout
+    _, error, elapsed = within(60, rest_push, cfg, deadline_s=2.5)
+    assert isinstance(error, PushFailed) and elapsed < 10, (error, elapsed)
+    assert error.report.stopped in ("deadline", "datahub down")
+    assert load_state(files.open_store(cfg.storage.uri), "src") == {}  # nothing confirmed, nothing recorded
+    gms.heal()
+    rest_push(cfg)
+    assert set(load_state(files.open_store(cfg.storage.uri), "src")) == set(dbs)
+    assert_confirmed_only(cfg, gms)
+
+
+def test_death_after_k_batches_and_commit_then_dropped_connection(schema, tmp_path, gms):
+    dbs = estate(schema, 5)
+    cfg = rest_cfg(schema, tmp_path)  # one request per database (batch_size 50)
+    refresh(cfg, dbs)
+    store = files.open_store(cfg.storage.uri)
+    port = gms.port
+
+    gms.die_after(2)  # two requests accepted, then the port closes
+    with pytest.raises(PushFailed) as e:
+        rest_push(cfg)
+    assert set(load_state(store, "src")) == set(dbs[:2])
+    assert set(e.value.report.failures) | set(e.value.report.not_attempted) == set(dbs[2:])
+    assert_confirmed_only(cfg, gms)
+
+    gms.heal()
+    gms.start(port)  # DataHub is back, and then writes the first batch but the answer is lost
+    gms.drop_after_commit(1)
+    with pytest.raises(PushFailed) as e:
+        rest_push(cfg)
+    assert set(e.value.report.failures) == {dbs[2]}  # not recorded: it will be sent again
+    assert set(load_state(store, "src")) == set(dbs) - {dbs[2]}
+    assert_confirmed_only(cfg, gms)
+
+    report = rest_push(cfg)
+    assert report.databases_pushed == [dbs[2]]  # only what was not confirmed
+    assert set(load_state(store, "src")) == set(dbs)
+    assert_confirmed_only(cfg, gms)
+
+    # a soft-delete survives a failed delivery: DataHub down when the database is dropped, back later
+    forget_database(store, "src", dbs[0])
+    gms.stop()
+    with pytest.raises(DataHubUnavailable):  # down before the first request: nothing sent, nothing recorded
+        rest_push(cfg)
+    assert dbs[0] in load_state(store, "src")
+    gms.start(port)
+    rest_push(cfg)
+    assert dbs[0] not in load_state(store, "src")
+    assert {f"urn:li:dataset:(urn:li:dataPlatform:mysql,{dbs[0]}.t{j},PROD)" for j in range(3)} <= gms.removed()
+
+
+# --- concurrency: two pushes at once, an extraction during a push ---
+
+class GatedLite(LiteSink):
+    """DataHub Lite whose first emit waits for a gate: a push that is slow exactly when the test wants."""
+
+    def __init__(self, target, gate: threading.Event, on_emit=None):
+        super().__init__(target)
+        self.gate, self.on_emit, self.calls = gate, on_emit, 0
+
+    def emit(self, mcps, deadline=None):
+        self.calls += 1
+        if self.calls == 1:
+            if self.on_emit:
+                self.on_emit()
+            assert self.gate.wait(30)
+        super().emit(mcps, deadline)
+
+
+def test_two_pushes_at_once_lose_no_update(schema, tmp_path):
+    dbs = estate(schema, 2)
+    cfg = schema.project(tmp_path)
+    store = files.open_store(cfg.storage.uri)
+    rules = rules_for(cfg.sources[0])
+    refresh(cfg, [dbs[0]])  # push A sees only the first database
+    gate, entered = threading.Event(), threading.Event()
+    slow = GatedLite(cfg.datahub.lite, gate, on_emit=entered.set)
+    a = threading.Thread(target=push, args=(store, "src", rules, slow), kwargs={"max_removal_share": 1.0})
+    a.start()
+    assert entered.wait(30)  # A has planned (state empty) and is sending
+    refresh(cfg, [dbs[1]])  # the second database appears; push B starts while A is still sending
+    done_b = threading.Event()
+
+    def push_b():
+        sink = LiteSink(cfg.datahub.lite.model_copy(update={"path": str(tmp_path / "lite-b.sqlite")}))
+        push(store, "src", rules, sink, max_removal_share=1.0)
+        sink.close()
+        done_b.set()
+
+    b = threading.Thread(target=push_b)
+    b.start()
+    time.sleep(0.5)
+    gate.set()  # A finishes after B started
+    a.join(30)
+    b.join(30)
+    assert done_b.is_set()
+    assert set(load_state(store, "src")) == set(dbs)  # neither push's record was overwritten by the other's
+    slow.close()
+
+
+def test_extraction_during_a_push_records_what_was_sent(schema, tmp_path):
+    dbs = estate(schema, 2)
+    cfg = schema.project(tmp_path)
+    store = files.open_store(cfg.storage.uri)
+    rules = rules_for(cfg.sources[0])
+    refresh(cfg, dbs)
+
+    def extraction_now():  # while the push sends the first database, the second changes and is re-extracted
+        schema.server.execute(f"ALTER TABLE `{dbs[1]}`.t0 ADD COLUMN late INT")
+        refresh(cfg, [dbs[1]])
+
+    gate = threading.Event()
+    gate.set()
+    sink = GatedLite(cfg.datahub.lite, gate, on_emit=extraction_now)
+    push(store, "src", rules, sink, max_removal_share=1.0)
+    sink.close()
+    sent = load_state(store, "src")
+    lite = LiteSink(cfg.datahub.lite)
+    try:
+        again = push(store, "src", rules, lite, max_removal_share=1.0)
+    finally:
+        lite.close()
+    assert again.databases_pushed == [] and again.proposals_sent == 0, "the file sent was recorded as its version"
+    assert sent[dbs[1]].data_version == load_state(store, "src")[dbs[1]].data_version
+
+
+# --- kill -9 at random points ---
+
+EXTRACT_SCRIPT = """
+import sys
+from metadata_assets.config import ProjectConfig
+from metadata_assets.datahub import files
+from metadata_assets.extract import extract
+cfg = ProjectConfig.model_validate_json(sys.argv[1])
+print("ready", flush=True)
+for r in extract(cfg.sources[0], sys.argv[2].split(","), files.open_store(cfg.storage.uri), rewrite=True):
+    assert r.ok, r.error
+print("done", flush=True)
+"""
+
+PUSH_SCRIPT = """
+import sys
+from metadata_assets.config import ProjectConfig
+from metadata_assets.datahub import files
+from metadata_assets.datahub.push import push
+from metadata_assets.datahub.sinks import RestSink
+from metadata_assets.extract import rules_for
+cfg = ProjectConfig.model_validate_json(sys.argv[1])
+sink = RestSink(cfg.datahub.rest)
+print("ready", flush=True)
+push(files.open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink, max_removal_share=1.0)
+print("done", flush=True)
+"""
+
+
+def run_and_kill(script: str, args: list[str], after_s: float, env: dict) -> bool:
+    """Start the script, wait for 'ready', kill -9 after `after_s`; True if it finished before the kill."""
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=ROOT)
+    assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+    time.sleep(after_s)
+    proc.kill()
+    out, err = proc.communicate(timeout=30)
+    return "done" in out
+
+
+def test_kill_9_of_extraction_and_push_loses_nothing(schema, tmp_path, gms):
+    dbs = estate(schema, 6, n_tables=12)
+    cfg = rest_cfg(schema, tmp_path, batch_size=5)
+    cfg = cfg.model_copy(update={"sources": [cfg.sources[0].model_copy(update={"batch_size": 2})]})
+    store = files.open_store(cfg.storage.uri)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    rng = random.Random(20261202)
+    refresh(cfg, dbs)
+    for _ in range(4):
+        schema.server.execute(f"ALTER TABLE `{rng.choice(dbs)}`.t0 ADD COLUMN c{uuid.uuid4().hex[:6]} INT")
+        run_and_kill(EXTRACT_SCRIPT, [cfg.model_dump_json(), ",".join(dbs)], rng.uniform(0.05, 1.5), env)
+        for db in dbs:  # whole files only: each MCE file parses, and its snapshot (if any) describes it
+            data, snap = stored(store, db)
+            files.read_mcps(data)
+            if snap is not None:
+                assert json.loads(snap)["file_sha256"] == files.sha256(data)
+    refresh(cfg, dbs)
+
+    gms.hang(0.05)  # slow enough that the kills land mid-push
+    for _ in range(4):
+        run_and_kill(PUSH_SCRIPT, [cfg.model_dump_json()], rng.uniform(0.05, 1.0), env)
+        assert_confirmed_only(cfg, gms)  # nothing recorded as pushed that DataHub did not confirm
+    gms.heal()
+    rest_push(cfg)
+    assert set(load_state(store, "src")) == set(dbs)
+    assert_confirmed_only(cfg, gms)
