@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import warnings
 
-from dagster import BetaWarning, Definitions, PreviewWarning, definitions
+from dagster import BetaWarning, Definitions, PreviewWarning, definitions, in_process_executor
 
 # backfill_policy and pools are beta/preview in dagster 1.13; we rely on them knowingly
 warnings.filterwarnings("ignore", category=BetaWarning)
@@ -33,7 +33,11 @@ def build_definitions(cfg: ProjectConfig) -> Definitions:
         sensors.append(build_push_sensor(cfg, source))
         schedules.append(build_daily_schedule(source))
     sensors.append(build_pool_limits_sensor(cfg))
-    return Definitions(assets=assets, sensors=sensors, schedules=schedules, asset_checks=checks)
+    # Every run is one asset step (extraction of a partition range, or a push): the multiprocess executor would
+    # start a second Python process per run (imports of dagster and acryl-datahub again, ~2-3 s and its memory)
+    # for no parallelism. Each run stays its own process (the run launcher's, a pod on Kubernetes).
+    return Definitions(assets=assets, sensors=sensors, schedules=schedules, asset_checks=checks,
+                       executor=in_process_executor)
 
 
 @definitions
