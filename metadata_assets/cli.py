@@ -53,6 +53,11 @@ def _demo_env(home: Path, port: int, password: str) -> dict[str, str]:
     }
 
 
+_OLD_DEMO_INSTANCE_YAML = ("telemetry:\n  enabled: false\nrun_retries:\n  enabled: true\n  max_retries: 0\n",)
+# The run queue is looked at every second (Dagster's default is 5 s): a change waits for the queue once per run.
+DEMO_INSTANCE_YAML = _OLD_DEMO_INSTANCE_YAML[0] + "run_queue:\n  dequeue_interval_seconds: 1\n"
+
+
 def cmd_demo(args) -> int:
     from metadata_assets import local_mariadb
     from metadata_assets.demo_run import run_everything, seed_demo
@@ -60,8 +65,8 @@ def cmd_demo(args) -> int:
     home = Path(args.home or config_mod.home()).absolute()
     (home / "dagster").mkdir(parents=True, exist_ok=True)
     dagster_yaml = home / "dagster" / "dagster.yaml"
-    if not dagster_yaml.exists():
-        dagster_yaml.write_text("telemetry:\n  enabled: false\nrun_retries:\n  enabled: true\n  max_retries: 0\n")
+    if not dagster_yaml.exists() or dagster_yaml.read_text() in _OLD_DEMO_INSTANCE_YAML:
+        dagster_yaml.write_text(DEMO_INSTANCE_YAML)
     print(f"[demo] home: {home}")
     print("[demo] starting a throwaway MariaDB ...", flush=True)
     server = local_mariadb.start(home / "demo-mariadb")

@@ -179,6 +179,11 @@ class MySQLSource(_Strict):
                             description="databases per run (and per bulk query) in the schedule; at most 1000 (a "
                                         "UNION ALL of 1000 branches is already large)")
     max_concurrent_runs: int = Field(default=2, ge=1, le=64, description="extraction runs against this host at once")
+    sensor_interval_s: int = Field(
+        default=15, ge=5, le=86400,
+        description="seconds between the schema sensor's fingerprint queries; a tick whose query took longer than "
+                    "a tenth of this stretches the interval to 10x that cost, so a large server is not kept busy",
+    )
     schedule: Schedule = Schedule()
     coverage_threshold: float = Field(default=0.5, ge=0, le=1)
 
@@ -231,6 +236,9 @@ class BigQuerySource(_Strict):
                             description="datasets per run (and per bulk query) in the schedule")
     max_concurrent_runs: int = Field(default=2, ge=1, le=64,
                                      description="extraction runs against this project at once")
+    sensor_interval_s: int = Field(default=60, ge=5, le=86400,
+                                   description="seconds between the schema sensor's fingerprint queries (each tick "
+                                               "runs query jobs, billed to the project)")
     schedule: Schedule = Schedule()
     coverage_threshold: float = Field(default=0.5, ge=0, le=1)
 
@@ -300,6 +308,14 @@ class DataHubTarget(_Strict):
         default=1800, gt=0, le=86400,
         description="a push stops sending after this long; what it did not send stays pending for the next push",
     )
+    push_after_change: bool = Field(
+        default=True,
+        description="an extraction run the schema sensor started for changed databases pushes them itself, so a "
+                    "change reaches DataHub without waiting for the push sensor and a second run; whatever stops "
+                    "that push leaves the files pending for the push sensor",
+    )
+    push_sensor_interval_s: int = Field(default=30, ge=5, le=86400,
+                                        description="seconds between the push sensor's ticks")
 
 
 class ProjectConfig(_Strict):

@@ -137,6 +137,18 @@ def test_new_fields_defaults(tmp_path):
             tuned.datahub.rest.batch_size) == (86400, 3600, 0, 10000)
 
 
+def test_latency_settings_defaults_and_tuning(tmp_path):
+    cfg = load(write(tmp_path, GOOD))
+    assert (cfg.sources[0].sensor_interval_s, cfg.datahub.push_after_change, cfg.datahub.push_sensor_interval_s) == (
+        15, True, 30)
+    tuned = load(write(tmp_path, GOOD + "    sensor_interval_s: 5\n"
+                                        "datahub: {push_after_change: false, push_sensor_interval_s: 86400}\n"))
+    assert (tuned.sources[0].sensor_interval_s, tuned.datahub.push_after_change,
+            tuned.datahub.push_sensor_interval_s) == (5, False, 86400)
+    bq = load(write(tmp_path, BIGQUERY))
+    assert bq.sources[0].sensor_interval_s == 60  # each tick runs billed query jobs
+
+
 @pytest.mark.parametrize("extra, expected", [
     ("    port: 0\n", "source 'prod_orders', field port: Input should be greater than or equal to 1 (got 0)"),
     ("    port: 70000\n", "source 'prod_orders', field port: Input should be less than or equal to 65535 (got 70000)"),
@@ -163,7 +175,14 @@ def test_new_fields_defaults(tmp_path):
     ("datahub:\n  rest: {batch_size: 0}\n", "field datahub.rest.batch_size: Input should be greater than or equal "
                                            "to 1"),
     ("datahub:\n  rest: {batch_size: 10001}\n", "field datahub.rest.batch_size: Input should be less than or equal "
-                                               "to 10000"),
+                                               "to 10000"),    ("    sensor_interval_s: 4\n", "source 'prod_orders', field sensor_interval_s: Input should be greater than or "
+                                  "equal to 5"),
+    ("    sensor_interval_s: 86401\n", "source 'prod_orders', field sensor_interval_s: Input should be less than "
+                                      "or equal to 86400"),
+    ("datahub:\n  push_sensor_interval_s: 1\n", "field datahub.push_sensor_interval_s: Input should be greater "
+                                               "than or equal to 5"),
+    ("datahub:\n  push_after_change: sometimes\n", "field datahub.push_after_change: Input should be a valid "
+                                                  "boolean"),
 ])
 def test_settings_that_cannot_work_are_refused_at_load(tmp_path, extra, expected):
     path = write(tmp_path, GOOD + extra)

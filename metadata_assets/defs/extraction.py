@@ -64,6 +64,8 @@ def k8s_tags(cpu: str, memory: str) -> dict:
 EXTRACTION_POD = {"cpu": "250m", "memory": "512Mi"}
 
 
+# set by the schema sensor on runs for changed databases: the run pushes what it extracted (defs/push.py)
+PUSH_AFTER_TAG = "metadata_assets/push_after"
 MAX_RETRIES_TAG = "dagster/max_retries"
 EXTRACTION_RUN_RETRIES = 2
 
@@ -97,6 +99,10 @@ def materialization(key: AssetKey, r: DatabaseResult) -> AssetMaterialization:
         metadata.update(schema_change_metadata(diff(r.previous, r.snapshot)))
     return AssetMaterialization(asset_key=key, partition=r.database, metadata=metadata,
                                 tags={DATA_VERSION_TAG: r.data_version})
+
+
+def pushed_here(context: AssetExecutionContext, cfg: ProjectConfig) -> bool:
+    return cfg.datahub.push_after_change and context.run.tags.get(PUSH_AFTER_TAG) == "1"
 
 
 class ExtractionConfig(Config):
@@ -149,6 +155,10 @@ def build_mce_asset(cfg: ProjectConfig, source: MySQLSource):
                     yield from schema_check_evaluations(context, source, key, r)  # per partition (defs/checks.py)
         except SourceUnavailable as e:  # only before the first database: later faults fail their own batch
             raise Failure(description=f"{e}; nothing was read or written, every file is as it was") from None
+        if pushed_here(context, cfg) and len(failures) < len(databases):
+            from metadata_assets.defs.push import push_after_extraction  # defs/push imports this module
+
+            yield from push_after_extraction(context, cfg, source)
         context.log.info(f"{len(databases)} databases in {time.monotonic() - started:.1f}s, "
                          f"{len(failures)} failed")
         if failures:

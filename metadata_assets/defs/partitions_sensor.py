@@ -33,7 +33,7 @@ from dagster import (
 )
 
 from metadata_assets.config import MySQLSource, ProjectConfig
-from metadata_assets.defs.extraction import mce_asset_key, partitions_def, range_tags, run_tags
+from metadata_assets.defs.extraction import PUSH_AFTER_TAG, mce_asset_key, partitions_def, range_tags, run_tags
 from metadata_assets.defs.source_clients import bigquery_errors
 from metadata_assets.sources.mysql import SourceQueryFailed, SourceUnavailable
 
@@ -76,6 +76,14 @@ def plan(fingerprints: dict[str, str], cursor: dict[str, str], partitions: list[
     return p
 
 
+def self_pushed(p: Plan, cursor: dict[str, str], batch_size: int) -> set[str]:
+    """The databases whose extraction run should push them itself (PUSH_AFTER_TAG): new and changed ones, when they
+    are few. Not on the first fill (empty cursor) nor on a wave of more than one run's worth: there, each of many
+    runs would push the whole source's pending files; the push sensor does that once, after them."""
+    changes = set(p.add) | set(p.changed)
+    return changes if cursor and len(changes) <= batch_size else set()
+
+
 def contiguous_runs(order: list[str], requested: list[str], max_len: int) -> list[list[str]]:
     """Requested keys grouped into runs of keys that are adjacent in `order`, each at most max_len long."""
     index = {k: i for i, k in enumerate(order)}
@@ -112,13 +120,20 @@ def _forget(cfg: ProjectConfig, source: MySQLSource, databases: list[str]) -> No
         forget_database(store, source.name, db)
 
 
-def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interval_seconds: int = 60):
+# source name -> (monotonic time of the last fingerprint query, its cost in s). Kept in the process that evaluates
+# sensors (the code server): lost when it restarts, which only means one tick at the configured interval.
+_LAST_QUERY: dict[str, tuple[float, float]] = {}
+COST_FACTOR = 10  # a tick's query costs at most a tenth of the time between two queries
+
+
+def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interval_seconds: Optional[int] = None):
     parts = partitions_def(source)
     key = mce_asset_key(source)
+    interval = minimum_interval_seconds or source.sensor_interval_s
 
     @sensor(
         name=f"{source.name}_schema_sensor",
-        minimum_interval_seconds=minimum_interval_seconds,
+        minimum_interval_seconds=interval,
         default_status=DefaultSensorStatus.RUNNING,
         asset_selection=[key],
         description=(f"Fingerprints `{source.name}` from information_schema each tick: adds new allowed databases as "
@@ -126,6 +141,11 @@ def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interva
     )
     def schema_sensor(context: SensorEvaluationContext):
         started = time.monotonic()
+        last = _LAST_QUERY.get(source.name)
+        if last and started - last[0] < COST_FACTOR * last[1] - 1:
+            return SkipReason(f"the last fingerprint query took {last[1]:.1f}s: the next one runs "
+                              f"{COST_FACTOR * last[1] - (started - last[0]):.0f}s from now ({COST_FACTOR}x its cost, "
+                              f"sensor_interval_s is {interval})")
         cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         try:
             fingerprints = read_fingerprints(source, cursor)
@@ -138,6 +158,7 @@ def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interva
         except bigquery_errors() as e:
             return SkipReason(f"fingerprint query failed on source {source.name!r}: {e}")
         query_s = time.monotonic() - started
+        _LAST_QUERY[source.name] = (started, query_s)
         partitions = list(parts.get_partition_keys(dynamic_partitions_store=context.instance))
         if not fingerprints and partitions:
             # an account that suddenly sees nothing is far likelier a broken grant than a dropped estate
@@ -156,7 +177,9 @@ def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interva
             _forget(cfg, source, p.remove)
         reasons = {**{k: "new database" for k in p.add}, **{k: "schema changed" for k in p.changed},
                    **{k: "never materialized" for k in p.never_materialized}}
-        runs = [run_request(g, ", ".join(sorted({reasons[k] for k in g})), run_tags(source))
+        self_push = self_pushed(p, cursor, source.batch_size)
+        runs = [run_request(g, ", ".join(sorted({reasons[k] for k in g})),
+                            {**run_tags(source), **({PUSH_AFTER_TAG: "1"} if self_push & set(g) else {})})
                 for g in contiguous_runs(p.order, p.requested, source.batch_size)]
         summary = (f"{len(fingerprints)} databases fingerprinted in {query_s:.2f}s: {len(p.add)} new, "
                    f"{len(p.remove)} removed, {len(p.changed)} changed, {len(p.never_materialized)} never "

@@ -8,10 +8,12 @@ database materialized with a data version DataHub does not have yet, or when a d
 import hashlib
 import json
 import time
+from typing import Iterator, Optional
 
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetMaterialization,
     AssetRecordsFilter,
     Backoff,
     Config,
@@ -35,7 +37,7 @@ from metadata_assets.datahub import files
 from metadata_assets.datahub.locks import LockBusy
 from metadata_assets.datahub.push import MassRemovalRefused, PushFailed, PushReport, load_state, push
 from metadata_assets.datahub.sinks import DataHubUnavailable, open_sink
-from metadata_assets.defs.extraction import DATA_VERSION_TAG, mce_asset_key, push_pool
+from metadata_assets.defs.extraction import DATA_VERSION_TAG, PUSH_AFTER_TAG, mce_asset_key, push_pool
 from metadata_assets.extract import rules_for
 from metadata_assets.markdown import bullets, code
 
@@ -114,10 +116,49 @@ def build_push_asset(cfg: ProjectConfig, source: MySQLSource, retry_policy: Retr
     return datahub_push
 
 
+SELF_PUSH_LOCK_WAIT_S = 15  # another self-pushing run's small push ends well within this; a long push does not
+
+
+def push_after_extraction(context: AssetExecutionContext, cfg: ProjectConfig,
+                          source: MySQLSource) -> Iterator[AssetMaterialization]:
+    """The push a change-driven extraction run makes itself (tag PUSH_AFTER_TAG, set by the schema sensor), so a
+    schema change reaches DataHub without waiting for the push sensor's tick and a second run. Best effort by design:
+    whatever stops it (DataHub down or refusing, another push holding the lock, the fail-safe) is logged and leaves
+    the files pending; the push sensor then starts the push asset, with its retries and fail-safe, as before. The
+    materialization of the push asset it yields carries the same metadata as the asset's own."""
+    try:
+        store = files.open_store(cfg.storage.uri)
+        sink = open_sink(cfg.datahub)
+    except (ConfigError, ValueError) as e:
+        context.log.warning(f"no push from this run ({e}); the push sensor reports it")
+        return
+    try:
+        report = push(store, source.name, rules_for(source), sink, max_removal_share=cfg.datahub.max_removal_share,
+                      run_id=context.run.run_id, progress=context.log.info, deadline_s=cfg.datahub.push_deadline_s,
+                      lock_wait_s=SELF_PUSH_LOCK_WAIT_S)
+    except (MassRemovalRefused, PushFailed, LockBusy, DataHubUnavailable) as e:
+        context.log.warning(f"push from this run stopped: {e}; the files it did not push stay pending and the "
+                            f"push sensor pushes them")
+        return
+    finally:
+        sink.close()
+    context.log.info(f"pushed from this run: {len(report.databases_pushed)} databases, {report.proposals_sent} "
+                     f"proposals, {len(report.soft_deleted)} soft-deleted")
+    yield AssetMaterialization(asset_key=push_asset_key(source),
+                               metadata={**_metadata(report), "pushed_by": MetadataValue.text("extraction run")})
+
+
 def _push_running(context: SensorEvaluationContext, source: MySQLSource) -> bool:
     runs = context.instance.get_run_records(
         RunsFilter(statuses=_ACTIVE, tags={SOURCE_TAG: source.name}), limit=1)
     return bool(runs)
+
+
+def _self_pushing_runs(context: SensorEvaluationContext) -> set[str]:
+    """Ids of the active runs that push what they extract (PUSH_AFTER_TAG)."""
+    records = context.instance.get_run_records(
+        RunsFilter(statuses=_ACTIVE, tags={PUSH_AFTER_TAG: "1"}), limit=100)
+    return {r.dagster_run.run_id for r in records}
 
 
 def _failed_push_to_retry(context: SensorEvaluationContext, source: MySQLSource, after_s: float):
@@ -132,13 +173,13 @@ def _failed_push_to_retry(context: SensorEvaluationContext, source: MySQLSource,
     return run
 
 
-def build_push_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interval_seconds: int = 60,
+def build_push_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interval_seconds: Optional[int] = None,
                       page: int = 1000, retry_failed_after_s: float = 3600):
     mce_key = mce_asset_key(source)
 
     @sensor(
         name=f"{source.name}_datahub_push_sensor",
-        minimum_interval_seconds=minimum_interval_seconds,
+        minimum_interval_seconds=minimum_interval_seconds or cfg.datahub.push_sensor_interval_s,
         default_status=DefaultSensorStatus.RUNNING,
         asset_selection=[push_asset_key(source)],
         description=(f"Requests a DataHub push of `{source.name}` when a database materialized with a schema "
@@ -149,24 +190,30 @@ def build_push_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interval_
         cursor = json.loads(context.cursor) if context.cursor else {}
         if _push_running(context, source):
             return SkipReason("a push of this source is already queued or running")
+        # read before the state: a run that ends after this saved its push in the state we read next
+        self_pushing = _self_pushing_runs(context) if cfg.datahub.push_after_change else set()
         store = files.open_store(cfg.storage.uri)
         state = load_state(store, source.name)
 
         after = cursor.get("after")
-        changed: set[str] = set()
+        latest: dict[str, tuple[str, str]] = {}  # partition -> (data version, run id) of its newest materialization
         while True:
             result = context.instance.fetch_materializations(
                 AssetRecordsFilter(asset_key=mce_key, after_storage_id=after), limit=page, ascending=True)
             for rec in result.records:
-                mat = rec.asset_materialization
-                version = mat.tags.get(DATA_VERSION_TAG) if mat and mat.tags else None
-                pushed = state.get(mat.partition) if mat else None
-                if mat and (pushed is None or pushed.data_version != version):
-                    changed.add(mat.partition)
+                if mat := rec.asset_materialization:
+                    latest[mat.partition] = (mat.tags.get(DATA_VERSION_TAG) if mat.tags else None, rec.run_id)
                 after = rec.storage_id
             if not result.has_more:
                 break
+        # an older materialization superseded by a newer one already pushed is not a change
+        changed = {db for db, (version, _) in latest.items()
+                   if (pushed := state.get(db)) is None or pushed.data_version != version}
+        changed_by = {latest[db][1] for db in changed}  # run ids
 
+        if waiting := sorted(changed_by & self_pushing):
+            # cursor kept: the next tick looks at these materializations again, after that run's own push
+            return SkipReason(f"extraction run {waiting[0]} pushes what it extracted; waiting for it")
         gone = sorted(set(state) - set(files.list_mce_databases(store, source.name)))
         gone_hash = hashlib.sha256(json.dumps(gone).encode()).hexdigest()[:16] if gone else None
         new_cursor = json.dumps({"after": after, "gone": gone_hash})
