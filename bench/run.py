@@ -514,6 +514,15 @@ def machine() -> dict:
             "kernel": platform.release()}
 
 
+SIZE_ORDER = ("S", "L", "XL", "W")
+
+
+def _machine_text(m: dict) -> str:
+    return (f"{m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB RAM, Linux {m['kernel']}; {m['mariadb']} on the "
+            f"same host; Python {m['python']}, dagster {m['dagster']}, acryl-datahub {m['acryl-datahub']}, "
+            f"pymysql {m['pymysql']}")
+
+
 def _f(v, fmt="{:.2f}"):
     return "—" if v is None else fmt.format(v)
 
@@ -525,20 +534,21 @@ def render(all_results: dict, mach: dict) -> str:
              "contender's process; statements/connections = server `Questions`/`Connections` deltas. "
              "Medians over the runs shown. Ours and the floor log in as the least-privilege account "
              "(`REFERENCES, SHOW VIEW` per database); the built-in source as root (it needs more; see DESIGN.md).", "",
-             f"Machine: {mach['cores']} cores ({mach['cpu']}), {mach['memory_gib']} GiB RAM, Linux {mach['kernel']}; "
-             f"{mach['mariadb']} on the same host; Python {mach['python']}, dagster {mach['dagster']}, "
-             f"acryl-datahub {mach['acryl-datahub']}, pymysql {mach['pymysql']}. "
+             f"Machine: {_machine_text(mach)}. "
              "The machine was shared with other engineers' test runs: absolute times are noisy, ratios within one "
              "size (measured back to back) are what count.", ""]
     headline = []
-    for name in ("S", "L", "XL"):
+    for name in SIZE_ORDER:
         res = all_results.get(name)
         if not res:
             continue
         sz = res["size"]
         s = res["samples"]
         lines += [f"## {name}: {sz['databases']} databases × {sz['tables']} tables × {sz['columns']} columns "
-                  f"(+{sz['views']} views each)", "",
+                  f"(+{sz['views']} views each)", ""]
+        if res.get("machine") and _machine_text(res["machine"]) != _machine_text(mach):
+            lines += [f"Measured on another machine: {_machine_text(res['machine'])}.", ""]
+        lines += [
                   f"Measured {res['measured_at']}, {res['runs']} run(s) each; schema generation took "
                   f"{_f(res.get('generation_s'), '{:.1f}')} s"
                   f"{'' if res.get('generated_now') else ' (cached data dir reused this time)'}. "
@@ -597,9 +607,9 @@ def render(all_results: dict, mach: dict) -> str:
         elif dag:
             lines += [f"Push: {dag[-1].get('push', 'not measured')}", ""]
         headline.append((name, ratios))
-    notes = BENCH / "NOTES.md"
-    if notes.exists():
-        lines += ["", notes.read_text()]
+    for extra in ("LATENCY.md", "NOTES.md"):  # LATENCY.md: bench/latency.py
+        if (BENCH / extra).exists():
+            lines += ["", (BENCH / extra).read_text()]
     return "\n".join(lines) + "\n"
 
 
@@ -654,13 +664,16 @@ def main(argv=None) -> int:
     skip = {x for x in a.skip.split(",") if x} | (set() if a.proto else {"proto", "floor_union"})
     all_results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
     mach = machine()
-    if a.render:
-        RESULTS_MD.write_text(render(all_results, mach))
+    if a.render:  # the header names the machine of the newest measurement, not this one
+        newest = max((r for k, r in all_results.items() if r.get("machine")), key=lambda r: r["measured_at"],
+                     default={"machine": mach})
+        RESULTS_MD.write_text(render(all_results, newest["machine"]))
         return 0
     for name in [x.strip().upper() for x in a.sizes.split(",") if x.strip()]:
         size = generate.SIZES[name]
         runs = a.xl_runs if name == "XL" else a.runs
         result = run_size(size, runs, skip, a.builtin_timeout, log, a.timeout)
+        result["machine"] = mach
         # re-read: another run (another size) may have written its results meanwhile
         all_results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
         previous = all_results.get(name)
