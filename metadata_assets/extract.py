@@ -87,13 +87,10 @@ def write_database(store: files.Store, source_name: str, db: Database, rules: Ur
                    lineage: LineageResolver, rewrite: bool = False) -> DatabaseResult:
     """Write the database's MCE file and snapshot; keep both when its schema is unchanged (unless `rewrite`).
 
-    An unchanged schema (same data version as the stored snapshot, file intact) rebuilds nothing: no proposals,
-    no view-SQL parsing, no writes. The files then keep the row estimates, sizes and times of the last schema
+    An unchanged schema (same data version as the stored version record or snapshot, file intact) rebuilds nothing:
+    no proposals, no view-SQL parsing, no snapshot parsing, no writes. The files then keep the row estimates, sizes and times of the last schema
     change, which is also what DataHub holds, since a push sends only changed versions.
     """
-    previous_raw = store.read_bytes(files.snapshot_key(source_name, db.name))
-    previous_doc = json.loads(previous_raw) if previous_raw else None
-    previous = Database.from_dict(previous_doc) if previous_doc else None
     schema_hash = db.schema_hash()
     version = data_version(db, rules, schema_hash)
     t_cov, c_cov = db.coverage()
@@ -101,32 +98,62 @@ def write_database(store: files.Store, source_name: str, db: Database, rules: Ur
         database=db.name, ok=True, uri=store.uri(files.mce_key(source_name, db.name)),
         tables=db.n_tables, views=db.n_views, columns=db.n_columns,
         table_doc_coverage=t_cov, column_doc_coverage=c_cov,
-        schema_hash=schema_hash, data_version=version, snapshot=db, previous=previous,
+        schema_hash=schema_hash, data_version=version, snapshot=db,
     )
-    if not rewrite and previous_doc is not None and previous_doc.get("data_version") == version:
-        kept = store.read_bytes(files.mce_key(source_name, db.name))
-        if kept is not None and files.sha256(kept) == previous_doc.get("file_sha256"):
+    # the version record when there is one (a few hundred bytes), else the snapshot (written before records existed)
+    recorded = files.read_version(store, source_name, db.name)
+    previous_doc = None
+    if recorded is None:
+        previous_raw = store.read_bytes(files.snapshot_key(source_name, db.name))
+        previous_doc = json.loads(previous_raw) if previous_raw else None
+        recorded = previous_doc if previous_doc and previous_doc.get("data_version") else None
+    if not rewrite and recorded is not None and recorded.get("data_version") == version:
+        if store.sha256(files.mce_key(source_name, db.name)) == recorded.get("file_sha256"):
             result.rewritten = False
-            result.proposals = previous_doc.get("proposals", 0)
-            result.file_sha256 = previous_doc["file_sha256"]
-            result.warnings = list(previous_doc.get("file_warnings", db.warnings))
+            result.previous = db  # the same schema: nothing changed, and the snapshot need not be parsed
+            result.proposals = recorded.get("proposals", 0)
+            result.file_sha256 = recorded["file_sha256"]
+            result.warnings = list(recorded.get("file_warnings", db.warnings))
+            if previous_doc is not None:  # a store from before version records: add this one's
+                files.write_version(store, source_name, db.name, version, result.file_sha256, result.proposals,
+                                    result.warnings)
             return result
+    if previous_doc is None:
+        previous_raw = store.read_bytes(files.snapshot_key(source_name, db.name))
+        previous_doc = json.loads(previous_raw) if previous_raw else None
+    result.previous = Database.from_dict(previous_doc) if previous_doc else None
 
     warnings = list(db.warnings)
-    mcps = list(_mcps(db, rules, lineage, warnings))
-    data = files.serialize_mcps(mcps)
-    # The push takes a database's version from its snapshot. Between writing the file and its snapshot neither the
-    # old version (new file) nor the new one (old file) may be seen: with no snapshot the push versions the file
-    # by its bytes, so a crash anywhere in between means a re-push, never a skipped or wrongly recorded one.
-    if previous_doc is not None and previous_doc.get("data_version") != version:
-        store.delete(files.snapshot_key(source_name, db.name))
-    store.write_bytes(files.mce_key(source_name, db.name), data)
-    result.proposals, result.file_sha256, result.warnings = len(mcps), files.sha256(data), warnings
+    proposals = 0
+
+    def counted(mcps):
+        nonlocal proposals
+        for m in mcps:
+            proposals += 1
+            yield m
+
+    def forget_old_version() -> None:
+        # The push takes a database's version from its version record, else its snapshot. Between writing the file
+        # and those two neither the old version (new file) nor the new one (old file) may be seen: with neither the
+        # push versions the file by its bytes, so a crash anywhere in between means a re-push, never a skipped or
+        # wrongly recorded one.
+        if any(doc is not None and doc.get("data_version") != version for doc in (recorded, previous_doc)):
+            store.delete(files.version_key(source_name, db.name))
+            store.delete(files.snapshot_key(source_name, db.name))
+
+    # proposals are built, serialized and written one at a time (a database of 10,000 tables would otherwise hold
+    # ~70,000 proposal objects, their dicts and an 80 MB string at once); a failure while building them leaves the
+    # old file and snapshot as they were
+    file_sha256 = store.write_chunks(files.mce_key(source_name, db.name),
+                                     files.serialize_mcps_chunks(counted(_mcps(db, rules, lineage, warnings))),
+                                     before_commit=forget_old_version)
+    result.proposals, result.file_sha256, result.warnings = proposals, file_sha256, warnings
     # the snapshot carries its data version (a push compares strings instead of re-hashing every snapshot) and
     # what the next unchanged run reports without rebuilding the file
     store.write_bytes(files.snapshot_key(source_name, db.name), json.dumps(
         {**db.to_dict(), "data_version": version, "file_sha256": result.file_sha256,
          "proposals": result.proposals, "file_warnings": warnings}, sort_keys=True, ensure_ascii=False).encode())
+    files.write_version(store, source_name, db.name, version, result.file_sha256, result.proposals, warnings)
     return result
 
 

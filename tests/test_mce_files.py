@@ -286,3 +286,86 @@ def test_unchanged_schema_keeps_the_file_and_a_change_rewrites_it(schema, tmp_pa
     (changed,) = run_extract(source, [db], store)
     assert changed.rewritten and changed.data_version != first.data_version
     assert b'"fieldPath": "c"' in path.read_bytes()
+
+
+def test_a_failure_while_building_proposals_keeps_the_old_file_and_snapshot(schema, tmp_path, monkeypatch):
+    """Proposals are streamed into the temp file: one that fails midway changes neither the file nor its snapshot."""
+    from metadata_assets import extract as extract_mod
+
+    db = schema.create("midway", "CREATE TABLE a (id INT PRIMARY KEY)", "CREATE TABLE b (id INT PRIMARY KEY)")
+    schema.grant()
+    source = schema.source()
+    store = files.LocalStore(tmp_path)
+    (first,) = extract_mod.extract(source, [db], store)
+    file_path = tmp_path / "src" / "mce" / f"{files.encode_name(db)}.json"
+    snap_path = tmp_path / "src" / "snapshots" / f"{files.encode_name(db)}.json"
+    before = file_path.read_bytes(), snap_path.read_bytes()
+
+    schema.server.execute(f"ALTER TABLE `{db}`.b ADD COLUMN added INT")
+    real = extract_mod.database_mcps
+
+    def fails_midway(*args, **kwargs):
+        for i, m in enumerate(real(*args, **kwargs)):
+            if i == 5:
+                raise RuntimeError("proposal 6 could not be built")
+            yield m
+
+    with monkeypatch.context() as patch:
+        patch.setattr(extract_mod, "database_mcps", fails_midway)
+        (failed,) = extract_mod.extract(source, [db], store)
+    assert not failed.ok and "proposal 6 could not be built" in failed.error
+    assert (file_path.read_bytes(), snap_path.read_bytes()) == before
+    assert leftovers(file_path.parent) == []
+
+    (fixed,) = extract_mod.extract(source, [db], store)
+    assert fixed.ok and fixed.rewritten and file_path.read_bytes() != before[0]
+    assert fixed.proposals == len(files.read_mcps(file_path.read_bytes())) == first.proposals
+    assert fixed.file_sha256 == files.sha256(file_path.read_bytes())
+
+
+def test_no_proposals_serialize_as_an_empty_list():
+    assert files.serialize_mcps([]) == b"[]\n" == (json.dumps([], indent=2) + "\n").encode()
+
+
+def test_version_records_spare_reading_snapshots(schema, tmp_path):
+    """Each database gets a small version record beside its snapshot; an unchanged run and the push plan read it
+    instead of the snapshot, and a store from before records gets them on its next unchanged run."""
+    from metadata_assets.datahub.push import plan
+    from metadata_assets.extract import extract as run_extract, rules_for
+
+    db = schema.create("rec", "CREATE TABLE t (id INT PRIMARY KEY)", "CREATE VIEW v AS SELECT id FROM t")
+    schema.grant()
+    source = schema.source()
+    store = files.LocalStore(tmp_path)
+    (first,) = run_extract(source, [db], store)
+    record = files.read_version(store, "src", db)
+    snapshot = json.loads(store.read_bytes(files.snapshot_key("src", db)))
+    assert record == {"data_version": first.data_version, "file_sha256": first.file_sha256,
+                      "proposals": first.proposals, "file_warnings": first.warnings}
+    assert (snapshot["data_version"], snapshot["file_sha256"]) == (record["data_version"], record["file_sha256"])
+
+    # the snapshot is not read when the record says the schema is unchanged
+    snap_path = tmp_path / "src" / "snapshots" / f"{files.encode_name(db)}.json"
+    snap_path.write_bytes(b"not json")
+    (second,) = run_extract(source, [db], store)
+    assert second.ok and not second.rewritten and second.previous is second.snapshot
+    assert (second.proposals, second.file_sha256) == (first.proposals, first.file_sha256)
+    assert plan(store, "src", rules_for(source), state={}).pending == {db: first.data_version}
+    snap_path.write_bytes(json.dumps(snapshot).encode())
+
+    # a store from before version records: read from the snapshot, and the record is added
+    (tmp_path / "src" / "versions" / f"{files.encode_name(db)}.json").unlink()
+    assert plan(store, "src", rules_for(source), state={}).pending == {db: first.data_version}
+    (third,) = run_extract(source, [db], store)
+    assert not third.rewritten and files.read_version(store, "src", db) == record
+
+    # a schema change replaces both; forgetting the database deletes all three files
+    schema.server.execute(f"ALTER TABLE `{db}`.t ADD COLUMN c INT")
+    (changed,) = run_extract(source, [db], store)
+    assert changed.rewritten and files.read_version(store, "src", db)["data_version"] == changed.data_version
+    assert changed.previous is not None and changed.previous.tables[0].columns != changed.snapshot.tables[0].columns
+    from metadata_assets.datahub.push import forget_database
+
+    forget_database(store, "src", db)
+    assert [store.read_bytes(k("src", db)) for k in (files.mce_key, files.snapshot_key, files.version_key)] == [
+        None, None, None]

@@ -20,9 +20,11 @@ STORAGE_EMULATOR_HOST set the client talks anonymously to that emulator. Nothing
 from __future__ import annotations
 
 import base64
+import hashlib
 import random
+import tempfile
 import time
-from typing import Optional
+from typing import Callable, Iterable, Optional
 
 import google_crc32c
 from google.api_core.exceptions import NotFound, PreconditionFailed
@@ -72,21 +74,60 @@ class GCSStore:
         return True
 
     def write_bytes(self, key: str, data: bytes) -> None:
+        self._write(key, len(data), crc32c_b64(data),
+                    lambda generation: self.write_if_generation(key, data, generation))
+
+    def write_chunks(self, key: str, chunks: Iterable[bytes],
+                     before_commit: Optional[Callable[[], None]] = None) -> str:
+        """write_bytes for data made piece by piece: spooled to a local temp file (in memory up to 16 MiB), then
+        uploaded as one object. `before_commit` runs before the upload. Returns the sha256 of the bytes."""
+        digest, crc, size = hashlib.sha256(), google_crc32c.Checksum(), 0
+        with tempfile.SpooledTemporaryFile(max_size=16 << 20) as spool:
+            for chunk in chunks:
+                digest.update(chunk)
+                crc.update(chunk)
+                size += len(chunk)
+                spool.write(chunk)
+            if before_commit is not None:
+                before_commit()
+            want_crc = base64.b64encode(crc.digest()).decode()
+
+            def upload(generation: int) -> bool:
+                spool.seek(0)
+                try:
+                    self.bucket.blob(self._name(key)).upload_from_file(
+                        spool, size=size, content_type="application/json", if_generation_match=generation,
+                        checksum="crc32c")
+                except PreconditionFailed:
+                    return False
+                return True
+
+            self._write(key, size, want_crc, upload)
+        return digest.hexdigest()
+
+    def _write(self, key: str, size: int, want_crc: str, upload: Callable[[int], bool]) -> None:
         name = self._name(key)
-        want_crc = crc32c_b64(data)
         for attempt in range(self.max_attempts):
             if attempt:
                 time.sleep(random.uniform(0.01, 0.05) * attempt)  # writers racing on one object: back off, apart
             current = self._current(name)
-            if current is not None and current.size == len(data) and current.crc32c == want_crc:
+            if current is not None and current.size == size and current.crc32c == want_crc:
                 return  # identical bytes already stored (also what we find after a retried upload that had landed)
-            if self.write_if_generation(key, data, current.generation if current is not None else 0):
+            if upload(current.generation if current is not None else 0):
                 return
         raise RuntimeError(f"{self.uri(key)}: object kept changing under {self.max_attempts} conditional writes")
 
     def read_bytes(self, key: str) -> Optional[bytes]:
         try:
             return self.bucket.blob(self._name(key)).download_as_bytes()
+        except NotFound:
+            return None
+
+    def sha256(self, key: str) -> Optional[str]:
+        """The sha256 of the object's bytes, streamed (GCS keeps only MD5 and CRC32C); None when absent."""
+        try:
+            with self.bucket.blob(self._name(key)).open("rb", chunk_size=8 << 20) as f:
+                return hashlib.file_digest(f, "sha256").hexdigest()
         except NotFound:
             return None
 

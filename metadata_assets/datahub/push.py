@@ -88,6 +88,7 @@ def forget_database(store: files.Store, source: str, database: str) -> None:
     Its push state stays, so the next push soft-deletes its datasets and container in DataHub.
     """
     store.delete(files.mce_key(source, database))
+    store.delete(files.version_key(source, database))
     store.delete(files.snapshot_key(source, database))
 
 
@@ -102,6 +103,8 @@ def _version(store: files.Store, source: str, database: str, rules: UrnRules,
     """(data version, sha256 of the MCE file that version describes; None when the snapshot does not say)."""
     from metadata_assets.extract import data_version  # extract imports the MySQL reader; keep it lazy
 
+    if (recorded := files.read_version(store, source, database)) is not None:
+        return recorded["data_version"], recorded["file_sha256"]
     raw = store.read_bytes(files.snapshot_key(source, database))
     if raw is not None:
         doc = json.loads(raw)
