@@ -24,6 +24,8 @@ from typing import Callable, Iterable, Iterator, Optional, Protocol
 from datahub.emitter.mcp import MetadataChangeProposalWrapper
 from datahub.emitter.serialization_helper import pre_json_transform
 
+from metadata_assets.datahub import aspect_json
+
 
 class Store(Protocol):
     def write_bytes(self, key: str, data: bytes) -> None: ...
@@ -219,7 +221,8 @@ def list_mce_databases(store: Store, source: str) -> list[str]:
 
 
 def _file_obj(m: MetadataChangeProposalWrapper) -> dict:
-    """`m.to_obj(simplified_structure=True)` without its round trip through a JSON string (about 2x faster).
+    """`m.to_obj(simplified_structure=True)` without its round trip through a JSON string (about 2x faster), the
+    aspect converted by aspect_json (about 4x faster than avrogen's own walk).
 
     Same dict, same key order: tests/test_serialization.py compares the two on every proposal of a real schema.
     """
@@ -227,7 +230,7 @@ def _file_obj(m: MetadataChangeProposalWrapper) -> dict:
             or m.entityKeyAspect is not None or m.aspect is None:
         return m.to_obj(simplified_structure=True)  # shapes our files never hold: the library's own path
     return {"entityType": m.entityType, "entityUrn": m.entityUrn, "changeType": m.changeType,
-            "aspectName": m.aspectName, "aspect": {"json": pre_json_transform(m.aspect.to_obj())}}
+            "aspectName": m.aspectName, "aspect": {"json": pre_json_transform(aspect_json.to_obj(m.aspect))}}
 
 
 def serialize_mcps(mcps: Iterable[MetadataChangeProposalWrapper]) -> bytes:

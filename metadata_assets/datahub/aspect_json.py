@@ -1,0 +1,188 @@
+"""`aspect.to_obj()` for acryl-datahub's generated aspect classes, from a converter compiled once per Avro schema.
+
+avrogen's `to_obj()` walks the schema generically for every object: it validates the whole tree first, re-parses
+every field's default from JSON, and picks union branches by validating each candidate. At 10,000 tables that is
+8.5 s of a 24 s extraction. The converter here does the same walk with those decisions made once per schema:
+the same dict for the data our files hold (tests/test_serialization.py compares both on every proposal of real
+schemas). Anything it is not sure of (a value of an unexpected type, a union it would have to guess, a missing
+field, a schema feature our aspects do not use) makes it hand the whole aspect to the library's own `to_obj()`,
+which also raises the library's error for data that does not conform.
+
+Semantics copied from avrogen.avrojson.AvroJsonConverter with use_logical_types=False and fastavro=False (what
+acryl-datahub registers): bytes are decoded to str; a record field that is None with a None default is left out; a
+union value is written bare when the union has at most one non-null branch (or is an enum with null) and it is not
+directly inside an array, else as {branch name: value}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from avro import schema as avro_schema
+from avrogen.dict_wrapper import DictWrapper
+
+_INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
+_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
+
+
+class _Unsure(Exception):
+    """The compiled converter cannot vouch for this value: the library converts the aspect."""
+
+
+Converter = Callable[[Any], Any]
+_compiled: dict[int, Converter] = {}
+_in_array_unions: dict[int, Converter] = {}
+
+
+def to_obj(aspect: DictWrapper) -> dict:
+    """The same dict as `aspect.to_obj()`."""
+    try:
+        return _converter(type(aspect).RECORD_SCHEMA)(aspect)
+    except _Unsure:
+        return aspect.to_obj()
+
+
+def _name(s: avro_schema.Schema) -> str:
+    return s.fullname.lstrip(".") if isinstance(s, avro_schema.NamedSchema) else s.type
+
+
+def _converter(s: avro_schema.Schema, within_array: bool = False) -> Converter:
+    cache = _in_array_unions if within_array and s.type == "union" else _compiled
+    conv = cache.get(id(s))
+    if conv is None:
+        # a placeholder first: recursive schemas (a record that contains itself) resolve to it
+        cache[id(s)] = lambda d: cache[id(s)](d)
+        conv = cache[id(s)] = _compile(s, within_array)
+    return conv
+
+
+def _compile(s: avro_schema.Schema, within_array: bool) -> Converter:
+    t = s.type
+    if t == "null":
+        def null(d):
+            if d is not None:
+                raise _Unsure
+            return None
+        return null
+    if t == "string":
+        def string(d):
+            if not isinstance(d, str):  # str enums (DatasetSubTypes.TABLE) pass as they are, as in avrojson
+                raise _Unsure
+            return d
+        return string
+    if t == "boolean":
+        def boolean(d):
+            if type(d) is not bool:
+                raise _Unsure
+            return d
+        return boolean
+    if t in ("int", "long"):
+        lo, hi = (_INT_MIN, _INT_MAX) if t == "int" else (_LONG_MIN, _LONG_MAX)
+
+        def integer(d):
+            if type(d) is not int or not lo <= d <= hi:
+                raise _Unsure
+            return d
+        return integer
+    if t in ("float", "double"):
+        def number(d):
+            if type(d) is not float and type(d) is not int:
+                raise _Unsure
+            return d
+        return number
+    if t == "bytes":
+        def raw(d):
+            if type(d) is bytes:
+                return d.decode()
+            if not isinstance(d, str):
+                raise _Unsure
+            return d
+        return raw
+    if t == "enum":
+        symbols = tuple(s.symbols)  # a tuple, not a set: str enums hash by name but compare by value
+
+        def enum(d):
+            if not isinstance(d, str) or d not in symbols:
+                raise _Unsure
+            return d
+        return enum
+    if t == "array":
+        item = _converter(s.items, within_array=True)
+
+        def array(d):
+            if type(d) is not list:
+                raise _Unsure
+            return [item(x) for x in d]
+        return array
+    if t == "map":
+        value = _converter(s.values)
+
+        def mapping(d):
+            if type(d) is not dict:
+                raise _Unsure
+            out = {}
+            for k, v in d.items():
+                if type(k) is not str:
+                    raise _Unsure
+                out[k] = value(v)
+            return out
+        return mapping
+    if t == "record":
+        return _compile_record(s)
+    if t == "union":
+        return _compile_union(s, within_array)
+    raise _Unsure  # fixed, error, request: not in the aspects we write
+
+
+def _compile_record(s: avro_schema.RecordSchema) -> Converter:
+    # (name, converter, leave out when None): a field with a default of None is left out when None (avrojson)
+    fields = [(f.name, _converter(f.type), f.has_default and f.default is None) for f in s.fields]
+
+    def record(d):
+        if not isinstance(d, DictWrapper):
+            raise _Unsure
+        inner = d._inner_dict
+        out = {}
+        for name, conv, skip_none in fields:
+            if name not in inner:
+                raise _Unsure  # the library would use the field's default here
+            v = inner[name]
+            if v is None and skip_none:
+                continue
+            out[name] = conv(v)
+        return out
+    return record
+
+
+def _compile_union(s: avro_schema.UnionSchema, within_array: bool) -> Converter:
+    branches = list(s.schemas)
+    if any(b.type == "enum" for b in branches):
+        bare = len(branches) == 2 and any(b.type == "null" for b in branches)
+    else:
+        bare = sum(b.type != "null" for b in branches) <= 1
+    bare = bare and not within_array
+    records = {b.fullname: (i, _converter(b)) for i, b in enumerate(branches) if b.type == "record"}
+    has_null = any(b.type == "null" for b in branches)
+    # a non-record value: the library takes the *last* branch that validates (the first boolean one); only unions
+    # with one branch that can hold such a value are compiled, so that no guess is needed
+    plain = [(i, b) for i, b in enumerate(branches) if b.type not in ("null", "record")]
+    single = (plain[0][0], _converter(plain[0][1])) if len(plain) == 1 else None
+    names = [_name(b) for b in branches]
+
+    def union(d):
+        if d is None:
+            if not has_null:
+                raise _Unsure
+            return None
+        if isinstance(d, DictWrapper):
+            hit = records.get(type(d).RECORD_SCHEMA.fullname)
+            if hit is None:
+                raise _Unsure
+            i, conv = hit
+        elif single is not None and not (records and type(d) is dict):  # a dict might validate as a record
+            i, conv = single
+        else:
+            raise _Unsure
+        out = conv(d)
+        return out if bare else {names[i]: out}
+    return union
