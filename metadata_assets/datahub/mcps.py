@@ -192,14 +192,22 @@ class LineageResolver:
                                                   env=rules.env)
         self._databases: set[str] = set()  # databases registered, with or without tables
         self._datasets: set[str] = set()  # URNs of every table and view registered, with or without columns
+        self._unresolved: list[Database] = []  # registered, not yet in the resolver nor in _datasets
 
     def register(self, db: Database) -> None:
+        """Make the database's tables known. Their schemas go into the resolver when the first view is parsed: a
+        batch whose databases are all unchanged (no view parsed) never pays for it (0.4 s at 10,000 tables)."""
         self._databases.add(db.name)
-        for t in db.tables:
-            urn = self.rules.dataset(db.name, t.name)
-            self._datasets.add(urn)
-            if t.columns:
-                self.resolver.add_raw_schema_info(urn, {c.name: c.column_type for c in t.columns})
+        self._unresolved.append(db)
+
+    def _resolve_registered(self) -> None:
+        for db in self._unresolved:
+            for t in db.tables:
+                urn = self.rules.dataset(db.name, t.name)
+                self._datasets.add(urn)
+                if t.columns:
+                    self.resolver.add_raw_schema_info(urn, {c.name: c.column_type for c in t.columns})
+        self._unresolved.clear()
 
     def upstream_lineage(self, db: Database, t: Table, urn: str) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
         """(lineage, warning). MySQL is two-tier: the database is the *schema* for sqlglot, not the db."""
@@ -207,6 +215,7 @@ class LineageResolver:
 
         if not t.view_definition:
             return None, None
+        self._resolve_registered()
         result = sqlglot_lineage(t.view_definition, self.resolver, default_db=None, default_schema=db.name)
         return lineage_aspect(result, t.name, urn, missing=lambda up: self._missing(db, t, up))
 
@@ -240,6 +249,7 @@ class LineageResolver:
         self.resolver.names.clear()
         self._datasets.clear()
         self._databases.clear()
+        self._unresolved.clear()
 
     def __enter__(self) -> "LineageResolver":
         return self
