@@ -197,3 +197,25 @@ def test_a_crash_between_file_and_snapshot_never_skips_the_new_file(schema, tmp_
     fields = {f.fieldPath for f in lite.get(urn(db, "t"), aspects=None, typed=True)["schemaMetadata"].fields}
     lite.close()
     assert "added" in fields
+
+
+def test_a_push_with_nothing_to_send_leaves_datahub_lite_untouched(schema, tmp_path):
+    """Lite's close() re-indexes every entity it holds: a quiet push must not open it at all."""
+    import os
+
+    db = schema.create("quiet", "CREATE TABLE t (id INT PRIMARY KEY)")
+    schema.grant()
+    cfg = schema.project(tmp_path)
+    refresh(cfg, [db])
+    assert push_lite(cfg).databases_pushed == [db]
+    lite_file = tmp_path / "lite.sqlite"
+    before = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(tmp_path.glob("lite.sqlite*"))]
+    refresh(cfg, [db])
+    sink = LiteSink(cfg.datahub.lite)
+    try:
+        quiet = push(files.open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink, max_removal_share=0.2)
+        assert (quiet.proposals_sent, quiet.databases_skipped) == (0, 1) and sink._opened is None
+    finally:
+        sink.close()
+    after = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(tmp_path.glob("lite.sqlite*"))]
+    assert after == before and os.path.exists(lite_file)

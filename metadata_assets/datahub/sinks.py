@@ -38,13 +38,21 @@ class LiteSink:
     """DataHub Lite, the same store the `datahub-lite` sink and the `datahub lite` CLI use."""
 
     def __init__(self, target: LiteTarget):
-        from datahub.lite.lite_util import get_datahub_lite
-
         self.path = str(Path(target.path).absolute())
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # WAL: Lite commits once per proposal; without it every commit is a full journal fsync.
-        self.lite = get_datahub_lite({"type": "sqlite", "config": {
-            "file": self.path, "options": {"journal_mode": "WAL", "synchronous": "NORMAL"}}})
+        self._opened = None
+
+    @property
+    def lite(self):
+        """Opened at the first write: Lite's close() rebuilds its browse index from every entity it holds (10 s at
+        10,000 tables), which a push with nothing to send must not pay."""
+        if self._opened is None:
+            from datahub.lite.lite_util import get_datahub_lite
+
+            # WAL: Lite commits once per proposal; without it every commit is a full journal fsync.
+            self._opened = get_datahub_lite({"type": "sqlite", "config": {
+                "file": self.path, "options": {"journal_mode": "WAL", "synchronous": "NORMAL"}}})
+        return self._opened
 
     def check(self) -> None:
         pass
@@ -57,7 +65,9 @@ class LiteSink:
         return f"DataHub Lite at {self.path}"
 
     def close(self) -> None:
-        self.lite.close()
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = None
 
 
 class RestSink:
