@@ -137,6 +137,7 @@ class Schedule(_Strict):
     cron: str = "0 5 * * *"
     timezone: str = "UTC"
 
+
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, cron: str) -> str:
@@ -156,6 +157,16 @@ class Schedule(_Strict):
             raise ValueError(f"unknown timezone {tz!r}") from None
         return tz
 
+
+class RunPod(_Strict):
+    """What an extraction run's pod asks Kubernetes for (request = limit for memory). 512Mi holds a batch of 200
+    ordinary databases with headroom; one database of 10,000 tables peaks near 550 MiB in a run (README,
+    Performance): give such a source more."""
+
+    cpu: str = Field(default="250m", pattern=r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$",
+                     description="a Kubernetes CPU quantity: 250m, 1, 1.5")
+    memory: str = Field(default="512Mi", pattern=r"^[0-9]+(Mi|Gi)$",
+                        description="a Kubernetes memory quantity in Mi or Gi: 512Mi, 2Gi")
 
 class MySQLSource(_Strict):
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Dagster-safe identifier")
@@ -186,6 +197,7 @@ class MySQLSource(_Strict):
     )
     schedule: Schedule = Schedule()
     coverage_threshold: float = Field(default=0.5, ge=0, le=1)
+    run_pod: RunPod = RunPod()
 
     @field_validator("env")
     @classmethod
@@ -241,6 +253,7 @@ class BigQuerySource(_Strict):
                                                "runs query jobs, billed to the project)")
     schedule: Schedule = Schedule()
     coverage_threshold: float = Field(default=0.5, ge=0, le=1)
+    run_pod: RunPod = RunPod()
 
     _known_env = field_validator("env")(MySQLSource._known_env.__func__)
 
@@ -308,11 +321,13 @@ class DataHubTarget(_Strict):
         default=1800, gt=0, le=86400,
         description="a push stops sending after this long; what it did not send stays pending for the next push",
     )
-    push_after_change: bool = Field(
+    push_from_extraction: bool = Field(
         default=True,
-        description="an extraction run the schema sensor started for changed databases pushes them itself, so a "
-                    "change reaches DataHub without waiting for the push sensor and a second run; whatever stops "
-                    "that push leaves the files pending for the push sensor",
+        description="an extraction run pushes what it extracted at its end when the schema sensor started it for a "
+                    "few changed databases, or when the schedule or a sensor started it and no other extraction "
+                    "run of its source is queued or running (the last run of a daily refresh): no wait for the "
+                    "push sensor, no push run of its own; whatever stops that push leaves the files pending for "
+                    "the push sensor. Runs started by hand leave the push to the push sensor",
     )
     push_sensor_interval_s: int = Field(default=30, ge=5, le=86400,
                                         description="seconds between the push sensor's ticks")

@@ -139,14 +139,30 @@ def test_new_fields_defaults(tmp_path):
 
 def test_latency_settings_defaults_and_tuning(tmp_path):
     cfg = load(write(tmp_path, GOOD))
-    assert (cfg.sources[0].sensor_interval_s, cfg.datahub.push_after_change, cfg.datahub.push_sensor_interval_s) == (
+    assert (cfg.sources[0].sensor_interval_s, cfg.datahub.push_from_extraction, cfg.datahub.push_sensor_interval_s) == (
         15, True, 30)
     tuned = load(write(tmp_path, GOOD + "    sensor_interval_s: 5\n"
-                                        "datahub: {push_after_change: false, push_sensor_interval_s: 86400}\n"))
-    assert (tuned.sources[0].sensor_interval_s, tuned.datahub.push_after_change,
+                                        "datahub: {push_from_extraction: false, push_sensor_interval_s: 86400}\n"))
+    assert (tuned.sources[0].sensor_interval_s, tuned.datahub.push_from_extraction,
             tuned.datahub.push_sensor_interval_s) == (5, False, 86400)
     bq = load(write(tmp_path, BIGQUERY))
     assert bq.sources[0].sensor_interval_s == 60  # each tick runs billed query jobs
+
+
+def test_run_pod_size_per_source(tmp_path):
+    import json
+
+    from metadata_assets.defs.extraction import EXTRACTION_POD, build_mce_asset, run_tags
+
+    cfg = load(write(tmp_path, GOOD + "    run_pod: {cpu: '1', memory: 2Gi}\n"))
+    source = cfg.sources[0]
+    resources = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "2Gi"}}
+    assert json.loads(run_tags(source)["dagster-k8s/config"])["container_config"]["resources"] == resources
+    op_tags = build_mce_asset(cfg, source).op.tags["dagster-k8s/config"]
+    assert (json.loads(op_tags) if isinstance(op_tags, str) else op_tags)["container_config"]["resources"] == resources
+    default = load(write(tmp_path, GOOD)).sources[0]
+    assert (default.run_pod.cpu, default.run_pod.memory) == (EXTRACTION_POD["cpu"], EXTRACTION_POD["memory"]) == (
+        "250m", "512Mi")
 
 
 @pytest.mark.parametrize("extra, expected", [
@@ -181,8 +197,9 @@ def test_latency_settings_defaults_and_tuning(tmp_path):
                                       "or equal to 86400"),
     ("datahub:\n  push_sensor_interval_s: 1\n", "field datahub.push_sensor_interval_s: Input should be greater "
                                                "than or equal to 5"),
-    ("datahub:\n  push_after_change: sometimes\n", "field datahub.push_after_change: Input should be a valid "
-                                                  "boolean"),
+    ("datahub:\n  push_from_extraction: sometimes\n", "field datahub.push_from_extraction: Input should be a valid "
+                                                  "boolean"),    ("    run_pod: {memory: 512MB}\n", "source 'prod_orders', field run_pod.memory: String should match pattern"),
+    ("    run_pod: {cpu: lots}\n", "source 'prod_orders', field run_pod.cpu: String should match pattern"),
 ])
 def test_settings_that_cannot_work_are_refused_at_load(tmp_path, extra, expected):
     path = write(tmp_path, GOOD + extra)

@@ -11,15 +11,22 @@ from dagster import (
     AssetMaterialization,
     BackfillPolicy,
     Config,
+    DagsterRunStatus,
     DynamicPartitionsDefinition,
     Failure,
     MetadataValue,
+    RunsFilter,
     asset,
 )
 
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    SCHEDULE_NAME_TAG,
+    SENSOR_NAME_TAG,
+)
 
-from metadata_assets.config import BigQuerySource, MySQLSource, ProjectConfig
+from metadata_assets.config import BigQuerySource, MySQLSource, ProjectConfig, RunPod
 from metadata_assets.datahub.files import open_store
 from metadata_assets.defs.checks import schema_change_metadata, schema_check_evaluations
 from metadata_assets.defs.source_clients import extract_through_client
@@ -61,7 +68,11 @@ def k8s_tags(cpu: str, memory: str) -> dict:
         "requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}}}}}
 
 
-EXTRACTION_POD = {"cpu": "250m", "memory": "512Mi"}
+EXTRACTION_POD = {"cpu": RunPod().cpu, "memory": RunPod().memory}  # the default; sources.yaml: run_pod
+
+
+def run_pod_tags(source: MySQLSource) -> dict:
+    return k8s_tags(cpu=source.run_pod.cpu, memory=source.run_pod.memory)
 
 
 # set by the schema sensor on runs for changed databases: the run pushes what it extracted (defs/push.py)
@@ -74,7 +85,7 @@ def run_tags(source: MySQLSource) -> dict[str, str]:
     """Tags for RunRequests of this source's extraction. The K8sRunLauncher sizes the run pod from *run* tags
     (op_tags only reach per-step pods under k8s_job_executor). No tag is needed for the MySQL host limit: the
     asset's pool applies to every run of it (see defs/pools.py)."""
-    tags = {key: json.dumps(value, sort_keys=True) for key, value in k8s_tags(**EXTRACTION_POD).items()}
+    tags = {key: json.dumps(value, sort_keys=True) for key, value in run_pod_tags(source).items()}
     # re-run a failed extraction run (needs run_retries enabled on the instance: deploy/values.yaml, the demo)
     tags[MAX_RETRIES_TAG] = str(EXTRACTION_RUN_RETRIES)
     return tags
@@ -101,8 +112,31 @@ def materialization(key: AssetKey, r: DatabaseResult) -> AssetMaterialization:
                                 tags={DATA_VERSION_TAG: r.data_version})
 
 
-def pushed_here(context: AssetExecutionContext, cfg: ProjectConfig) -> bool:
-    return cfg.datahub.push_after_change and context.run.tags.get(PUSH_AFTER_TAG) == "1"
+ACTIVE_RUN_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+                       DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+
+
+def active_extraction_runs(instance, key: AssetKey, besides: str = "") -> list[str]:
+    """Ids of the queued or running runs that materialize `key` (one source's extraction), other than `besides`."""
+    records = instance.get_run_records(RunsFilter(statuses=ACTIVE_RUN_STATUSES), limit=500)
+    return [r.dagster_run.run_id for r in records
+            if r.dagster_run.run_id != besides and key in (r.dagster_run.asset_selection or ())]
+
+
+def pushes_itself(context: AssetExecutionContext, cfg: ProjectConfig, key: AssetKey) -> bool:
+    """Whether this extraction run pushes what it extracted at its end (datahub.push_from_extraction): a run the
+    schema sensor started for a few changed databases always (PUSH_AFTER_TAG); another run the schedule or a sensor
+    started when it is the last extraction run of its source (the end of a daily refresh or a first fill), so the
+    push follows at once instead of at the push sensor's next tick, in a run of its own. Two runs that end together may both see the other one:
+    then neither pushes, and the push sensor does."""
+    tags = context.run.tags
+    if not cfg.datahub.push_from_extraction:
+        return False
+    if tags.get(PUSH_AFTER_TAG) == "1":
+        return True
+    if SCHEDULE_NAME_TAG not in tags and SENSOR_NAME_TAG not in tags:
+        return False  # started by hand (Dagit, the CLI, a test): the push sensor pushes, as it always has
+    return not active_extraction_runs(context.instance, key, besides=context.run.run_id)
 
 
 class ExtractionConfig(Config):
@@ -123,7 +157,7 @@ def build_mce_asset(cfg: ProjectConfig, source: MySQLSource):
         kinds={source.type, "datahub"},
         output_required=False,  # each database gets its own materialization event below
         pool=mysql_pool(source),
-        op_tags=k8s_tags(**EXTRACTION_POD),
+        op_tags=run_pod_tags(source),
         description=(f"DataHub MCE file per database of MySQL source `{source.name}` "
                      f"({source.host}:{source.port}), read from information_schema only."
                      if isinstance(source, MySQLSource) else
@@ -155,10 +189,10 @@ def build_mce_asset(cfg: ProjectConfig, source: MySQLSource):
                     yield from schema_check_evaluations(context, source, key, r)  # per partition (defs/checks.py)
         except SourceUnavailable as e:  # only before the first database: later faults fail their own batch
             raise Failure(description=f"{e}; nothing was read or written, every file is as it was") from None
-        if pushed_here(context, cfg) and len(failures) < len(databases):
+        if len(failures) < len(databases) and pushes_itself(context, cfg, key):
             from metadata_assets.defs.push import push_after_extraction  # defs/push imports this module
 
-            yield from push_after_extraction(context, cfg, source)
+            push_after_extraction(context, cfg, source)
         context.log.info(f"{len(databases)} databases in {time.monotonic() - started:.1f}s, "
                          f"{len(failures)} failed")
         if failures:

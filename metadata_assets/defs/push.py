@@ -8,7 +8,7 @@ database materialized with a data version DataHub does not have yet, or when a d
 import hashlib
 import json
 import time
-from typing import Iterator, Optional
+from typing import Optional
 
 from dagster import (
     AssetExecutionContext,
@@ -37,15 +37,15 @@ from metadata_assets.datahub import files
 from metadata_assets.datahub.locks import LockBusy
 from metadata_assets.datahub.push import MassRemovalRefused, PushFailed, PushReport, load_state, push
 from metadata_assets.datahub.sinks import DataHubUnavailable, open_sink
-from metadata_assets.defs.extraction import DATA_VERSION_TAG, PUSH_AFTER_TAG, mce_asset_key, push_pool
+from metadata_assets.defs.extraction import (
+    ACTIVE_RUN_STATUSES, DATA_VERSION_TAG, active_extraction_runs, mce_asset_key, push_pool)
 from metadata_assets.extract import rules_for
 from metadata_assets.markdown import bullets, code
 
 SOURCE_TAG = "metadata_assets/push_source"
 BLOCKED_TAG = "metadata_assets/push_blocked"  # set on a run the fail-safe stopped: retrying it changes nothing
 RETRY_POLICY = RetryPolicy(max_retries=3, delay=60, backoff=Backoff.EXPONENTIAL)
-_ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-           DagsterRunStatus.STARTED]
+_ACTIVE = ACTIVE_RUN_STATUSES
 
 
 def push_asset_key(source: MySQLSource) -> AssetKey:
@@ -119,13 +119,14 @@ def build_push_asset(cfg: ProjectConfig, source: MySQLSource, retry_policy: Retr
 SELF_PUSH_LOCK_WAIT_S = 15  # another self-pushing run's small push ends well within this; a long push does not
 
 
-def push_after_extraction(context: AssetExecutionContext, cfg: ProjectConfig,
-                          source: MySQLSource) -> Iterator[AssetMaterialization]:
-    """The push a change-driven extraction run makes itself (tag PUSH_AFTER_TAG, set by the schema sensor), so a
-    schema change reaches DataHub without waiting for the push sensor's tick and a second run. Best effort by design:
-    whatever stops it (DataHub down or refusing, another push holding the lock, the fail-safe) is logged and leaves
-    the files pending; the push sensor then starts the push asset, with its retries and fail-safe, as before. The
-    materialization of the push asset it yields carries the same metadata as the asset's own."""
+def push_after_extraction(context: AssetExecutionContext, cfg: ProjectConfig, source: MySQLSource) -> None:
+    """The push an extraction run makes at its end (defs/extraction.py, pushes_itself): a run the schema sensor
+    started for a few changed databases, or the last extraction run of its source. The change reaches DataHub
+    without waiting for the push sensor's tick and a run of its own. Best effort by design: whatever stops it
+    (DataHub down or refusing, another push holding the lock, the fail-safe) is logged and leaves the files
+    pending; the push sensor then starts the push asset, with its retries and fail-safe, as before. It reports a
+    materialization of the push asset with the same metadata as the asset's own, as a runless event: in the
+    extraction step it would count among that step's materializations of databases."""
     try:
         store = files.open_store(cfg.storage.uri)
         sink = open_sink(cfg.datahub)
@@ -144,8 +145,10 @@ def push_after_extraction(context: AssetExecutionContext, cfg: ProjectConfig,
         sink.close()
     context.log.info(f"pushed from this run: {len(report.databases_pushed)} databases, {report.proposals_sent} "
                      f"proposals, {len(report.soft_deleted)} soft-deleted")
-    yield AssetMaterialization(asset_key=push_asset_key(source),
-                               metadata={**_metadata(report), "pushed_by": MetadataValue.text("extraction run")})
+    context.instance.report_runless_asset_event(AssetMaterialization(
+        asset_key=push_asset_key(source),
+        metadata={**_metadata(report), "pushed_by": MetadataValue.text("extraction run"),
+                  "pushed_by_run": MetadataValue.dagster_run(context.run.run_id)}))
 
 
 def _push_running(context: SensorEvaluationContext, source: MySQLSource) -> bool:
@@ -154,11 +157,6 @@ def _push_running(context: SensorEvaluationContext, source: MySQLSource) -> bool
     return bool(runs)
 
 
-def _self_pushing_runs(context: SensorEvaluationContext) -> set[str]:
-    """Ids of the active runs that push what they extract (PUSH_AFTER_TAG)."""
-    records = context.instance.get_run_records(
-        RunsFilter(statuses=_ACTIVE, tags={PUSH_AFTER_TAG: "1"}), limit=100)
-    return {r.dagster_run.run_id for r in records}
 
 
 def _failed_push_to_retry(context: SensorEvaluationContext, source: MySQLSource, after_s: float):
@@ -191,29 +189,30 @@ def build_push_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interval_
         if _push_running(context, source):
             return SkipReason("a push of this source is already queued or running")
         # read before the state: a run that ends after this saved its push in the state we read next
-        self_pushing = _self_pushing_runs(context) if cfg.datahub.push_after_change else set()
+        extracting = (set(active_extraction_runs(context.instance, mce_key)) if cfg.datahub.push_from_extraction
+                      else set())
         store = files.open_store(cfg.storage.uri)
         state = load_state(store, source.name)
 
         after = cursor.get("after")
-        latest: dict[str, tuple[str, str]] = {}  # partition -> (data version, run id) of its newest materialization
+        latest: dict[str, Optional[str]] = {}  # partition -> data version of its newest materialization
         while True:
             result = context.instance.fetch_materializations(
                 AssetRecordsFilter(asset_key=mce_key, after_storage_id=after), limit=page, ascending=True)
             for rec in result.records:
                 if mat := rec.asset_materialization:
-                    latest[mat.partition] = (mat.tags.get(DATA_VERSION_TAG) if mat.tags else None, rec.run_id)
+                    latest[mat.partition] = mat.tags.get(DATA_VERSION_TAG) if mat.tags else None
                 after = rec.storage_id
             if not result.has_more:
                 break
         # an older materialization superseded by a newer one already pushed is not a change
-        changed = {db for db, (version, _) in latest.items()
+        changed = {db for db, version in latest.items()
                    if (pushed := state.get(db)) is None or pushed.data_version != version}
-        changed_by = {latest[db][1] for db in changed}  # run ids
 
-        if waiting := sorted(changed_by & self_pushing):
-            # cursor kept: the next tick looks at these materializations again, after that run's own push
-            return SkipReason(f"extraction run {waiting[0]} pushes what it extracted; waiting for it")
+        if changed and extracting:
+            # cursor kept: the next tick looks at these materializations again, after the last run's own push
+            return SkipReason(f"{len(extracting)} extraction run(s) of this source still queued or running (e.g. "
+                              f"{sorted(extracting)[0]}): the last one pushes what they extracted; waiting")
         gone = sorted(set(state) - set(files.list_mce_databases(store, source.name)))
         gone_hash = hashlib.sha256(json.dumps(gone).encode()).hexdigest()[:16] if gone else None
         new_cursor = json.dumps({"after": after, "gone": gone_hash})

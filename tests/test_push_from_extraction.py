@@ -1,10 +1,13 @@
-"""A change-driven extraction run pushes what it extracted (PUSH_AFTER_TAG), and the push sensor works around it:
-real MariaDB, real DataHub Lite, a real (ephemeral) Dagster instance."""
+"""Extraction runs push what they extracted (a change-driven run, the last run of a daily refresh), and the push
+sensor works around them: real MariaDB, real DataHub Lite, a real (ephemeral) Dagster instance."""
 
 import time
 
 import pytest
-from dagster import DagsterEvent, DagsterEventType, DagsterInstance, SkipReason, build_sensor_context, materialize
+from dagster import (
+    DagsterEvent, DagsterEventType, DagsterInstance, DagsterRunStatus, SkipReason, build_sensor_context, materialize)
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.utils import make_new_run_id
 
 from metadata_assets.datahub import files
 from metadata_assets.datahub.push import lock_key, push
@@ -65,7 +68,10 @@ class Estate:
         return result.run_requests or []
 
     def push_materializations(self, result):
-        return [e for e in result.get_asset_materialization_events() if e.asset_key == push_asset_key(self.source)]
+        """The push asset's materializations reported by the run of `result` (runless events naming the run)."""
+        records = self.instance.fetch_materializations(push_asset_key(self.source), limit=100).records
+        return [r.asset_materialization for r in records
+                if (by := r.asset_materialization.metadata.get("pushed_by_run")) and by.value == result.run_id]
 
 
 def test_a_change_driven_run_pushes_itself_and_the_push_sensor_then_has_nothing_to_do(schema, tmp_path):
@@ -74,12 +80,12 @@ def test_a_change_driven_run_pushes_itself_and_the_push_sensor_then_has_nothing_
     result = e.extract(e.a, {PUSH_AFTER_TAG: "1"})
 
     (pushed,) = e.push_materializations(result)
-    md = pushed.materialization.metadata
+    md = pushed.metadata
     assert (md["databases_pushed"].value, md["pushed_by"].value) == (1, "extraction run")
     assert "added" in lite_fields(e.cfg, e.a, "t")
     assert e.tick() == [] and e.skipped == "nothing new to push"
 
-    # the same run without the tag (a daily or hand-started run) leaves the push to the push sensor
+    # the same run started by hand (no tag, neither the schedule nor a sensor) leaves the push to the push sensor
     schema.server.execute(f"ALTER TABLE `{e.a}`.t ADD COLUMN later INT")
     assert e.push_materializations(e.extract(e.a)) == []
     assert "later" not in lite_fields(e.cfg, e.a, "t")
@@ -96,8 +102,28 @@ def test_two_changes_between_push_sensor_ticks_each_pushed_by_its_run_need_no_pu
     assert e.tick() == [] and e.skipped == "nothing new to push"
 
 
+def test_the_last_run_of_a_daily_refresh_pushes_and_an_earlier_one_leaves_it_to_the_last(schema, tmp_path):
+    from dagster._core.storage.tags import SCHEDULE_NAME_TAG
+
+    e = Estate(schema, tmp_path)
+    daily = {SCHEDULE_NAME_TAG: "src_daily_schedule"}
+    schema.server.execute(f"ALTER TABLE `{e.a}`.t ADD COLUMN added INT")
+    # another extraction run of the source is still running: this one is not the last
+    other = active_extraction_run(e, daily)
+    assert e.push_materializations(e.extract(e.a, daily)) == []
+    assert "added" not in lite_fields(e.cfg, e.a, "t")
+    assert e.tick() == [] and "still queued or running" in e.skipped
+
+    finish(e, other)
+    schema.server.execute(f"ALTER TABLE `{e.b}`.u ADD COLUMN added INT")
+    (pushed,) = e.push_materializations(e.extract(e.b, daily))  # the last one: pushes both databases
+    assert pushed.metadata["databases_pushed"].value == 2
+    assert "added" in lite_fields(e.cfg, e.a, "t") and "added" in lite_fields(e.cfg, e.b, "u")
+    assert e.tick() == [] and e.skipped == "nothing new to push"
+
+
 def test_switched_off_the_tag_changes_nothing(schema, tmp_path):
-    e = Estate(schema, tmp_path, push_after_change=False)
+    e = Estate(schema, tmp_path, push_from_extraction=False)
     schema.server.execute(f"ALTER TABLE `{e.a}`.t ADD COLUMN added INT")
     assert e.push_materializations(e.extract(e.a, {PUSH_AFTER_TAG: "1"})) == []
     assert "added" not in lite_fields(e.cfg, e.a, "t")
@@ -123,21 +149,31 @@ def test_a_self_push_stopped_by_another_push_leaves_its_files_to_the_push_sensor
     assert "added" in lite_fields(e.cfg, e.a, "t")
 
 
-def test_the_push_sensor_waits_while_a_self_pushing_run_is_active(schema, tmp_path, monkeypatch):
+def active_extraction_run(e, tags=None) -> DagsterRun:
+    """A run of the extraction asset that the instance shows as running (as the daemon's runs are, with their
+    asset selection), for the sensor and the other runs to see."""
+    return e.instance.add_run(DagsterRun(job_name="__ASSET_JOB", run_id=make_new_run_id(), tags=tags or {},
+                                         status=DagsterRunStatus.STARTED,
+                                         asset_selection=frozenset({e.mce_asset.key})))
+
+
+def finish(e, run: DagsterRun) -> None:
+    e.instance.run_storage.handle_run_event(run.run_id, DagsterEvent(DagsterEventType.RUN_SUCCESS.value,
+                                                                     run.job_name))
+
+
+def test_the_push_sensor_waits_while_an_extraction_run_is_active(schema, tmp_path, monkeypatch):
     monkeypatch.setattr(push_defs, "SELF_PUSH_LOCK_WAIT_S", 0.5)
     e = Estate(schema, tmp_path)
     schema.server.execute(f"ALTER TABLE `{e.a}`.t ADD COLUMN added INT")
     store = files.open_store(e.cfg.storage.uri)
     with store.lock(lock_key(e.source.name), wait_s=0, lease_s=60):
-        result = e.extract(e.a, {PUSH_AFTER_TAG: "1"})
-    # seen by the sensor as still running (as between its materialization and its own push)
-    run = e.instance.get_run_by_id(result.run_id)
-    e.instance.run_storage.handle_run_event(run.run_id, DagsterEvent(DagsterEventType.RUN_START.value, run.job_name))
+        e.extract(e.a, {PUSH_AFTER_TAG: "1"})  # its push stopped: the file is pending
+    running = active_extraction_run(e)  # e.g. the next batch of a daily refresh, which will push at its end
     assert e.tick() == []
-    assert e.skipped == f"extraction run {run.run_id} pushes what it extracted; waiting for it"
-
-    e.instance.run_storage.handle_run_event(run.run_id,
-                                            DagsterEvent(DagsterEventType.RUN_SUCCESS.value, run.job_name))
+    assert e.skipped == (f"1 extraction run(s) of this source still queued or running (e.g. {running.run_id}): the "
+                         f"last one pushes what they extracted; waiting")
+    finish(e, running)
     assert len(e.tick()) == 1  # the cursor was kept: the materialization is seen again
 
 
