@@ -3,7 +3,8 @@
 #   ./dev.sh demo [--no-ui]   set up, run the main job on embedded defaults (throwaway MariaDB, DataHub Lite,
 #                             local Dagster home), print a summary, then open Dagit (unless --no-ui)
 #   ./dev.sh test [ARGS]      set up and run the whole test suite (pytest ARGS)
-#   ./dev.sh setup            only install: .venv with pinned packages, mariadb-server and chromium from Debian
+#   ./dev.sh setup            only install: .venv with pinned packages, mariadb-server, postgresql and chromium from
+#                             Debian
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -12,6 +13,8 @@ PY=${PYTHON:-python3}
 
 need_apt=()
 [ -x /usr/sbin/mariadbd ] || command -v mariadbd >/dev/null 2>&1 || need_apt+=(mariadb-server)
+# PostgreSQL: Dagster's storage in bench/deployed.py (Cloud SQL for PostgreSQL on GKE); metadata_assets/local_postgres.py
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need_apt+=(postgresql)
 # Debian splits venv/ensurepip out of python3
 [ -x "$VENV/bin/python" ] || "$PY" -c "import venv, ensurepip" >/dev/null 2>&1 || need_apt+=(python3-venv)
 
