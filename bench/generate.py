@@ -46,6 +46,7 @@ SIZES = {
     "S": Size("S", 20, 25, 12),
     "L": Size("L", 100, 30, 15),
     "XL": Size("XL", 3000, 10, 10),
+    "W": Size("W", 1, 10000, 10),  # one wide database (issue 11, target 5)
 }
 
 # (column type, data type family) pairs; varied on purpose: numbers, strings, temporal, json, enum, blobs.

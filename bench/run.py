@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -238,7 +239,9 @@ def child_dagster(spec: dict, out: Path) -> dict:
     detail = {"import_and_defs_s": round(t_instance - t_import, 2), "new_instance_s": round(t0 - t_instance, 2),
               "runs": len(reqs), "runs_ok": ok,
               "partitions_materialized": materialized, "events_logged": events, "run_requests_from": how, "per_run_s": per_run,
-              "extraction_s": round(t_extracted - t0, 2)}
+              "extraction_s": round(t_extracted - t0, 2),
+              # ru_maxrss only grows: this is the peak of the extraction runs, before any push
+              "extraction_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     push_key = AssetKey([source.name, "datahub_push"])
     job = defs.resolve_implicit_global_asset_job_def()
     if push_key in set(job.asset_layer.executable_asset_keys):
@@ -598,6 +601,10 @@ def render(all_results: dict, mach: dict) -> str:
         dag = s.get("dagster") or []
         if dag and "push_first" in dag[-1]:
             pf, pu = dag[-1]["push_first"], dag[-1]["push_unchanged"]
+            if pf.get("databases_pushed") == 0 and pf.get("proposals_sent") == 0:
+                lines += ["The last extraction run pushed into DataHub Lite at its end (`push_from_extraction`): the "
+                          "extraction time above includes the first push, and the `datahub_push` asset run after it "
+                          "had nothing left to send."]
             lines += [f"Push into DataHub Lite (the `datahub_push` asset, run in process after the extraction runs; "
                       f"last run): first push {_f(_med(dag, 'push_first_s'))} s (median), "
                       f"{pf.get('proposals_sent', '?')} proposals, {pf.get('databases_pushed', '?')} databases; "
@@ -607,7 +614,7 @@ def render(all_results: dict, mach: dict) -> str:
         elif dag:
             lines += [f"Push: {dag[-1].get('push', 'not measured')}", ""]
         headline.append((name, ratios))
-    for extra in ("LATENCY.md", "NOTES.md"):  # LATENCY.md: bench/latency.py
+    for extra in ("DEPLOYED.md", "LATENCY.md", "NOTES.md"):  # bench/deployed.py, bench/latency.py, by hand
         if (BENCH / extra).exists():
             lines += ["", (BENCH / extra).read_text()]
     return "\n".join(lines) + "\n"

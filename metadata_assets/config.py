@@ -160,8 +160,8 @@ class Schedule(_Strict):
 
 class RunPod(_Strict):
     """What an extraction run's pod asks Kubernetes for (request = limit for memory). 512Mi holds a batch of 200
-    ordinary databases with headroom; a run extracting one database of 10,000 tables peaks at 504 MiB (bench/, size
-    W): give such a source 1Gi."""
+    ordinary databases with headroom; a run extracting one database of 10,000 tables peaks at 504 MiB, and at
+    808 MiB when it also pushes it (push_from_extraction; bench/, size W): give such a source 1Gi."""
 
     cpu: str = Field(default="250m", pattern=r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$",
                      description="a Kubernetes CPU quantity: 250m, 1, 1.5")

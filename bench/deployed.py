@@ -1,0 +1,344 @@
+"""The daily refresh as the deployment runs it, timed from outside: a Dagster daemon with the run queue and the
+default run launcher (every run its own process, as under `dagster dev` and as pods are on GKE), the instance
+configured as deploy/values.yaml configures it (queue, pools, run limits), Dagster's storage on a private
+PostgreSQL server (Cloud SQL for PostgreSQL on GKE) or on sqlite. Not a test: nothing here runs in pytest.
+
+    .venv/bin/python bench/deployed.py --size L                      # both storages, then the built-in source
+    .venv/bin/python bench/deployed.py --size L --storage postgres --skip-builtin
+
+Per storage, on a fresh Dagster home, store and DataHub Lite:
+1. first fill: the daemon starts; the schema sensor's first tick adds every database as a partition and requests
+   range runs of `batch_size`; the push sensor pushes once they are done. Timed from the first sensor tick to the
+   push that leaves every database pushed (the daemon's own start, ~5 s, is reported apart).
+2. a normal day: the schema sensor is stopped (so that only the daily path runs), 1% of the databases get a
+   column (ALTER TABLE ... ADD COLUMN, dropped again at the end), and the daily schedule is started with a cron of
+   every minute: timed from its tick to the push that leaves the changed databases pushed.
+The built-in source (`datahub ingest`, `file` sink and `datahub-lite` sink) runs against the same server in the same
+invocation, so the ratios compare like with like. Writes bench/deployed.json and bench/DEPLOYED.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+BENCH = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH.parent), str(BENCH)]
+
+import generate  # noqa: E402
+import run  # noqa: E402
+
+VALUES = yaml.safe_load((BENCH.parent / "deploy" / "values.yaml").read_text())
+POLL_S = 0.5
+
+
+def instance_yaml(storage: str, pg=None) -> dict:
+    """dagster.yaml as the chart renders it from deploy/values.yaml (run queue, pools, run retries)."""
+    qrc = VALUES["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    pools, runs = VALUES["concurrency"]["pools"], VALUES["concurrency"]["runs"]
+    doc = {
+        "telemetry": {"enabled": False},
+        "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator",
+                            "config": {"dequeue_interval_seconds": qrc["dequeueIntervalSeconds"]}},
+        "concurrency": {"pools": {"granularity": pools["granularity"], "default_limit": pools["defaultLimit"]},
+                        "runs": {"max_concurrent_runs": runs["maxConcurrentRuns"]}},
+        "run_retries": {"enabled": True, "max_retries": VALUES["dagsterDaemon"]["runRetries"]["maxRetries"]},
+    }
+    if storage == "postgres":
+        doc["storage"] = {"postgres": {"postgres_db": {
+            "hostname": pg.host, "port": pg.port, "username": pg.user, "password": "", "db_name": "dagster"}}}
+    return doc
+
+
+class Deployment:
+    """A Dagster home with its daemon; the bench's sources.yaml with a schedule that fires every minute."""
+
+    def __init__(self, home: Path, server, storage: str, batch_size: int, pg=None):
+        self.home, self.storage = home, storage
+        (home / "dagster").mkdir(parents=True)
+        (home / "dagster" / "dagster.yaml").write_text(yaml.safe_dump(instance_yaml(storage, pg)))
+        cfg = {"sources": [{"name": run.SOURCE_NAME, "type": "mysql", "host": "127.0.0.1", "port": server.port,
+                            "user": run.READER_USER, "password_env": run.PASSWORD_ENV,
+                            "database_pattern": {"allow": [f"{generate.DB_PREFIX}.*"]}, "batch_size": batch_size,
+                            "schedule": {"cron": "* * * * *"}}],
+               "storage": {"uri": str(home / "store")},
+               "datahub": {"target": "lite", "lite": {"path": str(home / "lite.sqlite")}}}
+        (home / "sources.yaml").write_text(yaml.safe_dump(cfg))
+        self.env = {**os.environ, "DAGSTER_HOME": str(home / "dagster"), "METADATA_ASSETS_CONFIG":
+                    str(home / "sources.yaml"), run.PASSWORD_ENV: run.READER_PASSWORD,
+                    "DATAHUB_TELEMETRY_ENABLED": "false", "PYTHONUNBUFFERED": "1"}
+        self.daemon = None
+        self.source = None
+
+    def cli(self, *args: str) -> None:
+        subprocess.run([str(Path(sys.executable).parent / "dagster"), *args, "-m", "metadata_assets.definitions"],
+                       env=self.env, check=True, capture_output=True, timeout=120)
+
+    def start_daemon(self) -> float:
+        log = open(self.home / "daemon.log", "wb")
+        self.daemon = subprocess.Popen([str(Path(sys.executable).parent / "dagster-daemon"), "run", "-m",
+                                        "metadata_assets.definitions"], env=self.env, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        return time.time()
+
+    def stop(self) -> None:
+        if self.daemon is not None and self.daemon.poll() is None:
+            os.killpg(self.daemon.pid, 2)
+            try:
+                self.daemon.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.daemon.pid, 9)
+
+    def instance(self):
+        os.environ.update({k: self.env[k] for k in ("DAGSTER_HOME", "METADATA_ASSETS_CONFIG", run.PASSWORD_ENV)})
+        from dagster import DagsterInstance
+
+        return DagsterInstance.get()
+
+
+def ticks(inst, name: str) -> list:
+    for state in inst.all_instigator_state():
+        if state.instigator_name == name:
+            return sorted(inst.get_ticks(state.instigator_origin_id, state.selector_id, limit=1000),
+                          key=lambda t: t.timestamp)
+    return []
+
+
+def runs_since(inst, since: float) -> list:
+    from dagster import RunsFilter
+
+    return [r for r in inst.get_run_records(RunsFilter(), limit=1000) if r.create_timestamp.timestamp() >= since]
+
+
+def pushed_everything(home: Path, databases: list[str]) -> bool:
+    """Every database recorded as pushed at the version of its current files."""
+    from metadata_assets.datahub import files
+    from metadata_assets.datahub.push import load_state
+
+    store = files.LocalStore(home / "store")
+    state = load_state(store, run.SOURCE_NAME)
+    for db in databases:
+        record = files.read_version(store, run.SOURCE_NAME, db)
+        if record is None or db not in state or state[db].data_version != record["data_version"]:
+            return False
+    return True
+
+
+def wait(predicate, timeout: float, what: str, daemon) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            raise SystemExit(f"the daemon exited ({daemon.returncode}) while waiting for {what}")
+        if predicate():
+            return time.time()
+        time.sleep(POLL_S)
+    raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def split(records: list, t0: float) -> dict:
+    """Run timings relative to t0: extraction runs (first start .. last end) and push runs."""
+    out = {"extraction_runs": 0, "push_runs": 0}
+    ext = [r for r in records if r.dagster_run.tags.get("metadata_assets/push_source") is None]
+    push = [r for r in records if r.dagster_run.tags.get("metadata_assets/push_source") is not None]
+    for label, rs in (("extraction", ext), ("push", push)):
+        done = [r for r in rs if r.start_time and r.end_time]
+        out[f"{label}_runs"] = len(rs)
+        if done:
+            out[f"{label}_first_start_s"] = round(min(r.start_time for r in done) - t0, 2)
+            out[f"{label}_last_end_s"] = round(max(r.end_time for r in done) - t0, 2)
+            out[f"{label}_run_s"] = [round(r.end_time - r.start_time, 2) for r in done]
+    return out
+
+
+def measure_storage(storage: str, server, databases: list[str], args, log) -> dict:
+    from metadata_assets import local_postgres
+
+    work = run.WORK / args.size / "deployed" / storage
+    shutil.rmtree(work, ignore_errors=True)
+    pg = None
+    if storage == "postgres":
+        pg = local_postgres.start(work / "pg")
+        local_postgres.create_database(pg, "dagster")
+    dep = Deployment(work / "home", server, storage, args.batch_size, pg)
+    n_changed = max(1, len(databases) * args.changed_percent // 100)
+    changed = {db: first_table(server, db) for db in databases[:: max(1, len(databases) // n_changed)][:n_changed]}
+    result: dict = {"storage": storage, "changed_databases": len(changed)}
+    try:
+        dep.cli("schedule", "stop", f"{run.SOURCE_NAME}_daily_schedule")  # the first fill comes from the sensor
+        t_daemon = dep.start_daemon()
+        inst = dep.instance()
+        key_name = f"{run.SOURCE_NAME}_schema_sensor"
+        t_tick = None
+
+        def first_fill_done() -> bool:
+            nonlocal t_tick
+            if t_tick is None:
+                t = ticks(inst, key_name)
+                t_tick = t[0].timestamp if t else None
+            return t_tick is not None and pushed_everything(dep.home, databases) and not _active(inst)
+
+        t_done = wait(first_fill_done, args.timeout, "the first fill", dep.daemon)
+        result["first_fill"] = {"daemon_start_to_first_tick_s": round(t_tick - t_daemon, 2),
+                                "s": round(t_done - t_tick, 2), **split(runs_since(inst, t_tick - 1), t_tick)}
+        log(f"[{storage}] first fill: {result['first_fill']}")
+
+        dep.cli("sensor", "stop", key_name)
+        for db, table in changed.items():
+            server.execute(f"ALTER TABLE `{db}`.`{table}` ADD COLUMN bench_normal_day INT COMMENT 'deployed bench'")
+        t_changed = time.time()
+        dep.cli("schedule", "start", f"{run.SOURCE_NAME}_daily_schedule")
+        sched = f"{run.SOURCE_NAME}_daily_schedule"
+        t_sched = None
+
+        def day_done() -> bool:
+            nonlocal t_sched
+            if t_sched is None:
+                t = [x for x in ticks(inst, sched) if x.timestamp >= t_changed and x.run_ids]
+                t_sched = t[0].timestamp if t else None
+                if t_sched is not None:
+                    dep.cli("schedule", "stop", sched)  # one daily run, not one a minute
+            return t_sched is not None and pushed_everything(dep.home, databases) and not _active(inst)
+
+        t_day = wait(day_done, args.timeout, "the normal day", dep.daemon)
+        result["normal_day"] = {"s": round(t_day - t_sched, 2), **split(runs_since(inst, t_sched - 1), t_sched)}
+        log(f"[{storage}] normal day: {result['normal_day']}")
+    finally:
+        dep.stop()
+        for db, table in changed.items():
+            try:
+                server.execute(f"ALTER TABLE `{db}`.`{table}` DROP COLUMN IF EXISTS bench_normal_day")
+            except Exception as e:  # keep the generated server pristine; say so if it is not
+                log(f"could not drop bench_normal_day from {db}: {e}")
+        if pg is not None:
+            pg.stop()
+    return result
+
+
+def first_table(server, db: str) -> str:
+    conn = server.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND "
+                        "TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME LIMIT 1", (db,))
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _active(inst) -> bool:
+    from dagster import DagsterRunStatus, RunsFilter
+
+    active = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+              DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+    return bool(inst.get_run_records(RunsFilter(statuses=active), limit=1))
+
+
+def builtin(server, args, log) -> dict:
+    env = {**os.environ, "DATAHUB_TELEMETRY_ENABLED": "false"}
+    out: dict = {}
+    for sink in ("file", "datahub-lite"):
+        d = run.WORK / args.size / "deployed" / f"builtin-{sink}"
+        shutil.rmtree(d, ignore_errors=True)
+        cmd = run.builtin_cmd(server.port, f"{generate.DB_PREFIX}.*", d)
+        if sink == "datahub-lite":
+            recipe = yaml.safe_load((d / "recipe.yml").read_text())
+            recipe["sink"] = {"type": "datahub-lite", "config": {"type": "sqlite", "config": {
+                "file": str(d / "lite.sqlite")}}}
+            (d / "recipe.yml").write_text(yaml.safe_dump(recipe))
+        r = run.measure(cmd, env, args.builtin_timeout, server, d / "stderr.log")
+        out[sink] = {k: r[k] for k in ("wall_s", "peak_rss_mib", "timed_out", "rc") if k in r}
+        log(f"[builtin {sink}] {out[sink]}")
+    return out
+
+
+def render(data: dict) -> str:
+    lines = ["## The deployed shape: daemon, run queue, one process per run (bench/deployed.py)", "",
+             f"Measured {data['measured']} on {data['size']} ({data['databases']} databases), batch_size "
+             f"{data['batch_size']}, instance as deploy/values.yaml configures it (queue every "
+             f"{data['dequeue_s']} s, per-host pool, run retries); sensors every 15 s (schema) and 30 s (push). "
+             f"Command: `{data['command']}`.", "",
+             "| | sqlite storage | PostgreSQL storage |", "|---|---:|---:|"]
+    by = {r["storage"]: r for r in data["storages"]}
+
+    def cell(storage, phase, key="s"):
+        v = by.get(storage, {}).get(phase, {}).get(key)
+        return "—" if v is None else f"{v:.1f} s"
+    lines.append(f"| first fill: sensor tick -> every database in DataHub Lite | {cell('sqlite', 'first_fill')} | "
+                 f"{cell('postgres', 'first_fill')} |")
+    lines.append(f"| of which the first run starts (queue, process start) | "
+                 f"{cell('sqlite', 'first_fill', 'extraction_first_start_s')} | "
+                 f"{cell('postgres', 'first_fill', 'extraction_first_start_s')} |")
+    lines.append(f"| normal day ({by[next(iter(by))]['changed_databases']} databases changed): schedule tick -> "
+                 f"pushed | {cell('sqlite', 'normal_day')} | {cell('postgres', 'normal_day')} |")
+    lines.append(f"| of which the run starts (queue, process start) | "
+                 f"{cell('sqlite', 'normal_day', 'extraction_first_start_s')} | "
+                 f"{cell('postgres', 'normal_day', 'extraction_first_start_s')} |")
+    lines.append(f"| push runs of their own (first fill, normal day) | "
+                 + " | ".join(f"{by.get(st, {}).get('first_fill', {}).get('push_runs', '—')}, "
+                              f"{by.get(st, {}).get('normal_day', {}).get('push_runs', '—')}"
+                              for st in ("sqlite", "postgres")) + " |")
+    b = data.get("builtin") or {}
+    if b:
+        lines += ["", f"Built-in mysql source on the same server in the same invocation: `file` sink "
+                      f"{b['file']['wall_s']:.1f} s, `datahub-lite` sink {b['datahub-lite']['wall_s']:.1f} s "
+                      f"(it re-reads everything every day)."]
+        for storage in ("sqlite", "postgres"):
+            r = by.get(storage)
+            if r:
+                ff, nd = r["first_fill"]["s"], r["normal_day"]["s"]
+                lite, file = b["datahub-lite"]["wall_s"], b["file"]["wall_s"]
+                lines.append(f"- {storage}: first fill {lite / ff:.1f}x as fast as the built-in into Lite "
+                             f"({ff:.1f} s vs {lite:.1f} s), {file / ff:.1f}x the built-in into a file; normal day "
+                             f"{lite / nd:.1f}x the built-in into Lite, {file / nd:.1f}x into a file.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", default="L", choices=sorted(generate.SIZES))
+    p.add_argument("--storage", default="sqlite,postgres")
+    p.add_argument("--batch-size", type=int, default=200)
+    p.add_argument("--changed-percent", type=int, default=1)
+    p.add_argument("--timeout", type=float, default=1800, help="bound on each wait, s")
+    p.add_argument("--builtin-timeout", type=float, default=900)
+    p.add_argument("--skip-builtin", action="store_true")
+    p.add_argument("--render", action="store_true", help="only re-render DEPLOYED.md from deployed.json")
+    args = p.parse_args()
+    out = BENCH / "deployed.json"
+    if args.render:
+        data = json.loads(out.read_text())
+    else:
+        def log(msg):
+            print(msg, flush=True)
+
+        size = generate.SIZES[args.size]
+        server, _ = run.prepare(size, log)
+        try:
+            databases = size.database_names()
+            data = {"size": args.size, "databases": len(databases), "batch_size": args.batch_size,
+                    "dequeue_s": VALUES["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"][
+                        "dequeueIntervalSeconds"],
+                    "command": " ".join(["bench/deployed.py", *sys.argv[1:]]),
+                    "storages": [measure_storage(s, server, databases, args, log)
+                                 for s in args.storage.split(",") if s],
+                    "builtin": None if args.skip_builtin else builtin(server, args, log)}
+        finally:
+            server.stop()
+        data["measured"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out.write_text(json.dumps(data, indent=1) + "\n")
+    (BENCH / "DEPLOYED.md").write_text(render(data))
+    print(render(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
