@@ -284,13 +284,13 @@ class GatedLite(LiteSink):
         super().__init__(target)
         self.gate, self.on_emit, self.calls = gate, on_emit, 0
 
-    def emit(self, mcps, deadline=None):
+    def emit(self, mcps, *args, **kwargs):
         self.calls += 1
         if self.calls == 1:
             if self.on_emit:
                 self.on_emit()
             assert self.gate.wait(30)
-        super().emit(mcps, deadline)
+        super().emit(mcps, *args, **kwargs)
 
 
 def test_two_pushes_at_once_lose_no_update(schema, tmp_path):
@@ -301,7 +301,15 @@ def test_two_pushes_at_once_lose_no_update(schema, tmp_path):
     refresh(cfg, [dbs[0]])  # push A sees only the first database
     gate, entered = threading.Event(), threading.Event()
     slow = GatedLite(cfg.datahub.lite, gate, on_emit=entered.set)
-    a = threading.Thread(target=push, args=(store, "src", rules, slow), kwargs={"max_removal_share": 1.0})
+    errors = []
+
+    def push_a():
+        try:
+            push(store, "src", rules, slow, max_removal_share=1.0)
+        except BaseException as e:  # a push that dies would "lose no update" for the wrong reason
+            errors.append(e)
+
+    a = threading.Thread(target=push_a)
     a.start()
     assert entered.wait(30)  # A has planned (state empty) and is sending
     refresh(cfg, [dbs[1]])  # the second database appears; push B starts while A is still sending
@@ -315,11 +323,13 @@ def test_two_pushes_at_once_lose_no_update(schema, tmp_path):
 
     b = threading.Thread(target=push_b)
     b.start()
-    time.sleep(0.5)
-    gate.set()  # A finishes after B started
+    # Without the lock B runs through and saves first, then A's save overwrites B's record: give B the time to
+    # (5 s; it needs under 2). With the lock B waits for A, and A finishes once the gate opens.
+    done_b.wait(5)
+    gate.set()
     a.join(30)
     b.join(30)
-    assert done_b.is_set()
+    assert done_b.is_set() and not errors
     assert set(load_state(store, "src")) == set(dbs)  # neither push's record was overwritten by the other's
     slow.close()
 
