@@ -107,8 +107,9 @@ def write_database(store: files.Store, source_name: str, db: Database, rules: Ur
         previous_raw = store.read_bytes(files.snapshot_key(source_name, db.name))
         previous_doc = json.loads(previous_raw) if previous_raw else None
         recorded = previous_doc if previous_doc and previous_doc.get("data_version") else None
-    if not rewrite and recorded is not None and recorded.get("data_version") == version:
-        if store.sha256(files.mce_key(source_name, db.name)) == recorded.get("file_sha256"):
+    if not rewrite and recorded is not None and recorded.get("data_version") == version \
+            and recorded.get("file_sha256"):  # snapshots from before file_sha256 existed: rebuild
+        if store.sha256(files.mce_key(source_name, db.name)) == recorded["file_sha256"]:
             result.rewritten = False
             result.previous = db  # the same schema: nothing changed, and the snapshot need not be parsed
             result.proposals = recorded.get("proposals", 0)

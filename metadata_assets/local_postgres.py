@@ -22,9 +22,9 @@ from metadata_assets.local_mariadb import free_port
 
 
 def _bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if found:
-        return found[-1]  # the newest major version installed
+    found = glob.glob(f"/usr/lib/postgresql/*/bin/{name}")
+    if found:  # the newest major version installed (by number: 15 after 9.6)
+        return max(found, key=lambda p: [int(x) for x in Path(p).parts[-3].split(".") if x.isdigit()])
     if shutil.which(name):
         return shutil.which(name)
     raise FileNotFoundError(f"{name} not found: install Debian's postgresql (./dev.sh setup does it)")
@@ -37,6 +37,8 @@ class LocalPostgres:
     datadir: Path
     port: int
     process: subprocess.Popen
+    log: object = None  # the server's log file, closed by stop()
+    owns_dir: bool = False  # start() made datadir's parent for it (see _server_dir): destroy() removes it
     host = "127.0.0.1"
     user = "postgres"
 
@@ -51,11 +53,19 @@ class LocalPostgres:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
     def destroy(self) -> None:
-        """Stop the server and delete its files (its data dir's parent, which start() made for it)."""
+        """Stop the server and delete its files: the data dir and socket dir, and the directory start() made for
+        them outside the caller's when it did; never anything else of the caller's."""
         self.stop()
-        shutil.rmtree(self.datadir.parent, ignore_errors=True)
+        if self.owns_dir:
+            shutil.rmtree(self.datadir.parent, ignore_errors=True)
+        else:
+            shutil.rmtree(self.datadir, ignore_errors=True)
+            shutil.rmtree(self.datadir.parent / "pgsock", ignore_errors=True)
 
     def __enter__(self) -> "LocalPostgres":
         return self
@@ -99,7 +109,8 @@ def _server_dir(basedir: Path, uid: int | None, gid: int | None) -> Path:
 def start(basedir: Path, port: int | None = None, timeout_s: float = 60) -> LocalPostgres:
     """initdb (once) under basedir/pgdata and start the server on 127.0.0.1:port; returns when it accepts logins."""
     uid, gid = _as_server_user()
-    basedir = _server_dir(Path(basedir).absolute(), uid, gid)
+    requested = Path(basedir).absolute()
+    basedir = _server_dir(requested, uid, gid)
     as_user = {} if uid is None else {"user": uid, "group": gid, "extra_groups": [], "cwd": str(basedir)}
     datadir, sockdir = basedir / "pgdata", basedir / "pgsock"
     sockdir.mkdir(exist_ok=True)
@@ -117,10 +128,11 @@ def start(basedir: Path, port: int | None = None, timeout_s: float = 60) -> Loca
         [_bin("postgres"), "-D", str(datadir), "-p", str(port), "-k", str(sockdir),
          "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **as_user)
-    server = LocalPostgres(datadir=datadir, port=port, process=process)
+    server = LocalPostgres(datadir=datadir, port=port, process=process, log=log, owns_dir=basedir != requested)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            log.close()
             raise RuntimeError(f"postgres exited with {process.returncode}; see {basedir / 'postgres.log'}")
         ready = subprocess.run([_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"],
                                capture_output=True)

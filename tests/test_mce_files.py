@@ -369,3 +369,23 @@ def test_version_records_spare_reading_snapshots(schema, tmp_path):
     forget_database(store, "src", db)
     assert [store.read_bytes(k("src", db)) for k in (files.mce_key, files.snapshot_key, files.version_key)] == [
         None, None, None]
+
+
+def test_an_old_snapshot_without_file_sha256_and_no_file_is_rebuilt(schema, tmp_path):
+    """A snapshot from before file_sha256 existed, its MCE file gone (a crash of an older forget): rebuilt."""
+    from metadata_assets.extract import extract as run_extract
+
+    db = schema.create("oldsnap", "CREATE TABLE t (id INT PRIMARY KEY)")
+    schema.grant()
+    source = schema.source()
+    store = files.LocalStore(tmp_path)
+    (first,) = run_extract(source, [db], store)
+    snapshot = json.loads(store.read_bytes(files.snapshot_key("src", db)))
+    for key in ("file_sha256", "proposals", "file_warnings"):
+        snapshot.pop(key)
+    store.write_bytes(files.snapshot_key("src", db), json.dumps(snapshot).encode())
+    store.delete(files.version_key("src", db))
+    store.delete(files.mce_key("src", db))
+    (again,) = run_extract(source, [db], store)
+    assert again.ok and again.rewritten and store.read_bytes(files.mce_key("src", db)) is not None
+    assert files.read_version(store, "src", db)["data_version"] == first.data_version

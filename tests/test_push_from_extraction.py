@@ -14,9 +14,10 @@ from metadata_assets.datahub.push import lock_key, push
 from metadata_assets.datahub.sinks import LiteSink, lite_reader
 from metadata_assets.defs import partitions_sensor
 from metadata_assets.defs import push as push_defs
-from metadata_assets.defs.extraction import PUSH_AFTER_TAG, build_mce_asset, partitions_def
+from metadata_assets.defs.extraction import EXTRACT_SOURCE_TAG, PUSH_AFTER_TAG, build_mce_asset, partitions_def
 from metadata_assets.defs.push import build_push_asset, build_push_sensor, push_asset_key
 from metadata_assets.extract import rules_for
+from metadata_assets.local_mariadb import free_port
 from tests.test_change_sensor import Daemon
 
 NO_RETRIES = {"execution": {"config": {"retries": {"disabled": {}}}}}
@@ -150,9 +151,10 @@ def test_a_self_push_stopped_by_another_push_leaves_its_files_to_the_push_sensor
 
 
 def active_extraction_run(e, tags=None) -> DagsterRun:
-    """A run of the extraction asset that the instance shows as running (as the daemon's runs are, with their
-    asset selection), for the sensor and the other runs to see."""
-    return e.instance.add_run(DagsterRun(job_name="__ASSET_JOB", run_id=make_new_run_id(), tags=tags or {},
+    """A run of the extraction asset that the instance shows as running, tagged with its source as the schedule's
+    and the sensors' runs are, for the push sensor and the other runs to see."""
+    return e.instance.add_run(DagsterRun(job_name="__ASSET_JOB", run_id=make_new_run_id(),
+                                         tags={**(tags or {}), EXTRACT_SOURCE_TAG: e.source.name},
                                          status=DagsterRunStatus.STARTED,
                                          asset_selection=frozenset({e.mce_asset.key})))
 
@@ -196,19 +198,39 @@ def test_the_schema_sensor_tags_few_changes_not_the_first_fill_nor_a_wave(schema
     assert tagged(daemon.tick()) == [None, None]  # 3 changes > batch_size 2: a wave, pushed once
 
 
-def test_the_schema_sensor_stretches_its_interval_after_a_costly_query(schema, tmp_path, monkeypatch):
+def test_the_schema_sensor_stretches_its_interval_after_a_costly_query(schema, tmp_path):
     schema.create("a", "CREATE TABLE t (id INT PRIMARY KEY)")
     schema.grant()
-    daemon = Daemon(schema.project(tmp_path, sensor_interval_s=20))
+    cfg = schema.project(tmp_path, sensor_interval_s=20)
+    daemon = Daemon(cfg)
+    cost = partitions_sensor.QueryCost()
+    daemon.sensor = partitions_sensor.build_schema_sensor(cfg, cfg.sources[0], cost=cost)
     assert daemon.sensor.minimum_interval_seconds == 20
-    monkeypatch.setitem(partitions_sensor._LAST_QUERY, "src", (time.monotonic(), 6.0))  # a 6 s query just now
+    cost.record(time.monotonic(), 6.0)  # a 6 s query just now
     skipped = daemon.tick()
     assert isinstance(skipped, SkipReason) and "the last fingerprint query took 6.0s" in skipped.skip_message
     assert daemon.partitions() == []
-    monkeypatch.setitem(partitions_sensor._LAST_QUERY, "src", (time.monotonic() - 61, 6.0))
+    cost.record(time.monotonic() - 61, 6.0)
     assert daemon.tick().run_requests and daemon.partitions()
-    started, cost = partitions_sensor._LAST_QUERY["src"]
-    assert cost < 6.0 and time.monotonic() - started < 30  # this tick's own query, recorded
+    assert cost.cost_s < 6.0 and time.monotonic() - cost.started < 30  # this tick's own query, recorded
+
+
+def test_a_failed_fingerprint_query_counts_its_cost_too(schema, tmp_path):
+    """A tick whose query failed is timed as well, so an unreachable source is not asked again at every tick."""
+    cfg = schema.project(tmp_path, port=free_port(), connect_timeout_s=0.5)  # nothing listens there
+    cost = partitions_sensor.QueryCost()
+    sensor = partitions_sensor.build_schema_sensor(cfg, cfg.sources[0], cost=cost)
+    result = sensor(build_sensor_context(instance=DagsterInstance.ephemeral()))
+    assert isinstance(result, SkipReason) and "unreachable" in result.skip_message
+    assert cost.started is not None
+
+
+def test_each_built_sensor_keeps_its_own_query_cost(schema, tmp_path):
+    cfg = schema.project(tmp_path)
+    first, second = partitions_sensor.QueryCost(), partitions_sensor.QueryCost()
+    partitions_sensor.build_schema_sensor(cfg, cfg.sources[0], cost=first)
+    first.record(time.monotonic(), 100.0)
+    assert second.wait_left(time.monotonic()) == 0.0  # another sensor (another test, another source) is not held
 
 
 def test_pushes_from_runs_and_sensor_leave_one_consistent_state(schema, tmp_path):
@@ -224,8 +246,38 @@ def test_pushes_from_runs_and_sensor_leave_one_consistent_state(schema, tmp_path
     assert (quiet.proposals_sent, quiet.databases_pushed) == (0, [])
 
 
-@pytest.fixture(autouse=True)
-def _no_backoff_between_tests():
-    partitions_sensor._LAST_QUERY.clear()
-    yield
-    partitions_sensor._LAST_QUERY.clear()
+def test_a_run_stuck_as_running_does_not_hold_the_push_back_for_ever(schema, tmp_path, monkeypatch):
+    """A run whose worker was killed where nothing ends it (no run monitoring) stays STARTED: past STUCK_RUN_S
+    it no longer keeps the others from pushing, nor the push sensor from pushing."""
+    from dagster._core.storage.tags import SCHEDULE_NAME_TAG
+
+    from metadata_assets.defs import extraction
+
+    e = Estate(schema, tmp_path)
+    active_extraction_run(e)
+    monkeypatch.setattr(extraction, "STUCK_RUN_S", -1)  # every active run counts as stuck
+    schema.server.execute(f"ALTER TABLE `{e.a}`.t ADD COLUMN added INT")
+    assert len(e.push_materializations(e.extract(e.a, {SCHEDULE_NAME_TAG: "src_daily_schedule"}))) == 1
+    assert "added" in lite_fields(e.cfg, e.a, "t")
+
+
+def test_runs_of_the_schedule_and_the_schema_sensor_name_their_source(schema, tmp_path):
+    """What the push from extraction runs relies on to see the other runs of a refresh (a schedule's runs carry no
+    asset selection of their own: without the tag every run took itself for the last and pushed)."""
+    from datetime import datetime, timezone
+
+    from dagster import build_schedule_context, instance_for_test
+
+    from metadata_assets.defs.schedule import build_daily_schedule
+
+    dbs = [schema.create(n, "CREATE TABLE t (id INT PRIMARY KEY)") for n in ("a", "b", "c")]
+    schema.grant()
+    cfg = schema.project(tmp_path, batch_size=2)
+    daemon = Daemon(cfg)
+    from_sensor = daemon.tick().run_requests
+    assert from_sensor and all(r.tags[EXTRACT_SOURCE_TAG] == "src" for r in from_sensor)
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(partitions_def(cfg.sources[0]).name, dbs)
+        from_schedule = build_daily_schedule(cfg.sources[0]).evaluate_tick(
+            build_schedule_context(instance=instance, scheduled_execution_time=datetime.now(timezone.utc))).run_requests
+    assert len(from_schedule) == 2 and all(r.tags[EXTRACT_SOURCE_TAG] == "src" for r in from_schedule)

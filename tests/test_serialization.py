@@ -97,3 +97,14 @@ def test_values_that_do_not_conform_get_the_library_error():
     lineage.upstreams[0]._inner_dict["type"] = "NOT_A_TYPE"  # not one of the enum's symbols
     with pytest.raises(AvroTypeException):
         aspect_json.to_obj(lineage)
+
+
+def test_a_schema_the_converter_does_not_compile_always_goes_to_the_library():
+    """A record holding a `fixed` (KafkaAuditHeader) is handed to avrogen, every time, not only the first."""
+    from datahub.metadata.schema_classes import KafkaAuditHeaderClass
+
+    from metadata_assets.datahub import aspect_json
+
+    header = KafkaAuditHeaderClass(time=1, server="s", appName="a", messageId=b"0" * 16)
+    assert aspect_json.to_obj(header) == header.to_obj()
+    assert aspect_json.to_obj(header) == header.to_obj()

@@ -52,8 +52,16 @@ def _converter(s: avro_schema.Schema, within_array: bool = False) -> Converter:
     if conv is None:
         # a placeholder first: recursive schemas (a record that contains itself) resolve to it
         cache[id(s)] = lambda d: cache[id(s)](d)
-        conv = cache[id(s)] = _compile(s, within_array)
+        try:
+            conv = _compile(s, within_array)
+        except _Unsure:  # a schema feature not compiled (fixed, ...): values of it go to the library, always
+            conv = _always_unsure
+        cache[id(s)] = conv
     return conv
+
+
+def _always_unsure(d):
+    raise _Unsure
 
 
 def _compile(s: avro_schema.Schema, within_array: bool) -> Converter:

@@ -77,6 +77,11 @@ def run_pod_tags(source: MySQLSource) -> dict:
 
 # set by the schema sensor on runs for changed databases: the run pushes what it extracted (defs/push.py)
 PUSH_AFTER_TAG = "metadata_assets/push_after"
+# on every extraction run the schedule and the sensors request: the source it reads
+EXTRACT_SOURCE_TAG = "metadata_assets/extract_source"
+# an extraction run shown as queued or running for longer is taken as stuck (its worker killed where no run
+# monitoring ends it): it no longer holds back the push of the others; a real run of 200 databases takes minutes
+STUCK_RUN_S = 6 * 3600
 MAX_RETRIES_TAG = "dagster/max_retries"
 EXTRACTION_RUN_RETRIES = 2
 
@@ -88,6 +93,7 @@ def run_tags(source: MySQLSource) -> dict[str, str]:
     tags = {key: json.dumps(value, sort_keys=True) for key, value in run_pod_tags(source).items()}
     # re-run a failed extraction run (needs run_retries enabled on the instance: deploy/values.yaml, the demo)
     tags[MAX_RETRIES_TAG] = str(EXTRACTION_RUN_RETRIES)
+    tags[EXTRACT_SOURCE_TAG] = source.name
     return tags
 
 
@@ -116,14 +122,17 @@ ACTIVE_RUN_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, Da
                        DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
 
-def active_extraction_runs(instance, key: AssetKey, besides: str = "") -> list[str]:
-    """Ids of the queued or running runs that materialize `key` (one source's extraction), other than `besides`."""
-    records = instance.get_run_records(RunsFilter(statuses=ACTIVE_RUN_STATUSES), limit=500)
+def active_extraction_runs(instance, source: MySQLSource, besides: str = "") -> list[str]:
+    """Ids of the source's extraction runs requested by the schedule or the sensors (EXTRACT_SOURCE_TAG) that are
+    queued or running, other than `besides`; runs shown so for over STUCK_RUN_S are left out."""
+    records = instance.get_run_records(
+        RunsFilter(statuses=ACTIVE_RUN_STATUSES, tags={EXTRACT_SOURCE_TAG: source.name}), limit=1000)
+    fresh_after = time.time() - STUCK_RUN_S
     return [r.dagster_run.run_id for r in records
-            if r.dagster_run.run_id != besides and key in (r.dagster_run.asset_selection or ())]
+            if r.dagster_run.run_id != besides and r.create_timestamp.timestamp() > fresh_after]
 
 
-def pushes_itself(context: AssetExecutionContext, cfg: ProjectConfig, key: AssetKey) -> bool:
+def pushes_itself(context: AssetExecutionContext, cfg: ProjectConfig, source: MySQLSource) -> bool:
     """Whether this extraction run pushes what it extracted at its end (datahub.push_from_extraction): a run the
     schema sensor started for a few changed databases always (PUSH_AFTER_TAG); another run the schedule or a sensor
     started when it is the last extraction run of its source (the end of a daily refresh or a first fill), so the
@@ -136,7 +145,7 @@ def pushes_itself(context: AssetExecutionContext, cfg: ProjectConfig, key: Asset
         return True
     if SCHEDULE_NAME_TAG not in tags and SENSOR_NAME_TAG not in tags:
         return False  # started by hand (Dagit, the CLI, a test): the push sensor pushes, as it always has
-    return not active_extraction_runs(context.instance, key, besides=context.run.run_id)
+    return not active_extraction_runs(context.instance, source, besides=context.run.run_id)
 
 
 class ExtractionConfig(Config):
@@ -189,7 +198,7 @@ def build_mce_asset(cfg: ProjectConfig, source: MySQLSource):
                     yield from schema_check_evaluations(context, source, key, r)  # per partition (defs/checks.py)
         except SourceUnavailable as e:  # only before the first database: later faults fail their own batch
             raise Failure(description=f"{e}; nothing was read or written, every file is as it was") from None
-        if len(failures) < len(databases) and pushes_itself(context, cfg, key):
+        if len(failures) < len(databases) and pushes_itself(context, cfg, source):
             from metadata_assets.defs.push import push_after_extraction  # defs/push imports this module
 
             push_after_extraction(context, cfg, source)

@@ -120,16 +120,33 @@ def _forget(cfg: ProjectConfig, source: MySQLSource, databases: list[str]) -> No
         forget_database(store, source.name, db)
 
 
-# source name -> (monotonic time of the last fingerprint query, its cost in s). Kept in the process that evaluates
-# sensors (the code server): lost when it restarts, which only means one tick at the configured interval.
-_LAST_QUERY: dict[str, tuple[float, float]] = {}
 COST_FACTOR = 10  # a tick's query costs at most a tenth of the time between two queries
 
 
-def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interval_seconds: Optional[int] = None):
+class QueryCost:
+    """When a sensor's last fingerprint query ran and what it cost: one per built sensor, kept in the process that
+    evaluates it (the code server; lost when it restarts, which only means one tick at the configured interval)."""
+
+    def __init__(self):
+        self.started: Optional[float] = None
+        self.cost_s = 0.0
+
+    def record(self, started: float, cost_s: float) -> None:
+        self.started, self.cost_s = started, cost_s
+
+    def wait_left(self, now: float) -> float:
+        """Seconds until the next query may run: COST_FACTOR times the last one's cost after it started."""
+        if self.started is None:
+            return 0.0
+        return COST_FACTOR * self.cost_s - (now - self.started)
+
+
+def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interval_seconds: Optional[int] = None,
+                        cost: Optional[QueryCost] = None):
     parts = partitions_def(source)
     key = mce_asset_key(source)
     interval = minimum_interval_seconds or source.sensor_interval_s
+    cost = cost or QueryCost()
 
     @sensor(
         name=f"{source.name}_schema_sensor",
@@ -141,14 +158,15 @@ def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interva
     )
     def schema_sensor(context: SensorEvaluationContext):
         started = time.monotonic()
-        last = _LAST_QUERY.get(source.name)
-        if last and started - last[0] < COST_FACTOR * last[1] - 1:
-            return SkipReason(f"the last fingerprint query took {last[1]:.1f}s: the next one runs "
-                              f"{COST_FACTOR * last[1] - (started - last[0]):.0f}s from now ({COST_FACTOR}x its cost, "
-                              f"sensor_interval_s is {interval})")
+        if (left := cost.wait_left(started)) > 1:
+            return SkipReason(f"the last fingerprint query took {cost.cost_s:.1f}s: the next one runs {left:.0f}s "
+                              f"from now ({COST_FACTOR}x its cost, sensor_interval_s is {interval})")
         cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         try:
-            fingerprints = read_fingerprints(source, cursor)
+            try:
+                fingerprints = read_fingerprints(source, cursor)
+            finally:  # a query that failed or timed out cost its time too
+                cost.record(started, time.monotonic() - started)
         except SourceUnavailable as e:  # ConnectionLost included: a query past its timeout
             return SkipReason(f"source unreachable: {e}")
         except SourceQueryFailed as e:
@@ -157,8 +175,7 @@ def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interva
             return SkipReason(f"fingerprint query failed on source {source.name!r}: {e.args[-1]}")
         except bigquery_errors() as e:
             return SkipReason(f"fingerprint query failed on source {source.name!r}: {e}")
-        query_s = time.monotonic() - started
-        _LAST_QUERY[source.name] = (started, query_s)
+        query_s = cost.cost_s
         partitions = list(parts.get_partition_keys(dynamic_partitions_store=context.instance))
         if not fingerprints and partitions:
             # an account that suddenly sees nothing is far likelier a broken grant than a dropped estate

@@ -137,9 +137,9 @@ def push_after_extraction(context: AssetExecutionContext, cfg: ProjectConfig, so
         report = push(store, source.name, rules_for(source), sink, max_removal_share=cfg.datahub.max_removal_share,
                       run_id=context.run.run_id, progress=context.log.info, deadline_s=cfg.datahub.push_deadline_s,
                       lock_wait_s=SELF_PUSH_LOCK_WAIT_S)
-    except (MassRemovalRefused, PushFailed, LockBusy, DataHubUnavailable) as e:
-        context.log.warning(f"push from this run stopped: {e}; the files it did not push stay pending and the "
-                            f"push sensor pushes them")
+    except Exception as e:  # best effort: whatever stops it, the extraction stands and the files stay pending
+        context.log.warning(f"push from this run stopped: {type(e).__name__}: {e}; the files it did not push stay "
+                            f"pending and the push sensor pushes them")
         return
     finally:
         sink.close()
@@ -189,7 +189,7 @@ def build_push_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interval_
         if _push_running(context, source):
             return SkipReason("a push of this source is already queued or running")
         # read before the state: a run that ends after this saved its push in the state we read next
-        extracting = (set(active_extraction_runs(context.instance, mce_key)) if cfg.datahub.push_from_extraction
+        extracting = (set(active_extraction_runs(context.instance, source)) if cfg.datahub.push_from_extraction
                       else set())
         store = files.open_store(cfg.storage.uri)
         state = load_state(store, source.name)
