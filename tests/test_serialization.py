@@ -13,9 +13,10 @@ from metadata_assets.extract import rules_for
 from metadata_assets.sources.mysql import MySQLReader, connect
 
 
-def test_fast_serializer_equals_library_serializer(schema):
+def real_mcps(schema, odd_table: str) -> list[MetadataChangeProposalWrapper]:
+    """Every proposal of the demo sample plus one database holding `odd_table`, read from the real server."""
     schema.load_sample()
-    schema.create("odd names", "CREATE TABLE `we$ird-ü` (`select` INT PRIMARY KEY COMMENT 'ключ') COMMENT='표'")
+    schema.create("odd names", odd_table)
     schema.grant()
     source = schema.source(platform_instance="eu-1")
     conn = connect(source)
@@ -25,7 +26,11 @@ def test_fast_serializer_equals_library_serializer(schema):
     lineage = LineageResolver(rules)
     for db in dbs:
         lineage.register(db)
-    mcps = [m for db in dbs for m in database_mcps(db, rules, lineage)]
+    return [m for db in dbs for m in database_mcps(db, rules, lineage)]
+
+
+def test_fast_serializer_equals_library_serializer(schema):
+    mcps = real_mcps(schema, "CREATE TABLE `we$ird-ü` (`select` INT PRIMARY KEY COMMENT 'ключ') COMMENT='표'")
     aspects = {m.aspectName for m in mcps}
     assert {"schemaMetadata", "upstreamLineage", "viewProperties", "dataPlatformInstance"} <= aspects
     library = (json.dumps([m.to_obj(simplified_structure=True) for m in mcps], indent=2, ensure_ascii=False)
@@ -61,19 +66,9 @@ def test_compiled_aspect_converter_equals_avrogen_on_every_aspect_we_write(schem
     """aspect_json converts every aspect of real files itself (no fallback) into exactly avrogen's to_obj()."""
     from metadata_assets.datahub import aspect_json
 
-    schema.load_sample()
-    schema.create("odd", "CREATE TABLE `we$ird-ü` (`select` INT PRIMARY KEY COMMENT 'ключ', b BIT(1), y YEAR, "
-                         "j JSON, e ENUM('a','b'), d DECIMAL(10,2) NOT NULL DEFAULT 0) COMMENT='표'")
-    schema.grant()
-    source = schema.source(platform_instance="eu-1")
-    conn = connect(source)
-    dbs = list(MySQLReader(conn).read(schema.databases, source))
-    conn.close()
-    rules = rules_for(source)
-    lineage = LineageResolver(rules)
-    for db in dbs:
-        lineage.register(db)
-    aspects = [m.aspect for db in dbs for m in database_mcps(db, rules, lineage)]
+    aspects = [m.aspect for m in real_mcps(
+        schema, "CREATE TABLE `we$ird-ü` (`select` INT PRIMARY KEY COMMENT 'ключ', b BIT(1), y YEAR, "
+                "j JSON, e ENUM('a','b'), d DECIMAL(10,2) NOT NULL DEFAULT 0) COMMENT='표'")]
     assert len({type(a) for a in aspects}) >= 9
     for a in aspects:
         assert aspect_json._converter(type(a).RECORD_SCHEMA)(a) == a.to_obj(), type(a).__name__

@@ -136,8 +136,8 @@ def pushes_itself(context: AssetExecutionContext, cfg: ProjectConfig, source: My
     """Whether this extraction run pushes what it extracted at its end (datahub.push_from_extraction): a run the
     schema sensor started for a few changed databases always (PUSH_AFTER_TAG); another run the schedule or a sensor
     started when it is the last extraction run of its source (the end of a daily refresh or a first fill), so the
-    push follows at once instead of at the push sensor's next tick, in a run of its own. Two runs that end together may both see the other one:
-    then neither pushes, and the push sensor does."""
+    push follows at once instead of at the push sensor's next tick, in a run of its own. Two runs that end together
+    may both see the other one: then neither pushes, and the push sensor does."""
     tags = context.run.tags
     if not cfg.datahub.push_from_extraction:
         return False

@@ -45,7 +45,6 @@ from metadata_assets.markdown import bullets, code
 SOURCE_TAG = "metadata_assets/push_source"
 BLOCKED_TAG = "metadata_assets/push_blocked"  # set on a run the fail-safe stopped: retrying it changes nothing
 RETRY_POLICY = RetryPolicy(max_retries=3, delay=60, backoff=Backoff.EXPONENTIAL)
-_ACTIVE = ACTIVE_RUN_STATUSES
 
 
 def push_asset_key(source: MySQLSource) -> AssetKey:
@@ -72,6 +71,19 @@ def _metadata(r: PushReport) -> dict:
     }
 
 
+def _push_source(context: AssetExecutionContext, cfg: ProjectConfig, source: MySQLSource, **kw) -> PushReport:
+    """Push one source with the project's store and sink (what the push asset and an extraction run's own push
+    share). ConfigError or ValueError when the store, the sink or the push state cannot be opened."""
+    store = files.open_store(cfg.storage.uri)
+    sink = open_sink(cfg.datahub)
+    try:
+        return push(store, source.name, rules_for(source), sink, max_removal_share=cfg.datahub.max_removal_share,
+                    run_id=context.run.run_id, progress=context.log.info, deadline_s=cfg.datahub.push_deadline_s,
+                    **kw)
+    finally:
+        sink.close()
+
+
 def build_push_asset(cfg: ProjectConfig, source: MySQLSource, retry_policy: RetryPolicy = RETRY_POLICY):
     @asset(
         key=push_asset_key(source),
@@ -86,15 +98,9 @@ def build_push_asset(cfg: ProjectConfig, source: MySQLSource, retry_policy: Retr
     )
     def datahub_push(context: AssetExecutionContext, config: PushConfig) -> MaterializeResult:
         try:
-            store = files.open_store(cfg.storage.uri)
-            sink = open_sink(cfg.datahub)
-        except (ConfigError, ValueError) as e:  # a retry cannot fix configuration
+            report = _push_source(context, cfg, source, allow_mass_removal=config.allow_mass_removal)
+        except (ConfigError, ValueError) as e:  # a retry cannot fix configuration or an unknown state format
             raise Failure(description=f"source {source.name!r}: {e}", allow_retries=False) from None
-        try:
-            report = push(store, source.name, rules_for(source), sink,
-                          max_removal_share=cfg.datahub.max_removal_share,
-                          allow_mass_removal=config.allow_mass_removal, run_id=context.run.run_id,
-                          progress=context.log.info, deadline_s=cfg.datahub.push_deadline_s)
         except MassRemovalRefused as e:
             context.instance.add_run_tags(context.run.run_id, {BLOCKED_TAG: "fail_safe"})
             raise Failure(description=str(e), allow_retries=False) from None
@@ -106,8 +112,6 @@ def build_push_asset(cfg: ProjectConfig, source: MySQLSource, retry_policy: Retr
             raise Failure(description=f"source {source.name!r}: {e}; this push will be retried") from None
         except DataHubUnavailable as e:
             raise Failure(description=f"source {source.name!r}: {e}; every changed file stays pending") from None
-        finally:
-            sink.close()
         context.log.info(f"{report.target}: {len(report.databases_pushed)} databases pushed, "
                          f"{report.databases_skipped} unchanged, {len(report.databases_removed)} removed, "
                          f"{report.proposals_sent} proposals, {len(report.soft_deleted)} soft-deleted")
@@ -128,21 +132,11 @@ def push_after_extraction(context: AssetExecutionContext, cfg: ProjectConfig, so
     materialization of the push asset with the same metadata as the asset's own, as a runless event: in the
     extraction step it would count among that step's materializations of databases."""
     try:
-        store = files.open_store(cfg.storage.uri)
-        sink = open_sink(cfg.datahub)
-    except (ConfigError, ValueError) as e:
-        context.log.warning(f"no push from this run ({e}); the push sensor reports it")
-        return
-    try:
-        report = push(store, source.name, rules_for(source), sink, max_removal_share=cfg.datahub.max_removal_share,
-                      run_id=context.run.run_id, progress=context.log.info, deadline_s=cfg.datahub.push_deadline_s,
-                      lock_wait_s=SELF_PUSH_LOCK_WAIT_S)
+        report = _push_source(context, cfg, source, lock_wait_s=SELF_PUSH_LOCK_WAIT_S)
     except Exception as e:  # best effort: whatever stops it, the extraction stands and the files stay pending
         context.log.warning(f"push from this run stopped: {type(e).__name__}: {e}; the files it did not push stay "
                             f"pending and the push sensor pushes them")
         return
-    finally:
-        sink.close()
     context.log.info(f"pushed from this run: {len(report.databases_pushed)} databases, {report.proposals_sent} "
                      f"proposals, {len(report.soft_deleted)} soft-deleted")
     context.instance.report_runless_asset_event(AssetMaterialization(
@@ -153,7 +147,7 @@ def push_after_extraction(context: AssetExecutionContext, cfg: ProjectConfig, so
 
 def _push_running(context: SensorEvaluationContext, source: MySQLSource) -> bool:
     runs = context.instance.get_run_records(
-        RunsFilter(statuses=_ACTIVE, tags={SOURCE_TAG: source.name}), limit=1)
+        RunsFilter(statuses=ACTIVE_RUN_STATUSES, tags={SOURCE_TAG: source.name}), limit=1)
     return bool(runs)
 
 
