@@ -18,27 +18,18 @@ from metadata_assets import config as config_mod
 
 
 def cmd_grants(args) -> int:
-    from metadata_assets.sources.mysql import SourceUnavailable, grant_statements, list_databases
+    from metadata_assets.sources.base import SourceUnavailable
+    from metadata_assets.sources.registry import kind_of
 
     cfg = config_mod.load(args.config)
     sources = [cfg.source(args.source)] if args.source else cfg.sources
     for source in sources:
-        if source.type == "bigquery":
-            from metadata_assets.sources.bigquery import grant_commands
-
-            print(f"-- source {source.name}: BigQuery project {source.project} (IAM roles, not GRANTs)")
-            print("\n".join(grant_commands(source)))
-            continue
-        if args.database:
-            dbs = args.database
-        else:
-            try:
-                dbs = list_databases(source)  # needs the account to exist already; else name databases with -d
-            except (SourceUnavailable, config_mod.ConfigError) as e:
-                print(f"-- cannot list databases of {source.name!r} ({e}); pass them with --database", file=sys.stderr)
-                return 2
-        print(f"-- source {source.name}: {source.host}:{source.port}, {len(dbs)} databases")
-        print("\n".join(grant_statements(source, dbs)))
+        try:
+            # without --database the account must exist already: it lists the databases
+            print("\n".join(kind_of(source).grant_text(source, args.database)))
+        except (SourceUnavailable, config_mod.ConfigError) as e:
+            print(f"-- cannot list databases of {source.name!r} ({e}); pass them with --database", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -6,289 +6,38 @@ the field, never a traceback from deep inside.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
 import yaml
-from datahub.configuration.common import AllowDenyPattern
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-try:  # Python 3.11+
-    from re import _parser as _sre_parse
-except ImportError:  # pragma: no cover - older Pythons
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
+# re-exported: what every source shares, and the models of the built-in sources
+from metadata_assets.source_config import (  # noqa: F401
+    ConfigError,
+    Pattern,
+    RunPod,
+    Schedule,
+    ServerSource,
+    SourceConfig,
+    _Strict,
+)
+from metadata_assets.sources.bigquery.config import BigQuerySource  # noqa: F401
+from metadata_assets.sources.mysql.config import SYSTEM_DATABASES, MySQLSource  # noqa: F401
+from metadata_assets.sources.registry import config_model, config_models, source_types
 
 CONFIG_ENV = "METADATA_ASSETS_CONFIG"
 HOME_ENV = "METADATA_ASSETS_HOME"
 DEMO_CONFIG = Path(__file__).parent / "demo" / "sources.yaml"
 
-# Never catalogued, whatever the patterns say.
-SYSTEM_DATABASES = frozenset({"information_schema", "mysql", "performance_schema", "sys"})
-
-
 def home() -> str:
     return os.environ.get(HOME_ENV) or os.path.abspath(".metadata_assets")
 
 
-class ConfigError(ValueError):
-    """A configuration problem, worded for the person who edits the YAML."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-_REPEATS = frozenset(op for op in (getattr(_sre_parse, n, None) for n in ("MAX_REPEAT", "MIN_REPEAT",
-                                                                           "POSSESSIVE_REPEAT")) if op is not None)
-
-
-def _subpatterns(av):
-    """The parsed sub-patterns held in one node's argument (groups, branches, lookarounds, conditionals)."""
-    if isinstance(av, _sre_parse.SubPattern):
-        yield av
-    elif isinstance(av, (tuple, list)):
-        for x in av:
-            yield from _subpatterns(x)
-
-
-def _nests_repeats(items, inside_repeat: bool = False) -> bool:
-    """Whether a parsed regex has a repeat whose max is above 1 inside another such repeat, directly or through
-    groups and alternations: `(a+)+`, `(a*)*`, `(\\w+\\s?)+`. Those can backtrack exponentially on a name that
-    almost matches."""
-    for op, av in items:
-        if op in _REPEATS:
-            _, hi, sub = av
-            if hi > 1 and inside_repeat:
-                return True
-            if _nests_repeats(sub, inside_repeat or hi > 1):
-                return True
-            continue
-        if any(_nests_repeats(sub, inside_repeat) for sub in _subpatterns(av)):
-            return True
-    return False
-
-
-# Answers memoized per Pattern and name: a sensor tick tests every database (and "database.table") name against
-# the same patterns, so each distinct name runs the regexes once, not once per tick.
-_MEMO_NAMES = 100_000
-_MATCHER = "_Pattern__matcher"  # key in the instance __dict__, not a field: equality, dumps and repr ignore it
-
-
-class _Matcher:
-    """A Pattern's AllowDenyPattern, built once, with its answers memoized per name (bounded LRU, thread-safe)."""
-
-    __slots__ = ("allow", "deny", "ignore_case", "allowed")
-
-    def __init__(self, p: "Pattern"):
-        self.allow, self.deny, self.ignore_case = p.allow, p.deny, p.ignoreCase
-        self.allowed = functools.lru_cache(maxsize=_MEMO_NAMES)(p.to_datahub().allowed)
-
-    def built_from(self, p: "Pattern") -> bool:
-        # identity, not equality: model_copy(update=...) and deepcopy carry this object over to other values
-        return self.allow is p.allow and self.deny is p.deny and self.ignore_case is p.ignoreCase
-
-
-class Pattern(_Strict):
-    """Allow/deny regexes with exactly DataHub's AllowDenyPattern semantics (deny wins; each regex matched from the
-    start of the name, `re.match`; ignoreCase by default)."""
-
-    allow: list[str] = Field(default_factory=lambda: [".*"])
-    deny: list[str] = Field(default_factory=list)
-    ignoreCase: bool = True
-
-    @field_validator("allow", "deny")
-    @classmethod
-    def _compiles(cls, regexes: list[str]) -> list[str]:
-        for rx in regexes:
-            try:
-                parsed = _sre_parse.parse(rx)
-                re.compile(rx)
-            except re.error as e:
-                raise ValueError(f"invalid regex {rx!r}: {e}") from None
-            if _nests_repeats(parsed):
-                raise ValueError(
-                    f"regex {rx!r} nests a repeat inside a repeat (like '(a+)+'), which can take exponential time "
-                    "on some names: rewrite it without the nested repeat (e.g. 'a+$' instead of '(a+)+$')")
-        return regexes
-
-    def to_datahub(self) -> AllowDenyPattern:
-        return AllowDenyPattern(allow=self.allow, deny=self.deny, ignoreCase=self.ignoreCase)
-
-    def _matcher(self) -> _Matcher:
-        m = self.__dict__.get(_MATCHER)
-        if m is None or not m.built_from(self):
-            # stored the way functools.cached_property stores on a frozen model: straight into __dict__
-            m = self.__dict__[_MATCHER] = _Matcher(self)
-        return m
-
-    def allowed(self, name: str) -> bool:
-        return self._matcher().allowed(name)
-
-    def __getstate__(self):  # pickles without the cache (an lru_cache does not pickle)
-        state = super().__getstate__()
-        state["__dict__"] = {k: v for k, v in state["__dict__"].items() if k != _MATCHER}
-        return state
-
-
-class Schedule(_Strict):
-    cron: str = "0 5 * * *"
-    timezone: str = "UTC"
-
-
-    @field_validator("cron")
-    @classmethod
-    def _valid_cron(cls, cron: str) -> str:
-        fields = cron.split()
-        if len(fields) != 5 or not all(re.fullmatch(r"[0-9A-Za-z*/,\-]+", f) for f in fields):
-            raise ValueError(f"invalid cron expression {cron!r} (want 5 fields, e.g. '0 5 * * *')")
-        return cron
-
-    @field_validator("timezone")
-    @classmethod
-    def _valid_tz(cls, tz: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {tz!r}") from None
-        return tz
-
-
-class RunPod(_Strict):
-    """What an extraction run's pod asks Kubernetes for (request = limit for memory). 512Mi holds a batch of 200
-    ordinary databases with headroom; a run extracting one database of 10,000 tables peaks at 504 MiB, and at
-    808 MiB when it also pushes it (push_from_extraction; bench/, size W): give such a source 1Gi."""
-
-    cpu: str = Field(default="250m", pattern=r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$",
-                     description="a Kubernetes CPU quantity: 250m, 1, 1.5")
-    memory: str = Field(default="512Mi", pattern=r"^[0-9]+(Mi|Gi)$",
-                        description="a Kubernetes memory quantity in Mi or Gi: 512Mi, 2Gi")
-
-class MySQLSource(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Dagster-safe identifier")
-    type: Literal["mysql"]
-    host: str
-    port: int = Field(default=3306, ge=1, le=65535)
-    user: str
-    password_env: str = Field(description="name of the environment variable holding the password")
-    database_pattern: Pattern = Pattern()
-    table_pattern: Pattern = Field(default=Pattern(), description='matched against "database.table"')
-    include_views: bool = True
-    env: str = "PROD"
-    platform_instance: Optional[str] = None
-    connect_timeout_s: float = Field(default=10, gt=0, le=3600)
-    query_timeout_s: float = Field(
-        default=300, gt=0, le=86400,
-        description="longest wait for one information_schema query or SHOW CREATE; also bounds a sensor tick's "
-                    "fingerprint query",
-    )
-    batch_size: int = Field(default=200, ge=1, le=1000,
-                            description="databases per run (and per bulk query) in the schedule; at most 1000 (a "
-                                        "UNION ALL of 1000 branches is already large)")
-    max_concurrent_runs: int = Field(default=2, ge=1, le=64, description="extraction runs against this host at once")
-    sensor_interval_s: int = Field(
-        default=15, ge=5, le=86400,
-        description="seconds between the schema sensor's fingerprint queries; a tick whose query took longer than "
-                    "a tenth of this stretches the interval to 10x that cost, so a large server is not kept busy",
-    )
-    schedule: Schedule = Schedule()
-    coverage_threshold: float = Field(default=0.5, ge=0, le=1)
-    run_pod: RunPod = RunPod()
-
-    @field_validator("env")
-    @classmethod
-    def _known_env(cls, env: str) -> str:
-        from datahub.configuration.source_common import ALL_ENV_TYPES
-
-        if env.upper() not in ALL_ENV_TYPES:
-            raise ValueError(f"unknown env {env!r}; DataHub knows {sorted(ALL_ENV_TYPES)}")
-        return env.upper()
-
-    def password(self) -> str:
-        try:
-            return os.environ[self.password_env]
-        except KeyError:
-            raise ConfigError(
-                f"source {self.name!r}: environment variable {self.password_env} (password_env) is not set"
-            ) from None
-
-    def database_allowed(self, database: str) -> bool:
-        return database.lower() not in SYSTEM_DATABASES and self.database_pattern.allowed(database)
-
-    def table_allowed(self, database: str, table: str) -> bool:
-        return self.table_pattern.allowed(f"{database}.{table}")
-
-
-class BigQuerySource(_Strict):
-    """A BigQuery project read through INFORMATION_SCHEMA only; one partition per allowed dataset.
-
-    Credentials come from the environment (Application Default Credentials: GOOGLE_APPLICATION_CREDENTIALS, workload
-    identity, gcloud auth), never from this file. Query jobs run in (and are billed to) `project`.
-    """
-
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Dagster-safe identifier")
-    type: Literal["bigquery"]
-    project: str = Field(description="GCP project id (also the project query jobs run in)")
-    regions: Optional[list[str]] = Field(
-        default=None,
-        description="e.g. [us, eu]: list and read datasets with region-qualified INFORMATION_SCHEMA views (a fixed "
-                    "number of queries per batch; needs the grant on the project). Unset: datasets are listed with the "
-                    "API and read per dataset (project.dataset.INFORMATION_SCHEMA)",
-    )
-    dataset_pattern: Pattern = Pattern()
-    table_pattern: Pattern = Field(default=Pattern(), description='matched against "dataset.table"')
-    include_views: bool = True
-    env: str = "PROD"
-    platform_instance: Optional[str] = None
-    batch_size: int = Field(default=50, ge=1, le=1000,
-                            description="datasets per run (and per bulk query) in the schedule")
-    max_concurrent_runs: int = Field(default=2, ge=1, le=64,
-                                     description="extraction runs against this project at once")
-    sensor_interval_s: int = Field(default=60, ge=5, le=86400,
-                                   description="seconds between the schema sensor's fingerprint queries (each tick "
-                                               "runs query jobs, billed to the project)")
-    schedule: Schedule = Schedule()
-    coverage_threshold: float = Field(default=0.5, ge=0, le=1)
-    run_pod: RunPod = RunPod()
-
-    _known_env = field_validator("env")(MySQLSource._known_env.__func__)
-
-    @field_validator("project")
-    @classmethod
-    def _valid_project(cls, project: str) -> str:
-        if not re.fullmatch(r"(?:[a-z0-9.\-]+:)?[a-z][a-z0-9\-]{4,61}[a-z0-9]", project):
-            raise ValueError(f"invalid project id {project!r} (want the GCP project id, e.g. 'acme-analytics', "
-                             "not its display name or number)")
-        return project
-
-    @field_validator("regions")
-    @classmethod
-    def _valid_regions(cls, regions: Optional[list[str]]) -> Optional[list[str]]:
-        if regions is None:
-            return None
-        if not regions:
-            raise ValueError("regions is empty: leave it out to read per dataset, or list regions such as [us, eu]")
-        out = []
-        for r in regions:
-            r = r.lower().removeprefix("region-")
-            if not re.fullmatch(r"[a-z]+[a-z0-9-]*[a-z0-9]", r):
-                raise ValueError(f"invalid region {r!r} (want a BigQuery location such as 'us', 'eu', 'europe-west3')")
-            out.append(r)
-        return sorted(set(out), key=out.index)
-
-    def database_allowed(self, dataset: str) -> bool:
-        return self.dataset_pattern.allowed(dataset)
-
-    def table_allowed(self, dataset: str, table: str) -> bool:
-        return self.table_pattern.allowed(f"{dataset}.{table}")
-
-
-Source = Annotated[Union[MySQLSource, BigQuerySource], Field(discriminator="type")]
-AnySource = Union[MySQLSource, BigQuerySource]
+Source = Annotated[Union[tuple(config_models())], Field(discriminator="type")]
+AnySource = SourceConfig  # any source's model (sources/<type>/config.py)
 
 
 class Storage(_Strict):
@@ -383,14 +132,10 @@ def _describe(loc: tuple, raw: dict) -> str:
         idx = parts[1]
         srcs = raw.get("sources") or []
         name = srcs[idx].get("name") if idx < len(srcs) and isinstance(srcs[idx], dict) else None
-        rest = [str(p) for p in parts[2:] if p not in ("mysql", "bigquery")]
+        rest = [str(p) for p in parts[2:] if p not in source_types()]
         label = f'source {name!r}' if name else f"sources[{idx}]"
         return f"{label}, field {'.'.join(rest)}" if rest else label
     return "field " + ".".join(str(p) for p in parts)
-
-
-_CREDENTIAL_KEYS = ("credentials", "gcp_credentials", "credentials_path", "key_file", "keyfile", "private_key",
-                    "service_account", "password", "password_env")
 
 
 _BOUNDS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
@@ -425,10 +170,11 @@ def load(path: str | os.PathLike | None = None) -> ProjectConfig:
                             f"{ctx.get('tag')!r} (supported: {ctx.get('expected_tags', 'mysql')})")
                 continue
             if err["type"] == "extra_forbidden":
-                msg = "unknown key" + (" (passwords are never inline: use password_env)" if err["loc"][-1] == "password" else "")
-                if "bigquery" in err["loc"] and err["loc"][-1] in _CREDENTIAL_KEYS:
-                    msg = ("unknown key (BigQuery credentials are never in this file: they come from the environment, "
-                           "Application Default Credentials, e.g. GOOGLE_APPLICATION_CREDENTIALS or workload identity)")
+                loc = err["loc"]
+                model = (config_model(loc[2]) if len(loc) > 3 and loc[0] == "sources" and loc[2] in source_types()
+                         else SourceConfig)
+                hint = model.unknown_key_hint(str(loc[-1]))
+                msg = "unknown key" + (f" ({hint})" if hint else "")
             if err["type"] in _BOUNDS and "input" in err:
                 msg += f" (got {err['input']!r})"
             msgs.append(f"{_describe(err['loc'], raw)}: {msg}")
@@ -439,9 +185,7 @@ def load(path: str | os.PathLike | None = None) -> ProjectConfig:
 def check_secrets(cfg: ProjectConfig) -> None:
     """Fail at load time, not at 5 a.m., when a password variable is missing."""
     for s in cfg.sources:
-        if not isinstance(s, MySQLSource):
-            continue  # BigQuery: Application Default Credentials, resolved by the client when it connects
         try:
-            s.password()
+            s.check_secrets()
         except ConfigError as e:
             raise ConfigError(f"{cfg.path}: {e}") from None

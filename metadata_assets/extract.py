@@ -12,22 +12,13 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Sequence
 
 from metadata_assets.catalog import Database
-from metadata_assets.config import BigQuerySource, MySQLSource
 from metadata_assets.datahub import files
-from metadata_assets.datahub.mcps import LineageResolver, UrnRules, database_mcps
-from metadata_assets.sources.mysql import (
-    ConnectionLost,
-    MySQLReader,
-    SourceQueryFailed,
-    SourceUnavailable,
-    connect,
-    describe,
-)
+from metadata_assets.datahub.files import data_version  # noqa: F401  (re-exported)
+from metadata_assets.datahub.mcps import MCE_FORMAT  # noqa: F401  (re-exported)
+from metadata_assets.source_config import SourceConfig
+from metadata_assets.sources.registry import kind_of
 
 log = logging.getLogger(__name__)
-
-# Bump when database_mcps() changes what it emits, so every file counts as changed and is pushed again.
-MCE_FORMAT = "2"  # 2: schemaMetadata for views without visible columns, visible keys only, no lineage to dropped tables
 
 
 @dataclass
@@ -52,40 +43,20 @@ class DatabaseResult:
     rewritten: bool = True  # False: the schema was unchanged and the existing file was kept
 
 
-def data_version(db: Database, rules: UrnRules, schema_hash: Optional[str] = None) -> str:
-    version = [schema_hash or db.schema_hash(), MCE_FORMAT, rules.env, rules.platform_instance]
-    if getattr(rules, "project", None):  # BigQuery: the project is part of every URN
-        version.append(rules.project)
-    return files.sha256(json.dumps(version).encode())
+def rules_for(source: SourceConfig):
+    """The source's URN rules (its kind's)."""
+    return kind_of(source).urn_rules(source)
 
 
-def rules_for(source: MySQLSource | BigQuerySource) -> UrnRules:
-    if isinstance(source, BigQuerySource):
-        from metadata_assets.datahub.bigquery_mcps import BigQueryUrnRules
-
-        return BigQueryUrnRules(project=source.project, env=source.env, platform_instance=source.platform_instance)
-    return UrnRules(env=source.env, platform_instance=source.platform_instance)
+def database_mcps(kind, db: Database, rules, lineage, warnings: list[str]):
+    """The proposals of one database's MCE file: its kind's. The one seam where every kind's proposals pass."""
+    return kind.mcps(db, rules, lineage, warnings)
 
 
-def lineage_for(rules, source=None) -> LineageResolver:
-    if isinstance(rules, UrnRules):
-        return LineageResolver(rules, table_allowed=source.table_allowed if source is not None else None)
-    from metadata_assets.datahub.bigquery_mcps import BigQueryLineageResolver
-
-    return BigQueryLineageResolver(rules)
-
-
-def _mcps(db: Database, rules, lineage, warnings: list[str]):
-    if isinstance(rules, UrnRules):
-        return database_mcps(db, rules, lineage, warnings)
-    from metadata_assets.datahub.bigquery_mcps import dataset_mcps
-
-    return dataset_mcps(db, rules, lineage, warnings)
-
-
-def write_database(store: files.Store, source_name: str, db: Database, rules: UrnRules,
-                   lineage: LineageResolver, rewrite: bool = False) -> DatabaseResult:
+def write_database(store: files.Store, source_name: str, db: Database, rules, lineage, build,
+                   rewrite: bool = False) -> DatabaseResult:
     """Write the database's MCE file and snapshot; keep both when its schema is unchanged (unless `rewrite`).
+    `build(db, rules, lineage, warnings)` yields its proposals (the source kind's `mcps`).
 
     An unchanged schema (same data version as the stored version record or snapshot, file intact) rebuilds nothing:
     no proposals, no view-SQL parsing, no snapshot parsing, no writes. The files then keep the row estimates, sizes and times of the last schema
@@ -146,7 +117,7 @@ def write_database(store: files.Store, source_name: str, db: Database, rules: Ur
     # ~70,000 proposal objects, their dicts and an 80 MB string at once); a failure while building them leaves the
     # old file and snapshot as they were
     file_sha256 = store.write_chunks(files.mce_key(source_name, db.name),
-                                     files.serialize_mcps_chunks(counted(_mcps(db, rules, lineage, warnings))),
+                                     files.serialize_mcps_chunks(counted(build(db, rules, lineage, warnings))),
                                      before_commit=forget_old_version)
     result.proposals, result.file_sha256, result.warnings = proposals, file_sha256, warnings
     # the snapshot carries its data version (a push compares strings instead of re-hashing every snapshot) and
@@ -158,9 +129,10 @@ def write_database(store: files.Store, source_name: str, db: Database, rules: Ur
     return result
 
 
-def extract(source: MySQLSource | BigQuerySource, databases: Sequence[str], store: files.Store,
+def extract(source: SourceConfig, databases: Sequence[str], store: files.Store,
             progress: Optional[Callable[[int, int, DatabaseResult], None]] = None,
-            privilege_check: bool = True, bigquery_client=None, rewrite: bool = False) -> Iterator[DatabaseResult]:
+            privilege_check: bool = True, bigquery_client=None, rewrite: bool = False,
+            client=None) -> Iterator[DatabaseResult]:
     """Write the MCE file of each database (BigQuery: dataset); yields one result per database, failures included.
 
     One bad database never hides the others: its error is reported in its result and the rest go on.
@@ -169,20 +141,16 @@ def extract(source: MySQLSource | BigQuerySource, databases: Sequence[str], stor
     past its timeout) never writes a degraded file: the batch is read again over a new connection once, then its
     databases fail, and the files they had stay as they were. A server that cannot be reached again fails every
     database not read yet, at once.
-    BigQuery sources read through `bigquery_client` (a google.cloud.bigquery.Client; defs/ gets it from
-    dagster-gcp's BigQueryResource).
+    Sources whose kind reads through a client (BigQuery: a google.cloud.bigquery.Client, from dagster-gcp's
+    BigQueryResource in defs/) get it as `client`; `bigquery_client` is its older name.
     """
-    rules = rules_for(source)
-    total, done = len(databases), 0
-    if isinstance(source, BigQuerySource):
-        from metadata_assets.sources.bigquery import BigQueryReader
+    kind = kind_of(source)
+    rules = kind.urn_rules(source)
 
-        if bigquery_client is None:
-            raise ValueError(f"source {source.name!r}: a BigQuery source needs bigquery_client")
-        session = _BigQuerySession(BigQueryReader(bigquery_client, source))
-        privilege_check = False  # IAM roles are not visible from INFORMATION_SCHEMA
-    else:
-        session = _MySQLSession(source)
+    def build(*args):
+        return database_mcps(kind, *args)  # looked up per database, so a test can wrap it
+    total, done = len(databases), 0
+    session = kind.session(source, client if client is not None else bigquery_client)
     store.remove_stale_temp(source.name)  # what a writer killed mid-write left behind
     try:
         priv_warnings = session.privilege_warnings(databases) if privilege_check else []
@@ -190,7 +158,7 @@ def extract(source: MySQLSource | BigQuerySource, databases: Sequence[str], stor
             batch = list(databases[start:start + source.batch_size])
             t0 = time.monotonic()
             snapshots, error = session.read_batch(batch)
-            lineage = lineage_for(rules, source) if error is None else None
+            lineage = kind.lineage(rules, source) if error is None else None
             try:
                 for db in snapshots.values():
                     lineage.register(db)
@@ -203,7 +171,7 @@ def extract(source: MySQLSource | BigQuerySource, databases: Sequence[str], stor
                                                 warnings=[f"database {name!r} does not exist or is not visible"])
                     else:
                         try:
-                            result = write_database(store, source.name, db, rules, lineage, rewrite)
+                            result = write_database(store, source.name, db, rules, lineage, build, rewrite)
                         except Exception as e:  # one bad database must not hide the others
                             log.exception("database %s failed", name)
                             result = DatabaseResult(database=name, ok=False, error=f"{type(e).__name__}: {e}")
@@ -219,64 +187,3 @@ def extract(source: MySQLSource | BigQuerySource, databases: Sequence[str], stor
             log.info("batch of %d databases read and written in %.2fs", len(batch), time.monotonic() - t0)
     finally:
         session.close()
-
-
-class _MySQLSession:
-    """One connection for a run, replaced when it breaks: each batch is read again once over a new connection."""
-
-    def __init__(self, source: MySQLSource):
-        self.source = source
-        self.conn = connect(source)  # unreachable at the start: the run fails with SourceUnavailable
-        self.reader = MySQLReader(self.conn, describe(source))
-        self.down: Optional[str] = None  # set once the server could not be reached again
-
-    def privilege_warnings(self, databases: Sequence[str]) -> list[str]:
-        return self.reader.privilege_warnings(databases)
-
-    def read_batch(self, batch: list[str]) -> tuple[dict[str, Database], Optional[str]]:
-        """({name: snapshot}, None), or ({}, error) when the batch could not be read whole."""
-        if self.down:
-            return {}, self.down
-        for attempt in (1, 2):
-            try:
-                return {db.name: db for db in self.reader.read(batch, self.source)}, None
-            except SourceQueryFailed as e:
-                return {}, str(e)
-            except ConnectionLost as e:
-                log.warning("%s (attempt %d of 2 for a batch of %d databases)", e, attempt, len(batch))
-                error = f"{e}; nothing of this batch was written, its previous files are kept"
-            self._reconnect()
-            if self.down:
-                return {}, f"{error}; then {self.down}"
-        return {}, error
-
-    def _reconnect(self) -> None:
-        self.close()
-        try:
-            self.conn = connect(self.source)
-        except SourceUnavailable as e:
-            self.conn, self.down = None, f"cannot reconnect: {e}"
-            return
-        self.reader = MySQLReader(self.conn, describe(self.source))
-
-    def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # already broken
-                pass
-            self.conn = None
-
-
-class _BigQuerySession:
-    def __init__(self, reader):
-        self.reader = reader
-
-    def privilege_warnings(self, databases: Sequence[str]) -> list[str]:
-        return []
-
-    def read_batch(self, batch: list[str]) -> tuple[dict[str, Database], Optional[str]]:
-        return {db.name: db for db in self.reader.read(batch)}, None
-
-    def close(self) -> None:
-        pass

@@ -57,6 +57,7 @@ from metadata_assets.catalog import Database, Table
 from metadata_assets.datahub.mcps import lineage_aspect
 
 PLATFORM = "bigquery"
+MCE_FORMAT = "2"  # bump when dataset_mcps() changes what it emits: every file then counts as changed
 CLUSTERING_COLUMN_TAG = "CLUSTERING_COLUMN"  # datahub.ingestion.source.bigquery_v2.bigquery_schema_gen
 _COMPLEX = re.compile(r"^(struct|array)", re.IGNORECASE)
 _VIEW_TYPES = ("VIEW", "MATERIALIZED VIEW")
@@ -79,6 +80,9 @@ class BigQueryUrnRules:
     project: str
     env: str = "PROD"
     platform_instance: Optional[str] = None
+
+    def version_parts(self) -> list:
+        return [MCE_FORMAT, self.env, self.platform_instance, self.project]
 
     def table_name(self, dataset: str, table: str) -> str:
         """`project.dataset.table`; a date-sharded table (events_20240101) is named by its base (`...events`), as the

@@ -262,3 +262,9 @@ def read_mcps(data: bytes) -> list[MetadataChangeProposalWrapper]:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def data_version(db, rules, schema_hash: Optional[str] = None) -> str:
+    """A database's data version: its schema hash, its kind's MCE format and URN rules (`rules.version_parts()`).
+    What Dagster shows as the data version, and what a push compares with what DataHub last confirmed."""
+    return sha256(json.dumps([schema_hash or db.schema_hash(), *rules.version_parts()]).encode())

@@ -1,4 +1,10 @@
-"""Catalog snapshot -> DataHub metadata change proposals, URN-compatible with DataHub's own mysql source.
+"""Catalog snapshot -> DataHub metadata change proposals for SQL servers, URN-compatible with DataHub's own sources.
+
+One emitter (`database_mcps`) for every SQL server kind; what differs per platform is a hook of its `UrnRules`
+subclass: the platform, the format version, type mapping, the containers below the database (PostgreSQL's schemas),
+which container and browse path a table gets, and how view SQL names resolve. `UrnRules` itself is MySQL's: two
+tiers, database -> table. BigQuery keeps its own emitter (datahub/bigquery_mcps.py): projects, datasets and its
+API's facts share little with these.
 
 Everything is built with acryl-datahub's classes and helpers (URN builders, DatabaseKey, gen_database_container,
 add_table_to_schema_container, sqlglot lineage); nothing here talks to a database or to Dagster.
@@ -8,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Callable, ClassVar, Iterator, Optional
 
 from datahub.emitter.mce_builder import (
     make_data_platform_urn,
@@ -58,6 +64,8 @@ from datahub.metadata.schema_classes import (
 from metadata_assets.catalog import Column, Database, Table
 
 PLATFORM = "mysql"
+# Bump when database_mcps() changes what it emits, so every file counts as changed and is pushed again.
+MCE_FORMAT = "2"  # 2: schemaMetadata for views without visible columns, visible keys only, no lineage to dropped tables
 
 _TYPES = {
     **dict.fromkeys(
@@ -82,16 +90,25 @@ def datahub_type(data_type: str) -> SchemaFieldDataTypeClass:
 
 @dataclass(frozen=True)
 class UrnRules:
-    """How names become URNs for one source: the same rules as DataHub's mysql source."""
+    """How names become URNs for one source, and the emitter's per-platform hooks: the same rules as DataHub's
+    mysql source. A platform with other rules subclasses it (sources/postgres/mcps.py)."""
 
     env: str = "PROD"
     platform_instance: Optional[str] = None
+    platform: ClassVar[str] = PLATFORM
+    mce_format: ClassVar[str] = MCE_FORMAT  # bumped by the platform when what it emits changes
+
+    def version_parts(self) -> list:
+        """What, besides the schema, a database's data version depends on (files.data_version)."""
+        return [self.mce_format, self.env, self.platform_instance]
 
     def dataset(self, database: str, table: str) -> str:
-        return make_dataset_urn_with_platform_instance(PLATFORM, f"{database}.{table}", self.platform_instance, self.env)
+        return make_dataset_urn_with_platform_instance(self.platform, f"{database}.{table}", self.platform_instance,
+                                                       self.env)
 
     def container_key(self, database: str) -> DatabaseKey:
-        return gen_database_key(database, platform=PLATFORM, platform_instance=self.platform_instance, env=self.env)
+        return gen_database_key(database, platform=self.platform, platform_instance=self.platform_instance,
+                                env=self.env)
 
     def container(self, database: str) -> str:
         return self.container_key(database).as_urn()
@@ -99,21 +116,47 @@ class UrnRules:
     def _instance_path(self) -> list[BrowsePathEntryClass]:
         if not self.platform_instance:
             return []
-        urn = make_dataplatform_instance_urn(PLATFORM, self.platform_instance)
+        urn = make_dataplatform_instance_urn(self.platform, self.platform_instance)
         return [BrowsePathEntryClass(id=urn, urn=urn)]
+
+    # --- the emitter's hooks ---
+    def field_type(self, c: Column) -> SchemaFieldDataTypeClass:
+        return datahub_type(c.data_type)
+
+    def inner_containers(self, db: Database) -> Iterator[MetadataChangeProposalWrapper]:
+        """Containers between the database and its tables (PostgreSQL: schemas), after the database's own."""
+        return iter(())
+
+    def table_container_key(self, db: Database, t: Table):
+        return self.container_key(db.name)
+
+    def table_browse_path(self, db: Database, t: Table) -> list[BrowsePathEntryClass]:
+        urn = self.container(db.name)
+        return [*self._instance_path(), BrowsePathEntryClass(id=urn, urn=urn)]
+
+    def schema_name(self, db: Database, t: Table) -> str:
+        return f"{db.name}.{t.name}"
+
+    def sql_defaults(self, db: Database) -> tuple[Optional[str], Optional[str]]:
+        """(default_db, default_schema) for sqlglot: MySQL is two-tier, the database is sqlglot's *schema*."""
+        return None, db.name
+
+    def sql_names(self, table) -> tuple[Optional[str], str]:
+        """A table sqlglot resolved (datahub's _TableName) as (database, table name in the snapshot)."""
+        return table.db_schema, table.table
 
 
 def _props(d: dict) -> dict[str, str]:
     return {k: str(v) for k, v in d.items() if v is not None and v != ""}
 
 
-def _field(c: Column, primary_key: tuple[str, ...]) -> SchemaFieldClass:
+def _field(rules: "UrnRules", c: Column, primary_key: tuple[str, ...]) -> SchemaFieldClass:
     extra = _props({"default": c.default, "extra": c.extra, "key": c.key,
                     "generation_expression": c.generation_expression, "charset": c.charset,
                     "collation": c.collation})
     return SchemaFieldClass(
         fieldPath=c.name,
-        type=datahub_type(c.data_type),
+        type=rules.field_type(c),
         nativeDataType=c.column_type,
         description=c.comment or None,
         nullable=c.nullable,
@@ -140,6 +183,7 @@ def _table_properties(t: Table) -> dict[str, str]:
     props = _props({"table_type": t.table_type, "engine": t.engine, "collation": t.collation,
                     "row_estimate": t.row_estimate, "data_length": t.data_length,
                     "create_time": t.create_time, "update_time": t.update_time})
+    props.update(t.properties)  # the kind's own facts (PostgreSQL: schema, relkind, partitioning)
     if t.is_view:
         props["is_view"] = "True"
         props["view_definition"] = t.view_definition or ""
@@ -182,13 +226,12 @@ class LineageResolver:
 
             def resolve_table(self, table):
                 urn, schema_info = super().resolve_table(table)
-                # MySQL is two-tier: sqlglot's db (the schema, as default_schema) is the database
-                self.names.setdefault(urn, set()).add((table.db_schema, table.table))
+                self.names.setdefault(urn, set()).add(rules.sql_names(table))
                 return urn, schema_info
 
         self.rules = rules
         self.table_allowed = table_allowed
-        self.resolver = CaseKeepingSchemaResolver(platform=PLATFORM, platform_instance=rules.platform_instance,
+        self.resolver = CaseKeepingSchemaResolver(platform=rules.platform, platform_instance=rules.platform_instance,
                                                   env=rules.env)
         self._databases: set[str] = set()  # databases registered, with or without tables
         self._datasets: set[str] = set()  # URNs of every table and view registered, with or without columns
@@ -210,13 +253,15 @@ class LineageResolver:
         self._unresolved.clear()
 
     def upstream_lineage(self, db: Database, t: Table, urn: str) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
-        """(lineage, warning). MySQL is two-tier: the database is the *schema* for sqlglot, not the db."""
+        """(lineage, warning); names in the SQL resolve as the rules' sql_defaults say."""
         from datahub.sql_parsing.sqlglot_lineage import sqlglot_lineage
 
         if not t.view_definition:
             return None, None
         self._resolve_registered()
-        result = sqlglot_lineage(t.view_definition, self.resolver, default_db=None, default_schema=db.name)
+        default_db, default_schema = self.rules.sql_defaults(db)
+        result = sqlglot_lineage(t.view_definition, self.resolver, default_db=default_db,
+                                 default_schema=default_schema)
         return lineage_aspect(result, t.name, urn, missing=lambda up: self._missing(db, t, up))
 
     def _missing(self, db: Database, view: Table, upstream: str) -> Optional[str]:
@@ -308,6 +353,7 @@ def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolv
     """All proposals for one database, in a deterministic order: the container, then each table by name."""
     key = rules.container_key(db.name)
     container_urn = key.as_urn()
+    platform = make_data_platform_urn(rules.platform)
     for wu in gen_database_container(
         database=db.name, name=db.name, database_container_key=key,
         sub_types=[DatasetContainerSubTypes.DATABASE], description=db.comment or None,
@@ -315,6 +361,7 @@ def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolv
     ):
         yield wu.metadata
     yield MetadataChangeProposalWrapper(entityUrn=container_urn, aspect=BrowsePathsV2Class(path=rules._instance_path()))
+    yield from rules.inner_containers(db)
 
     own = lineage is None  # a resolver made here is closed here (it holds a temporary directory)
     if own:
@@ -332,28 +379,31 @@ def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolv
             # hidden row_end column).
             pk = t.visible_primary_key
             yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=SchemaMetadataClass(
-                schemaName=f"{db.name}.{t.name}",
-                platform=make_data_platform_urn(PLATFORM),
+                schemaName=rules.schema_name(db, t),
+                platform=platform,
                 version=0,
                 hash="",
                 platformSchema=MySqlDDLClass(tableSchema=""),
-                fields=[_field(c, pk) for c in t.columns],
+                fields=[_field(rules, c, pk) for c in t.columns],
                 primaryKeys=list(pk) or None,
                 foreignKeys=_foreign_keys(rules, db.name, t, urn) or None,
             ))
-            for wu in add_table_to_schema_container(dataset_urn=urn, parent_container_key=key):
+            for wu in add_table_to_schema_container(dataset_urn=urn,
+                                                    parent_container_key=rules.table_container_key(db, t)):
                 yield wu.metadata
             yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=SubTypesClass(
                 typeNames=[DatasetSubTypes.VIEW if t.is_view else DatasetSubTypes.TABLE]))
             if rules.platform_instance:
                 yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=DataPlatformInstanceClass(
-                    platform=make_data_platform_urn(PLATFORM),
-                    instance=make_dataplatform_instance_urn(PLATFORM, rules.platform_instance)))
+                    platform=platform,
+                    instance=make_dataplatform_instance_urn(rules.platform, rules.platform_instance)))
             yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=BrowsePathsV2Class(
-                path=[*rules._instance_path(), BrowsePathEntryClass(id=container_urn, urn=container_urn)]))
+                path=rules.table_browse_path(db, t)))
             if t.is_view:
+                # a snapshot marks a materialized view with properties["materialized"] (PostgreSQL)
                 yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=ViewPropertiesClass(
-                    materialized=False, viewLanguage="SQL", viewLogic=t.view_definition or ""))
+                    materialized=t.properties.get("materialized") == "true", viewLanguage="SQL",
+                    viewLogic=t.view_definition or ""))
                 up, warn = lineage.upstream_lineage(db, t, urn)
                 if warn and warnings is not None:
                     _add_view_warning(warnings, t.name, warn)

@@ -1,7 +1,7 @@
 """Push a source's MCE files to DataHub: only what changed since the last confirmed push, soft-deleting what went.
 
 Granularity: the whole database file. Per source, `<source>/push_state.json` records for each database the data
-version last confirmed by DataHub (extract.data_version of its snapshot: schema hash + file format + URN rules; row
+version last confirmed by DataHub (files.data_version of its snapshot: schema hash + file format + URN rules; row
 counts, sizes and times are left out on purpose, so a day without schema change sends nothing) and the dataset URNs
 and container URN that push sent. A push:
   1. plans: a database whose version differs from the state is pending; one in the state whose MCE file is gone
@@ -35,7 +35,6 @@ from datahub.metadata.schema_classes import StatusClass, SystemMetadataClass
 
 from metadata_assets.catalog import Database
 from metadata_assets.datahub import files
-from metadata_assets.datahub.mcps import UrnRules
 from metadata_assets.datahub.sinks import DataHubRefused, DataHubUnavailable, Sink
 
 log = logging.getLogger(__name__)
@@ -92,31 +91,29 @@ def forget_database(store: files.Store, source: str, database: str) -> None:
     store.delete(files.snapshot_key(source, database))
 
 
-def current_version(store: files.Store, source: str, database: str, rules: UrnRules,
+def current_version(store: files.Store, source: str, database: str, rules,
                     mce_bytes: Optional[bytes] = None) -> str:
     """The data version of the database's current files: the same value extraction tags its materialization with."""
     return _version(store, source, database, rules, mce_bytes)[0]
 
 
-def _version(store: files.Store, source: str, database: str, rules: UrnRules,
+def _version(store: files.Store, source: str, database: str, rules,
              mce_bytes: Optional[bytes] = None) -> tuple[str, Optional[str]]:
     """(data version, sha256 of the MCE file that version describes; None when the snapshot does not say)."""
-    from metadata_assets.extract import data_version  # extract imports the MySQL reader; keep it lazy
-
     if (recorded := files.read_version(store, source, database)) is not None:
         return recorded["data_version"], recorded["file_sha256"]
     raw = store.read_bytes(files.snapshot_key(source, database))
     if raw is not None:
         doc = json.loads(raw)
         # written by extraction with the version of the file it wrote beside it; older snapshots lack it
-        return doc.get("data_version") or data_version(Database.from_dict(doc), rules), doc.get("file_sha256")
+        return doc.get("data_version") or files.data_version(Database.from_dict(doc), rules), doc.get("file_sha256")
     # no snapshot (written by something else than extract, or extraction is between its two writes): the bytes
     data = mce_bytes if mce_bytes is not None else store.read_bytes(files.mce_key(source, database)) or b""
     sha = files.sha256(data)
     return "file:" + sha, sha
 
 
-def sent_version(store: files.Store, source: str, database: str, rules: UrnRules, data: bytes,
+def sent_version(store: files.Store, source: str, database: str, rules, data: bytes,
                  planned: tuple[str, Optional[str]]) -> str:
     """The version of the file bytes a push sent. The plan's version holds if the file is still the one it
     describes; else the snapshot as it is now, if it describes these bytes; else the bytes themselves (a version
@@ -142,7 +139,7 @@ class PushPlan:
         return not self.pending and not self.gone
 
 
-def plan(store: files.Store, source: str, rules: UrnRules,
+def plan(store: files.Store, source: str, rules,
          state: Optional[dict[str, PushedDatabase]] = None) -> PushPlan:
     state = load_state(store, source) if state is None else state
     present = files.list_mce_databases(store, source)
@@ -207,7 +204,7 @@ def _removed(urns: list[str]) -> list[MetadataChangeProposalWrapper]:
     return [MetadataChangeProposalWrapper(entityUrn=u, aspect=StatusClass(removed=True)) for u in urns]
 
 
-def push(store: files.Store, source: str, rules: UrnRules, sink: Sink, *, max_removal_share: float,
+def push(store: files.Store, source: str, rules, sink: Sink, *, max_removal_share: float,
          allow_mass_removal: bool = False, run_id: Optional[str] = None,
          progress: Optional[Callable[[str], None]] = None, deadline_s: Optional[float] = None,
          lock_wait_s: float = LOCK_WAIT_S) -> PushReport:
@@ -221,7 +218,7 @@ def push(store: files.Store, source: str, rules: UrnRules, sink: Sink, *, max_re
                             t0=t0, deadline=None if deadline_s is None else t0 + deadline_s)
 
 
-def _push_locked(store: files.Store, source: str, rules: UrnRules, sink: Sink, *, max_removal_share: float,
+def _push_locked(store: files.Store, source: str, rules, sink: Sink, *, max_removal_share: float,
                  allow_mass_removal: bool, run_id: Optional[str], say: Callable[[str], None], t0: float,
                  deadline: Optional[float]) -> PushReport:
     report = PushReport(source=source, target=sink.describe())

@@ -32,10 +32,11 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
 
-from metadata_assets.config import MySQLSource
+from metadata_assets.defs.keys import mce_asset_key, partitions_def
 from metadata_assets.diff import SchemaDiff, diff
 from metadata_assets.extract import DatabaseResult
 from metadata_assets.markdown import bullets
+from metadata_assets.source_config import SourceConfig
 
 BREAKING = "breaking_schema_changes"
 COVERAGE = "documentation_coverage"
@@ -99,7 +100,7 @@ def latest_materialization_target(instance, key: AssetKey, partition: str,
                                                          timestamp=rec.timestamp)
 
 
-def schema_check_evaluations(context, source: MySQLSource, key: AssetKey,
+def schema_check_evaluations(context, source: SourceConfig, key: AssetKey,
                              r: DatabaseResult) -> list[AssetCheckEvaluation]:
     """Both checks of one freshly extracted database: the extraction asset yields them right after its
     materialization, which the instance has stored by then, so they point at it (Dagit then counts them current)."""
@@ -111,8 +112,7 @@ def schema_check_evaluations(context, source: MySQLSource, key: AssetKey,
     return evaluate(key, r.database, metadata, source.coverage_threshold, target)
 
 
-def build_schema_checks(source: MySQLSource):
-    from metadata_assets.defs.extraction import mce_asset_key, partitions_def
+def build_schema_checks(source: SourceConfig):
 
     key, parts = mce_asset_key(source), partitions_def(source)
 

@@ -1,8 +1,6 @@
 """The partitioned extraction asset of one source: one dynamic partition per allowed database."""
 
 
-import json
-import re
 import time
 
 from dagster import (
@@ -11,90 +9,45 @@ from dagster import (
     AssetMaterialization,
     BackfillPolicy,
     Config,
-    DagsterRunStatus,
-    DynamicPartitionsDefinition,
     Failure,
     MetadataValue,
-    RunsFilter,
     asset,
 )
+from dagster._core.storage.tags import SCHEDULE_NAME_TAG, SENSOR_NAME_TAG
 
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    SCHEDULE_NAME_TAG,
-    SENSOR_NAME_TAG,
-)
-
-from metadata_assets.config import BigQuerySource, MySQLSource, ProjectConfig, RunPod
+from metadata_assets.config import ProjectConfig
 from metadata_assets.datahub.files import open_store
+from metadata_assets.defs import runs
 from metadata_assets.defs.checks import schema_change_metadata, schema_check_evaluations
+from metadata_assets.defs.push import push_after_extraction
+from metadata_assets.defs.keys import (  # noqa: F401  (re-exported)
+    DATA_VERSION_TAG,
+    EXTRACT_SOURCE_TAG,
+    EXTRACTION_POD,
+    EXTRACTION_RUN_RETRIES,
+    MAX_RETRIES_TAG,
+    PUSH_AFTER_TAG,
+    k8s_tags,
+    mce_asset_key,
+    partitions_def,
+    push_pool,
+    range_tags,
+    run_pod_tags,
+    run_tags,
+    source_pool,
+)
+from metadata_assets.defs.runs import ACTIVE_RUN_STATUSES  # noqa: F401  (re-exported)
 from metadata_assets.defs.source_clients import extract_through_client
 from metadata_assets.diff import diff
 from metadata_assets.extract import DatabaseResult
 from metadata_assets.markdown import bullets, code, text, warnings_markdown
-from metadata_assets.sources.mysql import SourceUnavailable
+from metadata_assets.source_config import SourceConfig
+from metadata_assets.sources.base import SourceUnavailable
+from metadata_assets.sources.registry import kind_of
 
-DATA_VERSION_TAG = "dagster/data_version"
-
-
-def partitions_def(source: MySQLSource) -> DynamicPartitionsDefinition:
-    return DynamicPartitionsDefinition(name=f"{source.name}_databases")
-
-
-def mce_asset_key(source: MySQLSource) -> AssetKey:
-    return AssetKey([source.name, "mce_files"])
-
-
-def mysql_pool(source: MySQLSource) -> str:
-    """One concurrency pool per MySQL host, shared by every source on that host (BigQuery: per project)."""
-    if isinstance(source, BigQuerySource):
-        return "bigquery_" + re.sub(r"[^A-Za-z0-9_]", "_", source.project)
-    return "mysql_" + re.sub(r"[^A-Za-z0-9_]", "_", f"{source.host}_{source.port}")
-
-
-def push_pool(source: MySQLSource) -> str:
-    """The push of a source runs alone: its pool has one slot (defs/pools.py)."""
-    return "datahub_push_" + source.name
-
-
-def range_tags(keys: list[str]) -> dict[str, str]:
-    """Run tags that make one run materialize the partition range keys[0]..keys[-1] (contiguous keys)."""
-    return {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
-
-
-def k8s_tags(cpu: str, memory: str) -> dict:
-    return {"dagster-k8s/config": {"container_config": {"resources": {
-        "requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}}}}}
-
-
-EXTRACTION_POD = {"cpu": RunPod().cpu, "memory": RunPod().memory}  # the default; sources.yaml: run_pod
-
-
-def run_pod_tags(source: MySQLSource) -> dict:
-    return k8s_tags(cpu=source.run_pod.cpu, memory=source.run_pod.memory)
-
-
-# set by the schema sensor on runs for changed databases: the run pushes what it extracted (defs/push.py)
-PUSH_AFTER_TAG = "metadata_assets/push_after"
-# on every extraction run the schedule and the sensors request: the source it reads
-EXTRACT_SOURCE_TAG = "metadata_assets/extract_source"
-# an extraction run shown as queued or running for longer is taken as stuck (its worker killed where no run
-# monitoring ends it): it no longer holds back the push of the others; a real run of 200 databases takes minutes
-STUCK_RUN_S = 6 * 3600
-MAX_RETRIES_TAG = "dagster/max_retries"
-EXTRACTION_RUN_RETRIES = 2
-
-
-def run_tags(source: MySQLSource) -> dict[str, str]:
-    """Tags for RunRequests of this source's extraction. The K8sRunLauncher sizes the run pod from *run* tags
-    (op_tags only reach per-step pods under k8s_job_executor). No tag is needed for the MySQL host limit: the
-    asset's pool applies to every run of it (see defs/pools.py)."""
-    tags = {key: json.dumps(value, sort_keys=True) for key, value in run_pod_tags(source).items()}
-    # re-run a failed extraction run (needs run_retries enabled on the instance: deploy/values.yaml, the demo)
-    tags[MAX_RETRIES_TAG] = str(EXTRACTION_RUN_RETRIES)
-    tags[EXTRACT_SOURCE_TAG] = source.name
-    return tags
+# re-exported: the names other modules and tests know them by
+mysql_pool = source_pool
+STUCK_RUN_S = runs.STUCK_RUN_S  # read at each call (a test shortens it here)
 
 
 def materialization(key: AssetKey, r: DatabaseResult) -> AssetMaterialization:
@@ -118,21 +71,11 @@ def materialization(key: AssetKey, r: DatabaseResult) -> AssetMaterialization:
                                 tags={DATA_VERSION_TAG: r.data_version})
 
 
-ACTIVE_RUN_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-                       DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+def active_extraction_runs(instance, source: SourceConfig, besides: str = "") -> list[str]:
+    return runs.active_extraction_runs(instance, source, besides, stuck_after_s=STUCK_RUN_S)
 
 
-def active_extraction_runs(instance, source: MySQLSource, besides: str = "") -> list[str]:
-    """Ids of the source's extraction runs requested by the schedule or the sensors (EXTRACT_SOURCE_TAG) that are
-    queued or running, other than `besides`; runs shown so for over STUCK_RUN_S are left out."""
-    records = instance.get_run_records(
-        RunsFilter(statuses=ACTIVE_RUN_STATUSES, tags={EXTRACT_SOURCE_TAG: source.name}), limit=1000)
-    fresh_after = time.time() - STUCK_RUN_S
-    return [r.dagster_run.run_id for r in records
-            if r.dagster_run.run_id != besides and r.create_timestamp.timestamp() > fresh_after]
-
-
-def pushes_itself(context: AssetExecutionContext, cfg: ProjectConfig, source: MySQLSource) -> bool:
+def pushes_itself(context: AssetExecutionContext, cfg: ProjectConfig, source: SourceConfig) -> bool:
     """Whether this extraction run pushes what it extracted at its end (datahub.push_from_extraction): a run the
     schema sensor started for a few changed databases always (PUSH_AFTER_TAG); another run the schedule or a sensor
     started when it is the last extraction run of its source (the end of a daily refresh or a first fill), so the
@@ -154,8 +97,9 @@ class ExtractionConfig(Config):
     rewrite_unchanged: bool = False
 
 
-def build_mce_asset(cfg: ProjectConfig, source: MySQLSource):
+def build_mce_asset(cfg: ProjectConfig, source: SourceConfig):
     key = mce_asset_key(source)
+    kind = kind_of(source)
 
     @asset(
         key=key,
@@ -165,13 +109,10 @@ def build_mce_asset(cfg: ProjectConfig, source: MySQLSource):
         group_name=source.name,
         kinds={source.type, "datahub"},
         output_required=False,  # each database gets its own materialization event below
-        pool=mysql_pool(source),
+        pool=source_pool(source),
         op_tags=run_pod_tags(source),
-        description=(f"DataHub MCE file per database of MySQL source `{source.name}` "
-                     f"({source.host}:{source.port}), read from information_schema only."
-                     if isinstance(source, MySQLSource) else
-                     f"DataHub MCE file per dataset of BigQuery source `{source.name}` (project "
-                     f"{source.project}), read from INFORMATION_SCHEMA only."),
+        description=(f"DataHub MCE file per {kind.database_noun} of {kind.describe(source)}, read from "
+                     f"{kind.catalog_read} only."),
     )
     def mce_files(context: AssetExecutionContext, config: ExtractionConfig):
         databases = list(context.partition_keys)
@@ -199,8 +140,6 @@ def build_mce_asset(cfg: ProjectConfig, source: MySQLSource):
         except SourceUnavailable as e:  # only before the first database: later faults fail their own batch
             raise Failure(description=f"{e}; nothing was read or written, every file is as it was") from None
         if len(failures) < len(databases) and pushes_itself(context, cfg, source):
-            from metadata_assets.defs.push import push_after_extraction  # defs/push imports this module
-
             push_after_extraction(context, cfg, source)
         context.log.info(f"{len(databases)} databases in {time.monotonic() - started:.1f}s, "
                          f"{len(failures)} failed")

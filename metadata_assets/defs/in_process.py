@@ -8,18 +8,18 @@ from typing import Callable
 
 from dagster import DagsterInstance, Definitions
 
-from metadata_assets.config import MySQLSource, ProjectConfig
+from metadata_assets.config import ProjectConfig
 from metadata_assets.datahub.files import open_store
 from metadata_assets.datahub.push import forget_database
-from metadata_assets.defs.extraction import mce_asset_key, partitions_def, range_tags
-from metadata_assets.defs.push import push_asset_key
+from metadata_assets.defs.keys import mce_asset_key, partitions_def, push_asset_key, range_tags
 from metadata_assets.defs.schedule import batches
 from metadata_assets.defs.source_clients import list_databases
+from metadata_assets.source_config import SourceConfig
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def sync_partitions(cfg: ProjectConfig, instance: DagsterInstance, source: MySQLSource) -> list[str]:
+def sync_partitions(cfg: ProjectConfig, instance: DagsterInstance, source: SourceConfig) -> list[str]:
     """What the schema sensor does to partitions: add new databases, remove gone ones (and their files, so the
     next push soft-deletes them)."""
     parts = partitions_def(source)
@@ -36,7 +36,7 @@ def sync_partitions(cfg: ProjectConfig, instance: DagsterInstance, source: MySQL
     return parts.get_partition_keys(dynamic_partitions_store=instance)
 
 
-def refresh_source(cfg: ProjectConfig, defs: Definitions, instance: DagsterInstance, source: MySQLSource,
+def refresh_source(cfg: ProjectConfig, defs: Definitions, instance: DagsterInstance, source: SourceConfig,
                    print_fn: Callable[[str], None] = print) -> bool:
     keys = sync_partitions(cfg, instance, source)
     job = defs.resolve_implicit_global_asset_job_def()
@@ -54,7 +54,7 @@ def refresh_source(cfg: ProjectConfig, defs: Definitions, instance: DagsterInsta
     return ok
 
 
-def push_source(defs: Definitions, instance: DagsterInstance, source: MySQLSource,
+def push_source(defs: Definitions, instance: DagsterInstance, source: SourceConfig,
                 print_fn: Callable[[str], None] = print) -> bool:
     """Materialize the source's DataHub push asset once, as its sensor would after the refresh (skipped when the
     definitions have no push asset)."""

@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-import pymysql
 from dagster import (
     DefaultSensorStatus,
     RunRequest,
@@ -32,12 +31,19 @@ from dagster import (
     sensor,
 )
 
-from metadata_assets.config import MySQLSource, ProjectConfig
-from metadata_assets.defs.extraction import PUSH_AFTER_TAG, mce_asset_key, partitions_def, range_tags, run_tags
-from metadata_assets.defs.source_clients import bigquery_errors
-from metadata_assets.sources.mysql import SourceQueryFailed, SourceUnavailable
-
-REASON_TAG = "metadata_assets/reason"
+from metadata_assets.config import ProjectConfig
+from metadata_assets.defs.keys import (  # noqa: F401  (REASON_TAG re-exported)
+    PUSH_AFTER_TAG,
+    REASON_TAG,
+    mce_asset_key,
+    partitions_def,
+    range_tags,
+    run_tags,
+)
+from metadata_assets.defs.source_clients import unavailable_errors
+from metadata_assets.source_config import SourceConfig
+from metadata_assets.sources.base import SourceQueryFailed, SourceUnavailable
+from metadata_assets.sources.registry import kind_of
 
 
 @dataclass
@@ -103,15 +109,15 @@ def run_request(keys: list[str], reason: str, tags: Optional[dict] = None) -> Ru
     return RunRequest(tags={**tags, **range_tags(keys)})
 
 
-def read_fingerprints(source: MySQLSource, cursor: Optional[dict[str, str]] = None) -> dict[str, str]:
+def read_fingerprints(source: SourceConfig, cursor: Optional[dict[str, str]] = None) -> dict[str, str]:
     """{database: digest of its fingerprint}: keeps the cursor small (~100 kB at 3,000 databases).
-    defs/source_clients.py dispatches by source type (and rotates MySQL's costly key parts over ticks)."""
+    Each kind reads its own (sources/<type>/kind.py: MySQL rotates its costly key parts over ticks)."""
     from metadata_assets.defs.source_clients import read_fingerprints as dispatch
 
     return dispatch(source, cursor)
 
 
-def _forget(cfg: ProjectConfig, source: MySQLSource, databases: list[str]) -> None:
+def _forget(cfg: ProjectConfig, source: SourceConfig, databases: list[str]) -> None:
     from metadata_assets.datahub.files import open_store
     from metadata_assets.datahub.push import forget_database
 
@@ -141,10 +147,11 @@ class QueryCost:
         return COST_FACTOR * self.cost_s - (now - self.started)
 
 
-def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interval_seconds: Optional[int] = None,
+def build_schema_sensor(cfg: ProjectConfig, source: SourceConfig, minimum_interval_seconds: Optional[int] = None,
                         cost: Optional[QueryCost] = None):
     parts = partitions_def(source)
     key = mce_asset_key(source)
+    kind = kind_of(source)
     interval = minimum_interval_seconds or source.sensor_interval_s
     cost = cost or QueryCost()
 
@@ -153,7 +160,7 @@ def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interva
         minimum_interval_seconds=interval,
         default_status=DefaultSensorStatus.RUNNING,
         asset_selection=[key],
-        description=(f"Fingerprints `{source.name}` from information_schema each tick: adds new allowed databases as "
+        description=(f"Fingerprints `{source.name}` from {kind.catalog_read} each tick: adds new allowed databases as "
                      "partitions, removes dropped ones, and materializes only the databases whose schema changed."),
     )
     def schema_sensor(context: SensorEvaluationContext):
@@ -171,10 +178,8 @@ def build_schema_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interva
             return SkipReason(f"source unreachable: {e}")
         except SourceQueryFailed as e:
             return SkipReason(f"fingerprint query failed: {e}")
-        except pymysql.err.MySQLError as e:
-            return SkipReason(f"fingerprint query failed on source {source.name!r}: {e.args[-1]}")
-        except bigquery_errors() as e:
-            return SkipReason(f"fingerprint query failed on source {source.name!r}: {e}")
+        except unavailable_errors(source) as e:  # the client library's own errors (pymysql, google-api-core)
+            return SkipReason(f"fingerprint query failed on source {source.name!r}: {kind.error_text(e)}")
         query_s = cost.cost_s
         partitions = list(parts.get_partition_keys(dynamic_partitions_store=context.instance))
         if not fingerprints and partitions:

@@ -1,6 +1,6 @@
 """Load limits on MySQL hosts: at most N extraction runs against one host at a time; one push per source.
 
-Mechanism: Dagster concurrency pools. The extraction asset of every source declares `pool=mysql_pool(source)`
+Mechanism: Dagster concurrency pools. The extraction asset of every source declares `pool=source_pool(source)`
 (one pool per host:port, shared by all sources on that host). With `concurrency.pools.granularity: run` in the
 instance (deploy/values.yaml) the QueuedRunCoordinator keeps a run QUEUED while its pool is full, so no run pod is
 even started; every run of the asset counts (schedule, sensor, backfill, a click in the UI), whatever its tags.
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dagster import DagsterInstance, DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
 
 from metadata_assets.config import ProjectConfig
-from metadata_assets.defs.extraction import mysql_pool, push_pool
+from metadata_assets.defs.keys import push_pool, source_pool
 
 SENSOR_NAME = "mysql_pool_limits"
 
@@ -24,7 +24,7 @@ def pool_limits(cfg: ProjectConfig) -> dict[str, int]:
     """Pool name -> limit: the smallest max_concurrent_runs of the sources that read that MySQL host."""
     limits: dict[str, int] = {}
     for source in cfg.sources:
-        pool = mysql_pool(source)
+        pool = source_pool(source)
         limits[pool] = min(limits.get(pool, source.max_concurrent_runs), source.max_concurrent_runs)
         limits[push_pool(source)] = 1  # two pushes of one source would race on its push state
     return limits

@@ -12,7 +12,6 @@ from typing import Optional
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetMaterialization,
     AssetRecordsFilter,
     Backoff,
@@ -32,23 +31,25 @@ from dagster import (
     sensor,
 )
 
-from metadata_assets.config import ConfigError, MySQLSource, ProjectConfig
+from metadata_assets.config import ConfigError, ProjectConfig
 from metadata_assets.datahub import files
 from metadata_assets.datahub.locks import LockBusy
 from metadata_assets.datahub.push import MassRemovalRefused, PushFailed, PushReport, load_state, push
 from metadata_assets.datahub.sinks import DataHubUnavailable, open_sink
-from metadata_assets.defs.extraction import (
-    ACTIVE_RUN_STATUSES, DATA_VERSION_TAG, active_extraction_runs, mce_asset_key, push_pool)
-from metadata_assets.extract import rules_for
+from metadata_assets.defs.keys import (  # noqa: F401  (push_asset_key re-exported)
+    BLOCKED_TAG,
+    DATA_VERSION_TAG,
+    PUSH_SOURCE_TAG as SOURCE_TAG,
+    mce_asset_key,
+    push_asset_key,
+    push_pool,
+)
+from metadata_assets.defs.runs import ACTIVE_RUN_STATUSES, active_extraction_runs
+from metadata_assets.source_config import SourceConfig
+from metadata_assets.sources.registry import kind_of
 from metadata_assets.markdown import bullets, code
 
-SOURCE_TAG = "metadata_assets/push_source"
-BLOCKED_TAG = "metadata_assets/push_blocked"  # set on a run the fail-safe stopped: retrying it changes nothing
 RETRY_POLICY = RetryPolicy(max_retries=3, delay=60, backoff=Backoff.EXPONENTIAL)
-
-
-def push_asset_key(source: MySQLSource) -> AssetKey:
-    return AssetKey([source.name, "datahub_push"])
 
 
 class PushConfig(Config):
@@ -71,20 +72,20 @@ def _metadata(r: PushReport) -> dict:
     }
 
 
-def _push_source(context: AssetExecutionContext, cfg: ProjectConfig, source: MySQLSource, **kw) -> PushReport:
+def _push_source(context: AssetExecutionContext, cfg: ProjectConfig, source: SourceConfig, **kw) -> PushReport:
     """Push one source with the project's store and sink (what the push asset and an extraction run's own push
     share). ConfigError or ValueError when the store, the sink or the push state cannot be opened."""
     store = files.open_store(cfg.storage.uri)
     sink = open_sink(cfg.datahub)
     try:
-        return push(store, source.name, rules_for(source), sink, max_removal_share=cfg.datahub.max_removal_share,
-                    run_id=context.run.run_id, progress=context.log.info, deadline_s=cfg.datahub.push_deadline_s,
+        return push(store, source.name, kind_of(source).urn_rules(source), sink,
+                    max_removal_share=cfg.datahub.max_removal_share, run_id=context.run.run_id, progress=context.log.info, deadline_s=cfg.datahub.push_deadline_s,
                     **kw)
     finally:
         sink.close()
 
 
-def build_push_asset(cfg: ProjectConfig, source: MySQLSource, retry_policy: RetryPolicy = RETRY_POLICY):
+def build_push_asset(cfg: ProjectConfig, source: SourceConfig, retry_policy: RetryPolicy = RETRY_POLICY):
     @asset(
         key=push_asset_key(source),
         deps=[mce_asset_key(source)],
@@ -123,7 +124,7 @@ def build_push_asset(cfg: ProjectConfig, source: MySQLSource, retry_policy: Retr
 SELF_PUSH_LOCK_WAIT_S = 15  # another self-pushing run's small push ends well within this; a long push does not
 
 
-def push_after_extraction(context: AssetExecutionContext, cfg: ProjectConfig, source: MySQLSource) -> None:
+def push_after_extraction(context: AssetExecutionContext, cfg: ProjectConfig, source: SourceConfig) -> None:
     """The push an extraction run makes at its end (defs/extraction.py, pushes_itself): a run the schema sensor
     started for a few changed databases, or the last extraction run of its source. The change reaches DataHub
     without waiting for the push sensor's tick and a run of its own. Best effort by design: whatever stops it
@@ -145,7 +146,7 @@ def push_after_extraction(context: AssetExecutionContext, cfg: ProjectConfig, so
                   "pushed_by_run": MetadataValue.dagster_run(context.run.run_id)}))
 
 
-def _push_running(context: SensorEvaluationContext, source: MySQLSource) -> bool:
+def _push_running(context: SensorEvaluationContext, source: SourceConfig) -> bool:
     runs = context.instance.get_run_records(
         RunsFilter(statuses=ACTIVE_RUN_STATUSES, tags={SOURCE_TAG: source.name}), limit=1)
     return bool(runs)
@@ -153,7 +154,7 @@ def _push_running(context: SensorEvaluationContext, source: MySQLSource) -> bool
 
 
 
-def _failed_push_to_retry(context: SensorEvaluationContext, source: MySQLSource, after_s: float):
+def _failed_push_to_retry(context: SensorEvaluationContext, source: SourceConfig, after_s: float):
     """The last push run of this source, if it failed (DataHub down past the RetryPolicy) long enough ago."""
     runs = context.instance.get_run_records(RunsFilter(tags={SOURCE_TAG: source.name}), limit=1)
     if not runs:
@@ -165,7 +166,7 @@ def _failed_push_to_retry(context: SensorEvaluationContext, source: MySQLSource,
     return run
 
 
-def build_push_sensor(cfg: ProjectConfig, source: MySQLSource, minimum_interval_seconds: Optional[int] = None,
+def build_push_sensor(cfg: ProjectConfig, source: SourceConfig, minimum_interval_seconds: Optional[int] = None,
                       page: int = 1000, retry_failed_after_s: float = 3600):
     mce_key = mce_asset_key(source)
 

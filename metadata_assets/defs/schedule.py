@@ -18,15 +18,15 @@ from dagster import (
     schedule,
 )
 
-from metadata_assets.config import MySQLSource
-from metadata_assets.defs.extraction import mce_asset_key, partitions_def, range_tags, run_tags
+from metadata_assets.defs.keys import mce_asset_key, partitions_def, range_tags, run_tags
+from metadata_assets.source_config import SourceConfig
 
 
 def batches(keys: list[str], size: int) -> list[list[str]]:
     return [keys[i:i + size] for i in range(0, len(keys), size)]
 
 
-def build_daily_schedule(source: MySQLSource):
+def build_daily_schedule(source: SourceConfig):
     parts = partitions_def(source)
 
     @schedule(

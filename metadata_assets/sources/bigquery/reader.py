@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Iterator, Optional, Sequence
 
 from metadata_assets.catalog import Column, Database, Table
-from metadata_assets.config import BigQuerySource
+from metadata_assets.sources.bigquery.config import BigQuerySource
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,6 @@ TABLE_OPTIONS = ("description", "labels", "friendly_name", "expiration_timestamp
 DATASET_OPTIONS = ("description", "labels", "friendly_name", "default_table_expiration_days",
                    "default_partition_expiration_days")
 _NAME = re.compile(r"[A-Za-z0-9_\-.:$]+")  # project ids, regions, dataset ids as they may appear in a view path
-
-
-class SourceUnavailable(RuntimeError):
-    """BigQuery cannot be reached, or refuses the credentials."""
 
 
 def _quoted(name: str) -> str:

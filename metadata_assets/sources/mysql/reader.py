@@ -17,7 +17,8 @@ import pymysql
 import pymysql.cursors
 
 from metadata_assets.catalog import Column, Database, ForeignKey, Table
-from metadata_assets.config import MySQLSource
+from metadata_assets.sources.base import ConnectionLost, SourceQueryFailed, SourceUnavailable
+from metadata_assets.sources.mysql.config import MySQLSource
 
 log = logging.getLogger(__name__)
 
@@ -25,21 +26,6 @@ log = logging.getLogger(__name__)
 _IDENT = r"(?:`(?:[^`]|``)*`|[^.\s`]+)"
 # GRANT <privileges> ON [TABLE|PROCEDURE|...] <db>.<object> TO ...   (group 1: privileges, group 2: database part)
 _GRANT_ON = re.compile(rf"GRANT (.+?) ON (?:[A-Z]+ )?({_IDENT})\.({_IDENT}) TO ")
-
-
-class SourceUnavailable(RuntimeError):
-    """The server cannot be reached or refuses the login."""
-
-
-class ConnectionLost(SourceUnavailable):
-    """The connection broke (server gone, killed, restarted) or a query ran past `query_timeout_s`.
-
-    Never a per-object problem: what was read over the connection so far is incomplete, so the whole batch is read
-    again over a new connection, or fails; nothing read before the loss is written."""
-
-
-class SourceQueryFailed(RuntimeError):
-    """A bulk information_schema query was refused or failed on the server (not a lost connection)."""
 
 
 # Client errors (2xxx) that mean the connection is gone, and server errors that end the statement for reasons

@@ -1,0 +1,232 @@
+"""What every source's configuration shares: the error type, allow/deny patterns, the schedule, the run pod, and
+the common fields of a source (`SourceConfig`) and of a source that logs in to a server (`ServerSource`).
+
+A source's own model (sources/<type>/config.py) subclasses one of these; config.py gathers them through the
+registry into the `sources:` list. No Dagster, no SQL here.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from typing import ClassVar, Optional
+
+from datahub.configuration.common import AllowDenyPattern
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+try:  # Python 3.11+
+    from re import _parser as _sre_parse
+except ImportError:  # pragma: no cover - older Pythons
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for the person who edits the YAML."""
+
+    __module__ = "metadata_assets.config"  # where users import it from (tracebacks name it so)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_REPEATS = frozenset(op for op in (getattr(_sre_parse, n, None) for n in ("MAX_REPEAT", "MIN_REPEAT",
+                                                                           "POSSESSIVE_REPEAT")) if op is not None)
+
+
+def _subpatterns(av):
+    """The parsed sub-patterns held in one node's argument (groups, branches, lookarounds, conditionals)."""
+    if isinstance(av, _sre_parse.SubPattern):
+        yield av
+    elif isinstance(av, (tuple, list)):
+        for x in av:
+            yield from _subpatterns(x)
+
+
+def _nests_repeats(items, inside_repeat: bool = False) -> bool:
+    """Whether a parsed regex has a repeat whose max is above 1 inside another such repeat, directly or through
+    groups and alternations: `(a+)+`, `(a*)*`, `(\\w+\\s?)+`. Those can backtrack exponentially on a name that
+    almost matches."""
+    for op, av in items:
+        if op in _REPEATS:
+            _, hi, sub = av
+            if hi > 1 and inside_repeat:
+                return True
+            if _nests_repeats(sub, inside_repeat or hi > 1):
+                return True
+            continue
+        if any(_nests_repeats(sub, inside_repeat) for sub in _subpatterns(av)):
+            return True
+    return False
+
+
+# Answers memoized per Pattern and name: a sensor tick tests every database (and "database.table") name against
+# the same patterns, so each distinct name runs the regexes once, not once per tick.
+_MEMO_NAMES = 100_000
+_MATCHER = "_Pattern__matcher"  # key in the instance __dict__, not a field: equality, dumps and repr ignore it
+
+
+class _Matcher:
+    """A Pattern's AllowDenyPattern, built once, with its answers memoized per name (bounded LRU, thread-safe)."""
+
+    __slots__ = ("allow", "deny", "ignore_case", "allowed")
+
+    def __init__(self, p: "Pattern"):
+        self.allow, self.deny, self.ignore_case = p.allow, p.deny, p.ignoreCase
+        self.allowed = functools.lru_cache(maxsize=_MEMO_NAMES)(p.to_datahub().allowed)
+
+    def built_from(self, p: "Pattern") -> bool:
+        # identity, not equality: model_copy(update=...) and deepcopy carry this object over to other values
+        return self.allow is p.allow and self.deny is p.deny and self.ignore_case is p.ignoreCase
+
+
+class Pattern(_Strict):
+    """Allow/deny regexes with exactly DataHub's AllowDenyPattern semantics (deny wins; each regex matched from the
+    start of the name, `re.match`; ignoreCase by default)."""
+
+    allow: list[str] = Field(default_factory=lambda: [".*"])
+    deny: list[str] = Field(default_factory=list)
+    ignoreCase: bool = True
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _compiles(cls, regexes: list[str]) -> list[str]:
+        for rx in regexes:
+            try:
+                parsed = _sre_parse.parse(rx)
+                re.compile(rx)
+            except re.error as e:
+                raise ValueError(f"invalid regex {rx!r}: {e}") from None
+            if _nests_repeats(parsed):
+                raise ValueError(
+                    f"regex {rx!r} nests a repeat inside a repeat (like '(a+)+'), which can take exponential time "
+                    "on some names: rewrite it without the nested repeat (e.g. 'a+$' instead of '(a+)+$')")
+        return regexes
+
+    def to_datahub(self) -> AllowDenyPattern:
+        return AllowDenyPattern(allow=self.allow, deny=self.deny, ignoreCase=self.ignoreCase)
+
+    def _matcher(self) -> _Matcher:
+        m = self.__dict__.get(_MATCHER)
+        if m is None or not m.built_from(self):
+            # stored the way functools.cached_property stores on a frozen model: straight into __dict__
+            m = self.__dict__[_MATCHER] = _Matcher(self)
+        return m
+
+    def allowed(self, name: str) -> bool:
+        return self._matcher().allowed(name)
+
+    def __getstate__(self):  # pickles without the cache (an lru_cache does not pickle)
+        state = super().__getstate__()
+        state["__dict__"] = {k: v for k, v in state["__dict__"].items() if k != _MATCHER}
+        return state
+
+
+class Schedule(_Strict):
+    cron: str = "0 5 * * *"
+    timezone: str = "UTC"
+
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, cron: str) -> str:
+        fields = cron.split()
+        if len(fields) != 5 or not all(re.fullmatch(r"[0-9A-Za-z*/,\-]+", f) for f in fields):
+            raise ValueError(f"invalid cron expression {cron!r} (want 5 fields, e.g. '0 5 * * *')")
+        return cron
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_tz(cls, tz: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {tz!r}") from None
+        return tz
+
+
+class RunPod(_Strict):
+    """What an extraction run's pod asks Kubernetes for (request = limit for memory). 512Mi holds a batch of 200
+    ordinary databases with headroom; a run extracting one database of 10,000 tables peaks at 504 MiB, and at
+    808 MiB when it also pushes it (push_from_extraction; bench/, size W): give such a source 1Gi."""
+
+    cpu: str = Field(default="250m", pattern=r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$",
+                     description="a Kubernetes CPU quantity: 250m, 1, 1.5")
+    memory: str = Field(default="512Mi", pattern=r"^[0-9]+(Mi|Gi)$",
+                        description="a Kubernetes memory quantity in Mi or Gi: 512Mi, 2Gi")
+
+
+class SourceConfig(_Strict):
+    """The fields every source has. A subclass adds `type: Literal[...]` (the registry key), its connection fields
+    and its `database_allowed`; it may override a default (batch_size, sensor_interval_s) by redeclaring the field."""
+
+    # the key of the database-level pattern in this source's YAML (database_pattern, dataset_pattern)
+    database_pattern_field: ClassVar[str] = "database_pattern"
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Dagster-safe identifier")
+    type: str
+    table_pattern: Pattern = Field(default=Pattern(), description='matched against "database.table"')
+    include_views: bool = True
+    env: str = "PROD"
+    platform_instance: Optional[str] = None
+    batch_size: int = Field(default=200, ge=1, le=1000, description="databases per run (and per bulk query)")
+    max_concurrent_runs: int = Field(default=2, ge=1, le=64, description="extraction runs against this source at once")
+    sensor_interval_s: int = Field(default=15, ge=5, le=86400,
+                                   description="seconds between the schema sensor's fingerprint queries")
+    schedule: Schedule = Schedule()
+    coverage_threshold: float = Field(default=0.5, ge=0, le=1)
+    run_pod: RunPod = RunPod()
+
+    @field_validator("env")
+    @classmethod
+    def _known_env(cls, env: str) -> str:
+        from datahub.configuration.source_common import ALL_ENV_TYPES
+
+        if env.upper() not in ALL_ENV_TYPES:
+            raise ValueError(f"unknown env {env!r}; DataHub knows {sorted(ALL_ENV_TYPES)}")
+        return env.upper()
+
+    @classmethod
+    def unknown_key_hint(cls, key: str) -> Optional[str]:
+        """What to tell someone who wrote `key`, which this source does not know (None: just "unknown key")."""
+        return "passwords are never inline: use password_env" if key == "password" else None
+
+    def database_allowed(self, database: str) -> bool:
+        raise NotImplementedError
+
+    def table_allowed(self, database: str, table: str) -> bool:
+        return self.table_pattern.allowed(f"{database}.{table}")
+
+    def check_secrets(self) -> None:
+        """Raise ConfigError when a secret this source needs is missing from the environment (at load time, not at
+        5 a.m.). Sources whose credentials come from elsewhere (BigQuery: Application Default Credentials) keep
+        this no-op."""
+
+
+class ServerSource(SourceConfig):
+    """A source that logs in to a database server with a user and a password taken from the environment."""
+
+    host: str
+    port: int = Field(ge=1, le=65535)
+    user: str
+    password_env: str = Field(description="name of the environment variable holding the password")
+    database_pattern: Pattern = Pattern()
+    connect_timeout_s: float = Field(default=10, gt=0, le=3600)
+    query_timeout_s: float = Field(
+        default=300, gt=0, le=86400,
+        description="longest wait for one catalog query; also bounds a sensor tick's fingerprint query",
+    )
+
+    def password(self) -> str:
+        try:
+            return os.environ[self.password_env]
+        except KeyError:
+            raise ConfigError(
+                f"source {self.name!r}: environment variable {self.password_env} (password_env) is not set"
+            ) from None
+
+    def check_secrets(self) -> None:
+        self.password()

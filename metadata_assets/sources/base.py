@@ -1,0 +1,116 @@
+"""The Source interface: what the rest of the project asks of a kind of database, and nothing else.
+
+A kind (`mysql`, `bigquery`, `postgres`, ...) lives in its own package, `metadata_assets/sources/<type>/`:
+- `config.py`: its configuration model, a `source_config.SourceConfig` with `type: Literal["<type>"]`;
+- a reader that turns the server's catalog into snapshots (`catalog.Database`), SQL and API calls included;
+- the hooks of its DataHub proposals (URN rules, fields, containers; `datahub/emitter.py` for SQL servers);
+- `kind.py`: a `SourceKind` that ties them together, registered in `sources/registry.py` by `type`.
+
+Extraction (extract.py), the Dagster wiring (defs/) and the CLI only talk to a `SourceKind` and its `Session`: no
+`isinstance` on source kinds outside a kind's own package. No Dagster here; a kind may hand out a client that a
+Dagster resource builds (BigQuery: dagster-gcp), but it never imports Dagster at module level.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from typing import Any, ClassVar, Iterator, Optional, Protocol, Sequence
+
+from metadata_assets.catalog import Database
+from metadata_assets.source_config import SourceConfig
+
+
+class SourceUnavailable(RuntimeError):
+    """The server (or API) cannot be reached, or refuses the login: nothing of the source can be read now."""
+
+
+class ConnectionLost(SourceUnavailable):
+    """The connection broke (server gone, killed, restarted) or a query ran past `query_timeout_s`.
+
+    Never a per-object problem: what was read over the connection so far is incomplete, so the whole batch is read
+    again over a new connection, or fails; nothing read before the loss is written."""
+
+
+class SourceQueryFailed(RuntimeError):
+    """A catalog query was refused or failed on the server (not a lost connection)."""
+
+
+class Session(Protocol):
+    """What one extraction run reads through (a connection, a client), opened once per run."""
+
+    def privilege_warnings(self, databases: Sequence[str]) -> list[str]:
+        """Warnings when the account can read data (it should not); [] when the kind cannot tell."""
+
+    def read_batch(self, batch: list[str]) -> tuple[dict[str, Database], Optional[str]]:
+        """({name: snapshot}, None) with the batch read whole (a database that does not exist is left out), or
+        ({}, error) when it could not be: then no database of the batch is written and their files stay."""
+
+    def close(self) -> None: ...
+
+
+class SourceKind(ABC):
+    """One kind of source. Stateless: one instance per kind, shared (sources/registry.py)."""
+
+    type: ClassVar[str]  # the `type:` of its sources in the YAML, and the registry key
+    platform: ClassVar[str]  # DataHub's platform name (urn:li:dataPlatform:<platform>)
+    title: ClassVar[str]  # for people: "MySQL", "BigQuery", "PostgreSQL"
+    database_noun: ClassVar[str] = "database"  # what one partition is (BigQuery: dataset)
+    catalog_read: ClassVar[str]  # what it reads, for people: "information_schema", "pg_catalog"
+
+    # --- naming and placement ---
+    @abstractmethod
+    def describe(self, source: SourceConfig) -> str:
+        """Where the source is, for asset descriptions: "MySQL source `shop` (db1:3306)"."""
+
+    @abstractmethod
+    def pool(self, source: SourceConfig) -> str:
+        """The Dagster concurrency pool of its extraction runs: shared by every source on the same server."""
+
+    # --- reading ---
+    @contextmanager
+    def client(self, source: SourceConfig) -> Iterator[Any]:
+        """A client the session and the fingerprints read through (BigQuery: a google.cloud.bigquery.Client);
+        None for kinds that connect themselves."""
+        yield None
+
+    @abstractmethod
+    def list_databases(self, source: SourceConfig, client: Any = None) -> list[str]:
+        """The allowed databases that exist and are visible to the account, sorted: what the partitions are."""
+
+    @abstractmethod
+    def session(self, source: SourceConfig, client: Any = None) -> Session:
+        """Open what a run reads through; raises SourceUnavailable when the source cannot be reached at all."""
+
+    @abstractmethod
+    def fingerprints(self, source: SourceConfig, client: Any = None, cursor: Optional[dict[str, str]] = None,
+                     tick: Optional[int] = None, key_slice: int = 250) -> dict[str, str]:
+        """{database: short digest} of everything that shapes each allowed database's MCE file, from one cheap read;
+        the schema sensor compares it with the last tick's (`cursor`). Row counts, sizes and times stay out."""
+
+    def unavailable_errors(self) -> tuple[type[BaseException], ...]:
+        """Errors of the kind's own client library that mean "cannot read now": a sensor tick skips on them."""
+        return ()
+
+    def error_text(self, e: BaseException) -> str:
+        """One of unavailable_errors() in words, for a skipped tick."""
+        return str(e)
+
+    # --- least privilege ---
+    @abstractmethod
+    def grant_text(self, source: SourceConfig, databases: Optional[Sequence[str]]) -> list[str]:
+        """The least-privilege grants (SQL or IAM commands) for the catalog account; `databases` None: list them
+        (the account must exist already)."""
+
+    # --- DataHub ---
+    @abstractmethod
+    def urn_rules(self, source: SourceConfig):
+        """The source's naming rules (URNs, containers), with `version_parts()` for the data version."""
+
+    @abstractmethod
+    def lineage(self, rules, source: SourceConfig):
+        """A view-lineage resolver for one batch: register(db), then close()."""
+
+    @abstractmethod
+    def mcps(self, db: Database, rules, lineage, warnings: list[str]):
+        """The proposals of one database's MCE file, in a deterministic order."""

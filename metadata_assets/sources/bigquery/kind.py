@@ -1,0 +1,107 @@
+"""BigQuery as a SourceKind: reads through a google.cloud.bigquery.Client from dagster-gcp's BigQueryResource (one
+per source's project; Application Default Credentials), IAM commands instead of GRANTs, proposals of
+datahub/bigquery_mcps.py."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from typing import Iterator, Optional, Sequence
+
+from metadata_assets.catalog import Database
+from metadata_assets.sources.base import SourceKind
+from metadata_assets.sources.bigquery.config import BigQuerySource
+from metadata_assets.sources.bigquery.reader import BigQueryReader, grant_commands
+from metadata_assets.sources.mysql.kind import digest
+
+
+class BigQuerySession:
+    def __init__(self, reader: BigQueryReader):
+        self.reader = reader
+
+    def privilege_warnings(self, databases: Sequence[str]) -> list[str]:
+        return []  # IAM roles are not visible from INFORMATION_SCHEMA
+
+    def read_batch(self, batch: list[str]) -> tuple[dict[str, Database], Optional[str]]:
+        return {db.name: db for db in self.reader.read(batch)}, None
+
+    def close(self) -> None:
+        pass
+
+
+class BigQueryKind(SourceKind):
+    type = "bigquery"
+    platform = "bigquery"
+    title = "BigQuery"
+    database_noun = "dataset"
+    catalog_read = "INFORMATION_SCHEMA"
+
+    def describe(self, source: BigQuerySource) -> str:
+        return f"BigQuery source `{source.name}` (project {source.project})"
+
+    def pool(self, source: BigQuerySource) -> str:
+        return "bigquery_" + re.sub(r"[^A-Za-z0-9_]", "_", source.project)
+
+    def resource(self, source: BigQuerySource):
+        from dagster_gcp import BigQueryResource
+
+        return BigQueryResource(project=source.project)  # job project = billing project = the source's project
+
+    @contextmanager
+    def client(self, source: BigQuerySource) -> Iterator[object]:
+        with self.resource(source).get_client() as client:
+            yield client
+
+    def _client_or_open(self, source, client):
+        if client is not None:
+            return _given(client)
+        return self.client(source)
+
+    def list_databases(self, source: BigQuerySource, client=None) -> list[str]:
+        with self._client_or_open(source, client) as c:
+            return BigQueryReader(c, source).list_databases()
+
+    def session(self, source: BigQuerySource, client=None) -> BigQuerySession:
+        if client is None:
+            raise ValueError(f"source {source.name!r}: a BigQuery source needs bigquery_client")
+        return BigQuerySession(BigQueryReader(client, source))
+
+    def fingerprints(self, source: BigQuerySource, client=None, cursor=None, tick=None,
+                     key_slice: int = 250) -> dict[str, str]:
+        """One fingerprint query per region (or per dataset without regions)."""
+        with self._client_or_open(source, client) as c:
+            fps = BigQueryReader(c, source).fingerprints()
+        return {db: digest(fp) for db, fp in fps.items()}
+
+    def unavailable_errors(self) -> tuple[type[BaseException], ...]:
+        from google.api_core.exceptions import GoogleAPIError
+        from google.auth.exceptions import GoogleAuthError
+
+        return (GoogleAPIError, GoogleAuthError)
+
+    def grant_text(self, source: BigQuerySource, databases: Optional[Sequence[str]]) -> list[str]:
+        return [f"-- source {source.name}: BigQuery project {source.project} (IAM roles, not GRANTs)",
+                *grant_commands(source)]
+
+    def urn_rules(self, source: BigQuerySource):
+        from metadata_assets.datahub.bigquery_mcps import BigQueryUrnRules
+
+        return BigQueryUrnRules(project=source.project, env=source.env, platform_instance=source.platform_instance)
+
+    def lineage(self, rules, source: Optional[BigQuerySource] = None):
+        from metadata_assets.datahub.bigquery_mcps import BigQueryLineageResolver
+
+        return BigQueryLineageResolver(rules)
+
+    def mcps(self, db: Database, rules, lineage, warnings: list[str]):
+        from metadata_assets.datahub.bigquery_mcps import dataset_mcps
+
+        return dataset_mcps(db, rules, lineage, warnings)
+
+
+@contextmanager
+def _given(client):
+    yield client
+
+
+KIND = BigQueryKind()
