@@ -161,11 +161,14 @@ def extract(source: SourceConfig, databases: Sequence[str], store: files.Store,
             lineage = kind.lineage(rules, source) if error is None else None
             try:
                 for db in snapshots.values():
-                    lineage.register(db)
+                    if not isinstance(db, str):
+                        lineage.register(db)
                 for name in batch:
                     db = snapshots.get(name)
                     if error is not None:
                         result = DatabaseResult(database=name, ok=False, error=error)
+                    elif isinstance(db, str):  # this database alone could not be read
+                        result = DatabaseResult(database=name, ok=False, error=db)
                     elif db is None:
                         result = DatabaseResult(database=name, ok=True, missing=True,
                                                 warnings=[f"database {name!r} does not exist or is not visible"])
@@ -176,7 +179,7 @@ def extract(source: SourceConfig, databases: Sequence[str], store: files.Store,
                             log.exception("database %s failed", name)
                             result = DatabaseResult(database=name, ok=False, error=f"{type(e).__name__}: {e}")
                     if result.ok:
-                        result.warnings[:0] = priv_warnings
+                        result.warnings[:0] = priv_warnings + session.access_warnings(name)
                     done += 1
                     if progress:
                         progress(done, total, result)

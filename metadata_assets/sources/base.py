@@ -3,7 +3,7 @@
 A kind (`mysql`, `bigquery`, `postgres`, ...) lives in its own package, `metadata_assets/sources/<type>/`:
 - `config.py`: its configuration model, a `source_config.SourceConfig` with `type: Literal["<type>"]`;
 - a reader that turns the server's catalog into snapshots (`catalog.Database`), SQL and API calls included;
-- the hooks of its DataHub proposals (URN rules, fields, containers; `datahub/emitter.py` for SQL servers);
+- the hooks of its DataHub proposals (URN rules, fields, containers; `datahub/mcps.py`'s UrnRules for SQL servers);
 - `kind.py`: a `SourceKind` that ties them together, registered in `sources/registry.py` by `type`.
 
 Extraction (extract.py), the Dagster wiring (defs/) and the CLI only talk to a `SourceKind` and its `Session`: no
@@ -42,9 +42,14 @@ class Session(Protocol):
     def privilege_warnings(self, databases: Sequence[str]) -> list[str]:
         """Warnings when the account can read data (it should not); [] when the kind cannot tell."""
 
-    def read_batch(self, batch: list[str]) -> tuple[dict[str, Database], Optional[str]]:
+    def read_batch(self, batch: list[str]) -> tuple[dict[str, Database | str], Optional[str]]:
         """({name: snapshot}, None) with the batch read whole (a database that does not exist is left out), or
-        ({}, error) when it could not be: then no database of the batch is written and their files stay."""
+        ({}, error) when it could not be: then no database of the batch is written and their files stay. A kind
+        that reads each database on its own (PostgreSQL: a connection per database) may give one database's
+        failure as a string in place of its snapshot: that database fails, the others are written."""
+
+    def access_warnings(self, database: str) -> list[str]:
+        """Warnings, found while reading it, that the account can read data of this database ([]: none seen)."""
 
     def close(self) -> None: ...
 

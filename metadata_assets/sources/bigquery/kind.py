@@ -25,6 +25,9 @@ class BigQuerySession:
     def read_batch(self, batch: list[str]) -> tuple[dict[str, Database], Optional[str]]:
         return {db.name: db for db in self.reader.read(batch)}, None
 
+    def access_warnings(self, database: str) -> list[str]:
+        return []  # IAM roles are not visible from INFORMATION_SCHEMA
+
     def close(self) -> None:
         pass
 

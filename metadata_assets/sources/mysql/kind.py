@@ -64,6 +64,9 @@ class MySQLSession:
             return
         self.reader = MySQLReader(self.conn, describe(self.source))
 
+    def access_warnings(self, database: str) -> list[str]:
+        return []  # privilege_warnings covers the whole account
+
     def close(self) -> None:
         if self.conn is not None:
             try:
