@@ -82,7 +82,7 @@ def test_config_defaults_and_credentials_never_inline(tmp_path):
         msg = str(e.value)
         assert "source 'analytics_bq', field" in msg, msg
         assert any(w in msg for w in ("Application Default Credentials", "regions is empty", "invalid project id")), msg
-    with pytest.raises(ConfigError, match="unknown source type 'bigqery' \\(supported: 'mysql', 'bigquery'\\)"):
+    with pytest.raises(ConfigError, match="unknown source type 'bigqery' \\(supported: 'mysql', 'bigquery', 'postgres'\\)"):
         load(write(tmp_path, YAML.replace("type: bigquery", "type: bigqery")))
 
 

@@ -134,6 +134,10 @@ class UrnRules:
         urn = self.container(db.name)
         return [*self._instance_path(), BrowsePathEntryClass(id=urn, urn=urn)]
 
+    def display_name(self, t: Table) -> str:
+        """datasetProperties.name: the table's name as DataHub's own source shows it."""
+        return t.name
+
     def schema_name(self, db: Database, t: Table) -> str:
         return f"{db.name}.{t.name}"
 
@@ -372,7 +376,8 @@ def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolv
             urn = rules.dataset(db.name, t.name)
             yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=StatusClass(removed=False))
             yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=DatasetPropertiesClass(
-                name=t.name, description=t.comment or None, customProperties=_table_properties(t)))
+                name=rules.display_name(t), description=t.comment or None,
+                customProperties=_table_properties(t)))
             # Always sent, with no fields when none is visible (a view whose base table was dropped lists no
             # columns): DataHub keeps an aspect that is not sent, so leaving it out would keep the old schema there.
             # Keys name only columns that are fields (MariaDB's PRIMARY key of a system-versioned table holds the

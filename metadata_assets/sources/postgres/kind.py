@@ -1,0 +1,174 @@
+"""PostgreSQL as a SourceKind: a connection per database (pg_catalog is per database), fingerprints read database by
+database within a time budget, CONNECT-only grants, proposals of datahub/mcps.py with PostgreSQL's hooks."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import zlib
+from typing import Optional, Sequence
+
+from metadata_assets.catalog import Database
+from metadata_assets.sources.base import ConnectionLost, SourceKind, SourceQueryFailed, SourceUnavailable
+from metadata_assets.sources.postgres.config import PostgresSource
+from metadata_assets.sources.postgres.reader import (
+    DatabaseGone,
+    DatabaseRefused,
+    PostgresReader,
+    connect,
+    describe,
+    grant_statements,
+    list_databases,
+)
+
+log = logging.getLogger(__name__)
+
+# A sensor evaluation ends after 60 s (DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS): a tick reads fingerprints for this long
+# at most; the databases it did not reach keep their last digest and come first on the next tick.
+FINGERPRINT_BUDGET_S = 40.0
+
+
+class PostgresSession:
+    """Checks the account once (on the initial database), then reads each database over a connection of its own."""
+
+    def __init__(self, source: PostgresSource):
+        self.source = source
+        conn = connect(source)  # unreachable at the start: the run fails with SourceUnavailable
+        try:
+            self._role_warnings = PostgresReader(conn, describe(source)).role_warnings()
+        finally:
+            conn.close()
+        self._access: dict[str, list[str]] = {}
+        self.down: Optional[str] = None
+        self.statements = 0
+
+    def privilege_warnings(self, databases: Sequence[str]) -> list[str]:
+        return list(self._role_warnings)
+
+    def access_warnings(self, database: str) -> list[str]:
+        return self._access.get(database, [])
+
+    def read_batch(self, batch: list[str]) -> tuple[dict[str, Database | str], Optional[str]]:
+        out: dict[str, Database | str] = {}
+        for name in batch:
+            if self.down:
+                return {}, self.down
+            for attempt in (1, 2):
+                try:
+                    out[name] = self._read(name)
+                    break
+                except DatabaseGone:
+                    break  # dropped since it was listed: missing, not failed
+                except (DatabaseRefused, SourceQueryFailed) as e:
+                    out[name] = f"{describe(self.source)}, database {name!r}: {e}"
+                    break
+                except (ConnectionLost, SourceUnavailable) as e:
+                    log.warning("%s (attempt %d of 2 for database %s)", e, attempt, name)
+                    if attempt == 2 or isinstance(e, SourceUnavailable) and not self._reachable():
+                        # nothing read of this batch is written: one lost server means a partial batch otherwise
+                        self.down = (f"{e}; nothing of this batch was written, its previous files are kept")
+                        return {}, self.down
+        return out, None
+
+    def _read(self, name: str) -> Database:
+        conn = connect(self.source, name)
+        try:
+            reader = PostgresReader(conn, f"{describe(self.source)}, database {name!r}")
+            db, warnings = reader.read(name, self.source)
+            self.statements += reader.statements
+        finally:
+            conn.close()
+        self._access[name] = warnings
+        return db
+
+    def _reachable(self) -> bool:
+        try:
+            connect(self.source).close()
+            return True
+        except SourceUnavailable:
+            return False
+
+    def close(self) -> None:
+        pass  # each database's connection is closed after its read
+
+
+class PostgresKind(SourceKind):
+    type = "postgres"
+    platform = "postgres"
+    title = "PostgreSQL"
+    catalog_read = "pg_catalog"
+
+    def describe(self, source: PostgresSource) -> str:
+        return f"PostgreSQL source `{source.name}` ({source.host}:{source.port})"
+
+    def pool(self, source: PostgresSource) -> str:
+        return "postgres_" + re.sub(r"[^A-Za-z0-9_]", "_", f"{source.host}_{source.port}")
+
+    def list_databases(self, source: PostgresSource, client=None) -> list[str]:
+        return list_databases(source)
+
+    def session(self, source: PostgresSource, client=None) -> PostgresSession:
+        return PostgresSession(source)
+
+    def fingerprints(self, source: PostgresSource, client=None, cursor: Optional[dict[str, str]] = None,
+                     tick: Optional[int] = None, key_slice: int = 250) -> dict[str, str]:
+        """{database: md5 of its catalog}: one connection and one statement per allowed database. Databases are
+        read in an order that rotates with `tick` (new ones first); past FINGERPRINT_BUDGET_S the rest keep the
+        cursor's digest, so a tick stays bounded on a server of thousands of databases. `key_slice` is MySQL's."""
+        cursor = cursor or {}
+        timeout = min(source.query_timeout_s, FINGERPRINT_BUDGET_S)
+        databases = list_databases(source)
+        tick = int(time.time() // 60) if tick is None else tick
+        known = sorted((db for db in databases if db in cursor),
+                       key=lambda db: (zlib.crc32(db.encode()) - tick) % 4096)
+        order = [db for db in databases if db not in cursor] + known
+        deadline = time.monotonic() + FINGERPRINT_BUDGET_S
+        out: dict[str, str] = {}
+        for db in order:
+            if time.monotonic() > deadline and db in cursor:
+                out[db] = cursor[db]
+                continue
+            try:
+                conn = connect(source, db, query_timeout_s=timeout)
+            except DatabaseGone:
+                continue
+            except DatabaseRefused:
+                out[db] = "refused"
+                continue
+            try:
+                out[db] = PostgresReader(conn, describe(source)).fingerprint(source, db)
+            finally:
+                conn.close()
+        return dict(sorted(out.items()))
+
+    def unavailable_errors(self) -> tuple[type[BaseException], ...]:
+        import psycopg2
+
+        return (psycopg2.Error,)
+
+    def error_text(self, e: BaseException) -> str:
+        return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+    def grant_text(self, source: PostgresSource, databases: Optional[Sequence[str]]) -> list[str]:
+        dbs = list(databases) if databases else list_databases(source)
+        return [f"-- source {source.name}: {source.host}:{source.port}, {len(dbs)} databases",
+                *grant_statements(source, dbs)]
+
+    def urn_rules(self, source: PostgresSource):
+        from metadata_assets.sources.postgres.mcps import PostgresUrnRules
+
+        return PostgresUrnRules(env=source.env, platform_instance=source.platform_instance)
+
+    def lineage(self, rules, source: Optional[PostgresSource] = None):
+        from metadata_assets.datahub.mcps import LineageResolver
+
+        return LineageResolver(rules, table_allowed=source.table_allowed if source is not None else None)
+
+    def mcps(self, db: Database, rules, lineage, warnings: list[str]):
+        from metadata_assets.datahub.mcps import database_mcps
+
+        return database_mcps(db, rules, lineage, warnings)
+
+
+KIND = PostgresKind()

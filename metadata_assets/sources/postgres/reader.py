@@ -1,0 +1,315 @@
+"""Read PostgreSQL schemas from pg_catalog only: one connection and a fixed number of queries per database.
+
+PostgreSQL's catalogs are readable by every role that can connect: pg_class, pg_attribute, pg_constraint,
+pg_description, pg_get_viewdef() and pg_get_expr() list every schema, table, view and column whatever the role's
+privileges on them (information_schema, by contrast, shows only what the role has some privilege on). So the catalog
+account needs CONNECT on each database and nothing else: no USAGE on schemas, no SELECT (tests/test_postgres_source.py
+proves SELECT is refused while extraction reads everything).
+
+Each database is read inside one READ ONLY, REPEATABLE READ transaction, so its queries see one consistent catalog.
+`search_path` is empty, so pg_get_viewdef() qualifies every name (`public.orders`): view lineage resolves without
+guessing. Every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from typing import Optional, Sequence
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
+
+from metadata_assets.catalog import Column, Database, ForeignKey, Table
+from metadata_assets.sources.base import ConnectionLost, SourceQueryFailed, SourceUnavailable
+from metadata_assets.sources.postgres.config import PostgresSource
+
+log = logging.getLogger(__name__)
+
+_FK_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+# pg_class.relkind of what is catalogued: tables, partitioned tables, views, materialized views (as DataHub's
+# built-in postgres source lists them; foreign tables and sequences are left out, as there)
+_RELKINDS = ("r", "p", "v", "m")
+_NOT_SYSTEM = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'"
+
+# Primary and foreign keys as each table has them. A partition's primary key is its own (an index on it), and so is a
+# foreign key cloned onto a partition from its parent (same referenced table); PostgreSQL also clones a foreign key
+# that references a partitioned table once per partition of it (conparentid set, another confrelid): those are left
+# out, the declared key names the partitioned table.
+_KEYS = ("(con.contype = 'p' OR con.contype = 'f' AND (con.conparentid = 0 OR con.confrelid = "
+         "(SELECT p.confrelid FROM pg_catalog.pg_constraint p WHERE p.oid = con.conparentid)))")
+
+
+class DatabaseGone(Exception):
+    """The database does not exist (dropped since it was listed)."""
+
+
+class DatabaseRefused(Exception):
+    """The server refused this database alone (no CONNECT privilege, datallowconn off, too many connections to it)."""
+
+
+def describe(source: PostgresSource) -> str:
+    return f"source {source.name!r} ({source.user}@{source.host}:{source.port})"
+
+
+def _message(e: BaseException) -> str:
+    return (getattr(e, "pgerror", None) or str(e)).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def connect(source: PostgresSource, database: Optional[str] = None,
+            query_timeout_s: Optional[float] = None) -> psycopg2.extensions.connection:
+    """A connection whose waits are bounded: the connect and login by `connect_timeout_s` (libpq's
+    connect_timeout), each statement by `query_timeout_s` (the server's statement_timeout), and a peer that stops
+    answering by TCP keepalives and tcp_user_timeout."""
+    database = database or source.initial_database
+    try:
+        conn = psycopg2.connect(
+            host=source.host, port=source.port, user=source.user, password=source.password(), dbname=database,
+            sslmode=source.sslmode, connect_timeout=max(2, int(round(source.connect_timeout_s))),
+            application_name="metadata-assets", keepalives=1, keepalives_idle=10, keepalives_interval=5,
+            keepalives_count=3, tcp_user_timeout=int(source.connect_timeout_s * 1000),
+        )
+    except psycopg2.OperationalError as e:
+        text = _message(e)
+        if "does not exist" in text and "database" in text:
+            raise DatabaseGone(text) from None
+        if "permission denied for database" in text or "not currently accepting connections" in text:
+            raise DatabaseRefused(text) from None
+        raise SourceUnavailable(f"{describe(source)}: {text}") from None
+    timeout_ms = int((query_timeout_s or source.query_timeout_s) * 1000)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_catalog.set_config('search_path', '', false), "
+                    "pg_catalog.set_config('statement_timeout', %s, false)", (str(timeout_ms),))
+    conn.autocommit = False
+    conn.set_session(readonly=True, isolation_level="REPEATABLE READ")
+    return conn
+
+
+def is_connection_error(e: BaseException) -> bool:
+    """A lost connection or a statement past its timeout: never a problem of the object being read."""
+    return isinstance(e, (psycopg2.OperationalError, psycopg2.InterfaceError, psycopg2.errors.QueryCanceled))
+
+
+class PostgresReader:
+    """Catalog reads of one database over its own connection."""
+
+    def __init__(self, conn: psycopg2.extensions.connection, label: str = "PostgreSQL server"):
+        self.conn = conn
+        self.label = label
+        self.statements = 0
+
+    def _query(self, sql: str, args: Sequence = ()) -> list[dict]:
+        self.statements += 1
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql, tuple(args) if args else None)
+                names = [d[0] for d in cur.description]
+                return [dict(zip(names, row)) for row in cur.fetchall()]
+        except psycopg2.Error as e:
+            if is_connection_error(e):
+                raise ConnectionLost(f"{self.label}: connection lost ({_message(e)})") from None
+            self._rollback()
+            raise SourceQueryFailed(f"{self.label}: pg_catalog query failed: {_message(e)}") from None
+
+    def _rollback(self) -> None:
+        try:
+            self.conn.rollback()
+        except psycopg2.Error:
+            pass
+
+    def list_databases(self, source: PostgresSource) -> list[str]:
+        """Databases that accept connections, the account may CONNECT to, and the patterns allow; sorted."""
+        rows = self._query("SELECT datname AS name FROM pg_catalog.pg_database WHERE datallowconn AND NOT "
+                           "datistemplate AND pg_catalog.has_database_privilege(oid, 'CONNECT')")
+        self.conn.rollback()
+        return sorted(r["name"] for r in rows if source.database_allowed(r["name"]))
+
+    def role_warnings(self) -> list[str]:
+        """Role attributes that let the account read every table: the catalog account should have none."""
+        row = self._query(
+            "SELECT r.rolsuper AS superuser, r.rolbypassrls AS bypassrls, "
+            "EXISTS (SELECT 1 FROM pg_catalog.pg_roles d WHERE d.rolname IN ('pg_read_all_data') "
+            "AND pg_catalog.pg_has_role(r.oid, d.oid, 'MEMBER')) AS read_all "
+            "FROM pg_catalog.pg_roles r WHERE r.rolname = current_user")[0]
+        self.conn.rollback()
+        out = []
+        if row["superuser"]:
+            out.append("over-privileged: the account is a superuser and can read data")
+        if row["read_all"]:
+            out.append("over-privileged: the account is a member of pg_read_all_data and can read data")
+        return out
+
+    def read(self, name: str, source: PostgresSource) -> tuple[Database, list[str]]:
+        """(snapshot of the connected database, warnings that the account can read its data)."""
+        try:
+            return self._read(name, source)
+        finally:
+            self._rollback()  # end the read-only transaction
+
+    def _read(self, name: str, source: PostgresSource) -> tuple[Database, list[str]]:
+        dbrow = self._query(
+            "SELECT pg_catalog.pg_encoding_to_char(encoding) AS charset, datcollate AS collation, "
+            "pg_catalog.shobj_description(oid, 'pg_database') AS comment "
+            "FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()")[0]
+        schemas = [s for s in self._query(
+            "SELECT n.nspname AS name, pg_catalog.obj_description(n.oid, 'pg_namespace') AS comment "
+            f"FROM pg_catalog.pg_namespace n WHERE {_NOT_SYSTEM} ORDER BY n.nspname")
+            if source.schema_allowed(name, s["name"])]
+        allowed_schemas = [s["name"] for s in schemas]
+        rels = [r for r in self._query(
+            "SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind, c.relispartition, "
+            "c.reltuples::bigint AS reltuples, c.relpages::bigint * pg_catalog.current_setting('block_size')::bigint "
+            "AS data_length, pg_catalog.obj_description(c.oid, 'pg_class') AS comment, "
+            "CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END AS partition_key, "
+            "CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END AS partition_bound, "
+            "(SELECT pn.nspname || '.' || pc.relname FROM pg_catalog.pg_inherits i "
+            " JOIN pg_catalog.pg_class pc ON pc.oid = i.inhparent "
+            " JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace "
+            " WHERE c.relispartition AND i.inhrelid = c.oid) AS partition_of, "
+            "CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) END AS view_definition, "
+            "pg_catalog.has_any_column_privilege(c.oid, 'SELECT') AS readable "
+            "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind = ANY(%s) AND n.nspname = ANY(%s)", (list(_RELKINDS), allowed_schemas))
+            if source.table_allowed(name, f"{r['schema']}.{r['name']}")
+            and (source.include_views or r["relkind"] not in ("v", "m"))]
+        oids = [r["oid"] for r in rels]
+        columns = self._query(
+            "SELECT a.attrelid AS rel, a.attname::text AS name, a.attnum AS ordinal, "
+            "pg_catalog.format_type(a.atttypid, a.atttypmod) AS column_type, "
+            "CASE WHEN t.typcategory = 'A' THEN 'array' WHEN t.typtype = 'e' THEN 'enum' "
+            " WHEN t.typtype = 'd' THEN bt.typname::text ELSE t.typname::text END AS data_type, "
+            "a.attnotnull AS notnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS dflt, a.attidentity AS identity, "
+            "a.attgenerated AS generated, pg_catalog.col_description(a.attrelid, a.attnum) AS comment, "
+            "CASE WHEN a.attcollation <> t.typcollation THEN co.collname::text END AS collation "
+            "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+            "LEFT JOIN pg_catalog.pg_type bt ON bt.oid = t.typbasetype "
+            "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+            "LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation "
+            "WHERE a.attrelid = ANY(%s::oid[]) AND a.attnum > 0 AND NOT a.attisdropped", (oids,))
+        keys = self._query(
+            "SELECT con.conrelid AS rel, con.conname::text AS name, con.contype AS kind, "
+            "ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, i) JOIN pg_catalog.pg_attribute a "
+            " ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.i) AS cols, "
+            "rn.nspname::text AS ref_schema, rc.relname::text AS ref_table, "
+            "ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, i) JOIN pg_catalog.pg_attribute a "
+            " ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.i) AS ref_cols, "
+            "con.confupdtype AS on_update, con.confdeltype AS on_delete "
+            "FROM pg_catalog.pg_constraint con LEFT JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid "
+            "LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace "
+            f"WHERE {_KEYS} AND con.conrelid = ANY(%s::oid[])", (oids,))
+
+        db = Database(name=name, charset=dbrow["charset"], collation=dbrow["collation"],
+                      comment=dbrow["comment"] or "")
+        db.properties["schemas"] = json.dumps(
+            [{"name": s["name"], "comment": s["comment"] or ""} for s in schemas], ensure_ascii=False)
+        cols_of: dict[int, list[dict]] = defaultdict(list)
+        for c in columns:
+            cols_of[c["rel"]].append(c)
+        keys_of: dict[int, list[dict]] = defaultdict(list)
+        for k in keys:
+            keys_of[k["rel"]].append(k)
+        readable = sorted(f"{r['schema']}.{r['name']}" for r in rels if r["readable"])
+        for r in sorted(rels, key=lambda r: (r["schema"], r["name"])):
+            db.tables.append(_table(r, cols_of.get(r["oid"], []), keys_of.get(r["oid"], []), name))
+        warnings = []
+        if readable:
+            shown = ", ".join(readable[:5]) + (f" and {len(readable) - 5} more" if len(readable) > 5 else "")
+            warnings.append(f"over-privileged: the account can read data of {len(readable)} relation"
+                            f"{'s' if len(readable) > 1 else ''} in database {name!r} ({shown})")
+        return db, warnings
+
+    def fingerprint(self, source: PostgresSource, name: str) -> str:
+        """One statement: a digest of everything that shapes this database's MCE file (view SQL included, which
+        pg_catalog shows); row estimates and sizes left out."""
+        row = self._query(
+            "SELECT md5(coalesce(string_agg(x, E'\\n' ORDER BY x), '')) AS h FROM ("
+            "SELECT 'd' || coalesce(pg_catalog.shobj_description(oid, 'pg_database'), '') || datcollate AS x "
+            "FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database() "
+            "UNION ALL SELECT 'n' || n.nspname || '|' || coalesce(pg_catalog.obj_description(n.oid, 'pg_namespace'), '') "
+            f"FROM pg_catalog.pg_namespace n WHERE {_NOT_SYSTEM} "
+            "UNION ALL SELECT 'c' || n.nspname || '.' || c.relname || '|' || c.relkind::text || '|' || "
+            "coalesce(pg_catalog.obj_description(c.oid, 'pg_class'), '') || '|' || "
+            "coalesce(pg_catalog.pg_get_partkeydef(c.oid), '') || '|' || coalesce(pg_catalog.pg_get_expr(c.relpartbound, "
+            "c.oid), '') || '|' || CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.md5(pg_catalog.pg_get_viewdef(c.oid)) "
+            "ELSE '' END FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE c.relkind IN ('r', 'p', 'v', 'm') AND {_NOT_SYSTEM} "
+            "UNION ALL SELECT 'a' || a.attrelid::regclass::text || '|' || a.attname || '|' || a.attnum || '|' || "
+            "pg_catalog.format_type(a.atttypid, a.atttypmod) || '|' || a.attnotnull::text || '|' || a.attidentity::text || '|' || "
+            "a.attgenerated::text || '|' || a.attcollation || '|' || coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), '') "
+            "|| '|' || coalesce(pg_catalog.col_description(a.attrelid, a.attnum), '') "
+            "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+            f"WHERE c.relkind IN ('r', 'p', 'v', 'm') AND a.attnum > 0 AND NOT a.attisdropped AND {_NOT_SYSTEM} "
+            "UNION ALL SELECT 'k' || con.conrelid::regclass::text || '|' || con.conname || '|' || "
+            "pg_catalog.pg_get_constraintdef(con.oid) FROM pg_catalog.pg_constraint con "
+            "JOIN pg_catalog.pg_class c ON c.oid = con.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE {_KEYS} AND {_NOT_SYSTEM}) parts")[0]
+        self._rollback()
+        return row["h"]
+
+
+def _table(r: dict, cols: list[dict], keys: list[dict], database: str) -> Table:
+    kind = r["relkind"]
+    props = {"schema": r["schema"], "table": r["name"]}
+    if kind == "m":
+        props["materialized"] = "true"
+    if kind == "p":
+        props["partitioned"] = "true"
+        props["partition_key"] = r["partition_key"] or ""
+    if r["partition_of"]:
+        props["partition_of"] = r["partition_of"]
+        props["partition_bound"] = r["partition_bound"] or ""
+    reltuples = r["reltuples"]
+    table = Table(
+        name=f"{r['schema']}.{r['name']}", table_type="VIEW" if kind in ("v", "m") else "BASE TABLE",
+        comment=r["comment"] or "", row_estimate=reltuples if reltuples is not None and reltuples >= 0 else None,
+        data_length=r["data_length"], view_definition=r["view_definition"], properties=props,
+        columns=[
+            Column(
+                name=c["name"], ordinal=int(c["ordinal"]), column_type=c["column_type"], data_type=c["data_type"],
+                nullable=not c["notnull"],
+                default=c["dflt"] if not c["generated"] else None,
+                extra={"a": "identity always", "d": "identity by default"}.get(c["identity"] or "", "")
+                or ("stored generated" if c["generated"] == "s" else ""),
+                generation_expression=c["dflt"] if c["generated"] else None,
+                comment=c["comment"] or "", collation=c["collation"],
+            )
+            for c in sorted(cols, key=lambda c: int(c["ordinal"]))
+        ],
+    )
+    for k in keys:
+        if k["kind"] == "p":
+            table.primary_key = tuple(k["cols"])
+    for k in sorted((k for k in keys if k["kind"] == "f"), key=lambda k: k["name"]):
+        table.foreign_keys.append(ForeignKey(
+            name=k["name"], columns=tuple(k["cols"]), ref_database=database,
+            ref_table=f"{k['ref_schema']}.{k['ref_table']}", ref_columns=tuple(k["ref_cols"]),
+            on_update=_FK_ACTIONS.get(k["on_update"]), on_delete=_FK_ACTIONS.get(k["on_delete"])))
+    return table
+
+
+def list_databases(source: PostgresSource) -> list[str]:
+    conn = connect(source)
+    try:
+        return PostgresReader(conn, describe(source)).list_databases(source)
+    finally:
+        conn.close()
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def grant_statements(source: PostgresSource, databases: Sequence[str]) -> list[str]:
+    """The least-privilege grants: CONNECT per database, nothing else (pg_catalog is readable by every role)."""
+    role = quote_ident(source.user)
+    out = [f"CREATE ROLE {role} LOGIN PASSWORD '<password from ${source.password_env}>';",
+           f"-- nothing else: no USAGE on schemas, no SELECT; check that PUBLIC holds no SELECT on tables either"]
+    for db in [source.initial_database, *[d for d in databases if d != source.initial_database]]:
+        out.append(f"GRANT CONNECT ON DATABASE {quote_ident(db)} TO {role};")
+    return out
+
