@@ -15,6 +15,7 @@ from metadata_assets.catalog import Database
 from metadata_assets.datahub import files
 from metadata_assets.datahub.files import data_version  # noqa: F401  (re-exported)
 from metadata_assets.datahub.mcps import MCE_FORMAT  # noqa: F401  (re-exported)
+from metadata_assets.report import DATABASE_MISSING, ExtractionReport, Finding, from_record
 from metadata_assets.source_config import SourceConfig
 from metadata_assets.sources.registry import kind_of
 
@@ -85,7 +86,8 @@ def write_database(store: files.Store, source_name: str, db: Database, rules, li
             result.previous = db  # the same schema: nothing changed, and the snapshot need not be parsed
             result.proposals = recorded.get("proposals", 0)
             result.file_sha256 = recorded["file_sha256"]
-            result.warnings = list(recorded.get("file_warnings", db.warnings))
+            result.warnings = (from_record(recorded["file_warnings"], recorded.get("file_warning_codes"))
+                               if "file_warnings" in recorded else list(db.warnings))
             if previous_doc is not None:  # a store from before version records: add this one's
                 files.write_version(store, source_name, db.name, version, result.file_sha256, result.proposals,
                                     result.warnings)
@@ -132,7 +134,7 @@ def write_database(store: files.Store, source_name: str, db: Database, rules, li
 def extract(source: SourceConfig, databases: Sequence[str], store: files.Store,
             progress: Optional[Callable[[int, int, DatabaseResult], None]] = None,
             privilege_check: bool = True, bigquery_client=None, rewrite: bool = False,
-            client=None) -> Iterator[DatabaseResult]:
+            client=None, report: Optional[ExtractionReport] = None) -> Iterator[DatabaseResult]:
     """Write the MCE file of each database (BigQuery: dataset); yields one result per database, failures included.
 
     One bad database never hides the others: its error is reported in its result and the rest go on.
@@ -143,21 +145,29 @@ def extract(source: SourceConfig, databases: Sequence[str], store: files.Store,
     database not read yet, at once.
     Sources whose kind reads through a client (BigQuery: a google.cloud.bigquery.Client, from dagster-gcp's
     BigQueryResource in defs/) get it as `client`; `bigquery_client` is its older name.
+    `report`, when given, is filled as the run goes (report.ExtractionReport): every result, what the session's
+    reads cost and left out, and the time of each phase; it is complete when the generator is exhausted.
     """
     kind = kind_of(source)
     rules = kind.urn_rules(source)
+    report = report if report is not None else ExtractionReport(source=source.name, kind=source.type)
+    report.requested += len(databases)
+    started = time.perf_counter()
 
     def build(*args):
         return database_mcps(kind, *args)  # looked up per database, so a test can wrap it
     total, done = len(databases), 0
-    session = kind.session(source, client if client is not None else bigquery_client)
+    with report.timed("connect"):
+        session = kind.session(source, client if client is not None else bigquery_client)
     store.remove_stale_temp(source.name)  # what a writer killed mid-write left behind
     try:
-        priv_warnings = session.privilege_warnings(databases) if privilege_check else []
+        with report.timed("privilege_check"):
+            priv_warnings = session.privilege_warnings(databases) if privilege_check else []
         for start in range(0, total, source.batch_size):
             batch = list(databases[start:start + source.batch_size])
             t0 = time.monotonic()
-            snapshots, error = session.read_batch(batch)
+            with report.timed("read"):
+                snapshots, error = session.read_batch(batch)
             lineage = kind.lineage(rules, source) if error is None else None
             try:
                 for db in snapshots.values():
@@ -170,16 +180,18 @@ def extract(source: SourceConfig, databases: Sequence[str], store: files.Store,
                     elif isinstance(db, str):  # this database alone could not be read
                         result = DatabaseResult(database=name, ok=False, error=db)
                     elif db is None:
-                        result = DatabaseResult(database=name, ok=True, missing=True,
-                                                warnings=[f"database {name!r} does not exist or is not visible"])
+                        result = DatabaseResult(database=name, ok=True, missing=True, warnings=[Finding(
+                            f"database {name!r} does not exist or is not visible", DATABASE_MISSING, name)])
                     else:
                         try:
-                            result = write_database(store, source.name, db, rules, lineage, build, rewrite)
+                            with report.timed("write"):
+                                result = write_database(store, source.name, db, rules, lineage, build, rewrite)
                         except Exception as e:  # one bad database must not hide the others
                             log.exception("database %s failed", name)
                             result = DatabaseResult(database=name, ok=False, error=f"{type(e).__name__}: {e}")
                     if result.ok:
                         result.warnings[:0] = priv_warnings + session.access_warnings(name)
+                    report.add(result)
                     done += 1
                     if progress:
                         progress(done, total, result)
@@ -189,4 +201,9 @@ def extract(source: SourceConfig, databases: Sequence[str], store: files.Store,
                     lineage.close()  # its SchemaResolver holds a temp SQLite directory
             log.info("batch of %d databases read and written in %.2fs", len(batch), time.monotonic() - t0)
     finally:
+        stats = session.stats
+        report.statements += stats.statements
+        report.api_calls += stats.api_calls
+        report.tables_filtered += stats.tables_filtered
         session.close()
+        report.duration_s += time.perf_counter() - started

@@ -19,6 +19,7 @@ import pytest
 from metadata_assets import local_postgres
 from metadata_assets.datahub import files
 from metadata_assets.extract import extract
+from metadata_assets.report import ExtractionReport
 from metadata_assets.sources.postgres.config import PostgresSource
 from metadata_assets.sources.postgres.reader import connect, grant_statements
 from metadata_assets.sources.registry import kind
@@ -163,10 +164,16 @@ def test_an_account_that_can_read_data_is_warned_per_database(pg, source, tmp_pa
 
 
 def test_a_database_refused_alone_fails_alone_and_a_dropped_one_is_missing(pg, source, tmp_path):
-    results = {r.database: r for r in extract(source, ["pg_hidden", "pg_gone", *DATABASES], files.LocalStore(tmp_path))}
+    report = ExtractionReport(source="pgsrc", kind="postgres")
+    results = {r.database: r for r in extract(source, ["pg_hidden", "pg_gone", *DATABASES], files.LocalStore(tmp_path),
+                                              report=report)}
     assert not results["pg_hidden"].ok and "permission denied for database" in results["pg_hidden"].error
     assert results["pg_gone"].ok and results["pg_gone"].missing
     assert all(results[d].ok and not results[d].missing for d in DATABASES)
+    assert (list(report.failed), report.missing, sorted(report.written)) == (["pg_hidden"], ["pg_gone"],
+                                                                             sorted(DATABASES))
+    # the role check, then per database read: the database row, schemas, relations, columns, keys
+    assert report.statements == 1 + 5 * len(DATABASES)
 
 
 def test_fingerprints_move_with_the_schema_not_the_data(pg, source):
@@ -241,6 +248,12 @@ datahub: {{target: lite, lite: {{path: "{tmp_path / 'lite.sqlite'}"}}}}
     mats = {e.materialization.partition: e.materialization for e in run.get_asset_materialization_events()}
     assert sorted(mats) == sorted(DATABASES) and mats["pg_shop"].metadata["views"].value == 2
     assert "postgres" in defs.resolve_assets_def(mce_asset_key(src)).specs_by_key[mce_asset_key(src)].kinds
+    (observation,) = [e.event_specific_data.asset_observation for e in run.all_events
+                      if e.event_type_value == "ASSET_OBSERVATION"]  # the run's ExtractionReport
+    assert observation.partition is None
+    assert observation.metadata["summary"].value.startswith("pgsrc: 2 databases: 2 written, 0 unchanged, 0 missing")
+    outcomes = {r.data["outcome"]: r.data["databases"] for r in observation.metadata["databases"].value.records}
+    assert outcomes == {"written (new or changed schema)": 2, "unchanged (files kept)": 0, "missing": 0, "failed": 0}
 
     pushed = []
     assert push_source(defs, instance, src, print_fn=pushed.append)

@@ -54,6 +54,7 @@ from datahub.metadata.schema_classes import (
 from datahub.utilities.hive_schema_to_avro import HiveColumnToAvroConverter, get_schema_fields_for_hive_column
 
 from metadata_assets.catalog import Database, Table
+from metadata_assets.report import VIEW_LINEAGE, Finding
 from metadata_assets.datahub.mcps import lineage_aspect
 
 PLATFORM = "bigquery"
@@ -248,6 +249,6 @@ def dataset_mcps(db: Database, rules: BigQueryUrnRules, lineage: Optional[BigQue
                 viewLogic=t.view_definition or ""))
             up, warn = lineage.upstream_lineage(db, t, urn)
             if warn and warnings is not None:
-                warnings.append(warn)
+                warnings.append(Finding(warn, VIEW_LINEAGE, t.name))
             if up is not None:
                 yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=up)

@@ -25,6 +25,7 @@ from datahub.emitter.mcp import MetadataChangeProposalWrapper
 from datahub.emitter.serialization_helper import pre_json_transform
 
 from metadata_assets.datahub import aspect_json
+from metadata_assets.report import codes_record
 
 
 class Store(Protocol):
@@ -210,9 +211,11 @@ def read_version(store: Store, source: str, database: str) -> Optional[dict]:
 
 def write_version(store: Store, source: str, database: str, data_version: str, file_sha256: str,
                   proposals: int, file_warnings: list[str]) -> None:
-    store.write_bytes(version_key(source, database), json.dumps(
-        {"data_version": data_version, "file_sha256": file_sha256, "proposals": proposals,
-         "file_warnings": file_warnings}, sort_keys=True, ensure_ascii=False).encode())
+    doc = {"data_version": data_version, "file_sha256": file_sha256, "proposals": proposals,
+           "file_warnings": list(file_warnings)}
+    if file_warnings:  # each warning's [code, subject] (report.Finding), read back by report.from_record
+        doc["file_warning_codes"] = codes_record(file_warnings)
+    store.write_bytes(version_key(source, database), json.dumps(doc, sort_keys=True, ensure_ascii=False).encode())
 
 
 def list_mce_databases(store: Store, source: str) -> list[str]:

@@ -62,6 +62,7 @@ from datahub.metadata.schema_classes import (
 )
 
 from metadata_assets.catalog import Column, Database, Table
+from metadata_assets.report import VIEW_LINEAGE, Finding, code_of, subject_of
 
 PLATFORM = "mysql"
 # Bump when database_mcps() changes what it emits, so every file counts as changed and is pushed again.
@@ -342,14 +343,14 @@ def lineage_aspect(result, view: str, urn: str, missing: Optional[Callable[[str]
 
 def _add_view_warning(warnings: list[str], view: str, warning: str) -> None:
     """One warning per view, as the reader keeps them: what else is said of a view that already has one (a broken
-    view: `View '...' references invalid table(s)`) is appended to it."""
+    view: `View '...' references invalid table(s)`) is appended to it, which keeps the reader's code."""
     head = f"view {view!r}: "
-    if warning.startswith(head):
-        for i, w in enumerate(warnings):
-            if w.startswith(head):
-                warnings[i] = f"{w}; {warning[len(head):]}"
-                return
-    warnings.append(warning)
+    detail = warning[len(head):] if warning.startswith(head) else warning
+    for i, w in enumerate(warnings):
+        if subject_of(w) == view:
+            warnings[i] = Finding(f"{w}; {detail}", code_of(w), view)
+            return
+    warnings.append(Finding(warning, VIEW_LINEAGE, view))
 
 
 def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolver] = None,

@@ -7,6 +7,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetMaterialization,
+    AssetObservation,
     BackfillPolicy,
     Config,
     Failure,
@@ -19,6 +20,7 @@ from metadata_assets.config import ProjectConfig
 from metadata_assets.datahub.files import open_store
 from metadata_assets.defs import runs
 from metadata_assets.defs.checks import schema_change_metadata, schema_check_evaluations
+from metadata_assets.defs.extraction_report import report_metadata
 from metadata_assets.defs.push import push_after_extraction
 from metadata_assets.defs.keys import (  # noqa: F401  (re-exported)
     DATA_VERSION_TAG,
@@ -41,6 +43,7 @@ from metadata_assets.defs.source_clients import extract_through_client
 from metadata_assets.diff import diff
 from metadata_assets.extract import DatabaseResult
 from metadata_assets.markdown import bullets, code, text, warnings_markdown
+from metadata_assets.report import ExtractionReport
 from metadata_assets.source_config import SourceConfig
 from metadata_assets.sources.base import SourceUnavailable
 from metadata_assets.sources.registry import kind_of
@@ -125,8 +128,9 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig):
                 context.log.info(f"{done}/{total} databases done ({r.database}: "
                                  f"{'missing' if r.missing else 'ok' if r.ok else 'FAILED'})")
 
+        report = ExtractionReport(source=source.name, kind=source.type)
         results = extract_through_client(source, databases, store, progress=progress,
-                                         rewrite=config.rewrite_unchanged)
+                                         rewrite=config.rewrite_unchanged, report=report)
         try:
             for r in results:
                 for w in r.warnings:
@@ -139,6 +143,9 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig):
                     yield from schema_check_evaluations(context, source, key, r)  # per partition (defs/checks.py)
         except SourceUnavailable as e:  # only before the first database: later faults fail their own batch
             raise Failure(description=f"{e}; nothing was read or written, every file is as it was") from None
+        # the run's report: one observation of the asset (not of a partition), beside the partitions' materializations
+        context.log.info(report.summary())
+        yield AssetObservation(asset_key=key, metadata=report_metadata(report))
         if len(failures) < len(databases) and pushes_itself(context, cfg, source):
             push_after_extraction(context, cfg, source)
         context.log.info(f"{len(databases)} databases in {time.monotonic() - started:.1f}s, "
@@ -147,7 +154,8 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig):
             raise Failure(
                 description=f"{len(failures)} of {len(databases)} databases failed: "
                             + ", ".join(f.database for f in failures[:20]),
-                metadata={"errors": MetadataValue.md(bullets(f"{code(f.database)}: {text(f.error)}" for f in failures))},
+                metadata={"errors": MetadataValue.md(bullets(f"{code(f.database)}: {text(f.error)}" for f in failures)),
+                          "summary": MetadataValue.text(report.summary())},
             )
 
     return mce_files

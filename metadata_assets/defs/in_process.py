@@ -51,6 +51,11 @@ def refresh_source(cfg: ProjectConfig, defs: Definitions, instance: DagsterInsta
         ok &= result.success
         print_fn(f"{source.name}: {done}/{len(keys)} databases extracted"
                  + ("" if result.success else f" (run {result.run_id} FAILED)"))
+        for e in result.all_events:  # the run's ExtractionReport (defs/extraction_report.py)
+            if e.event_type_value == "ASSET_OBSERVATION":
+                summary = e.asset_observation_data.asset_observation.metadata.get("summary")
+                if summary is not None:
+                    print_fn("  " + summary.value)
     return ok
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator, Optional, Protocol, Sequence
 
 from metadata_assets.catalog import Database
@@ -36,11 +37,23 @@ class SourceQueryFailed(RuntimeError):
     """A catalog query was refused or failed on the server (not a lost connection)."""
 
 
+@dataclass
+class ReadStats:
+    """What a session's reads cost and left out, for the run's report (report.ExtractionReport)."""
+
+    statements: int = 0  # SQL statements sent (BigQuery: query jobs)
+    api_calls: int = 0  # other API requests
+    tables_filtered: int = 0  # tables and views read but left out by table patterns or include_views
+
+
 class Session(Protocol):
     """What one extraction run reads through (a connection, a client), opened once per run."""
 
+    stats: ReadStats  # counted over the whole run
+
     def privilege_warnings(self, databases: Sequence[str]) -> list[str]:
-        """Warnings when the account can read data (it should not); [] when the kind cannot tell."""
+        """Warnings when the account can read data (it should not; report.Finding with code OVER_PRIVILEGED);
+        [] when the kind cannot tell."""
 
     def read_batch(self, batch: list[str]) -> tuple[dict[str, Database | str], Optional[str]]:
         """({name: snapshot}, None) with the batch read whole (a database that does not exist is left out), or

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence
 
 from metadata_assets.catalog import Database
-from metadata_assets.sources.base import SourceKind
+from metadata_assets.sources.base import ReadStats, SourceKind
 from metadata_assets.sources.bigquery.config import BigQuerySource
 from metadata_assets.sources.bigquery.reader import BigQueryReader, grant_commands
 from metadata_assets.sources.mysql.kind import digest
@@ -18,6 +18,11 @@ from metadata_assets.sources.mysql.kind import digest
 class BigQuerySession:
     def __init__(self, reader: BigQueryReader):
         self.reader = reader
+
+    @property
+    def stats(self) -> ReadStats:
+        return ReadStats(statements=self.reader.queries, api_calls=self.reader.api_calls,
+                         tables_filtered=self.reader.tables_filtered)
 
     def privilege_warnings(self, databases: Sequence[str]) -> list[str]:
         return []  # IAM roles are not visible from INFORMATION_SCHEMA

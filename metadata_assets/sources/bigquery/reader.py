@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Iterator, Optional, Sequence
 
 from metadata_assets.catalog import Column, Database, Table
+from metadata_assets.report import VIEW_UNREADABLE, Finding
 from metadata_assets.sources.bigquery.config import BigQuerySource
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,8 @@ def build_dataset(name: str, info: dict, option_rows: list[dict], tables: list[d
             properties=dict(sorted(tprops.items())),
         )
         if ttype == "VIEW" and tname not in view_sql:
-            db.warnings.append(f"view {tname!r}: no row in INFORMATION_SCHEMA.VIEWS (no SQL, no lineage)")
+            db.warnings.append(Finding(f"view {tname!r}: no row in INFORMATION_SCHEMA.VIEWS (no SQL, no lineage)",
+                                       VIEW_UNREADABLE, tname))
         db.tables.append(table)
     return db
 
@@ -236,6 +238,7 @@ class BigQueryReader:
         self.timeout_s = retry_timeout_s
         self.queries = 0  # query jobs run
         self.api_calls = 0  # datasets.list / datasets.get calls
+        self.tables_filtered = 0  # left out by table_pattern or include_views
 
     def _query(self, sql: str, scope: Scope, datasets: Optional[Sequence[str]] = None) -> list[dict]:
         from google.cloud import bigquery
@@ -304,6 +307,7 @@ class BigQueryReader:
             name = s["dataset"]
             out[name] = build_dataset(name, {"location": s.get("location")}, by["options"][name], by["tables"][name],
                                       by["table_options"][name], by["columns"][name], by["views"][name], self.source)
+            self.tables_filtered += len(by["tables"][name]) - len(out[name].tables)
         return out
 
     def _read_one(self, name: str) -> Optional[Database]:
@@ -319,8 +323,10 @@ class BigQueryReader:
             ("tables", tables_sql), ("table_options", table_options_sql), ("columns", columns_sql),
             ("views", views_sql))}
         info = {"description": ds.description, "labels": ds.labels, "location": ds.location}
-        return build_dataset(name, info, [], rows["tables"], rows["table_options"], rows["columns"], rows["views"],
-                             self.source)
+        db = build_dataset(name, info, [], rows["tables"], rows["table_options"], rows["columns"], rows["views"],
+                           self.source)
+        self.tables_filtered += len(rows["tables"]) - len(db.tables)
+        return db
 
     def fingerprints(self) -> dict[str, str]:
         """{dataset: fingerprint} of the allowed datasets: one query per region (or per dataset without regions)."""

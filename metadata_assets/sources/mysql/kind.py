@@ -11,7 +11,7 @@ import zlib
 from typing import Optional, Sequence
 
 from metadata_assets.catalog import Database
-from metadata_assets.sources.base import ConnectionLost, SourceKind, SourceQueryFailed, SourceUnavailable
+from metadata_assets.sources.base import ConnectionLost, ReadStats, SourceKind, SourceQueryFailed, SourceUnavailable
 from metadata_assets.sources.mysql.config import MySQLSource
 from metadata_assets.sources.mysql.reader import MySQLReader, connect, describe, grant_statements, list_databases
 
@@ -32,8 +32,9 @@ class MySQLSession:
 
     def __init__(self, source: MySQLSource):
         self.source = source
+        self.stats = ReadStats()
         self.conn = connect(source)  # unreachable at the start: the run fails with SourceUnavailable
-        self.reader = MySQLReader(self.conn, describe(source))
+        self.reader = MySQLReader(self.conn, describe(source), self.stats)
         self.down: Optional[str] = None  # set once the server could not be reached again
 
     def privilege_warnings(self, databases: Sequence[str]) -> list[str]:
@@ -62,7 +63,7 @@ class MySQLSession:
         except SourceUnavailable as e:
             self.conn, self.down = None, f"cannot reconnect: {e}"
             return
-        self.reader = MySQLReader(self.conn, describe(self.source))
+        self.reader = MySQLReader(self.conn, describe(self.source), self.stats)
 
     def access_warnings(self, database: str) -> list[str]:
         return []  # privilege_warnings covers the whole account

@@ -17,7 +17,8 @@ import pymysql
 import pymysql.cursors
 
 from metadata_assets.catalog import Column, Database, ForeignKey, Table
-from metadata_assets.sources.base import ConnectionLost, SourceQueryFailed, SourceUnavailable
+from metadata_assets.report import OVER_PRIVILEGED, VIEW_BROKEN, VIEW_UNREADABLE, Finding, subject_of
+from metadata_assets.sources.base import ConnectionLost, ReadStats, SourceQueryFailed, SourceUnavailable
 from metadata_assets.sources.mysql.config import MySQLSource
 
 log = logging.getLogger(__name__)
@@ -90,16 +91,17 @@ _KEY_PARTS_SQL = (
 class MySQLReader:
     """Bulk information_schema reads over one connection."""
 
-    def __init__(self, conn: pymysql.connections.Connection, label: str = "MySQL server"):
+    def __init__(self, conn: pymysql.connections.Connection, label: str = "MySQL server",
+                 stats: Optional[ReadStats] = None):
         self.conn = conn
         self.label = label  # names the source in errors (sources.mysql.describe)
-        self.statements = 0
+        self.stats = stats if stats is not None else ReadStats()
         self._mariadb: Optional[bool] = None
 
     def _query(self, sql: str, args: Sequence = ()) -> list[dict]:
         """Rows of one statement. A lost connection raises ConnectionLost; other server errors pass unchanged
         (per-object statements such as SHOW CREATE catch them; bulk statements go through _bulk)."""
-        self.statements += 1
+        self.stats.statements += 1
         try:
             with self.conn.cursor(pymysql.cursors.DictCursor) as cur:
                 # no args: no %-formatting at all, so a '%' in a quoted name (SHOW CREATE TABLE `100%`.v) stays
@@ -183,21 +185,22 @@ class MySQLReader:
             by_table_keys[(k["db"], k["tbl"])].append(k)
         found = {s["name"]: s for s in schemata}
 
+        filtered = 0
         for name in dbs:
             s = found.get(name)
             if s is None:
                 continue
             db = Database(name=name, charset=s["charset"], collation=s["collation"], comment=s.get("comment") or "")
             for t in sorted(by_db_tables.get(name, ()), key=lambda r: r["name"]):
-                if not source.table_allowed(name, t["name"]):
-                    continue
-                if t["table_type"] == "VIEW" and not source.include_views:
+                if not source.table_allowed(name, t["name"]) or t["table_type"] == "VIEW" and not source.include_views:
+                    filtered += 1
                     continue
                 table = self._table(name, t, by_table_cols.get((name, t["name"]), []),
                                     by_table_keys.get((name, t["name"]), []), db.warnings)
                 db.tables.append(table)
             self._read_views(db)
             yield db
+        self.stats.tables_filtered += filtered  # once the batch is read whole (a batch read again counts once)
 
     @staticmethod
     def _table(db: str, t: dict, cols: list[dict], keys: list[dict], warnings: list[str]) -> Table:
@@ -206,7 +209,7 @@ class MySQLReader:
         if is_view:
             # information_schema puts 'VIEW' (or an error text for a broken view) where a table has its comment.
             if comment.startswith(f"View '{db}.{t['name']}' references invalid"):
-                warnings.append(f"view {t['name']!r}: {comment}")
+                warnings.append(Finding(f"view {t['name']!r}: {comment}", VIEW_BROKEN, t["name"]))
             comment = ""
         table = Table(
             name=t["name"], table_type=t["table_type"], engine=t["engine"], comment=comment,
@@ -244,12 +247,14 @@ class MySQLReader:
             try:
                 rows = self._query(f"SHOW CREATE TABLE {quote_ident(db.name)}.{quote_ident(t.name)}")
             except pymysql.err.MySQLError as e:  # refused or broken view; a lost connection raises ConnectionLost
-                db.warnings.append(f"view {t.name!r}: SHOW CREATE TABLE failed: {e.args[-1]}")
+                db.warnings.append(Finding(f"view {t.name!r}: SHOW CREATE TABLE failed: {e.args[-1]}",
+                                           VIEW_UNREADABLE, t.name))
                 continue
             if rows:
                 t.view_definition = rows[0].get("Create View") or rows[0].get("Create Table")
-            if not t.columns and not any(w.startswith(f"view {t.name!r}") for w in db.warnings):
-                db.warnings.append(f"view {t.name!r}: no columns visible (broken view or missing SHOW VIEW grant)")
+            if not t.columns and not any(subject_of(w) == t.name for w in db.warnings):
+                db.warnings.append(Finding(f"view {t.name!r}: no columns visible (broken view or missing SHOW VIEW "
+                                           "grant)", VIEW_UNREADABLE, t.name))
 
     def privilege_warnings(self, databases: Iterable[str]) -> list[str]:
         """Grants that let this account read data: the catalog account should have none."""
@@ -267,7 +272,8 @@ class MySQLReader:
             if db_part.startswith("`"):
                 db_part = db_part[1:-1].replace("``", "`")
             if db_part == "*" or any(_grant_pattern(db_part).fullmatch(db) for db in dbs):
-                warnings.append(f"over-privileged: the account can read data ({grant.split(' IDENTIFIED')[0]})")
+                warnings.append(Finding(f"over-privileged: the account can read data "
+                                        f"({grant.split(' IDENTIFIED')[0]})", OVER_PRIVILEGED))
         return warnings
 
     def fingerprints(self, source: MySQLSource, key_databases: Optional[Sequence[str]] = None) -> dict[str, str]:

@@ -10,7 +10,7 @@ import zlib
 from typing import Optional, Sequence
 
 from metadata_assets.catalog import Database
-from metadata_assets.sources.base import ConnectionLost, SourceKind, SourceQueryFailed, SourceUnavailable
+from metadata_assets.sources.base import ConnectionLost, ReadStats, SourceKind, SourceQueryFailed, SourceUnavailable
 from metadata_assets.sources.postgres.config import PostgresSource
 from metadata_assets.sources.postgres.reader import (
     DatabaseGone,
@@ -34,14 +34,16 @@ class PostgresSession:
 
     def __init__(self, source: PostgresSource):
         self.source = source
+        self.stats = ReadStats()
         conn = connect(source)  # unreachable at the start: the run fails with SourceUnavailable
         try:
-            self._role_warnings = PostgresReader(conn, describe(source)).role_warnings()
+            reader = PostgresReader(conn, describe(source))
+            self._role_warnings = reader.role_warnings()
+            self.stats.statements += reader.statements
         finally:
             conn.close()
         self._access: dict[str, list[str]] = {}
         self.down: Optional[str] = None
-        self.statements = 0
 
     def privilege_warnings(self, databases: Sequence[str]) -> list[str]:
         return list(self._role_warnings)
@@ -75,8 +77,11 @@ class PostgresSession:
         conn = connect(self.source, name)
         try:
             reader = PostgresReader(conn, f"{describe(self.source)}, database {name!r}")
-            db, warnings = reader.read(name, self.source)
-            self.statements += reader.statements
+            try:
+                db, warnings = reader.read(name, self.source)
+            finally:
+                self.stats.statements += reader.statements  # sent, whether the read succeeded or not
+            self.stats.tables_filtered += reader.tables_filtered
         finally:
             conn.close()
         self._access[name] = warnings

@@ -23,6 +23,7 @@ import psycopg2.errors
 import psycopg2.extensions
 
 from metadata_assets.catalog import Column, Database, ForeignKey, Table
+from metadata_assets.report import OVER_PRIVILEGED, Finding
 from metadata_assets.sources.base import ConnectionLost, SourceQueryFailed, SourceUnavailable
 from metadata_assets.sources.postgres.config import PostgresSource
 
@@ -100,6 +101,7 @@ class PostgresReader:
         self.conn = conn
         self.label = label
         self.statements = 0
+        self.tables_filtered = 0
 
     def _query(self, sql: str, args: Sequence = ()) -> list[dict]:
         self.statements += 1
@@ -137,9 +139,10 @@ class PostgresReader:
         self.conn.rollback()
         out = []
         if row["superuser"]:
-            out.append("over-privileged: the account is a superuser and can read data")
+            out.append(Finding("over-privileged: the account is a superuser and can read data", OVER_PRIVILEGED))
         if row["read_all"]:
-            out.append("over-privileged: the account is a member of pg_read_all_data and can read data")
+            out.append(Finding("over-privileged: the account is a member of pg_read_all_data and can read data",
+                               OVER_PRIVILEGED))
         return out
 
     def read(self, name: str, source: PostgresSource) -> tuple[Database, list[str]]:
@@ -159,7 +162,7 @@ class PostgresReader:
             f"FROM pg_catalog.pg_namespace n WHERE {_NOT_SYSTEM} ORDER BY n.nspname")
             if source.schema_allowed(name, s["name"])]
         allowed_schemas = [s["name"] for s in schemas]
-        rels = [r for r in self._query(
+        found = self._query(
             "SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind, c.relispartition, "
             "c.reltuples::bigint AS reltuples, c.relpages::bigint * pg_catalog.current_setting('block_size')::bigint "
             "AS data_length, pg_catalog.obj_description(c.oid, 'pg_class') AS comment, "
@@ -173,8 +176,9 @@ class PostgresReader:
             "pg_catalog.has_any_column_privilege(c.oid, 'SELECT') AS readable "
             "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relkind = ANY(%s) AND n.nspname = ANY(%s)", (list(_RELKINDS), allowed_schemas))
-            if source.table_allowed(name, f"{r['schema']}.{r['name']}")
-            and (source.include_views or r["relkind"] not in ("v", "m"))]
+        rels = [r for r in found if source.table_allowed(name, f"{r['schema']}.{r['name']}")
+                and (source.include_views or r["relkind"] not in ("v", "m"))]
+        self.tables_filtered += len(found) - len(rels)
         oids = [r["oid"] for r in rels]
         columns = self._query(
             "SELECT a.attrelid AS rel, a.attname::text AS name, a.attnum AS ordinal, "
@@ -217,8 +221,9 @@ class PostgresReader:
         warnings = []
         if readable:
             shown = ", ".join(readable[:5]) + (f" and {len(readable) - 5} more" if len(readable) > 5 else "")
-            warnings.append(f"over-privileged: the account can read data of {len(readable)} relation"
-                            f"{'s' if len(readable) > 1 else ''} in database {name!r} ({shown})")
+            warnings.append(Finding(f"over-privileged: the account can read data of {len(readable)} relation"
+                                    f"{'s' if len(readable) > 1 else ''} in database {name!r} ({shown})",
+                                    OVER_PRIVILEGED))
         return db, warnings
 
     def fingerprint(self, source: PostgresSource, name: str) -> str:
