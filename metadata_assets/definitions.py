@@ -19,6 +19,7 @@ from metadata_assets.defs.checks import build_schema_checks
 from metadata_assets.defs.partitions_sensor import build_schema_sensor
 from metadata_assets.defs.pools import build_pool_limits_sensor
 from metadata_assets.defs.push import build_push_asset, build_push_sensor
+from metadata_assets.defs.resources import project_resources
 from metadata_assets.defs.schedule import build_daily_schedule
 
 
@@ -26,10 +27,10 @@ def build_definitions(cfg: ProjectConfig) -> Definitions:
     check_secrets(cfg)
     assets, sensors, schedules, checks = [], [], [], []
     for source in cfg.sources:
-        assets.append(build_mce_asset(cfg, source))
+        assets.append(build_mce_asset(cfg, source, bind_resources=False))
         sensors.append(build_schema_sensor(cfg, source))
         checks.append(build_schema_checks(source))
-        assets.append(build_push_asset(cfg, source))
+        assets.append(build_push_asset(cfg, source, bind_resources=False))
         sensors.append(build_push_sensor(cfg, source))
         schedules.append(build_daily_schedule(source))
     sensors.append(build_pool_limits_sensor(cfg))
@@ -37,7 +38,7 @@ def build_definitions(cfg: ProjectConfig) -> Definitions:
     # start a second Python process per run (imports of dagster and acryl-datahub again, ~2-3 s and its memory)
     # for no parallelism. Each run stays its own process (the run launcher's, a pod on Kubernetes).
     return Definitions(assets=assets, sensors=sensors, schedules=schedules, asset_checks=checks,
-                       executor=in_process_executor)
+                       resources=project_resources(cfg), executor=in_process_executor)
 
 
 @definitions

@@ -8,6 +8,8 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from metadata_assets.datahub import files
 from metadata_assets.definitions import build_definitions
 from metadata_assets.defs.extraction import mce_asset_key
+from metadata_assets.defs.extraction import build_mce_asset
+from metadata_assets.defs.push import build_push_asset
 
 
 def test_demo_definitions_load(monkeypatch):
@@ -54,3 +56,51 @@ def test_range_run_materializes_each_partition_with_its_own_metadata(schema, tmp
     assert json.loads(open(shop_meta["path"].value).read())[0]["entityType"] == "container"
     logs = " ".join(e.message for e in instance.all_logs(result.run_id) if e.message)
     assert "4/4 databases done" in logs and f"database {gone!r} does not exist" in logs
+
+
+def test_stores_sinks_and_sources_are_resources_registered_in_the_definitions(schema, tmp_path):
+    """The Definitions register the store, DataHub and each source as ConfigurableResources, and the assets read and
+    write through them: the same Definitions with another store and another DataHub Lite write there instead."""
+    from dagster import Definitions
+
+    from metadata_assets.datahub.sinks import lite_reader
+    from metadata_assets.defs.in_process import QUIET, push_source
+    from metadata_assets.defs.resources import (
+        DataHubResource,
+        MCEStoreResource,
+        SourceResource,
+        project_resources,
+    )
+
+    db = schema.create("res", "CREATE TABLE t (id INT PRIMARY KEY)")
+    schema.grant()
+    cfg = schema.project(tmp_path)
+    source = cfg.sources[0]
+    defs = build_definitions(cfg)
+    assert set(defs.get_repository_def().get_top_level_resources()) == {"mce_store", "datahub", "src_source"}
+    resources = defs.resources
+    assert {k: type(v) for k, v in resources.items()} == {
+        "mce_store": MCEStoreResource, "datahub": DataHubResource, "src_source": SourceResource}
+    assert resources["mce_store"].uri == cfg.storage.uri
+    assert resources["datahub"].lite_path == cfg.datahub.lite.path
+    assert resources["src_source"].config() == source  # the source's settings, the password's variable name only
+    assert schema.password not in resources["src_source"].settings_json
+    assert defs.resolve_assets_def(mce_asset_key(source)).required_resource_keys >= {"mce_store", "src_source"}
+
+    elsewhere = {**project_resources(cfg), "mce_store": MCEStoreResource(uri=str(tmp_path / "other_store")),
+                 "datahub": DataHubResource(target="lite", lite_path=str(tmp_path / "other_lite.sqlite"))}
+    swapped = Definitions(assets=[build_mce_asset(cfg, source, bind_resources=False),
+                                  build_push_asset(cfg, source, bind_resources=False)], resources=elsewhere)
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(f"{source.name}_databases", [db])
+    run = swapped.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, asset_selection=[mce_asset_key(source)], partition_key=db, run_config=QUIET)
+    assert run.success
+    assert files.LocalStore(tmp_path / "other_store").read_bytes(files.mce_key("src", db)) is not None
+    assert files.LocalStore(cfg.storage.uri).read_bytes(files.mce_key("src", db)) is None
+    assert push_source(swapped, instance, source, print_fn=lambda m: None)
+    lite = lite_reader(str(tmp_path / "other_lite.sqlite"))
+    try:
+        assert lite.get(f"urn:li:dataset:(urn:li:dataPlatform:mysql,{db}.t,PROD)", aspects=None, typed=True)
+    finally:
+        lite.close()

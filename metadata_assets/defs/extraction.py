@@ -17,7 +17,6 @@ from dagster import (
 from dagster._core.storage.tags import SCHEDULE_NAME_TAG, SENSOR_NAME_TAG
 
 from metadata_assets.config import ProjectConfig
-from metadata_assets.datahub.files import open_store
 from metadata_assets.defs import runs
 from metadata_assets.defs.checks import schema_change_metadata, schema_check_evaluations
 from metadata_assets.defs.extraction_report import report_metadata
@@ -39,7 +38,7 @@ from metadata_assets.defs.keys import (  # noqa: F401  (re-exported)
     source_pool,
 )
 from metadata_assets.defs.runs import ACTIVE_RUN_STATUSES  # noqa: F401  (re-exported)
-from metadata_assets.defs.source_clients import extract_through_client
+from metadata_assets.defs.resources import STORE_KEY, asset_resources, source_key
 from metadata_assets.diff import diff
 from metadata_assets.extract import DatabaseResult
 from metadata_assets.markdown import bullets, code, text, warnings_markdown
@@ -100,11 +99,17 @@ class ExtractionConfig(Config):
     rewrite_unchanged: bool = False
 
 
-def build_mce_asset(cfg: ProjectConfig, source: SourceConfig):
+def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bool = True):
+    """The source's partitioned extraction asset. It reads through the resources of defs/resources.py: bound to the
+    asset (it materializes on its own), or, with `bind_resources=False`, left to the Definitions that register them
+    (definitions.py)."""
     key = mce_asset_key(source)
     kind = kind_of(source)
+    resources = asset_resources(cfg, source)
 
     @asset(
+        required_resource_keys=set(resources),
+        resource_defs=resources if bind_resources else None,
         key=key,
         partitions_def=partitions_def(source),
         # one run may cover a range of databases: they are read with one set of bulk queries
@@ -119,7 +124,7 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig):
     )
     def mce_files(context: AssetExecutionContext, config: ExtractionConfig):
         databases = list(context.partition_keys)
-        store = open_store(cfg.storage.uri)
+        store = getattr(context.resources, STORE_KEY).open()
         started = time.monotonic()
         failures: list[DatabaseResult] = []
 
@@ -129,8 +134,8 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig):
                                  f"{'missing' if r.missing else 'ok' if r.ok else 'FAILED'})")
 
         report = ExtractionReport(source=source.name, kind=source.type)
-        results = extract_through_client(source, databases, store, progress=progress,
-                                         rewrite=config.rewrite_unchanged, report=report)
+        results = getattr(context.resources, source_key(source)).extract(
+            databases, store, progress=progress, rewrite=config.rewrite_unchanged, report=report)
         try:
             for r in results:
                 for w in r.warnings:

@@ -118,10 +118,10 @@ def read_fingerprints(source: SourceConfig, cursor: Optional[dict[str, str]] = N
 
 
 def _forget(cfg: ProjectConfig, source: SourceConfig, databases: list[str]) -> None:
-    from metadata_assets.datahub.files import open_store
     from metadata_assets.datahub.push import forget_database
+    from metadata_assets.defs.resources import project_store
 
-    store = open_store(cfg.storage.uri)
+    store = project_store(cfg)
     for db in databases:
         forget_database(store, source.name, db)
 

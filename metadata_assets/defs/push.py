@@ -35,7 +35,7 @@ from metadata_assets.config import ConfigError, ProjectConfig
 from metadata_assets.datahub import files
 from metadata_assets.datahub.locks import LockBusy
 from metadata_assets.datahub.push import MassRemovalRefused, PushFailed, PushReport, load_state, push
-from metadata_assets.datahub.sinks import DataHubUnavailable, open_sink
+from metadata_assets.datahub.sinks import DataHubUnavailable
 from metadata_assets.defs.keys import (  # noqa: F401  (push_asset_key re-exported)
     BLOCKED_TAG,
     DATA_VERSION_TAG,
@@ -44,6 +44,7 @@ from metadata_assets.defs.keys import (  # noqa: F401  (push_asset_key re-export
     push_asset_key,
     push_pool,
 )
+from metadata_assets.defs.resources import DATAHUB_KEY, STORE_KEY, asset_resources, project_store
 from metadata_assets.defs.runs import ACTIVE_RUN_STATUSES, active_extraction_runs
 from metadata_assets.source_config import SourceConfig
 from metadata_assets.sources.registry import kind_of
@@ -75,8 +76,8 @@ def _metadata(r: PushReport) -> dict:
 def _push_source(context: AssetExecutionContext, cfg: ProjectConfig, source: SourceConfig, **kw) -> PushReport:
     """Push one source with the project's store and sink (what the push asset and an extraction run's own push
     share). ConfigError or ValueError when the store, the sink or the push state cannot be opened."""
-    store = files.open_store(cfg.storage.uri)
-    sink = open_sink(cfg.datahub)
+    store = getattr(context.resources, STORE_KEY).open()
+    sink = getattr(context.resources, DATAHUB_KEY).open()
     try:
         return push(store, source.name, kind_of(source).urn_rules(source), sink,
                     max_removal_share=cfg.datahub.max_removal_share, run_id=context.run.run_id, progress=context.log.info, deadline_s=cfg.datahub.push_deadline_s,
@@ -85,8 +86,15 @@ def _push_source(context: AssetExecutionContext, cfg: ProjectConfig, source: Sou
         sink.close()
 
 
-def build_push_asset(cfg: ProjectConfig, source: SourceConfig, retry_policy: RetryPolicy = RETRY_POLICY):
+def build_push_asset(cfg: ProjectConfig, source: SourceConfig, retry_policy: RetryPolicy = RETRY_POLICY,
+                     bind_resources: bool = True):
+    """The source's push asset; its resources (the store and DataHub) bound or left to the Definitions, as for
+    build_mce_asset."""
+    resources = {k: v for k, v in asset_resources(cfg, source).items() if k in (STORE_KEY, DATAHUB_KEY)}
+
     @asset(
+        required_resource_keys=set(resources),
+        resource_defs=resources if bind_resources else None,
         key=push_asset_key(source),
         deps=[mce_asset_key(source)],
         group_name=source.name,
@@ -186,7 +194,7 @@ def build_push_sensor(cfg: ProjectConfig, source: SourceConfig, minimum_interval
         # read before the state: a run that ends after this saved its push in the state we read next
         extracting = (set(active_extraction_runs(context.instance, source)) if cfg.datahub.push_from_extraction
                       else set())
-        store = files.open_store(cfg.storage.uri)
+        store = project_store(cfg)
         state = load_state(store, source.name)
 
         after = cursor.get("after")

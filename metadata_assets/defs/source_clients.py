@@ -15,16 +15,6 @@ from metadata_assets.sources.registry import kind_of
 KEY_SLICE = 250
 
 
-def extract_through_client(source: SourceConfig, databases, store, progress=None, rewrite: bool = False,
-                           report=None):
-    """extract() with the source's client open for the whole run."""
-    from metadata_assets.extract import extract
-
-    with kind_of(source).client(source) as client:
-        yield from extract(source, databases, store, progress=progress, client=client, rewrite=rewrite,
-                           report=report)
-
-
 def list_databases(source: SourceConfig) -> list[str]:
     """The allowed databases (BigQuery: datasets) that exist: what the partitions are."""
     kind = kind_of(source)
