@@ -55,7 +55,7 @@ from datahub.utilities.hive_schema_to_avro import HiveColumnToAvroConverter, get
 
 from metadata_assets.catalog import Database, Table
 from metadata_assets.report import VIEW_LINEAGE, Finding
-from metadata_assets.datahub.mcps import lineage_aspect
+from metadata_assets.datahub.mcps import _props, lineage_aspect
 
 PLATFORM = "bigquery"
 MCE_FORMAT = "2"  # bump when dataset_mcps() changes what it emits: every file then counts as changed
@@ -105,10 +105,6 @@ class BigQueryUrnRules:
 
     def container(self, dataset: str) -> str:
         return self.container_key(dataset).as_urn()
-
-
-def _props(d: dict) -> dict[str, str]:
-    return {k: str(v) for k, v in d.items() if v is not None and v != ""}
 
 
 def schema_fields(t: Table) -> list[SchemaFieldClass]:
