@@ -51,12 +51,15 @@ def test_asset_partitions_page_shows_databases(dagit_ready, browser):
             page.get_by_text(db, exact=True).first.wait_for(timeout=60_000)
         page.get_by_text(f"Materialized ({len(dagit.databases)})").wait_for(timeout=30_000)
         # Dagit lays the breadcrumb out after measuring it: on a loaded machine the first frames show it collapsed
-        # ("Assets / mce_files"); wait (bounded) for the laid-out one before reading the page
-        try:
-            page.wait_for_function(
-                r"() => /Assets\s+(e2e_mysql\s+)+mce_files/.test(document.body.innerText)", timeout=30_000)
-        except PlaywrightTimeout:
-            pass  # the assertion below shows the page as it is
+        # ("Assets / mce_files"), and once measured too early it stays so until the next resize (a full suite saw
+        # it stay collapsed past a 30 s wait): wait, bounded, and resize between waits so that it measures again
+        laid_out = r"() => /Assets\s+(e2e_mysql\s+)+mce_files/.test(document.body.innerText)"
+        for width in (1400, 1440, 1400):
+            try:
+                page.wait_for_function(laid_out, timeout=15_000)
+                break
+            except PlaywrightTimeout:
+                page.set_viewport_size({"width": width + 1, "height": 900})  # a resize makes it measure again
         overview = page.inner_text("body")
 
         page.get_by_text(shop, exact=True).first.click()  # what a user does next: open one database

@@ -103,3 +103,49 @@ def test_a_schema_the_converter_does_not_compile_always_goes_to_the_library():
     header = KafkaAuditHeaderClass(time=1, server="s", appName="a", messageId=b"0" * 16)
     assert aspect_json.to_obj(header) == header.to_obj()
     assert aspect_json.to_obj(header) == header.to_obj()
+
+
+def test_reading_files_and_lite_writes_take_compiled_paths_with_the_library_results(schema):
+    """files.read_mcps decodes each aspect with aspect_json.from_file_obj, and the Lite sink's proposals serialize
+    with the compiled converter, systemMetadata included: the same objects and dicts as the library's own."""
+    from datahub.emitter.aspect import ASPECT_MAP
+    from datahub.emitter.serialization_helper import post_json_transform
+
+    from metadata_assets.datahub import aspect_json
+    from metadata_assets.datahub.sinks import CompiledToObj
+
+    mcps = real_mcps(schema, "CREATE TABLE `we$ird-ü` (`select` INT PRIMARY KEY COMMENT 'ключ', b BIT(1), "
+                             "j JSON, d DECIMAL(10,2) NOT NULL DEFAULT 0) COMMENT='표'")
+    data = files.serialize_mcps(mcps)
+    library = []
+    for obj in json.loads(data):
+        obj = {**obj, "aspect": {"value": json.dumps(obj["aspect"]["json"]), "contentType": "application/json"}}
+        library.append(MetadataChangeProposalWrapper.from_obj(obj))
+    fast = files.read_mcps(data)
+    assert fast == library and [repr(m) for m in fast] == [repr(m) for m in library]
+    assert [type(m.aspect) for m in fast] == [type(m.aspect) for m in library]
+    for obj in json.loads(data):  # no aspect of ours falls back to the library
+        cls = ASPECT_MAP[obj["aspectName"]]
+        assert aspect_json._from_converter(cls.RECORD_SCHEMA)(obj["aspect"]["json"]) == cls.from_obj(
+            post_json_transform(obj["aspect"]["json"])), obj["aspectName"]
+
+    for m in fast:
+        m.systemMetadata = SystemMetadataClass(runId="push-1", lastObserved=1700000000000,
+                                               properties={"sysVersion": "3"})
+        assert CompiledToObj.of(m).to_obj(simplified_structure=True) == m.to_obj(simplified_structure=True)
+        assert CompiledToObj.of(m).to_obj() == m.to_obj()
+
+
+def test_file_aspects_the_compiled_reader_cannot_vouch_for_go_to_the_library():
+    from datahub.metadata.schema_classes import DatasetPropertiesClass
+
+    from metadata_assets.datahub import aspect_json
+
+    # a map holding a single key in the union form: post_json_transform would rename it, so the library decides
+    odd = {"customProperties": {"com.linkedin.x": "1"}, "tags": []}
+    assert repr(aspect_json.from_file_obj(DatasetPropertiesClass, odd)) == repr(
+        DatasetPropertiesClass.from_obj({"customProperties": {"com.linkedin.pegasus2avro.x": "1"}, "tags": []}))
+    from avro.errors import AvroTypeException
+
+    with pytest.raises(AvroTypeException, match="Datum 5 cannot be parsed"):  # a wrong type: the library's error
+        aspect_json.from_file_obj(DatasetPropertiesClass, {"customProperties": {}, "name": 5})

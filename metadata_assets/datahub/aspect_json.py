@@ -194,3 +194,143 @@ def _compile_union(s: avro_schema.UnionSchema, within_array: bool) -> Converter:
         out = conv(d)
         return out if bare else {names[i]: out}
     return union
+
+
+# --- the other way: what `cls.from_obj(post_json_transform(obj))` gives for an aspect as our MCE files hold it ----
+# Semantics copied from serialization_helper.post_json_transform and AvroJsonConverter.from_json_object
+# (use_logical_types=False, fastavro=False), in one walk: a key or value that is None counts as absent; an absent
+# record field takes its default (converted anew each time, so no two objects share a default list), or None when
+# the field is nullable; a union value is {branch: value}, the branch named as in the file (`com.linkedin.X` for
+# `com.linkedin.pegasus2avro.X`), or bare, and a bare value goes to the one non-null branch (the library validates
+# each branch in turn; a union with two is not compiled); bytes from a str are encoded; records are built with the
+# class's own `_construct`, as the library builds them. Anything else (a value of the wrong type, a missing
+# required field, a shape the transform would rewrite) hands the whole aspect to the library, which also raises
+# its own error for data that does not conform.
+
+_compiled_from: dict[int, Converter] = {}
+_FILE_PREFIX, _CLASS_PREFIX = "com.linkedin.", "com.linkedin.pegasus2avro."
+
+
+def from_file_obj(cls: type, obj: dict):
+    """The same object as `cls.from_obj(post_json_transform(obj))` (cls: a generated aspect class)."""
+    try:
+        return _from_converter(cls.RECORD_SCHEMA)(obj)
+    except _Unsure:
+        from datahub.emitter.serialization_helper import post_json_transform
+
+        return cls.from_obj(post_json_transform(obj))
+
+
+def _from_converter(s: avro_schema.Schema) -> Converter:
+    conv = _compiled_from.get(id(s))
+    if conv is None:
+        _compiled_from[id(s)] = lambda d: _compiled_from[id(s)](d)  # recursive schemas resolve to the final one
+        try:
+            conv = _compile_from(s)
+        except _Unsure:
+            conv = _always_unsure
+        _compiled_from[id(s)] = conv
+    return conv
+
+
+def _schema_types() -> dict:
+    from avrogen.avrojson import get_global_json_converter
+
+    return get_global_json_converter(False).schema_types
+
+
+def _rewritten_by_transform(d: dict) -> bool:
+    """A dict post_json_transform would rewrite beyond dropping None values: a single key in the file's union
+    form, or the one union with aliases of the model (cost/costType)."""
+    if len(d) == 1 and next(iter(d)).startswith(_FILE_PREFIX):
+        return True
+    return set(d) == {"cost", "costType"}
+
+
+def _compile_from(s: avro_schema.Schema) -> Converter:
+    t = s.type
+    if t in ("null", "string", "boolean", "int", "long", "float", "double", "enum"):
+        return _compile(s, within_array=False)  # the same type check; the value passes unchanged
+    if t == "bytes":
+        def raw(d):
+            if not isinstance(d, str):
+                raise _Unsure
+            return d.encode()
+        return raw
+    if t == "array":
+        item = _from_converter(s.items)
+
+        def array(d):
+            if type(d) is not list:
+                raise _Unsure
+            return [item(x) for x in d]
+        return array
+    if t == "map":
+        value = _from_converter(s.values)
+
+        def mapping(d):
+            if type(d) is not dict or _rewritten_by_transform(d):
+                raise _Unsure
+            return {k: value(v) for k, v in d.items() if v is not None}
+        return mapping
+    if t == "record":
+        return _compile_record_from(s)
+    if t == "union":
+        return _compile_union_from(s)
+    raise _Unsure
+
+
+def _compile_record_from(s: avro_schema.RecordSchema) -> Converter:
+    types = _schema_types()
+    cls = types.get(s.fullname.lstrip(".")) or types.get(s.name)
+    if cls is None or not issubclass(cls, DictWrapper) or "fieldDiscriminator" in s.fields_dict:
+        raise _Unsure
+    fields = []
+    for f in s.fields:
+        nullable = f.type.type == "null" or (f.type.type == "union" and any(b.type == "null" for b in f.type.schemas))
+        fields.append((f.name, _from_converter(f.type), f.has_default, f.default, nullable))
+
+    def record(d):
+        if type(d) is not dict or _rewritten_by_transform(d):
+            raise _Unsure
+        out = {}
+        for name, conv, has_default, default, nullable in fields:
+            v = d.get(name)
+            if v is not None:
+                out[name] = conv(v)
+            elif has_default:
+                out[name] = conv(default) if default is not None else None  # a fresh object each time
+            elif nullable:
+                out[name] = None
+            else:
+                raise _Unsure  # the library raises for a missing required field
+        return cls._construct(out)
+    return record
+
+
+def _file_name(branch: avro_schema.Schema) -> str:
+    name = _name(branch)
+    return _FILE_PREFIX + name[len(_CLASS_PREFIX):] if name.startswith(_CLASS_PREFIX) else name
+
+
+def _compile_union_from(s: avro_schema.UnionSchema) -> Converter:
+    branches = list(s.schemas)
+    by_name = {_file_name(b): _from_converter(b) for b in branches}
+    has_null = any(b.type == "null" for b in branches)
+    others = [b for b in branches if b.type != "null"]
+    bare = _from_converter(others[0]) if len(others) == 1 else None
+
+    def union(d):
+        if d is None:
+            if not has_null:
+                raise _Unsure
+            return None
+        if type(d) is dict and len(d) == 1:
+            key = next(iter(d))
+            conv = by_name.get(key)
+            if conv is not None:
+                return conv(d[key])
+        if bare is None:
+            raise _Unsure  # the library would validate each branch in turn
+        return bare(d)
+    return union

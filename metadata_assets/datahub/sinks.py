@@ -7,6 +7,7 @@ and raises otherwise. No Dagster here.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
@@ -16,6 +17,8 @@ from typing import Optional, Protocol, Sequence
 from datahub.emitter.mcp import MetadataChangeProposalWrapper
 
 from metadata_assets.config import ConfigError, DataHubTarget, LiteTarget, RestTarget
+from metadata_assets.datahub.files import rare_shape, simplified_obj
+from metadata_assets.datahub.lite_index import close_without_reindex, reindex_entities
 
 
 class DataHubUnavailable(RuntimeError):
@@ -34,6 +37,21 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+class CompiledToObj(MetadataChangeProposalWrapper):
+    """A proposal whose to_obj(simplified_structure=True), which Lite's write() calls on each proposal, takes the
+    compiled converter of the MCE files (files.simplified_obj: the same dict, tests/test_serialization.py) instead
+    of avrogen's generic walk (about 60% of a Lite write)."""
+
+    @classmethod
+    def of(cls, m: MetadataChangeProposalWrapper) -> "CompiledToObj":
+        return cls(**{f.name: getattr(m, f.name) for f in dataclasses.fields(m)})
+
+    def to_obj(self, tuples: bool = False, simplified_structure: bool = False) -> dict:
+        if simplified_structure and not tuples and not rare_shape(self):
+            return simplified_obj(self, with_system_metadata=True)
+        return super().to_obj(tuples=tuples, simplified_structure=simplified_structure)
+
+
 class LiteSink:
     """DataHub Lite, the same store the `datahub-lite` sink and the `datahub lite` CLI use."""
 
@@ -44,8 +62,7 @@ class LiteSink:
 
     @property
     def lite(self):
-        """Opened at the first write: Lite's close() rebuilds its browse index from every entity it holds (10 s at
-        10,000 tables), which a push with nothing to send must not pay."""
+        """Opened at the first write."""
         if self._opened is None:
             from datahub.lite.lite_util import get_datahub_lite
 
@@ -58,15 +75,19 @@ class LiteSink:
         pass
 
     def emit(self, mcps: Sequence[MetadataChangeProposalWrapper], deadline: Optional[float] = None) -> None:
+        """Writes the proposals, then places their entities in Lite's browse index (datahub/lite_index.py) before
+        returning, so what the push records as confirmed is also browsable (`datahub lite ls`)."""
         for mcp in mcps:
-            self.lite.write(mcp)
+            self.lite.write(CompiledToObj.of(mcp))
+        reindex_entities(self.lite, (m.entityUrn for m in mcps))
 
     def describe(self) -> str:
         return f"DataHub Lite at {self.path}"
 
     def close(self) -> None:
+        # not Lite's close(): it would rebuild the browse index of the whole catalog, which emit kept current
         if self._opened is not None:
-            self._opened.close()
+            close_without_reindex(self._opened)
             self._opened = None
 
 
