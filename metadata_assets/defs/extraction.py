@@ -50,6 +50,7 @@ from metadata_assets.sources.registry import kind_of
 # re-exported: the names other modules and tests know them by
 mysql_pool = source_pool
 STUCK_RUN_S = runs.STUCK_RUN_S  # read at each call (a test shortens it here)
+CHECK_EVERY = 25  # databases materialized before their check evaluations follow (one query finds their targets)
 
 
 def materialization(key: AssetKey, r: DatabaseResult) -> AssetMaterialization:
@@ -136,6 +137,7 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
         report = ExtractionReport(source=source.name, kind=source.type)
         results = getattr(context.resources, source_key(source)).extract(
             databases, store, progress=progress, rewrite=config.rewrite_unchanged, report=report)
+        to_check: list[DatabaseResult] = []  # materialized, their check evaluations not yet yielded
         try:
             for r in results:
                 for w in r.warnings:
@@ -145,7 +147,11 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
                     context.log.error(f"{r.database}: {r.error}")
                 elif not r.missing:
                     yield materialization(key, r)  # a generator with no Output: only these events materialize
-                    yield from schema_check_evaluations(context, source, key, r)  # per partition (defs/checks.py)
+                    to_check.append(r)
+                if len(to_check) >= CHECK_EVERY:
+                    yield from schema_check_evaluations(context, source, key, to_check)  # per partition
+                    to_check = []
+            yield from schema_check_evaluations(context, source, key, to_check)
         except SourceUnavailable as e:  # only before the first database: later faults fail their own batch
             raise Failure(description=f"{e}; nothing was read or written, every file is as it was") from None
         # the run's report: one observation of the asset (not of a partition), beside the partitions' materializations
