@@ -1,7 +1,7 @@
 """DataHub Lite's browse index, kept current for the entities a push wrote instead of rebuilt whole at close.
 
 acryl-datahub's SqlBackedLite.close() calls reindex(): it deletes every edge and rebuilds them from every entity it
-holds, each aspect deserialized (6 s at 3,300 datasets, about a minute at 33,000), so each push paid for the whole
+holds, each aspect deserialized (6 s at 3,300 datasets), so each push paid for the whole
 catalog, even one that changed a single table. Lite's write() already keeps an entity's own edges (names, platform
 instances) through post_update_hook; what only reindex() adds is where the entity sits in the browse tree
 (global_post_update_hook: its container or platform instance, then a folder per subtype). `reindex_entities` does

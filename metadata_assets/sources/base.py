@@ -132,3 +132,18 @@ class SourceKind(ABC):
     @abstractmethod
     def mcps(self, db: Database, rules, lineage, warnings: list[str]):
         """The proposals of one database's MCE file, in a deterministic order."""
+
+
+class SQLServerKind(SourceKind):
+    """A kind whose proposals come from the shared SQL emitter (datahub/mcps.py) with its UrnRules' hooks:
+    MySQL and PostgreSQL. Only urn_rules differs."""
+
+    def lineage(self, rules, source: Optional[SourceConfig] = None):
+        from metadata_assets.datahub.mcps import LineageResolver
+
+        return LineageResolver(rules, table_allowed=source.table_allowed if source is not None else None)
+
+    def mcps(self, db: Database, rules, lineage, warnings: list[str]):
+        from metadata_assets.datahub.mcps import database_mcps
+
+        return database_mcps(db, rules, lineage, warnings)

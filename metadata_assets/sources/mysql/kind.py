@@ -11,7 +11,7 @@ import zlib
 from typing import Optional, Sequence
 
 from metadata_assets.catalog import Database
-from metadata_assets.sources.base import ConnectionLost, ReadStats, SourceKind, SourceQueryFailed, SourceUnavailable
+from metadata_assets.sources.base import ConnectionLost, ReadStats, SQLServerKind, SourceQueryFailed, SourceUnavailable
 from metadata_assets.sources.mysql.config import MySQLSource
 from metadata_assets.sources.mysql.reader import MySQLReader, connect, describe, grant_statements, list_databases
 
@@ -77,7 +77,7 @@ class MySQLSession:
             self.conn = None
 
 
-class MySQLKind(SourceKind):
+class MySQLKind(SQLServerKind):
     type = "mysql"
     platform = "mysql"
     title = "MySQL"
@@ -139,16 +139,6 @@ class MySQLKind(SourceKind):
         from metadata_assets.datahub.mcps import UrnRules
 
         return UrnRules(env=source.env, platform_instance=source.platform_instance)
-
-    def lineage(self, rules, source: Optional[MySQLSource] = None):
-        from metadata_assets.datahub.mcps import LineageResolver
-
-        return LineageResolver(rules, table_allowed=source.table_allowed if source is not None else None)
-
-    def mcps(self, db: Database, rules, lineage, warnings: list[str]):
-        from metadata_assets.datahub.mcps import database_mcps
-
-        return database_mcps(db, rules, lineage, warnings)
 
 
 KIND = MySQLKind()

@@ -10,7 +10,7 @@ import zlib
 from typing import Optional, Sequence
 
 from metadata_assets.catalog import Database
-from metadata_assets.sources.base import ConnectionLost, ReadStats, SourceKind, SourceQueryFailed, SourceUnavailable
+from metadata_assets.sources.base import ConnectionLost, ReadStats, SQLServerKind, SourceQueryFailed, SourceUnavailable
 from metadata_assets.sources.postgres.config import PostgresSource
 from metadata_assets.sources.postgres.reader import (
     DatabaseGone,
@@ -98,7 +98,7 @@ class PostgresSession:
         pass  # each database's connection is closed after its read
 
 
-class PostgresKind(SourceKind):
+class PostgresKind(SQLServerKind):
     type = "postgres"
     platform = "postgres"
     title = "PostgreSQL"
@@ -164,16 +164,6 @@ class PostgresKind(SourceKind):
         from metadata_assets.sources.postgres.mcps import PostgresUrnRules
 
         return PostgresUrnRules(env=source.env, platform_instance=source.platform_instance)
-
-    def lineage(self, rules, source: Optional[PostgresSource] = None):
-        from metadata_assets.datahub.mcps import LineageResolver
-
-        return LineageResolver(rules, table_allowed=source.table_allowed if source is not None else None)
-
-    def mcps(self, db: Database, rules, lineage, warnings: list[str]):
-        from metadata_assets.datahub.mcps import database_mcps
-
-        return database_mcps(db, rules, lineage, warnings)
 
 
 KIND = PostgresKind()
