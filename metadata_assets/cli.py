@@ -1,6 +1,8 @@
-"""Small operator commands: `metadata-assets grants`, `metadata-assets demo`.
+"""Small operator commands: `metadata-assets grants`, `metadata-assets check-access`, `metadata-assets demo`.
 
     metadata-assets grants [--config FILE] [--source NAME] [-d DATABASE ...]   print a source's least-privilege GRANTs
+    metadata-assets check-access --source NAME [--config FILE] [-d DATABASE ...] [--json]
+                                 prove the catalog account cannot read data: exit 0 yes, 1 it can somewhere, 2 error
     metadata-assets demo [--no-ui]                           throwaway MariaDB + DataHub Lite + Dagster, see README
 """
 
@@ -31,6 +33,23 @@ def cmd_grants(args) -> int:
             print(f"-- cannot list databases of {source.name!r} ({e}); pass them with --database", file=sys.stderr)
             return 2
     return 0
+
+
+def cmd_check_access(args) -> int:
+    """Per database: visible, SELECT refused (a probe that must fail), view SQL, routines; then a verdict.
+    Exit 0: the account cannot read data anywhere; 1: it can in at least one database; 2: bad input or unreachable."""
+    from metadata_assets.sources.base import SourceUnavailable
+    from metadata_assets.sources.registry import kind_of
+
+    cfg = config_mod.load(args.config)
+    source = cfg.source(args.source)
+    try:
+        report = kind_of(source).check_access(source, args.database or None)
+    except (SourceUnavailable, NotImplementedError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report.to_json() if args.json else report.text())
+    return report.exit_code()
 
 
 def _demo_env(home: Path, port: int, password: str) -> dict[str, str]:
@@ -100,6 +119,16 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--source", help="source name (default: all)")
     g.add_argument("--database", "-d", action="append", help="database to grant on (default: list them)")
     g.set_defaults(fn=cmd_grants)
+    c = sub.add_parser("check-access", help="prove that a source's catalog account sees schemas but cannot read data",
+                       description="Per database: visible, SELECT on data refused (a probe that must fail), view "
+                                   "SQL readable, routines visible. Exit 0: no data readable anywhere; 1: data "
+                                   "readable in at least one database; 2: bad input or source unreachable.")
+    c.add_argument("--config", help=f"config file (default ${config_mod.CONFIG_ENV}, else the demo config)")
+    c.add_argument("--source", required=True, help="source name")
+    c.add_argument("--database", "-d", action="append",
+                   help="database to check (default: every allowed database the account can see)")
+    c.add_argument("--json", action="store_true", help="print the report as JSON")
+    c.set_defaults(fn=cmd_check_access)
     d = sub.add_parser("demo", help="run the demo on embedded defaults, then open Dagit")
     d.add_argument("--no-ui", action="store_true", help="run the job, print the summary and exit")
     d.add_argument("--home", help=f"data directory (default ${config_mod.HOME_ENV} or ./.metadata_assets)")

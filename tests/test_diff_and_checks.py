@@ -225,7 +225,7 @@ def test_diff_with_hostile_names_renders_safely():
     breaking_items = md.split("**Breaking changes:**\n", 1)[1]
     assert breaking_items == bullets(d.breaking)
 
-    (check, _) = evaluate(AssetKey("x"), "db", {"breaking_changes": d.breaking}, 0.5)
+    (check, _, _) = evaluate(AssetKey("x"), "db", {"breaking_changes": d.breaking}, 0.5)  # + coverage, least_privilege
     listed = check.metadata["breaking_changes"].value
     assert listed == "\n".join(f"- {b}" for b in d.breaking)  # already markdown: not escaped twice
     tokens = tokens_of(listed)

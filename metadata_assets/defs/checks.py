@@ -4,7 +4,14 @@ The extraction asset records, on every database's materialization, the diff betw
 new one (`schema_change_metadata`). The checks of one source (`build_schema_checks`) are evaluated from that
 recorded metadata, per partition:
 - `breaking_schema_changes`: WARN listing dropped tables/views/columns, narrowed or incompatible types, NOT NULL added;
-- `documentation_coverage`: WARN when the share of commented tables or columns is below `source.coverage_threshold`.
+- `documentation_coverage`: WARN when the share of commented tables or columns is below `source.coverage_threshold`;
+- `least_privilege`: ERROR when the extraction found that the account can read data of the database (a finding with
+  code `over_privileged`: a SELECT grant, a readable relation, a superuser or pg_read_all_data role), WARN when views
+  lost their SQL (`view_unreadable`: SHOW VIEW missing, or a broken view). It reads the finding codes the
+  materialization records as `warning_codes` ({code: count}); a materialization made before they were recorded
+  passes with a description saying so. On MySQL/MariaDB the finding is the account's (SHOW GRANTS, matched against
+  every database of the run, and extract.py gives it to each database of the run): a SELECT grant on one database
+  fails the check on every partition extracted with it. `metadata-assets check-access` tells them apart by probes.
 
 How they reach Dagit (Dagster 1.13): `check_specs=` on the `@asset` makes the check outputs required, and an
 `AssetCheckResult` belongs to the step's single partition, while one extraction run covers a range of databases. So
@@ -36,10 +43,13 @@ from metadata_assets.defs.keys import mce_asset_key, partitions_def
 from metadata_assets.diff import SchemaDiff, diff
 from metadata_assets.extract import DatabaseResult
 from metadata_assets.markdown import bullets
+from metadata_assets.report import OVER_PRIVILEGED, VIEW_UNREADABLE, code_of
 from metadata_assets.source_config import SourceConfig
 
 BREAKING = "breaking_schema_changes"
 COVERAGE = "documentation_coverage"
+LEAST_PRIVILEGE = "least_privilege"
+WARNING_CODES = "warning_codes"  # materialization metadata: {finding code: count} (defs/extraction.py)
 DIFF_PREFIX = "diff_"
 
 
@@ -53,6 +63,40 @@ def schema_change_metadata(d: SchemaDiff) -> dict:
     }
 
 
+def warning_codes(warnings) -> dict[str, int]:
+    """{finding code: number of warnings}, sorted by code: what a materialization records for `least_privilege`."""
+    counts: dict[str, int] = {}
+    for w in warnings:
+        counts[code_of(w)] = counts.get(code_of(w), 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def least_privilege_evaluation(key: AssetKey, partition: str, metadata: Mapping,
+                               target=None) -> AssetCheckEvaluation:
+    codes = _value(metadata, WARNING_CODES)
+    if codes is None:
+        return AssetCheckEvaluation(
+            asset_key=key, check_name=LEAST_PRIVILEGE, partition=partition, passed=True,
+            severity=AssetCheckSeverity.WARN, target_materialization_data=target,
+            description="no warning codes recorded on this materialization (made before they were); "
+                        "re-extract, or run `metadata-assets check-access`")
+    over, unreadable = int(codes.get(OVER_PRIVILEGED, 0)), int(codes.get(VIEW_UNREADABLE, 0))
+    if over:
+        passed, severity = False, AssetCheckSeverity.ERROR
+        description = (f"the account can read data of this database ({over} over-privileged finding(s); "
+                       "see the materialization's warnings): revoke SELECT, see `metadata-assets grants`")
+    elif unreadable:
+        passed, severity = False, AssetCheckSeverity.WARN
+        description = f"{unreadable} view(s) without SQL or columns (SHOW VIEW missing, or broken views)"
+    else:
+        passed, severity = True, AssetCheckSeverity.ERROR
+        description = "no data access found; every view's SQL was readable"
+    return AssetCheckEvaluation(
+        asset_key=key, check_name=LEAST_PRIVILEGE, partition=partition, passed=passed, severity=severity,
+        target_materialization_data=target, description=description,
+        metadata={OVER_PRIVILEGED: over, VIEW_UNREADABLE: unreadable})
+
+
 def _value(metadata: Mapping, key: str, default=None):
     v = metadata.get(key)
     return default if v is None else getattr(v, "value", v)
@@ -60,7 +104,7 @@ def _value(metadata: Mapping, key: str, default=None):
 
 def evaluate(key: AssetKey, partition: str, metadata: Mapping, threshold: float,
              target: Optional[AssetCheckEvaluationTargetMaterializationData] = None) -> list[AssetCheckEvaluation]:
-    """Both checks of one partition, from the metadata of its materialization."""
+    """The three checks of one partition, from the metadata of its materialization."""
     breaking = list(_value(metadata, "breaking_changes", []) or [])
     recorded = "breaking_changes" in metadata
     t_cov = float(_value(metadata, "table_doc_coverage", 1.0))
@@ -85,6 +129,7 @@ def evaluate(key: AssetKey, partition: str, metadata: Mapping, threshold: float,
                       "column_doc_coverage": MetadataValue.float(c_cov),
                       "threshold": MetadataValue.float(threshold)},
         ),
+        least_privilege_evaluation(key, partition, metadata, target),
     ]
 
 
@@ -102,7 +147,7 @@ def latest_materialization_target(instance, key: AssetKey, partition: str,
 
 def schema_check_evaluations(context, source: SourceConfig, key: AssetKey,
                              results: list[DatabaseResult]) -> list[AssetCheckEvaluation]:
-    """Both checks of freshly extracted databases: the extraction asset yields them after their materializations,
+    """The checks of freshly extracted databases: the extraction asset yields them after their materializations,
     which the instance has stored by then, so they point at them (Dagit then counts them current). One query finds
     the materializations of all of them (one per database cost 10 ms each)."""
     results = [r for r in results if r.snapshot is not None]
@@ -120,7 +165,8 @@ def schema_check_evaluations(context, source: SourceConfig, key: AssetKey,
     out = []
     for r in results:
         metadata = {"breaking_changes": diff(r.previous, r.snapshot).breaking,
-                    "table_doc_coverage": r.table_doc_coverage, "column_doc_coverage": r.column_doc_coverage}
+                    "table_doc_coverage": r.table_doc_coverage, "column_doc_coverage": r.column_doc_coverage,
+                    WARNING_CODES: warning_codes(r.warnings)}
         out.extend(evaluate(key, r.database, metadata, source.coverage_threshold, targets.get(r.database)))
     return out
 
@@ -137,6 +183,9 @@ def build_schema_checks(source: SourceConfig):
             AssetCheckSpec(COVERAGE, asset=key, partitions_def=parts,
                            description=f"WARN when table or column comments cover less than "
                                        f"{source.coverage_threshold:.0%}"),
+            AssetCheckSpec(LEAST_PRIVILEGE, asset=key, partitions_def=parts,
+                           description="ERROR when the account can read data of the database (over_privileged "
+                                       "findings), WARN when views lost their SQL (view_unreadable)"),
         ],
         can_subset=True,  # makes the check outputs optional: evaluations are logged per partition instead
     )

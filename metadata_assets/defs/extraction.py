@@ -18,7 +18,7 @@ from dagster._core.storage.tags import SCHEDULE_NAME_TAG, SENSOR_NAME_TAG
 
 from metadata_assets.config import ProjectConfig
 from metadata_assets.defs import runs
-from metadata_assets.defs.checks import schema_change_metadata, schema_check_evaluations
+from metadata_assets.defs.checks import WARNING_CODES, schema_change_metadata, schema_check_evaluations, warning_codes
 from metadata_assets.defs.extraction_report import report_metadata
 from metadata_assets.defs.push import push_after_extraction
 from metadata_assets.defs.keys import (  # noqa: F401  (re-exported)
@@ -67,6 +67,7 @@ def materialization(key: AssetKey, r: DatabaseResult) -> AssetMaterialization:
         "file_sha256": MetadataValue.text(r.file_sha256 or ""),
         "warnings": MetadataValue.md(warnings_markdown(r.warnings)),
         "warning_count": len(r.warnings),
+        WARNING_CODES: MetadataValue.json(warning_codes(r.warnings)),  # the least_privilege check reads them
     }
     if r.snapshot is not None:  # what changed since the previous snapshot of this database (defs/checks.py)
         metadata.update(schema_change_metadata(diff(r.previous, r.snapshot)))

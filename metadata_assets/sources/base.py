@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator, Optional, Protocol, Sequence
 
+from metadata_assets.access import AccessReport
 from metadata_assets.catalog import Database
 from metadata_assets.source_config import SourceConfig
 
@@ -119,6 +120,15 @@ class SourceKind(ABC):
     def grant_text(self, source: SourceConfig, databases: Optional[Sequence[str]]) -> list[str]:
         """The least-privilege grants (SQL or IAM commands) for the catalog account; `databases` None: list them
         (the account must exist already)."""
+
+    def check_access(self, source: SourceConfig, databases: Optional[Sequence[str]] = None,
+                     client: Any = None) -> "AccessReport":
+        """Probe what the catalog account may do, per database (`databases` None: every allowed database it sees):
+        visible, SELECT on data refused (a harmless probe that must fail), view SQL and routines readable
+        (access.AccessReport; `metadata-assets check-access`). Raises SourceUnavailable when the source cannot be
+        reached; a kind without probes raises NotImplementedError saying so."""
+        raise NotImplementedError(f"check-access is not available for {self.title} sources: the {self.type!r} kind "
+                                  f"has no access probes (sources/{self.type}/access.py)")
 
     # --- DataHub ---
     @abstractmethod

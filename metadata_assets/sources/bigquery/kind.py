@@ -91,6 +91,13 @@ class BigQueryKind(SourceKind):
         return [f"-- source {source.name}: BigQuery project {source.project} (IAM roles, not GRANTs)",
                 *grant_commands(source)]
 
+    def check_access(self, source: BigQuerySource, databases: Optional[Sequence[str]] = None, client=None):
+        raise NotImplementedError(
+            "check-access is not available for BigQuery sources: IAM roles are not visible from "
+            "INFORMATION_SCHEMA and a probe would be a billed query job; check the service account's roles "
+            f"(roles/bigquery.metadataViewer and roles/bigquery.jobUser only) with `gcloud projects "
+            f"get-iam-policy {source.project}`")
+
     def urn_rules(self, source: BigQuerySource):
         from metadata_assets.datahub.bigquery_mcps import BigQueryUrnRules
 

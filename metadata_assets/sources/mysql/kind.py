@@ -135,6 +135,11 @@ class MySQLKind(SQLServerKind):
         return [f"-- source {source.name}: {source.host}:{source.port}, {len(dbs)} databases",
                 *grant_statements(source, dbs)]
 
+    def check_access(self, source: MySQLSource, databases: Optional[Sequence[str]] = None, client=None):
+        from metadata_assets.sources.mysql.access import check_access
+
+        return check_access(source, databases)
+
     def urn_rules(self, source: MySQLSource):
         from metadata_assets.datahub.mcps import UrnRules
 

@@ -160,6 +160,11 @@ class PostgresKind(SQLServerKind):
         return [f"-- source {source.name}: {source.host}:{source.port}, {len(dbs)} databases",
                 *grant_statements(source, dbs)]
 
+    def check_access(self, source: PostgresSource, databases: Optional[Sequence[str]] = None, client=None):
+        from metadata_assets.sources.postgres.access import check_access
+
+        return check_access(source, databases)
+
     def urn_rules(self, source: PostgresSource):
         from metadata_assets.sources.postgres.mcps import PostgresUrnRules
 

@@ -1,0 +1,154 @@
+"""`check-access` on MySQL/MariaDB: what the catalog account may do in each database, proven by probes.
+
+Per database, over one connection (the reader's `connect`: connect and query timeouts bounded):
+- visible: it is listed in information_schema.SCHEMATA (an account with no privilege on a database sees nothing);
+- data: `SELECT 1 FROM <db>.<one table> LIMIT 0` must fail with error 1142 (SELECT command denied). No row is read
+  even when it succeeds. The table probed is one that information_schema.TABLE_PRIVILEGES / COLUMN_PRIVILEGES list
+  with SELECT for the account when there is one (a table-level grant), else the first base table, else the first
+  view; a database-level or global SELECT shows on any table. A database without tables cannot be probed;
+- views: `SHOW CREATE TABLE` of one view returns its SQL (needs SHOW VIEW; MySQL 8 also wants SELECT on the view);
+- routines: how many rows information_schema.ROUTINES shows for the database and whether ROUTINE_DEFINITION is
+  non-null. On MariaDB 10.11 an account with only REFERENCES, SHOW VIEW sees no routine at all; `GRANT SELECT ON
+  mysql.proc` shows them with their definitions (EXECUTE on the database shows them without). The grant that adds
+  routine text depends on the server (`routine_grant_hint`, from VERSION()).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional, Sequence
+
+import pymysql
+import pymysql.cursors
+
+from metadata_assets.access import AccessReport, DatabaseAccess
+from metadata_assets.sources.base import ConnectionLost
+from metadata_assets.sources.mysql.config import MySQLSource
+from metadata_assets.sources.mysql.reader import MySQLReader, connect, describe, is_connection_error, quote_ident
+
+ER_TABLEACCESS_DENIED = 1142  # SELECT command denied ... for table
+ER_COLUMNACCESS_DENIED = 1143  # ... for column
+REFUSED = (ER_TABLEACCESS_DENIED, ER_COLUMNACCESS_DENIED)
+ER_LOCK_WAIT_TIMEOUT = 1205
+# A probe the server allows waits at most this long for the table's metadata lock (a running ALTER, LOCK TABLES);
+# a refused probe never waits: the server checks privileges before it opens the table (MariaDB 10.11: verified).
+# So a probe that timed out waiting for a lock was allowed: the account can read the table.
+PROBE_LOCK_WAIT_S = 10
+
+
+def version_number(version: str) -> tuple[int, int, int]:
+    m = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
+    return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)  # type: ignore[return-value]
+
+
+def routine_grant_hint(version: str, user: str) -> str:
+    """The optional grant that would show routine definitions to the account, on this server (from VERSION()).
+    MariaDB 10.11: verified (tests/test_check_access.py); the others from the MySQL and MariaDB manuals."""
+    number, mariadb = version_number(version), "mariadb" in version.lower()
+    if mariadb and number >= (11, 3, 0):
+        return f"GRANT SHOW CREATE ROUTINE ON `<db>`.* TO {user}; (MariaDB 11.3+)"
+    if mariadb:
+        return (f"GRANT SELECT ON mysql.proc TO {user}; (MariaDB before 11.3: routines and their definitions; "
+                f"mysql.proc holds no table data)")
+    if number >= (8, 0, 20):
+        return f"GRANT SHOW_ROUTINE ON *.* TO {user}; (MySQL 8.0.20+)"
+    if number >= (8, 0, 0):
+        return "none short of global SELECT (MySQL 8.0 before 8.0.20: only a routine's definer sees its text)"
+    return f"GRANT SELECT ON mysql.proc TO {user}; (MySQL 5.7)"
+
+
+class _Probe:
+    def __init__(self, conn: pymysql.connections.Connection, label: str):
+        self.conn, self.label = conn, label
+
+    def rows(self, sql: str, args: Sequence = ()) -> list[dict]:
+        """Rows of one statement; a lost connection or a query past its timeout raises ConnectionLost, other
+        server errors pass unchanged (the probes expect some)."""
+        try:
+            with self.conn.cursor(pymysql.cursors.DictCursor) as cur:
+                cur.execute(sql, tuple(args) if args else None)
+                return list(cur.fetchall())
+        except pymysql.err.MySQLError as e:
+            if is_connection_error(e):
+                raise ConnectionLost(f"{self.label}: connection lost ({e.args[-1] if e.args else e})") from None
+            raise
+
+
+def check_access(source: MySQLSource, databases: Optional[Sequence[str]] = None) -> AccessReport:
+    conn = connect(source)  # SourceUnavailable when the server cannot be reached or refuses the login
+    label = describe(source)
+    try:
+        p = _Probe(conn, label)
+        version = p.rows("SELECT VERSION() AS v")[0]["v"]
+        p.rows(f"SET SESSION lock_wait_timeout = {int(PROBE_LOCK_WAIT_S)}")
+        visible = {r["name"] for r in p.rows("SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA")}
+        names = list(databases) if databases else sorted(d for d in visible if source.database_allowed(d))
+        user = f"'{source.user}'@'%'"
+        report = AccessReport(source=source.name, kind=source.type,
+                              account=f"{source.user}@{source.host}:{source.port}", server_version=version,
+                              routine_grant_hint=routine_grant_hint(version, user))
+        report.account_notes += [str(w) for w in MySQLReader(conn, label).privilege_warnings(names)]
+        mysql8 = "mariadb" not in version.lower() and version_number(version) >= (8, 0, 0)
+        for name in names:
+            report.databases.append(_database(p, source, name, name in visible, mysql8))
+        return report
+    finally:
+        conn.close()
+
+
+def _database(p: _Probe, source: MySQLSource, name: str, visible: bool, mysql8: bool) -> DatabaseAccess:
+    row = DatabaseAccess(database=name, visible=visible)
+    if not source.database_allowed(name):
+        row.notes.append("not allowed by the source's patterns")
+    if not visible:
+        row.notes.append("not visible to the account (no privilege on it, or it does not exist)")
+        return row
+    tables = p.rows("SELECT TABLE_NAME AS name, TABLE_TYPE AS type FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME", (name,))
+    granted = [r["name"] for r in p.rows(
+        "SELECT TABLE_NAME AS name FROM information_schema.TABLE_PRIVILEGES WHERE TABLE_SCHEMA = %s "
+        "AND PRIVILEGE_TYPE = 'SELECT' UNION SELECT TABLE_NAME FROM information_schema.COLUMN_PRIVILEGES "
+        "WHERE TABLE_SCHEMA = %s AND PRIVILEGE_TYPE = 'SELECT'", (name, name))]
+    base = [t["name"] for t in tables if t["type"] != "VIEW"]
+    views = [t["name"] for t in tables if t["type"] == "VIEW"]
+    if granted:
+        row.notes.append(f"SELECT granted on {len(granted)} table(s): " + ", ".join(sorted(granted)[:5]))
+    target = (granted or base or views or [None])[0]
+    if target is None:
+        row.probe = "no table or view: the SELECT probe cannot run here"
+        row.notes.append("no table: SELECT probe not possible")
+    else:
+        row.probed = target
+        sql = f"SELECT 1 FROM {quote_ident(name)}.{quote_ident(target)} LIMIT 0"
+        try:
+            p.rows(sql)
+            row.data_readable, row.probe = True, f"{sql}: succeeded (the account can read data)"
+        except pymysql.err.MySQLError as e:
+            code, msg = (e.args[0], e.args[-1]) if len(e.args) > 1 else (None, str(e))
+            if code in REFUSED:
+                row.data_readable, row.probe = False, f"{sql}: refused, error {code}"
+            elif code == ER_LOCK_WAIT_TIMEOUT:
+                row.data_readable = True
+                row.probe = (f"{sql}: allowed (it waited {PROBE_LOCK_WAIT_S}s for a lock, error {code}; a refused "
+                             "probe never waits)")
+            else:
+                row.probe = f"{sql}: failed with error {code} ({msg}), not a refusal: no proof either way"
+                row.notes.append(f"probe inconclusive (error {code})")
+    if views:
+        try:
+            shown = p.rows(f"SHOW CREATE TABLE {quote_ident(name)}.{quote_ident(views[0])}")
+            sql_text = (shown[0].get("Create View") or "") if shown else ""
+            row.views_have_sql = bool(sql_text.strip())
+        except pymysql.err.MySQLError as e:
+            row.views_have_sql = False
+            row.notes.append(f"SHOW CREATE TABLE of view {views[0]!r} failed: error {e.args[0]}"
+                             + (" (MySQL 8 wants SELECT on the view as well as SHOW VIEW)" if mysql8 else
+                                " (SHOW VIEW missing?)"))
+    (r,) = p.rows("SELECT COUNT(*) AS n, COALESCE(SUM(ROUTINE_DEFINITION IS NOT NULL), 0) AS with_text "
+                  "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s", (name,))
+    row.routines_visible = int(r["n"])
+    if row.routines_visible:
+        row.routine_text_visible = int(r["with_text"]) == row.routines_visible
+        if 0 < int(r["with_text"]) < row.routines_visible:
+            row.notes.append(f"routine text shown for {int(r['with_text'])} of {row.routines_visible}")
+    return row
