@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 # Table statistics that change with the data, not the schema: kept in the file, left out of the schema hash.
-VOLATILE_TABLE_FIELDS = ("create_time", "update_time", "row_estimate", "data_length")
+VOLATILE_TABLE_FIELDS = ("create_time", "update_time", "row_estimate", "data_length", "index_length")
+# Parts of the schema that older snapshots lack: left out of the hash while empty, so adding the field did not move
+# the hash of a schema that has none of them.
+_OPTIONAL_TABLE_PARTS = ("properties", "indexes", "checks", "triggers", "view_upstreams")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,46 @@ class ForeignKey:
     on_delete: Optional[str] = None
 
 
+@dataclass(frozen=True)
+class Index:
+    """A secondary or unique index (the PRIMARY key is Table.primary_key)."""
+
+    name: str
+    columns: tuple[str, ...]  # key parts in order; an expression part as its expression
+    unique: bool = False
+    index_type: Optional[str] = None  # BTREE, HASH, FULLTEXT, SPATIAL, gin, ...
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class CheckConstraint:
+    name: str
+    clause: str
+
+
+@dataclass(frozen=True)
+class Trigger:
+    name: str
+    timing: str  # BEFORE, AFTER
+    event: str  # INSERT, UPDATE, DELETE
+    statement: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Routine:
+    """A stored procedure or function of a database."""
+
+    name: str
+    routine_type: str  # PROCEDURE or FUNCTION
+    definition: Optional[str] = None  # the body; None when the account may not see it
+    comment: str = ""
+    returns: Optional[str] = None  # a function's return type
+    language: str = "SQL"
+    deterministic: Optional[bool] = None
+    data_access: Optional[str] = None  # CONTAINS SQL, READS SQL DATA, MODIFIES SQL DATA, NO SQL
+    security_type: Optional[str] = None  # DEFINER or INVOKER
+
+
 @dataclass
 class Table:
     name: str
@@ -53,10 +96,17 @@ class Table:
     update_time: Optional[str] = None
     row_estimate: Optional[int] = None
     data_length: Optional[int] = None
+    index_length: Optional[int] = None
     columns: list[Column] = field(default_factory=list)
     primary_key: tuple[str, ...] = ()
     foreign_keys: list[ForeignKey] = field(default_factory=list)
     view_definition: Optional[str] = None  # the CREATE VIEW statement, views only
+    indexes: list[Index] = field(default_factory=list)
+    checks: list[CheckConstraint] = field(default_factory=list)
+    triggers: list[Trigger] = field(default_factory=list)
+    # the (database, table)s a view reads, when the server lists them but not the view's SQL (MySQL 8 without
+    # SELECT on the view: information_schema.VIEW_TABLE_USAGE); empty otherwise
+    view_upstreams: tuple[tuple[str, str], ...] = ()
     # source-specific facts with no field above (BigQuery: partitioning, clustering, labels); empty for MySQL
     properties: dict[str, str] = field(default_factory=dict)
 
@@ -81,11 +131,36 @@ class Table:
         return [fk for fk in self.foreign_keys if all(c in names for c in fk.columns)]
 
 
+def table_size(t: Table) -> Optional[int]:
+    """Data plus index length, as the server estimates them (None when it gives neither)."""
+    if t.data_length is None and t.index_length is None:
+        return None
+    return (t.data_length or 0) + (t.index_length or 0)
+
+
+def figures_moved(before: Optional[dict], now: dict, share: float, floors: tuple[int, int] = (0, 0)) -> bool:
+    """Whether any table's row estimate or size moved by more than `share` of what it was and by more than its floor
+    (`floors`: rows, bytes; so an empty table that gets its first few rows is not a change worth a push). Tables
+    that came or went, and a figure that appeared or vanished, count as moved. `before` None: never recorded."""
+    if before is None or before.keys() != now.keys():
+        return True
+    for name, figures in now.items():
+        for old, new, floor in zip(before[name], figures, floors):
+            if (old is None) != (new is None):
+                return True
+            if old is not None and abs(new - old) > max(share * old, floor):
+                return True
+    return False
+
+
 def _table_dict(t: Table) -> dict:
     d = dict(t.__dict__)
     d["columns"] = [dict(c.__dict__) for c in t.columns]
     d["foreign_keys"] = [dict(fk.__dict__) for fk in t.foreign_keys]
     d["properties"] = dict(t.properties)
+    d["indexes"] = [dict(i.__dict__) for i in t.indexes]
+    d["checks"] = [dict(c.__dict__) for c in t.checks]
+    d["triggers"] = [dict(x.__dict__) for x in t.triggers]
     return d
 
 
@@ -98,6 +173,9 @@ class Database:
     tables: list[Table] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     properties: dict[str, str] = field(default_factory=dict)  # source-specific (BigQuery: location, labels)
+    routines: list[Routine] = field(default_factory=list)
+    read_at_ms: Optional[int] = None  # when the server was read (epoch ms): the time of the table statistics
+    statistics_note: str = ""  # how far the server's table statistics can be trusted (shown with the profile)
 
     def to_dict(self) -> dict:
         """What dataclasses.asdict gives, without its recursive deep copy (these classes hold flat values only)."""
@@ -105,6 +183,7 @@ class Database:
         d["tables"] = [_table_dict(t) for t in self.tables]
         d["warnings"] = list(self.warnings)
         d["properties"] = dict(self.properties)
+        d["routines"] = [dict(r.__dict__) for r in self.routines]
         return d
 
     @classmethod
@@ -119,20 +198,29 @@ class Database:
                 for fk in t.get("foreign_keys", [])
             ]
             t["primary_key"] = tuple(t.get("primary_key", ()))
+            t["indexes"] = [Index(**{**i, "columns": tuple(i["columns"])}) for i in t.get("indexes", [])]
+            t["checks"] = [CheckConstraint(**c) for c in t.get("checks", [])]
+            t["triggers"] = [Trigger(**x) for x in t.get("triggers", [])]
+            t["view_upstreams"] = tuple(tuple(u) for u in t.get("view_upstreams", ()))
             tables.append(Table(**t))
-        return cls(**{**d, "tables": tables})
+        routines = [Routine(**r) for r in d.get("routines", [])]
+        return cls(**{**d, "tables": tables, "routines": routines})
 
     def schema_hash(self) -> str:
         """Hash of everything that describes the schema; row counts, sizes and times left out."""
         d = self.to_dict()
         d.pop("warnings")
-        if not d["properties"]:
-            d.pop("properties")  # absent when empty: MySQL hashes stay what they were before the field existed
+        d.pop("read_at_ms")
+        d.pop("statistics_note")
+        for k in ("properties", "routines"):
+            if not d[k]:
+                d.pop(k)  # absent when empty: hashes stay what they were before the field existed
         for t in d["tables"]:
             for k in VOLATILE_TABLE_FIELDS:
                 t.pop(k)
-            if not t["properties"]:
-                t.pop("properties")
+            for k in _OPTIONAL_TABLE_PARTS:
+                if not t[k]:
+                    t.pop(k)
         canon = json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()
 
@@ -148,6 +236,11 @@ class Database:
     @property
     def n_columns(self) -> int:
         return sum(len(t.columns) for t in self.tables)
+
+    def profile_figures(self) -> dict[str, list]:
+        """{table: [row estimate, size in bytes]} of its tables (views have none): what datasetProfile carries."""
+        return {t.name: [t.row_estimate, table_size(t)] for t in self.tables
+                if not t.is_view and (t.row_estimate is not None or table_size(t) is not None)}
 
     def coverage(self) -> tuple[float, float]:
         """Share of tables/views and of columns that carry a comment (1.0 when there are none)."""

@@ -86,7 +86,8 @@ def cmd_demo(args) -> int:
         env = _demo_env(home, server.port, password)
         os.environ.update(env)
         os.environ.pop(config_mod.CONFIG_ENV, None)
-        print(f"[demo] MariaDB on 127.0.0.1:{server.port}, account catalog_reader has REFERENCES, SHOW VIEW only")
+        print(f"[demo] MariaDB on 127.0.0.1:{server.port}, account catalog_reader has REFERENCES, SHOW VIEW "
+              "(and SELECT on mysql.proc: routine definitions)")
         summary = run_everything(config_mod.load(), print_fn=lambda m: print(f"[demo] {m}", flush=True))
         print(summary)
         if args.no_ui:

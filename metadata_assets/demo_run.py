@@ -16,6 +16,8 @@ def seed_demo(server: local_mariadb.LocalMariaDB, password: str) -> None:
     server.execute(*local_mariadb.split_sql(SAMPLE_SQL.read_text(encoding="utf-8")))
     server.execute("DROP USER IF EXISTS 'catalog_reader'@'%'")
     local_mariadb.grant_reader(server, "catalog_reader", password, DEMO_DATABASES)
+    # the optional routine grant (routine definitions, never table data): the demo shows procedures too
+    server.execute("GRANT SELECT ON mysql.proc TO 'catalog_reader'@'%'")
 
 
 def run_everything(cfg: ProjectConfig, print_fn: Callable[[str], None] = print) -> str:

@@ -20,6 +20,9 @@ from metadata_assets.catalog import Column, Database, Table
 from metadata_assets.markdown import bullets, cell, code, in_table, literal
 
 FOREIGN_KEY = "foreign key "  # TableChange.kind of a foreign key: this prefix, then the constraint's name
+# TableChange.kinds of other named parts of a table, and of a routine (its TableChange.table is the routine's name)
+INDEX, CHECK, TRIGGER, ROUTINE = "index ", "check constraint ", "trigger ", "routine"
+_NAMED = (FOREIGN_KEY, INDEX, CHECK, TRIGGER)
 
 # kinds of column change
 ADDED, REMOVED, RETYPED, NULLABILITY, DEFAULT, COMMENT = "added", "removed", "retyped", "nullability", "default", "comment"
@@ -49,15 +52,19 @@ class ColumnChange:
 @dataclass(frozen=True)
 class TableChange:
     table: str
-    kind: str  # comment, primary_key, view_definition, "foreign key <name>"
+    kind: str  # comment, primary_key, view_definition, "foreign key <name>", "index <name>", ..., routine
     before: Optional[str] = None
     after: Optional[str] = None
 
     def describe(self) -> str:
         if self.kind == "view_definition":
             return f"view {code(self.table)} definition changed"
-        if self.kind.startswith(FOREIGN_KEY):
-            label = FOREIGN_KEY + literal(self.kind.removeprefix(FOREIGN_KEY))  # the constraint's name, raw
+        if self.kind == ROUTINE:
+            what = "added" if self.before is None else "removed" if self.after is None else "changed"
+            return f"routine {code(self.table)} {what}"
+        prefix = next((p for p in _NAMED if self.kind.startswith(p)), None)
+        if prefix is not None:
+            label = prefix + literal(self.kind.removeprefix(prefix))  # the constraint's name, raw
         else:
             label = "primary key" if self.kind == "primary_key" else literal(self.kind)
         return f"{code(self.table)} {label} changed: {_show(self.before)} → {_show(self.after)}"
@@ -150,6 +157,12 @@ def diff(previous: Optional[Database], current: Database) -> SchemaDiff:
             continue
         out.tables += _table_changes(a, b)
         out.columns += _column_changes(a, b)
+    old_r = {(r.routine_type, r.name): r for r in previous.routines}
+    new_r = {(r.routine_type, r.name): r for r in current.routines}
+    for key in sorted(old_r.keys() | new_r.keys()):
+        if old_r.get(key) != new_r.get(key):
+            out.tables.append(TableChange(key[1], ROUTINE, key[0] if key in old_r else None,
+                                          key[0] if key in new_r else None))
     return out
 
 
@@ -161,10 +174,16 @@ def _table_changes(a: Table, b: Table) -> list[TableChange]:
         out.append(TableChange(a.name, "primary_key", ", ".join(a.primary_key), ", ".join(b.primary_key)))
     if a.is_view and a.view_definition != b.view_definition:
         out.append(TableChange(a.name, "view_definition"))
-    old_fks, new_fks = {fk.name: _fk(fk) for fk in a.foreign_keys}, {fk.name: _fk(fk) for fk in b.foreign_keys}
-    for name in sorted(old_fks.keys() | new_fks.keys()):
-        if old_fks.get(name) != new_fks.get(name):
-            out.append(TableChange(a.name, FOREIGN_KEY + name, old_fks.get(name), new_fks.get(name)))
+    for prefix, shown in ((FOREIGN_KEY, lambda t: {fk.name: _fk(fk) for fk in t.foreign_keys}),
+                          (INDEX, lambda t: {i.name: f"{'UNIQUE ' if i.unique else ''}({', '.join(i.columns)})"
+                                             for i in t.indexes}),
+                          (CHECK, lambda t: {c.name: c.clause for c in t.checks}),
+                          (TRIGGER, lambda t: {x.name: f"{x.timing} {x.event}: {x.statement or ''}"
+                                               for x in t.triggers})):
+        old, new = shown(a), shown(b)
+        for name in sorted(old.keys() | new.keys()):
+            if old.get(name) != new.get(name):
+                out.append(TableChange(a.name, prefix + name, old.get(name), new.get(name)))
     return out
 
 

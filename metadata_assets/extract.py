@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Sequence
 
-from metadata_assets.catalog import Database
+from metadata_assets.catalog import Database, figures_moved
 from metadata_assets.datahub import files
 from metadata_assets.datahub.files import data_version  # noqa: F401  (re-exported)
 from metadata_assets.datahub.mcps import MCE_FORMAT  # noqa: F401  (re-exported)
@@ -55,16 +55,22 @@ def database_mcps(kind, db: Database, rules, lineage, warnings: list[str]):
 
 
 def write_database(store: files.Store, source_name: str, db: Database, rules, lineage, build,
-                   rewrite: bool = False) -> DatabaseResult:
+                   rewrite: bool = False, profile_change: tuple[float, tuple[int, int]] = (0.1, (0, 0)),
+                   ) -> DatabaseResult:
     """Write the database's MCE file and snapshot; keep both when its schema is unchanged (unless `rewrite`).
     `build(db, rules, lineage, warnings)` yields its proposals (the source kind's `mcps`).
 
-    An unchanged schema (same data version as the stored version record or snapshot, file intact) rebuilds nothing:
-    no proposals, no view-SQL parsing, no snapshot parsing, no writes. The files then keep the row estimates, sizes and times of the last schema
-    change, which is also what DataHub holds, since a push sends only changed versions.
+    An unchanged schema (same schema version as the stored version record, file intact) whose table statistics
+    (row estimates, sizes: the datasetProfile) moved by no more than `profile_change` (share, (row, byte floors);
+    source_config.Profile) from what the file holds
+    rebuilds nothing: no proposals, no view-SQL parsing, no snapshot parsing, no writes. The files then keep the
+    statistics and times of their last write, which is also what DataHub holds, since a push sends only changed
+    versions; so a day of ordinary inserts pushes nothing.
     """
     schema_hash = db.schema_hash()
-    version = data_version(db, rules, schema_hash)
+    figures = db.profile_figures() if getattr(rules, "profile", False) else {}
+    schema_version = data_version(db, rules, schema_hash)
+    version = data_version(db, rules, schema_hash, figures)
     t_cov, c_cov = db.coverage()
     result = DatabaseResult(
         database=db.name, ok=True, uri=store.uri(files.mce_key(source_name, db.name)),
@@ -79,18 +85,21 @@ def write_database(store: files.Store, source_name: str, db: Database, rules, li
         previous_raw = store.read_bytes(files.snapshot_key(source_name, db.name))
         previous_doc = json.loads(previous_raw) if previous_raw else None
         recorded = previous_doc if previous_doc and previous_doc.get("data_version") else None
-    if not rewrite and recorded is not None and recorded.get("data_version") == version \
-            and recorded.get("file_sha256"):  # snapshots from before file_sha256 existed: rebuild
+    if not rewrite and recorded is not None and recorded.get("schema_version") == schema_version \
+            and recorded.get("file_sha256") \
+            and not figures_moved(recorded.get("figures") or {}, figures, *profile_change):
         if store.sha256(files.mce_key(source_name, db.name)) == recorded["file_sha256"]:
             result.rewritten = False
+            result.data_version = recorded["data_version"]  # the statistics the file holds, not today's
             result.previous = db  # the same schema: nothing changed, and the snapshot need not be parsed
             result.proposals = recorded.get("proposals", 0)
             result.file_sha256 = recorded["file_sha256"]
             result.warnings = (from_record(recorded["file_warnings"], recorded.get("file_warning_codes"))
                                if "file_warnings" in recorded else list(db.warnings))
             if previous_doc is not None:  # a store from before version records: add this one's
-                files.write_version(store, source_name, db.name, version, result.file_sha256, result.proposals,
-                                    result.warnings)
+                files.write_version(store, source_name, db.name, result.data_version, result.file_sha256,
+                                    result.proposals, result.warnings, schema_version=schema_version,
+                                    figures=recorded.get("figures") or {})
             return result
     if previous_doc is None:
         previous_raw = store.read_bytes(files.snapshot_key(source_name, db.name))
@@ -125,9 +134,11 @@ def write_database(store: files.Store, source_name: str, db: Database, rules, li
     # the snapshot carries its data version (a push compares strings instead of re-hashing every snapshot) and
     # what the next unchanged run reports without rebuilding the file
     store.write_bytes(files.snapshot_key(source_name, db.name), json.dumps(
-        {**db.to_dict(), "data_version": version, "file_sha256": result.file_sha256,
+        {**db.to_dict(), "data_version": version, "schema_version": schema_version, "figures": figures,
+         "file_sha256": result.file_sha256,
          "proposals": result.proposals, "file_warnings": warnings}, sort_keys=True, ensure_ascii=False).encode())
-    files.write_version(store, source_name, db.name, version, result.file_sha256, result.proposals, warnings)
+    files.write_version(store, source_name, db.name, version, result.file_sha256, result.proposals, warnings,
+                        schema_version=schema_version, figures=figures)
     return result
 
 
@@ -156,6 +167,8 @@ def extract(source: SourceConfig, databases: Sequence[str], store: files.Store,
 
     def build(*args):
         return database_mcps(kind, *args)  # looked up per database, so a test can wrap it
+    profile = getattr(source, "profile", None)
+    profile_change = (profile.change_share, profile.floors) if profile is not None else (0.0, (0, 0))
     total, done = len(databases), 0
     with report.timed("connect"):
         session = kind.session(source, client if client is not None else bigquery_client)
@@ -163,6 +176,10 @@ def extract(source: SourceConfig, databases: Sequence[str], store: files.Store,
     try:
         with report.timed("privilege_check"):
             priv_warnings = session.privilege_warnings(databases) if privilege_check else []
+            # what concerns the source as a whole (routines not visible): once in the report, not per database
+            for w in getattr(session, "source_warnings", lambda dbs: [])(databases):
+                log.warning("%s: %s", source.name, w)
+                report.warnings.append(("", w))
         for start in range(0, total, source.batch_size):
             batch = list(databases[start:start + source.batch_size])
             t0 = time.monotonic()
@@ -185,7 +202,8 @@ def extract(source: SourceConfig, databases: Sequence[str], store: files.Store,
                     else:
                         try:
                             with report.timed("write"):
-                                result = write_database(store, source.name, db, rules, lineage, build, rewrite)
+                                result = write_database(store, source.name, db, rules, lineage, build, rewrite,
+                                                        profile_change)
                         except Exception as e:  # one bad database must not hide the others
                             log.exception("database %s failed", name)
                             result = DatabaseResult(database=name, ok=False, error=f"{type(e).__name__}: {e}")

@@ -18,8 +18,11 @@ VIEW_BROKEN = "view_broken"  # the server says the view references tables or col
 VIEW_UNREADABLE = "view_unreadable"  # no SQL or no columns visible for a view (a grant missing, or a broken view)
 VIEW_LINEAGE = "view_lineage"  # the view's SQL was read but its lineage could not be resolved in full
 DATABASE_MISSING = "database_missing"  # asked for, but it does not exist or is not visible
+ROUTINES_HIDDEN = "routines_hidden"  # routines asked for, but the account holds no grant that shows them
+ROUTINE_LINEAGE = "routine_lineage"  # a routine's SQL could not be parsed for the tables it reads and writes
 OTHER = "other"  # recorded before findings had codes
-CODES = (OVER_PRIVILEGED, VIEW_BROKEN, VIEW_UNREADABLE, VIEW_LINEAGE, DATABASE_MISSING, OTHER)
+CODES = (OVER_PRIVILEGED, VIEW_BROKEN, VIEW_UNREADABLE, VIEW_LINEAGE, DATABASE_MISSING, ROUTINES_HIDDEN,
+         ROUTINE_LINEAGE, OTHER)
 
 
 class Finding(str):

@@ -159,6 +159,24 @@ class RunPod(_Strict):
                         description="a Kubernetes memory quantity in Mi or Gi: 512Mi, 2Gi")
 
 
+class Profile(_Strict):
+    """Table statistics (row estimate, column count, size) sent as DataHub's datasetProfile, from the catalog alone:
+    no query touches a row. They move with the data, so they stay out of the schema hash; a database's file is
+    rewritten (and pushed) for them only when a table's row estimate or size moved by more than `change_share` of
+    its last written value and by more than the figure's floor."""
+
+    enabled: bool = True
+    change_share: float = Field(default=0.1, ge=0, le=100,
+                                description="rewrite when a figure moved by more than this share of its last "
+                                            "written value (0.1: 10%; 0 with zero floors: on every change)")
+    min_rows: int = Field(default=1000, ge=0, description="a row estimate moving by fewer rows is not a change")
+    min_bytes: int = Field(default=1 << 20, ge=0, description="a size moving by fewer bytes is not a change")
+
+    @property
+    def floors(self) -> tuple[int, int]:
+        return self.min_rows, self.min_bytes
+
+
 class SourceConfig(_Strict):
     """The fields every source has. A subclass adds `type: Literal[...]` (the registry key), its connection fields
     and its `database_allowed`; it may override a default (batch_size, sensor_interval_s) by redeclaring the field."""
@@ -214,11 +232,27 @@ class ServerSource(SourceConfig):
     user: str
     password_env: str = Field(description="name of the environment variable holding the password")
     database_pattern: Pattern = Pattern()
+    profile: Profile = Profile()
+    domain: dict[str, Pattern] = Field(
+        default_factory=dict,
+        description='DataHub domains as DataHub\'s SQL sources assign them: {domain URN: allow/deny patterns over '
+                    '"database.table" (and "database" for the database container)}; when several allow a name, '
+                    'the last one listed wins (as in DataHub\'s sources)',
+    )
     connect_timeout_s: float = Field(default=10, gt=0, le=3600)
     query_timeout_s: float = Field(
         default=300, gt=0, le=86400,
         description="longest wait for one catalog query; also bounds a sensor tick's fingerprint query",
     )
+
+    @field_validator("domain")
+    @classmethod
+    def _domain_urns(cls, domain: dict[str, Pattern]) -> dict[str, Pattern]:
+        for key in domain:
+            if not key.startswith("urn:li:domain:"):
+                raise ValueError(f"domain key {key!r} is not a domain URN: give it as urn:li:domain:<id> (DataHub's "
+                                 "source would look a name up in GMS; extraction never talks to DataHub)")
+        return domain
 
     def password(self) -> str:
         try:

@@ -374,8 +374,9 @@ def test_sensor_skips_when_the_account_may_not_run_queries(bq, tmp_path):
 
 
 def test_mysql_schema_hash_unchanged_by_the_properties_field():
-    """catalog.Table/Database gained `properties` for BigQuery; empty, it leaves the hash (and so every MySQL
-    data version already pushed) exactly as it was."""
+    """catalog.Table/Database gained `properties` for BigQuery (and later routines, indexes, check constraints,
+    triggers, view_upstreams, index_length and read_at_ms); empty or volatile, they leave the hash exactly as it
+    was before they existed."""
     import hashlib
 
     from metadata_assets.catalog import Column, Database, Table
@@ -383,9 +384,10 @@ def test_mysql_schema_hash_unchanged_by_the_properties_field():
     db = Database(name="shop", charset="utf8mb4", tables=[Table(name="t", table_type="BASE TABLE", columns=[
         Column(name="id", ordinal=1, column_type="int(11)", data_type="int", nullable=False)])])
     old = db.to_dict()
-    old.pop("warnings"), old.pop("properties")
+    old.pop("warnings"), old.pop("properties"), old.pop("routines"), old.pop("read_at_ms"), old.pop("statistics_note")
     for t in old["tables"]:
-        for k in ("create_time", "update_time", "row_estimate", "data_length", "properties"):
+        for k in ("create_time", "update_time", "row_estimate", "data_length", "properties", "index_length",
+                  "indexes", "checks", "triggers", "view_upstreams"):
             t.pop(k)
     canon = json.dumps(old, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     assert db.schema_hash() == hashlib.sha256(canon.encode()).hexdigest()

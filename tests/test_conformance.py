@@ -8,8 +8,10 @@ Differences that are intended are asserted as such below (so the README cannot s
 - nativeDataType: ours is the server's full column type (`int(11)`, `decimal(12,2)`), the built-in's is SQLAlchemy's
   rendering (`INTEGER(11)`, `DECIMAL(12, 2)`);
 - ours adds: schemaMetadata.primaryKeys, field jsonProps (default, extra, key, generation expression, charset,
-  collation), datasetProperties.customProperties (table_type, engine, collation, row_estimate, data_length, times),
-  containerProperties description (schema comment, MariaDB) and charset/collation;
+  collation), datasetProperties.customProperties (table_type, engine, collation, times, indexes, check constraints,
+  triggers), containerProperties description (schema comment, MariaDB) and charset/collation; a table-level
+  datasetProfile (row estimate, columns, size: the built-in's with `profiling.profile_table_level_only`, compared
+  in test_procedures_domains_and_profiles_as_builtin with procedures and domains);
 - views: the built-in marks every view column nullable and leaves its description empty; ours keeps what
   information_schema says (NOT NULL and the base column's comment carried through). View SQL: ours is SHOW CREATE
   TABLE read without a default database, so names are qualified (`db`.`t`); the built-in's is unqualified.
@@ -58,7 +60,7 @@ def create_awkward(schema) -> str:
     )
 
 
-def run_builtin(schema, tmp_path, platform_instance=None) -> pathlib.Path:
+def run_builtin(schema, tmp_path, platform_instance=None, **extra) -> pathlib.Path:
     """DataHub's built-in mysql source, in-process, file sink."""
     from datahub.ingestion.run.pipeline import Pipeline
 
@@ -66,7 +68,9 @@ def run_builtin(schema, tmp_path, platform_instance=None) -> pathlib.Path:
     config = {
         "host_port": f"{schema.server.host}:{schema.server.port}", "username": "root", "password": "",
         "include_views": True, "include_tables": True, "profiling": {"enabled": False},
+        "include_stored_procedures": False,
         "database_pattern": {"allow": [f"^{re.escape(schema.prefix)}.*"]},
+        **extra,
     }
     if platform_instance:
         config["platform_instance"] = platform_instance
@@ -87,8 +91,9 @@ def run_ours(schema, tmp_path, **source_overrides) -> tuple[files.LocalStore, li
     return store, results
 
 
-def load_aspects(paths) -> dict[str, dict[str, object]]:
-    """entity urn -> aspect name -> aspect object, MCEs split into MCPs with acryl-datahub's helpers."""
+def load_aspects(paths, repeats_equal: bool = False) -> dict[str, dict[str, object]]:
+    """entity urn -> aspect name -> aspect object, MCEs split into MCPs with acryl-datahub's helpers. An aspect sent
+    twice fails, unless `repeats_equal` (the built-in with stored procedures sends some twice): then equal twice."""
     from datahub.emitter.mcp_builder import mcps_from_mce
     from datahub.ingestion.source.file import read_metadata_file
     from datahub.metadata.schema_classes import MetadataChangeEventClass
@@ -97,7 +102,10 @@ def load_aspects(paths) -> dict[str, dict[str, object]]:
     for p in paths:
         for item in read_metadata_file(pathlib.Path(p)):
             for m in (mcps_from_mce(item) if isinstance(item, MetadataChangeEventClass) else [item]):
-                assert m.aspectName not in out.get(m.entityUrn, {}), f"{m.entityUrn} {m.aspectName} twice"
+                if repeats_equal and m.aspectName in out.get(m.entityUrn, {}):
+                    assert out[m.entityUrn][m.aspectName] == m.aspect, f"{m.entityUrn} {m.aspectName} differs"
+                assert repeats_equal or m.aspectName not in out.get(m.entityUrn, {}), \
+                    f"{m.entityUrn} {m.aspectName} twice"
                 out.setdefault(m.entityUrn, {})[m.aspectName] = m.aspect
     return out
 
@@ -208,7 +216,10 @@ def test_intended_differences_are_the_documented_ones(both):
                            "ENUM('new','paid','shipped','cancelled')", "DECIMAL(12, 2)"]
     assert ours[orders]["schemaMetadata"].primaryKeys == ["id"] and not builtin[orders]["schemaMetadata"].primaryKeys
     assert json.loads(ours[orders]["schemaMetadata"].fields[4].jsonProps)["extra"] == "VIRTUAL GENERATED"
-    assert {"engine", "table_type", "row_estimate"} <= set(ours[orders]["datasetProperties"].customProperties)
+    assert {"engine", "table_type"} <= set(ours[orders]["datasetProperties"].customProperties)
+    # row estimates and sizes are a datasetProfile (as the built-in's with profiling on), not properties
+    assert "datasetProfile" in ours[orders] and "datasetProfile" not in builtin[orders]
+    assert not {"row_estimate", "data_length"} & set(ours[orders]["datasetProperties"].customProperties)
 
     paid = next(u for u in ours if u.endswith("_shop.paid_orders,PROD)"))
     assert [f.nullable for f in ours[paid]["schemaMetadata"].fields] == [False] * 4
@@ -289,3 +300,75 @@ def test_mariadb_sequences_and_system_versioned_tables(schema, tmp_path):
     assert ours[sv]["datasetProperties"].customProperties["table_type"] == "SYSTEM VERSIONED"
     assert ours[seq]["datasetProperties"].customProperties["table_type"] == "SEQUENCE"
     assert fields(ours, seq)[0][0] == "next_not_cached_value"
+
+
+def test_procedures_domains_and_profiles_as_builtin(schema, tmp_path):
+    """Stored procedures (DataFlow + DataJobs), domains and table-level profiles against the built-in with its
+    `include_stored_procedures`, `domain` and `profiling.profile_table_level_only`. Ours reads as the least-privilege
+    account plus the optional routine grant (SELECT ON mysql.proc: routine definitions only).
+
+    Intended differences, asserted: ours also emits functions (subtype Function; the built-in lists procedures only)
+    and a routine's comment and properties; its procedure lineage names `db.table` (the built-in passes the database
+    as sqlglot's default_db and gets `db.db.table`, which no dataset has); sizeInBytes is data plus index length
+    (the built-in's is data_length alone)."""
+    from metadata_assets.source_config import Pattern
+
+    db = schema.create(
+        "proc", "CREATE TABLE orders (id INT PRIMARY KEY, total INT, note VARCHAR(20), KEY by_total (total))",
+        "CREATE TABLE audit (order_id INT, at_total INT)",
+        "INSERT INTO orders VALUES (1, 10, 'a'), (2, 20, 'b'), (3, 30, 'c')", "ANALYZE TABLE orders",
+        "CREATE PROCEDURE archive(IN n INT) BEGIN INSERT INTO audit SELECT id, total FROM orders WHERE id = n; END",
+        "CREATE FUNCTION twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2",
+        "CREATE VIEW big AS SELECT id FROM orders WHERE total > 15")
+    schema.grant()
+    schema.server.execute(f"GRANT SELECT ON mysql.proc TO '{schema.user}'@'%'")
+    domain = {"urn:li:domain:ops": {"allow": [".*"]},
+              "urn:li:domain:sales": {"allow": [rf"{re.escape(db)}\.orders$"]}}
+    builtin = load_aspects([run_builtin(
+        schema, tmp_path, include_stored_procedures=True, domain=domain,
+        profiling={"enabled": True, "profile_table_level_only": True})], repeats_equal=True)
+    store, _ = run_ours(schema, tmp_path, domain={k: Pattern(**v) for k, v in domain.items()})
+    ours = load_aspects(our_files(store))
+
+    rules = UrnRules()
+    orders, audit, big = (rules.dataset(db, t) for t in ("orders", "audit", "big"))
+    container = rules.container(db)
+    # domains: the same on every dataset and the database container (the last allowing domain wins, as built in)
+    for urn in (orders, audit, big, container):
+        assert ours[urn]["domains"] == builtin[urn]["domains"], urn
+    assert ours[orders]["domains"].domains == ["urn:li:domain:sales"]
+    assert ours[audit]["domains"].domains == ["urn:li:domain:ops"]
+
+    # profiles: row count and column count as the built-in gives them; views have none
+    for urn in (orders, audit):
+        o, b = ours[urn]["datasetProfile"], builtin[urn]["datasetProfile"]
+        assert (o.rowCount, o.columnCount) == (b.rowCount, b.columnCount), urn
+        assert o.sizeInBytes >= b.sizeInBytes
+    assert ours[orders]["datasetProfile"].rowCount == 3
+    assert "datasetProfile" not in ours[big] and "datasetProfile" not in builtin[big]
+    snapshot = json.loads(store.read_bytes(files.snapshot_key("src", db)))
+    (t,) = [t for t in snapshot["tables"] if t["name"] == "orders"]
+    assert ours[orders]["datasetProfile"].sizeInBytes == t["data_length"] + t["index_length"]
+    assert builtin[orders]["datasetProfile"].sizeInBytes == t["data_length"]
+    assert ours[orders]["datasetProperties"].customProperties["indexes"] == "by_total BTREE (total)"
+
+    # procedures: the same flow and the same job, aspect for aspect
+    flows = of_type(builtin, "urn:li:dataFlow:")
+    assert flows == of_type(ours, "urn:li:dataFlow:") == {f"urn:li:dataFlow:(mysql,{db}.stored_procedures,PROD)"}
+    (flow,) = flows
+    for aspect in ("dataFlowInfo", "subTypes", "container"):
+        assert ours[flow][aspect] == builtin[flow][aspect], aspect
+    archive = f"urn:li:dataJob:({flow},archive)"
+    twice = f"urn:li:dataJob:({flow},twice)"
+    assert of_type(builtin, "urn:li:dataJob:") == {archive}
+    assert of_type(ours, "urn:li:dataJob:") == {archive, twice}
+    for aspect in ("subTypes", "container", "dataTransformLogic"):
+        assert ours[archive][aspect] == builtin[archive][aspect], aspect
+    o_info, b_info = ours[archive]["dataJobInfo"], builtin[archive]["dataJobInfo"]
+    assert (o_info.name, o_info.type) == (b_info.name, b_info.type)
+    assert b_info.customProperties.items() <= o_info.customProperties.items()
+    assert ours[twice]["subTypes"].typeNames == ["Function"]
+    io_o, io_b = ours[archive]["dataJobInputOutput"], builtin[archive]["dataJobInputOutput"]
+    assert io_o.inputDatasets == [orders] and io_o.outputDatasets == [audit]  # datasets we emit
+    two_tier = lambda urns: [u.replace(f",{db}.{db}.", f",{db}.") for u in urns]
+    assert (two_tier(io_b.inputDatasets), two_tier(io_b.outputDatasets)) == ([orders], [audit])

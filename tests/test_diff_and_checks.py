@@ -232,3 +232,24 @@ def test_diff_with_hostile_names_renders_safely():
     assert not {t.type for t in tokens} & {"html_inline", "html_block"}
     assert sum(t.type == "list_item_open" for t in tokens) == len(d.breaking)
     assert [t.content for t in tokens if t.type == "code_inline"][:2] == ["gone`", "v|<i>"]
+
+
+def test_diff_names_indexes_checks_triggers_and_routines():
+    from metadata_assets.catalog import CheckConstraint, Database, Index, Routine, Table, Trigger
+    from metadata_assets.diff import diff
+
+    def db(index_cols, check, trigger, routines):
+        t = Table(name="t", table_type="BASE TABLE", indexes=[Index("ix", index_cols)],
+                  checks=[CheckConstraint("ck", check)] if check else [],
+                  triggers=[Trigger("tr", "AFTER", "INSERT", "SET @x = 1")] if trigger else [])
+        return Database(name="d", tables=[t], routines=routines)
+
+    before = db(("a",), "`a` > 0", False, [Routine("p", "PROCEDURE", "BEGIN END"), Routine("f", "FUNCTION", "1")])
+    after = db(("a", "b"), None, True, [Routine("p", "PROCEDURE", "BEGIN SELECT 1; END"), Routine("g", "FUNCTION")])
+    d = diff(before, after)
+    assert not d.empty and before.schema_hash() != after.schema_hash()
+    text = [c.describe() for c in d.tables]
+    assert text == ["`t` index ix changed: `(a)` → `(a, b)`", "`t` check constraint ck changed: `` `a` > 0 `` → none",
+                    "`t` trigger tr changed: none → `AFTER INSERT: SET @x = 1`",
+                    "routine `f` removed", "routine `g` added", "routine `p` changed"]
+    assert d.breaking == []  # none of these breaks a reader of the data

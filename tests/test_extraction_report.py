@@ -3,7 +3,14 @@ left out, statements, phases, and typed warnings that keep their kind through th
 
 from metadata_assets.datahub import files
 from metadata_assets.extract import extract
-from metadata_assets.report import DATABASE_MISSING, OVER_PRIVILEGED, VIEW_BROKEN, ExtractionReport, code_of
+from metadata_assets.report import (
+    DATABASE_MISSING,
+    OVER_PRIVILEGED,
+    ROUTINES_HIDDEN,
+    VIEW_BROKEN,
+    ExtractionReport,
+    code_of,
+)
 from metadata_assets.source_config import Pattern
 
 
@@ -22,22 +29,25 @@ def test_report_counts_outcomes_filtered_tables_statements_and_typed_warnings(sc
     assert (first.requested, first.written, first.unchanged, first.missing, first.failed) == (
         3, [a, b], [], [gone], {})
     assert (first.tables, first.views, first.tables_filtered) == (3, 1, 1)  # tmp_x left out by the pattern
-    # SHOW GRANTS, VERSION(), SCHEMATA, TABLES, COLUMNS, KEY_COLUMN_USAGE, REFERENTIAL_CONSTRAINTS, one SHOW CREATE
-    assert first.statements == 8
+    # SHOW GRANTS, VERSION(), SCHEMATA, TABLES, COLUMNS, KEY_COLUMN_USAGE, REFERENTIAL_CONSTRAINTS, STATISTICS,
+    # CHECK_CONSTRAINTS, TRIGGERS, ROUTINES, one SHOW CREATE
+    assert first.statements == 12
     assert first.phases_s["read"] > 0 and first.phases_s["connect"] > 0 and first.duration_s >= first.phases_s["read"]
     by_code = {(db, code_of(w), getattr(w, "subject", None)) for db, w in first.warnings}
-    assert by_code == {(a, VIEW_BROKEN, "v"), (gone, DATABASE_MISSING, gone)}
-    assert first.warning_counts() == {VIEW_BROKEN: 1, DATABASE_MISSING: 1}
+    # routines not visible (no routine grant): once for the source (database ""), not per database
+    assert by_code == {("", ROUTINES_HIDDEN, None), (a, VIEW_BROKEN, "v"), (gone, DATABASE_MISSING, gone)}
+    assert first.warning_counts() == {ROUTINES_HIDDEN: 1, VIEW_BROKEN: 1, DATABASE_MISSING: 1}
     assert first.summary().startswith("src: 3 databases: 2 written, 0 unchanged, 1 missing, 0 failed; 3 tables, "
-                                      "1 views (1 left out by patterns); 8 statements; ")
-    assert first.summary().endswith("; warnings: 1 view_broken, 1 database_missing")
+                                      "1 views (1 left out by patterns); 12 statements; ")
+    assert first.summary().endswith("; warnings: 1 routines_hidden, 1 view_broken, 1 database_missing")
 
     # unchanged: the files are kept and the view's warning comes from the version record with its kind and subject
     again = ExtractionReport(source="src", kind="mysql")
     list(extract(source, [a, b], store, report=again))
     assert (again.written, again.unchanged, again.proposals_written) == ([], [a, b], 0)
-    (warning,) = [w for _, w in again.warnings]
-    assert (str(warning), warning.code, warning.subject) == (str(first.warnings[0][1]), VIEW_BROKEN, "v")
+    (warning,) = [w for db, w in again.warnings if db]
+    view_warning = next(w for db, w in first.warnings if db == a)
+    assert (str(warning), warning.code, warning.subject) == (str(view_warning), VIEW_BROKEN, "v")
 
 
 def test_an_account_that_can_read_data_is_an_over_privileged_finding(schema, tmp_path):
@@ -46,4 +56,36 @@ def test_an_account_that_can_read_data_is_an_over_privileged_finding(schema, tmp
     schema.server.execute(f"GRANT SELECT ON `{db}`.* TO '{schema.user}'@'%'")
     report = ExtractionReport(source="src", kind="mysql")
     list(extract(schema.source(), [db], files.LocalStore(tmp_path), report=report))
-    assert [code_of(w) for _, w in report.warnings] == [OVER_PRIVILEGED]
+    assert [(d, code_of(w)) for d, w in report.warnings] == [("", ROUTINES_HIDDEN), (db, OVER_PRIVILEGED)]
+
+
+def test_a_grant_on_one_database_flags_that_database_only(schema, tmp_path):
+    a = schema.create("opa", "CREATE TABLE t (id INT PRIMARY KEY)")
+    b = schema.create("opb", "CREATE TABLE t (id INT PRIMARY KEY)")
+    schema.grant()
+    schema.server.execute(f"GRANT SELECT ON `{b}`.`t` TO '{schema.user}'@'%'")
+    results = {r.database: r for r in extract(schema.source(), [a, b], files.LocalStore(tmp_path))}
+    assert [code_of(w) for w in results[a].warnings] == []
+    assert [code_of(w) for w in results[b].warnings] == [OVER_PRIVILEGED]
+
+
+def test_the_routine_grant_silences_the_routine_warning_and_shows_routines(schema, tmp_path):
+    db = schema.create("rt", "CREATE TABLE t (id INT PRIMARY KEY)",
+                       "CREATE FUNCTION plus1(x INT) RETURNS INT DETERMINISTIC RETURN x + 1")
+    schema.grant()
+    report = ExtractionReport(source="src", kind="mysql")
+    (r,) = extract(schema.source(), [db], files.LocalStore(tmp_path / "a"), report=report)
+    assert r.snapshot.routines == [] and [code_of(w) for _, w in report.warnings] == [ROUTINES_HIDDEN]
+    (warning,) = [w for _, w in report.warnings]
+    assert "GRANT SELECT ON mysql.proc TO" in warning  # MariaDB before 11.3: the one grant that shows routine text
+
+    schema.server.execute(f"GRANT SELECT ON mysql.proc TO '{schema.user}'@'%'")  # routine definitions, no table data
+    report = ExtractionReport(source="src", kind="mysql")
+    (r,) = extract(schema.source(), [db], files.LocalStore(tmp_path / "b"), report=report)
+    assert report.warnings == [] and [x.name for x in r.snapshot.routines] == ["plus1"]
+    assert r.snapshot.routines[0].definition == "RETURN x + 1"
+
+    report = ExtractionReport(source="src", kind="mysql")  # not asked for: not read, no warning
+    (r,) = extract(schema.source(include_stored_procedures=False), [db], files.LocalStore(tmp_path / "c"),
+                   report=report)
+    assert report.warnings == [] and r.snapshot.routines == []

@@ -29,6 +29,9 @@ DDL = [
     ("column collation", "ALTER TABLE parent MODIFY code VARCHAR(10) COLLATE utf8mb4_bin"),
     ("index (column key)", "CREATE INDEX ix_quantity ON t (quantity)"),
     ("unique key", "ALTER TABLE parent ADD UNIQUE KEY uq_code (code)"),
+    # only STATISTICS sees these: the columns' COLUMN_KEY stays MUL
+    ("second index on a keyed column", "CREATE INDEX ix_quantity_name ON t (quantity, name)"),
+    ("index renamed", "ALTER TABLE t RENAME INDEX ix_quantity_name TO ix_qn"),
     ("primary key", "ALTER TABLE parent DROP PRIMARY KEY, ADD PRIMARY KEY (id, code)"),
     ("add foreign key", "ALTER TABLE parent DROP PRIMARY KEY, ADD PRIMARY KEY (id)"),
     ("add foreign key", "ALTER TABLE t ADD CONSTRAINT fk_parent FOREIGN KEY (parent_id) REFERENCES parent (id)"),
@@ -155,3 +158,22 @@ def test_key_parts_rotate_over_ticks_and_carry_over(schema, monkeypatch):
     with_new = source_clients.read_fingerprints(source, seen, tick=other_tick)
     full = source_clients.read_fingerprints(source)
     assert with_new[new] == full[new]  # a database new to the cursor gets its keys read at once
+
+
+def test_routines_move_the_fingerprint_when_visible(schema):
+    db = schema.create("fpr", "CREATE TABLE t (id INT PRIMARY KEY)")
+    schema.grant()
+    schema.server.execute(f"GRANT SELECT ON mysql.proc TO '{schema.user}'@'%'")  # the optional routine grant
+    source = schema.source()
+    conn = connect(source)
+    try:
+        reader = MySQLReader(conn)
+        seen = [reader.fingerprints(source)[db]]
+        for stmt in ("CREATE PROCEDURE p() BEGIN SELECT 1; END", "DROP PROCEDURE p",
+                     "CREATE PROCEDURE p() BEGIN SELECT 2; END", "CREATE FUNCTION f(x INT) RETURNS INT RETURN x"):
+            schema.server.execute(f"USE `{db}`", stmt)
+            seen.append(reader.fingerprints(source)[db])
+            assert seen[-1] != seen[-2], stmt
+        assert reader.fingerprints(schema.source(include_stored_procedures=False))[db] != seen[-1]
+    finally:
+        conn.close()

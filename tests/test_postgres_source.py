@@ -257,12 +257,13 @@ datahub: {{target: lite, lite: {{path: "{tmp_path / 'lite.sqlite'}"}}}}
 
     pushed = []
     assert push_source(defs, instance, src, print_fn=pushed.append)
-    assert pushed[0].endswith(": 2 databases, 98 proposals"), pushed
+    assert pushed[0].endswith(": 2 databases, 106 proposals"), pushed  # 8 of them the tables' datasetProfile
     lite = lite_reader(str(tmp_path / "lite.sqlite"))
     try:
         got = lite.get("urn:li:dataset:(urn:li:dataPlatform:postgres,pg_shop.sales.customers,PROD)",
                        aspects=None, typed=True)
         assert got["datasetProperties"].description == "Registered customers"
+        assert got["datasetProfile"].columnCount == len(got["schemaMetadata"].fields)  # pg_class figures
         schema = lite.get(got["container"].container, aspects=None, typed=True)
         assert schema["containerProperties"].name == "sales"
         database = lite.get(schema["container"].container, aspects=None, typed=True)

@@ -210,9 +210,15 @@ def read_version(store: Store, source: str, database: str) -> Optional[dict]:
 
 
 def write_version(store: Store, source: str, database: str, data_version: str, file_sha256: str,
-                  proposals: int, file_warnings: list[str]) -> None:
+                  proposals: int, file_warnings: list[str], schema_version: Optional[str] = None,
+                  figures: Optional[dict] = None) -> None:
+    """`schema_version`: the data version without the statistics; `figures`: the statistics the file carries (what
+    the next extraction compares the server's with, to rewrite the file only when they moved enough)."""
     doc = {"data_version": data_version, "file_sha256": file_sha256, "proposals": proposals,
            "file_warnings": list(file_warnings)}
+    if schema_version is not None:
+        doc["schema_version"] = schema_version
+        doc["figures"] = figures or {}
     if file_warnings:  # each warning's [code, subject] (report.Finding), read back by report.from_record
         doc["file_warning_codes"] = codes_record(file_warnings)
     store.write_bytes(version_key(source, database), json.dumps(doc, sort_keys=True, ensure_ascii=False).encode())
@@ -294,7 +300,11 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def data_version(db, rules, schema_hash: Optional[str] = None) -> str:
-    """A database's data version: its schema hash, its kind's MCE format and URN rules (`rules.version_parts()`).
+def data_version(db, rules, schema_hash: Optional[str] = None, figures: Optional[dict] = None) -> str:
+    """A database's data version: its schema hash, its kind's MCE format and URN rules (`rules.version_parts()`),
+    and the table statistics its file carries (`figures`, catalog.Database.profile_figures) when it has a profile.
     What Dagster shows as the data version, and what a push compares with what DataHub last confirmed."""
-    return sha256(json.dumps([schema_hash or db.schema_hash(), *rules.version_parts()]).encode())
+    parts = [schema_hash or db.schema_hash(), *rules.version_parts()]
+    if figures:
+        parts.append(sorted(figures.items()))
+    return sha256(json.dumps(parts).encode())

@@ -29,6 +29,7 @@ from datahub.ingestion.source.sql.sql_utils import (
     add_table_to_schema_container,
     gen_database_container,
     gen_database_key,
+    get_domain_wu,
 )
 from datahub.metadata.schema_classes import (
     ArrayTypeClass,
@@ -38,6 +39,7 @@ from datahub.metadata.schema_classes import (
     BytesTypeClass,
     DataPlatformInstanceClass,
     DatasetLineageTypeClass,
+    DatasetProfileClass,
     DatasetPropertiesClass,
     DateTypeClass,
     EnumTypeClass,
@@ -61,23 +63,27 @@ from datahub.metadata.schema_classes import (
     ViewPropertiesClass,
 )
 
-from metadata_assets.catalog import Column, Database, Table
-from metadata_assets.report import VIEW_LINEAGE, Finding, code_of, subject_of
+from metadata_assets.catalog import Column, Database, Table, table_size
+from metadata_assets.report import ROUTINE_LINEAGE, VIEW_LINEAGE, Finding, code_of, subject_of
 
 PLATFORM = "mysql"
 # Bump when database_mcps() changes what it emits, so every file counts as changed and is pushed again.
-MCE_FORMAT = "2"  # 2: schemaMetadata for views without visible columns, visible keys only, no lineage to dropped tables
+# 2: schemaMetadata for views without visible columns, visible keys only, no lineage to dropped tables
+# 3: datasetProfile (row estimate, columns, size) instead of row_estimate/data_length properties; indexes, check
+#    constraints and triggers as properties; stored procedures and functions; domains; BIT as Bytes (the built-in's)
+MCE_FORMAT = "3"
 
 _TYPES = {
     **dict.fromkeys(
         ("tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric", "float",
-         "double", "real", "bit", "year", "serial"), NumberTypeClass),
+         "double", "real", "year", "serial"), NumberTypeClass),
     **dict.fromkeys(("bool", "boolean"), BooleanTypeClass),
     "enum": EnumTypeClass,
     **dict.fromkeys(
         ("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "set", "uuid", "inet4", "inet6"),
         StringTypeClass),
-    **dict.fromkeys(("binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"), BytesTypeClass),
+    # BIT(n) is a bit-field: bytes, as DataHub's mysql source types it (SQLAlchemy's BIT)
+    **dict.fromkeys(("bit", "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"), BytesTypeClass),
     "date": DateTypeClass,
     **dict.fromkeys(("datetime", "timestamp", "time"), TimeTypeClass),
     "json": RecordTypeClass,
@@ -96,12 +102,20 @@ class UrnRules:
 
     env: str = "PROD"
     platform_instance: Optional[str] = None
+    # ((domain URN, source_config.Pattern), ...): the source's `domain`, in its order (the last that allows wins)
+    domain: tuple = ()
+    profile: bool = True  # emit datasetProfile from the table statistics
     platform: ClassVar[str] = PLATFORM
     mce_format: ClassVar[str] = MCE_FORMAT  # bumped by the platform when what it emits changes
 
     def version_parts(self) -> list:
         """What, besides the schema, a database's data version depends on (files.data_version)."""
-        return [self.mce_format, self.env, self.platform_instance]
+        parts = [self.mce_format, self.env, self.platform_instance]
+        if self.domain:
+            parts.append([[urn, p.model_dump()] for urn, p in self.domain])
+        if not self.profile:
+            parts.append("no-profile")
+        return parts
 
     def dataset(self, database: str, table: str) -> str:
         return make_dataset_urn_with_platform_instance(self.platform, f"{database}.{table}", self.platform_instance,
@@ -140,6 +154,10 @@ class UrnRules:
         return t.name
 
     def schema_name(self, db: Database, t: Table) -> str:
+        return f"{db.name}.{t.name}"
+
+    def domain_name(self, db: Database, t: Table) -> str:
+        """The name a `domain` pattern is matched against, as DataHub's source names the table."""
         return f"{db.name}.{t.name}"
 
     def sql_defaults(self, db: Database) -> tuple[Optional[str], Optional[str]]:
@@ -186,13 +204,86 @@ def _foreign_keys(rules: UrnRules, db: str, t: Table, urn: str) -> list[ForeignK
 
 def _table_properties(t: Table) -> dict[str, str]:
     props = _props({"table_type": t.table_type, "engine": t.engine, "collation": t.collation,
-                    "row_estimate": t.row_estimate, "data_length": t.data_length,
                     "create_time": t.create_time, "update_time": t.update_time})
     props.update(t.properties)  # the kind's own facts (PostgreSQL: schema, relkind, partitioning)
+    # no aspect of DataHub holds these: shown as properties, one line per kind of object
+    if t.indexes:
+        props["indexes"] = "; ".join(
+            f"{i.name}{' UNIQUE' if i.unique else ''}{f' {i.index_type}' if i.index_type else ''} "
+            f"({', '.join(i.columns)})" for i in t.indexes)
+    if t.checks:
+        props["check_constraints"] = "; ".join(f"{c.name}: {c.clause}" for c in t.checks)
+    if t.triggers:
+        props["triggers"] = "; ".join(f"{x.name}: {x.timing} {x.event}" for x in t.triggers)
     if t.is_view:
         props["is_view"] = "True"
         props["view_definition"] = t.view_definition or ""
     return props
+
+
+def _profile(db: Database, t: Table) -> Optional[DatasetProfileClass]:
+    """The table-level profile DataHub's source emits with `profile_table_level_only`, from the catalog's figures
+    (row count: the server's estimate; size: data plus index length) at the time the server was read."""
+    size = table_size(t)
+    if t.is_view or db.read_at_ms is None or (t.row_estimate is None and size is None):
+        return None
+    return DatasetProfileClass(timestampMillis=db.read_at_ms, rowCount=t.row_estimate, columnCount=len(t.columns),
+                               sizeInBytes=size)
+
+
+class _Domains:
+    """The source's `domain` config, assigned with acryl-datahub's own helpers (the last allowing domain wins)."""
+
+    def __init__(self, rules: "UrnRules"):
+        from datahub.utilities.registries.domain_registry import DomainRegistry
+
+        self.config = {urn: p.to_datahub() for urn, p in rules.domain}
+        self.registry = DomainRegistry(cached_domains=list(self.config), graph=None) if self.config else None
+
+    def of(self, name: str, urn: str) -> Iterator[MetadataChangeProposalWrapper]:
+        if self.registry is not None:
+            for wu in get_domain_wu(dataset_name=name, entity_urn=urn, domain_config=self.config,
+                                    domain_registry=self.registry):
+                yield wu.metadata
+
+
+def _routines(db: Database, rules: "UrnRules", lineage: "LineageResolver",
+              warnings: Optional[list[str]]) -> Iterator[MetadataChangeProposalWrapper]:
+    """Stored procedures and functions as DataHub's source emits them (acryl-datahub's stored_procedures helpers):
+    a DataFlow `<database>.stored_procedures` in the database container, a DataJob per routine with its SQL and the
+    tables its SQL reads and writes. Functions too, with the FUNCTION subtype (the built-in lists procedures only)."""
+    from datahub.ingestion.source.common.subtypes import FlowContainerSubTypes, JobContainerSubTypes
+    from datahub.ingestion.source.sql.stored_procedures.base import (
+        generate_procedure_container_workunits,
+        generate_procedure_workunits,
+    )
+    from datahub.ingestion.source.sql.stored_procedures.models import BaseProcedure
+
+    if not db.routines:
+        return
+    key = rules.container_key(db.name)
+    for wu in generate_procedure_container_workunits(key, None, FlowContainerSubTypes.PROCEDURE_CONTAINER):
+        yield wu.metadata
+    lineage._resolve_registered()
+    default_db, default_schema = rules.sql_defaults(db)
+    for r in db.routines:
+        procedure = BaseProcedure(
+            name=r.name, procedure_definition=r.definition, created=None, last_altered=None,
+            comment=r.comment or None, argument_signature=None, return_type=r.returns, language=r.language,
+            extra_properties=_props({"routine_type": r.routine_type, "returns": r.returns,
+                                     "deterministic": r.deterministic, "sql_data_access": r.data_access,
+                                     "security_type": r.security_type}) or None,
+            default_db=default_db or "", default_schema=default_schema or "",
+            subtype=JobContainerSubTypes.FUNCTION if r.routine_type == "FUNCTION"
+            else JobContainerSubTypes.STORED_PROCEDURE)
+        try:
+            out = [wu.metadata for wu in generate_procedure_workunits(procedure, key, None, lineage.resolver)]
+        except Exception as e:  # sqlglot on an unusual body: the routine without lineage, said so
+            out = [wu.metadata for wu in generate_procedure_workunits(procedure, key, None, None)]
+            if warnings is not None:
+                warnings.append(Finding(f"routine {r.name!r}: lineage not parsed ({type(e).__name__}: {e})",
+                                        ROUTINE_LINEAGE, r.name))
+        yield from out
 
 
 class LineageResolver:
@@ -262,7 +353,12 @@ class LineageResolver:
         from datahub.sql_parsing.sqlglot_lineage import sqlglot_lineage
 
         if not t.view_definition:
-            return None, None
+            if not t.view_upstreams:
+                return None, None
+            # the server listed the view's tables but not its SQL (MySQL 8: VIEW_TABLE_USAGE): table level only
+            return UpstreamLineageClass(upstreams=[
+                UpstreamClass(dataset=self.rules.dataset(d, tbl), type=DatasetLineageTypeClass.VIEW)
+                for d, tbl in sorted(set(t.view_upstreams))]), None
         self._resolve_registered()
         default_db, default_schema = self.rules.sql_defaults(db)
         result = sqlglot_lineage(t.view_definition, self.resolver, default_db=default_db,
@@ -359,10 +455,12 @@ def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolv
     key = rules.container_key(db.name)
     container_urn = key.as_urn()
     platform = make_data_platform_urn(rules.platform)
+    domains = _Domains(rules)
     for wu in gen_database_container(
         database=db.name, name=db.name, database_container_key=key,
         sub_types=[DatasetContainerSubTypes.DATABASE], description=db.comment or None,
         extra_properties=_props({"charset": db.charset, "collation": db.collation}),
+        domain_config=domains.config or None, domain_registry=domains.registry,
     ):
         yield wu.metadata
     yield MetadataChangeProposalWrapper(entityUrn=container_urn, aspect=BrowsePathsV2Class(path=rules._instance_path()))
@@ -376,9 +474,11 @@ def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolv
         for t in db.tables:
             urn = rules.dataset(db.name, t.name)
             yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=StatusClass(removed=False))
+            props = _table_properties(t)
+            if rules.profile and db.statistics_note and _profile(db, t) is not None:
+                props["statistics"] = db.statistics_note  # what the profile's figures are (DataHub has no field)
             yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=DatasetPropertiesClass(
-                name=rules.display_name(t), description=t.comment or None,
-                customProperties=_table_properties(t)))
+                name=rules.display_name(t), description=t.comment or None, customProperties=props))
             # Always sent, with no fields when none is visible (a view whose base table was dropped lists no
             # columns): DataHub keeps an aspect that is not sent, so leaving it out would keep the old schema there.
             # Keys name only columns that are fields (MariaDB's PRIMARY key of a system-versioned table holds the
@@ -415,6 +515,10 @@ def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolv
                     _add_view_warning(warnings, t.name, warn)
                 if up is not None:
                     yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=up)
+            if rules.profile and (profile := _profile(db, t)) is not None:
+                yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=profile)
+            yield from domains.of(rules.domain_name(db, t), urn)
+        yield from _routines(db, rules, lineage, warnings)
     finally:
         if own:
             lineage.close()

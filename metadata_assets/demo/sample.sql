@@ -42,6 +42,10 @@ CREATE OR REPLACE VIEW shop.paid_orders AS
   SELECT o.id, o.customer_id, c.email, o.total FROM shop.orders o JOIN shop.customers c ON c.id = o.customer_id
   WHERE o.status = 'paid';
 
+-- A stored procedure: catalogued as a DataJob when the account may see routine text (README: Least privilege)
+CREATE OR REPLACE PROCEDURE shop.mark_paid(IN p_order BIGINT UNSIGNED) COMMENT 'Marks one order paid'
+  UPDATE shop.orders SET status = 'paid' WHERE id = p_order;
+
 CREATE TABLE IF NOT EXISTS billing.invoices (
   id INT NOT NULL AUTO_INCREMENT COMMENT '청구서 번호',
   order_id BIGINT UNSIGNED NOT NULL COMMENT '주문 번호 (shop.orders)',

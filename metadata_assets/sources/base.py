@@ -65,6 +65,9 @@ class Session(Protocol):
     def access_warnings(self, database: str) -> list[str]:
         """Warnings, found while reading it, that the account can read data of this database ([]: none seen)."""
 
+    # optional: `source_warnings(databases) -> list[str]`, what concerns the whole source (MySQL: routines not
+    # visible); reported once per run (report.ExtractionReport), not on each database
+
     def close(self) -> None: ...
 
 

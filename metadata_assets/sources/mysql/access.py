@@ -15,7 +15,6 @@ Per database, over one connection (the reader's `connect`: connect and query tim
 
 from __future__ import annotations
 
-import re
 from typing import Optional, Sequence
 
 import pymysql
@@ -24,7 +23,14 @@ import pymysql.cursors
 from metadata_assets.access import AccessReport, DatabaseAccess
 from metadata_assets.sources.base import ConnectionLost
 from metadata_assets.sources.mysql.config import MySQLSource
-from metadata_assets.sources.mysql.reader import MySQLReader, connect, describe, is_connection_error, quote_ident
+from metadata_assets.sources.mysql.reader import (
+    MySQLReader,
+    ServerVersion,
+    connect,
+    describe,
+    is_connection_error,
+    quote_ident,
+)
 
 ER_TABLEACCESS_DENIED = 1142  # SELECT command denied ... for table
 ER_COLUMNACCESS_DENIED = 1143  # ... for column
@@ -36,25 +42,14 @@ ER_LOCK_WAIT_TIMEOUT = 1205
 PROBE_LOCK_WAIT_S = 10
 
 
-def version_number(version: str) -> tuple[int, int, int]:
-    m = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
-    return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)  # type: ignore[return-value]
-
-
 def routine_grant_hint(version: str, user: str) -> str:
-    """The optional grant that would show routine definitions to the account, on this server (from VERSION()).
-    MariaDB 10.11: verified (tests/test_check_access.py); the others from the MySQL and MariaDB manuals."""
-    number, mariadb = version_number(version), "mariadb" in version.lower()
-    if mariadb and number >= (11, 3, 0):
-        return f"GRANT SHOW CREATE ROUTINE ON `<db>`.* TO {user}; (MariaDB 11.3+)"
-    if mariadb:
-        return (f"GRANT SELECT ON mysql.proc TO {user}; (MariaDB before 11.3: routines and their definitions; "
-                f"mysql.proc holds no table data)")
-    if number >= (8, 0, 20):
-        return f"GRANT SHOW_ROUTINE ON *.* TO {user}; (MySQL 8.0.20+)"
-    if number >= (8, 0, 0):
-        return "none short of global SELECT (MySQL 8.0 before 8.0.20: only a routine's definer sees its text)"
-    return f"GRANT SELECT ON mysql.proc TO {user}; (MySQL 5.7)"
+    """The optional grant that would show routine definitions to the account, on this server (from VERSION()):
+    reader.ServerVersion's. MariaDB 10.11: verified (tests/test_check_access.py); the others from the manuals."""
+    v = ServerVersion.parse(version)
+    grant = v.routine_grant(user, ["<db>"])
+    if grant:
+        return " ".join(grant)
+    return "none short of global SELECT (MySQL 8.0 before 8.0.20: only a routine's definer sees its text)"
 
 
 class _Probe:
@@ -88,7 +83,7 @@ def check_access(source: MySQLSource, databases: Optional[Sequence[str]] = None)
                               account=f"{source.user}@{source.host}:{source.port}", server_version=version,
                               routine_grant_hint=routine_grant_hint(version, user))
         report.account_notes += [str(w) for w in MySQLReader(conn, label).privilege_warnings(names)]
-        mysql8 = "mariadb" not in version.lower() and version_number(version) >= (8, 0, 0)
+        mysql8 = ServerVersion.parse(version).show_create_view_needs_select
         for name in names:
             report.databases.append(_database(p, source, name, name in visible, mysql8))
         return report

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from metadata_assets.source_config import ServerSource
+from metadata_assets.source_config import Pattern, ServerSource
 
 # Never catalogued, whatever the patterns say.
 SYSTEM_DATABASES = frozenset({"information_schema", "mysql", "performance_schema", "sys"})
@@ -29,6 +29,14 @@ class MySQLSource(ServerSource):
         description="seconds between the schema sensor's fingerprint queries; a tick whose query took longer than "
                     "a tenth of this stretches the interval to 10x that cost, so a large server is not kept busy",
     )
+
+    include_stored_procedures: bool = Field(
+        default=True,
+        description="catalog stored procedures and functions (a DataFlow per database, a DataJob per routine) as "
+                    "DataHub's mysql source does; needs an optional grant that shows routine text "
+                    "(`metadata-assets grants` prints it), else one warning per run",
+    )
+    procedure_pattern: Pattern = Field(default=Pattern(), description='matched against "database.routine"')
 
     def database_allowed(self, database: str) -> bool:
         return database.lower() not in SYSTEM_DATABASES and self.database_pattern.allowed(database)

@@ -13,7 +13,14 @@ from typing import Optional, Sequence
 from metadata_assets.catalog import Database
 from metadata_assets.sources.base import ConnectionLost, ReadStats, SQLServerKind, SourceQueryFailed, SourceUnavailable
 from metadata_assets.sources.mysql.config import MySQLSource
-from metadata_assets.sources.mysql.reader import MySQLReader, connect, describe, grant_statements, list_databases
+from metadata_assets.sources.mysql.reader import (
+    MySQLReader,
+    connect,
+    describe,
+    grant_statements,
+    list_databases,
+    server_version,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +43,14 @@ class MySQLSession:
         self.conn = connect(source)  # unreachable at the start: the run fails with SourceUnavailable
         self.reader = MySQLReader(self.conn, describe(source), self.stats)
         self.down: Optional[str] = None  # set once the server could not be reached again
+        self._per_database: dict[str, list[str]] = {}
 
     def privilege_warnings(self, databases: Sequence[str]) -> list[str]:
-        return self.reader.privilege_warnings(databases)
+        everywhere, self._per_database = self.reader.privilege_findings(databases)
+        return everywhere
+
+    def source_warnings(self, databases: Sequence[str]) -> list[str]:
+        return self.reader.routine_warnings(self.source, databases)
 
     def read_batch(self, batch: list[str]) -> tuple[dict[str, Database], Optional[str]]:
         if self.down:
@@ -66,7 +78,7 @@ class MySQLSession:
         self.reader = MySQLReader(self.conn, describe(self.source), self.stats)
 
     def access_warnings(self, database: str) -> list[str]:
-        return []  # privilege_warnings covers the whole account
+        return list(self._per_database.get(database, ()))  # grants on this database (privilege_warnings)
 
     def close(self) -> None:
         if self.conn is not None:
@@ -107,8 +119,8 @@ class MySQLKind(SQLServerKind):
             reader = MySQLReader(conn, describe(source))
             if not cursor or any("." not in v for v in cursor.values()):  # first tick, or an older cursor format
                 full = reader.fingerprints(source)
-                cheap = {db: "|".join(p for p in fp.split("|") if p[0] in "stc") for db, fp in full.items()}
-                keyed = {db: "|".join(p for p in fp.split("|") if p[0] in "kr") for db, fp in full.items()}
+                cheap = {db: "|".join(p for p in fp.split("|") if p[0] in "stcp") for db, fp in full.items()}
+                keyed = {db: "|".join(p for p in fp.split("|") if p[0] in "kri") for db, fp in full.items()}
             else:
                 cheap = reader.fingerprints(source, key_databases=[])
                 n_slices = -(-len(cheap) // key_slice) or 1
@@ -131,9 +143,13 @@ class MySQLKind(SQLServerKind):
         return str(e.args[-1]) if e.args else str(e)  # pymysql: (code, message)
 
     def grant_text(self, source: MySQLSource, databases: Optional[Sequence[str]]) -> list[str]:
-        dbs = list(databases) if databases else list_databases(source)
+        version = None
+        if databases:
+            dbs = list(databases)
+        else:  # the account exists: ask the server which routine grant it offers too
+            dbs, version = list_databases(source), server_version(source)
         return [f"-- source {source.name}: {source.host}:{source.port}, {len(dbs)} databases",
-                *grant_statements(source, dbs)]
+                *grant_statements(source, dbs, version)]
 
     def check_access(self, source: MySQLSource, databases: Optional[Sequence[str]] = None, client=None):
         from metadata_assets.sources.mysql.access import check_access
@@ -143,7 +159,8 @@ class MySQLKind(SQLServerKind):
     def urn_rules(self, source: MySQLSource):
         from metadata_assets.datahub.mcps import UrnRules
 
-        return UrnRules(env=source.env, platform_instance=source.platform_instance)
+        return UrnRules(env=source.env, platform_instance=source.platform_instance,
+                        domain=tuple(source.domain.items()), profile=source.profile.enabled)
 
 
 KIND = MySQLKind()

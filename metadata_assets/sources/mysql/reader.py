@@ -1,23 +1,29 @@
 """Read MySQL/MariaDB schemas from information_schema only, in bulk.
 
-A fixed number of queries per batch of databases (schemata, tables, columns, keys, foreign-key rules; each a UNION ALL of per-database branches), plus one `SHOW CREATE TABLE`
-per view: with `REFERENCES, SHOW VIEW` grants, information_schema.VIEWS hides view SQL but SHOW CREATE shows it.
+A fixed number of queries per batch of databases (schemata, tables, columns, keys, foreign-key rules, indexes, check
+constraints, triggers, routines; each a UNION ALL of per-database branches), plus one `SHOW CREATE TABLE` per view:
+with `REFERENCES, SHOW VIEW` grants, information_schema.VIEWS hides view SQL but SHOW CREATE shows it (MariaDB).
+MySQL 8 refuses SHOW CREATE VIEW without SELECT on the view (error 1142): there a view's tables come from
+information_schema.VIEW_TABLE_USAGE (8.0.13+) instead, table-level lineage without SQL.
 Every selected column is aliased (MySQL 8 upper-cases labels otherwise); every value is a bound parameter.
+What each server version offers is decided by explicit version checks (`ServerVersion`), never by trying.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Iterator, Optional, Sequence
 
 import pymysql
 import pymysql.cursors
 
-from metadata_assets.catalog import Column, Database, ForeignKey, Table
-from metadata_assets.report import OVER_PRIVILEGED, VIEW_BROKEN, VIEW_UNREADABLE, Finding, subject_of
+from metadata_assets.catalog import CheckConstraint, Column, Database, ForeignKey, Index, Routine, Table, Trigger
+from metadata_assets.report import OVER_PRIVILEGED, ROUTINES_HIDDEN, VIEW_BROKEN, VIEW_UNREADABLE, Finding, subject_of
 from metadata_assets.sources.base import ConnectionLost, ReadStats, SourceQueryFailed, SourceUnavailable
 from metadata_assets.sources.mysql.config import MySQLSource
 
@@ -39,6 +45,65 @@ def is_connection_error(e: BaseException) -> bool:
     if isinstance(e, pymysql.err.InterfaceError):  # the connection object is already closed
         return True
     return isinstance(e, pymysql.err.OperationalError) and bool(e.args) and e.args[0] in _CONNECTION_ERRORS
+
+
+# MySQL's "access denied for table" (SHOW CREATE VIEW on MySQL 8 without SELECT on the view)
+ER_TABLEACCESS_DENIED = 1142
+
+
+@dataclass(frozen=True)
+class ServerVersion:
+    """What VERSION() says, and what that server offers a metadata-only account (checked by number, never by trying).
+    Sources: MySQL 8.0 and MariaDB manuals; MariaDB 10.11 verified here (tests), MySQL 8 on recorded rows only."""
+
+    mariadb: bool
+    number: tuple[int, int, int]
+    text: str = ""
+
+    @classmethod
+    def parse(cls, version: str) -> "ServerVersion":
+        m = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
+        number = tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
+        return cls(mariadb="mariadb" in version.lower(), number=number, text=version)
+
+    @property
+    def has_check_constraints(self) -> bool:  # information_schema.CHECK_CONSTRAINTS
+        return self.number >= ((10, 2, 1) if self.mariadb else (8, 0, 16))
+
+    @property
+    def has_view_table_usage(self) -> bool:  # information_schema.VIEW_TABLE_USAGE
+        return not self.mariadb and self.number >= (8, 0, 13)
+
+    @property
+    def show_create_view_needs_select(self) -> bool:
+        """MySQL 8's manual: SHOW CREATE VIEW needs SHOW VIEW *and* SELECT on the view. MariaDB: SHOW VIEW alone."""
+        return not self.mariadb and self.number >= (8, 0, 0)
+
+    @property
+    def has_external_language(self) -> bool:  # ROUTINES.EXTERNAL_LANGUAGE (MySQL 8.0.32+)
+        return not self.mariadb and self.number >= (8, 0, 32)
+
+    def routine_grant(self, user: str, databases: Sequence[str]) -> list[str]:
+        """The narrowest grant that shows routine definitions to the account, on this server."""
+        if not self.mariadb and self.number >= (8, 0, 20):
+            return [f"GRANT SHOW_ROUTINE ON *.* TO {user};"]
+        if self.mariadb and self.number >= (11, 3, 0):
+            return [f"GRANT SHOW CREATE ROUTINE ON {quote_ident(db)}.* TO {user};" for db in databases]
+        if self.mariadb or self.number < (8, 0, 0):
+            # routine definitions only (mysql.proc holds no table data; MariaDB before 11.3, MySQL 5.7)
+            return [f"GRANT SELECT ON mysql.proc TO {user};"]
+        return []  # MySQL 8.0 before 8.0.20 (no mysql.proc): only the routine's definer or global SELECT sees it
+
+    def routine_grant_held(self, grants: Sequence[str]) -> bool:
+        """Whether SHOW GRANTS lists a grant that lets the account see routine text."""
+        for g in grants:
+            if re.search(r"\bSHOW_ROUTINE\b|\bSHOW CREATE ROUTINE\b", g):
+                return True
+            m = _GRANT_ON.match(g)
+            if m and re.search(r"\bSELECT\b|\bALL PRIVILEGES\b", m.group(1)) and (
+                    m.group(2) == "*" or m.group(2).strip("`").lower() == "mysql"):
+                return True
+        return False
 
 
 def describe(source: MySQLSource) -> str:
@@ -84,7 +149,17 @@ _KEY_PARTS_SQL = (
     "FROM information_schema.KEY_COLUMN_USAGE {where} GROUP BY TABLE_SCHEMA "
     "UNION ALL SELECT CONSTRAINT_SCHEMA, 'r', COUNT(*), SUM(CRC32(CONCAT_WS('|', CONSTRAINT_NAME, "
     "UPDATE_RULE, DELETE_RULE))) FROM information_schema.REFERENTIAL_CONSTRAINTS {where_r} "
-    "GROUP BY CONSTRAINT_SCHEMA"
+    "GROUP BY CONSTRAINT_SCHEMA "
+    # indexes (never CARDINALITY, which moves with the data)
+    "UNION ALL SELECT TABLE_SCHEMA, 'i', COUNT(*), SUM(CRC32(CONCAT_WS('|', TABLE_NAME, INDEX_NAME, NON_UNIQUE, "
+    "SEQ_IN_INDEX, IFNULL(COLUMN_NAME, ''), IFNULL(SUB_PART, ''), INDEX_TYPE, INDEX_COMMENT))) "
+    "FROM information_schema.STATISTICS {where} GROUP BY TABLE_SCHEMA"
+)
+# Routines, when catalogued: definition and characteristics (visible only with a routine grant)
+_ROUTINE_PART_SQL = (
+    " UNION ALL SELECT ROUTINE_SCHEMA, 'p', COUNT(*), SUM(CRC32(CONCAT_WS('|', ROUTINE_NAME, ROUTINE_TYPE, "
+    "IFNULL(ROUTINE_DEFINITION, ''), ROUTINE_COMMENT, DTD_IDENTIFIER, IS_DETERMINISTIC, SQL_DATA_ACCESS, "
+    "SECURITY_TYPE))) FROM information_schema.ROUTINES GROUP BY ROUTINE_SCHEMA"
 )
 
 
@@ -96,7 +171,9 @@ class MySQLReader:
         self.conn = conn
         self.label = label  # names the source in errors (sources.mysql.describe)
         self.stats = stats if stats is not None else ReadStats()
-        self._mariadb: Optional[bool] = None
+        self._version: Optional[ServerVersion] = None
+        self._grants: Optional[list[str]] = None
+        self._stats_expiry: Optional[int] = None
 
     def _query(self, sql: str, args: Sequence = ()) -> list[dict]:
         """Rows of one statement. A lost connection raises ConnectionLost; other server errors pass unchanged
@@ -130,10 +207,20 @@ class MySQLReader:
         return self._bulk(" UNION ALL ".join([branch] * len(dbs)), dbs)
 
     @property
+    def version(self) -> ServerVersion:
+        if self._version is None:
+            self._version = ServerVersion.parse(self._bulk("SELECT VERSION() AS v")[0]["v"])
+        return self._version
+
+    @property
     def is_mariadb(self) -> bool:
-        if self._mariadb is None:
-            self._mariadb = "mariadb" in self._bulk("SELECT VERSION() AS v")[0]["v"].lower()
-        return self._mariadb
+        return self.version.mariadb
+
+    def grants(self) -> list[str]:
+        """SHOW GRANTS of the account, read once per reader."""
+        if self._grants is None:
+            self._grants = [next(iter(row.values())) for row in self._bulk("SHOW GRANTS")]
+        return self._grants
 
     def list_databases(self, source: MySQLSource) -> list[str]:
         """Databases that exist, are visible to the account and match the source's patterns, sorted."""
@@ -152,7 +239,8 @@ class MySQLReader:
             f"FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ({_in(dbs)})", dbs)
         tables = self._per_database(
             "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name, TABLE_TYPE AS table_type, ENGINE AS engine, "
-            "TABLE_ROWS AS row_estimate, DATA_LENGTH AS data_length, CREATE_TIME AS create_time, "
+            "TABLE_ROWS AS row_estimate, DATA_LENGTH AS data_length, INDEX_LENGTH AS index_length, "
+            "CREATE_TIME AS create_time, "
             "UPDATE_TIME AS update_time, TABLE_COMMENT AS comment, TABLE_COLLATION AS collation "
             "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", dbs)
         columns = self._per_database(
@@ -173,6 +261,10 @@ class MySQLReader:
         for k in keys:
             r = rules.get((k["db"], k["tbl"], k["name"]), {})
             k["on_update"], k["on_delete"] = r.get("on_update"), r.get("on_delete")
+        read_at_ms = int(time.time() * 1000)
+        note = self.statistics_note()
+        extras = self._table_extras(dbs)
+        routines = self._routines(dbs, source)
 
         by_db_tables: dict[str, list[dict]] = defaultdict(list)
         for t in tables:
@@ -190,13 +282,15 @@ class MySQLReader:
             s = found.get(name)
             if s is None:
                 continue
-            db = Database(name=name, charset=s["charset"], collation=s["collation"], comment=s.get("comment") or "")
+            db = Database(name=name, charset=s["charset"], collation=s["collation"], comment=s.get("comment") or "",
+                          read_at_ms=read_at_ms, routines=routines.get(name, []), statistics_note=note)
             for t in sorted(by_db_tables.get(name, ()), key=lambda r: r["name"]):
                 if not source.table_allowed(name, t["name"]) or t["table_type"] == "VIEW" and not source.include_views:
                     filtered += 1
                     continue
                 table = self._table(name, t, by_table_cols.get((name, t["name"]), []),
                                     by_table_keys.get((name, t["name"]), []), db.warnings)
+                table.indexes, table.checks, table.triggers = (x.get((name, t["name"]), []) for x in extras)
                 db.tables.append(table)
             self._read_views(db)
             yield db
@@ -214,7 +308,7 @@ class MySQLReader:
         table = Table(
             name=t["name"], table_type=t["table_type"], engine=t["engine"], comment=comment,
             collation=t["collation"], create_time=_ts(t["create_time"]), update_time=_ts(t["update_time"]),
-            row_estimate=t["row_estimate"], data_length=t["data_length"],
+            row_estimate=t["row_estimate"], data_length=t["data_length"], index_length=t["index_length"],
             columns=[
                 Column(
                     name=c["name"], ordinal=int(c["ordinal"]), column_type=c["column_type"],
@@ -240,13 +334,116 @@ class MySQLReader:
             ))
         return table
 
+    def statistics_note(self) -> str:
+        """What a profile's figures are on this server: estimates, and on MySQL 8 possibly cached for a day."""
+        note = "row count: information_schema.TABLES.TABLE_ROWS, an estimate (InnoDB samples pages); size: " \
+               "DATA_LENGTH + INDEX_LENGTH"
+        if self.version.mariadb or self.version.number < (8, 0, 0):
+            return note
+        if self._stats_expiry is None:
+            self._stats_expiry = int(self._bulk("SELECT @@information_schema_stats_expiry AS e")[0]["e"])
+        if self._stats_expiry:
+            note += (f"; MySQL caches these for up to {self._stats_expiry} s (information_schema_stats_expiry), "
+                     "so they may be that old")
+        return note
+
+    def _table_extras(self, dbs: list[str]) -> tuple[dict, dict, dict]:
+        """({(db, table): [Index]}, {(db, table): [CheckConstraint]}, {(db, table): [Trigger]}) of the batch.
+
+        STATISTICS and CHECK_CONSTRAINTS are visible with REFERENCES; TRIGGERS only with the TRIGGER privilege
+        (which also allows creating and dropping triggers: not asked for, so they are usually absent)."""
+        indexes: dict[tuple[str, str], list[Index]] = defaultdict(list)
+        parts: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+        for r in self._per_database(
+                "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, INDEX_NAME AS name, NON_UNIQUE AS non_unique, "
+                "SEQ_IN_INDEX AS seq, COLUMN_NAME AS col, SUB_PART AS sub_part, INDEX_TYPE AS index_type, "
+                "INDEX_COMMENT AS comment FROM information_schema.STATISTICS "
+                "WHERE TABLE_SCHEMA = %s AND INDEX_NAME <> 'PRIMARY'", dbs):
+            parts[(r["db"], r["tbl"], r["name"])].append(r)
+        for (db, tbl, name), rows in sorted(parts.items()):
+            rows.sort(key=lambda r: int(r["seq"]))
+            cols = tuple((r["col"] or "<expression>") + (f"({r['sub_part']})" if r["sub_part"] else "")
+                         for r in rows)
+            indexes[(db, tbl)].append(Index(name=name, columns=cols, unique=str(rows[0]["non_unique"]) == "0",
+                                            index_type=rows[0]["index_type"], comment=rows[0]["comment"] or ""))
+        checks: dict[tuple[str, str], list[CheckConstraint]] = defaultdict(list)
+        if self.version.has_check_constraints:
+            if self.version.mariadb:
+                branch = ("SELECT CONSTRAINT_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, "
+                          "CHECK_CLAUSE AS clause FROM information_schema.CHECK_CONSTRAINTS "
+                          "WHERE CONSTRAINT_SCHEMA = %s")
+            else:  # MySQL's CHECK_CONSTRAINTS has no TABLE_NAME: TABLE_CONSTRAINTS names the table
+                branch = ("SELECT tc.TABLE_SCHEMA AS db, tc.TABLE_NAME AS tbl, cc.CONSTRAINT_NAME AS name, "
+                          "cc.CHECK_CLAUSE AS clause FROM information_schema.TABLE_CONSTRAINTS tc "
+                          "JOIN information_schema.CHECK_CONSTRAINTS cc ON cc.CONSTRAINT_SCHEMA = tc.TABLE_SCHEMA "
+                          "AND cc.CONSTRAINT_NAME = tc.CONSTRAINT_NAME "
+                          "WHERE tc.CONSTRAINT_TYPE = 'CHECK' AND tc.TABLE_SCHEMA = %s")
+            for r in sorted(self._per_database(branch, dbs), key=lambda r: r["name"]):
+                checks[(r["db"], r["tbl"])].append(CheckConstraint(name=r["name"], clause=r["clause"]))
+        triggers: dict[tuple[str, str], list[Trigger]] = defaultdict(list)
+        for r in sorted(self._per_database(
+                "SELECT EVENT_OBJECT_SCHEMA AS db, EVENT_OBJECT_TABLE AS tbl, TRIGGER_NAME AS name, "
+                "ACTION_TIMING AS timing, EVENT_MANIPULATION AS event, ACTION_STATEMENT AS stmt "
+                "FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = %s", dbs), key=lambda r: r["name"]):
+            triggers[(r["db"], r["tbl"])].append(Trigger(name=r["name"], timing=r["timing"], event=r["event"],
+                                                         statement=r["stmt"]))
+        return indexes, checks, triggers
+
+    def _routines(self, dbs: list[str], source: MySQLSource) -> dict[str, list[Routine]]:
+        """Stored procedures and functions the account can see, by database (none unless a routine grant is held:
+        see ServerVersion.routine_grant)."""
+        if not source.include_stored_procedures:
+            return {}
+        language = "EXTERNAL_LANGUAGE" if self.version.has_external_language else "NULL"
+        out: dict[str, list[Routine]] = defaultdict(list)
+        rows = self._per_database(
+            "SELECT ROUTINE_SCHEMA AS db, ROUTINE_NAME AS name, ROUTINE_TYPE AS routine_type, "
+            "ROUTINE_DEFINITION AS definition, ROUTINE_COMMENT AS comment, DTD_IDENTIFIER AS return_type, "
+            f"{language} AS lang, IS_DETERMINISTIC AS is_deterministic, SQL_DATA_ACCESS AS data_access, "
+            "SECURITY_TYPE AS security_type FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s", dbs)
+        for r in sorted(rows, key=lambda r: (r["routine_type"], r["name"])):
+            if not source.procedure_pattern.allowed(f"{r['db']}.{r['name']}"):
+                continue
+            out[r["db"]].append(Routine(
+                name=r["name"], routine_type=r["routine_type"], definition=r["definition"],
+                comment=r["comment"] or "", returns=r["return_type"] if r["routine_type"] == "FUNCTION" else None,
+                language=r["lang"] or "SQL", deterministic=None if r["is_deterministic"] is None
+                else r["is_deterministic"] == "YES", data_access=r["data_access"], security_type=r["security_type"]))
+        return out
+
+    def routine_warnings(self, source: MySQLSource, databases: Sequence[str]) -> list[str]:
+        """One warning for the source when routines are asked for but the account holds no grant that shows them."""
+        if not source.include_stored_procedures or self.version.routine_grant_held(self.grants()):
+            return []
+        grant = self.version.routine_grant(f"'{source.user}'@'%'", list(databases)[:1] or ["<database>"])
+        how = (f"to catalog them, {grant[0].rstrip(';')} (optional: shows routine definitions, never table data)"
+               if grant else "this server version has no grant for routine text narrower than the definer's own")
+        return [Finding(f"stored procedures and functions are not visible to {source.user!r}, so none are "
+                        f"catalogued: {how}; or set include_stored_procedures: false", ROUTINES_HIDDEN)]
+
     def _read_views(self, db: Database) -> None:
+        usage: Optional[dict[str, list[tuple[str, str]]]] = None  # VIEW_TABLE_USAGE of db, read on first need
         for t in db.tables:
             if not t.is_view:
                 continue
             try:
                 rows = self._query(f"SHOW CREATE TABLE {quote_ident(db.name)}.{quote_ident(t.name)}")
             except pymysql.err.MySQLError as e:  # refused or broken view; a lost connection raises ConnectionLost
+                code = e.args[0] if e.args else None
+                if code == ER_TABLEACCESS_DENIED and self.version.show_create_view_needs_select:
+                    if self.version.has_view_table_usage:
+                        if usage is None:
+                            usage = self._view_table_usage(db.name)
+                        t.view_upstreams = tuple(sorted(usage.get(t.name, ())))
+                        got = "table-level lineage from information_schema.VIEW_TABLE_USAGE, no SQL"
+                    else:
+                        got = "no SQL and no lineage (VIEW_TABLE_USAGE needs MySQL 8.0.13+)"
+                    db.warnings.append(Finding(
+                        f"view {t.name!r}: MySQL {'.'.join(map(str, self.version.number))} refuses SHOW CREATE "
+                        f"VIEW without SELECT on the view (error {code}): {got}. "
+                        f"GRANT SELECT ON {quote_ident(db.name)}.{quote_ident(t.name)} would add its SQL and "
+                        "column lineage, but also lets the account read the view's rows", VIEW_UNREADABLE, t.name))
+                    continue
                 db.warnings.append(Finding(f"view {t.name!r}: SHOW CREATE TABLE failed: {e.args[-1]}",
                                            VIEW_UNREADABLE, t.name))
                 continue
@@ -256,12 +453,26 @@ class MySQLReader:
                 db.warnings.append(Finding(f"view {t.name!r}: no columns visible (broken view or missing SHOW VIEW "
                                            "grant)", VIEW_UNREADABLE, t.name))
 
+    def _view_table_usage(self, database: str) -> dict[str, list[tuple[str, str]]]:
+        """{view: [(database, table), ...]} from information_schema.VIEW_TABLE_USAGE (MySQL 8.0.13+)."""
+        out: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for r in self._bulk("SELECT VIEW_NAME AS view_name, TABLE_SCHEMA AS db, TABLE_NAME AS tbl "
+                            "FROM information_schema.VIEW_TABLE_USAGE WHERE VIEW_SCHEMA = %s", [database]):
+            out[r["view_name"]].append((r["db"], r["tbl"]))
+        return out
+
     def privilege_warnings(self, databases: Iterable[str]) -> list[str]:
-        """Grants that let this account read data: the catalog account should have none."""
-        dbs = {d.lower() for d in databases}
-        warnings = []
-        for row in self._bulk("SHOW GRANTS"):
-            grant = next(iter(row.values()))
+        """Grants that let this account read data in any of `databases` (or everywhere): it should have none."""
+        everywhere, per_database = self.privilege_findings(databases)
+        return everywhere + sorted({w for ws in per_database.values() for w in ws}, key=str)
+
+    def privilege_findings(self, databases: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
+        """(warnings for grants on every database, {database: warnings for grants that match it}): a grant on
+        one database flags that database only."""
+        dbs = list(databases)
+        everywhere: list[str] = []
+        per_database: dict[str, list[str]] = defaultdict(list)
+        for grant in self.grants():
             # the database part may be a quoted name holding spaces, dots or doubled backticks: `a.b c`.*
             m = _GRANT_ON.match(grant)
             if not m:
@@ -271,16 +482,24 @@ class MySQLReader:
                 continue
             if db_part.startswith("`"):
                 db_part = db_part[1:-1].replace("``", "`")
-            if db_part == "*" or any(_grant_pattern(db_part).fullmatch(db) for db in dbs):
-                warnings.append(Finding(f"over-privileged: the account can read data "
-                                        f"({grant.split(' IDENTIFIED')[0]})", OVER_PRIVILEGED))
-        return warnings
+            w = Finding(f"over-privileged: the account can read data ({grant.split(' IDENTIFIED')[0]})",
+                        OVER_PRIVILEGED)
+            if db_part == "*":
+                everywhere.append(w)
+                continue
+            pattern = _grant_pattern(db_part)
+            for db in dbs:
+                if pattern.fullmatch(db):
+                    per_database[db].append(w)
+        return everywhere, dict(per_database)
 
     def fingerprints(self, source: MySQLSource, key_databases: Optional[Sequence[str]] = None) -> dict[str, str]:
         """One cheap query: a fingerprint per allowed database of everything that shapes its MCE file.
 
-        Parts: s (database), t (tables), c (columns), k (key columns), r (foreign-key rules), as `part:count:crc`.
-        With `key_databases`, the k and r parts are computed only for those databases (a second statement).
+        Parts: s (database), t (tables), c (columns), p (routines, when catalogued), k (key columns), r (foreign-key
+        rules), i (indexes), as `part:count:crc`. With `key_databases`, the k, r and i parts are computed only for
+        those databases (a second statement). Check constraints and triggers are not in it (a change to them alone
+        waits for the daily schedule).
 
         Row counts, sizes and times are left out, so INSERT/UPDATE/DELETE never change a fingerprint.
         Known blind spot: VIEW_DEFINITION is empty for an account without SELECT, so a view redefined with the
@@ -299,7 +518,7 @@ class MySQLReader:
             "ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE, IFNULL(COLUMN_DEFAULT, '<none>'), COLUMN_KEY, EXTRA, "
             "IFNULL(GENERATION_EXPRESSION, ''), COLUMN_COMMENT, IFNULL(COLLATION_NAME, '')))) "
             "FROM information_schema.COLUMNS GROUP BY TABLE_SCHEMA"
-        )
+        ) + (_ROUTINE_PART_SQL if source.include_stored_procedures else "")
         if key_databases is None:
             rows = self._bulk(cheap + " UNION ALL " + _KEY_PARTS_SQL.format(where="", where_r=""))
         else:
@@ -316,7 +535,8 @@ class MySQLReader:
         if not dbs:
             return []
         branch = _KEY_PARTS_SQL.format(where="WHERE TABLE_SCHEMA = %s", where_r="WHERE CONSTRAINT_SCHEMA = %s")
-        return self._bulk(" UNION ALL ".join([branch] * len(dbs)), [d for db in dbs for d in (db, db)])
+        per_branch = branch.count("%s")
+        return self._bulk(" UNION ALL ".join([branch] * len(dbs)), [db for db in dbs for _ in range(per_branch)])
 
 
 def _join_parts(rows: list[dict], source: MySQLSource) -> dict[str, str]:
@@ -349,10 +569,32 @@ def list_databases(source: MySQLSource) -> list[str]:
         conn.close()
 
 
-def grant_statements(source: MySQLSource, databases: Sequence[str]) -> list[str]:
-    """The least-privilege grants for the catalog account: metadata visible, data never readable."""
+def grant_statements(source: MySQLSource, databases: Sequence[str],
+                     version: Optional[ServerVersion] = None) -> list[str]:
+    """The least-privilege grants for the catalog account: metadata visible, data never readable; then, as a
+    comment, the optional grant that shows routine definitions (for `version` when known, else for each server)."""
     user = f"'{source.user}'@'%'"
     out = [f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY '<password from ${source.password_env}>';"]
     for db in databases:
         out.append(f"GRANT REFERENCES, SHOW VIEW ON {quote_ident(db)}.* TO {user};")
+    if not source.include_stored_procedures:
+        return out
+    out.append("-- optional, to catalog stored procedures and functions (routine definitions, never table data):")
+    if version is not None:
+        grant = version.routine_grant(user, databases)
+        out.extend(f"-- {g}" for g in grant) if grant else out.append(
+            f"--   none on {version.text}: only a routine's definer sees its text (MySQL 8.0.20+ has SHOW_ROUTINE)")
+        return out
+    for label, v in (("MySQL 8.0.20+", ServerVersion(False, (8, 0, 20))),
+                     ("MariaDB 11.3+", ServerVersion(True, (11, 3, 0))),
+                     ("MariaDB before 11.3", ServerVersion(True, (10, 11, 0)))):
+        out.extend(f"--   {label}: {g}" for g in v.routine_grant(user, databases))
     return out
+
+
+def server_version(source: MySQLSource) -> ServerVersion:
+    conn = connect(source)
+    try:
+        return MySQLReader(conn, describe(source)).version
+    finally:
+        conn.close()

@@ -168,7 +168,8 @@ class PostgresKind(SQLServerKind):
     def urn_rules(self, source: PostgresSource):
         from metadata_assets.sources.postgres.mcps import PostgresUrnRules
 
-        return PostgresUrnRules(env=source.env, platform_instance=source.platform_instance)
+        return PostgresUrnRules(env=source.env, platform_instance=source.platform_instance,
+                                domain=tuple(source.domain.items()), profile=source.profile.enabled)
 
 
 KIND = PostgresKind()

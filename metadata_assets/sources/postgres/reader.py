@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import defaultdict
 from typing import Optional, Sequence
 
@@ -206,7 +207,9 @@ class PostgresReader:
             f"WHERE {_KEYS} AND con.conrelid = ANY(%s::oid[])", (oids,))
 
         db = Database(name=name, charset=dbrow["charset"], collation=dbrow["collation"],
-                      comment=dbrow["comment"] or "")
+                      comment=dbrow["comment"] or "", read_at_ms=int(time.time() * 1000),
+                      statistics_note="row count: pg_class.reltuples, the planner's estimate as of the last VACUUM or "
+                                      "ANALYZE; size: relpages x block_size, as of then too")
         db.properties["schemas"] = json.dumps(
             [{"name": s["name"], "comment": s["comment"] or ""} for s in schemas], ensure_ascii=False)
         cols_of: dict[int, list[dict]] = defaultdict(list)
