@@ -124,3 +124,12 @@ def test_server_versions_and_their_grants():
     assert not any("ROUTINE" in line or "proc" in line
                    for line in grant_statements(SOURCE.model_copy(update={"include_stored_procedures": False}),
                                                 ["shop"]))
+
+
+def test_fingerprints_without_schema_comments():
+    reader = MySQLReader(RecordedConnection(MySQL8("8.0.36")), "recorded MySQL 8")
+    fingerprints = reader.fingerprints(SOURCE)
+    assert set(fingerprints) == {DB}
+    assert fingerprints[DB] == "c:4:44|i:1:7|k:1:7|p:0:55|s:1:11|t:2:22"
+    no_routines = reader.fingerprints(SOURCE.model_copy(update={"include_stored_procedures": False}))
+    assert "p:" not in no_routines[DB]

@@ -1,4 +1,5 @@
-"""Table statistics as DataHub's datasetProfile, from information_schema alone (real MariaDB, real DataHub Lite).
+"""Table statistics as DataHub's datasetProfile, and the schema parts DataHub has no aspect for (indexes, check
+constraints, triggers), from information_schema alone (real MariaDB, real DataHub Lite).
 
 The figures move with the data, so they stay out of the schema hash; a database's file is rewritten, and pushed,
 only when a table's row estimate or size moved by more than the source's `profile.change_share` and its floor.
@@ -87,3 +88,25 @@ def test_profiles_off_emit_none_and_keep_statistics_out_of_the_version(schema, t
     (second,) = extract(source, [db], store)
     assert not second.rewritten and second.data_version == first.data_version
     assert rules_for(source).version_parts() != rules_for(schema.source()).version_parts()
+
+
+def test_indexes_checks_and_triggers_as_properties_triggers_only_with_the_trigger_privilege(schema, tmp_path):
+    db = schema.create(
+        "parts", "CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(10), UNIQUE KEY ua (a), KEY kb (b(3), a), "
+                 "CONSTRAINT positive CHECK (a > 0))", "CREATE TABLE log (x INT)",
+        "CREATE TRIGGER t_log AFTER INSERT ON t FOR EACH ROW INSERT INTO log VALUES (NEW.id)")
+    schema.grant()
+    (r,) = extract(schema.source(), [db], files.LocalStore(tmp_path / "a"))
+    (t,) = [t for t in r.snapshot.tables if t.name == "t"]
+    assert [(i.name, i.columns, i.unique) for i in t.indexes] == [("kb", ("b(3)", "a"), False), ("ua", ("a",), True)]
+    assert [(c.name, c.clause) for c in t.checks] == [("positive", "`a` > 0")]
+    assert t.triggers == []  # TRIGGERS lists nothing without the TRIGGER privilege (which could create them)
+    schema.server.execute(f"GRANT TRIGGER ON `{db}`.* TO '{schema.user}'@'%'")
+    (r,) = extract(schema.source(), [db], files.LocalStore(tmp_path / "b"))
+    (t,) = [t for t in r.snapshot.tables if t.name == "t"]
+    assert [(x.name, x.timing, x.event) for x in t.triggers] == [("t_log", "AFTER", "INSERT")]
+    mcps = files.read_mcps(files.LocalStore(tmp_path / "b").read_bytes(files.mce_key("src", db)))
+    props = next(m.aspect.customProperties for m in mcps
+                 if m.aspectName == "datasetProperties" and m.entityUrn == rules_for(schema.source()).dataset(db, "t"))
+    assert props["indexes"] == "kb BTREE (b(3), a); ua UNIQUE BTREE (a)"
+    assert props["check_constraints"] == "positive: `a` > 0" and props["triggers"] == "t_log: AFTER INSERT"
