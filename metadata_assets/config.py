@@ -60,6 +60,8 @@ class RestTarget(_Strict):
 
 class DataHubTarget(_Strict):
     target: Literal["lite", "rest"] = "lite"
+    ui_url: Optional[str] = Field(default=None, pattern=r"^https?://",
+                                  description="DataHub's web UI, for links from Dagit to each dataset")
     lite: LiteTarget = Field(default_factory=LiteTarget)
     rest: RestTarget = Field(default_factory=RestTarget)
     max_removal_share: float = Field(

@@ -15,7 +15,6 @@ warnings.filterwarnings("ignore", category=PreviewWarning)
 
 from metadata_assets.config import ProjectConfig, check_secrets, load
 from metadata_assets.defs.extraction import build_mce_asset
-from metadata_assets.defs.checks import build_schema_checks
 from metadata_assets.defs.partitions_sensor import build_schema_sensor
 from metadata_assets.defs.pools import build_pool_limits_sensor
 from metadata_assets.defs.push import build_push_asset, build_push_sensor
@@ -25,11 +24,10 @@ from metadata_assets.defs.schedule import build_daily_schedule
 
 def build_definitions(cfg: ProjectConfig) -> Definitions:
     check_secrets(cfg)
-    assets, sensors, schedules, checks = [], [], [], []
+    assets, sensors, schedules = [], [], []
     for source in cfg.sources:
         assets.append(build_mce_asset(cfg, source, bind_resources=False))
         sensors.append(build_schema_sensor(cfg, source))
-        checks.append(build_schema_checks(source))
         assets.append(build_push_asset(cfg, source, bind_resources=False))
         sensors.append(build_push_sensor(cfg, source))
         schedules.append(build_daily_schedule(source))
@@ -37,7 +35,8 @@ def build_definitions(cfg: ProjectConfig) -> Definitions:
     # Every run is one asset step (extraction of a partition range, or a push): the multiprocess executor would
     # start a second Python process per run (imports of dagster and acryl-datahub again, ~2-3 s and its memory)
     # for no parallelism. Each run stays its own process (the run launcher's, a pod on Kubernetes).
-    return Definitions(assets=assets, sensors=sensors, schedules=schedules, asset_checks=checks,
+    # (the asset checks are the extraction asset's own check_specs: defs/checks.py)
+    return Definitions(assets=assets, sensors=sensors, schedules=schedules,
                        resources=project_resources(cfg), executor=in_process_executor)
 
 

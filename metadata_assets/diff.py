@@ -56,6 +56,19 @@ class TableChange:
     before: Optional[str] = None
     after: Optional[str] = None
 
+    def label(self) -> str:
+        """The kind of change in plain words: "comment", "primary key", "index by_total", "routine added"."""
+        if self.kind == "view_definition":
+            return "view definition"
+        if self.kind == ROUTINE:
+            return "routine " + ("added" if self.before is None else "removed" if self.after is None else "changed")
+        return {"primary_key": "primary key", "comment": "table comment"}.get(self.kind, self.kind.strip())
+
+    def detail(self) -> str:
+        if self.kind in ("view_definition", ROUTINE):
+            return ""
+        return f"{_plain(self.before)} → {_plain(self.after)}"
+
     def describe(self) -> str:
         if self.kind == "view_definition":
             return f"view {code(self.table)} definition changed"
@@ -106,6 +119,24 @@ class SchemaDiff:
             "columns_changed": len(changed_columns), "breaking_changes": len(self.breaking),
         }
 
+    def rows(self) -> list[dict]:
+        """One plain-text row per change (change, object, detail, breaking), for a table in Dagit; breaking is the
+        reason a reader can break, "" when it cannot."""
+        out = []
+        for change, names in (("table added", self.tables_added), ("table removed", self.tables_removed),
+                              ("view added", self.views_added), ("view removed", self.views_removed)):
+            dropped = "table dropped" if change == "table removed" else "view dropped" if change == "view removed" else ""
+            out += [{"change": change, "object": n, "detail": "", "breaking": dropped} for n in names]
+        for t in self.tables:
+            out.append({"change": t.label(), "object": t.table, "detail": t.detail(), "breaking": ""})
+        for c in self.columns:
+            label = "type" if c.kind == RETYPED else c.kind
+            detail = (c.after or "" if c.kind == ADDED else c.before or "" if c.kind == REMOVED
+                      else f"{_plain(c.before)} → {_plain(c.after)}")
+            out.append({"change": f"column {label}", "object": f"{c.table}.{c.column}", "detail": detail,
+                        "breaking": c.breaking or ""})
+        return out
+
     def markdown(self) -> str:
         if self.baseline:
             return "First snapshot of this database: nothing to compare with."
@@ -125,6 +156,10 @@ class SchemaDiff:
         if self.breaking:
             lines += ["", "**Breaking changes:**", bullets(self.breaking)]
         return "\n".join(lines).strip()
+
+
+def _plain(v: Optional[str]) -> str:
+    return "none" if v is None else v if v else "''"
 
 
 def _show(v: Optional[str]) -> str:

@@ -197,6 +197,31 @@ class SourceConfig(_Strict):
     schedule: Schedule = Schedule()
     coverage_threshold: float = Field(default=0.5, ge=0, le=1)
     run_pod: RunPod = RunPod()
+    owners: list[str] = Field(default_factory=list,
+                              description="Dagster owners of the source's assets: e-mail addresses or team:<name>")
+    tags: dict[str, str] = Field(default_factory=dict, description="Dagster tags of the source's assets")
+    freshness_hours: Optional[float] = Field(
+        default=26, gt=0, le=24 * 366,
+        description="the extraction asset is stale (Dagster freshness policy) when a database was not confirmed "
+                    "current for this long; null: no policy")
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, owners: list[str]) -> list[str]:
+        for o in owners:
+            if not re.fullmatch(r"team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+", o):
+                raise ValueError(f"owner {o!r}: give an e-mail address or team:<name> (Dagster's owner forms)")
+        return owners
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        for k, v in tags.items():  # Dagster's rules for asset tags
+            if not re.fullmatch(r"([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}", k) or \
+                    not re.fullmatch(r"[A-Za-z0-9_.-]{0,63}", v):
+                raise ValueError(f"tag {k!r}: {v!r}: keys and values may hold letters, digits, '_', '-' and '.' "
+                                 "(at most 63 characters; a key may have a 'prefix/')")
+        return tags
 
     @field_validator("env")
     @classmethod
@@ -239,6 +264,9 @@ class ServerSource(SourceConfig):
                     '"database.table" (and "database" for the database container)}; when several allow a name, '
                     'the last one listed wins (as in DataHub\'s sources)',
     )
+    datahub_ownership: bool = Field(
+        default=False, description="send `owners` to DataHub as each dataset's and database's ownership "
+                                   "(technical owners: team:<name> as a group, an e-mail as a user)")
     connect_timeout_s: float = Field(default=10, gt=0, le=3600)
     query_timeout_s: float = Field(
         default=300, gt=0, le=86400,

@@ -77,7 +77,7 @@ def test_asset_partitions_page_shows_databases(dagit_ready, browser):
     assert "Materialized (3)" in overview and "Missing (0)" in overview and "Failed (0)" in overview
     assert all(db in overview for db in dagit.databases)
     assert not any("scratch_" in line for line in overview.splitlines())
-    for label in ("tables", "views", "columns", "column_doc_coverage", "path"):
+    for label in ("tables", "views", "columns", "documented_columns_pct", "path"):
         assert re.search(rf"^{label}$", detail, re.M), f"metadata {label!r} not shown:\n{detail[-1500:]}"
     assert re.search(r"^tables\s+3$", detail, re.M) and re.search(r"^views\s+1$", detail, re.M)  # shop's counts
     assert shop in detail and "No partition selected" not in detail

@@ -125,6 +125,7 @@ def test_dropped_database_is_removed_and_its_files_forgotten(estate):
     (delete,) = result.dynamic_partitions_requests
     assert list(delete.partition_keys) == [dbs[1]]
     assert not result.run_requests
+    assert result.skip_reason.skip_message == f"removed {dbs[1]} (no run needed)"  # the tick's message in Dagit
     assert daemon.partitions() == [dbs[0], dbs[2]]
     assert store.read_bytes(files.mce_key("src", dbs[1])) is None
     assert store.read_bytes(files.snapshot_key("src", dbs[1])) is None
@@ -185,3 +186,14 @@ def test_runs_are_contiguous_slices_capped_at_the_batch_size():
     assert contiguous_runs(order, [], 5) == []
     p = plan({"a": "1", "b": "2", "d": "4"}, {"a": "1", "b": "x"}, ["a", "b", "c"], materialized=set())
     assert (p.add, p.remove, p.changed, p.order, p.requested) == (["d"], ["c"], ["b"], ["a", "b", "d"], ["b", "d"])
+
+
+def test_a_tick_says_what_it_did():
+    from metadata_assets.defs.partitions_sensor import Plan, what_it_did
+
+    p = Plan(add=["marketing"], remove=["nonexistent_db"], changed=["shop", "billing"])
+    assert what_it_did(p) == "added marketing; removed nonexistent_db; 2 databases changed: shop, billing"
+    many = Plan(changed=[f"db{i:02}" for i in range(12)])
+    assert what_it_did(many) == ("12 databases changed: db00, db01, db02, db03, db04, db05, db06, db07, db08, db09 "
+                                 "and 2 more")
+    assert what_it_did(Plan()) == ""

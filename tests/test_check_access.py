@@ -198,7 +198,7 @@ def _evaluations(result, name):
 def test_least_privilege_check_errors_for_an_over_privileged_partition(schema, tmp_path):
     from dagster import AssetCheckKey, AssetCheckSeverity, DagsterInstance, Definitions
 
-    from metadata_assets.defs.checks import LEAST_PRIVILEGE, build_schema_checks
+    from metadata_assets.defs.checks import LEAST_PRIVILEGE
     from metadata_assets.defs.extraction import build_mce_asset, mce_asset_key
 
     clean = schema.create("clean", "CREATE TABLE t (id INT)")
@@ -210,7 +210,7 @@ def test_least_privilege_check_errors_for_an_over_privileged_partition(schema, t
     key = mce_asset_key(source)
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(f"{source.name}_databases", [clean, views])
-    defs = Definitions(assets=[build_mce_asset(cfg, source)], asset_checks=[build_schema_checks(source)])
+    defs = Definitions(assets=[build_mce_asset(cfg, source)])
     assert AssetCheckKey(key, LEAST_PRIVILEGE) in defs.resolve_asset_graph().asset_check_keys
     job = defs.resolve_implicit_global_asset_job_def()
 

@@ -60,7 +60,7 @@ def test_materialize_partition_through_graphql(dagit_ready):
     assert meta["proposals"]["intValue"] == len(mcps)
     assert meta["path"]["path"] == store.uri(files.mce_key(dagit.source, shop))
     assert meta["file_sha256"]["text"] == files.sha256(data)
-    assert 0 < meta["column_doc_coverage"]["floatValue"] <= 1
+    assert 0 < meta["documented_columns_pct"]["floatValue"] <= 100
 
     # the run's logs in Dagit show progress the way the terminal does: databases done / total
     logs = dagit.dagster.graphql(RUN_MESSAGES, {"runId": run_id})["logsForRun"]["events"]

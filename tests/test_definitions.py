@@ -49,7 +49,7 @@ def test_range_run_materializes_each_partition_with_its_own_metadata(schema, tmp
     shop_meta = mats[shop].metadata
     assert (shop_meta["tables"].value, shop_meta["views"].value) == (4, 1)
     assert shop_meta["columns"].value == 6 + 6 + 4 + 1 + 4
-    assert 0 < shop_meta["column_doc_coverage"].value < 1
+    assert 0 < shop_meta["documented_columns_pct"].value < 100
     assert shop_meta["path"].value == files.LocalStore(cfg.storage.uri).uri(files.mce_key("src", shop))
     assert mats[shop].tags["dagster/data_version"] == shop_meta["content_hash"].value
     assert mats[shop].tags["dagster/data_version"] != mats[billing].tags["dagster/data_version"]

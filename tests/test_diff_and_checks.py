@@ -7,7 +7,7 @@ from dagster import AssetCheckKey, AssetCheckSeverity, DagsterInstance
 
 from metadata_assets.catalog import Column, Database, Table
 from metadata_assets.datahub import files
-from metadata_assets.defs.checks import BREAKING, COVERAGE, build_schema_checks
+from metadata_assets.defs.checks import BREAKING, COVERAGE, schema_change_metadata
 from metadata_assets.defs.extraction import build_mce_asset, materialization, mce_asset_key
 from metadata_assets.diff import diff, type_change_breaks
 from metadata_assets.extract import extract
@@ -90,29 +90,44 @@ def test_materialization_records_the_exact_change_against_real_mariadb(schema, t
     source, store = schema.source(), files.LocalStore(tmp_path)
     key = mce_asset_key(source)
     (first,) = extract(source, [db], store)
-    meta = materialization(key, first).metadata
-    assert meta["schema_changed"].value is False and meta["diff_columns_removed"].value == 0
-    assert meta["schema_diff"].value.startswith("First snapshot")
+    meta = materialization(key, first, source).metadata
+    rows = lambda m: [r.data for r in m["schema_diff"].value.records]
+    assert meta["schema_changed"].value is False
+    assert rows(meta) == [{"change": "first snapshot", "object": db, "detail": "nothing to compare with",
+                           "breaking": ""}]
+    assert (meta["documented_tables_pct"].value, meta["documented_columns_pct"].value) == (0.0, 66.7)
+    assert meta["tables_and_views"].value.splitlines() == [
+        "| name | kind | columns | comment | row estimate | DataHub |", "|---|---|---|---|---|---|",
+        "| `keep` | base table | 1 |  | ~0 |  |", "| `t` | base table | 2 |  | ~0 |  |"]
+    assert meta["checks"].value.splitlines() == [
+        "breaking_schema_changes: passed", "documentation_coverage: WARN (documentation below 50%: tables 0%)",
+        "least_privilege: passed"]
+    assert not any(k.startswith("diff_") for k in meta) and "breaking_changes" not in meta
 
     schema.server.execute(f"ALTER TABLE `{db}`.t DROP COLUMN email, ADD COLUMN phone VARCHAR(20) NOT NULL",
                           f"ALTER TABLE `{db}`.keep COMMENT 'kept', ADD COLUMN t_id INT, "
                           f"ADD CONSTRAINT fk_t FOREIGN KEY (t_id) REFERENCES t (id) ON DELETE CASCADE")
     (second,) = extract(source, [db], store)
-    meta = materialization(key, second).metadata
+    meta = materialization(key, second, source, ui_url="https://datahub.example/").metadata
     assert meta["schema_changed"].value is True
-    assert (meta["diff_columns_removed"].value, meta["diff_columns_added"].value,
-            meta["diff_tables_removed"].value) == (1, 2, 0)
-    assert meta["breaking_changes"].value == ["column `t`.`email` removed (was varchar(100))"]
-    md = meta["schema_diff"].value
-    assert "column `t`.`email` removed (was varchar(100))" in md
-    assert "column `t`.`phone` added (varchar(20))" in md
-    assert "`keep` comment changed: '' → `kept`" in md
-    assert f"`keep` foreign key fk_t changed: none → `(t_id) → {db}.t(id) ON DELETE CASCADE ON UPDATE RESTRICT`" in md
+    assert rows(meta) == [
+        {"change": "table comment", "object": "keep", "detail": "'' → kept", "breaking": ""},
+        {"change": "foreign key fk_t", "object": "keep",
+         "detail": f"none → (t_id) → {db}.t(id) ON DELETE CASCADE ON UPDATE RESTRICT", "breaking": ""},
+        {"change": "index fk_t", "object": "keep", "detail": "none → (t_id)", "breaking": ""},
+        {"change": "column added", "object": "keep.t_id", "detail": "int(11)", "breaking": ""},
+        {"change": "column removed", "object": "t.email", "detail": "varchar(100)", "breaking": "column dropped"},
+        {"change": "column added", "object": "t.phone", "detail": "varchar(20)", "breaking": ""},
+    ]
+    assert meta["tables_and_views"].value.splitlines()[2] == (
+        "| `keep` | base table | 2 | kept | ~0 | [open](https://datahub.example/dataset/"
+        f"urn%3Ali%3Adataset%3A%28urn%3Ali%3AdataPlatform%3Amysql%2C{db}.keep%2CPROD%29) |")
+    assert meta["checks"].value.splitlines()[0] == (
+        "breaking_schema_changes: WARN (1 breaking change(s) since the previous snapshot)")
 
     (third,) = extract(source, [db], store)
-    meta = materialization(key, third).metadata
-    assert meta["schema_changed"].value is False
-    assert meta["schema_diff"].value == "No schema change since the previous materialization."
+    meta = materialization(key, third, source).metadata
+    assert meta["schema_changed"].value is False and rows(meta) == []
 
 
 def _evaluations(result, check_name):
@@ -132,8 +147,7 @@ def test_checks_warn_per_partition_on_drop_column_and_low_coverage(schema, tmp_p
     key = mce_asset_key(source)
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(f"{source.name}_databases", [documented, bare])
-    job = Definitions(assets=[build_mce_asset(cfg, source)],
-                      asset_checks=[build_schema_checks(source)]).resolve_implicit_global_asset_job_def()
+    job = Definitions(assets=[build_mce_asset(cfg, source)]).resolve_implicit_global_asset_job_def()
 
     def run_range():
         result = job.execute_in_process(instance=instance, tags={
@@ -152,7 +166,7 @@ def test_checks_warn_per_partition_on_drop_column_and_low_coverage(schema, tmp_p
     breaking = _evaluations(run_range(), BREAKING)
     assert breaking[documented].passed
     assert not breaking[bare].passed and breaking[bare].severity == AssetCheckSeverity.WARN
-    assert breaking[bare].metadata["breaking_changes"].value == "- column `t`.`name` removed (was varchar(9))"
+    assert breaking[bare].metadata["breaking_changes"].value == "- column removed `t.name`: column dropped"
     latest = instance.fetch_materializations(key, limit=10).records
     assert breaking[bare].target_materialization_data.storage_id in {r.storage_id for r in latest}
     check = instance.event_log_storage.get_latest_asset_check_execution_by_key([AssetCheckKey(key, BREAKING)])
@@ -167,7 +181,7 @@ def test_checks_warn_per_partition_on_drop_column_and_low_coverage(schema, tmp_p
     again = checks_only.execute_in_process(instance=instance, partition_key=bare)
     on_demand = _evaluations(again, BREAKING)
     assert list(on_demand) == [bare] and not on_demand[bare].passed
-    assert on_demand[bare].metadata["breaking_changes"].value == "- column `t`.`name` removed (was varchar(9))"
+    assert on_demand[bare].metadata["breaking_changes"].value == "- column removed `t.name`: column dropped"
     assert on_demand[bare].target_materialization_data == breaking[bare].target_materialization_data
 
 
@@ -225,13 +239,16 @@ def test_diff_with_hostile_names_renders_safely():
     breaking_items = md.split("**Breaking changes:**\n", 1)[1]
     assert breaking_items == bullets(d.breaking)
 
-    (check, _, _) = evaluate(AssetKey("x"), "db", {"breaking_changes": d.breaking}, 0.5)  # + coverage, least_privilege
+    # the check lists them from the diff table a materialization records (names as code spans, never HTML)
+    (check, _, _) = evaluate(AssetKey("x"), "db", schema_change_metadata(d), 0.5)  # + coverage, least_privilege
     listed = check.metadata["breaking_changes"].value
-    assert listed == "\n".join(f"- {b}" for b in d.breaking)  # already markdown: not escaped twice
     tokens = tokens_of(listed)
     assert not {t.type for t in tokens} & {"html_inline", "html_block"}
     assert sum(t.type == "list_item_open" for t in tokens) == len(d.breaking)
-    assert [t.content for t in tokens if t.type == "code_inline"][:2] == ["gone`", "v|<i>"]
+    assert [t.content for t in tokens if t.type == "code_inline"][:3] == ["gone`", "v|<i>", "<svg onload=alert(1)>.a`b"]
+    # an old materialization's breaking_changes list (markdown already) is listed as it is, not escaped twice
+    (old, _, _) = evaluate(AssetKey("x"), "db", {"breaking_changes": d.breaking}, 0.5)
+    assert old.metadata["breaking_changes"].value == "\n".join(f"- {b}" for b in d.breaking)
 
 
 def test_diff_names_indexes_checks_triggers_and_routines():

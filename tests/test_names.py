@@ -161,8 +161,8 @@ def test_dagster_asset_materializes_an_awkward_partition(schema, tmp_path):
         data = f.read()
     assert md["file_sha256"] == files.sha256(data)
     assert (md["tables"], md["views"], md["columns"]) == (2, 1, 4)
-    assert md["table_doc_coverage"] == pytest.approx(1 / 3, abs=1e-4)  # one table comment of 2 tables + 1 view
-    assert md["column_doc_coverage"] == pytest.approx(1 / 4 + 1 / 4, abs=1e-4)  # `from` and its view column
+    assert md["documented_tables_pct"] == 33.3  # one table comment of 2 tables + 1 view
+    assert md["documented_columns_pct"] == 50.0  # `from` and its view column, of 4
     assert md["warning_count"] == 0
     snapshot = files.read_mcps(data)
     assert md["proposals"] == len(snapshot)

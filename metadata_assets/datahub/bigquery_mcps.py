@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import ClassVar, Iterator, Optional
 
 from datahub.emitter.mce_builder import (
     make_data_platform_urn,
@@ -81,6 +81,8 @@ class BigQueryUrnRules:
     project: str
     env: str = "PROD"
     platform_instance: Optional[str] = None
+
+    mce_format: ClassVar[str] = MCE_FORMAT
 
     def version_parts(self) -> list:
         return [MCE_FORMAT, self.env, self.platform_instance, self.project]

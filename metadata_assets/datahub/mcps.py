@@ -20,7 +20,10 @@ from datahub.emitter.mce_builder import (
     make_data_platform_urn,
     make_dataplatform_instance_urn,
     make_dataset_urn_with_platform_instance,
+    make_group_urn,
+    make_ownership_aspect_from_urn_list,
     make_schema_field_urn,
+    make_user_urn,
 )
 from datahub.emitter.mcp import MetadataChangeProposalWrapper
 from datahub.emitter.mcp_builder import DatabaseKey
@@ -50,6 +53,9 @@ from datahub.metadata.schema_classes import (
     MySqlDDLClass,
     NullTypeClass,
     NumberTypeClass,
+    OwnershipClass,
+    OwnershipSourceTypeClass,
+    OwnershipTypeClass,
     RecordTypeClass,
     SchemaFieldClass,
     SchemaFieldDataTypeClass,
@@ -105,6 +111,7 @@ class UrnRules:
     # ((domain URN, source_config.Pattern), ...): the source's `domain`, in its order (the last that allows wins)
     domain: tuple = ()
     profile: bool = True  # emit datasetProfile from the table statistics
+    owners: tuple = ()  # the source's `owners` when `datahub_ownership`: sent as each entity's ownership
     platform: ClassVar[str] = PLATFORM
     mce_format: ClassVar[str] = MCE_FORMAT  # bumped by the platform when what it emits changes
 
@@ -115,6 +122,8 @@ class UrnRules:
             parts.append([[urn, p.model_dump()] for urn, p in self.domain])
         if not self.profile:
             parts.append("no-profile")
+        if self.owners:
+            parts.append(["owners", *self.owners])
         return parts
 
     def dataset(self, database: str, table: str) -> str:
@@ -245,6 +254,16 @@ class _Domains:
             for wu in get_domain_wu(dataset_name=name, entity_urn=urn, domain_config=self.config,
                                     domain_registry=self.registry):
                 yield wu.metadata
+
+
+def _ownership(rules: "UrnRules") -> Optional[OwnershipClass]:
+    """The source's owners as DataHub technical owners: team:<name> a group, an e-mail a user."""
+    if not rules.owners:
+        return None
+    urns = [make_group_urn(o.removeprefix("team:")) if o.startswith("team:") else make_user_urn(o)
+            for o in rules.owners]
+    return make_ownership_aspect_from_urn_list(urns, OwnershipSourceTypeClass.SOURCE_CONTROL,
+                                               OwnershipTypeClass.TECHNICAL_OWNER)
 
 
 def _routines(db: Database, rules: "UrnRules", lineage: "LineageResolver",
@@ -464,6 +483,9 @@ def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolv
     ):
         yield wu.metadata
     yield MetadataChangeProposalWrapper(entityUrn=container_urn, aspect=BrowsePathsV2Class(path=rules._instance_path()))
+    ownership = _ownership(rules)
+    if ownership is not None:
+        yield MetadataChangeProposalWrapper(entityUrn=container_urn, aspect=ownership)
     yield from rules.inner_containers(db)
 
     own = lineage is None  # a resolver made here is closed here (it holds a temporary directory)
@@ -518,6 +540,8 @@ def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolv
             if rules.profile and (profile := _profile(db, t)) is not None:
                 yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=profile)
             yield from domains.of(rules.domain_name(db, t), urn)
+            if ownership is not None:
+                yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=ownership)
         yield from _routines(db, rules, lineage, warnings)
     finally:
         if own:

@@ -1,25 +1,23 @@
 """What changed, in Dagit: diff metadata on each partition's materialization, and per-partition asset checks.
 
 The extraction asset records, on every database's materialization, the diff between the previous snapshot and the
-new one (`schema_change_metadata`). The checks of one source (`build_schema_checks`) are evaluated from that
-recorded metadata, per partition:
+new one as one table (`schema_change_metadata`), and the checks are evaluated from what it recorded, per partition:
 - `breaking_schema_changes`: WARN listing dropped tables/views/columns, narrowed or incompatible types, NOT NULL added;
 - `documentation_coverage`: WARN when the share of commented tables or columns is below `source.coverage_threshold`;
 - `least_privilege`: ERROR when the extraction found that the account can read data of the database (a finding with
-  code `over_privileged`: a SELECT grant, a readable relation, a superuser or pg_read_all_data role), WARN when views
-  lost their SQL (`view_unreadable`: SHOW VIEW missing, or a broken view). It reads the finding codes the
-  materialization records as `warning_codes` ({code: count}); a materialization made before they were recorded
-  passes with a description saying so. On MySQL/MariaDB the finding is the account's (SHOW GRANTS, matched against
-  every database of the run, and extract.py gives it to each database of the run): a SELECT grant on one database
-  fails the check on every partition extracted with it. `metadata-assets check-access` tells them apart by probes.
+  code `over_privileged`: a SELECT grant on it or on every database, a readable relation, a superuser or
+  pg_read_all_data role), WARN when views lost their SQL (`view_unreadable`: SHOW VIEW missing, MySQL 8's SELECT
+  requirement, or a broken view). It reads the finding codes the materialization records as `warning_codes`
+  ({code: count}); a materialization made before they were recorded passes with a description saying so.
 
-How they reach Dagit (Dagster 1.13): `check_specs=` on the `@asset` makes the check outputs required, and an
-`AssetCheckResult` belongs to the step's single partition, while one extraction run covers a range of databases. So
-the extraction asset yields one `AssetCheckEvaluation` per partition (with `partition=`) right after that
-partition's materialization (`schema_check_evaluations`). The specs are declared by a separate multi-asset check
-(`build_schema_checks`), which lists the checks under the asset in Dagit and re-evaluates them on demand from the
-metadata of each partition's latest materialization. In extraction runs that check step shows as skipped (the asset
-emits no Output, only per-partition materializations): the asset has already logged the evaluations.
+How they reach Dagit (Dagster 1.13): the checks are `check_specs` of the extraction asset itself, a `multi_asset`
+with `can_subset=True` (so its check outputs are optional): an extraction run has a single step, nothing shows as
+skipped. One run covers a range of databases while an `AssetCheckResult` belongs to the step's single partition, so
+the asset yields one `AssetCheckEvaluation` per partition (with `partition=`) right after that partition's
+materialization (`schema_check_evaluations`). Selecting only the checks (Dagit's "Execute" on a check, for a
+partition or a range) runs the same step without the asset: it re-evaluates them from the metadata of each
+partition's latest materialization (`on_demand_evaluations`), reading no database. Each materialization also lists
+its own check results (`checks`), so a partition's page says how it fared.
 Dagster's built-in column-schema-change checks are not used: they compare materializations across partitions.
 """
 
@@ -27,13 +25,14 @@ from typing import Mapping, Optional
 
 from dagster import (
     AssetCheckEvaluation,
-    AssetCheckExecutionContext,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
     AssetRecordsFilter,
     MetadataValue,
-    multi_asset_check,
+    TableColumn,
+    TableRecord,
+    TableSchema,
 )
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
@@ -42,7 +41,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 from metadata_assets.defs.keys import mce_asset_key, partitions_def
 from metadata_assets.diff import SchemaDiff, diff
 from metadata_assets.extract import DatabaseResult
-from metadata_assets.markdown import bullets
+from metadata_assets.markdown import bullets, code, text
 from metadata_assets.report import OVER_PRIVILEGED, VIEW_UNREADABLE, code_of
 from metadata_assets.source_config import SourceConfig
 
@@ -50,17 +49,37 @@ BREAKING = "breaking_schema_changes"
 COVERAGE = "documentation_coverage"
 LEAST_PRIVILEGE = "least_privilege"
 WARNING_CODES = "warning_codes"  # materialization metadata: {finding code: count} (defs/extraction.py)
-DIFF_PREFIX = "diff_"
+
+
+DIFF_SCHEMA = TableSchema(columns=[
+    TableColumn("change", "string"), TableColumn("object", "string", description="table, view, column or routine"),
+    TableColumn("detail", "string", description="before → after"),
+    TableColumn("breaking", "string", description="why a reader of the data can break ('' when it cannot)"),
+])
 
 
 def schema_change_metadata(d: SchemaDiff) -> dict:
-    """Materialization metadata for a diff: markdown, one count per kind of change, the breaking list."""
+    """Materialization metadata for a diff: whether the schema changed, and one table of the changes."""
+    if d.baseline:
+        rows = [{"change": "first snapshot", "object": d.database, "detail": "nothing to compare with",
+                 "breaking": ""}]
+    else:
+        rows = d.rows()
     return {
-        "schema_diff": MetadataValue.md(d.markdown()),
         "schema_changed": not d.empty and not d.baseline,
-        **{DIFF_PREFIX + k: v for k, v in d.counts().items()},
-        "breaking_changes": MetadataValue.json(d.breaking),
+        "schema_diff": MetadataValue.table(records=[TableRecord(r) for r in rows], schema=DIFF_SCHEMA),
     }
+
+
+def breaking_of(metadata: Mapping) -> Optional[list[str]]:
+    """The breaking changes a materialization recorded, as markdown (names in code spans; None: no diff)."""
+    table = _value(metadata, "schema_diff")
+    if hasattr(table, "records"):  # MetadataValue.table
+        return [f"{r.data['change']} {code(r.data['object'])}: {text(r.data['breaking'])}"
+                for r in table.records if r.data.get("breaking")]
+    if "breaking_changes" in metadata:  # materializations from before the table
+        return [str(b) for b in _value(metadata, "breaking_changes", []) or []]
+    return None
 
 
 def warning_codes(warnings) -> dict[str, int]:
@@ -97,6 +116,19 @@ def least_privilege_evaluation(key: AssetKey, partition: str, metadata: Mapping,
         metadata={OVER_PRIVILEGED: over, VIEW_UNREADABLE: unreadable})
 
 
+def pct(share: float) -> MetadataValue:
+    """A share as a percent, one decimal: 0.8182 -> 81.8."""
+    return MetadataValue.float(round(100 * share, 1))
+
+
+def coverage_of(metadata: Mapping) -> tuple[float, float]:
+    """(tables, columns) documented, as shares, from a materialization's metadata (old ones: *_doc_coverage)."""
+    t, c = _value(metadata, "documented_tables_pct"), _value(metadata, "documented_columns_pct")
+    if t is not None and c is not None:
+        return float(t) / 100, float(c) / 100
+    return float(_value(metadata, "table_doc_coverage", 1.0)), float(_value(metadata, "column_doc_coverage", 1.0))
+
+
 def _value(metadata: Mapping, key: str, default=None):
     v = metadata.get(key)
     return default if v is None else getattr(v, "value", v)
@@ -105,10 +137,9 @@ def _value(metadata: Mapping, key: str, default=None):
 def evaluate(key: AssetKey, partition: str, metadata: Mapping, threshold: float,
              target: Optional[AssetCheckEvaluationTargetMaterializationData] = None) -> list[AssetCheckEvaluation]:
     """The three checks of one partition, from the metadata of its materialization."""
-    breaking = list(_value(metadata, "breaking_changes", []) or [])
-    recorded = "breaking_changes" in metadata
-    t_cov = float(_value(metadata, "table_doc_coverage", 1.0))
-    c_cov = float(_value(metadata, "column_doc_coverage", 1.0))
+    found = breaking_of(metadata)
+    breaking, recorded = found or [], found is not None
+    t_cov, c_cov = coverage_of(metadata)
     low = [f"{what} {cov:.0%}" for what, cov in (("tables", t_cov), ("columns", c_cov)) if cov < threshold]
     return [
         AssetCheckEvaluation(
@@ -116,8 +147,7 @@ def evaluate(key: AssetKey, partition: str, metadata: Mapping, threshold: float,
             severity=AssetCheckSeverity.WARN, target_materialization_data=target,
             description=(f"{len(breaking)} breaking change(s) since the previous snapshot" if breaking
                          else "no breaking change" if recorded else "no diff recorded on this materialization"),
-            # diff.breaking's strings are markdown already (names in code spans): listed as they are
-            metadata={"breaking_changes": MetadataValue.md(bullets(str(b) for b in breaking)),
+            metadata={"breaking_changes": MetadataValue.md(bullets(breaking)),
                       "count": len(breaking)},
         ),
         AssetCheckEvaluation(
@@ -125,9 +155,8 @@ def evaluate(key: AssetKey, partition: str, metadata: Mapping, threshold: float,
             severity=AssetCheckSeverity.WARN, target_materialization_data=target,
             description=(f"documentation below {threshold:.0%}: " + ", ".join(low)) if low
             else f"documentation coverage at or above {threshold:.0%}",
-            metadata={"table_doc_coverage": MetadataValue.float(t_cov),
-                      "column_doc_coverage": MetadataValue.float(c_cov),
-                      "threshold": MetadataValue.float(threshold)},
+            metadata={"documented_tables_pct": pct(t_cov), "documented_columns_pct": pct(c_cov),
+                      "threshold_pct": pct(threshold)},
         ),
         least_privilege_evaluation(key, partition, metadata, target),
     ]
@@ -146,11 +175,14 @@ def latest_materialization_target(instance, key: AssetKey, partition: str,
 
 
 def schema_check_evaluations(context, source: SourceConfig, key: AssetKey,
-                             results: list[DatabaseResult]) -> list[AssetCheckEvaluation]:
+                             results: list) -> list[AssetCheckEvaluation]:
     """The checks of freshly extracted databases: the extraction asset yields them after their materializations,
     which the instance has stored by then, so they point at them (Dagit then counts them current). One query finds
-    the materializations of all of them (one per database cost 10 ms each)."""
-    results = [r for r in results if r.snapshot is not None]
+    the materializations of all of them (one per database cost 10 ms each). `results`: DatabaseResults, or
+    (DatabaseResult, result_metadata) pairs when the caller has the metadata already."""
+    pairs = [x if isinstance(x, tuple) else (x, None) for x in results]
+    pairs = [(r, md) for r, md in pairs if r.snapshot is not None]
+    results = [r for r, _ in pairs]
     if not results:
         return []
     records = context.instance.fetch_materializations(
@@ -163,43 +195,53 @@ def schema_check_evaluations(context, source: SourceConfig, key: AssetKey,
             targets[partition] = AssetCheckEvaluationTargetMaterializationData(
                 storage_id=rec.storage_id, run_id=rec.run_id, timestamp=rec.timestamp)
     out = []
-    for r in results:
-        metadata = {"breaking_changes": diff(r.previous, r.snapshot).breaking,
-                    "table_doc_coverage": r.table_doc_coverage, "column_doc_coverage": r.column_doc_coverage,
-                    WARNING_CODES: warning_codes(r.warnings)}
-        out.extend(evaluate(key, r.database, metadata, source.coverage_threshold, targets.get(r.database)))
+    for r, md in pairs:
+        out.extend(evaluate(key, r.database, md if md is not None else result_metadata(r), source.coverage_threshold,
+                            targets.get(r.database)))
     return out
 
 
-def build_schema_checks(source: SourceConfig):
+def result_metadata(r: DatabaseResult) -> dict:
+    """What the checks read, for a database just extracted (the same entries its materialization records)."""
+    return {**schema_change_metadata(diff(r.previous, r.snapshot)),
+            "documented_tables_pct": pct(r.table_doc_coverage), "documented_columns_pct": pct(r.column_doc_coverage),
+            WARNING_CODES: warning_codes(r.warnings)}
 
+
+def checks_summary(evaluations: list[AssetCheckEvaluation]) -> str:
+    """One line per check for a partition's own materialization: `passed`, or the severity and why."""
+    return "\n".join(f"{e.check_name}: {'passed' if e.passed else e.severity.value}"
+                     + ("" if e.passed else f" ({e.description})") for e in evaluations)
+
+
+def check_specs(source: SourceConfig) -> list[AssetCheckSpec]:
+    """The checks of the extraction asset, per partition."""
     key, parts = mce_asset_key(source), partitions_def(source)
+    return [
+        AssetCheckSpec(BREAKING, asset=key, partitions_def=parts,
+                       description="WARN on dropped tables/views/columns, narrowed types, NOT NULL added"),
+        AssetCheckSpec(COVERAGE, asset=key, partitions_def=parts,
+                       description=f"WARN when table or column comments cover less than "
+                                   f"{source.coverage_threshold:.0%}"),
+        AssetCheckSpec(LEAST_PRIVILEGE, asset=key, partitions_def=parts,
+                       description="ERROR when the account can read data of the database (over_privileged "
+                                   "findings), WARN when views lost their SQL (view_unreadable)"),
+    ]
 
-    @multi_asset_check(
-        name=f"{source.name}_schema_checks",
-        specs=[
-            AssetCheckSpec(BREAKING, asset=key, partitions_def=parts,
-                           description="WARN on dropped tables/views/columns, narrowed types, NOT NULL added"),
-            AssetCheckSpec(COVERAGE, asset=key, partitions_def=parts,
-                           description=f"WARN when table or column comments cover less than "
-                                       f"{source.coverage_threshold:.0%}"),
-            AssetCheckSpec(LEAST_PRIVILEGE, asset=key, partitions_def=parts,
-                           description="ERROR when the account can read data of the database (over_privileged "
-                                       "findings), WARN when views lost their SQL (view_unreadable)"),
-        ],
-        can_subset=True,  # makes the check outputs optional: evaluations are logged per partition instead
-    )
-    def schema_checks(context: AssetCheckExecutionContext):
-        for partition in context.partition_keys:
-            records = context.instance.fetch_materializations(
-                AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
-            if not records:
-                context.log.info(f"{partition}: never materialized, nothing to check")
-                continue
-            target = latest_materialization_target(context.instance, key, partition)
-            for evaluation in evaluate(key, partition, records[0].asset_materialization.metadata,
-                                       source.coverage_threshold, target):
-                context.op_execution_context.log_event(evaluation)
-        yield from ()
 
-    return schema_checks
+def on_demand_evaluations(context, source: SourceConfig, key: AssetKey):
+    """The selected checks of the run's partitions, from each one's latest materialization (no database read)."""
+    selected = {k.name for k in context.selected_asset_check_keys}
+    for partition in context.partition_keys:
+        records = context.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
+        if not records:
+            context.log.info(f"{partition}: never materialized, nothing to check")
+            continue
+        rec = records[0]
+        target = AssetCheckEvaluationTargetMaterializationData(storage_id=rec.storage_id, run_id=rec.run_id,
+                                                               timestamp=rec.timestamp)
+        for evaluation in evaluate(key, partition, rec.asset_materialization.metadata, source.coverage_threshold,
+                                   target):
+            if evaluation.check_name in selected:
+                yield evaluation

@@ -3,22 +3,35 @@
 
 import time
 
+from datetime import timedelta
+from urllib.parse import quote
+
 from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetMaterialization,
     AssetObservation,
+    AssetSpec,
     BackfillPolicy,
     Config,
     Failure,
+    FreshnessPolicy,
     MetadataValue,
-    asset,
+    multi_asset,
 )
 from dagster._core.storage.tags import SCHEDULE_NAME_TAG, SENSOR_NAME_TAG
 
 from metadata_assets.config import ProjectConfig
 from metadata_assets.defs import runs
-from metadata_assets.defs.checks import WARNING_CODES, schema_change_metadata, schema_check_evaluations, warning_codes
+from metadata_assets.defs.checks import (
+    WARNING_CODES,
+    checks_summary,
+    check_specs,
+    evaluate,
+    on_demand_evaluations,
+    result_metadata,
+    schema_check_evaluations,
+)
 from metadata_assets.defs.extraction_report import report_metadata
 from metadata_assets.defs.push import push_after_extraction
 from metadata_assets.defs.keys import (  # noqa: F401  (re-exported)
@@ -39,9 +52,9 @@ from metadata_assets.defs.keys import (  # noqa: F401  (re-exported)
 )
 from metadata_assets.defs.runs import ACTIVE_RUN_STATUSES  # noqa: F401  (re-exported)
 from metadata_assets.defs.resources import STORE_KEY, asset_resources, source_key
-from metadata_assets.diff import diff
-from metadata_assets.extract import DatabaseResult
-from metadata_assets.markdown import bullets, code, text, warnings_markdown
+from metadata_assets.catalog import Database
+from metadata_assets.extract import DatabaseResult, rules_for
+from metadata_assets.markdown import bullets, cell, code, in_table, text, warnings_markdown
 from metadata_assets.report import ExtractionReport
 from metadata_assets.source_config import SourceConfig
 from metadata_assets.sources.base import SourceUnavailable
@@ -53,24 +66,52 @@ STUCK_RUN_S = runs.STUCK_RUN_S  # read at each call (a test shortens it here)
 CHECK_EVERY = 25  # databases materialized before their check evaluations follow (one query finds their targets)
 
 
-def materialization(key: AssetKey, r: DatabaseResult) -> AssetMaterialization:
+MAX_LISTED_TABLES = 100  # rows of a partition's table of tables; more are summarised in one line
+
+
+def _tables_table(db: Database, rules, ui_url) -> MetadataValue:
+    """The database's tables and views as one markdown table (one string: a Dagster table of records costs several
+    times more to store and read back per materialization, and every partition is materialized every day)."""
+    lines = ["| name | kind | columns | comment | row estimate | DataHub |", "|---|---|---|---|---|---|"]
+    for t in db.tables[:MAX_LISTED_TABLES]:
+        link = (f"[open]({ui_url.rstrip('/')}/dataset/{quote(rules.dataset(db.name, t.name), safe='')})"
+                if ui_url else "")
+        estimate = "" if t.is_view or t.row_estimate is None else f"~{t.row_estimate:,}"
+        lines.append(f"| {cell(t.name)} | {t.table_type.lower()} | {len(t.columns)} | "
+                     f"{in_table(text(t.comment)) if t.comment else ''} | {estimate} | {link} |")
+    if len(db.tables) > MAX_LISTED_TABLES:
+        lines.append(f"\n... and {len(db.tables) - MAX_LISTED_TABLES} more (the MCE file lists all)")
+    return MetadataValue.md("\n".join(lines))
+
+
+def materialization(key: AssetKey, r: DatabaseResult, source: SourceConfig, ui_url=None,
+                    check_metadata: dict = None) -> AssetMaterialization:
+    """A database's materialization: its file, what it holds, what changed, and how its checks came out.
+    `check_metadata`: checks.result_metadata(r), when the caller has it already."""
+    md = check_metadata if check_metadata is not None else result_metadata(r)
+    # in the order Dagit lists them: what a person looks for first
     metadata = {
         "path": MetadataValue.path(r.uri),
+        "checks": MetadataValue.text(checks_summary(evaluate(key, r.database, md, source.coverage_threshold))),
         "tables": r.tables,
         "views": r.views,
         "columns": r.columns,
-        "table_doc_coverage": MetadataValue.float(round(r.table_doc_coverage, 4)),
-        "column_doc_coverage": MetadataValue.float(round(r.column_doc_coverage, 4)),
+        "documented_tables_pct": md["documented_tables_pct"],
+        "documented_columns_pct": md["documented_columns_pct"],
+        "schema_changed": md["schema_changed"],
+        "schema_diff": md["schema_diff"],
+    }
+    if r.snapshot is not None:
+        metadata["tables_and_views"] = _tables_table(r.snapshot, rules_for(source), ui_url)
+    metadata.update({
+        "warnings": MetadataValue.md(warnings_markdown(r.warnings)),
+        "warning_count": len(r.warnings),
+        WARNING_CODES: md[WARNING_CODES],
         "proposals": r.proposals,
         "rewritten": r.rewritten,
         "content_hash": MetadataValue.text(r.data_version or ""),
         "file_sha256": MetadataValue.text(r.file_sha256 or ""),
-        "warnings": MetadataValue.md(warnings_markdown(r.warnings)),
-        "warning_count": len(r.warnings),
-        WARNING_CODES: MetadataValue.json(warning_codes(r.warnings)),  # the least_privilege check reads them
-    }
-    if r.snapshot is not None:  # what changed since the previous snapshot of this database (defs/checks.py)
-        metadata.update(schema_change_metadata(diff(r.previous, r.snapshot)))
+    })
     return AssetMaterialization(asset_key=key, partition=r.database, metadata=metadata,
                                 tags={DATA_VERSION_TAG: r.data_version})
 
@@ -96,8 +137,8 @@ def pushes_itself(context: AssetExecutionContext, cfg: ProjectConfig, source: So
 
 
 class ExtractionConfig(Config):
-    # Rebuild the files of databases whose schema did not change too (fresh row estimates, sizes and times in the
-    # files; DataHub gets them with the next schema change, as the push sends changed versions only).
+    # Rebuild the files of databases whose schema did not change too, with today's row estimates, sizes and times
+    # (pushed when they differ from those in the files).
     rewrite_unchanged: bool = False
 
 
@@ -109,22 +150,32 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
     kind = kind_of(source)
     resources = asset_resources(cfg, source)
 
-    @asset(
+    @multi_asset(
+        name=f"{source.name}__mce_files",  # the op's name, as run config knows it
+        specs=[AssetSpec(
+            key, partitions_def=partitions_def(source), group_name=source.name, kinds={source.type, "datahub"},
+            description=(f"DataHub MCE file per {kind.database_noun} of {kind.title} source `{source.name}`, read "
+                         f"from {kind.catalog_read} only."),
+            owners=list(source.owners), tags=dict(source.tags),
+            code_version=rules_for(source).mce_format,  # what the files hold changes with it
+            freshness_policy=(FreshnessPolicy.time_window(fail_window=timedelta(hours=source.freshness_hours))
+                              if source.freshness_hours else None),
+            skippable=True,  # each database gets its own materialization event below, no Output
+        )],
+        check_specs=check_specs(source),
+        can_subset=True,  # check outputs optional (evaluated per partition), and checks selectable alone
         required_resource_keys=set(resources),
         resource_defs=resources if bind_resources else None,
-        key=key,
         partitions_def=partitions_def(source),
         # one run may cover a range of databases: they are read with one set of bulk queries
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=source.batch_size),
-        group_name=source.name,
-        kinds={source.type, "datahub"},
-        output_required=False,  # each database gets its own materialization event below
         pool=source_pool(source),
         op_tags=run_pod_tags(source),
-        description=(f"DataHub MCE file per {kind.database_noun} of {kind.describe(source)}, read from "
-                     f"{kind.catalog_read} only."),
     )
     def mce_files(context: AssetExecutionContext, config: ExtractionConfig):
+        if key not in context.selected_asset_keys:  # only checks selected: from the latest materializations
+            yield from on_demand_evaluations(context, source, key)
+            return
         databases = list(context.partition_keys)
         store = getattr(context.resources, STORE_KEY).open()
         started = time.monotonic()
@@ -147,8 +198,10 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
                     failures.append(r)
                     context.log.error(f"{r.database}: {r.error}")
                 elif not r.missing:
-                    yield materialization(key, r)  # a generator with no Output: only these events materialize
-                    to_check.append(r)
+                    md = result_metadata(r)
+                    # a generator with no Output: only these events materialize
+                    yield materialization(key, r, source, cfg.datahub.ui_url, md)
+                    to_check.append((r, md))
                 if len(to_check) >= CHECK_EVERY:
                     yield from schema_check_evaluations(context, source, key, to_check)  # per partition
                     to_check = []

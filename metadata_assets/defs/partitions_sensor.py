@@ -82,6 +82,24 @@ def plan(fingerprints: dict[str, str], cursor: dict[str, str], partitions: list[
     return p
 
 
+def _names(names: list[str], most: int = 10) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def what_it_did(p: Plan) -> str:
+    """A tick in words: "added marketing; removed nonexistent_db; 2 databases changed: shop, billing"."""
+    out = []
+    if p.add:
+        out.append(f"added {_names(p.add)}")
+    if p.remove:
+        out.append(f"removed {_names(p.remove)}")
+    if p.changed:
+        out.append(f"{len(p.changed)} database{'s' if len(p.changed) > 1 else ''} changed: {_names(p.changed)}")
+    if p.never_materialized:
+        out.append(f"{len(p.never_materialized)} never materialized: {_names(p.never_materialized)}")
+    return "; ".join(out)
+
+
 def self_pushed(p: Plan, cursor: dict[str, str], batch_size: int) -> set[str]:
     """The databases whose extraction run should push them itself (PUSH_AFTER_TAG): new and changed ones, when they
     are few. Not on the first fill (empty cursor) nor on a wave of more than one run's worth: there, each of many
@@ -206,13 +224,15 @@ def build_schema_sensor(cfg: ProjectConfig, source: SourceConfig, minimum_interv
         summary = (f"{len(fingerprints)} databases fingerprinted in {query_s:.2f}s: {len(p.add)} new, "
                    f"{len(p.remove)} removed, {len(p.changed)} changed, {len(p.never_materialized)} never "
                    f"materialized -> {len(runs)} runs")
-        context.log.info(summary)
+        did = what_it_did(p)
+        context.log.info(f"{did}; {summary}" if did else summary)
         new_cursor = json.dumps(fingerprints, sort_keys=True, separators=(",", ":"))
         return SensorResult(
             run_requests=runs,
             dynamic_partitions_requests=requests,
             cursor=new_cursor,
-            skip_reason=None if runs or requests else SkipReason(f"no schema change; {summary}"),
+            # the tick's message in Dagit when it starts no run (else Dagit says "returned an empty result")
+            skip_reason=None if runs else SkipReason(f"{did} (no run needed)" if did else f"no schema change; {summary}"),
         )
 
     return schema_sensor

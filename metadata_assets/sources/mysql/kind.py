@@ -160,7 +160,8 @@ class MySQLKind(SQLServerKind):
         from metadata_assets.datahub.mcps import UrnRules
 
         return UrnRules(env=source.env, platform_instance=source.platform_instance,
-                        domain=tuple(source.domain.items()), profile=source.profile.enabled)
+                        domain=tuple(source.domain.items()), profile=source.profile.enabled,
+                        owners=tuple(source.owners) if source.datahub_ownership else ())
 
 
 KIND = MySQLKind()

@@ -169,7 +169,8 @@ class PostgresKind(SQLServerKind):
         from metadata_assets.sources.postgres.mcps import PostgresUrnRules
 
         return PostgresUrnRules(env=source.env, platform_instance=source.platform_instance,
-                                domain=tuple(source.domain.items()), profile=source.profile.enabled)
+                                domain=tuple(source.domain.items()), profile=source.profile.enabled,
+                                owners=tuple(source.owners) if source.datahub_ownership else ())
 
 
 KIND = PostgresKind()
