@@ -156,12 +156,18 @@ def load(path: str | os.PathLike | None = None) -> ProjectConfig:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with a 'sources' list at the top")
+    return parse(raw, str(path), path=str(path))
+
+
+def parse(raw: dict, where: str, path: Optional[str] = None) -> ProjectConfig:
+    """A sources config already read (a YAML file's, a DataHubCatalog component's attributes): `${VAR}` expanded,
+    validated, every error one ConfigError that starts with `where` and names the source and the field."""
     try:
         expanded = _expand(raw, "config")
     except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+        raise ConfigError(f"{where}: {e}") from None
     try:
-        cfg = ProjectConfig.model_validate({**expanded, "path": str(path)})
+        cfg = ProjectConfig.model_validate({**expanded, **({"path": path} if path else {})})
     except ValidationError as e:
         msgs = []
         for err in e.errors():
@@ -180,7 +186,7 @@ def load(path: str | os.PathLike | None = None) -> ProjectConfig:
             if err["type"] in _BOUNDS and "input" in err:
                 msg += f" (got {err['input']!r})"
             msgs.append(f"{_describe(err['loc'], raw)}: {msg}")
-        raise ConfigError(f"{path}: " + "; ".join(msgs)) from None
+        raise ConfigError(f"{where}: " + "; ".join(msgs)) from None
     return cfg
 
 

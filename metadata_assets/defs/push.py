@@ -102,6 +102,8 @@ def build_push_asset(cfg: ProjectConfig, source: SourceConfig, retry_policy: Ret
         retry_policy=retry_policy,  # DataHub down: retried; the fail-safe and bad config are not
         pool=push_pool(source),  # one push per source at a time, whoever launched it (UI, sensor)
         op_tags={SOURCE_TAG: source.name},
+        owners=list(source.owners),
+        tags=dict(source.tags),
         description=(f"Pushes the MCE files of `{source.name}` whose schema changed since the last confirmed push "
                      f"to {cfg.datahub.target} DataHub; soft-deletes dropped tables and databases."),
     )
