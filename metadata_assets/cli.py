@@ -1,8 +1,10 @@
-"""Small operator commands: `metadata-assets grants`, `metadata-assets check-access`, `metadata-assets demo`.
+"""Small operator commands: `metadata-assets grants`, `check-access`, `catalog`, `demo`.
 
     metadata-assets grants [--config FILE] [--source NAME] [-d DATABASE ...]   print a source's least-privilege GRANTs
     metadata-assets check-access --source NAME [--config FILE] [-d DATABASE ...] [--json]
                                  prove the catalog account cannot read data: exit 0 yes, 1 it can somewhere, 2 error
+    metadata-assets catalog ls [PATH] [--all]                what the pushes put in DataHub Lite, by browse path
+    metadata-assets catalog show URN [--aspect NAME ...]     one entity's aspects in DataHub Lite, as JSON
     metadata-assets demo [--no-ui]                           throwaway MariaDB + DataHub Lite + Dagster, see README
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -52,6 +55,71 @@ def cmd_check_access(args) -> int:
     return report.exit_code()
 
 
+def _lite_path(args) -> str:
+    cfg = config_mod.load(args.config)
+    if cfg.datahub.target != "lite":
+        raise config_mod.ConfigError(f"{cfg.path}: datahub.target is {cfg.datahub.target!r}: `catalog` reads DataHub "
+                                     "Lite only (look in DataHub's UI)")
+    return cfg.datahub.lite.path
+
+
+def cmd_catalog_ls(args) -> int:
+    from datahub.lite.lite_local import PathNotFoundException
+
+    from metadata_assets.datahub.lite_browse import ls, open_lite
+
+    path = _lite_path(args)
+    try:
+        with open_lite(path) as lite:
+            entries = ls(lite, args.path, include_removed=args.all)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except PathNotFoundException:
+        entries = []
+    if not entries:
+        print(f"nothing at {args.path} in {path} (try: metadata-assets catalog ls /)", file=sys.stderr)
+        return 1
+    width = max(len(e.name) for e in entries) + (1 if any(e.folder for e in entries) else 0)
+    for e in entries:
+        name = e.name + ("/" if e.folder else "")
+        print(f"{name:<{width}}  {e.id}{'  (soft-deleted)' if e.removed else ''}")
+    return 0
+
+
+def cmd_catalog_show(args) -> int:
+    import json
+
+    from metadata_assets.datahub.lite_browse import open_lite, show
+
+    path = _lite_path(args)
+    try:
+        with open_lite(path) as lite:
+            got = show(lite, args.urn, args.aspect)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if got is None:
+        print(f"{args.urn}: not in {path}" + (f" (or without aspect {', '.join(args.aspect)})" if args.aspect else ""),
+              file=sys.stderr)
+        return 1
+    if (got.get("status") or {}).get("removed"):
+        print(f"# {args.urn} is soft-deleted (status removed=true): DataHub shows it as gone", file=sys.stderr)
+    print(json.dumps(got, indent=2, sort_keys=True, ensure_ascii=False))
+    return 0
+
+
+def demo_shell_hint(env: dict[str, str]) -> str:
+    """What another shell needs to run the README's commands against the running demo (its port and password change
+    with every start)."""
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()))
+    return ("\nTo run the README's commands against this demo from another shell, in this directory:\n"
+            f"  . .venv/bin/activate\n  export {exports}\n"
+            "  metadata-assets catalog ls /databases/mysql/instances/default/databases/shop/tables\n"
+            "  metadata-assets check-access --source demo_mysql\n"
+            "  dg list defs")
+
+
 def _demo_env(home: Path, port: int, password: str) -> dict[str, str]:
     return {
         config_mod.HOME_ENV: str(home),
@@ -90,6 +158,7 @@ def cmd_demo(args) -> int:
               "(and SELECT on mysql.proc: routine definitions)")
         summary = run_everything(config_mod.load(), print_fn=lambda m: print(f"[demo] {m}", flush=True))
         print(summary)
+        print(demo_shell_hint(env), flush=True)
         if args.no_ui:
             return 0
         print(f"[demo] starting Dagit: http://127.0.0.1:{args.port}  (Ctrl-C stops Dagster and MariaDB)", flush=True)
@@ -130,6 +199,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="database to check (default: every allowed database the account can see)")
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.set_defaults(fn=cmd_check_access)
+    c = sub.add_parser("catalog", help="what the pushes put in DataHub Lite (the config's datahub.lite.path)")
+    csub = c.add_subparsers(dest="catalog_cmd", required=True)
+    cl = csub.add_parser("ls", help="a browse folder's entries (soft-deleted ones only with --all)")
+    cl.add_argument("path", nargs="?", default="/", help="browse path, e.g. /databases/mysql (default /)")
+    cl.add_argument("--all", action="store_true", help="also list soft-deleted entities, marked as such")
+    cl.add_argument("--config", help=f"config file (default ${config_mod.CONFIG_ENV}, else the demo config)")
+    cl.set_defaults(fn=cmd_catalog_ls)
+    cs = csub.add_parser("show", help="one entity's aspects as JSON")
+    cs.add_argument("urn")
+    cs.add_argument("--aspect", "-a", action="append", help="only this aspect (repeatable)")
+    cs.add_argument("--config", help=f"config file (default ${config_mod.CONFIG_ENV}, else the demo config)")
+    cs.set_defaults(fn=cmd_catalog_show)
     d = sub.add_parser("demo", help="run the demo on embedded defaults, then open Dagit")
     d.add_argument("--no-ui", action="store_true", help="run the job, print the summary and exit")
     d.add_argument("--home", help=f"data directory (default ${config_mod.HOME_ENV} or ./.metadata_assets)")

@@ -56,33 +56,7 @@ def run_everything(cfg: ProjectConfig, print_fn: Callable[[str], None] = print) 
 
 
 def lite_listing(path: str) -> list[str]:
-    """What `datahub lite ls` shows, folder by folder: each browse path with the entities under it.
+    """What `metadata-assets catalog ls` shows, folder by folder (soft-deleted entities left out)."""
+    from metadata_assets.datahub.lite_browse import listing
 
-    Soft-deleted entities (status removed=true: what a push sends for a dropped table or database) are left out:
-    Lite keeps them, and their browse paths, but DataHub shows them as gone.
-    """
-    from datahub.lite.lite_util import get_datahub_lite
-
-    lite = get_datahub_lite({"type": "sqlite", "config": {"file": str(Path(path).absolute()), "read_only": True}},
-                            read_only=True)
-    lines = [f"DataHub Lite {path} (datahub lite ls):"]
-
-    def removed(urn: str) -> bool:
-        status = (lite.get(urn, aspects=["status"], typed=True) or {}).get("status")
-        return bool(status is not None and status.removed)
-
-    def walk(folder: str) -> None:
-        entries = [b for b in lite.ls(folder) if b.auto_complete is None
-                   and not (b.id.startswith("urn:li:") and removed(b.id))]
-        datasets = sorted(b.name for b in entries if b.id.startswith("urn:li:dataset:"))
-        if datasets:
-            lines.append(f"  {folder}: {', '.join(datasets)}")
-        for b in entries:
-            if not b.leaf and not b.id.startswith("urn:li:dataset:"):
-                walk(f"{folder.rstrip('/')}/{b.name}")
-
-    try:
-        walk("/")
-    finally:
-        lite.close()
-    return lines
+    return listing(path)

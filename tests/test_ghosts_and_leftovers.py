@@ -342,3 +342,37 @@ def test_demo_listing_leaves_out_soft_deleted_tables_and_databases(schema, tmp_p
     assert RULES.dataset(a, "t2") in report.soft_deleted and RULES.dataset(b, "t3") in report.soft_deleted
     assert lite_aspects(cfg, RULES.dataset(b, "t3"))["status"].removed is True  # Lite keeps it, soft-deleted
     assert listed(lite_listing(cfg.datahub.lite.path)) == {a: {"t1", "v"}}
+
+
+def test_catalog_ls_hides_soft_deleted_entities_unless_all(schema, tmp_path, capsys):
+    import yaml
+
+    from metadata_assets.cli import main
+
+    a = schema.create("cls", "CREATE TABLE t1 (id INT)", "CREATE TABLE t2 (id INT)")
+    schema.grant()
+    cfg = schema.project(tmp_path)
+    config = tmp_path / "sources.yaml"
+    config.write_text(yaml.safe_dump({"sources": [{"name": "src", "type": "mysql", "host": schema.server.host,
+                                                   "port": schema.server.port, "user": schema.user,
+                                                   "password_env": schema.password_env}],
+                                      "storage": {"uri": cfg.storage.uri},
+                                      "datahub": {"lite": {"path": cfg.datahub.lite.path}}}))
+    store = files.open_store(cfg.storage.uri)
+    extract_ok(cfg.sources[0], [a], store)
+    push_lite(cfg, store)
+    schema.server.execute(f"DROP TABLE {quote_ident(a)}.t2")
+    extract_ok(cfg.sources[0], [a], store)
+    push_lite(cfg, store)
+    folder = f"/databases/mysql/instances/default/databases/{a}/tables"
+    capsys.readouterr()
+    assert main(["catalog", "ls", folder, "--config", str(config)]) == 0
+    assert [ln.split()[0] for ln in capsys.readouterr().out.splitlines()] == ["t1"]
+    assert main(["catalog", "ls", folder, "--all", "--config", str(config)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split()[0] for ln in lines] == ["t1", "t2"] and lines[1].endswith("(soft-deleted)")
+    assert main(["catalog", "show", RULES.dataset(a, "t2"), "--config", str(config)]) == 0
+    captured = capsys.readouterr()
+    assert "soft-deleted" in captured.err and '"removed": true' in captured.out
+    assert main(["catalog", "show", RULES.dataset(a, "nope"), "--config", str(config)]) == 1
+    assert main(["catalog", "ls", "/no/such/path", "--config", str(config)]) == 1

@@ -1,6 +1,7 @@
 """The operator commands the README gives, run as a user would type them (subprocesses, real servers)."""
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +93,48 @@ def test_datahub_lite_cli_reads_what_was_pushed(schema, tmp_path):
     urn = f"urn:li:dataset:(urn:li:dataPlatform:mysql,{db}.customers,PROD)"
     got = run([BIN / "datahub", "lite", "get", "--urn", urn, "--aspect", "datasetProperties"], HOME=str(home)).stdout
     assert "Registered customers" in got
+
+
+def _block_after(marker: str) -> list[str]:
+    """The command lines of the README's ```sh block that follows `marker`, exactly as written there."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    after = text.split(marker, 1)[1]
+    body = after.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in body.splitlines() if line.strip() and not line.startswith("#")]
+
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_readme_commands_after_the_demo_run_as_written(tmp_path, monkeypatch):
+    """The demo (its own MariaDB, its account, its Dagster home and Lite), then the README's block of commands pasted
+    into another shell after the export line the demo prints: each must succeed."""
+    from metadata_assets import config as config_mod, local_mariadb
+    from metadata_assets.cli import DEMO_INSTANCE_YAML, _demo_env, demo_shell_hint
+    from metadata_assets.demo_run import run_everything, seed_demo
+
+    commands = _block_after("<!-- commands-after-demo -->")
+    assert commands[0] == ". .venv/bin/activate" and len(commands) >= 5
+    home = tmp_path / "home"
+    (home / "dagster").mkdir(parents=True)
+    (home / "dagster" / "dagster.yaml").write_text(DEMO_INSTANCE_YAML)
+    server = local_mariadb.start(tmp_path / "demo-mariadb")
+    try:
+        seed_demo(server, "demo-pw-1")
+        env = _demo_env(home, server.port, "demo-pw-1")
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.delenv(config_mod.CONFIG_ENV, raising=False)
+        run_everything(config_mod.load(), print_fn=lambda m: None)
+        (export,) = [line.strip() for line in demo_shell_hint(env).splitlines() if line.strip().startswith("export ")]
+        shell_env = {k: v for k, v in os.environ.items() if k not in env and k != config_mod.CONFIG_ENV}
+        script = "set -e\n" + "\n".join([export, *(f"echo {shlex.quote('+ ' + c)}; {c}" for c in commands)])
+        proc = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                              env={**shell_env, "DATAHUB_TELEMETRY_ENABLED": "false"})
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        out = proc.stdout
+        assert "customers" in out and "orders" in out  # catalog ls of shop's tables
+        assert '"datasetProfile"' in out and "GRANT REFERENCES, SHOW VIEW ON `shop`.*" in out
+        assert "cannot read data" in out or "SELECT refused" in out  # check-access
+    finally:
+        server.stop()
