@@ -77,8 +77,45 @@ def test_asset_partitions_page_shows_databases(dagit_ready, browser):
     assert "Materialized (3)" in overview and "Missing (0)" in overview and "Failed (0)" in overview
     assert all(db in overview for db in dagit.databases)
     assert not any("scratch_" in line for line in overview.splitlines())
-    for label in ("tables", "views", "columns", "documented_columns_pct", "path"):
+    for label in ("tables", "views", "columns", "documented_columns_pct", "path", "checks", "tables_and_views",
+                  "schema_diff"):
         assert re.search(rf"^{label}$", detail, re.M), f"metadata {label!r} not shown:\n{detail[-1500:]}"
     assert re.search(r"^tables\s+3$", detail, re.M) and re.search(r"^views\s+1$", detail, re.M)  # shop's counts
     assert shop in detail and "No partition selected" not in detail
+    assert "breaking_schema_changes: passed" in detail and "least_privilege: passed" in detail  # its own checks
+    assert "customers" in detail and "paid_orders" in detail  # the table of its tables and views
     assert shot.stat().st_size > 10_000
+
+
+def _screenshot_page(browser, url: str, wait_for: list[str], name: str) -> str:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        page.goto(url)
+        for text in wait_for:
+            page.get_by_text(text).first.wait_for(timeout=60_000)
+        page.wait_for_load_state("networkidle")
+        OUTPUT.mkdir(exist_ok=True)
+        page.screenshot(path=str(OUTPUT / name), full_page=True)
+        return page.inner_text("body")
+    finally:
+        page.close()
+
+
+def test_checks_tab_lists_the_three_checks_and_no_check_step(dagit_ready, browser):
+    dagit = dagit_ready
+    dismiss_community_popup(dagit.dagster.url)
+    body = _screenshot_page(browser, f"{dagit.dagster.url}/assets/{'/'.join(dagit.mce_asset)}?view=checks",
+                            ["breaking_schema_changes"], "dagit_asset_checks.png")
+    for check in ("breaking_schema_changes", "documentation_coverage", "least_privilege"):
+        assert check in body, body[-2000:]
+    # the checks run in the extraction step itself: the code location has no separate check op or job
+    assert "schema_checks" not in body
+
+
+def test_automation_page_shows_the_schedule_and_sensors(dagit_ready, browser):
+    dagit = dagit_ready
+    dismiss_community_popup(dagit.dagster.url)
+    body = _screenshot_page(browser, f"{dagit.dagster.url}/automation", ["e2e_mysql_daily_schedule"],
+                            "dagit_automation.png")
+    for name in ("e2e_mysql_daily_schedule", "e2e_mysql_schema_sensor", "e2e_mysql_datahub_push_sensor"):
+        assert name in body, body[-2000:]
