@@ -5,6 +5,7 @@
                                  prove the catalog account cannot read data: exit 0 yes, 1 it can somewhere, 2 error
     metadata-assets catalog ls [PATH] [--all]                what the pushes put in DataHub Lite, by browse path
     metadata-assets catalog show URN [--aspect NAME ...]     one entity's aspects in DataHub Lite, as JSON
+    metadata-assets refresh --source NAME [-d DATABASE ...] [--push]   materialize databases now (range runs)
     metadata-assets demo [--no-ui]                           throwaway MariaDB + DataHub Lite + Dagster, see README
 """
 
@@ -109,6 +110,30 @@ def cmd_catalog_show(args) -> int:
     return 0
 
 
+def cmd_refresh(args) -> int:
+    from dagster import DagsterInstance
+
+    from metadata_assets.definitions import build_definitions
+    from metadata_assets.defs.in_process import push_source, refresh_source
+
+    if not os.environ.get("DAGSTER_HOME"):
+        print("error: DAGSTER_HOME is not set: the runs are recorded in that Dagster instance (the demo prints "
+              "the export line to use)", file=sys.stderr)
+        return 2
+    cfg = config_mod.load(args.config)
+    source = cfg.source(args.source)
+    defs = build_definitions(cfg)
+    with DagsterInstance.get() as instance:
+        try:
+            ok = refresh_source(cfg, defs, instance, source, print, databases=args.database)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if ok and args.push:
+            ok = push_source(defs, instance, source, print_fn=print)
+    return 0 if ok else 1
+
+
 def demo_shell_hint(env: dict[str, str]) -> str:
     """What another shell needs to run the README's commands against the running demo (its port and password change
     with every start)."""
@@ -162,8 +187,12 @@ def cmd_demo(args) -> int:
         if args.no_ui:
             return 0
         print(f"[demo] starting Dagit: http://127.0.0.1:{args.port}  (Ctrl-C stops Dagster and MariaDB)", flush=True)
+        # a workspace file, so that Dagit names the code location `metadata_assets`, as pyproject and dg do
+        workspace = home / "workspace.yaml"
+        workspace.write_text("load_from:\n  - python_module:\n      module_name: metadata_assets.definitions\n"
+                             "      location_name: metadata_assets\n")
         ui = subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "-m", "metadata_assets.definitions", "-p", str(args.port)],
+            [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-p", str(args.port)],
             env={**os.environ, **env}, start_new_session=True,
         )
         try:
@@ -211,6 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     cs.add_argument("--aspect", "-a", action="append", help="only this aspect (repeatable)")
     cs.add_argument("--config", help=f"config file (default ${config_mod.CONFIG_ENV}, else the demo config)")
     cs.set_defaults(fn=cmd_catalog_show)
+    r = sub.add_parser("refresh", help="materialize a source's databases now, in range runs of batch_size (recorded "
+                                       "in $DAGSTER_HOME's instance, shown in Dagit)")
+    r.add_argument("--source", required=True)
+    r.add_argument("--database", "-d", action="append", help="only these databases (default: every partition)")
+    r.add_argument("--push", action="store_true", help="then push to DataHub, as the push sensor would")
+    r.add_argument("--config", help=f"config file (default ${config_mod.CONFIG_ENV}, else the demo config)")
+    r.set_defaults(fn=cmd_refresh)
     d = sub.add_parser("demo", help="run the demo on embedded defaults, then open Dagit")
     d.add_argument("--no-ui", action="store_true", help="run the job, print the summary and exit")
     d.add_argument("--home", help=f"data directory (default ${config_mod.HOME_ENV} or ./.metadata_assets)")

@@ -66,6 +66,13 @@ def test_asset_partitions_page_shows_databases(dagit_ready, browser):
         page.get_by_text("proposals", exact=True).first.wait_for(timeout=30_000)  # its materialization metadata
         page.wait_for_load_state("networkidle")
         detail = page.inner_text("body")
+        # the picture of its tables, keys and view lineage (markdown: Dagit shows it in a dialog), an SVG image that
+        # the browser decoded
+        page.locator("tr", has_text="picture").get_by_text("Show Markdown").first.click()
+        picture = page.locator("img[src^='data:image/svg+xml']").first
+        picture.scroll_into_view_if_needed(timeout=30_000)
+        picture_width = picture.evaluate("img => img.naturalWidth")
+        picture.screenshot(path=str(OUTPUT / "dagit_partition_picture.png"))
         OUTPUT.mkdir(exist_ok=True)
         shot = OUTPUT / "dagit_asset_partitions.png"
         page.screenshot(path=str(shot), full_page=True)
@@ -84,6 +91,7 @@ def test_asset_partitions_page_shows_databases(dagit_ready, browser):
     assert shop in detail and "No partition selected" not in detail
     assert "breaking_schema_changes: passed" in detail and "least_privilege: passed" in detail  # its own checks
     assert "customers" in detail and "paid_orders" in detail  # the table of its tables and views
+    assert picture_width > 300
     assert shot.stat().st_size > 10_000
 
 

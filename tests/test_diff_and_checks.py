@@ -270,3 +270,24 @@ def test_diff_names_indexes_checks_triggers_and_routines():
                     "`t` trigger tr changed: none → `AFTER INSERT: SET @x = 1`",
                     "routine `f` removed", "routine `g` added", "routine `p` changed"]
     assert d.breaking == []  # none of these breaks a reader of the data
+
+
+def test_the_picture_draws_tables_views_keys_lineage_and_changes():
+    from metadata_assets.catalog import Database, ForeignKey, Table
+    from metadata_assets.diagram import MAX_DRAWN, database_svg
+    from metadata_assets.diff import diff
+
+    view = Table("paid", "VIEW", view_definition="CREATE VIEW `shop`.`paid` AS select 1 from `shop`.`orders` o "
+                                                  "join `shop`.`customers` c join `other`.`x`")
+    fk = ForeignKey("fk", ("c",), "shop", "customers", ("id",))
+    before = Database("shop", tables=[Table("customers", "BASE TABLE"), Table("old", "BASE TABLE"),
+                                      Table("orders", "BASE TABLE", foreign_keys=[fk]), view])
+    after = Database("shop", tables=[Table("customers", "BASE TABLE", comment="now documented"),
+                                     Table("new <t>", "BASE TABLE"),
+                                     Table("orders", "BASE TABLE", foreign_keys=[fk]), view])
+    svg = database_svg(after, diff(before, after))
+    assert svg.count("<rect") == 5 and svg.count("marker-end") == 3  # 4 objects + the dropped one; 1 key, 2 reads
+    assert "new &lt;t&gt; (added)" in svg and "customers (changed)" in svg and "old (removed)" in svg
+    assert "orders</text>" in svg  # unchanged: no mark
+    assert database_svg(Database("big", tables=[Table(f"t{i}", "BASE TABLE") for i in range(MAX_DRAWN + 1)])) is None
+    assert database_svg(Database("empty")) is None

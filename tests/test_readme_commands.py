@@ -136,5 +136,6 @@ def test_readme_commands_after_the_demo_run_as_written(tmp_path, monkeypatch):
         assert "customers" in out and "orders" in out  # catalog ls of shop's tables
         assert '"datasetProfile"' in out and "GRANT REFERENCES, SHOW VIEW ON `shop`.*" in out
         assert "cannot read data" in out or "SELECT refused" in out  # check-access
+        assert "demo_mysql: 2/2 databases extracted" in out and "pushed to DataHub Lite" in out  # refresh --push
     finally:
         server.stop()

@@ -53,6 +53,8 @@ from metadata_assets.defs.keys import (  # noqa: F401  (re-exported)
 from metadata_assets.defs.runs import ACTIVE_RUN_STATUSES  # noqa: F401  (re-exported)
 from metadata_assets.defs.resources import STORE_KEY, asset_resources, source_key
 from metadata_assets.catalog import Database
+from metadata_assets.diagram import database_svg, markdown_image
+from metadata_assets.diff import diff
 from metadata_assets.extract import DatabaseResult, rules_for
 from metadata_assets.markdown import bullets, cell, code, in_table, text, warnings_markdown
 from metadata_assets.report import ExtractionReport
@@ -103,6 +105,9 @@ def materialization(key: AssetKey, r: DatabaseResult, source: SourceConfig, ui_u
     }
     if r.snapshot is not None:
         metadata["tables_and_views"] = _tables_table(r.snapshot, rules_for(source), ui_url)
+        svg = database_svg(r.snapshot, diff(r.previous, r.snapshot))
+        if svg is not None:  # tables, keys, view lineage and what changed, drawn
+            metadata["picture"] = MetadataValue.md(markdown_image(svg, f"{r.database}: tables, views, lineage"))
     metadata.update({
         "warnings": MetadataValue.md(warnings_markdown(r.warnings)),
         "warning_count": len(r.warnings),

@@ -4,7 +4,7 @@ Same assets, same partitions, same batching as the schedule; runs are executed w
 real DagsterInstance, so they show up in Dagit afterwards.
 """
 
-from typing import Callable
+from typing import Callable, Optional
 
 from dagster import DagsterInstance, Definitions
 
@@ -37,8 +37,17 @@ def sync_partitions(cfg: ProjectConfig, instance: DagsterInstance, source: Sourc
 
 
 def refresh_source(cfg: ProjectConfig, defs: Definitions, instance: DagsterInstance, source: SourceConfig,
-                   print_fn: Callable[[str], None] = print) -> bool:
+                   print_fn: Callable[[str], None] = print, databases: Optional[list[str]] = None) -> bool:
+    """Materialize the source's partitions (or only `databases`, which must be allowed and visible) in range runs
+    of `batch_size`, as the daily schedule does; recorded in `instance` like any run."""
     keys = sync_partitions(cfg, instance, source)
+    if databases:
+        unknown = sorted(set(databases) - set(keys))
+        if unknown:
+            raise ValueError(f"{source.name}: not a partition (not allowed, or not visible to the account): "
+                             + ", ".join(unknown))
+        wanted = set(databases)
+        keys = [k for k in keys if k in wanted]
     job = defs.resolve_implicit_global_asset_job_def()
     ok = True
     done = 0
