@@ -134,6 +134,20 @@ def cmd_refresh(args) -> int:
     return 0 if ok else 1
 
 
+def _dagit_command(home: Path, port: int) -> list[str]:
+    """`dg dev` in this repository (a dg project); elsewhere (the package installed on its own) `dagster dev` with a
+    workspace file, so that Dagit names the code location `metadata_assets` either way."""
+    dg = Path(sys.executable).with_name("dg")
+    pyproject = Path.cwd() / "pyproject.toml"
+    if dg.exists() and pyproject.exists() and 'name = "metadata-assets"' in pyproject.read_text() \
+            and "[tool.dg]" in pyproject.read_text():
+        return [str(dg), "dev", "-p", str(port)]
+    workspace = home / "workspace.yaml"
+    workspace.write_text("load_from:\n  - python_module:\n      module_name: metadata_assets.definitions\n"
+                         "      location_name: metadata_assets\n")
+    return [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-p", str(port)]
+
+
 def demo_shell_hint(env: dict[str, str]) -> str:
     """What another shell needs to run the README's commands against the running demo (its port and password change
     with every start)."""
@@ -187,12 +201,7 @@ def cmd_demo(args) -> int:
         if args.no_ui:
             return 0
         print(f"[demo] starting Dagit: http://127.0.0.1:{args.port}  (Ctrl-C stops Dagster and MariaDB)", flush=True)
-        # a workspace file, so that Dagit names the code location `metadata_assets`, as pyproject and dg do
-        workspace = home / "workspace.yaml"
-        workspace.write_text("load_from:\n  - python_module:\n      module_name: metadata_assets.definitions\n"
-                             "      location_name: metadata_assets\n")
-        ui = subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-p", str(args.port)],
+        ui = subprocess.Popen(_dagit_command(home, args.port),
             env={**os.environ, **env}, start_new_session=True,
         )
         try:
