@@ -146,3 +146,16 @@ def start(basedir: Path, port: int | None = None, timeout_s: float = 60) -> Loca
 def create_database(server: LocalPostgres, name: str) -> None:
     subprocess.run([_bin("psql"), "-h", server.host, "-p", str(server.port), "-U", server.user, "-v",
                     "ON_ERROR_STOP=1", "-qc", f'CREATE DATABASE "{name}"'], check=True, capture_output=True)
+
+
+def execute(server: LocalPostgres, database: str, sql: str) -> None:
+    """Run SQL (one or more statements) in a database as the server's superuser, autocommitted."""
+    import psycopg2
+
+    conn = psycopg2.connect(host=server.host, port=server.port, user=server.user, dbname=database)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()

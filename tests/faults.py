@@ -137,7 +137,7 @@ def within(seconds: float, fn: Callable, *args, **kwargs):
 
 
 class CountingHook:
-    """Calls `action` when the n-th statement matching `needle` is about to run (wraps MySQLReader._query)."""
+    """Calls `action` when the n-th statement matching `needle` is about to run (wraps MySQLReader.query)."""
 
     def __init__(self, needle: str, n: int, action: Callable[[], None]):
         self.needle, self.n, self.action = needle, n, action
@@ -147,10 +147,10 @@ class CountingHook:
     def install(self, monkeypatch) -> "CountingHook":
         from metadata_assets.sources.mysql import MySQLReader
 
-        original = MySQLReader._query
+        original = MySQLReader.query
         hook = self
 
-        def _query(reader, sql, args=()):
+        def query(reader, sql, args=()):
             if hook.needle in sql and hook.fired is None:
                 hook.seen += 1
                 if hook.seen == hook.n:
@@ -158,5 +158,5 @@ class CountingHook:
                     hook.action()
             return original(reader, sql, args)
 
-        monkeypatch.setattr(MySQLReader, "_query", _query)
+        monkeypatch.setattr(MySQLReader, "query", query)
         return self

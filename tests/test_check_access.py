@@ -252,12 +252,7 @@ def test_least_privilege_check_errors_for_an_over_privileged_partition(schema, t
 PG_DATABASES = ("ca_shop", "ca_billing", "ca_empty")
 
 
-def pg_execute(server, database: str, sql: str) -> None:
-    conn = psycopg2.connect(host=server.host, port=server.port, user="postgres", dbname=database)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql)
-    conn.close()
+pg_execute = local_postgres.execute
 
 
 @pytest.fixture(scope="module")

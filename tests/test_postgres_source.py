@@ -56,12 +56,7 @@ COMMENT ON TABLE invoices IS 'Issued invoices';
 DATABASES = ("pg_shop", "pg_billing")
 
 
-def execute(server, database: str, sql: str) -> None:
-    conn = psycopg2.connect(host=server.host, port=server.port, user="postgres", dbname=database)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql)
-    conn.close()
+execute = local_postgres.execute
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """Push a source's MCE files to DataHub: only what changed since the last confirmed push, soft-deleting what went.
 
 Granularity: the whole database file. Per source, `<source>/push_state.json` records for each database the data
-version last confirmed by DataHub (files.data_version of its snapshot: schema hash + file format + URN rules; row
-counts, sizes and times are left out on purpose, so a day without schema change sends nothing) and the dataset URNs
+version last confirmed by DataHub (files.data_version of its file: schema hash + file format + URN rules + the table
+statistics the file holds, which extraction rewrites only when they moved past the source's profile thresholds, so a
+day of ordinary inserts sends nothing) and the dataset URNs
 and container URN that push sent. A push:
   1. plans: a database whose version differs from the state is pending; one in the state whose MCE file is gone
      (dropped, or no longer allowed: see forget_database) is removed;

@@ -201,9 +201,10 @@ def schema_check_evaluations(context, source: SourceConfig, key: AssetKey,
     return out
 
 
-def result_metadata(r: DatabaseResult) -> dict:
-    """What the checks read, for a database just extracted (the same entries its materialization records)."""
-    return {**schema_change_metadata(diff(r.previous, r.snapshot)),
+def result_metadata(r: DatabaseResult, d: Optional[SchemaDiff] = None) -> dict:
+    """What the checks read, for a database just extracted (the same entries its materialization records);
+    `d`: its diff, when the caller has it already."""
+    return {**schema_change_metadata(d if d is not None else diff(r.previous, r.snapshot)),
             "documented_tables_pct": pct(r.table_doc_coverage), "documented_columns_pct": pct(r.column_doc_coverage),
             WARNING_CODES: warning_codes(r.warnings)}
 

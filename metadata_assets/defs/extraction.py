@@ -54,7 +54,7 @@ from metadata_assets.defs.runs import ACTIVE_RUN_STATUSES  # noqa: F401  (re-exp
 from metadata_assets.defs.resources import STORE_KEY, asset_resources, source_key
 from metadata_assets.catalog import Database
 from metadata_assets.diagram import database_svg, markdown_image
-from metadata_assets.diff import diff
+from metadata_assets.diff import SchemaDiff, diff
 from metadata_assets.extract import DatabaseResult, rules_for
 from metadata_assets.markdown import bullets, cell, code, in_table, text, warnings_markdown
 from metadata_assets.report import ExtractionReport
@@ -87,10 +87,12 @@ def _tables_table(db: Database, rules, ui_url) -> MetadataValue:
 
 
 def materialization(key: AssetKey, r: DatabaseResult, source: SourceConfig, ui_url=None,
-                    check_metadata: dict = None) -> AssetMaterialization:
+                    check_metadata: dict = None, d: SchemaDiff = None) -> AssetMaterialization:
     """A database's materialization: its file, what it holds, what changed, and how its checks came out.
-    `check_metadata`: checks.result_metadata(r), when the caller has it already."""
-    md = check_metadata if check_metadata is not None else result_metadata(r)
+    `check_metadata` (checks.result_metadata(r, d)) and `d` (its diff): when the caller has them already."""
+    if d is None and r.snapshot is not None:
+        d = diff(r.previous, r.snapshot)
+    md = check_metadata if check_metadata is not None else result_metadata(r, d)
     # in the order Dagit lists them: what a person looks for first
     metadata = {
         "path": MetadataValue.path(r.uri),
@@ -105,7 +107,7 @@ def materialization(key: AssetKey, r: DatabaseResult, source: SourceConfig, ui_u
     }
     if r.snapshot is not None:
         metadata["tables_and_views"] = _tables_table(r.snapshot, rules_for(source), ui_url)
-        svg = database_svg(r.snapshot, diff(r.previous, r.snapshot))
+        svg = database_svg(r.snapshot, d)
         if svg is not None:  # tables, keys, view lineage and what changed, drawn
             metadata["picture"] = MetadataValue.md(markdown_image(svg, f"{r.database}: tables, views, lineage"))
     metadata.update({
@@ -203,9 +205,10 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
                     failures.append(r)
                     context.log.error(f"{r.database}: {r.error}")
                 elif not r.missing:
-                    md = result_metadata(r)
+                    d = diff(r.previous, r.snapshot)  # once: for the checks, the diff table and the picture
+                    md = result_metadata(r, d)
                     # a generator with no Output: only these events materialize
-                    yield materialization(key, r, source, cfg.datahub.ui_url, md)
+                    yield materialization(key, r, source, cfg.datahub.ui_url, md, d)
                     to_check.append((r, md))
                 if len(to_check) >= CHECK_EVERY:
                     yield from schema_check_evaluations(context, source, key, to_check)  # per partition

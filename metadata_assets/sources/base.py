@@ -149,7 +149,20 @@ class SourceKind(ABC):
 
 class SQLServerKind(SourceKind):
     """A kind whose proposals come from the shared SQL emitter (datahub/mcps.py) with its UrnRules' hooks:
-    MySQL and PostgreSQL. Only urn_rules differs."""
+    MySQL and PostgreSQL. Only the UrnRules class differs (`rules_class`)."""
+
+    def rules_class(self):
+        """The kind's UrnRules (datahub/mcps.py; a subclass for a platform with other naming rules)."""
+        from metadata_assets.datahub.mcps import UrnRules
+
+        return UrnRules
+
+    def urn_rules(self, source):
+        """The rules for one source: its naming (env, instance) and what its files carry besides the schema
+        (domains, profiles, owners sent as ownership)."""
+        return self.rules_class()(env=source.env, platform_instance=source.platform_instance,
+                                  domain=tuple(source.domain.items()), profile=source.profile.enabled,
+                                  owners=tuple(source.owners) if source.datahub_ownership else ())
 
     def lineage(self, rules, source: Optional[SourceConfig] = None):
         from metadata_assets.datahub.mcps import LineageResolver

@@ -18,21 +18,18 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import pymysql
-import pymysql.cursors
 
 from metadata_assets.access import AccessReport, DatabaseAccess
-from metadata_assets.sources.base import ConnectionLost
 from metadata_assets.sources.mysql.config import MySQLSource
 from metadata_assets.sources.mysql.reader import (
+    ER_TABLEACCESS_DENIED,
     MySQLReader,
     ServerVersion,
     connect,
     describe,
-    is_connection_error,
     quote_ident,
 )
 
-ER_TABLEACCESS_DENIED = 1142  # SELECT command denied ... for table
 ER_COLUMNACCESS_DENIED = 1143  # ... for column
 REFUSED = (ER_TABLEACCESS_DENIED, ER_COLUMNACCESS_DENIED)
 ER_LOCK_WAIT_TIMEOUT = 1205
@@ -42,48 +39,30 @@ ER_LOCK_WAIT_TIMEOUT = 1205
 PROBE_LOCK_WAIT_S = 10
 
 
-def routine_grant_hint(version: str, user: str) -> str:
+def routine_grant_hint(v: ServerVersion, user: str) -> str:
     """The optional grant that would show routine definitions to the account, on this server (from VERSION()):
     reader.ServerVersion's. MariaDB 10.11: verified (tests/test_check_access.py); the others from the manuals."""
-    v = ServerVersion.parse(version)
     grant = v.routine_grant(user, ["<db>"])
     if grant:
         return " ".join(grant)
     return "none short of global SELECT (MySQL 8.0 before 8.0.20: only a routine's definer sees its text)"
 
 
-class _Probe:
-    def __init__(self, conn: pymysql.connections.Connection, label: str):
-        self.conn, self.label = conn, label
-
-    def rows(self, sql: str, args: Sequence = ()) -> list[dict]:
-        """Rows of one statement; a lost connection or a query past its timeout raises ConnectionLost, other
-        server errors pass unchanged (the probes expect some)."""
-        try:
-            with self.conn.cursor(pymysql.cursors.DictCursor) as cur:
-                cur.execute(sql, tuple(args) if args else None)
-                return list(cur.fetchall())
-        except pymysql.err.MySQLError as e:
-            if is_connection_error(e):
-                raise ConnectionLost(f"{self.label}: connection lost ({e.args[-1] if e.args else e})") from None
-            raise
-
-
 def check_access(source: MySQLSource, databases: Optional[Sequence[str]] = None) -> AccessReport:
     conn = connect(source)  # SourceUnavailable when the server cannot be reached or refuses the login
     label = describe(source)
     try:
-        p = _Probe(conn, label)
-        version = p.rows("SELECT VERSION() AS v")[0]["v"]
-        p.rows(f"SET SESSION lock_wait_timeout = {int(PROBE_LOCK_WAIT_S)}")
-        visible = {r["name"] for r in p.rows("SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA")}
+        p = MySQLReader(conn, label)  # its query(): a lost connection raises ConnectionLost, a refusal passes
+        version = p.version.text
+        p.query(f"SET SESSION lock_wait_timeout = {int(PROBE_LOCK_WAIT_S)}")
+        visible = {r["name"] for r in p.query("SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA")}
         names = list(databases) if databases else sorted(d for d in visible if source.database_allowed(d))
         user = f"'{source.user}'@'%'"
         report = AccessReport(source=source.name, kind=source.type,
                               account=f"{source.user}@{source.host}:{source.port}", server_version=version,
-                              routine_grant_hint=routine_grant_hint(version, user))
-        report.account_notes += [str(w) for w in MySQLReader(conn, label).privilege_warnings(names)]
-        mysql8 = ServerVersion.parse(version).show_create_view_needs_select
+                              routine_grant_hint=routine_grant_hint(p.version, user))
+        report.account_notes += [str(w) for w in p.privilege_warnings(names)]
+        mysql8 = p.version.show_create_view_needs_select
         for name in names:
             report.databases.append(_database(p, source, name, name in visible, mysql8))
         return report
@@ -91,16 +70,16 @@ def check_access(source: MySQLSource, databases: Optional[Sequence[str]] = None)
         conn.close()
 
 
-def _database(p: _Probe, source: MySQLSource, name: str, visible: bool, mysql8: bool) -> DatabaseAccess:
+def _database(p: MySQLReader, source: MySQLSource, name: str, visible: bool, mysql8: bool) -> DatabaseAccess:
     row = DatabaseAccess(database=name, visible=visible)
     if not source.database_allowed(name):
         row.notes.append("not allowed by the source's patterns")
     if not visible:
         row.notes.append("not visible to the account (no privilege on it, or it does not exist)")
         return row
-    tables = p.rows("SELECT TABLE_NAME AS name, TABLE_TYPE AS type FROM information_schema.TABLES "
+    tables = p.query("SELECT TABLE_NAME AS name, TABLE_TYPE AS type FROM information_schema.TABLES "
                     "WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME", (name,))
-    granted = [r["name"] for r in p.rows(
+    granted = [r["name"] for r in p.query(
         "SELECT TABLE_NAME AS name FROM information_schema.TABLE_PRIVILEGES WHERE TABLE_SCHEMA = %s "
         "AND PRIVILEGE_TYPE = 'SELECT' UNION SELECT TABLE_NAME FROM information_schema.COLUMN_PRIVILEGES "
         "WHERE TABLE_SCHEMA = %s AND PRIVILEGE_TYPE = 'SELECT'", (name, name))]
@@ -116,7 +95,7 @@ def _database(p: _Probe, source: MySQLSource, name: str, visible: bool, mysql8: 
         row.probed = target
         sql = f"SELECT 1 FROM {quote_ident(name)}.{quote_ident(target)} LIMIT 0"
         try:
-            p.rows(sql)
+            p.query(sql)
             row.data_readable, row.probe = True, f"{sql}: succeeded (the account can read data)"
         except pymysql.err.MySQLError as e:
             code, msg = (e.args[0], e.args[-1]) if len(e.args) > 1 else (None, str(e))
@@ -131,7 +110,7 @@ def _database(p: _Probe, source: MySQLSource, name: str, visible: bool, mysql8: 
                 row.notes.append(f"probe inconclusive (error {code})")
     if views:
         try:
-            shown = p.rows(f"SHOW CREATE TABLE {quote_ident(name)}.{quote_ident(views[0])}")
+            shown = p.query(f"SHOW CREATE TABLE {quote_ident(name)}.{quote_ident(views[0])}")
             sql_text = (shown[0].get("Create View") or "") if shown else ""
             row.views_have_sql = bool(sql_text.strip())
         except pymysql.err.MySQLError as e:
@@ -139,7 +118,7 @@ def _database(p: _Probe, source: MySQLSource, name: str, visible: bool, mysql8: 
             row.notes.append(f"SHOW CREATE TABLE of view {views[0]!r} failed: error {e.args[0]}"
                              + (" (MySQL 8 wants SELECT on the view as well as SHOW VIEW)" if mysql8 else
                                 " (SHOW VIEW missing?)"))
-    (r,) = p.rows("SELECT COUNT(*) AS n, COALESCE(SUM(ROUTINE_DEFINITION IS NOT NULL), 0) AS with_text "
+    (r,) = p.query("SELECT COUNT(*) AS n, COALESCE(SUM(ROUTINE_DEFINITION IS NOT NULL), 0) AS with_text "
                   "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s", (name,))
     row.routines_visible = int(r["n"])
     if row.routines_visible:

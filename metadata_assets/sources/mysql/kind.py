@@ -156,12 +156,5 @@ class MySQLKind(SQLServerKind):
 
         return check_access(source, databases)
 
-    def urn_rules(self, source: MySQLSource):
-        from metadata_assets.datahub.mcps import UrnRules
-
-        return UrnRules(env=source.env, platform_instance=source.platform_instance,
-                        domain=tuple(source.domain.items()), profile=source.profile.enabled,
-                        owners=tuple(source.owners) if source.datahub_ownership else ())
-
 
 KIND = MySQLKind()

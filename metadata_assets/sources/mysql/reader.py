@@ -175,9 +175,10 @@ class MySQLReader:
         self._grants: Optional[list[str]] = None
         self._stats_expiry: Optional[int] = None
 
-    def _query(self, sql: str, args: Sequence = ()) -> list[dict]:
+    def query(self, sql: str, args: Sequence = ()) -> list[dict]:
         """Rows of one statement. A lost connection raises ConnectionLost; other server errors pass unchanged
-        (per-object statements such as SHOW CREATE catch them; bulk statements go through _bulk)."""
+        (per-object statements such as SHOW CREATE and check-access's probes catch them; bulk statements go
+        through _bulk)."""
         self.stats.statements += 1
         try:
             with self.conn.cursor(pymysql.cursors.DictCursor) as cur:
@@ -192,7 +193,7 @@ class MySQLReader:
     def _bulk(self, sql: str, args: Sequence = ()) -> list[dict]:
         """A statement that reads a whole batch: any failure is the project's own error naming the source."""
         try:
-            return self._query(sql, args)
+            return self.query(sql, args)
         except pymysql.err.MySQLError as e:
             raise SourceQueryFailed(f"{self.label}: information_schema query failed: "
                                     f"{e.args[-1] if e.args else e}") from None
@@ -427,7 +428,7 @@ class MySQLReader:
             if not t.is_view:
                 continue
             try:
-                rows = self._query(f"SHOW CREATE TABLE {quote_ident(db.name)}.{quote_ident(t.name)}")
+                rows = self.query(f"SHOW CREATE TABLE {quote_ident(db.name)}.{quote_ident(t.name)}")
             except pymysql.err.MySQLError as e:  # refused or broken view; a lost connection raises ConnectionLost
                 code = e.args[0] if e.args else None
                 if code == ER_TABLEACCESS_DENIED and self.version.show_create_view_needs_select:

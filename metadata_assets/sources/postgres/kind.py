@@ -165,12 +165,10 @@ class PostgresKind(SQLServerKind):
 
         return check_access(source, databases)
 
-    def urn_rules(self, source: PostgresSource):
+    def rules_class(self):
         from metadata_assets.sources.postgres.mcps import PostgresUrnRules
 
-        return PostgresUrnRules(env=source.env, platform_instance=source.platform_instance,
-                                domain=tuple(source.domain.items()), profile=source.profile.enabled,
-                                owners=tuple(source.owners) if source.datahub_ownership else ())
+        return PostgresUrnRules
 
 
 KIND = PostgresKind()
