@@ -202,8 +202,8 @@ class SourceConfig(_Strict):
     tags: dict[str, str] = Field(default_factory=dict, description="Dagster tags of the source's assets")
     freshness_hours: Optional[float] = Field(
         default=26, gt=0, le=24 * 366,
-        description="the extraction asset is stale (Dagster freshness policy) when a database was not confirmed "
-                    "current for this long; null: no policy")
+        description="the push asset is stale (Dagster freshness policy) when DataHub was not confirmed in sync "
+                    "with the databases for this long; null: no policy")
 
     @field_validator("owners")
     @classmethod

@@ -1,4 +1,4 @@
-"""What a Dagster and DataHub user expects of the extraction asset's definition: owners, tags, a freshness policy,
+"""What a Dagster and DataHub user expects of the assets' definitions: owners, tags, a freshness policy (on the push),
 a code version, a description that does not change when the server moves, and owners sent to DataHub when asked;
 bad owners, tags and domains refused at load with a clear error."""
 
@@ -12,6 +12,7 @@ from metadata_assets.datahub import files
 from metadata_assets.datahub.mcps import MCE_FORMAT
 from metadata_assets.definitions import build_definitions
 from metadata_assets.defs.extraction import mce_asset_key
+from metadata_assets.defs.keys import push_asset_key
 from metadata_assets.extract import extract
 
 
@@ -26,11 +27,16 @@ def test_owners_tags_freshness_and_code_version_on_the_asset(schema, tmp_path):
     assert spec.owners == ["team:data-platform", "alice@example.com"]
     assert spec.tags["tier"] == "gold"
     assert spec.code_version == MCE_FORMAT
-    assert spec.freshness_policy.fail_window.to_timedelta() == timedelta(hours=30)
+    # freshness belongs to the push (DataHub in sync): an unchanged database is observed, not materialized
+    assert spec.freshness_policy is None
+    push_key = push_asset_key(source)
+    push_spec = next(s for s in build_definitions(cfg).resolve_assets_def(push_key).specs if s.key == push_key)
+    assert push_spec.freshness_policy.fail_window.to_timedelta() == timedelta(hours=30)
     assert str(schema.server.port) not in spec.description and "`src`" in spec.description
 
     default = schema.project(tmp_path).sources[0]
-    spec = next(s for s in build_definitions(schema.project(tmp_path)).resolve_assets_def(key).specs if s.key == key)
+    spec = next(s for s in build_definitions(schema.project(tmp_path)).resolve_assets_def(push_key).specs
+                if s.key == push_key)
     assert default.freshness_hours == 26 and spec.freshness_policy.fail_window.to_timedelta() == timedelta(hours=26)
 
 

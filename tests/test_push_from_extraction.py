@@ -131,6 +131,22 @@ def test_switched_off_the_tag_changes_nothing(schema, tmp_path):
     assert len(e.tick()) == 1
 
 
+def test_switched_off_a_refresh_without_changes_still_ends_in_a_push_that_keeps_freshness_true(schema, tmp_path):
+    """The push asset carries the freshness policy; a refresh that finds nothing changed only observes its
+    partitions, so the push sensor confirms each refresh with a push run (that sends nothing)."""
+    from dagster._core.storage.tags import SCHEDULE_NAME_TAG
+
+    e = Estate(schema, tmp_path, push_from_extraction=False)
+    result = e.extract(e.a, {SCHEDULE_NAME_TAG: "src_daily_schedule"})
+    assert not result.asset_materializations_for_node(e.mce_asset.op.name)  # observed: unchanged
+    (request,) = e.tick()
+    assert request.asset_selection == [push_asset_key(e.source)]
+    result = materialize([e.push_asset], instance=e.instance, run_config=NO_RETRIES)
+    (mat,) = result.asset_materializations_for_node(e.push_asset.op.name)
+    assert mat.metadata["proposals_sent"].value == 0
+    assert e.tick() == [] and e.skipped == "nothing new to push"
+
+
 def test_a_self_push_stopped_by_another_push_leaves_its_files_to_the_push_sensor(schema, tmp_path, monkeypatch):
     monkeypatch.setattr(push_defs, "SELF_PUSH_LOCK_WAIT_S", 0.5)
     e = Estate(schema, tmp_path)

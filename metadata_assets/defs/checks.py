@@ -17,7 +17,9 @@ the asset yields one `AssetCheckEvaluation` per partition (with `partition=`) ri
 materialization (`schema_check_evaluations`). Selecting only the checks (Dagit's "Execute" on a check, for a
 partition or a range) runs the same step without the asset: it re-evaluates them from the metadata of each
 partition's latest materialization (`on_demand_evaluations`), reading no database. Each materialization also lists
-its own check results (`checks`), so a partition's page says how it fared.
+its own check results (`checks`), so a partition's page says how it fared. A database a scheduled refresh finds
+unchanged is observed, not materialized (defs/unchanged.py): its checks keep pointing at its latest materialization,
+which stays the latest, so Dagit keeps them current without new evaluations.
 Dagster's built-in column-schema-change checks are not used: they compare materializations across partitions.
 """
 
@@ -181,7 +183,7 @@ def schema_check_evaluations(context, source: SourceConfig, key: AssetKey,
     the materializations of all of them (one per database cost 10 ms each). `results`: DatabaseResults, or
     (DatabaseResult, result_metadata) pairs when the caller has the metadata already."""
     pairs = [x if isinstance(x, tuple) else (x, None) for x in results]
-    pairs = [(r, md) for r, md in pairs if r.snapshot is not None]
+    pairs = [(r, md) for r, md in pairs if r.ok and not r.missing]
     results = [r for r, _ in pairs]
     if not results:
         return []

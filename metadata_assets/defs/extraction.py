@@ -3,7 +3,6 @@
 
 import time
 
-from datetime import timedelta
 from urllib.parse import quote
 
 from dagster import (
@@ -15,7 +14,6 @@ from dagster import (
     BackfillPolicy,
     Config,
     Failure,
-    FreshnessPolicy,
     MetadataValue,
     multi_asset,
 )
@@ -33,6 +31,14 @@ from metadata_assets.defs.checks import (
     schema_check_evaluations,
 )
 from metadata_assets.defs.extraction_report import report_metadata
+from metadata_assets.defs.unchanged import (
+    CHECK_INPUTS,
+    check_inputs,
+    confirmed_unchanged,
+    latest_materializations,
+    observation,
+    target_of,
+)
 from metadata_assets.defs.push import push_after_extraction
 from metadata_assets.defs.keys import (  # noqa: F401  (re-exported)
     DATA_VERSION_TAG,
@@ -118,6 +124,7 @@ def materialization(key: AssetKey, r: DatabaseResult, source: SourceConfig, ui_u
         "rewritten": r.rewritten,
         "content_hash": MetadataValue.text(r.data_version or ""),
         "file_sha256": MetadataValue.text(r.file_sha256 or ""),
+        CHECK_INPUTS: MetadataValue.text(check_inputs(md, source.coverage_threshold)),
     })
     return AssetMaterialization(asset_key=key, partition=r.database, metadata=metadata,
                                 tags={DATA_VERSION_TAG: r.data_version})
@@ -165,8 +172,6 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
                          f"from {kind.catalog_read} only."),
             owners=list(source.owners), tags=dict(source.tags),
             code_version=rules_for(source).mce_format,  # what the files hold changes with it
-            freshness_policy=(FreshnessPolicy.time_window(fail_window=timedelta(hours=source.freshness_hours))
-                              if source.freshness_hours else None),
             skippable=True,  # each database gets its own materialization event below, no Output
         )],
         check_specs=check_specs(source),
@@ -194,9 +199,25 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
                                  f"{'missing' if r.missing else 'ok' if r.ok else 'FAILED'})")
 
         report = ExtractionReport(source=source.name, kind=source.type)
+        # each partition's latest materialization: a database found as it recorded it is observed instead
+        # (in runs the schedule and the sensors start; one started by hand materializes what it was asked to)
+        automated = SCHEDULE_NAME_TAG in context.run.tags or SENSOR_NAME_TAG in context.run.tags
+        latest = (latest_materializations(context.instance, key, databases)
+                  if automated and not config.rewrite_unchanged else {})
+        checks_selected = {k.name for k in context.selected_asset_check_keys}
         results = getattr(context.resources, source_key(source)).extract(
             databases, store, progress=progress, rewrite=config.rewrite_unchanged, report=report)
-        to_check: list[DatabaseResult] = []  # materialized, their check evaluations not yet yielded
+        to_check: list = []  # (result, check metadata) materialized, their check evaluations not yet yielded
+        unchanged: list = []  # (result, check metadata) confirmed as their latest materialization recorded them
+
+        def materialize(r: DatabaseResult, md: dict, d=None):
+            # a generator with no Output: only these events materialize
+            yield materialization(key, r, source, cfg.datahub.ui_url, md, d)
+            to_check.append((r, md))
+            if len(to_check) >= CHECK_EVERY:
+                yield from schema_check_evaluations(context, source, key, to_check)  # per partition
+                to_check.clear()
+
         try:
             for r in results:
                 for w in r.warnings:
@@ -207,12 +228,25 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
                 elif not r.missing:
                     d = diff(r.previous, r.snapshot)  # once: for the checks, the diff table and the picture
                     md = result_metadata(r, d)
-                    # a generator with no Output: only these events materialize
-                    yield materialization(key, r, source, cfg.datahub.ui_url, md, d)
-                    to_check.append((r, md))
-                if len(to_check) >= CHECK_EVERY:
-                    yield from schema_check_evaluations(context, source, key, to_check)  # per partition
-                    to_check = []
+                    if confirmed_unchanged(r, check_inputs(md, source.coverage_threshold), latest.get(r.database)):
+                        r.snapshot = r.previous = None  # a batch's snapshots are not all kept until its end
+                        unchanged.append((r, md))
+                    else:
+                        yield from materialize(r, md, d)
+            if failures:
+                # A failed run marks each partition it planned and did not materialize as failed in Dagit: only the
+                # databases that failed may show so. On such a day the unchanged ones materialize as before (without
+                # their table of tables and picture, which their previous materialization shows).
+                for r, md in unchanged:
+                    yield from materialize(r, md)
+            else:
+                for r, md in unchanged:
+                    rec = latest[r.database]
+                    yield observation(key, r, rec)
+                    if checks_selected:  # planned in this run (Dagit's Materialize): evaluated as on demand
+                        yield from (e for e in evaluate(key, r.database, rec.asset_materialization.metadata,
+                                                        source.coverage_threshold, target_of(rec))
+                                    if e.check_name in checks_selected)
             yield from schema_check_evaluations(context, source, key, to_check)
         except SourceUnavailable as e:  # only before the first database: later faults fail their own batch
             raise Failure(description=f"{e}; nothing was read or written, every file is as it was") from None
@@ -222,6 +256,7 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
         if len(failures) < len(databases) and pushes_itself(context, cfg, source):
             push_after_extraction(context, cfg, source)
         context.log.info(f"{len(databases)} databases in {time.monotonic() - started:.1f}s, "
+                         f"{0 if failures else len(unchanged)} confirmed unchanged (observed), "
                          f"{len(failures)} failed")
         if failures:
             raise Failure(

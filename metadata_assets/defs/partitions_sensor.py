@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from dagster import (
+    AssetSelection,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -177,7 +178,7 @@ def build_schema_sensor(cfg: ProjectConfig, source: SourceConfig, minimum_interv
         name=f"{source.name}_schema_sensor",
         minimum_interval_seconds=interval,
         default_status=DefaultSensorStatus.RUNNING,
-        asset_selection=[key],
+        asset_selection=AssetSelection.assets(key).without_checks(),  # evaluated by the asset itself
         description=(f"Fingerprints `{source.name}` from {kind.catalog_read} each tick: adds new allowed databases as "
                      "partitions, removes dropped ones, and materializes only the databases whose schema changed."),
     )

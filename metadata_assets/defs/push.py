@@ -8,6 +8,7 @@ database materialized with a data version DataHub does not have yet, or when a d
 import hashlib
 import json
 import time
+from datetime import timedelta
 from typing import Optional
 
 from dagster import (
@@ -19,6 +20,7 @@ from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
     Failure,
+    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     RetryPolicy,
@@ -86,6 +88,16 @@ def _push_source(context: AssetExecutionContext, cfg: ProjectConfig, source: Sou
         sink.close()
 
 
+def freshness_policy(source: SourceConfig) -> Optional[FreshnessPolicy]:
+    """Stale when DataHub was not confirmed in sync with the databases for `freshness_hours`. On the push asset, not
+    the extraction asset: Dagster's freshness counts materializations only, and a refresh that finds a database
+    unchanged observes its partition (defs/unchanged.py), so a quiet day would look stale there. The push that ends
+    each refresh materializes this asset even when it sends nothing (an extraction run's own push, or, with
+    push_from_extraction off, the push sensor's run after a refresh's observations)."""
+    return (FreshnessPolicy.time_window(fail_window=timedelta(hours=source.freshness_hours))
+            if source.freshness_hours else None)
+
+
 def build_push_asset(cfg: ProjectConfig, source: SourceConfig, retry_policy: RetryPolicy = RETRY_POLICY,
                      bind_resources: bool = True):
     """The source's push asset; its resources (the store and DataHub) bound or left to the Definitions, as for
@@ -104,6 +116,7 @@ def build_push_asset(cfg: ProjectConfig, source: SourceConfig, retry_policy: Ret
         op_tags={SOURCE_TAG: source.name},
         owners=list(source.owners),
         tags=dict(source.tags),
+        freshness_policy=freshness_policy(source),
         description=(f"Pushes the MCE files of `{source.name}` whose schema changed since the last confirmed push "
                      f"to {cfg.datahub.target} DataHub; soft-deletes dropped tables and databases."),
     )
@@ -220,8 +233,18 @@ def build_push_sensor(cfg: ProjectConfig, source: SourceConfig, minimum_interval
                               f"{sorted(extracting)[0]}): the last one pushes what they extracted; waiting")
         gone = sorted(set(state) - set(files.list_mce_databases(store, source.name)))
         gone_hash = hashlib.sha256(json.dumps(gone).encode()).hexdigest()[:16] if gone else None
-        new_cursor = json.dumps({"after": after, "gone": gone_hash})
         reasons = []
+        refreshed_after = cursor.get("refreshed_after")
+        if not cfg.datahub.push_from_extraction:
+            # no extraction run pushes at its end: a push run confirms each refresh (each run's report observation),
+            # which keeps the push asset's freshness true on a day without changes (freshness_policy)
+            newest = context.instance.fetch_observations(
+                AssetRecordsFilter(asset_key=mce_key, after_storage_id=refreshed_after), limit=1).records
+            if newest:
+                refreshed_after = newest[0].storage_id
+                if not changed:
+                    reasons.append("an extraction run ended: confirming DataHub is in sync")
+        new_cursor = json.dumps({"after": after, "gone": gone_hash, "refreshed_after": refreshed_after})
         if changed:
             reasons.append(f"{len(changed)} databases with a new schema version")
         if gone and gone_hash != cursor.get("gone"):
