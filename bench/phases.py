@@ -87,17 +87,17 @@ def main(size_name: str) -> None:
         t_all = tick()
         for i in range(0, len(dbs), source.batch_size):
             batch = dbs[i:i + source.batch_size]
-            # reads (4 bulk queries + SHOW CREATE per view) and snapshot building, split by wrapping _query
-            orig = reader._query
+            # reads (4 bulk queries + SHOW CREATE per view) and snapshot building, split by wrapping query
+            orig = reader.query
 
             def q(sql, args=(), _orig=orig):
                 return timed("sql: queries (incl. SHOW CREATE per view)", _orig, sql, args)
-            reader._query = q
+            reader.query = q
             sql_before = T["sql: queries (incl. SHOW CREATE per view)"]
             t0 = tick()
             snaps = list(reader.read(batch, source))
             T["python: rows -> snapshots"] += tick() - t0 - (T["sql: queries (incl. SHOW CREATE per view)"] - sql_before)
-            reader._query = orig
+            reader.query = orig
             lineage = timed("lineage: register schemas", LineageResolver, rules)
             for db in snaps:
                 timed("lineage: register schemas", lineage.register, db)

@@ -73,9 +73,9 @@ def install_union_reads() -> None:
     scans. Same rows, same dict keys."""
     from metadata_assets.sources import mysql
 
-    original = mysql.MySQLReader._query
+    original = mysql.MySQLReader.query
 
-    def _query(self, sql, args=()):
+    def query(self, sql, args=()):
         if "LEFT JOIN information_schema.REFERENTIAL_CONSTRAINTS" in sql:
             dbs = tuple(args)
             keys_sql = ("SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, COLUMN_NAME AS col, "
@@ -95,4 +95,4 @@ def install_union_reads() -> None:
         rewritten = _union_per_database(sql, tuple(args)) if "information_schema" in sql else None
         return original(self, *rewritten) if rewritten else original(self, sql, args)
 
-    mysql.MySQLReader._query = _query
+    mysql.MySQLReader.query = query

@@ -80,8 +80,8 @@ def child_floor(spec: dict, out: Path) -> dict:
             super().__init__(conn)
             self.rows: list[list[dict]] = []
 
-        def _query(self, sql, args=()):
-            rows = super()._query(sql, args)
+        def query(self, sql, args=()):
+            rows = super().query(sql, args)
             if "information_schema" in sql:
                 self.rows.append(rows)
                 if len(self.rows) == 4:
@@ -412,6 +412,17 @@ def prepare(size, log) -> tuple[object, float | None]:
     return server, gen_s
 
 
+def warm_scan(size_name: str, spec_base: dict, env: dict) -> None:
+    """Not measured: the first information_schema scan after a server start reads every table definition from disk;
+    without this the first contender would pay for everyone."""
+    warm = WORK / size_name / "runs" / "warmup"
+    shutil.rmtree(warm, ignore_errors=True)
+    warm.mkdir(parents=True)
+    (warm / "spec.json").write_text(json.dumps({**spec_base, "out": str(warm)}))
+    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", "floor_union", "--spec",
+                    str(warm / "spec.json")], env=env, stdout=subprocess.DEVNULL, check=False)
+
+
 def run_size(size, runs: int, skip: set[str], builtin_timeout: float, log, timeout_ours: float = 3600) -> dict:
     import generate
 
@@ -428,15 +439,8 @@ def run_size(size, runs: int, skip: set[str], builtin_timeout: float, log, timeo
     samples: dict[str, list[dict]] = {c: [] for c in CONTENDERS if c not in skip}
     builtin_skipped = None
     try:
-        # warm-up, not measured: the first information_schema scan after a server start reads every table
-        # definition from disk; without this the first contender of run 1 would pay for everyone.
-        warm = WORK / size.name / "runs" / "warmup"
-        shutil.rmtree(warm, ignore_errors=True)
-        warm.mkdir(parents=True)
-        (warm / "spec.json").write_text(json.dumps({**spec_base, "out": str(warm)}))
         t_warm = time.monotonic()
-        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", "floor_union", "--spec",
-                        str(warm / "spec.json")], env=env, stdout=subprocess.DEVNULL, check=False)
+        warm_scan(size.name, spec_base, env)
         subprocess.run([sys.executable, "-c", WARM_IMPORTS], env=env, check=False, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         log(f"[{size.name}] warm-up scan and bytecode cache {time.monotonic() - t_warm:.1f}s (not measured)")

@@ -178,6 +178,8 @@ def diff(previous: Optional[Database], current: Database) -> SchemaDiff:
     if previous is None:
         out.baseline = True
         return out
+    if previous is current:  # an unchanged schema (extract.write_database keeps the snapshot it read as both)
+        return out
     old = {t.name: t for t in previous.tables}
     new = {t.name: t for t in current.tables}
     for name in sorted(old.keys() - new.keys()):

@@ -32,6 +32,11 @@ def test_extraction_materializes_into_postgres_storage_and_the_push_sensor_reads
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         instance.add_dynamic_partitions(partitions_def(source).name, [db])
         assert materialize([build_mce_asset(cfg, source)], instance=instance, partition_key=db).success
+        # the run held one connection for its events (defs/storage_connections.py), with a statement timeout
+        engine = instance.event_log_storage._engine
+        assert type(engine.pool).__name__ == "QueuePool" and engine.pool.size() == 1
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "2min"
         assert instance.get_materialized_partitions(build_mce_asset(cfg, source).key) == {db}
         result = build_push_sensor(cfg, source)(build_sensor_context(instance=instance))
         assert len(result.run_requests) == 1  # a new version DataHub does not have yet

@@ -82,7 +82,7 @@ def test_a_scheduled_refresh_observes_unchanged_databases_and_their_checks_stay_
     assert {ev.event_specific_data.partition for ev in evaluations} == {changed} and len(evaluations) == 3
     for db in same:
         obs = observed[db].event_specific_data.asset_observation
-        assert obs.tags[DATA_VERSION_TAG] == before[db].asset_materialization.tags[DATA_VERSION_TAG]
+        assert obs.metadata["content_hash"].value == before[db].asset_materialization.tags[DATA_VERSION_TAG]
         assert obs.metadata["materialized_by"].value == before[db].run_id
         assert e.latest_materialization(db).storage_id == before[db].storage_id  # still the one Dagit shows
         assert e.checks_current(db) == {c: (True, "SUCCEEDED") for c in CHECKS}

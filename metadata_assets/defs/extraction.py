@@ -31,6 +31,7 @@ from metadata_assets.defs.checks import (
     schema_check_evaluations,
 )
 from metadata_assets.defs.extraction_report import report_metadata
+from metadata_assets.defs.storage_connections import hold_storage_connections
 from metadata_assets.defs.unchanged import (
     CHECK_INPUTS,
     check_inputs,
@@ -189,6 +190,7 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
             yield from on_demand_evaluations(context, source, key)
             return
         databases = list(context.partition_keys)
+        hold_storage_connections(context.instance)  # an event per database: one connection, not one each
         store = getattr(context.resources, STORE_KEY).open()
         started = time.monotonic()
         failures: list[DatabaseResult] = []
