@@ -171,7 +171,11 @@ def latest_materialization_target(instance, key: AssetKey, partition: str,
         AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
     if not records or (run_id is not None and records[0].run_id != run_id):
         return None
-    rec = records[0]
+    return target_of(records[0])
+
+
+def target_of(rec) -> AssetCheckEvaluationTargetMaterializationData:
+    """A materialization record as the target of a check evaluation."""
     return AssetCheckEvaluationTargetMaterializationData(storage_id=rec.storage_id, run_id=rec.run_id,
                                                          timestamp=rec.timestamp)
 
@@ -194,8 +198,7 @@ def schema_check_evaluations(context, source: SourceConfig, key: AssetKey,
     for rec in records:
         partition = rec.partition_key
         if rec.run_id == context.run.run_id and partition not in targets:
-            targets[partition] = AssetCheckEvaluationTargetMaterializationData(
-                storage_id=rec.storage_id, run_id=rec.run_id, timestamp=rec.timestamp)
+            targets[partition] = target_of(rec)
     out = []
     for r, md in pairs:
         out.extend(evaluate(key, r.database, md if md is not None else result_metadata(r), source.coverage_threshold,
@@ -242,8 +245,7 @@ def on_demand_evaluations(context, source: SourceConfig, key: AssetKey):
             context.log.info(f"{partition}: never materialized, nothing to check")
             continue
         rec = records[0]
-        target = AssetCheckEvaluationTargetMaterializationData(storage_id=rec.storage_id, run_id=rec.run_id,
-                                                               timestamp=rec.timestamp)
+        target = target_of(rec)
         for evaluation in evaluate(key, partition, rec.asset_materialization.metadata, source.coverage_threshold,
                                    target):
             if evaluation.check_name in selected:

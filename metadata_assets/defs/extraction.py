@@ -29,6 +29,7 @@ from metadata_assets.defs.checks import (
     on_demand_evaluations,
     result_metadata,
     schema_check_evaluations,
+    target_of,
 )
 from metadata_assets.defs.extraction_report import report_metadata
 from metadata_assets.defs.storage_connections import hold_storage_connections
@@ -38,7 +39,6 @@ from metadata_assets.defs.unchanged import (
     confirmed_unchanged,
     latest_materializations,
     observation,
-    target_of,
 )
 from metadata_assets.defs.push import push_after_extraction
 from metadata_assets.defs.keys import (  # noqa: F401  (re-exported)

@@ -27,9 +27,6 @@ from dagster import (
     DagsterEventType,
     MetadataValue,
 )
-from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-    AssetCheckEvaluationTargetMaterializationData,
-)
 
 from metadata_assets.defs.checks import WARNING_CODES
 from metadata_assets.defs.keys import DATA_VERSION_TAG
@@ -66,11 +63,6 @@ def confirmed_unchanged(r: DatabaseResult, inputs: str, latest) -> bool:
     recorded = mat.metadata.get(CHECK_INPUTS)
     return ((mat.tags or {}).get(DATA_VERSION_TAG) == r.data_version
             and getattr(recorded, "value", recorded) == inputs)
-
-
-def target_of(latest) -> AssetCheckEvaluationTargetMaterializationData:
-    return AssetCheckEvaluationTargetMaterializationData(storage_id=latest.storage_id, run_id=latest.run_id,
-                                                         timestamp=latest.timestamp)
 
 
 def observation(key: AssetKey, r: DatabaseResult, latest) -> AssetObservation:
