@@ -46,7 +46,8 @@ POLL_S = 0.2
 
 
 def instance_yaml(storage: str, pg=None) -> dict:
-    """dagster.yaml as the chart renders it from deploy/values.yaml (run queue, pools, run retries)."""
+    """dagster.yaml as the chart renders it from deploy/values.yaml (run queue, pools, run retries, the schedule and
+    sensor daemons' threads)."""
     qrc = VALUES["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
     pools, runs = VALUES["concurrency"]["pools"], VALUES["concurrency"]["runs"]
     doc = {
@@ -56,6 +57,9 @@ def instance_yaml(storage: str, pg=None) -> dict:
         "concurrency": {"pools": {"granularity": pools["granularity"], "default_limit": pools["defaultLimit"]},
                         "runs": {"max_concurrent_runs": runs["maxConcurrentRuns"]}},
         "run_retries": {"enabled": True, "max_retries": VALUES["dagsterDaemon"]["runRetries"]["maxRetries"]},
+        **{kind: {"use_threads": v["useThreads"], "num_workers": v["numWorkers"],
+                  "num_submit_workers": v["numSubmitWorkers"]}
+           for kind in ("schedules", "sensors") if (v := VALUES["dagsterDaemon"].get(kind))},
     }
     if storage == "postgres":
         doc["storage"] = {"postgres": {"postgres_db": {
