@@ -80,7 +80,7 @@ MAX_LISTED_TABLES = 100  # rows of a partition's table of tables; more are summa
 
 def _tables_table(db: Database, rules, ui_url) -> MetadataValue:
     """The database's tables and views as one markdown table (one string: a Dagster table of records costs several
-    times more to store and read back per materialization, and every partition is materialized every day)."""
+    times more to store and read back per materialization, and a changed database is materialized each time)."""
     lines = ["| name | kind | columns | comment | row estimate | DataHub |", "|---|---|---|---|---|---|"]
     for t in db.tables[:MAX_LISTED_TABLES]:
         link = (f"[open]({ui_url.rstrip('/')}/dataset/{quote(rules.dataset(db.name, t.name), safe='')})"
@@ -173,7 +173,7 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
                          f"from {kind.catalog_read} only."),
             owners=list(source.owners), tags=dict(source.tags),
             code_version=rules_for(source).mce_format,  # what the files hold changes with it
-            skippable=True,  # each database gets its own materialization event below, no Output
+            skippable=True,  # each database gets its own materialization (or observation) event below, no Output
         )],
         check_specs=check_specs(source),
         can_subset=True,  # check outputs optional (evaluated per partition), and checks selectable alone

@@ -4,7 +4,8 @@ The source's databases (its dynamic partitions, in Dagster's order) are cut into
 `source.batch_size`; each slice is one run over a partition *range* (tags dagster/asset_partition_range_start/_end),
 which the extraction asset reads with one set of bulk information_schema queries. 3,000 databases with the default
 batch of 200 make 15 runs (15 pods on Kubernetes), not 3,000; the mysql pool of the extraction asset caps how many run
-against one host at once. The push sensor then pushes what changed.
+against one host at once. Every database is read again; one found unchanged is observed rather than materialized
+(defs/unchanged.py). The last run pushes what changed (or the push sensor does).
 """
 
 from __future__ import annotations
