@@ -164,16 +164,6 @@ def evaluate(key: AssetKey, partition: str, metadata: Mapping, threshold: float,
     ]
 
 
-def latest_materialization_target(instance, key: AssetKey, partition: str,
-                                   run_id: Optional[str] = None) -> Optional[AssetCheckEvaluationTargetMaterializationData]:
-    """The partition's latest materialization (only if made by run_id, when given), as a check target."""
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
-    if not records or (run_id is not None and records[0].run_id != run_id):
-        return None
-    return target_of(records[0])
-
-
 def target_of(rec) -> AssetCheckEvaluationTargetMaterializationData:
     """A materialization record as the target of a check evaluation."""
     return AssetCheckEvaluationTargetMaterializationData(storage_id=rec.storage_id, run_id=rec.run_id,
