@@ -245,7 +245,7 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
                 for r, md in unchanged:
                     rec = latest[r.database]
                     yield observation(key, r, rec)
-                    if checks_selected:  # planned in this run (Dagit's Materialize): evaluated as on demand
+                    if checks_selected:  # an automated run that selected the checks: evaluated as on demand
                         yield from (e for e in evaluate(key, r.database, rec.asset_materialization.metadata,
                                                         source.coverage_threshold, target_of(rec))
                                     if e.check_name in checks_selected)

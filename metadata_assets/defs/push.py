@@ -1,8 +1,10 @@
 """The push of one source's MCE files to DataHub: an unpartitioned asset, and the sensor that starts it.
 
-The extraction asset logs one materialization per database (output_required=False), so the push is not in the same
-run (its step would be skipped): the sensor watches extraction's materializations and requests a push run when a
-database materialized with a data version DataHub does not have yet, or when a database's files were forgotten.
+The extraction asset logs its own events per database (a materialization, or an observation when the database is
+unchanged; no Output), so the push asset is not a step of the same run (it would be skipped). Extraction runs push
+at their end themselves (push_after_extraction, when datahub.push_from_extraction); the sensor watches extraction's
+materializations and requests a push run when a database materialized with a data version DataHub does not have
+yet, when a database's files were forgotten, or (push_from_extraction off) after each extraction run.
 """
 
 import hashlib
