@@ -81,7 +81,8 @@ class Deployment:
                "storage": {"uri": str(home / "store")},
                "datahub": {"target": "lite", "lite": {"path": str(home / "lite.sqlite")}}}
         (home / "sources.yaml").write_text(yaml.safe_dump(cfg))
-        self.env = {**os.environ, "DAGSTER_HOME": str(home / "dagster"), "METADATA_ASSETS_CONFIG":
+        chart_env = {e["name"]: e["value"] for e in VALUES["dagsterDaemon"].get("env", [])}  # daemon and runs
+        self.env = {**os.environ, **chart_env, "DAGSTER_HOME": str(home / "dagster"), "METADATA_ASSETS_CONFIG":
                     str(home / "sources.yaml"), run.PASSWORD_ENV: run.READER_PASSWORD,
                     "DATAHUB_TELEMETRY_ENABLED": "false", "PYTHONUNBUFFERED": "1"}
         self.daemon = None

@@ -167,6 +167,8 @@ def _demo_env(home: Path, port: int, password: str) -> dict[str, str]:
         "DEMO_MYSQL_PORT": str(port),
         "DEMO_MYSQL_PASSWORD": password,
         "DATAHUB_TELEMETRY_ENABLED": "false",
+        # range runs planned with one event, as deployed (deploy/values.yaml; defs/failed_partitions.py)
+        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
     }
 
 
@@ -249,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     cs.add_argument("--aspect", "-a", action="append", help="only this aspect (repeatable)")
     cs.add_argument("--config", help=f"config file (default ${config_mod.CONFIG_ENV}, else the demo config)")
     cs.set_defaults(fn=cmd_catalog_show)
-    r = sub.add_parser("refresh", help="materialize a source's databases now, in range runs of batch_size (recorded "
+    r = sub.add_parser("refresh", help="materialize a source's databases now, in range runs as the schedule makes them (recorded "
                                        "in $DAGSTER_HOME's instance, shown in Dagit)")
     r.add_argument("--source", required=True)
     r.add_argument("--database", "-d", action="append", help="only these databases (default: every partition)")

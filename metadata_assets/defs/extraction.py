@@ -32,6 +32,7 @@ from metadata_assets.defs.checks import (
     target_of,
 )
 from metadata_assets.defs.extraction_report import report_metadata
+from metadata_assets.defs.failed_partitions import mark_failed, planned_as_subset
 from metadata_assets.defs.storage_connections import hold_storage_connections
 from metadata_assets.defs.unchanged import (
     CHECK_INPUTS,
@@ -39,6 +40,7 @@ from metadata_assets.defs.unchanged import (
     confirmed_unchanged,
     latest_materializations,
     observation,
+    planned_alone_since,
 )
 from metadata_assets.defs.push import push_after_extraction
 from metadata_assets.defs.keys import (  # noqa: F401  (re-exported)
@@ -207,6 +209,12 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
         latest = (latest_materializations(context.instance, key, databases)
                   if automated and not config.rewrite_unchanged else {})
         checks_selected = {k.name for k in context.selected_asset_check_keys}
+        # planned with one event (defs/failed_partitions.py): this step marks its failed databases failed itself,
+        # and a database that failed before materializes (clearing its failure in Dagit) rather than being observed
+        subset = planned_as_subset(context, key)
+        if subset and latest:
+            for db in planned_alone_since(context.instance, key, databases, latest):
+                latest.pop(db, None)
         results = getattr(context.resources, source_key(source)).extract(
             databases, store, progress=progress, rewrite=config.rewrite_unchanged, report=report)
         to_check: list = []  # (result, check metadata) materialized, their check evaluations not yet yielded
@@ -235,7 +243,7 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
                         unchanged.append((r, md))
                     else:
                         yield from materialize(r, md, d)
-            if failures:
+            if failures and not subset:
                 # A failed run marks each partition it planned and did not materialize as failed in Dagit: only the
                 # databases that failed may show so. On such a day the unchanged ones materialize as before (without
                 # their table of tables and picture, which their previous materialization shows).
@@ -251,16 +259,20 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
                                     if e.check_name in checks_selected)
             yield from schema_check_evaluations(context, source, key, to_check)
         except SourceUnavailable as e:  # only before the first database: later faults fail their own batch
+            if subset:
+                mark_failed(context, key, {db: str(e) for db in databases})
             raise Failure(description=f"{e}; nothing was read or written, every file is as it was") from None
         # the run's report: one observation of the asset (not of a partition), beside the partitions' materializations
         context.log.info(report.summary())
         yield AssetObservation(asset_key=key, metadata=report_metadata(report))
         if len(failures) < len(databases) and pushes_itself(context, cfg, source):
             push_after_extraction(context, cfg, source)
+        observed = len(unchanged) if subset or not failures else 0
         context.log.info(f"{len(databases)} databases in {time.monotonic() - started:.1f}s, "
-                         f"{0 if failures else len(unchanged)} confirmed unchanged (observed), "
-                         f"{len(failures)} failed")
+                         f"{observed} confirmed unchanged (observed), {len(failures)} failed")
         if failures:
+            if subset:
+                mark_failed(context, key, {f.database: f.error for f in failures})
             raise Failure(
                 description=f"{len(failures)} of {len(databases)} databases failed: "
                             + ", ".join(f.database for f in failures[:20]),

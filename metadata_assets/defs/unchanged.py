@@ -55,6 +55,18 @@ def latest_materializations(instance, key: AssetKey, partitions: list[str]) -> d
     return {rec.partition_key: rec for rec in records}
 
 
+def planned_alone_since(instance, key: AssetKey, partitions: list[str], latest: dict) -> set[str]:
+    """The partitions planned on their own (a per-partition planned event) after their latest materialization.
+    In runs planned with one event (defs/failed_partitions.py) only a failed database is planned on its own: Dagit
+    shows it failed until it materializes again, so such a database is materialized, not observed, even when found
+    as it was recorded (its file may well have been kept)."""
+    if not partitions:
+        return set()
+    ids = instance.event_log_storage.get_latest_storage_id_by_partition(
+        key, DagsterEventType.ASSET_MATERIALIZATION_PLANNED, set(partitions))
+    return {db for db, planned in ids.items() if db not in latest or planned > latest[db].storage_id}
+
+
 def confirmed_unchanged(r: DatabaseResult, inputs: str, latest) -> bool:
     """Whether the database is as its latest materialization recorded it (see the module's docstring)."""
     if r.rewritten or latest is None or latest.asset_materialization is None:
