@@ -177,6 +177,11 @@ class Profile(_Strict):
         return self.min_rows, self.min_bytes
 
 
+# Largest run the default run size makes: its bulk reads are batch_size at a time, so memory follows batch_size; a
+# run of this many ordinary databases takes one to two minutes on a first fill (bench/NOTES.md, XL).
+AUTO_RUN_SIZE_MAX = 1500
+
+
 class SourceConfig(_Strict):
     """The fields every source has. A subclass adds `type: Literal[...]` (the registry key), its connection fields
     and its `database_allowed`; it may override a default (batch_size, sensor_interval_s) by redeclaring the field."""
@@ -190,8 +195,13 @@ class SourceConfig(_Strict):
     include_views: bool = True
     env: str = "PROD"
     platform_instance: Optional[str] = None
-    batch_size: int = Field(default=200, ge=1, le=1000, description="databases per run (and per bulk query)")
+    batch_size: int = Field(default=200, ge=1, le=1000, description="databases per bulk query (and per run, at most)")
     max_concurrent_runs: int = Field(default=2, ge=1, le=64, description="extraction runs against this source at once")
+    databases_per_run: Optional[int] = Field(
+        default=None, ge=1, le=10000,
+        description="databases per extraction run of the schedule and the schema sensor (each run still reads them "
+                    "in bulk queries of batch_size); default: batch_size, grown on a large estate until a refresh "
+                    "needs no more runs than run at once (max_concurrent_runs), up to 1,500 per run")
     sensor_interval_s: int = Field(default=15, ge=5, le=86400,
                                    description="seconds between the schema sensor's fingerprint queries")
     schedule: Schedule = Schedule()
@@ -204,6 +214,15 @@ class SourceConfig(_Strict):
         default=26, gt=0, le=24 * 366,
         description="the push asset is stale (Dagster freshness policy) when DataHub was not confirmed in sync "
                     "with the databases for this long; null: no policy")
+
+    def run_size(self, n_databases: int) -> int:
+        """Databases per extraction run when `n_databases` are to be refreshed: `databases_per_run`, or by default
+        batch_size, grown so that the refresh makes at most max_concurrent_runs runs (each run costs a process start,
+        a job load and, on Kubernetes, a pod), but no more than AUTO_RUN_SIZE_MAX."""
+        if self.databases_per_run is not None:
+            return self.databases_per_run
+        spread = -(-n_databases // self.max_concurrent_runs)
+        return max(self.batch_size, min(spread, AUTO_RUN_SIZE_MAX))
 
     @field_validator("owners")
     @classmethod

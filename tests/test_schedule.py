@@ -29,7 +29,7 @@ def evaluate(schedule, instance, when=datetime(2026, 11, 30, 5, 0, tzinfo=timezo
 
 
 def test_batches_partitions_into_ranges(instance):
-    src = source(batch_size=3, schedule={"cron": "30 4 * * 1-5", "timezone": "Asia/Seoul"})
+    src = source(batch_size=3, databases_per_run=3, schedule={"cron": "30 4 * * 1-5", "timezone": "Asia/Seoul"})
     schedule = build_daily_schedule(src)
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("30 4 * * 1-5", "Asia/Seoul")
 
@@ -47,7 +47,12 @@ def test_batches_partitions_into_ranges(instance):
     big = source(name="big", batch_size=200)
     instance.add_dynamic_partitions(partitions_def(big).name, [f"d{i:04d}" for i in range(3000)])
     big_requests = evaluate(build_daily_schedule(big), instance).run_requests
-    assert len(big_requests) == 15 and (big_requests[-1].tags[START], big_requests[-1].tags[END]) == ("d2800", "d2999")
+    # by default no more runs than run at once (max_concurrent_runs 2), each read in bulk queries of batch_size
+    assert [(r.tags[START], r.tags[END]) for r in big_requests] == [("d0000", "d1499"), ("d1500", "d2999")]
+    sliced = source(name="big", batch_size=200, databases_per_run=200)
+    sliced_requests = evaluate(build_daily_schedule(sliced), instance).run_requests
+    assert len(sliced_requests) == 15
+    assert (sliced_requests[-1].tags[START], sliced_requests[-1].tags[END]) == ("d2800", "d2999")
 
     next_day = evaluate(schedule, instance, datetime(2026, 12, 1, 5, 0, tzinfo=timezone.utc)).run_requests
     assert not {r.run_key for r in next_day} & {r.run_key for r in requests}
@@ -67,3 +72,12 @@ def test_a_scheduled_run_extracts_its_whole_range(schema, tmp_path, instance):
     assert done == set(dbs[:2])
     assert files.list_mce_databases(files.open_store(cfg.storage.uri), src.name) == sorted(dbs[:2])
     assert (second.tags[START], second.tags[END]) == (dbs[2], dbs[2])
+
+
+def test_the_run_size_grows_with_the_estate_up_to_its_cap_and_follows_an_explicit_setting():
+    from metadata_assets.source_config import AUTO_RUN_SIZE_MAX
+
+    s = source(batch_size=200, max_concurrent_runs=2)
+    assert [s.run_size(n) for n in (1, 100, 400, 401, 3000, 10_000)] == [200, 200, 200, 201, 1500, AUTO_RUN_SIZE_MAX]
+    assert source(batch_size=200, max_concurrent_runs=4).run_size(3000) == 750
+    assert source(batch_size=50, databases_per_run=20).run_size(3000) == 20

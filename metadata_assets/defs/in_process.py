@@ -39,7 +39,8 @@ def sync_partitions(cfg: ProjectConfig, instance: DagsterInstance, source: Sourc
 def refresh_source(cfg: ProjectConfig, defs: Definitions, instance: DagsterInstance, source: SourceConfig,
                    print_fn: Callable[[str], None] = print, databases: Optional[list[str]] = None) -> bool:
     """Materialize the source's partitions (or only `databases`, which must be allowed and visible) in range runs
-    of `batch_size`, as the daily schedule does; recorded in `instance` like any run."""
+    of the source's run size (SourceConfig.run_size), as the daily schedule does; recorded in `instance` like any
+    run."""
     keys = sync_partitions(cfg, instance, source)
     if databases:
         unknown = sorted(set(databases) - set(keys))
@@ -51,7 +52,7 @@ def refresh_source(cfg: ProjectConfig, defs: Definitions, instance: DagsterInsta
     job = defs.resolve_implicit_global_asset_job_def()
     ok = True
     done = 0
-    for batch in batches(keys, source.batch_size):  # the daily schedule's batching
+    for batch in batches(keys, source.run_size(len(keys))):  # the daily schedule's batching
         result = job.execute_in_process(
             instance=instance, asset_selection=[mce_asset_key(source)], run_config=QUIET, raise_on_error=False,
             tags=range_tags(batch),

@@ -10,8 +10,8 @@ a JSON object {database: fingerprint}:
 - a database the cursor has never seen (first tick, or a database that reappears) is requested only if its partition
   has never been materialized: the daily schedule refreshes everything else, so turning the sensor on does not
   start a full re-read of a 3,000-database estate.
-Requested partitions are cut into runs of consecutive partition keys (Dagster's partition order), each up to
-`source.batch_size` long: a run over a partition range when it holds more than one, a single-partition run otherwise.
+Requested partitions are cut into runs of consecutive partition keys (Dagster's partition order), each up to the
+source's run size long (SourceConfig.run_size): a run over a partition range when it holds more than one, a single-partition run otherwise.
 An unreachable source makes the tick skip with the reason; the cursor is kept, so nothing is lost.
 """
 
@@ -221,7 +221,7 @@ def build_schema_sensor(cfg: ProjectConfig, source: SourceConfig, minimum_interv
         self_push = self_pushed(p, cursor, source.batch_size)
         runs = [run_request(g, ", ".join(sorted({reasons[k] for k in g})),
                             {**run_tags(source), **({PUSH_AFTER_TAG: "1"} if self_push & set(g) else {})})
-                for g in contiguous_runs(p.order, p.requested, source.batch_size)]
+                for g in contiguous_runs(p.order, p.requested, source.run_size(len(p.requested)))]
         summary = (f"{len(fingerprints)} databases fingerprinted in {query_s:.2f}s: {len(p.add)} new, "
                    f"{len(p.remove)} removed, {len(p.changed)} changed, {len(p.never_materialized)} never "
                    f"materialized -> {len(runs)} runs")

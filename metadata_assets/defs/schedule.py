@@ -1,10 +1,10 @@
 """The daily refresh of one source: every database's MCE file, in a bounded number of runs.
 
-The source's databases (its dynamic partitions, in Dagster's order) are cut into contiguous slices of
-`source.batch_size`; each slice is one run over a partition *range* (tags dagster/asset_partition_range_start/_end),
-which the extraction asset reads with one set of bulk information_schema queries. 3,000 databases with the default
-batch of 200 make 15 runs (15 pods on Kubernetes), not 3,000; the mysql pool of the extraction asset caps how many run
-against one host at once. Every database is read again; one found unchanged is observed rather than materialized
+The source's databases (its dynamic partitions, in Dagster's order) are cut into contiguous slices of the source's
+run size (SourceConfig.run_size: batch_size, grown on a large estate to no more runs than run at once); each slice is
+one run over a partition *range* (tags dagster/asset_partition_range_start/_end), which the extraction asset reads in
+bulk information_schema queries of batch_size. 3,000 databases with the defaults make 2 runs of 1,500 (2 pods on
+Kubernetes), not 3,000; the pool of the extraction asset caps how many run against one host at once. Every database is read again; one found unchanged is observed rather than materialized
 (defs/unchanged.py). The last run pushes what changed (or the push sensor does).
 """
 
@@ -38,22 +38,23 @@ def build_daily_schedule(source: SourceConfig):
         # would end SKIPPED for each database found unchanged (observed, defs/unchanged.py)
         target=AssetSelection.assets(mce_asset_key(source)).without_checks(),
         default_status=DefaultScheduleStatus.RUNNING,
-        description=(f"Refreshes every database's MCE file of `{source.name}` in runs of up to "
-                     f"{source.batch_size} databases; the push sensor then pushes what changed."),
+        description=(f"Refreshes every database's MCE file of `{source.name}` in runs of at least "
+                     f"{source.batch_size} databases (more on a large estate); the last run pushes what changed."),
     )
     def daily(context: ScheduleEvaluationContext):
         keys = parts.get_partition_keys(dynamic_partitions_store=context.instance)
         if not keys:
             return SkipReason(f"source {source.name!r} has no databases (yet): nothing to refresh")
         tick = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
+        size = source.run_size(len(keys))
         return [
             RunRequest(
                 run_key=f"{tick}/{i}",
                 tags={**run_tags(source),  # sizes the run pod on Kubernetes
                       **range_tags(batch),
-                      "metadata_assets/batch": f"{i + 1}/{-(-len(keys) // source.batch_size)}"},
+                      "metadata_assets/batch": f"{i + 1}/{-(-len(keys) // size)}"},
             )
-            for i, batch in enumerate(batches(keys, source.batch_size))
+            for i, batch in enumerate(batches(keys, size))
         ]
 
     return daily
