@@ -284,13 +284,20 @@ class GatedLite(LiteSink):
         super().__init__(target)
         self.gate, self.on_emit, self.calls = gate, on_emit, 0
 
-    def emit(self, mcps, *args, **kwargs):
+    def _first_waits(self):
         self.calls += 1
         if self.calls == 1:
             if self.on_emit:
                 self.on_emit()
             assert self.gate.wait(30)
+
+    def emit(self, mcps, *args, **kwargs):
+        self._first_waits()
         super().emit(mcps, *args, **kwargs)
+
+    def emit_objs(self, objs, *args, **kwargs):  # the push's path into Lite (datahub/lite_write.py)
+        self._first_waits()
+        super().emit_objs(objs, *args, **kwargs)
 
 
 def test_two_pushes_at_once_lose_no_update(schema, tmp_path):

@@ -186,14 +186,15 @@ class PushReport:
     duration_s: float = 0.0
 
 
-def _entities(mcps: list[MetadataChangeProposalWrapper]) -> tuple[list[str], Optional[str]]:
+def _entities(objs: list[dict]) -> tuple[list[str], Optional[str]]:
+    """(dataset URNs, the database container's URN) of an MCE file's proposals (dicts)."""
     datasets: dict[str, None] = {}
     container = None
-    for m in mcps:
-        if m.entityType == "dataset":
-            datasets[m.entityUrn] = None
-        elif m.entityType == "container":
-            container = m.entityUrn
+    for o in objs:
+        if o.get("entityType") == "dataset":
+            datasets[o["entityUrn"]] = None
+        elif o.get("entityType") == "container":
+            container = o["entityUrn"]
     return list(datasets), container
 
 
@@ -259,6 +260,8 @@ def _push_locked(store: files.Store, source: str, rules, sink: Sink, *, max_remo
                          f"token or the account's privileges in DataHub: retrying cannot help.", report,
                          retryable=False) from None
     system_metadata = dict(runId=run_id or f"metadata-assets-{source}", lastObserved=int(time.time() * 1000))
+    emit_objs = getattr(sink, "emit_objs", None)
+    system_obj = SystemMetadataClass(**system_metadata).to_obj()
     consecutive, changed = 0, 0
     try:
         for i, (db, is_gone) in enumerate(work):
@@ -268,21 +271,26 @@ def _push_locked(store: files.Store, source: str, rules, sink: Sink, *, max_remo
             if deadline is not None and time.monotonic() >= deadline:
                 report.stopped, report.not_attempted = "deadline", [d for d, _ in work[i:]]
                 break
-            file_mcps: list[MetadataChangeProposalWrapper] = []
+            file_objs: list[dict] = []
             if is_gone:
                 prev = state[db]
                 urns = list(prev.datasets) + ([prev.container] if prev.container else [])
             else:
                 data = store.read_bytes(files.mce_key(source, db)) or b"[]"
-                file_mcps = files.read_mcps(data)
+                file_objs = json.loads(data)
                 # from the file as read now (it may have been rewritten since the fail-safe looked at it)
-                kept = set(_entities(file_mcps)[0])
+                kept = set(_entities(file_objs)[0])
                 urns = [u for u in state[db].datasets if u not in kept] if db in state else []
-            mcps = file_mcps + _removed(urns)
-            for m in mcps:
-                m.systemMetadata = SystemMetadataClass(**system_metadata)
+            n_sent = len(file_objs) + len(urns)
             try:
-                sink.emit(mcps, deadline=deadline)
+                if emit_objs is not None:  # DataHub Lite: the file's own dicts, not decoded (datahub/lite_write.py)
+                    emit_objs(file_objs + [files.proposal_obj(m) for m in _removed(urns)], system_obj,
+                              deadline=deadline)
+                else:
+                    mcps = (files.read_mcps(data) if file_objs else []) + _removed(urns)
+                    for m in mcps:
+                        m.systemMetadata = SystemMetadataClass(**system_metadata)
+                    sink.emit(mcps, deadline=deadline)
             except DataHubRefused as e:
                 report.failures[db] = str(e)
                 report.stopped, report.not_attempted = "refused", [d for d, _ in work[i + 1:]]
@@ -293,13 +301,13 @@ def _push_locked(store: files.Store, source: str, rules, sink: Sink, *, max_remo
                 say(f"{db}: not pushed: {report.failures[db]}")
                 continue
             consecutive = 0
-            report.proposals_sent += len(mcps)
+            report.proposals_sent += n_sent
             report.soft_deleted += urns
             if is_gone:
                 del state[db]
                 report.databases_removed.append(db)
             else:
-                datasets, container = _entities(file_mcps)
+                datasets, container = _entities(file_objs)
                 version = sent_version(store, source, db, rules, data, (p.pending[db], p.pending_files[db]))
                 state[db] = PushedDatabase(data_version=version, datasets=datasets, container=container,
                                            pushed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))

@@ -19,6 +19,7 @@ from datahub.emitter.mcp import MetadataChangeProposalWrapper
 from metadata_assets.config import ConfigError, DataHubTarget, LiteTarget, RestTarget
 from metadata_assets.datahub.files import rare_shape, simplified_obj
 from metadata_assets.datahub.lite_index import close_without_reindex, reindex_entities
+from metadata_assets.datahub.lite_write import write_objs
 
 
 class DataHubUnavailable(RuntimeError):
@@ -80,6 +81,11 @@ class LiteSink:
         for mcp in mcps:
             self.lite.write(CompiledToObj.of(mcp))
         reindex_entities(self.lite, (m.entityUrn for m in mcps))
+
+    def emit_objs(self, objs: Sequence[dict], system_metadata: dict, deadline: Optional[float] = None) -> None:
+        """`emit` for proposals as an MCE file holds them (dicts), written without decoding them
+        (datahub/lite_write.py); `system_metadata` is SystemMetadataClass.to_obj() of each one's."""
+        reindex_entities(self.lite, write_objs(self.lite, objs, system_metadata))
 
     def describe(self) -> str:
         return f"DataHub Lite at {self.path}"
