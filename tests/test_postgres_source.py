@@ -735,3 +735,49 @@ def test_erp_conformance_with_builtin(erp, erp_extracted, tmp_path):
         assert (sorted(io_b.inputDatasets), sorted(io_b.outputDatasets)) == (
             lower(io_o.inputDatasets), lower(io_o.outputDatasets)), job
         assert {*io_o.inputDatasets, *io_o.outputDatasets} <= datasets, job
+
+
+def test_erp_fingerprint_and_diff_see_indexes_checks_triggers_routines_and_domains(erp, erp_source, tmp_path):
+    """Each kind of object moves the database's fingerprint and shows in the diff of two extractions; data and
+    ANALYZE move neither."""
+    from metadata_assets.diff import diff
+
+    server, _ = erp
+    pg_kind = kind("postgres")
+    before_fp = pg_kind.fingerprints(erp_source)[ERP]
+    (before,) = extract(erp_source, [ERP], files.LocalStore(tmp_path / "a"))
+    execute(server, ERP, "INSERT INTO sales.never_analysed VALUES (11); ANALYZE sales.audit")
+    assert pg_kind.fingerprints(erp_source)[ERP] == before_fp
+    changes = {
+        "index": ("CREATE INDEX orders_placed ON sales.orders (placed)", "DROP INDEX sales.orders_placed"),
+        "check": ("ALTER TABLE sales.audit ADD CONSTRAINT audit_id CHECK (order_id > 0)",
+                  "ALTER TABLE sales.audit DROP CONSTRAINT audit_id"),
+        "trigger": ("CREATE TRIGGER audit_log BEFORE DELETE ON sales.audit FOR EACH ROW EXECUTE FUNCTION "
+                    "sales.log_order()", "DROP TRIGGER audit_log ON sales.audit"),
+        "routine": ("CREATE OR REPLACE PROCEDURE sales.ship(order_id int) LANGUAGE sql AS "
+                    "$$ UPDATE sales.orders SET state = 'paid' WHERE id = order_id $$",
+                    "CREATE OR REPLACE PROCEDURE sales.ship(order_id int) LANGUAGE sql AS "
+                    "$$ UPDATE sales.orders SET state = 'shipped' WHERE id = order_id $$"),
+        "domain": ("ALTER DOMAIN public.positive_qty DROP NOT NULL", "ALTER DOMAIN public.positive_qty SET NOT NULL"),
+    }
+    seen = {}
+    for what, (do, undo) in changes.items():
+        execute(server, ERP, do)
+        try:
+            assert pg_kind.fingerprints(erp_source)[ERP] != before_fp, what
+            (after,) = extract(erp_source, [ERP], files.LocalStore(tmp_path / what))
+            d = diff(before.snapshot, after.snapshot)
+            seen[what] = sorted([c.describe() for c in d.tables] + [c.describe() for c in d.columns])
+        finally:
+            execute(server, ERP, undo)
+    assert pg_kind.fingerprints(erp_source)[ERP] == before_fp
+    assert len(seen["index"]) == 1 and "index orders_placed" in seen["index"][0]
+    assert len(seen["check"]) == 1 and "check constraint audit_id" in seen["check"][0]
+    assert len(seen["trigger"]) == 1 and "trigger audit_log" in seen["trigger"][0]
+    # one overload changed, named with its arguments; the other is untouched
+    assert seen["routine"] == ["routine `sales.ship(IN order_id integer)` changed"]
+    # every column of the domain, or of a domain over it, in tables, partitions, views and materialized views
+    assert seen["domain"] == sorted(f"column `{t}`.`{c}` became nullable" for t, c in (
+        ("inventory.items", "qty"), ("inventory.items", "spare"), ("sales.orders", "qty"),
+        *((f"sales.shipments{p}", "qty") for p in ("", "_2025", "_2026", "_2027")),
+        ("reporting.order_lines", "qty"), ("reporting.stock", "qty"), ("reporting.stock", "spare"))), seen["domain"]
