@@ -205,8 +205,11 @@ class PostgresReader:
             "CASE WHEN c.relkind = 'p' THEN (SELECT pg_catalog.json_build_array(count(*), "
             " count(*) FILTER (WHERE lc.reltuples >= 0), sum(lc.reltuples::bigint) FILTER (WHERE lc.reltuples >= 0), "
             " sum(lc.relpages::bigint) FILTER (WHERE lc.reltuples >= 0)) "
-            " FROM pg_catalog.pg_partition_tree(c.oid) pt JOIN pg_catalog.pg_class lc ON lc.oid = pt.relid "
-            " WHERE pt.isleaf) END AS leaves, "
+            # the partition tree walked through pg_inherits (pg_partition_tree() is PostgreSQL 12+)
+            " FROM (WITH RECURSIVE tree(relid) AS (SELECT i.inhrelid FROM pg_catalog.pg_inherits i "
+            "  WHERE i.inhparent = c.oid UNION ALL SELECT i.inhrelid FROM pg_catalog.pg_inherits i "
+            "  JOIN tree ON i.inhparent = tree.relid) SELECT relid FROM tree) pt "
+            " JOIN pg_catalog.pg_class lc ON lc.oid = pt.relid WHERE lc.relkind <> 'p') END AS leaves, "
             "pg_catalog.has_any_column_privilege(c.oid, 'SELECT') AS readable "
             "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relkind = ANY(%s) AND n.nspname = ANY(%s)", (list(_RELKINDS), allowed_schemas))
