@@ -22,6 +22,7 @@ from metadata_assets.extract import extract
 from metadata_assets.report import ExtractionReport
 from metadata_assets.sources.postgres.config import PostgresSource
 from metadata_assets.sources.postgres.reader import connect, grant_statements
+from metadata_assets.source_config import Pattern
 from metadata_assets.sources.registry import kind
 
 SHOP = """
@@ -781,3 +782,20 @@ def test_erp_fingerprint_and_diff_see_indexes_checks_triggers_routines_and_domai
         ("inventory.items", "qty"), ("inventory.items", "spare"), ("sales.orders", "qty"),
         *((f"sales.shipments{p}", "qty") for p in ("", "_2025", "_2026", "_2027")),
         ("reporting.order_lines", "qty"), ("reporting.stock", "qty"), ("reporting.stock", "spare"))), seen["domain"]
+
+
+def test_erp_routines_can_be_left_out_or_filtered(erp_source, tmp_path):
+    """include_stored_procedures: false reads no routine (one statement fewer) and the fingerprint ignores them;
+    procedure_pattern matches "database.schema.routine", as the built-in's."""
+    pg_kind = kind("postgres")
+    off = erp_source.model_copy(update={"include_stored_procedures": False})
+    report = ExtractionReport(source="erp", kind="postgres")
+    (r,) = extract(off, [ERP], files.LocalStore(tmp_path / "off"), report=report)
+    assert r.ok and r.snapshot.routines == [] and report.statements == 1 + 7
+    aspects = aspects_of(files.read_mcps(files.LocalStore(tmp_path / "off").read_bytes(files.mce_key("erp", ERP))))
+    assert not [u for u in aspects if u.startswith(("urn:li:dataFlow:", "urn:li:dataJob:"))]
+    assert pg_kind.fingerprints(off)[ERP] != pg_kind.fingerprints(erp_source)[ERP]
+    only = erp_source.model_copy(update={"procedure_pattern": Pattern(allow=[rf"{ERP}\.sales\.ship$"])})
+    (r,) = extract(only, [ERP], files.LocalStore(tmp_path / "only"))
+    assert [x.label for x in r.snapshot.routines] == [
+        "sales.ship(IN order_id integer)", "sales.ship(IN order_id integer, IN on_day date)"]
