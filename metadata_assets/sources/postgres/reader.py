@@ -192,7 +192,8 @@ class PostgresReader:
         found = self._query(
             "SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind, c.relispartition, "
             "c.reltuples::bigint AS reltuples, c.relpages::bigint * pg_catalog.current_setting('block_size')::bigint "
-            "AS data_length, pg_catalog.current_setting('block_size')::bigint AS block_size, pg_catalog.obj_description(c.oid, 'pg_class') AS comment, "
+            "AS data_length, pg_catalog.current_setting('block_size')::bigint AS block_size, "
+            "pg_catalog.obj_description(c.oid, 'pg_class') AS comment, "
             "CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END AS partition_key, "
             "CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END AS partition_bound, "
             "(SELECT pn.nspname || '.' || pc.relname FROM pg_catalog.pg_inherits i "
@@ -272,6 +273,7 @@ class PostgresReader:
         cols_of: dict[int, list[dict]] = defaultdict(list)
         for c in columns:
             cols_of[c["rel"]].append(c)
+        # each table's constraints (kind p, f, c), indexes (i) and triggers (t)
         keys_of: dict[int, list[dict]] = defaultdict(list)
         for k in keys:
             keys_of[k["rel"]].append(k)
