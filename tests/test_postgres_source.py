@@ -799,3 +799,21 @@ def test_erp_routines_can_be_left_out_or_filtered(erp_source, tmp_path):
     (r,) = extract(only, [ERP], files.LocalStore(tmp_path / "only"))
     assert [x.label for x in r.snapshot.routines] == [
         "sales.ship(IN order_id integer)", "sales.ship(IN order_id integer, IN on_day date)"]
+
+
+def test_erp_platform_instance_as_builtin(erp, erp_source, tmp_path):
+    """With a platform instance: the same URNs, instance aspects and browse paths as the built-in, routines too."""
+    server, _ = erp
+    builtin = run_builtin_on(server, tmp_path, [ERP], include_stored_procedures=True, platform_instance="eu-1")
+    src = erp_source.model_copy(update={"platform_instance": "eu-1"})
+    store = files.LocalStore(tmp_path / "ours")
+    (r,) = extract(src, [ERP], store)
+    assert r.ok, r.error
+    ours = aspects_of(files.read_mcps(store.read_bytes(files.mce_key("erp", ERP))))
+    entities = {u for u in builtin if u.split(":")[2] in ("dataset", "container", "dataFlow", "dataJob")}
+    assert entities <= set(ours) and len([u for u in entities if ",eu-1." in u]) == 11 + 2 + 1
+    for urn in entities:
+        for aspect in ("dataPlatformInstance", "browsePathsV2", "container", "status"):
+            assert builtin[urn].get(aspect) == ours[urn].get(aspect), (urn, aspect)
+    for urn in (u for u in ours if u.startswith(("urn:li:dataFlow:", "urn:li:dataJob:"))):
+        assert ours[urn]["browsePathsV2"].path[0].id == "urn:li:dataPlatformInstance:(urn:li:dataPlatform:postgres,eu-1)"
