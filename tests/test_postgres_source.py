@@ -4,6 +4,12 @@
   still reads every schema, table, view, materialized view, partitioned table, column, comment and key;
 - conformance: DataHub's built-in `postgres` source, run on the same server, gives the same URNs, containers,
   browse paths, fields, keys and view lineage (intended differences asserted as such);
+- issue 27, on `SalesERP` (a database whose name has capitals): views across schemas whose lineage names the
+  datasets emitted, NOT NULL domains (in tables, views, materialized views), enums, types as psql shows them,
+  partitioned tables with data and a never-analysed partition and table, functions and procedures (overloads, a
+  SQL-standard body, a trigger function; extension functions and aggregates left out) as DataFlow/DataJobs, indexes,
+  check constraints and triggers, in the fingerprint and the diff; conformance with the built-in there too, with
+  stored procedures and with a platform instance;
 - fingerprints: a schema change moves its database's fingerprint, a data change does not;
 - Dagster: the partition's asset materializes and the push sends it into DataHub Lite.
 """
