@@ -267,7 +267,8 @@ class PostgresReader:
         db = Database(name=name, charset=dbrow["charset"], collation=dbrow["collation"],
                       comment=dbrow["comment"] or "", read_at_ms=int(time.time() * 1000),
                       statistics_note="row count: pg_class.reltuples, the planner's estimate as of the last VACUUM or "
-                                      "ANALYZE; size: relpages x block_size, as of then too")
+                                      "ANALYZE; size: relpages x block_size, as of then too; a partitioned table: "
+                                      "the sums over its analysed partitions; a table never analysed has none")
         db.properties["schemas"] = json.dumps(
             [{"name": s["name"], "comment": s["comment"] or ""} for s in schemas], ensure_ascii=False)
         cols_of: dict[int, list[dict]] = defaultdict(list)
