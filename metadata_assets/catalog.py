@@ -16,6 +16,7 @@ VOLATILE_TABLE_FIELDS = ("create_time", "update_time", "row_estimate", "data_len
 # Parts of the schema that older snapshots lack: left out of the hash while empty, so adding the field did not move
 # the hash of a schema that has none of them.
 _OPTIONAL_TABLE_PARTS = ("properties", "indexes", "checks", "triggers", "view_upstreams")
+_OPTIONAL_ROUTINE_PARTS = ("schema", "arguments")
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,17 @@ class Routine:
     deterministic: Optional[bool] = None
     data_access: Optional[str] = None  # CONTAINS SQL, READS SQL DATA, MODIFIES SQL DATA, NO SQL
     security_type: Optional[str] = None  # DEFINER or INVOKER
+    # PostgreSQL: the routine's schema and its arguments as pg_get_function_arguments() gives them (overloads share a
+    # name); None for MySQL, whose routines are the database's and cannot be overloaded
+    schema: Optional[str] = None
+    arguments: Optional[str] = None
+
+    @property
+    def label(self) -> str:
+        """How people name it: `name` (MySQL), `schema.name(arguments)` (PostgreSQL)."""
+        if self.schema is None:
+            return self.name
+        return f"{self.schema}.{self.name}" + (f"({self.arguments})" if self.arguments is not None else "")
 
 
 @dataclass
@@ -215,6 +227,10 @@ class Database:
         for k in ("properties", "routines"):
             if not d[k]:
                 d.pop(k)  # absent when empty: hashes stay what they were before the field existed
+        for r in d.get("routines", []):
+            for k in _OPTIONAL_ROUTINE_PARTS:
+                if r[k] is None:
+                    r.pop(k)
         for t in d["tables"]:
             for k in VOLATILE_TABLE_FIELDS:
                 t.pop(k)

@@ -194,8 +194,8 @@ def diff(previous: Optional[Database], current: Database) -> SchemaDiff:
             continue
         out.tables += _table_changes(a, b)
         out.columns += _column_changes(a, b)
-    old_r = {(r.routine_type, r.name): r for r in previous.routines}
-    new_r = {(r.routine_type, r.name): r for r in current.routines}
+    old_r = {(r.routine_type, r.label): r for r in previous.routines}  # PostgreSQL: schema.name(arguments)
+    new_r = {(r.routine_type, r.label): r for r in current.routines}
     for key in sorted(old_r.keys() | new_r.keys()):
         if old_r.get(key) != new_r.get(key):
             out.tables.append(TableChange(key[1], ROUTINE, key[0] if key in old_r else None,

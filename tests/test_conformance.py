@@ -356,14 +356,16 @@ def test_procedures_domains_and_profiles_as_builtin(schema, tmp_path):
     flows = of_type(builtin, "urn:li:dataFlow:")
     assert flows == of_type(ours, "urn:li:dataFlow:") == {f"urn:li:dataFlow:(mysql,{db}.stored_procedures,PROD)"}
     (flow,) = flows
-    for aspect in ("dataFlowInfo", "subTypes", "container"):
+    # status and browsePathsV2 too (the built-in's workunit processors add them): browsable under the database
+    for aspect in ("dataFlowInfo", "subTypes", "container", "status", "browsePathsV2"):
         assert ours[flow][aspect] == builtin[flow][aspect], aspect
     archive = f"urn:li:dataJob:({flow},archive)"
     twice = f"urn:li:dataJob:({flow},twice)"
     assert of_type(builtin, "urn:li:dataJob:") == {archive}
     assert of_type(ours, "urn:li:dataJob:") == {archive, twice}
-    for aspect in ("subTypes", "container", "dataTransformLogic"):
+    for aspect in ("subTypes", "container", "dataTransformLogic", "status", "browsePathsV2"):
         assert ours[archive][aspect] == builtin[archive][aspect], aspect
+    assert ours[twice]["browsePathsV2"] == ours[archive]["browsePathsV2"] and ours[twice]["status"].removed is False
     o_info, b_info = ours[archive]["dataJobInfo"], builtin[archive]["dataJobInfo"]
     assert (o_info.name, o_info.type) == (b_info.name, b_info.type)
     assert b_info.customProperties.items() <= o_info.customProperties.items()

@@ -77,7 +77,9 @@ PLATFORM = "mysql"
 # 2: schemaMetadata for views without visible columns, visible keys only, no lineage to dropped tables
 # 3: datasetProfile (row estimate, columns, size) instead of row_estimate/data_length properties; indexes, check
 #    constraints and triggers as properties; stored procedures and functions; domains; BIT as Bytes (the built-in's)
-MCE_FORMAT = "3"
+# 4: the stored-procedure DataFlow and DataJobs carry status and browsePathsV2 (as the built-in's); a routine's
+#    arguments property
+MCE_FORMAT = "4"
 
 _TYPES = {
     **dict.fromkeys(
@@ -177,6 +179,22 @@ class UrnRules:
         """A table sqlglot resolved (datahub's _TableName) as (database, table name in the snapshot)."""
         return table.db_schema, table.table
 
+    def sql_table(self, table, database: str):
+        """A table sqlglot resolved (datahub's _TableName) in SQL of `database`, as it is named: MySQL's as written
+        (a view may read another database). PostgreSQL's overrides it."""
+        return table
+
+    def routine_schema_key(self, db: Database, r) -> Optional[object]:
+        """The schema container of a routine (its DataFlow is the schema's); None for two tiers (MySQL: the
+        database's flow)."""
+        return None
+
+    def routine_browse_path(self, db: Database, r) -> list[BrowsePathEntryClass]:
+        """browsePathsV2 of a routine's DataJob: the path to its container, as the built-in's workunit processor
+        gives it (its DataFlow's is the database's)."""
+        urn = self.container(db.name)
+        return [*self._instance_path(), BrowsePathEntryClass(id=urn, urn=urn)]
+
 
 def _props(d: dict) -> dict[str, str]:
     return {k: str(v) for k, v in d.items() if v is not None and v != ""}
@@ -269,8 +287,10 @@ def _ownership(rules: "UrnRules") -> Optional[OwnershipClass]:
 def _routines(db: Database, rules: "UrnRules", lineage: "LineageResolver",
               warnings: Optional[list[str]]) -> Iterator[MetadataChangeProposalWrapper]:
     """Stored procedures and functions as DataHub's source emits them (acryl-datahub's stored_procedures helpers):
-    a DataFlow `<database>.stored_procedures` in the database container, a DataJob per routine with its SQL and the
-    tables its SQL reads and writes. Functions too, with the FUNCTION subtype (the built-in lists procedures only)."""
+    a DataFlow `<database>.stored_procedures` in the database container (PostgreSQL: `<database>.<schema>.
+    stored_procedures` per schema, as the built-in postgres source), a DataJob per routine with its SQL and the tables
+    its SQL reads and writes; each with the status and browsePathsV2 the built-in's workunit processors add. Functions
+    too, with the FUNCTION subtype (the built-ins list procedures only)."""
     from datahub.ingestion.source.common.subtypes import FlowContainerSubTypes, JobContainerSubTypes
     from datahub.ingestion.source.sql.stored_procedures.base import (
         generate_procedure_container_workunits,
@@ -281,28 +301,43 @@ def _routines(db: Database, rules: "UrnRules", lineage: "LineageResolver",
     if not db.routines:
         return
     key = rules.container_key(db.name)
-    for wu in generate_procedure_container_workunits(key, None, FlowContainerSubTypes.PROCEDURE_CONTAINER):
-        yield wu.metadata
+    flows_done: set = set()
     lineage._resolve_registered()
     default_db, default_schema = rules.sql_defaults(db)
     for r in db.routines:
+        schema_key = rules.routine_schema_key(db, r)
+        flow = schema_key.as_urn() if schema_key is not None else None
+        if flow not in flows_done:
+            flows_done.add(flow)
+            out = [wu.metadata for wu in generate_procedure_container_workunits(
+                key, schema_key, FlowContainerSubTypes.PROCEDURE_CONTAINER)]
+            yield from out
+            # the flow's container is the database's, on every platform
+            yield MetadataChangeProposalWrapper(entityUrn=out[0].entityUrn, aspect=StatusClass(removed=False))
+            yield MetadataChangeProposalWrapper(entityUrn=out[0].entityUrn, aspect=BrowsePathsV2Class(
+                path=[*rules._instance_path(), BrowsePathEntryClass(id=key.as_urn(), urn=key.as_urn())]))
         procedure = BaseProcedure(
             name=r.name, procedure_definition=r.definition, created=None, last_altered=None,
-            comment=r.comment or None, argument_signature=None, return_type=r.returns, language=r.language,
-            extra_properties=_props({"routine_type": r.routine_type, "returns": r.returns,
+            comment=r.comment or None, argument_signature=r.arguments, return_type=r.returns, language=r.language,
+            extra_properties=_props({"routine_type": r.routine_type, "arguments": r.arguments, "returns": r.returns,
                                      "deterministic": r.deterministic, "sql_data_access": r.data_access,
                                      "security_type": r.security_type}) or None,
-            default_db=default_db or "", default_schema=default_schema or "",
+            default_db=default_db or "", default_schema=(r.schema or default_schema) or "",
             subtype=JobContainerSubTypes.FUNCTION if r.routine_type == "FUNCTION"
             else JobContainerSubTypes.STORED_PROCEDURE)
+        lineage.resolver.database = db.name
         try:
-            out = [wu.metadata for wu in generate_procedure_workunits(procedure, key, None, lineage.resolver)]
+            out = [wu.metadata for wu in generate_procedure_workunits(procedure, key, schema_key, lineage.resolver)]
         except Exception as e:  # sqlglot on an unusual body: the routine without lineage, said so
-            out = [wu.metadata for wu in generate_procedure_workunits(procedure, key, None, None)]
+            out = [wu.metadata for wu in generate_procedure_workunits(procedure, key, schema_key, None)]
             if warnings is not None:
-                warnings.append(Finding(f"routine {r.name!r}: lineage not parsed ({type(e).__name__}: {e})",
-                                        ROUTINE_LINEAGE, r.name))
+                warnings.append(Finding(f"routine {r.label!r}: lineage not parsed ({type(e).__name__}: {e})",
+                                        ROUTINE_LINEAGE, r.label))
+        job = out[0].entityUrn
         yield from out
+        yield MetadataChangeProposalWrapper(entityUrn=job, aspect=StatusClass(removed=False))
+        yield MetadataChangeProposalWrapper(entityUrn=job, aspect=BrowsePathsV2Class(
+            path=rules.routine_browse_path(db, r)))
 
 
 class LineageResolver:
@@ -335,11 +370,14 @@ class LineageResolver:
             def __init__(self, **kw):
                 super().__init__(**kw)
                 self.names: dict[str, set[tuple[Optional[str], str]]] = {}
+                self.database: Optional[str] = None  # of the SQL being parsed: set before each parse
 
             def _prefers_urn_lower(self) -> bool:
                 return False
 
             def resolve_table(self, table):
+                if self.database is not None:
+                    table = rules.sql_table(table, self.database)
                 urn, schema_info = super().resolve_table(table)
                 self.names.setdefault(urn, set()).add(rules.sql_names(table))
                 return urn, schema_info
@@ -380,6 +418,7 @@ class LineageResolver:
                 for d, tbl in sorted(set(t.view_upstreams))]), None
         self._resolve_registered()
         default_db, default_schema = self.rules.sql_defaults(db)
+        self.resolver.database = db.name
         result = sqlglot_lineage(t.view_definition, self.resolver, default_db=default_db,
                                  default_schema=default_schema)
         return lineage_aspect(result, t.name, urn, missing=lambda up: self._missing(db, t, up))

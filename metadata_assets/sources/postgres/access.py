@@ -9,7 +9,8 @@ transaction, empty search_path):
   else the first table or view. The probe waits at most PROBE_LOCK_WAIT_MS for a lock (PostgreSQL locks the relation
   before it checks privileges). A database without tables or views cannot be probed;
 - views: pg_get_viewdef() of one view gives SQL (pg_catalog is readable by every role that can connect);
-- routines: pg_proc rows outside the system schemas, and whether their source (prosrc) shows: it always does.
+- routines: the functions and procedures the reader catalogues (pg_proc outside the system schemas, extensions'
+  own left out), and whether their source (prosrc) shows: it always does, with CONNECT alone.
 The role's own attributes (superuser, pg_read_all_data) go in the account notes, as extraction reports them.
 """
 
@@ -25,6 +26,7 @@ from metadata_assets.sources.base import ConnectionLost, SourceUnavailable
 from metadata_assets.sources.postgres.config import PostgresSource
 from metadata_assets.sources.postgres.reader import (
     _NOT_SYSTEM,
+    _ROUTINES_WHERE,
     DatabaseGone,
     DatabaseRefused,
     PostgresReader,
@@ -142,7 +144,7 @@ def _database(source: PostgresSource, name: str) -> DatabaseAccess:
             row.views_have_sql = bool((views[0]["sql"] or "").strip())
         (r,) = p.rows("SELECT count(*) AS n, count(*) FILTER (WHERE p.prosrc IS NOT NULL) AS with_text "
                       "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
-                      f"WHERE p.prokind IN ('f', 'p') AND {_NOT_SYSTEM}")
+                      f"WHERE {_ROUTINES_WHERE} AND {_NOT_SYSTEM}")  # those the reader catalogues
         row.routines_visible = int(r["n"])
         if row.routines_visible:
             row.routine_text_visible = int(r["with_text"]) == row.routines_visible

@@ -29,6 +29,14 @@ class PostgresSource(ServerSource):
                     "that cost",
     )
 
+    include_stored_procedures: bool = Field(
+        default=True,
+        description="catalog functions and procedures (a DataFlow per schema, a DataJob per routine) as DataHub's "
+                    "postgres source does with include_stored_procedures; pg_proc shows their source to every role "
+                    "that can connect, so no grant is needed; routines of extensions are left out",
+    )
+    procedure_pattern: Pattern = Field(default=Pattern(), description='matched against "database.schema.routine"')
+
     def database_allowed(self, database: str) -> bool:
         return database not in SYSTEM_DATABASES and self.database_pattern.allowed(database)
 

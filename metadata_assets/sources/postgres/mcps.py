@@ -30,7 +30,10 @@ from metadata_assets.catalog import Column, Database, Table
 from metadata_assets.datahub.mcps import UrnRules
 
 # Bump when what a PostgreSQL database's file holds changes, so every file counts as changed and is pushed again.
-MCE_FORMAT = "1"
+# 2: view lineage keeps the database name's case; NOT NULL domains non-nullable; nativeDataType without `public.`;
+#    functions and procedures; indexes, check constraints and triggers; partitioned tables' profile from their
+#    partitions, never-analysed tables without figures
+MCE_FORMAT = "2"
 
 # pg_type.typname (the reader gives 'array' and 'enum' for those categories, a domain's base type for a domain)
 _TYPES = {
@@ -93,3 +96,20 @@ class PostgresUrnRules(UrnRules):
 
     def sql_names(self, table) -> tuple[Optional[str], str]:
         return table.database, f"{table.db_schema}.{table.table}"
+
+    def sql_table(self, table, database: str):
+        """A PostgreSQL query reads only its own database, so every table its SQL names is in `database`: named
+        with the database's real case. (sqlglot folds the unquoted default database to lower case, which made the
+        lineage of a database called `Sales` name `sales.x.y`, a dataset nobody emits.)"""
+        if table.database == database:
+            return table
+        return table.model_copy(update={"database": database})
+
+    def routine_schema_key(self, db: Database, r):
+        return self.schema_key(db.name, r.schema)
+
+    def routine_browse_path(self, db: Database, r) -> list[BrowsePathEntryClass]:
+        db_urn = self.container(db.name)
+        schema_urn = self.schema_key(db.name, r.schema).as_urn()
+        return [*self._instance_path(), BrowsePathEntryClass(id=db_urn, urn=db_urn),
+                BrowsePathEntryClass(id=schema_urn, urn=schema_urn)]

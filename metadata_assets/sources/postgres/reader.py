@@ -23,7 +23,7 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
-from metadata_assets.catalog import Column, Database, ForeignKey, Table
+from metadata_assets.catalog import CheckConstraint, Column, Database, ForeignKey, Index, Routine, Table, Trigger
 from metadata_assets.report import OVER_PRIVILEGED, Finding
 from metadata_assets.sources.base import ConnectionLost, SourceQueryFailed, SourceUnavailable
 from metadata_assets.sources.postgres.config import PostgresSource
@@ -42,6 +42,32 @@ _NOT_SYSTEM = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspna
 # out, the declared key names the partitioned table.
 _KEYS = ("(con.contype = 'p' OR con.contype = 'f' AND (con.conparentid = 0 OR con.confrelid = "
          "(SELECT p.confrelid FROM pg_catalog.pg_constraint p WHERE p.oid = con.conparentid)))")
+
+# Every domain's root base type and whether it, or a domain it is built on, is NOT NULL (PostgreSQL enforces the NOT
+# NULL of every domain in the chain; information_schema.columns looks at the column's own domain only).
+_DOMAINS = (
+    "WITH RECURSIVE dom(oid, base, nn) AS ("
+    "SELECT t.oid, t.typbasetype, t.typnotnull FROM pg_catalog.pg_type t WHERE t.typtype = 'd' "
+    "UNION ALL SELECT d.oid, b.typbasetype, d.nn OR b.typnotnull FROM dom d "
+    "JOIN pg_catalog.pg_type b ON b.oid = d.base AND b.typtype = 'd') "
+    "SELECT d.oid, d.base, d.nn FROM dom d JOIN pg_catalog.pg_type r ON r.oid = d.base AND r.typtype <> 'd'"
+)
+# A type as psql shows it to a reader whose search_path is the default ("$user", public): format_type() with an
+# empty search_path qualifies every type outside pg_catalog; `public.` is dropped again, unless a pg_catalog type of
+# the same name would make the bare name mean that one.
+_TYPE_AS_PSQL = (
+    "CASE WHEN tn.nspname = 'public' AND left(f.ft, 7) = 'public.' AND NOT EXISTS (SELECT 1 FROM "
+    "pg_catalog.pg_type pt WHERE pt.typname = t.typname AND pt.typnamespace = 'pg_catalog'::regnamespace) "
+    "THEN substr(f.ft, 8) ELSE f.ft END"
+)
+# Functions and procedures of the database's own (aggregates, window functions and what extensions install left out)
+_ROUTINES_WHERE = (
+    "p.prokind IN ('f', 'p') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep WHERE dep.classid = "
+    "'pg_catalog.pg_proc'::regclass AND dep.objid = p.oid AND dep.deptype = 'e')"
+)
+# pg_trigger.tgtype bits
+_TG_BEFORE, _TG_INSTEAD = 2, 64
+_TG_EVENTS = ((4, "INSERT"), (16, "UPDATE"), (8, "DELETE"), (32, "TRUNCATE"))
 
 
 class DatabaseGone(Exception):
@@ -166,7 +192,8 @@ class PostgresReader:
         found = self._query(
             "SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind, c.relispartition, "
             "c.reltuples::bigint AS reltuples, c.relpages::bigint * pg_catalog.current_setting('block_size')::bigint "
-            "AS data_length, pg_catalog.obj_description(c.oid, 'pg_class') AS comment, "
+            "AS data_length, pg_catalog.current_setting('block_size')::bigint AS block_size, "
+            "pg_catalog.obj_description(c.oid, 'pg_class') AS comment, "
             "CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END AS partition_key, "
             "CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END AS partition_bound, "
             "(SELECT pn.nspname || '.' || pc.relname FROM pg_catalog.pg_inherits i "
@@ -174,6 +201,16 @@ class PostgresReader:
             " JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace "
             " WHERE c.relispartition AND i.inhrelid = c.oid) AS partition_of, "
             "CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) END AS view_definition, "
+            # a partitioned table holds no rows itself: the sums over its leaf partitions that were ever analysed
+            # (reltuples -1: never; PostgreSQL 14+), with how many leaves there are and how many count
+            "CASE WHEN c.relkind = 'p' THEN (SELECT pg_catalog.json_build_array(count(*), "
+            " count(*) FILTER (WHERE lc.reltuples >= 0), sum(lc.reltuples::bigint) FILTER (WHERE lc.reltuples >= 0), "
+            " sum(lc.relpages::bigint) FILTER (WHERE lc.reltuples >= 0)) "
+            # the partition tree walked through pg_inherits (pg_partition_tree() is PostgreSQL 12+)
+            " FROM (WITH RECURSIVE tree(relid) AS (SELECT i.inhrelid FROM pg_catalog.pg_inherits i "
+            "  WHERE i.inhparent = c.oid UNION ALL SELECT i.inhrelid FROM pg_catalog.pg_inherits i "
+            "  JOIN tree ON i.inhparent = tree.relid) SELECT relid FROM tree) pt "
+            " JOIN pg_catalog.pg_class lc ON lc.oid = pt.relid WHERE lc.relkind <> 'p') END AS leaves, "
             "pg_catalog.has_any_column_privilege(c.oid, 'SELECT') AS readable "
             "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relkind = ANY(%s) AND n.nspname = ANY(%s)", (list(_RELKINDS), allowed_schemas))
@@ -183,14 +220,20 @@ class PostgresReader:
         oids = [r["oid"] for r in rels]
         columns = self._query(
             "SELECT a.attrelid AS rel, a.attname::text AS name, a.attnum AS ordinal, "
-            "pg_catalog.format_type(a.atttypid, a.atttypmod) AS column_type, "
-            "CASE WHEN t.typcategory = 'A' THEN 'array' WHEN t.typtype = 'e' THEN 'enum' "
-            " WHEN t.typtype = 'd' THEN bt.typname::text ELSE t.typname::text END AS data_type, "
-            "a.attnotnull AS notnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS dflt, a.attidentity AS identity, "
+            f"{_TYPE_AS_PSQL} AS column_type, "
+            # a domain is typed as its root base type (an enum or array domain as such)
+            "CASE WHEN t.typcategory = 'A' THEN 'array' WHEN t.typtype = 'e' THEN 'enum' WHEN t.typtype = 'd' THEN "
+            " CASE WHEN bt.typcategory = 'A' THEN 'array' WHEN bt.typtype = 'e' THEN 'enum' ELSE bt.typname::text END "
+            " ELSE t.typname::text END AS data_type, "
+            "a.attnotnull OR coalesce(dm.nn, false) AS notnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS dflt, "
+            "a.attidentity AS identity, "
             "a.attgenerated AS generated, pg_catalog.col_description(a.attrelid, a.attnum) AS comment, "
             "CASE WHEN a.attcollation <> t.typcollation THEN co.collname::text END AS collation "
             "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
-            "LEFT JOIN pg_catalog.pg_type bt ON bt.oid = t.typbasetype "
+            "JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace "
+            "CROSS JOIN LATERAL (SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS ft) f "
+            f"LEFT JOIN ({_DOMAINS}) dm ON dm.oid = t.oid "
+            "LEFT JOIN pg_catalog.pg_type bt ON bt.oid = dm.base "
             "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
             "LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation "
             "WHERE a.attrelid = ANY(%s::oid[]) AND a.attnum > 0 AND NOT a.attisdropped", (oids,))
@@ -201,23 +244,45 @@ class PostgresReader:
             "rn.nspname::text AS ref_schema, rc.relname::text AS ref_table, "
             "ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, i) JOIN pg_catalog.pg_attribute a "
             " ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.i) AS ref_cols, "
-            "con.confupdtype AS on_update, con.confdeltype AS on_delete "
+            "con.confupdtype AS on_update, con.confdeltype AS on_delete, "
+            "CASE WHEN con.contype = 'c' THEN pg_catalog.pg_get_expr(con.conbin, con.conrelid) END AS clause "
             "FROM pg_catalog.pg_constraint con LEFT JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid "
             "LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace "
-            f"WHERE {_KEYS} AND con.conrelid = ANY(%s::oid[])", (oids,))
+            f"WHERE ({_KEYS} OR con.contype = 'c') AND con.conrelid = ANY(%s::oid[])", (oids,))
+        # secondary indexes (the primary key's is Table.primary_key): key columns (INCLUDE columns left out) as
+        # pg_get_indexdef shows each, an expression as its expression; the access method (btree, gin, ...)
+        indexes = self._query(
+            "SELECT i.indrelid AS rel, ic.relname::text AS name, i.indisunique AS uniq, am.amname::text AS method, "
+            "ARRAY(SELECT pg_catalog.pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnkeyatts) k "
+            " ORDER BY k) AS cols, pg_catalog.obj_description(i.indexrelid, 'pg_class') AS comment "
+            "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid "
+            "JOIN pg_catalog.pg_am am ON am.oid = ic.relam "
+            "WHERE i.indrelid = ANY(%s::oid[]) AND NOT i.indisprimary", (oids,))
+        triggers = self._query(
+            "SELECT tg.tgrelid AS rel, tg.tgname::text AS name, tg.tgtype::int AS type, "
+            "pg_catalog.pg_get_triggerdef(tg.oid) AS statement FROM pg_catalog.pg_trigger tg "
+            "WHERE tg.tgrelid = ANY(%s::oid[]) AND NOT tg.tgisinternal", (oids,))
+        routines = self._routines(name, source, allowed_schemas) if source.include_stored_procedures else []
 
         db = Database(name=name, charset=dbrow["charset"], collation=dbrow["collation"],
                       comment=dbrow["comment"] or "", read_at_ms=int(time.time() * 1000),
                       statistics_note="row count: pg_class.reltuples, the planner's estimate as of the last VACUUM or "
-                                      "ANALYZE; size: relpages x block_size, as of then too")
+                                      "ANALYZE; size: relpages x block_size, as of then too; a partitioned table: "
+                                      "the sums over its analysed partitions; a table never analysed has none")
         db.properties["schemas"] = json.dumps(
             [{"name": s["name"], "comment": s["comment"] or ""} for s in schemas], ensure_ascii=False)
         cols_of: dict[int, list[dict]] = defaultdict(list)
         for c in columns:
             cols_of[c["rel"]].append(c)
+        # each table's constraints (kind p, f, c), indexes (i) and triggers (t)
         keys_of: dict[int, list[dict]] = defaultdict(list)
         for k in keys:
             keys_of[k["rel"]].append(k)
+        for i in indexes:
+            keys_of[i["rel"]].append({**i, "kind": "i"})
+        for x in triggers:
+            keys_of[x["rel"]].append({**x, "kind": "t"})
+        db.routines = routines
         readable = sorted(f"{r['schema']}.{r['name']}" for r in rels if r["readable"])
         for r in sorted(rels, key=lambda r: (r["schema"], r["name"])):
             db.tables.append(_table(r, cols_of.get(r["oid"], []), keys_of.get(r["oid"], []), name))
@@ -228,6 +293,31 @@ class PostgresReader:
                                     f"{'s' if len(readable) > 1 else ''} in database {name!r} ({shown})",
                                     OVER_PRIVILEGED))
         return db, warnings
+
+    def _routines(self, database: str, source: PostgresSource, schemas: list[str]) -> list[Routine]:
+        """Functions and procedures of the allowed schemas, with their source: pg_proc is readable by every role
+        that can connect, prosrc included (no EXECUTE or other grant needed); a body in SQL-standard form (BEGIN
+        ATOMIC, PostgreSQL 14+) has no prosrc: then pg_get_functiondef()'s CREATE statement."""
+        rows = self._query(
+            "SELECT n.nspname::text AS schema, p.proname::text AS name, p.prokind::text AS kind, "
+            "l.lanname::text AS language, pg_catalog.pg_get_function_arguments(p.oid) AS arguments, "
+            "CASE WHEN p.prokind = 'f' THEN pg_catalog.pg_get_function_result(p.oid) END AS returns, "
+            "CASE WHEN coalesce(p.prosrc, '') = '' THEN pg_catalog.pg_get_functiondef(p.oid) ELSE p.prosrc END "
+            "AS definition, pg_catalog.obj_description(p.oid, 'pg_proc') AS comment, p.provolatile::text AS volatility, "
+            "p.prosecdef AS definer FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
+            f"JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE {_ROUTINES_WHERE} AND n.nspname = ANY(%s)",
+            (schemas,))
+        out = []
+        for r in rows:
+            if not source.procedure_pattern.allowed(f"{database}.{r['schema']}.{r['name']}"):
+                continue
+            out.append(Routine(
+                name=r["name"], routine_type="PROCEDURE" if r["kind"] == "p" else "FUNCTION",
+                definition=r["definition"], comment=r["comment"] or "", returns=r["returns"],
+                language=r["language"].upper(), deterministic=r["volatility"] == "i",
+                data_access={"i": "IMMUTABLE", "s": "STABLE", "v": "VOLATILE"}.get(r["volatility"]),
+                security_type="DEFINER" if r["definer"] else "INVOKER", schema=r["schema"], arguments=r["arguments"]))
+        return sorted(out, key=lambda r: (r.schema, r.routine_type, r.name, r.arguments))
 
     def fingerprint(self, source: PostgresSource, name: str) -> str:
         """One statement: a digest of everything that shapes this database's MCE file (view SQL included, which
@@ -255,7 +345,23 @@ class PostgresReader:
             "UNION ALL SELECT 'k' || con.conrelid::regclass::text || '|' || con.conname || '|' || "
             "pg_catalog.pg_get_constraintdef(con.oid) FROM pg_catalog.pg_constraint con "
             "JOIN pg_catalog.pg_class c ON c.oid = con.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-            f"WHERE {_KEYS} AND {_NOT_SYSTEM}) parts")[0]
+            f"WHERE ({_KEYS} OR con.contype = 'c') AND {_NOT_SYSTEM} "
+            # a domain's NOT NULL and base type shape its columns' nullability and type
+            "UNION ALL SELECT 'y' || t.oid::regtype::text || '|' || t.typnotnull::text || '|' || t.typbasetype::regtype::text "
+            "FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace "
+            f"WHERE t.typtype = 'd' AND {_NOT_SYSTEM} "
+            "UNION ALL SELECT 'i' || i.indrelid::regclass::text || '|' || pg_catalog.pg_get_indexdef(i.indexrelid) || '|' || "
+            "coalesce(pg_catalog.obj_description(i.indexrelid, 'pg_class'), '') FROM pg_catalog.pg_index i "
+            "JOIN pg_catalog.pg_class c ON c.oid = i.indrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE NOT i.indisprimary AND {_NOT_SYSTEM} "
+            "UNION ALL SELECT 't' || tg.tgrelid::regclass::text || '|' || pg_catalog.pg_get_triggerdef(tg.oid) "
+            "FROM pg_catalog.pg_trigger tg JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid "
+            f"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE NOT tg.tgisinternal AND {_NOT_SYSTEM}"
+            + (" UNION ALL SELECT 'p' || p.oid::regprocedure::text || '|' || "
+               "pg_catalog.md5(pg_catalog.pg_get_functiondef(p.oid)) || '|' || "
+               "coalesce(pg_catalog.obj_description(p.oid, 'pg_proc'), '') FROM pg_catalog.pg_proc p "
+               f"JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE {_ROUTINES_WHERE} AND {_NOT_SYSTEM}"
+               if source.include_stored_procedures else "") + ") parts")[0]
         self._rollback()
         return row["h"]
 
@@ -271,11 +377,20 @@ def _table(r: dict, cols: list[dict], keys: list[dict], database: str) -> Table:
     if r["partition_of"]:
         props["partition_of"] = r["partition_of"]
         props["partition_bound"] = r["partition_bound"] or ""
-    reltuples = r["reltuples"]
+    # reltuples -1 (PostgreSQL 14+): never vacuumed or analysed, so neither the row count nor relpages is known yet
+    analysed = r["reltuples"] is not None and r["reltuples"] >= 0
+    rows, size = (r["reltuples"], r["data_length"]) if analysed else (None, None)
+    if kind == "p":
+        # a partitioned table's own figures are always empty: the sums over its analysed leaf partitions, none
+        # when no leaf was ever analysed; how many leaves count is said in the properties
+        leaves, counted, leaf_rows, leaf_pages = r["leaves"] or (0, 0, None, None)
+        rows = int(leaf_rows) if counted else None
+        size = int(leaf_pages) * r["block_size"] if counted else None
+        props["partition_statistics"] = f"sum over {counted} of {leaves} leaf partitions (the analysed ones)"
     table = Table(
         name=f"{r['schema']}.{r['name']}", table_type="VIEW" if kind in ("v", "m") else "BASE TABLE",
-        comment=r["comment"] or "", row_estimate=reltuples if reltuples is not None and reltuples >= 0 else None,
-        data_length=r["data_length"], view_definition=r["view_definition"], properties=props,
+        comment=r["comment"] or "", row_estimate=rows, data_length=size, view_definition=r["view_definition"],
+        properties=props,
         columns=[
             Column(
                 name=c["name"], ordinal=int(c["ordinal"]), column_type=c["column_type"], data_type=c["data_type"],
@@ -292,6 +407,15 @@ def _table(r: dict, cols: list[dict], keys: list[dict], database: str) -> Table:
     for k in keys:
         if k["kind"] == "p":
             table.primary_key = tuple(k["cols"])
+    for k in sorted((k for k in keys if k["kind"] == "i"), key=lambda k: k["name"]):
+        table.indexes.append(Index(name=k["name"], columns=tuple(k["cols"]), unique=k["uniq"], index_type=k["method"],
+                                   comment=k["comment"] or ""))
+    for k in sorted((k for k in keys if k["kind"] == "c"), key=lambda k: k["name"]):
+        table.checks.append(CheckConstraint(name=k["name"], clause=k["clause"]))
+    for k in sorted((k for k in keys if k["kind"] == "t"), key=lambda k: k["name"]):
+        table.triggers.append(Trigger(
+            name=k["name"], timing="INSTEAD OF" if k["type"] & _TG_INSTEAD else "BEFORE" if k["type"] & _TG_BEFORE
+            else "AFTER", event=" OR ".join(e for bit, e in _TG_EVENTS if k["type"] & bit), statement=k["statement"]))
     for k in sorted((k for k in keys if k["kind"] == "f"), key=lambda k: k["name"]):
         table.foreign_keys.append(ForeignKey(
             name=k["name"], columns=tuple(k["cols"]), ref_database=database,
