@@ -213,7 +213,7 @@ def cmd_history(args) -> int:
               "finds the schema changed)", file=sys.stderr)
         return 1
     for v in out:
-        head = f"version {v['version']}  {v['recorded_at'].replace('+00:00', ' UTC').replace('T', ' ')}"
+        head = f"version {v['version']}  {v['recorded_at'].replace('T', ' ').replace('+00:00', ' UTC')}"
         if v["first_kept"]:
             print(f"{head}  first version kept" + (" (the snapshot from before history was kept)"
                                                    if v["seeded"] else ""))

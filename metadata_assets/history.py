@@ -25,7 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Optional
+from typing import Callable, Optional
 
 from metadata_assets.catalog import Database
 from metadata_assets.change_config import History, Notifications
@@ -137,6 +137,11 @@ def create_only(store: Store, key: str, data: bytes) -> bool:
     return True
 
 
+def now() -> float:
+    """The time versions are recorded at (a function of its own, so a test can move it)."""
+    return time.time()
+
+
 def _version_name(seq: int, at: datetime, schema_hash: str) -> str:
     return f"{seq:08d}-{at:%Y%m%dT%H%M%S}Z-{schema_hash[:16]}.json.gz"
 
@@ -150,7 +155,10 @@ class Recorder:
     history: History
     risk_rules: dict
     notifications: Notifications
-    clock: callable = time.time  # tests pass their own
+    clock: Optional[Callable[[], float]] = None  # seconds since the epoch; None: now()
+
+    def now(self) -> float:
+        return (self.clock or now)()
 
     def record(self, db: Database, previous: Optional[Database], schema_hash: str, schema_version: str,
                recorded_schema_version: Optional[str]) -> Optional[VersionRef]:
@@ -174,7 +182,7 @@ class Recorder:
                 seeded: bool = False) -> VersionRef:
         for _ in range(5):  # another writer of the same database took the number: take the next one
             seq = (kept[-1].seq if kept else 0) + 1
-            at = datetime.fromtimestamp(self.clock(), timezone.utc).replace(microsecond=0)
+            at = datetime.fromtimestamp(self.now(), timezone.utc).replace(microsecond=0)
             key = f"{history_prefix(self.source, db.name)}/{_version_name(seq, at, schema_hash)}"
             doc = {"format": FORMAT, "source": self.source, "database": db.name, "seq": seq,
                    "recorded_at": at.isoformat(), "schema_hash": schema_hash, "schema_version": schema_version,
@@ -197,7 +205,7 @@ class Recorder:
         changes = d.changes()
         entry = {
             "id": f"{self.source}/{db.name}/{ref.seq}", "source": self.source, "database": db.name, "seq": ref.seq,
-            "recorded_at": ref.recorded_at.isoformat(), "queued_at_ms": int(self.clock() * 1000),
+            "recorded_at": ref.recorded_at.isoformat(), "queued_at_ms": int(self.now() * 1000),
             "risk": d.risk, "risk_counts": d.risk_counts(), "total_changes": len(changes),
             "changes": [c.to_dict() for c in changes[:MAX_QUEUED_CHANGES]],
             "delivered": [], "failures": {},
@@ -208,7 +216,7 @@ class Recorder:
     def _prune(self, kept: list[VersionRef]) -> None:
         """Delete the oldest versions beyond `keep_versions`, and those older than `keep_days` (never the newest)."""
         h = self.history
-        cutoff = (self.clock() - h.keep_days * 86400) if h.keep_days is not None else None
+        cutoff = (self.now() - h.keep_days * 86400) if h.keep_days is not None else None
         doomed = kept[:-h.keep_versions] if len(kept) > h.keep_versions else []
         if cutoff is not None:
             doomed += [v for v in kept[len(doomed):-1] if v.recorded_at.timestamp() < cutoff]
