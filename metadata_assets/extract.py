@@ -43,6 +43,7 @@ class DatabaseResult:
     snapshot: Optional[Database] = None
     previous: Optional[Database] = None
     rewritten: bool = True  # False: the schema was unchanged and the existing file was kept
+    history_version: Optional[int] = None  # the schema-history version this extraction recorded (history.py)
 
 
 def rules_for(source: SourceConfig):
@@ -108,7 +109,8 @@ def write_database(store: files.Store, source_name: str, db: Database, rules, li
         previous_doc = json.loads(previous_raw) if previous_raw else None
     result.previous = Database.from_dict(previous_doc) if previous_doc else None
     if recorder is not None:  # the schema history: before the files, so a crash between them loses no version
-        recorder.record(db, result.previous, schema_hash, schema_version, (recorded or {}).get("schema_version"))
+        ref = recorder.record(db, result.previous, schema_hash, schema_version, (recorded or {}).get("schema_version"))
+        result.history_version = ref.seq if ref is not None else None
 
     warnings = list(db.warnings)
     proposals = 0

@@ -433,3 +433,24 @@ def test_history_and_outbox_on_gcs(receiver, monkeypatch):
         assert report.ok and report.sent == 2 and outbox(store) == []
         assert [json.loads(r["body"])["version"] for r in receiver.requests] == [2, 3]
         assert store.read_bytes("src/outbox.lock") is None  # the lock object is released
+
+
+def test_renames_and_broken_views_on_real_mariadb(schema, tmp_path):
+    db = schema.create("b", "CREATE TABLE base (id INT PRIMARY KEY, v INT)", "CREATE VIEW reader AS SELECT id FROM base",
+                       "CREATE TABLE old_name (id INT PRIMARY KEY, label VARCHAR(20) NOT NULL)")
+    schema.grant()
+    source, store = schema.source(), files.LocalStore(tmp_path)
+    (first,) = extract(source, [db], store)
+    assert first.history_version == 1
+    schema.server.execute(f"DROP TABLE `{db}`.base", f"RENAME TABLE `{db}`.old_name TO `{db}`.new_name")
+    (second,) = extract(source, [db], store)
+    assert second.history_version == 2
+    key = mce_asset_key(source)
+    assert materialization(key, second, source).metadata["schema_history"].value == (
+        f"version 2: metadata-assets history --source src -d '{db}'")
+    (entry,) = history.timeline(store, "src", db, since=history.versions(store, "src", db)[1].recorded_at)[-1:]
+    rules = {(c.rule, c.object) for c in entry.diff.changes()}
+    assert {("table_dropped", "base"), ("table_dropped", "old_name"), ("table_added", "new_name"),
+            ("table_renamed", "old_name"), ("view_broken", "reader")} <= rules
+    assert entry.diff.renamed == [("old_name", "new_name")]
+    assert "view `reader` broken: it lists no columns any more" in entry.diff.breaking

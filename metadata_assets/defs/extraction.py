@@ -114,6 +114,9 @@ def materialization(key: AssetKey, r: DatabaseResult, source: SourceConfig, ui_u
         "schema_diff": md["schema_diff"],
         "schema_risk": md["schema_risk"],
     }
+    if r.history_version is not None:  # the same diff, with the versions before it: metadata-assets history
+        metadata["schema_history"] = MetadataValue.text(
+            f"version {r.history_version}: metadata-assets history --source {source.name} -d {r.database!r}")
     if r.snapshot is not None:
         metadata["tables_and_views"] = _tables_table(r.snapshot, rules_for(source), ui_url)
         svg = database_svg(r.snapshot, d)
