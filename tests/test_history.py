@@ -454,3 +454,35 @@ def test_renames_and_broken_views_on_real_mariadb(schema, tmp_path):
             ("table_renamed", "old_name"), ("view_broken", "reader")} <= rules
     assert entry.diff.renamed == [("old_name", "new_name")]
     assert "view `reader` broken: it lists no columns any more" in entry.diff.breaking
+
+
+def test_every_kind_of_change_gets_its_rule_and_default_class():
+    from metadata_assets.catalog import CheckConstraint, ForeignKey, Index, Routine, Trigger
+
+    def table(**kw):
+        cols = kw.pop("columns", [Column("id", 1, "int(11)", "int", False), Column("n", 2, "int(11)", "int", True)])
+        return Table("t", "BASE TABLE", columns=cols, **kw)
+
+    before = Database("d", tables=[table(primary_key=("id",), indexes=[Index("ix", ("n",))],
+                                         foreign_keys=[ForeignKey("fk", ("n",), "d", "u", ("id",))],
+                                         checks=[CheckConstraint("ck", "n > 0")])],
+                      routines=[Routine("p", "PROCEDURE", "BEGIN END"), Routine("f", "FUNCTION", "1")])
+    after = Database("d", tables=[table(
+        columns=[Column("id", 1, "bigint(20)", "bigint", False), Column("n", 2, "varchar(5)", "varchar", False),
+                 Column("req", 3, "int(11)", "int", False), Column("opt", 4, "int(11)", "int", False, default="0")],
+        primary_key=("id", "n"), indexes=[Index("ix", ("n",), unique=True), Index("ux", ("req",), unique=True)],
+        triggers=[Trigger("tr", "AFTER", "INSERT", "SET @x = 1")])],
+        routines=[Routine("p", "PROCEDURE", "BEGIN SELECT 1; END")])
+    got = {(c.rule, c.object, c.risk) for c in diff(before, after).changes()}
+    assert got == {
+        ("primary_key_changed", "t", "breaking"), ("foreign_key_changed", "t", "warning"),
+        ("index_changed", "t", "warning"), ("unique_index_added", "t", "warning"),
+        ("check_changed", "t", "warning"), ("trigger_changed", "t", "warning"),
+        ("routine_dropped", "f", "warning"), ("routine_changed", "p", "warning"),
+        ("column_type_widened", "t.id", "safe"), ("column_type_incompatible", "t.n", "breaking"),
+        ("column_not_null_added", "t.n", "breaking"), ("column_added_not_null", "t.req", "warning"),
+        ("column_added", "t.opt", "safe")}
+    back = {(c.rule, c.object, c.risk) for c in diff(after, before).changes()}
+    assert {("column_nullable", "t.n", "warning"), ("column_dropped", "t.req", "breaking"),
+            ("index_dropped", "t", "warning"), ("routine_added", "f", "safe"),
+            ("column_type_narrowed", "t.id", "breaking")} <= back
