@@ -44,6 +44,7 @@ class DatabaseResult:
     previous: Optional[Database] = None
     rewritten: bool = True  # False: the schema was unchanged and the existing file was kept
     history_version: Optional[int] = None  # the schema-history version this extraction recorded (history.py)
+    schema_diff: Optional[object] = None  # diff.SchemaDiff(previous, snapshot) when the history computed it
 
 
 def rules_for(source: SourceConfig):
@@ -110,7 +111,7 @@ def write_database(store: files.Store, source_name: str, db: Database, rules, li
     result.previous = Database.from_dict(previous_doc) if previous_doc else None
     if recorder is not None:  # the schema history: before the files, so a crash between them loses no version
         ref = recorder.record(db, result.previous, schema_hash, schema_version, (recorded or {}).get("schema_version"))
-        result.history_version = ref.seq if ref is not None else None
+        result.history_version, result.schema_diff = (ref.seq if ref is not None else None), recorder.last_diff
 
     warnings = list(db.warnings)
     proposals = 0

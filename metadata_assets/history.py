@@ -141,6 +141,7 @@ class Recorder:
     risk_rules: dict
     notifications: Notifications
     clock: Optional[Callable[[], float]] = None  # seconds since the epoch; None: now()
+    last_diff: Optional[SchemaDiff] = None  # the diff the last `record` classified (None: it compared nothing)
 
     def now(self) -> float:
         return (self.clock or now)()
@@ -185,7 +186,7 @@ class Recorder:
         raise RuntimeError(f"{self.source}/{db.name}: could not take a version number (five concurrent writers?)")
 
     def _queue(self, db: Database, previous: Optional[Database], ref: VersionRef) -> None:
-        d = diff(previous, db, self.risk_rules)
+        d = self.last_diff = diff(previous, db, self.risk_rules)
         if d.baseline or d.empty or not at_least(d.risk, self.notifications.queue_risk):
             return
         changes = d.changes()

@@ -234,7 +234,7 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
                     context.log.error(f"{r.database}: {r.error}")
                 elif not r.missing:
                     # once: for the checks, the diff table and the picture (classified by the source's risk rules)
-                    d = diff(r.previous, r.snapshot, source.risk.rules)
+                    d = r.schema_diff or diff(r.previous, r.snapshot, source.risk.rules)
                     md = result_metadata(r, d)
                     if confirmed_unchanged(r, check_inputs(md, source.coverage_threshold), latest.get(r.database)):
                         r.snapshot = r.previous = None  # a batch's snapshots are not all kept until its end
