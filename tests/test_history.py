@@ -486,3 +486,23 @@ def test_every_kind_of_change_gets_its_rule_and_default_class():
     assert {("column_nullable", "t.n", "warning"), ("column_dropped", "t.req", "breaking"),
             ("index_dropped", "t", "warning"), ("routine_added", "f", "safe"),
             ("column_type_narrowed", "t.id", "breaking")} <= back
+
+
+def test_a_refused_request_is_not_hammered_and_stale_entries_are_dropped_visibly(tmp_path, receiver, monkeypatch):
+    store = files.LocalStore(tmp_path)
+    rec = history.Recorder(store, "src", History(), {}, Notifications())
+    one, two = _db(["id", "a"]), _db(["id"])
+    rec.record(one, None, one.schema_hash(), "v1", None)
+    rec.record(two, one, two.schema_hash(), "v2", "v1")
+    hooks(monkeypatch, receiver)
+    source = type("S", (), {"name": "src", "owners": [], "notifications": Notifications(
+        webhooks=[Webhook(url_env="HOOK_JSON", format="json")], attempts=3)})()
+    receiver.status = 400  # the receiver refuses the request: one try per pass, the entry kept
+    report = notify.deliver(store, source, source.notifications.webhooks)
+    assert report.failures == {"HOOK_JSON": "HTTP 400"} and len(receiver.requests) == 1 and len(outbox(store)) == 1
+    monkeypatch.delenv("HOOK_JSON")  # a URL variable missing is a failure of that webhook, said as such
+    report = notify.deliver(store, source, source.notifications.webhooks)
+    assert report.failures == {"HOOK_JSON": "environment variable HOOK_JSON (url_env) is not set"}
+    later = time.time() + 8 * 86400  # past max_age_days (7)
+    report = notify.deliver(store, source, source.notifications.webhooks, clock=lambda: later)
+    assert report.dropped == 1 and outbox(store) == [] and "1 dropped unsent after max_age_days" in report.summary()
