@@ -506,3 +506,25 @@ def test_a_refused_request_is_not_hammered_and_stale_entries_are_dropped_visibly
     later = time.time() + 8 * 86400  # past max_age_days (7)
     report = notify.deliver(store, source, source.notifications.webhooks, clock=lambda: later)
     assert report.dropped == 1 and outbox(store) == [] and "1 dropped unsent after max_age_days" in report.summary()
+
+
+def test_a_fault_while_recording_fails_the_database_and_leaves_its_files(schema, tmp_path):
+    db = schema.create("x", "CREATE TABLE t (id INT PRIMARY KEY, a INT)")
+    schema.grant()
+    source = schema.source()
+    store = files.LocalStore(tmp_path)
+    assert all(r.ok for r in extract(source, [db], store))
+    mce = store.read_bytes(files.mce_key("src", db))
+
+    class HistoryDown(files.LocalStore):
+        def list(self, prefix):
+            if "/history/" in prefix:
+                raise OSError("the history is unreachable")
+            return super().list(prefix)
+
+    schema.server.execute(f"ALTER TABLE `{db}`.t DROP COLUMN a")
+    (failed,) = extract(source, [db], HistoryDown(tmp_path))
+    assert not failed.ok and "the history is unreachable" in failed.error
+    assert store.read_bytes(files.mce_key("src", db)) == mce  # the old file, as it was
+    (again,) = extract(source, [db], store)
+    assert again.ok and again.history_version == 2 and store.read_bytes(files.mce_key("src", db)) != mce
