@@ -528,3 +528,19 @@ def test_a_fault_while_recording_fails_the_database_and_leaves_its_files(schema,
     assert store.read_bytes(files.mce_key("src", db)) == mce  # the old file, as it was
     (again,) = extract(source, [db], store)
     assert again.ok and again.history_version == 2 and store.read_bytes(files.mce_key("src", db)) != mce
+
+
+def test_one_delivery_pass_at_a_time(tmp_path, receiver, monkeypatch):
+    store = files.LocalStore(tmp_path)
+    rec = history.Recorder(store, "src", History(), {}, Notifications())
+    one, two = _db(["id", "a"]), _db(["id"])
+    rec.record(one, None, one.schema_hash(), "v1", None)
+    rec.record(two, one, two.schema_hash(), "v2", "v1")
+    hooks(monkeypatch, receiver)
+    source = type("S", (), {"name": "src", "owners": [], "notifications": Notifications()})()
+    targets = [Webhook(url_env="HOOK_JSON", format="json")]
+    with store.lock("src/outbox.lock", wait_s=0, lease_s=60):  # another pass (the sensor, a run's end) holds it
+        report = notify.deliver(store, source, targets)
+    assert report.busy and not report.ok and receiver.requests == [] and len(outbox(store)) == 1
+    assert "another delivery of the outbox is running" in report.summary()
+    assert notify.deliver(store, source, targets).sent == 1 and len(receiver.requests) == 1
