@@ -6,6 +6,8 @@
     metadata-assets catalog ls [PATH] [--all]                what the pushes put in DataHub Lite, by browse path
     metadata-assets catalog show URN [--aspect NAME ...]     one entity's aspects in DataHub Lite, as JSON
     metadata-assets refresh --source NAME [-d DATABASE ...] [--push]   materialize databases now (range runs)
+    metadata-assets history --source NAME -d DATABASE [--table T] [--since DATE] [--at DATE] [--json]
+                                 a database's schema versions and what changed in each, classified by risk
     metadata-assets demo [--no-ui]                           throwaway MariaDB + DataHub Lite + Dagster, see README
 """
 
@@ -134,6 +136,95 @@ def cmd_refresh(args) -> int:
     return 0 if ok else 1
 
 
+def _schema_doc(db, table=None) -> dict:
+    tables = [t for t in db.tables if table is None or t.name == table]
+    return {"database": db.name, "tables": [
+        {"name": t.name, "type": t.table_type, "comment": t.comment, "primary_key": list(t.primary_key),
+         "columns": [{"name": c.name, "type": c.column_type, "nullable": c.nullable, "default": c.default,
+                      "key": c.key, "comment": c.comment} for c in t.columns],
+         **({"view_definition": t.view_definition} if t.is_view else {}),
+         "indexes": [{"name": i.name, "columns": list(i.columns), "unique": i.unique} for i in t.indexes]}
+        for t in tables],
+        "routines": [{"name": r.name, "type": r.routine_type} for r in db.routines] if table is None else []}
+
+
+def _one_line(s) -> str:
+    """A name or value on one terminal line: control characters (newlines, escape sequences) shown as \\xNN."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in str(s))
+
+
+def cmd_history(args) -> int:
+    import json
+
+    from metadata_assets import history
+    from metadata_assets.datahub.files import open_store
+
+    cfg = config_mod.load(args.config)
+    source = cfg.source(args.source)
+    store = open_store(cfg.storage.uri)
+    try:
+        if args.at:
+            found = history.at(store, source.name, args.database, args.at)
+            if found is None:
+                print(f"{args.source}/{args.database}: no version kept from {args.at} or before", file=sys.stderr)
+                return 1
+            ref, db = found
+            doc = {"version": ref.seq, "recorded_at": ref.recorded_at.isoformat(), **_schema_doc(db, args.table)}
+            if args.json:
+                print(json.dumps(doc, indent=2, ensure_ascii=False))
+                return 0
+            print(f"{_one_line(args.database)} as of version {ref.seq} (recorded {ref.when})")
+            for t in doc["tables"]:
+                print(f"  {t['type'].lower()} {_one_line(t['name'])}"
+                      + (f"  -- {_one_line(t['comment'])}" if t["comment"] else ""))
+                for c in t["columns"]:
+                    key = f" {c['key']}" if c["key"] else ""
+                    print(f"    {_one_line(c['name'])} {_one_line(c['type'])}"
+                          f"{'' if c['nullable'] else ' NOT NULL'}{key}"
+                          + (f" DEFAULT {_one_line(c['default'])}" if c["default"] is not None else ""))
+            for r in doc["routines"]:
+                print(f"  {r['type'].lower()} {_one_line(r['name'])}")
+            return 0
+        entries = history.timeline(store, source.name, args.database, source.risk.rules, args.since)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    def wanted(c) -> bool:
+        return args.table is None or c.object == args.table or c.object.startswith(args.table + ".")
+
+    out = []
+    for e in entries:
+        changes = [c for c in e.diff.changes() if wanted(c)]
+        if args.table is not None and not changes and not e.diff.baseline:
+            continue
+        out.append({"version": e.ref.seq, "recorded_at": e.ref.recorded_at.isoformat(),
+                    "schema_hash": e.doc["schema_hash"], "first_kept": e.diff.baseline,
+                    "seeded": bool(e.doc.get("seeded")),
+                    "risk": max((c.risk for c in changes), key=("safe", "warning", "breaking").index, default=None),
+                    "changes": [c.to_dict() for c in changes]})
+    if args.json:
+        print(json.dumps({"source": source.name, "database": args.database, "versions": out}, indent=2,
+                         ensure_ascii=False))
+        return 0
+    if not out:
+        print(f"{args.source}/{args.database}: no schema version kept"
+              + (f" since {args.since}" if args.since else "") + " (versions are recorded when an extraction "
+              "finds the schema changed)", file=sys.stderr)
+        return 1
+    for v in out:
+        head = f"version {v['version']}  {v['recorded_at'].replace('T', ' ').replace('+00:00', ' UTC')}"
+        if v["first_kept"]:
+            print(f"{head}  first version kept" + (" (the snapshot from before history was kept)"
+                                                   if v["seeded"] else ""))
+            continue
+        print(f"{head}  {v['risk'] or 'no change'}  {len(v['changes'])} change(s)")
+        for c in v["changes"]:
+            detail = f"  {_one_line(c['detail'])}" if c["detail"] else ""
+            print(f"  [{c['risk']:<8}] {c['change']} {_one_line(c['object'])}{detail}")
+    return 0
+
+
 def _dagit_command(home: Path, port: int) -> list[str]:
     """`dg dev` in this repository (a dg project); elsewhere (the package installed on its own) `dagster dev` with a
     workspace file, so that Dagit names the code location `metadata_assets` either way."""
@@ -258,6 +349,19 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--push", action="store_true", help="then push to DataHub, as the push sensor would")
     r.add_argument("--config", help=f"config file (default ${config_mod.CONFIG_ENV}, else the demo config)")
     r.set_defaults(fn=cmd_refresh)
+    h = sub.add_parser("history", help="a database's schema versions, what changed in each and how risky",
+                       description="The schema versions kept in the store for one database (one per extraction "
+                                   "that found its schema changed), each with its diff from the one before, every "
+                                   "change classed safe / warning / breaking by the source's risk rules. With "
+                                   "--at: the schema as it was then. Exit 1 when nothing is kept.")
+    h.add_argument("--source", required=True)
+    h.add_argument("--database", "-d", required=True)
+    h.add_argument("--table", "-t", help="only changes of this table or view (with --at: only it)")
+    h.add_argument("--since", help="versions recorded on or after this date (YYYY-MM-DD or ISO datetime, UTC)")
+    h.add_argument("--at", help="print the schema as it was at this date (a bare date: at its end), UTC")
+    h.add_argument("--json", action="store_true", help="print JSON")
+    h.add_argument("--config", help=f"config file (default ${config_mod.CONFIG_ENV}, else the demo config)")
+    h.set_defaults(fn=cmd_history)
     d = sub.add_parser("demo", help="run the demo on embedded defaults, then open Dagit")
     d.add_argument("--no-ui", action="store_true", help="run the job, print the summary and exit")
     d.add_argument("--home", help=f"data directory (default ${config_mod.HOME_ENV} or ./.metadata_assets)")

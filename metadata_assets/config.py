@@ -15,6 +15,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 # re-exported: what every source shares, and the models of the built-in sources
+from metadata_assets.change_config import OwnerNotifications
 from metadata_assets.source_config import (  # noqa: F401
     ConfigError,
     Pattern,
@@ -88,6 +89,8 @@ class ProjectConfig(_Strict):
     sources: list[Source] = Field(default_factory=list)
     storage: Storage = Field(default_factory=Storage)
     datahub: DataHubTarget = Field(default_factory=DataHubTarget)
+    notifications: OwnerNotifications = Field(default_factory=OwnerNotifications,
+                                              description="change-notification webhooks per owner")
     path: Optional[str] = Field(default=None, exclude=True)
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ warnings.filterwarnings("ignore", category=PreviewWarning)
 
 from metadata_assets.config import ProjectConfig, check_secrets, load
 from metadata_assets.defs.extraction import build_mce_asset
+from metadata_assets.defs.notifications import build_notification_sensor
 from metadata_assets.defs.partitions_sensor import build_schema_sensor
 from metadata_assets.defs.pools import build_pool_limits_sensor
 from metadata_assets.defs.push import build_push_asset, build_push_sensor
@@ -30,6 +31,7 @@ def build_definitions(cfg: ProjectConfig) -> Definitions:
         sensors.append(build_schema_sensor(cfg, source))
         assets.append(build_push_asset(cfg, source, bind_resources=False))
         sensors.append(build_push_sensor(cfg, source))
+        sensors.append(build_notification_sensor(cfg, source))
         schedules.append(build_daily_schedule(source))
     sensors.append(build_pool_limits_sensor(cfg))
     # Every run is one asset step (extraction of a partition range, or a push): the multiprocess executor would

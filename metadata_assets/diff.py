@@ -1,8 +1,11 @@
 """What changed between two snapshots of one database: structured data, counts and markdown for Dagit.
 
 No Dagster, no SQL. `diff(previous, current)` compares two `catalog.Database` snapshots of the same database;
-`SchemaDiff.breaking` lists the changes that can break a reader (dropped table/view/column, narrowed or
-incompatible type, NOT NULL added).
+every change has a rule (`rule_of`) whose class, safe / warning / breaking, comes from risk.py (the source's
+overrides applied); `SchemaDiff.changes()` lists them classified and `SchemaDiff.breaking` those classed breaking
+(by default: dropped table/view/column, narrowed or incompatible type, NOT NULL added, primary key changed, view
+broken). Dagit's diff table (`rows`), the breaking-change check, `metadata-assets history` and the notifications
+all read these, so they never disagree.
 
 Names and values come from the database and may hold anything (`<svg onload=...>`, backticks, `|`, newlines): the
 markdown shows each one through `markdown.code` / `markdown.cell` (a code span) or `markdown.literal` (as it is
@@ -18,6 +21,7 @@ from typing import Optional
 
 from metadata_assets.catalog import Column, Database, Table
 from metadata_assets.markdown import bullets, cell, code, in_table, literal
+from metadata_assets.risk import BREAKING, DEFAULT_RULES, effective, highest
 
 FOREIGN_KEY = "foreign key "  # TableChange.kind of a foreign key: this prefix, then the constraint's name
 # TableChange.kinds of other named parts of a table, and of a routine (its TableChange.table is the routine's name)
@@ -26,16 +30,19 @@ _NAMED = (FOREIGN_KEY, INDEX, CHECK, TRIGGER)
 
 # kinds of column change
 ADDED, REMOVED, RETYPED, NULLABILITY, DEFAULT, COMMENT = "added", "removed", "retyped", "nullability", "default", "comment"
+KEY = "key"  # the column's key flag (PRI, UNI, MUL, '') changed
+VIEW_BROKEN = "view_broken"  # TableChange.kind: a view that had columns has none (what it reads is gone)
 
 
 @dataclass(frozen=True)
 class ColumnChange:
     table: str
     column: str
-    kind: str  # added, removed, retyped, nullability, default, comment
+    kind: str  # added, removed, retyped, nullability, default, comment, key
     before: Optional[str] = None
     after: Optional[str] = None
     breaking: Optional[str] = None  # why this change can break a reader, None when it cannot
+    required: bool = False  # an added column that is NOT NULL without a default (nor auto_increment, generated)
 
     def describe(self) -> str:
         where = f"{code(self.table)}.{code(self.column)}"
@@ -60,18 +67,22 @@ class TableChange:
         """The kind of change in plain words: "comment", "primary key", "index by_total", "routine added"."""
         if self.kind == "view_definition":
             return "view definition"
+        if self.kind == VIEW_BROKEN:
+            return "view broken"
         if self.kind == ROUTINE:
             return "routine " + ("added" if self.before is None else "removed" if self.after is None else "changed")
         return {"primary_key": "primary key", "comment": "table comment"}.get(self.kind, self.kind.strip())
 
     def detail(self) -> str:
-        if self.kind in ("view_definition", ROUTINE):
+        if self.kind in ("view_definition", ROUTINE, VIEW_BROKEN):
             return ""
         return f"{_plain(self.before)} → {_plain(self.after)}"
 
     def describe(self) -> str:
         if self.kind == "view_definition":
             return f"view {code(self.table)} definition changed"
+        if self.kind == VIEW_BROKEN:
+            return f"view {code(self.table)} broken: it lists no columns any more"
         if self.kind == ROUTINE:
             what = "added" if self.before is None else "removed" if self.after is None else "changed"
             return f"routine {code(self.table)} {what}"
@@ -81,6 +92,35 @@ class TableChange:
         else:
             label = "primary key" if self.kind == "primary_key" else literal(self.kind)
         return f"{code(self.table)} {label} changed: {_show(self.before)} → {_show(self.after)}"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change, classified: `rule` (risk.RULES), `risk` (safe, warning, breaking), the object it concerns, the
+    change and its detail in plain text (Dagit's diff table), `markdown` (names as code spans) and `reason` (why it
+    can break a reader, "" unless its class is breaking)."""
+
+    rule: str
+    risk: str
+    object: str
+    change: str
+    detail: str
+    markdown: str
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return {"rule": self.rule, "risk": self.risk, "object": self.object, "change": self.change,
+                "detail": self.detail, "reason": self.reason}
+
+
+# the reason a breaking change gives in Dagit's diff table ("breaking" column): the wording the check always used
+_REASONS = {"table_dropped": "table dropped", "view_dropped": "view dropped", "column_dropped": "column dropped",
+            "column_type_narrowed": "narrowed type", "column_type_incompatible": "incompatible type",
+            "column_not_null_added": "NOT NULL added"}
+
+
+def _reason(rule: str) -> str:
+    return _REASONS.get(rule, rule.replace("_", " "))
 
 
 @dataclass
@@ -93,6 +133,10 @@ class SchemaDiff:
     views_removed: list[str] = field(default_factory=list)
     columns: list[ColumnChange] = field(default_factory=list)
     tables: list[TableChange] = field(default_factory=list)
+    # best guesses: (old name, new name) of a dropped and an added table (view) with the same columns; both also
+    # stay listed as dropped and added
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    rules: dict = field(default_factory=lambda: dict(DEFAULT_RULES))  # rule -> class (risk.effective)
 
     @property
     def empty(self) -> bool:
@@ -102,13 +146,61 @@ class SchemaDiff:
     def _columns(self, kind: str) -> list[ColumnChange]:
         return [c for c in self.columns if c.kind == kind]
 
+    def _make(self, rule: str, obj: str, change: str, detail: str, md: str) -> Change:
+        cls = self.rules[rule]
+        return Change(rule, cls, obj, change, detail, md, _reason(rule) if cls == BREAKING else "")
+
+    def _object_changes(self) -> list[Change]:
+        out = []
+        for change, names, rule, noun in (("table added", self.tables_added, "table_added", "table"),
+                                          ("table removed", self.tables_removed, "table_dropped", "table"),
+                                          ("view added", self.views_added, "view_added", "view"),
+                                          ("view removed", self.views_removed, "view_dropped", "view")):
+            verb = "added" if rule.endswith("added") else "dropped"
+            out += [self._make(rule, n, change, "", f"{noun} {code(n)} {verb}") for n in names]
+        return out
+
+    def _rename_changes(self) -> list[Change]:
+        views = set(self.views_added) | set(self.views_removed)
+        out = []
+        for old, new in self.renamed:
+            noun = "view" if old in views else "table"
+            out.append(self._make(f"{noun}_renamed", old, f"{noun} renamed?", f"{old} → {new}",
+                                  f"{noun} {code(old)} renamed to {code(new)}? (best guess: same columns)"))
+        return out
+
+    def _table_changes(self) -> list[Change]:
+        return [self._make(rule_of(t), t.table, t.label(), t.detail(), t.describe()) for t in self.tables]
+
+    def _column_changes(self) -> list[Change]:
+        out = []
+        for c in self.columns:
+            label = "type" if c.kind == RETYPED else c.kind
+            detail = (c.after or "" if c.kind == ADDED else c.before or "" if c.kind == REMOVED
+                      else f"{_plain(c.before)} → {_plain(c.after)}")
+            md = (f"{c.describe()} ({c.breaking})" if c.breaking and c.kind not in (REMOVED, NULLABILITY)
+                  else c.describe())
+            out.append(self._make(rule_of(c), f"{c.table}.{c.column}", f"column {label}", detail, md))
+        return out
+
+    def changes(self) -> list[Change]:
+        """Every change, classified, in the order of Dagit's diff table: tables and views added and removed, best
+        guesses of renames, changes of tables (keys, indexes, view SQL, ...) and routines, then columns."""
+        if self.baseline:
+            return []
+        return self._object_changes() + self._rename_changes() + self._table_changes() + self._column_changes()
+
+    @property
+    def risk(self) -> Optional[str]:
+        """The worst class of its changes; None when nothing changed (or a baseline)."""
+        return highest(c.risk for c in self.changes())
+
     @property
     def breaking(self) -> list[str]:
-        out = [f"table {code(t)} dropped" for t in self.tables_removed]
-        out += [f"view {code(v)} dropped" for v in self.views_removed]
-        out += [f"{c.describe()} ({c.breaking})" if c.kind not in (REMOVED, NULLABILITY) else c.describe()
-                for c in self.columns if c.breaking]
-        return out
+        """The changes classed breaking, as markdown: dropped tables and views first, then the rest."""
+        out = self._object_changes() + self._rename_changes() + self._table_changes() + self._column_changes() \
+            if not self.baseline else []
+        return [c.markdown for c in out if c.risk == BREAKING]
 
     def counts(self) -> dict[str, int]:
         changed_columns = {(c.table, c.column) for c in self.columns if c.kind not in (ADDED, REMOVED)}
@@ -119,23 +211,18 @@ class SchemaDiff:
             "columns_changed": len(changed_columns), "breaking_changes": len(self.breaking),
         }
 
+    def risk_counts(self) -> dict[str, int]:
+        """{class: number of changes} of the classes that occur."""
+        out: dict[str, int] = {}
+        for c in self.changes():
+            out[c.risk] = out.get(c.risk, 0) + 1
+        return out
+
     def rows(self) -> list[dict]:
         """One plain-text row per change (change, object, detail, breaking), for a table in Dagit; breaking is the
-        reason a reader can break, "" when it cannot."""
-        out = []
-        for change, names in (("table added", self.tables_added), ("table removed", self.tables_removed),
-                              ("view added", self.views_added), ("view removed", self.views_removed)):
-            dropped = "table dropped" if change == "table removed" else "view dropped" if change == "view removed" else ""
-            out += [{"change": change, "object": n, "detail": "", "breaking": dropped} for n in names]
-        for t in self.tables:
-            out.append({"change": t.label(), "object": t.table, "detail": t.detail(), "breaking": ""})
-        for c in self.columns:
-            label = "type" if c.kind == RETYPED else c.kind
-            detail = (c.after or "" if c.kind == ADDED else c.before or "" if c.kind == REMOVED
-                      else f"{_plain(c.before)} → {_plain(c.after)}")
-            out.append({"change": f"column {label}", "object": f"{c.table}.{c.column}", "detail": detail,
-                        "breaking": c.breaking or ""})
-        return out
+        reason a reader can break (the change is classed breaking), "" when it cannot."""
+        return [{"change": c.change, "object": c.object, "detail": c.detail, "breaking": c.reason}
+                for c in self.changes()]
 
     def markdown(self) -> str:
         if self.baseline:
@@ -147,15 +234,57 @@ class SchemaDiff:
                              ("Views added", self.views_added), ("Views removed", self.views_removed)):
             if names:
                 lines.append(f"**{title}:** " + ", ".join(code(n) for n in names))
+        if self.renamed:
+            lines.append("**Possibly renamed (same columns):** "
+                         + ", ".join(f"{code(a)} → {code(b)}" for a, b in self.renamed))
         if self.columns or self.tables:
             lines += ["", "| table | change |", "|---|---|"]
             for t in self.tables:
                 lines.append(f"| {cell(t.table)} | {in_table(t.describe())} |")
             for c in self.columns:
-                lines.append(f"| {cell(c.table)} | {in_table(c.describe())}{' ⚠️' if c.breaking else ''} |")
+                flag = " ⚠️" if self.rules[rule_of(c)] == BREAKING else ""
+                lines.append(f"| {cell(c.table)} | {in_table(c.describe())}{flag} |")
         if self.breaking:
             lines += ["", "**Breaking changes:**", bullets(self.breaking)]
         return "\n".join(lines).strip()
+
+
+def rule_of(change) -> str:
+    """The risk rule (risk.RULES) of a ColumnChange or TableChange."""
+    if isinstance(change, ColumnChange):
+        if change.kind == ADDED:
+            return "column_added_not_null" if change.required else "column_added"
+        if change.kind == REMOVED:
+            return "column_dropped"
+        if change.kind == RETYPED:
+            return {"narrowed type": "column_type_narrowed", "incompatible type": "column_type_incompatible"}.get(
+                change.breaking or "", "column_type_widened")
+        if change.kind == NULLABILITY:
+            return "column_not_null_added" if change.after == "NOT NULL" else "column_nullable"
+        return {DEFAULT: "column_default_changed", COMMENT: "column_comment", KEY: "column_key_changed"}[change.kind]
+    kind = change.kind
+    if kind == "comment":
+        return "table_comment"
+    if kind == "primary_key":
+        return "primary_key_changed"
+    if kind == "view_definition":
+        return "view_sql_changed"
+    if kind == VIEW_BROKEN:
+        return "view_broken"
+    if kind == ROUTINE:
+        return ("routine_added" if change.before is None else "routine_dropped" if change.after is None
+                else "routine_changed")
+    if kind.startswith(FOREIGN_KEY):
+        return "foreign_key_changed"
+    if kind.startswith(INDEX):
+        if change.before is None:
+            return "unique_index_added" if (change.after or "").startswith("UNIQUE ") else "index_added"
+        return "index_dropped" if change.after is None else "index_changed"
+    if kind.startswith(CHECK):
+        return "check_changed"
+    if kind.startswith(TRIGGER):
+        return "trigger_changed"
+    return "table_comment"  # a kind this module does not make: the mildest class
 
 
 def _plain(v: Optional[str]) -> str:
@@ -172,9 +301,10 @@ def _prose(v: Optional[str]) -> str:
     return "none" if v is None else literal(v)
 
 
-def diff(previous: Optional[Database], current: Database) -> SchemaDiff:
-    """Changes from `previous` to `current` (two snapshots of the same database); baseline when no previous."""
-    out = SchemaDiff(database=current.name)
+def diff(previous: Optional[Database], current: Database, rules=None) -> SchemaDiff:
+    """Changes from `previous` to `current` (two snapshots of the same database); baseline when no previous.
+    `rules`: a source's risk overrides ({rule: class}, source_config.Risk), applied over risk.DEFAULT_RULES."""
+    out = SchemaDiff(database=current.name, rules=effective(rules))
     if previous is None:
         out.baseline = True
         return out
@@ -200,7 +330,27 @@ def diff(previous: Optional[Database], current: Database) -> SchemaDiff:
         if old_r.get(key) != new_r.get(key):
             out.tables.append(TableChange(key[1], ROUTINE, key[0] if key in old_r else None,
                                           key[0] if key in new_r else None))
+    out.renamed = _renames(out.tables_removed, out.tables_added, old, new) \
+        + _renames(out.views_removed, out.views_added, old, new)
     return out
+
+
+def _signature(t: Table) -> tuple:
+    return tuple((c.name, c.column_type, c.nullable) for c in sorted(t.columns, key=lambda c: c.ordinal))
+
+
+def _renames(removed: list[str], added: list[str], old: dict, new: dict) -> list[tuple[str, str]]:
+    """Pairs of a removed and an added object with the same columns (names, types, nullability, in order), when
+    the pairing is unambiguous and they have two columns or more (one `id` column says little): a best guess at a
+    rename (information_schema keeps no history)."""
+    gone, came = {}, {}
+    for n in removed:
+        if len(old[n].columns) > 1:
+            gone.setdefault(_signature(old[n]), []).append(n)
+    for n in added:
+        if len(new[n].columns) > 1:
+            came.setdefault(_signature(new[n]), []).append(n)
+    return sorted((a[0], b[0]) for sig, a in gone.items() if len(a) == 1 and len(b := came.get(sig, [])) == 1)
 
 
 def _table_changes(a: Table, b: Table) -> list[TableChange]:
@@ -211,6 +361,8 @@ def _table_changes(a: Table, b: Table) -> list[TableChange]:
         out.append(TableChange(a.name, "primary_key", ", ".join(a.primary_key), ", ".join(b.primary_key)))
     if a.is_view and a.view_definition != b.view_definition:
         out.append(TableChange(a.name, "view_definition"))
+    if a.is_view and a.columns and not b.columns:
+        out.append(TableChange(a.name, VIEW_BROKEN))
     for prefix, shown in ((FOREIGN_KEY, lambda t: {fk.name: _fk(fk) for fk in t.foreign_keys}),
                           (INDEX, lambda t: {i.name: f"{'UNIQUE ' if i.unique else ''}({', '.join(i.columns)})"
                                              for i in t.indexes}),
@@ -235,7 +387,7 @@ def _column_changes(a: Table, b: Table) -> list[ColumnChange]:
     new = {c.name: c for c in b.columns}
     out = [ColumnChange(a.name, n, REMOVED, before=old[n].column_type, breaking="column dropped")
            for n in sorted(old.keys() - new.keys(), key=lambda n: old[n].ordinal)]
-    out += [ColumnChange(a.name, n, ADDED, after=new[n].column_type)
+    out += [ColumnChange(a.name, n, ADDED, after=new[n].column_type, required=_required(new[n]))
             for n in sorted(new.keys() - old.keys(), key=lambda n: new[n].ordinal)]
     for n in sorted(old.keys() & new.keys(), key=lambda n: new[n].ordinal):
         x, y = old[n], new[n]
@@ -249,7 +401,15 @@ def _column_changes(a: Table, b: Table) -> list[ColumnChange]:
             out.append(ColumnChange(a.name, n, DEFAULT, x.default, y.default))
         if x.comment != y.comment:
             out.append(ColumnChange(a.name, n, COMMENT, x.comment, y.comment))
+        if x.key != y.key:
+            out.append(ColumnChange(a.name, n, KEY, x.key, y.key))
     return out
+
+
+def _required(c: Column) -> bool:
+    """A NOT NULL column an INSERT must name: no default, not auto_increment, not generated."""
+    return (not c.nullable and c.default in (None, "NULL") and "auto_increment" not in (c.extra or "").lower()
+            and not c.generation_expression and "generated" not in (c.extra or "").lower())
 
 
 def _null(c: Column) -> str:

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Sequence
 
+from metadata_assets import history
 from metadata_assets.catalog import Database, figures_moved
 from metadata_assets.datahub import files
 from metadata_assets.datahub.files import data_version  # noqa: F401  (re-exported)
@@ -42,6 +43,8 @@ class DatabaseResult:
     snapshot: Optional[Database] = None
     previous: Optional[Database] = None
     rewritten: bool = True  # False: the schema was unchanged and the existing file was kept
+    history_version: Optional[int] = None  # the schema-history version this extraction recorded (history.py)
+    schema_diff: Optional[object] = None  # diff.SchemaDiff(previous, snapshot) when the history computed it
 
 
 def rules_for(source: SourceConfig):
@@ -56,14 +59,15 @@ def database_mcps(kind, db: Database, rules, lineage, warnings: list[str]):
 
 def write_database(store: files.Store, source_name: str, db: Database, rules, lineage, build,
                    rewrite: bool = False, profile_change: tuple[float, tuple[int, int]] = (0.1, (0, 0)),
-                   ) -> DatabaseResult:
+                   recorder=None) -> DatabaseResult:
     """Write the database's MCE file and snapshot; keep both when its schema is unchanged (unless `rewrite`).
     `build(db, rules, lineage, warnings)` yields its proposals (the source kind's `mcps`).
 
     An unchanged schema (same schema version as the stored version record, file intact) whose table statistics
     (row estimates, sizes: the datasetProfile) moved by no more than `profile_change` (share, (row, byte floors);
     source_config.Profile) from what the file holds
-    rebuilds nothing: no proposals, no view-SQL parsing, no snapshot parsing, no writes. The files then keep the
+    rebuilds nothing: no proposals, no view-SQL parsing, no snapshot parsing, no writes (and `recorder`, the
+    source's history.Recorder, is not called). The files then keep the
     statistics and times of their last write, which is also what DataHub holds, since a push sends only changed
     versions; so a day of ordinary inserts pushes nothing.
     """
@@ -105,6 +109,9 @@ def write_database(store: files.Store, source_name: str, db: Database, rules, li
         previous_raw = store.read_bytes(files.snapshot_key(source_name, db.name))
         previous_doc = json.loads(previous_raw) if previous_raw else None
     result.previous = Database.from_dict(previous_doc) if previous_doc else None
+    if recorder is not None:  # the schema history: before the files, so a crash between them loses no version
+        ref = recorder.record(db, result.previous, schema_hash, schema_version, (recorded or {}).get("schema_version"))
+        result.history_version, result.schema_diff = (ref.seq if ref is not None else None), recorder.last_diff
 
     warnings = list(db.warnings)
     proposals = 0
@@ -170,6 +177,7 @@ def extract(source: SourceConfig, databases: Sequence[str], store: files.Store,
     profile = getattr(source, "profile", None)
     profile_change = (profile.change_share, profile.floors) if profile is not None else (0.0, (0, 0))
     total, done = len(databases), 0
+    recorder = history.recorder_for(source, store)
     with report.timed("connect"):
         session = kind.session(source, client if client is not None else bigquery_client)
     store.remove_stale_temp(source.name)  # what a writer killed mid-write left behind
@@ -203,7 +211,7 @@ def extract(source: SourceConfig, databases: Sequence[str], store: files.Store,
                         try:
                             with report.timed("write"):
                                 result = write_database(store, source.name, db, rules, lineage, build, rewrite,
-                                                        profile_change)
+                                                        profile_change, recorder)
                         except Exception as e:  # one bad database must not hide the others
                             log.exception("database %s failed", name)
                             result = DatabaseResult(database=name, ok=False, error=f"{type(e).__name__}: {e}")

@@ -15,6 +15,8 @@ from typing import ClassVar, Optional
 from datahub.configuration.common import AllowDenyPattern
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from metadata_assets.change_config import History, Notifications, Risk
+
 try:  # Python 3.11+
     from re import _parser as _sre_parse
 except ImportError:  # pragma: no cover - older Pythons
@@ -210,6 +212,9 @@ class SourceConfig(_Strict):
     owners: list[str] = Field(default_factory=list,
                               description="Dagster owners of the source's assets: e-mail addresses or team:<name>")
     tags: dict[str, str] = Field(default_factory=dict, description="Dagster tags of the source's assets")
+    history: History = Field(default_factory=History, description="schema versions kept in the store")
+    risk: Risk = Field(default_factory=Risk, description="overrides of the risk classes of changes")
+    notifications: Notifications = Field(default_factory=Notifications, description="change notifications")
     freshness_hours: Optional[float] = Field(
         default=26, gt=0, le=24 * 366,
         description="the push asset is stale (Dagster freshness policy) when DataHub was not confirmed in sync "

@@ -137,5 +137,7 @@ def test_readme_commands_after_the_demo_run_as_written(tmp_path, monkeypatch):
         assert '"datasetProfile"' in out and "GRANT REFERENCES, SHOW VIEW ON `shop`.*" in out
         assert "cannot read data" in out or "SELECT refused" in out  # check-access
         assert "demo_mysql: 2/2 databases extracted" in out and "pushed to DataHub Lite" in out  # refresh --push
+        history = out.split("+ metadata-assets history", 1)[1].split("\n+ ", 1)[0]
+        assert "version 1  " in history and "first version kept" in history  # shop's first schema version
     finally:
         server.stop()

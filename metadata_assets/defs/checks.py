@@ -2,7 +2,9 @@
 
 The extraction asset records, on every database's materialization, the diff between the previous snapshot and the
 new one as one table (`schema_change_metadata`), and the checks are evaluated from what it recorded, per partition:
-- `breaking_schema_changes`: WARN listing dropped tables/views/columns, narrowed or incompatible types, NOT NULL added;
+- `breaking_schema_changes`: WARN listing the changes classed breaking (risk.py, with the source's `risk.rules`
+  overrides: by default dropped tables/views/columns, narrowed or incompatible types, NOT NULL added, primary key
+  changed, a view broken): the diff table's `breaking` column, filled from the same classification;
 - `documentation_coverage`: WARN when the share of commented tables or columns is below `source.coverage_threshold`;
 - `least_privilege`: ERROR when the extraction found that the account can read data of the database (a finding with
   code `over_privileged`: a SELECT grant on it or on every database, a readable relation, a superuser or
@@ -70,7 +72,16 @@ def schema_change_metadata(d: SchemaDiff) -> dict:
     return {
         "schema_changed": not d.empty and not d.baseline,
         "schema_diff": MetadataValue.table(records=[TableRecord(r) for r in rows], schema=DIFF_SCHEMA),
+        "schema_risk": MetadataValue.text(risk_summary(d)),
     }
+
+
+def risk_summary(d: SchemaDiff) -> str:
+    """The diff's worst class and its counts ("breaking (1 breaking, 2 safe)"); "none" when nothing changed."""
+    counts = d.risk_counts()
+    if not counts:
+        return "none"
+    return f"{d.risk} (" + ", ".join(f"{counts[c]} {c}" for c in ("breaking", "warning", "safe") if c in counts) + ")"
 
 
 def breaking_of(metadata: Mapping) -> Optional[list[str]]:
@@ -215,7 +226,8 @@ def check_specs(source: SourceConfig) -> list[AssetCheckSpec]:
     key, parts = mce_asset_key(source), partitions_def(source)
     return [
         AssetCheckSpec(BREAKING, asset=key, partitions_def=parts,
-                       description="WARN on dropped tables/views/columns, narrowed types, NOT NULL added"),
+                       description="WARN on changes classed breaking (dropped tables/views/columns, narrowed "
+                                   "types, NOT NULL added, primary key changed, ...; see the source's risk rules)"),
         AssetCheckSpec(COVERAGE, asset=key, partitions_def=parts,
                        description=f"WARN when table or column comments cover less than "
                                    f"{source.coverage_threshold:.0%}"),

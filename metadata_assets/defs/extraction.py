@@ -42,6 +42,7 @@ from metadata_assets.defs.unchanged import (
     observation,
     planned_alone_since,
 )
+from metadata_assets.defs.notifications import deliver_after_run
 from metadata_assets.defs.push import push_after_extraction
 from metadata_assets.defs.keys import (  # noqa: F401  (re-exported)
     DATA_VERSION_TAG,
@@ -100,7 +101,7 @@ def materialization(key: AssetKey, r: DatabaseResult, source: SourceConfig, ui_u
     """A database's materialization: its file, what it holds, what changed, and how its checks came out.
     `check_metadata` (checks.result_metadata(r, d)) and `d` (its diff): when the caller has them already."""
     if d is None and r.snapshot is not None:
-        d = diff(r.previous, r.snapshot)
+        d = diff(r.previous, r.snapshot, source.risk.rules)
     md = check_metadata if check_metadata is not None else result_metadata(r, d)
     # in the order Dagit lists them: what a person looks for first
     metadata = {
@@ -113,7 +114,11 @@ def materialization(key: AssetKey, r: DatabaseResult, source: SourceConfig, ui_u
         "documented_columns_pct": md["documented_columns_pct"],
         "schema_changed": md["schema_changed"],
         "schema_diff": md["schema_diff"],
+        "schema_risk": md["schema_risk"],
     }
+    if r.history_version is not None:  # the same diff, with the versions before it: metadata-assets history
+        metadata["schema_history"] = MetadataValue.text(
+            f"version {r.history_version}: metadata-assets history --source {source.name} -d {r.database!r}")
     if r.snapshot is not None:
         metadata["tables_and_views"] = _tables_table(r.snapshot, rules_for(source), ui_url)
         svg = database_svg(r.snapshot, d)
@@ -236,7 +241,8 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
                     failures.append(r)
                     context.log.error(f"{r.database}: {r.error}")
                 elif not r.missing:
-                    d = diff(r.previous, r.snapshot)  # once: for the checks, the diff table and the picture
+                    # once: for the checks, the diff table and the picture (classified by the source's risk rules)
+                    d = r.schema_diff or diff(r.previous, r.snapshot, source.risk.rules)
                     md = result_metadata(r, d)
                     if confirmed_unchanged(r, check_inputs(md, source.coverage_threshold), latest.get(r.database)):
                         r.snapshot = r.previous = None  # a batch's snapshots are not all kept until its end
@@ -267,6 +273,7 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
         yield AssetObservation(asset_key=key, metadata=report_metadata(report))
         if len(failures) < len(databases) and pushes_itself(context, cfg, source):
             push_after_extraction(context, cfg, source)
+        deliver_after_run(context, cfg, source, store)  # queued schema changes to webhooks; never raises
         observed = len(unchanged) if subset or not failures else 0
         context.log.info(f"{len(databases)} databases in {time.monotonic() - started:.1f}s, "
                          f"{observed} confirmed unchanged (observed), {len(failures)} failed")
