@@ -81,7 +81,10 @@ class Deployment:
                "storage": {"uri": str(home / "store")},
                "datahub": {"target": "lite", "lite": {"path": str(home / "lite.sqlite")}}}
         (home / "sources.yaml").write_text(yaml.safe_dump(cfg))
-        chart_env = {e["name"]: e["value"] for e in VALUES["dagsterDaemon"].get("env", [])}  # daemon and runs
+        # the environment the chart gives the daemon and the run pods (here the daemon's runs inherit the daemon's)
+        chart_env = {e["name"]: e["value"] for e in [*VALUES["dagsterDaemon"].get("env", []),
+                                                     *VALUES["dagster-user-deployments"]["deployments"][0]["env"]]
+                     if e["name"].startswith("DAGSTER_")}
         self.env = {**os.environ, **chart_env, "DAGSTER_HOME": str(home / "dagster"), "METADATA_ASSETS_CONFIG":
                     str(home / "sources.yaml"), run.PASSWORD_ENV: run.READER_PASSWORD,
                     "DATAHUB_TELEMETRY_ENABLED": "false", "PYTHONUNBUFFERED": "1"}

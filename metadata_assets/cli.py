@@ -260,6 +260,7 @@ def _demo_env(home: Path, port: int, password: str) -> dict[str, str]:
         "DATAHUB_TELEMETRY_ENABLED": "false",
         # range runs planned with one event, as deployed (deploy/values.yaml; defs/failed_partitions.py)
         "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+        "DAGSTER_EVENT_BATCH_SIZE": "500",  # observations stored in batches, as deployed (defs/event_batches.py)
     }
 
 

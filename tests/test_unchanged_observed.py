@@ -42,9 +42,10 @@ class Estate:
         return result
 
     def events(self, result, kind):
-        """{partition: event} of one kind (the run's report, an observation of no partition, left out)."""
+        """{partition: event} of one kind (the run's report, an observation of no partition, left out), as the run's
+        event log holds them (observations are stored in batches, not yielded: defs/event_batches.py)."""
         out = {}
-        for e in result.all_events:
+        for e in (entry.dagster_event for entry in self.instance.all_logs(result.run_id) if entry.dagster_event):
             if e.event_type_value == kind:
                 data = e.event_specific_data
                 event = data.materialization if kind == "ASSET_MATERIALIZATION" else data.asset_observation

@@ -31,6 +31,7 @@ from metadata_assets.defs.checks import (
     schema_check_evaluations,
     target_of,
 )
+from metadata_assets.defs.event_batches import ObservationBatch
 from metadata_assets.defs.extraction_report import report_metadata
 from metadata_assets.defs.failed_partitions import mark_failed, planned_as_subset
 from metadata_assets.defs.storage_connections import hold_storage_connections
@@ -256,13 +257,15 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
                 for r, md in unchanged:
                     yield from materialize(r, md)
             else:
+                observations = ObservationBatch(context)  # one statement per batch (DAGSTER_EVENT_BATCH_SIZE)
                 for r, md in unchanged:
                     rec = latest[r.database]
-                    yield observation(key, r, rec)
+                    observations.add(observation(key, r, rec))
                     if checks_selected:  # an automated run that selected the checks: evaluated as on demand
                         yield from (e for e in evaluate(key, r.database, rec.asset_materialization.metadata,
                                                         source.coverage_threshold, target_of(rec))
                                     if e.check_name in checks_selected)
+                observations.flush()
             yield from schema_check_evaluations(context, source, key, to_check)
         except SourceUnavailable as e:  # only before the first database: later faults fail their own batch
             if subset:
