@@ -469,3 +469,53 @@ def test_ambiguous_choices_under_a_repeat_are_refused(tmp_path, regex, which):
                    "alternatives can start with the same character (like '(a|a)+' or '(a|aa)+'), which can take "
                    "exponential time on some names: make the alternatives start differently or drop the repeat (e.g. 'a+$' "
                    "instead of '(a|aa)+$')")
+
+
+PG = """
+sources:
+  - name: wh
+    type: postgres
+    host: pg.internal
+    user: catalog
+    password_env: WH_PW
+"""
+
+
+@pytest.mark.parametrize("base, extra, expected", [
+    (GOOD, "    tls: {ca: /ca.pem, mode: preferred}\n",
+     "source 'prod_orders', field tls: ca is set but mode is preferred: a certificate is only checked (or sent) on "
+     "a connection that requires TLS (mode: required, or leave mode out)"),
+    (GOOD, "    tls: {cert: /c.pem, mode: disabled}\n",
+     "source 'prod_orders', field tls: cert is set but mode is disabled"),
+    (GOOD, "    tls: {key: /k.pem}\n", "source 'prod_orders', field tls: key without cert: give the client certificate"),
+    (GOOD, "    tls: {mode: verify}\n", "source 'prod_orders', field tls.mode: Input should be 'disabled', 'preferred' "
+                                        "or 'required'"),
+    (GOOD, "    tls: {ca: /ca.pem, verify_identity: 'no'}\n", "source 'prod_orders', field tls.verify_identity: Input "
+                                                               "should be a valid boolean"),
+    (GOOD, "    tls: {sslmode: require}\n", "source 'prod_orders', field tls.sslmode: unknown key"),
+    (PG, "    sslmode: verify-full\n", "source 'wh', field sslrootcert: sslmode verify-full needs sslrootcert: the CA "
+                                     "file that signed the server's certificate (or 'system' for the system's CAs)"),
+    (PG, "    sslmode: verify-ca\n", "source 'wh', field sslrootcert: sslmode verify-ca needs sslrootcert"),
+    (PG, "    sslcert: /c.pem\n", "source 'wh', field sslkey: sslcert and sslkey go together"),
+    (PG, "    sslkey: /k.pem\n", "source 'wh', field sslkey: sslcert and sslkey go together"),
+    (PG, "    sslmode: disable\n    sslrootcert: /ca.pem\n", "source 'wh', field sslrootcert: set with sslmode disable"),
+    (PG, "    sslmode: verify_full\n", "source 'wh', field sslmode: Input should be 'disable'"),
+])
+def test_tls_settings_that_cannot_work_are_refused_at_load(tmp_path, base, extra, expected):
+    msg = load_error(tmp_path, base + extra)
+    assert msg.startswith(expected), msg
+
+
+def test_tls_defaults_and_modes(tmp_path):
+    mysql = load(write(tmp_path, GOOD)).sources[0]
+    assert (mysql.tls.effective_mode, mysql.tls.ca) == ("preferred", None)
+    assert mysql.tls.describe() == "TLS when the server offers it, certificate not checked (tls.mode: preferred)"
+    tls = load(write(tmp_path, GOOD + "    tls: {ca: /etc/db-ca/ca.pem}\n")).sources[0].tls
+    assert (tls.effective_mode, tls.verify_identity) == ("required", True)
+    assert tls.describe() == "TLS required, certificate checked against tls.ca and its host name"
+    tls = load(write(tmp_path, GOOD + "    tls: {mode: required}\n")).sources[0].tls
+    assert tls.describe() == "TLS required, certificate not checked (no tls.ca)"
+    pg = load(write(tmp_path, PG)).sources[0]
+    assert (pg.sslmode, pg.sslrootcert, pg.sslcert, pg.sslkey) == ("prefer", None, None, None)
+    pg = load(write(tmp_path, PG + "    sslmode: verify-full\n    sslrootcert: system\n")).sources[0]
+    assert pg.tls_description() == "TLS required, certificate and host name checked (sslmode verify-full)"
