@@ -559,3 +559,25 @@ def test_locks_pin_every_package_with_hashes_and_setup_requires_them():
     assert "pip install -q --disable-pip-version-check --require-hashes -r requirements-uv.lock" in dev_sh
     assert 'uv" pip sync -q --require-hashes --python "$VENV/bin/python" requirements-dev.lock' in dev_sh
     assert '--no-deps -e .' in dev_sh
+
+
+def test_tls_files_of_the_deployed_sources_are_mounted_from_a_secret(deployed_config):
+    """Every certificate file the deployed config names is a key of a Secret mounted where the path points, in the
+    code server and (includeConfigInLaunchedRuns) every run pod."""
+    volumes = {v["name"]: v for v in USER_DEPLOYMENT["volumes"]}
+    paths = []
+    for s in deployed_config.sources:
+        tls = getattr(s, "tls", None)
+        paths += [p for p in (getattr(tls, "ca", None), getattr(tls, "cert", None), getattr(tls, "key", None),
+                              getattr(s, "sslrootcert", None), getattr(s, "sslcert", None),
+                              getattr(s, "sslkey", None)) if p and p != "system"]
+        if s.type == "mysql":
+            assert s.tls.effective_mode == "required" and s.tls.ca and s.tls.verify_identity, s.name
+    assert paths, "the deployed example checks the servers' certificates"
+    for path in paths:
+        mounts = [m for m in USER_DEPLOYMENT["volumeMounts"] if path.startswith(m["mountPath"].rstrip("/") + "/")]
+        assert len(mounts) == 1, path
+        secret = volumes[mounts[0]["name"]].get("secret")
+        assert secret, f"{path}: not from a Secret volume"
+        key = path[len(mounts[0]["mountPath"].rstrip("/")) + 1:]
+        assert key in SECRETS[secret["secretName"]]["stringData"], path
