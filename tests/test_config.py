@@ -519,3 +519,17 @@ def test_tls_defaults_and_modes(tmp_path):
     assert (pg.sslmode, pg.sslrootcert, pg.sslcert, pg.sslkey) == ("prefer", None, None, None)
     pg = load(write(tmp_path, PG + "    sslmode: verify-full\n    sslrootcert: system\n")).sources[0]
     assert pg.tls_description() == "TLS required, certificate and host name checked (sslmode verify-full)"
+
+
+def test_commands_that_never_talk_to_datahub_need_no_rest_variables(tmp_path, monkeypatch, capsys):
+    """grants and check-access read the sources only: a deployed config (target rest) works on a laptop without
+    DataHub's variables; definitions loading (and every other command) checks them."""
+    from metadata_assets import cli
+
+    for var in ("T29_GMS_URL", "T29_GMS_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    path = write(tmp_path, GOOD + REST)
+    assert cli.main(["grants", "--config", str(path), "-d", "orders_eu"]) == 0
+    assert "GRANT REFERENCES, SHOW VIEW ON `orders_eu`.* TO 'catalog_reader'@'%';" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="environment variable T29_GMS_URL is not set"):
+        load(path)
