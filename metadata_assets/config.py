@@ -232,7 +232,7 @@ def parse(raw: dict, where: str, path: Optional[str] = None, check_datahub: bool
                 tag = err.get("ctx", {}).get("tag")
                 what = "no type given" if err["type"] == "union_tag_not_found" else f"unknown source type {tag!r}"
                 msgs.append(f"{_describe(err['loc'], raw)}, field type: {what} (supported: "
-                            f"{', '.join(source_types())})")
+                            f"{', '.join(map(repr, source_types()))})")
                 continue
             if err["type"] == "extra_forbidden":
                 loc = err["loc"]

@@ -354,7 +354,7 @@ def test_cron_check_agrees_with_dagsters_own():
 def test_missing_or_unknown_type_lists_the_registered_types(tmp_path):
     from metadata_assets.sources.registry import source_types
 
-    supported = ", ".join(source_types())
+    supported = ", ".join(map(repr, source_types()))
     assert set(source_types()) >= {"mysql", "postgres", "bigquery"}
     assert load_error(tmp_path, GOOD.replace("    type: mysql\n", "")) == (
         f"source 'prod_orders', field type: no type given (supported: {supported})")
