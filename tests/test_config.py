@@ -488,6 +488,9 @@ sources:
     (GOOD, "    tls: {cert: /c.pem, mode: disabled}\n",
      "source 'prod_orders', field tls: cert is set but mode is disabled"),
     (GOOD, "    tls: {key: /k.pem}\n", "source 'prod_orders', field tls: key without cert: give the client certificate"),
+    (GOOD, "    tls: {mode: required, verify_identity: true}\n", "source 'prod_orders', field tls: verify_identity "
+                                                                 "without ca: the host name is checked on a "
+                                                                 "certificate checked against a CA, give it as ca"),
     (GOOD, "    tls: {mode: verify}\n", "source 'prod_orders', field tls.mode: Input should be 'disabled', 'preferred' "
                                         "or 'required'"),
     (GOOD, "    tls: {ca: /ca.pem, verify_identity: 'no'}\n", "source 'prod_orders', field tls.verify_identity: Input "
@@ -511,12 +514,19 @@ def test_tls_defaults_and_modes(tmp_path):
     assert (mysql.tls.effective_mode, mysql.tls.ca) == ("preferred", None)
     assert mysql.tls.describe() == "TLS when the server offers it, certificate not checked (tls.mode: preferred)"
     tls = load(write(tmp_path, GOOD + "    tls: {ca: /etc/db-ca/ca.pem}\n")).sources[0].tls
-    assert (tls.effective_mode, tls.verify_identity) == ("required", True)
+    assert (tls.effective_mode, tls.checks_host_name) == ("required", True)
     assert tls.describe() == "TLS required, certificate checked against tls.ca and its host name"
     tls = load(write(tmp_path, GOOD + "    tls: {mode: required}\n")).sources[0].tls
     assert tls.describe() == "TLS required, certificate not checked (no tls.ca)"
     pg = load(write(tmp_path, PG)).sources[0]
     assert (pg.sslmode, pg.sslrootcert, pg.sslcert, pg.sslkey) == ("prefer", None, None, None)
+    # what run pods do: the source as JSON (defs/resources.py) and back
+    from metadata_assets.sources.registry import config_model
+
+    for text in (GOOD, GOOD + "    tls: {ca: /ca.pem, verify_identity: false, cert: /c.pem, key: /k.pem}\n",
+                 PG + "    sslmode: verify-full\n    sslrootcert: /ca.pem\n    sslcert: /c.pem\n    sslkey: /k.pem\n"):
+        s = load(write(tmp_path, text)).sources[0]
+        assert config_model(s.type).model_validate_json(s.model_dump_json()) == s
     pg = load(write(tmp_path, PG + "    sslmode: verify-full\n    sslrootcert: system\n")).sources[0]
     assert pg.tls_description() == "TLS required, certificate and host name checked (sslmode verify-full)"
 

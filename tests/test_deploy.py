@@ -572,7 +572,7 @@ def test_tls_files_of_the_deployed_sources_are_mounted_from_a_secret(deployed_co
                               getattr(s, "sslrootcert", None), getattr(s, "sslcert", None),
                               getattr(s, "sslkey", None)) if p and p != "system"]
         if s.type == "mysql":
-            assert s.tls.effective_mode == "required" and s.tls.ca and s.tls.verify_identity, s.name
+            assert s.tls.effective_mode == "required" and s.tls.ca and s.tls.checks_host_name, s.name
     assert paths, "the deployed example checks the servers' certificates"
     for path in paths:
         mounts = [m for m in USER_DEPLOYMENT["volumeMounts"] if path.startswith(m["mountPath"].rstrip("/") + "/")]

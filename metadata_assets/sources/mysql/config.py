@@ -20,8 +20,9 @@ class MySQLTLS(_Strict):
     mode: Optional[Literal["disabled", "preferred", "required"]] = Field(
         default=None, description="default: required when ca or cert is set, else preferred")
     ca: Optional[str] = Field(default=None, description="PEM file of the CA(s) the server's certificate must chain to")
-    verify_identity: bool = Field(default=True, description="with ca: the certificate must name `host` "
-                                                            "(VERIFY_IDENTITY); false: the CA only (VERIFY_CA)")
+    verify_identity: Optional[bool] = Field(
+        default=None, description="with ca: the certificate must name `host` (VERIFY_IDENTITY; the default); "
+                                  "false: the CA only (VERIFY_CA)")
     cert: Optional[str] = Field(default=None, description="client certificate (PEM), for an account REQUIRE X509")
     key: Optional[str] = Field(default=None, description="its private key (PEM), unless it is in `cert`")
 
@@ -29,6 +30,9 @@ class MySQLTLS(_Strict):
     def _consistent(self) -> "MySQLTLS":
         if self.key and not self.cert:
             raise ValueError("key without cert: give the client certificate too")
+        if self.verify_identity is not None and not self.ca:
+            raise ValueError("verify_identity without ca: the host name is checked on a certificate checked against "
+                             "a CA, give it as ca")
         given = [k for k in ("ca", "cert") if getattr(self, k)]
         if given and self.mode in ("disabled", "preferred"):
             raise ValueError(f"{given[0]} is set but mode is {self.mode}: a certificate is only checked (or "
@@ -48,7 +52,11 @@ class MySQLTLS(_Strict):
         if not self.ca:
             return "TLS required, certificate not checked (no tls.ca)"
         return ("TLS required, certificate checked against tls.ca" +
-                (" and its host name" if self.verify_identity else " (host name not checked)"))
+                (" and its host name" if self.checks_host_name else " (host name not checked)"))
+
+    @property
+    def checks_host_name(self) -> bool:
+        return bool(self.ca) and self.verify_identity is not False
 
 
 class MySQLSource(ServerSource):

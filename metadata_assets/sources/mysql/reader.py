@@ -125,7 +125,7 @@ def tls_args(source: MySQLSource) -> dict:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if tls.ca:
-        ctx.check_hostname = tls.verify_identity
+        ctx.check_hostname = tls.checks_host_name
         ctx.verify_mode = ssl.CERT_REQUIRED
     else:
         ctx.check_hostname = False
