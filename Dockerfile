@@ -8,7 +8,13 @@
 # with the same lock; pyarrow, pandas and google-api-python-client that dagster-gcp pulls in are ~350 MB of it).
 # Expect ~0.8 GB uncompressed, ~250 MB compressed in the registry. Multi-stage: no pip cache, no build tools and
 # no source tree in the final image, only the virtualenv (with its bytecode: +~60 MB, seconds saved per run pod).
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+#
+# Supply chain: the base image by digest (a tag moves; a digest is one image) and every package by the sha256 in
+# requirements.lock (pip's hash-checking mode: a file whose hash is not in the lock is refused). The digest is the
+# multi-platform index of python:3.11-slim-bookworm (Python 3.11.16, Debian 12, built 2026-08-25) as recorded by the
+# Docker official images' docker-library/repo-info (repos/python/remote/3.11-slim-bookworm.md). To move to a newer
+# build: take the new index digest from there (or `docker buildx imagetools inspect python:3.11-slim-bookworm`).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
@@ -17,7 +23,7 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # dependencies first: this layer is rebuilt only when the lock changes
 COPY requirements.lock ./
-RUN pip install --no-deps -r requirements.lock
+RUN pip install --no-deps --require-hashes -r requirements.lock
 COPY pyproject.toml README.md workspace.yaml ./
 COPY metadata_assets ./metadata_assets
 # Bytecode compiled once here: without it every run pod recompiles dagster and acryl-datahub from source at start

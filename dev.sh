@@ -32,12 +32,14 @@ install_system() {
 
 install_python() {
   local stamp=$VENV/.installed lock_sum
-  lock_sum=$( (cat requirements-dev.lock pyproject.toml; echo compiled-1) | sha256sum | cut -d' ' -f1)
+  lock_sum=$( (cat requirements-uv.lock requirements-dev.lock pyproject.toml; echo compiled-1) | sha256sum | cut -d' ' -f1)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lock_sum" ]; then return; fi
   echo "[setup] creating $VENV from requirements-dev.lock (pinned)" >&2
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check uv==0.13.9
-  "$VENV/bin/uv" pip sync -q --python "$VENV/bin/python" requirements-dev.lock
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r requirements-uv.lock
+  # every file checked against the lock's sha256 (uv refuses a package whose hash is not listed)
+  "$VENV/bin/uv" pip sync -q --require-hashes --python "$VENV/bin/python" requirements-dev.lock
+  # the project itself, editable, nothing else (its dependencies are the lock's)
   "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --no-deps -e .
   # Bytecode once, as the Dockerfile does: with PYTHONDONTWRITEBYTECODE set (this machine, many CI images) every
   # Dagster process (webserver, daemon, code server, each run) would otherwise compile dagster and acryl-datahub

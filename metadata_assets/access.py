@@ -58,6 +58,7 @@ class AccessReport:
     databases: list[DatabaseAccess] = field(default_factory=list)
     account_notes: list[str] = field(default_factory=list)  # about the account as a whole (grants, role attributes)
     routine_grant_hint: Optional[str] = None  # the optional grant that would show routine definitions, if any
+    tls: str = ""  # the check's own connection: encrypted or not (protocol, cipher) and what the source's TLS checks
 
     @property
     def readable(self) -> list[str]:
@@ -111,6 +112,8 @@ class AccessReport:
         """What the CLI prints: where, the table, account notes, the routine hint, the verdict (last line)."""
         out = [f"check-access: source {self.source!r} ({self.kind}, {self.account}"
                + (f", {self.server_version}" if self.server_version else "") + ")", self.table()]
+        if self.tls:
+            out.append(f"connection: {self.tls}")
         out += [f"account: {n}" for n in self.account_notes]
         if self.routine_grant_hint:
             out.append(f"routine text (optional): {self.routine_grant_hint}")

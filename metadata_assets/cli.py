@@ -29,7 +29,7 @@ def cmd_grants(args) -> int:
     from metadata_assets.sources.base import SourceUnavailable
     from metadata_assets.sources.registry import kind_of
 
-    cfg = config_mod.load(args.config)
+    cfg = config_mod.load(args.config, check_datahub=False)  # talks to the sources only
     sources = [cfg.source(args.source)] if args.source else cfg.sources
     for source in sources:
         try:
@@ -47,7 +47,7 @@ def cmd_check_access(args) -> int:
     from metadata_assets.sources.base import SourceUnavailable
     from metadata_assets.sources.registry import kind_of
 
-    cfg = config_mod.load(args.config)
+    cfg = config_mod.load(args.config, check_datahub=False)  # talks to the source only
     source = cfg.source(args.source)
     try:
         report = kind_of(source).check_access(source, args.database or None)

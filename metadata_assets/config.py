@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 # re-exported: what every source shares, and the models of the built-in sources
 from metadata_assets.change_config import OwnerNotifications
 from metadata_assets.source_config import (  # noqa: F401
     ConfigError,
+    FromEnv,
     Pattern,
     RunPod,
     Schedule,
@@ -37,7 +38,14 @@ def home() -> str:
     return os.environ.get(HOME_ENV) or os.path.abspath(".metadata_assets")
 
 
-Source = Annotated[Union[tuple(config_models())], Field(discriminator="type")]
+def _source_type(value):
+    return value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+
+
+# a callable discriminator (not Field(discriminator="type")): pydantic refuses a before-validator on a discriminator
+# field, and _Strict's strict scalars run before every field's own validation
+Source = Annotated[Union[tuple(Annotated[m, Tag(t)] for t, m in zip(source_types(), config_models()))],
+                   Discriminator(_source_type)]
 AnySource = SourceConfig  # any source's model (sources/<type>/config.py)
 
 
@@ -45,6 +53,22 @@ class Storage(_Strict):
     """Where MCE files and push state live: a local directory or gs://bucket/prefix."""
 
     uri: str = Field(default_factory=lambda: str(Path(home(), "mce")))
+
+    @field_validator("uri")
+    @classmethod
+    def _valid_uri(cls, uri: str) -> str:
+        if not uri.strip():
+            raise ValueError("empty: give a local directory or gs://bucket/prefix")
+        if uri.startswith("gs://"):
+            bucket = uri[len("gs://"):].split("/", 1)[0]
+            # Cloud Storage's bucket names: 3-63 characters (dotted names up to 222), lower case, digits, - _ .
+            if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]", bucket) or (
+                    "." not in bucket and len(bucket) > 63):
+                raise ValueError(f"{uri!r} names no valid bucket (want gs://bucket/prefix, e.g. "
+                                 "gs://acme-metadata/mce)")
+        elif m := re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", uri):
+            raise ValueError(f"{uri!r}: {m.group(1)}:// is not supported (a local directory or gs://bucket/prefix)")
+        return uri
 
 
 class LiteTarget(_Strict):
@@ -112,21 +136,28 @@ class ProjectConfig(_Strict):
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _expand(value, where: str):
-    """`${VAR}` and `${VAR:-default}` in string values, so one file serves laptops and clusters."""
+class _UnsetVariable(Exception):
+    def __init__(self, loc: tuple, var: str):
+        super().__init__(var)
+        self.loc, self.var = loc, var
+
+
+def _expand(value, loc: tuple = ()):
+    """`${VAR}` and `${VAR:-default}` in string values, so one file serves laptops and clusters. A string that went
+    through it is a FromEnv: the one kind of string a number or boolean field takes (`port: ${DB_PORT:-3306}`)."""
     if isinstance(value, dict):
-        return {k: _expand(v, f"{where}.{k}") for k, v in value.items()}
+        return {k: _expand(v, (*loc, k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, str):
+        return [_expand(v, (*loc, i)) for i, v in enumerate(value)]
+    if isinstance(value, str) and _VAR.search(value):
         def sub(m: re.Match) -> str:
             var, default = m.group(1), m.group(2)
             if var in os.environ:
                 return os.environ[var]
             if default is not None:
                 return default
-            raise ConfigError(f"{where}: environment variable {var} is not set and has no default")
-        return _VAR.sub(sub, value)
+            raise _UnsetVariable(loc, var)
+        return FromEnv(_VAR.sub(sub, value))
     return value
 
 
@@ -137,17 +168,39 @@ def _describe(loc: tuple, raw: dict) -> str:
         idx = parts[1]
         srcs = raw.get("sources") or []
         name = srcs[idx].get("name") if idx < len(srcs) and isinstance(srcs[idx], dict) else None
+        if not isinstance(name, str) or _VAR.search(name):
+            name = None
         rest = [str(p) for p in parts[2:] if p not in source_types()]
         label = f'source {name!r}' if name else f"sources[{idx}]"
         return f"{label}, field {'.'.join(rest)}" if rest else label
+    if not parts:
+        return "config"
     return "field " + ".".join(str(p) for p in parts)
+
+
+def _duplicate_names(raw: dict) -> list[str]:
+    """One error per source whose name an earlier source already has, naming both positions."""
+    first: dict[str, int] = {}
+    out = []
+    srcs = raw.get("sources")
+    for i, s in enumerate(srcs if isinstance(srcs, list) else []):
+        name = s.get("name") if isinstance(s, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            out.append(f"source {name!r}, field name: duplicate source name {name!r} (sources[{first[name]}] and "
+                       f"sources[{i}]): each source needs its own name")
+        else:
+            first[name] = i
+    return out
 
 
 _BOUNDS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
 
 
-def load(path: str | os.PathLike | None = None) -> ProjectConfig:
-    """Load the config named by the argument, else $METADATA_ASSETS_CONFIG, else the demo config."""
+def load(path: str | os.PathLike | None = None, check_datahub: bool = True) -> ProjectConfig:
+    """Load the config named by the argument, else $METADATA_ASSETS_CONFIG, else the demo config. check_datahub
+    False: a command that never talks to DataHub (grants, check-access) does not need the REST target's variables."""
     path = Path(path or os.environ.get(CONFIG_ENV) or DEMO_CONFIG)
     try:
         text = path.read_text(encoding="utf-8")
@@ -159,16 +212,19 @@ def load(path: str | os.PathLike | None = None) -> ProjectConfig:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with a 'sources' list at the top")
-    return parse(raw, str(path), path=str(path))
+    return parse(raw, str(path), path=str(path), check_datahub=check_datahub)
 
 
-def parse(raw: dict, where: str, path: Optional[str] = None) -> ProjectConfig:
+def parse(raw: dict, where: str, path: Optional[str] = None, check_datahub: bool = True) -> ProjectConfig:
     """A sources config already read (a YAML file's, a DataHubCatalog component's attributes): `${VAR}` expanded,
     validated, every error one ConfigError that starts with `where` and names the source and the field."""
     try:
-        expanded = _expand(raw, "config")
-    except ConfigError as e:
-        raise ConfigError(f"{where}: {e}") from None
+        expanded = _expand(raw)
+    except _UnsetVariable as e:
+        raise ConfigError(f"{where}: {_describe(e.loc, raw)}: environment variable {e.var} is not set and has no "
+                          "default") from None
+    if duplicates := _duplicate_names(expanded):
+        raise ConfigError(f"{where}: " + "; ".join(duplicates))
     try:
         cfg = ProjectConfig.model_validate({**expanded, **({"path": path} if path else {})})
     except ValidationError as e:
@@ -176,9 +232,10 @@ def parse(raw: dict, where: str, path: Optional[str] = None) -> ProjectConfig:
         for err in e.errors():
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-                ctx = err.get("ctx", {})
-                msgs.append(f"{_describe(err['loc'], raw)}, field type: unknown source type "
-                            f"{ctx.get('tag')!r} (supported: {ctx.get('expected_tags', 'mysql')})")
+                tag = err.get("ctx", {}).get("tag")
+                what = "no type given" if err["type"] == "union_tag_not_found" else f"unknown source type {tag!r}"
+                msgs.append(f"{_describe(err['loc'], raw)}, field type: {what} (supported: "
+                            f"{', '.join(map(repr, source_types()))})")
                 continue
             if err["type"] == "extra_forbidden":
                 loc = err["loc"]
@@ -190,7 +247,32 @@ def parse(raw: dict, where: str, path: Optional[str] = None) -> ProjectConfig:
                 msg += f" (got {err['input']!r})"
             msgs.append(f"{_describe(err['loc'], raw)}: {msg}")
         raise ConfigError(f"{where}: " + "; ".join(msgs)) from None
+    try:
+        if check_datahub:
+            check_target(cfg.datahub)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
     return cfg
+
+
+def check_target(target: DataHubTarget) -> None:
+    """A REST target's server and token variables set, the server an http(s) URL: checked when the config loads,
+    so a missing variable stops definitions loading with its name, not a push hours later. (Source passwords are
+    read when a run needs them: check_secrets.)"""
+    if target.target != "rest":
+        return
+    rest = target.rest
+    server = os.environ.get(rest.server_env, "")
+    if not server:
+        raise ConfigError(f"field datahub.rest.server_env: environment variable {rest.server_env} is not set "
+                          "(datahub.target is rest: it holds GMS's URL, e.g. http://datahub-gms:8080)")
+    if not re.match(r"https?://[^/\s]+", server):
+        raise ConfigError(f"field datahub.rest.server_env: environment variable {rest.server_env} is {server!r}, "
+                          "not an http(s) URL (e.g. http://datahub-gms:8080)")
+    if rest.token_env and not os.environ.get(rest.token_env):
+        raise ConfigError(f"field datahub.rest.token_env: environment variable {rest.token_env} is not set "
+                          "(datahub.target is rest: it holds the DataHub access token; set token_env: null for a "
+                          "GMS without authentication)")
 
 
 def check_secrets(cfg: ProjectConfig) -> None:

@@ -38,6 +38,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class ServerTLS:
+    """A server's TLS files (PEM): its certificate and key, and the CA that client certificates must chain to."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
 @dataclass
 class LocalMariaDB:
     """A running private server; `root` connects over TCP without a password."""
@@ -80,8 +89,12 @@ class LocalMariaDB:
         self.stop()
 
 
-def start(basedir: Path | str, port: int | None = None, extra_args: tuple[str, ...] = ()) -> LocalMariaDB:
-    """Initialise (once) and start a server whose files all live under `basedir`."""
+def start(basedir: Path | str, port: int | None = None, extra_args: tuple[str, ...] = (),
+          tls: ServerTLS | None = None) -> LocalMariaDB:
+    """Initialise (once) and start a server whose files all live under `basedir`; with `tls`, the server offers TLS
+    with that certificate (and checks client certificates against its CA, for accounts that REQUIRE X509)."""
+    if tls is not None:
+        extra_args = (f"--ssl-cert={tls.cert}", f"--ssl-key={tls.key}", f"--ssl-ca={tls.ca}", *extra_args)
     basedir = Path(basedir).absolute()
     datadir = basedir / "data"
     basedir.mkdir(parents=True, exist_ok=True)

@@ -106,8 +106,40 @@ def _server_dir(basedir: Path, uid: int | None, gid: int | None) -> Path:
     return d
 
 
-def start(basedir: Path, port: int | None = None, timeout_s: float = 60) -> LocalPostgres:
-    """initdb (once) under basedir/pgdata and start the server on 127.0.0.1:port; returns when it accepts logins."""
+def _tls_settings(basedir: Path, tls, uid: int | None, gid: int | None) -> list[str]:
+    """The server's TLS files copied where it can read them (its key 0600 and its own, as PostgreSQL demands), and
+    the settings that turn TLS on with them."""
+    d = basedir / "tls"
+    d.mkdir(exist_ok=True)
+    settings = ["ssl=on"]
+    for name, src, setting in (("server.crt", tls.cert, "ssl_cert_file"), ("server.key", tls.key, "ssl_key_file"),
+                               ("ca.crt", tls.ca, "ssl_ca_file")):
+        dst = d / name
+        shutil.copyfile(src, dst)
+        os.chmod(dst, 0o600)
+        if uid is not None:
+            os.chown(dst, uid, gid)
+        settings.append(f"{setting}={dst}")
+    if uid is not None:
+        os.chown(d, uid, gid)
+    return settings
+
+
+def _write_hba(datadir: Path, lines: list[str], uid: int | None, gid: int | None) -> None:
+    """pg_hba.conf as initdb wrote it, with `lines` first (the first matching line decides)."""
+    hba, orig = datadir / "pg_hba.conf", datadir / "pg_hba.conf.initdb"
+    if not orig.exists():
+        shutil.copyfile(hba, orig)
+    hba.write_text("".join(f"{line}\n" for line in lines) + orig.read_text())
+    if uid is not None:
+        os.chown(hba, uid, gid)
+
+
+def start(basedir: Path, port: int | None = None, timeout_s: float = 60, tls=None,
+          hba: list[str] | None = None) -> LocalPostgres:
+    """initdb (once) under basedir/pgdata and start the server on 127.0.0.1:port; returns when it accepts logins.
+    With `tls` (local_mariadb.ServerTLS) the server offers TLS with that certificate and checks client certificates
+    against its CA; `hba` lines go first in pg_hba.conf (e.g. `hostssl all alice 127.0.0.1/32 cert`)."""
     uid, gid = _as_server_user()
     requested = Path(basedir).absolute()
     basedir = _server_dir(requested, uid, gid)
@@ -122,11 +154,15 @@ def start(basedir: Path, port: int | None = None, timeout_s: float = 60) -> Loca
     if not (datadir / "PG_VERSION").exists():
         subprocess.run([_bin("initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
                         "--locale=C.UTF-8"], check=True, capture_output=True, text=True, **as_user)
+    if hba is not None:
+        _write_hba(datadir, hba, uid, gid)
+    settings = _tls_settings(basedir, tls, uid, gid) if tls is not None else []
     port = port or free_port()
     log = open(basedir / "postgres.log", "ab")
     process = subprocess.Popen(
         [_bin("postgres"), "-D", str(datadir), "-p", str(port), "-k", str(sockdir),
-         "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
+         "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200",
+         *(arg for setting in settings for arg in ("-c", setting))],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **as_user)
     server = LocalPostgres(datadir=datadir, port=port, process=process, log=log, owns_dir=basedir != requested)
     deadline = time.monotonic() + timeout_s

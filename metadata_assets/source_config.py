@@ -10,10 +10,12 @@ from __future__ import annotations
 import functools
 import os
 import re
+import types
+import typing
 from typing import ClassVar, Optional
 
 from datahub.configuration.common import AllowDenyPattern
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from metadata_assets.change_config import History, Notifications, Risk
 
@@ -29,8 +31,51 @@ class ConfigError(ValueError):
     __module__ = "metadata_assets.config"  # where users import it from (tracebacks name it so)
 
 
+class FromEnv(str):
+    """A string that `${VAR}` expansion produced (config._expand): the only string a number or a boolean field
+    accepts, so `port: ${DB_PORT:-3306}` works while `port: "3306"` and `batch_size: true` are refused."""
+
+
+def _scalar_kind(annotation) -> Optional[type]:
+    """bool, int or float when a field holds that scalar (Optional included), else None."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] \
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType) else [annotation]
+    return args[0] if len(args) == 1 and args[0] in (bool, int, float) else None
+
+
+def _strict_scalar(kind: type, value):
+    """`value` for a bool/int/float field, or ValueError: YAML's own types only (no 1 for true, no true for 1,
+    no "10" or 10.0 for 10), except a string from `${VAR}` that spells one."""
+    if isinstance(value, FromEnv):
+        text = value.strip()
+        try:
+            if kind is bool:
+                if text.lower() not in ("true", "false"):
+                    raise ValueError
+                return text.lower() == "true"
+            return int(text) if kind is int else float(text)
+        except ValueError:
+            want = {bool: "true or false", int: "a whole number", float: "a number"}[kind]
+            raise ValueError(f"the environment variable gave {str(value)!r}, not {want}") from None
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"Input should be a valid boolean, true or false (got {value!r})")
+    elif isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        want = "a valid integer" if kind is int else "a valid number"
+        raise ValueError(f"Input should be {want} (got {value!r}{', a boolean' if isinstance(value, bool) else ''})")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_scalars(cls, value, info: ValidationInfo):
+        kind = _scalar_kind(cls.model_fields[info.field_name].annotation)
+        if kind is None or (value is None and cls.model_fields[info.field_name].annotation is not kind):
+            return value
+        return _strict_scalar(kind, value)
 
 
 _REPEATS = frozenset(op for op in (getattr(_sre_parse, n, None) for n in ("MAX_REPEAT", "MIN_REPEAT",
@@ -61,6 +106,145 @@ def _nests_repeats(items, inside_repeat: bool = False) -> bool:
         if any(_nests_repeats(sub, inside_repeat) for sub in _subpatterns(av)):
             return True
     return False
+
+
+# --- choices inside a repeat that can take the same text (`(a|a)+`, `(a|aa)+`, `(a?a?)+`) ---
+_P = _sre_parse
+_END = -1  # what follows the whole regex: re.match lets anything (or nothing) follow
+_NONE: frozenset = frozenset()
+_UNIVERSE = frozenset(range(128)) | {0xDF, 0xE9, 0x130, 0x3B1, 0x4E00, 0x2028}  # ASCII and a few others
+_CATEGORIES = {"CATEGORY_DIGIT": r"\d", "CATEGORY_NOT_DIGIT": r"\D", "CATEGORY_SPACE": r"\s",
+               "CATEGORY_NOT_SPACE": r"\S", "CATEGORY_WORD": r"\w", "CATEGORY_NOT_WORD": r"\W",
+               "CATEGORY_LINEBREAK": "\n", "CATEGORY_NOT_LINEBREAK": "[^\n]"}
+_EMPTY, _MAYBE, _CONSUMED = "empty", "maybe", "consumed"  # what the current iteration of a repeat has consumed
+
+
+def _folded(chars) -> frozenset:
+    """The characters with their other cases: patterns match case-insensitively by default."""
+    out = set(chars)
+    for c in chars:
+        out.update(ord(o) for o in (chr(c).lower(), chr(c).upper()) if len(o) == 1)
+    return frozenset(out)
+
+
+def _charset(op, av) -> Optional[frozenset]:
+    """The characters (of a sample universe) that a one-character node matches; None: not such a node."""
+    if op is _P.LITERAL:
+        return _folded({av})
+    if op is _P.NOT_LITERAL:
+        return _UNIVERSE - _folded({av})
+    if op is _P.ANY:
+        return _UNIVERSE
+    if op is not _P.IN:
+        return None
+    chars, negate = set(), False
+    for iop, iav in av:
+        if iop is _P.NEGATE:
+            negate = True
+        elif iop is _P.LITERAL:
+            chars.add(iav)
+        elif iop is _P.RANGE:
+            chars.update(c for c in _UNIVERSE if iav[0] <= c <= iav[1])
+            chars.update(iav)
+        elif iop is _P.CATEGORY and str(iav) in _CATEGORIES:
+            rx = re.compile(_CATEGORIES[str(iav)])
+            chars.update(c for c in _UNIVERSE if rx.fullmatch(chr(c)))
+        else:  # not modelled: as if it matched every character (the guard errs on the side of refusing)
+            chars.update(_UNIVERSE)
+    chars = _folded(chars)
+    return _UNIVERSE - chars if negate else chars
+
+
+def _cont(state: str, fc: frozenset, fe: frozenset) -> frozenset:
+    return fc if state == _CONSUMED else fe if state == _EMPTY else fc | fe
+
+
+class _Choices:
+    """Walks a parsed regex with, at each node, the characters that can come next (the next iteration of the
+    enclosing repeat included), and notes a choice inside a repeat whose alternatives can start with the same
+    character. Such a repeat can match one text in exponentially many ways, and `re` tries all of them on a name
+    that almost matches: `(a|a)+$` takes seconds at 26 characters. An iteration that consumed nothing ends a repeat
+    in `re`, so `(a?)+` is no such case: the state (_EMPTY, _MAYBE, _CONSUMED) tracks it."""
+
+    def __init__(self, check: bool):
+        self.check, self.found = check, False
+
+    @staticmethod
+    def shape(op, av) -> tuple[frozenset, bool]:
+        """(characters that can start a non-empty match of the node, whether it can match empty)."""
+        return _Choices(check=False).node(op, av, _NONE, _NONE, _CONSUMED, False)
+
+    @staticmethod
+    def shape_of(items) -> tuple[frozenset, bool]:
+        first, nullable = _NONE, True
+        for op, av in items:
+            f, n = _Choices.shape(op, av)
+            first |= f
+            if not n:
+                return first, False
+        return first, nullable
+
+    def seq(self, items, fc: frozenset, fe: frozenset, state: str, loop: bool) -> frozenset:
+        """What can start `items` then its continuation (`fc` once the iteration consumed, `fe` while it has not),
+        given the iteration's state before them; checks the choices inside."""
+        items, states = list(items), []
+        for op, av in items:
+            states.append(state)
+            first, nullable = self.shape(op, av)
+            if state == _CONSUMED or not nullable:
+                state = _CONSUMED
+            elif first:
+                state = _MAYBE
+        sfc, sfe = fc, fe
+        for i in range(len(items) - 1, -1, -1):
+            op, av = items[i]
+            first, nullable = self.node(op, av, sfc, sfe, states[i], loop)
+            sfc, sfe = (first | sfc, first | sfe) if nullable else (first, first)
+        return _cont(states[0] if states else state, sfc, sfe)
+
+    def node(self, op, av, fc, fe, state, loop) -> tuple[frozenset, bool]:
+        chars = _charset(op, av)
+        if chars is not None:
+            return chars, False
+        if op is _P.AT:
+            return _NONE, True
+        if op in (_P.ASSERT, _P.ASSERT_NOT):
+            if self.check:
+                self.seq(av[1], frozenset({_END}), frozenset({_END}), _CONSUMED, False)
+            return _NONE, True
+        if op is _P.SUBPATTERN or op is getattr(_P, "ATOMIC_GROUP", None):
+            sub = av[-1] if op is _P.SUBPATTERN else av
+            if self.check:
+                self.seq(sub, fc, fe, state, loop)
+            return self.shape_of(sub)
+        if op is _P.BRANCH or op is _P.GROUPREF_EXISTS:
+            alts = av[1] if op is _P.BRANCH else [av[1], av[2] or []]
+            if self.check:
+                entries = [self.seq(alt, fc, fe, state, loop) for alt in alts]
+                if loop and any(a & b for i, a in enumerate(entries) for b in entries[i + 1:]):
+                    self.found = True
+            shapes = [self.shape_of(alt) for alt in alts]
+            return frozenset().union(*(f for f, _ in shapes)), any(n for _, n in shapes)
+        if op in _REPEATS:
+            lo, hi, sub = av
+            first, nullable = self.shape_of(sub)
+            if hi == 0:
+                return _NONE, True
+            if self.check:
+                if hi > 1:  # the body, followed by its next iteration or by what follows the repeat
+                    self.seq(sub, first | fc, _cont(state, fc, fe), _EMPTY, True)
+                else:
+                    self.seq(sub, fc, fe, state, loop)
+                    if lo == 0 and loop and first & _cont(state, fc, fe):
+                        self.found = True  # taking it or skipping it can start the same way
+            return first, nullable or lo == 0
+        return _UNIVERSE, True  # back-references and anything not modelled: any character, or none
+
+
+def _repeats_ambiguous_choice(parsed) -> bool:
+    walk = _Choices(check=True)
+    walk.seq(parsed, frozenset({_END}), frozenset({_END}), _CONSUMED, False)
+    return walk.found
 
 
 # Answers memoized per Pattern and name: a sensor tick tests every database (and "database.table") name against
@@ -104,6 +288,12 @@ class Pattern(_Strict):
                 raise ValueError(
                     f"regex {rx!r} nests a repeat inside a repeat (like '(a+)+'), which can take exponential time "
                     "on some names: rewrite it without the nested repeat (e.g. 'a+$' instead of '(a+)+$')")
+            if _repeats_ambiguous_choice(parsed):
+                raise ValueError(
+                    f"regex {rx!r} repeats a choice whose alternatives can start with the same character (like "
+                    "'(a|a)+' or "
+                    "'(a|aa)+'), which can take exponential time on some names: make the alternatives start "
+                    "differently or drop the repeat (e.g. 'a+$' instead of '(a|aa)+$')")
         return regexes
 
     def to_datahub(self) -> AllowDenyPattern:
@@ -133,9 +323,20 @@ class Schedule(_Strict):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, cron: str) -> str:
-        fields = cron.split()
-        if len(fields) != 5 or not all(re.fullmatch(r"[0-9A-Za-z*/,\-]+", f) for f in fields):
-            raise ValueError(f"invalid cron expression {cron!r} (want 5 fields, e.g. '0 5 * * *')")
+        """What Dagster's ScheduleDefinition accepts (dagster._utils.schedules.is_valid_cron_string: croniter's
+        parse, 5 fields, not February 30/31), checked here with croniter itself: the core imports no Dagster."""
+        from croniter import croniter
+
+        want = "want 5 fields, minute hour day-of-month month day-of-week, e.g. '0 5 * * *' or '*/30 * * * 1-5'"
+        try:
+            valid = croniter.is_valid(cron)
+            fields = croniter.expand(cron)[0] if valid else []
+        except Exception:  # noqa: BLE001 - any parse failure is an invalid expression
+            valid, fields = False, []
+        if not valid or len(fields) != 5:
+            raise ValueError(f"invalid cron expression {cron!r} ({want})")
+        if fields[3] == [2] and len(fields[2]) == 1 and fields[2][0] in (30, 31):
+            raise ValueError(f"cron expression {cron!r} never fires: February has no day {fields[2][0]}")
         return cron
 
     @field_validator("timezone")

@@ -40,6 +40,7 @@ USER_DEPLOYMENT = VALUES["dagster-user-deployments"]["deployments"][0]
 SECRETS = {d["metadata"]["name"]: d for d in load_docs(DEPLOY / "secrets.example.yaml") if d["kind"] == "Secret"}
 (CONFIGMAP,) = [d for d in load_docs(DEPLOY / "sources-configmap.yaml") if d["kind"] == "ConfigMap"]
 NETWORK = {d["kind"]: d for d in load_docs(DEPLOY / "network.yaml")}
+(CODE_SERVER_POLICY,) = load_docs(DEPLOY / "code-server-network.yaml")
 
 
 # --------------------------------------------------------------------------------------------- Dockerfile
@@ -77,7 +78,8 @@ def test_image_is_slim_multi_stage_non_root_without_entrypoint():
     instrs = dockerfile()
     bases = [resolve_args(a.split()[0]) for k, a in instrs if k == "FROM"]
     assert len(bases) == 2, bases  # build stage + runtime stage
-    assert all(re.fullmatch(r"python:3\.\d+-slim(-\w+)?", b) for b in bases), bases
+    # by digest (issue 29): a tag can be moved to another image, a digest cannot
+    assert all(re.fullmatch(r"python:3\.\d+-slim(-\w+)?@sha256:[0-9a-f]{64}", b) for b in bases), bases
     # the runtime stage takes only the virtualenv from the build stage
     copies_from_build = [a for k, a in final_stage() if k == "COPY" and a.startswith("--from=")]
     assert copies_from_build == ["--from=build /opt/venv /opt/venv"]
@@ -96,7 +98,8 @@ def test_image_is_slim_multi_stage_non_root_without_entrypoint():
 
 def test_image_installs_exactly_the_lock():
     runs = [a for k, a in dockerfile() if k == "RUN"]
-    assert any(re.search(r"pip install --no-deps -r requirements\.lock\b", r) for r in runs), runs
+    # every file checked against the lock's hashes (issue 29)
+    assert any(re.search(r"pip install --no-deps --require-hashes -r requirements\.lock\b", r) for r in runs), runs
     assert any(re.search(r"pip install --no-deps \.(\s|$)", r) for r in runs), "project installed without resolving"
     copies = [a for k, a in dockerfile() if k == "COPY"]
     assert any(a.split()[0] == "requirements.lock" for a in copies)
@@ -156,12 +159,13 @@ def test_configmap_config_is_valid_and_its_secrets_exist(tmp_path, monkeypatch):
     (_, text), = CONFIGMAP["data"].items()
     path = tmp_path / "sources.yaml"
     path.write_text(text)
-    cfg = config_mod.load(path)
-    assert cfg.sources and cfg.storage.uri.startswith("gs://")
-    assert cfg.datahub.target == "rest"
     env = {e["name"]: e.get("value") for e in USER_DEPLOYMENT["env"]}
     secret_keys = {k: name for name in (s["name"] for s in USER_DEPLOYMENT["envSecrets"])
                    for k in SECRETS[name]["stringData"]}
+    code_server_env(monkeypatch)
+    cfg = config_mod.load(path)
+    assert cfg.sources and cfg.storage.uri.startswith("gs://")
+    assert cfg.datahub.target == "rest"
     for source in cfg.sources:
         assert source.password_env in secret_keys, f"{source.name}: {source.password_env} is in no Secret"
     assert cfg.datahub.rest.token_env in secret_keys
@@ -322,10 +326,22 @@ def kubeconfig(tmp_path):
     return path
 
 
+def code_server_env(monkeypatch) -> None:
+    """The code server's environment: its env values and its Secrets' keys (placeholder values). A REST target's
+    variables are checked when the config loads (issue 29)."""
+    for e in USER_DEPLOYMENT["env"]:
+        if e.get("value") is not None:
+            monkeypatch.setenv(e["name"], e["value"])
+    for name in (s["name"] for s in USER_DEPLOYMENT["envSecrets"]):
+        for key in SECRETS[name]["stringData"]:
+            monkeypatch.setenv(key, "x")
+
+
 @pytest.fixture
-def deployed_config(tmp_path):
+def deployed_config(tmp_path, monkeypatch):
     path = tmp_path / "sources.yaml"
     path.write_text(CONFIGMAP["data"]["sources.yaml"])
+    code_server_env(monkeypatch)
     return config_mod.load(path)
 
 
@@ -459,3 +475,109 @@ def test_failed_extraction_runs_are_retried_by_the_daemon(monkeypatch):
     src = MySQLSource(name="s", type="mysql", host="h", user="u", password_env="PW")
     assert int(run_tags(src)[MAX_RETRIES_TAG]) >= 1
     assert VALUES["dagsterDaemon"]["runRetries"]["enabled"] is True
+
+
+# --------------------------------------------------------------------------------------------- code server network
+
+# The pod labels Dagster's chart (1.13) gives: selector labels (app.kubernetes.io/name, app.kubernetes.io/instance:
+# the release) plus `component` (and `deployment` for a user deployment's pods)
+CHART_PODS = {
+    "code server": {"app.kubernetes.io/name": "dagster-user-deployments", "app.kubernetes.io/instance": RELEASE,
+                    "component": "user-deployments", "deployment": USER_DEPLOYMENT["name"]},
+    "webserver": {"app.kubernetes.io/name": "dagster", "app.kubernetes.io/instance": RELEASE,
+                  "component": "dagster-webserver"},
+    "daemon": {"app.kubernetes.io/name": "dagster", "app.kubernetes.io/instance": RELEASE,
+               "component": "dagster-daemon"},
+    "another pod of the namespace": {"app.kubernetes.io/name": "oauth2-proxy", "app.kubernetes.io/instance": "proxy"},
+    "a step pod (k8s_job_executor)": {"app.kubernetes.io/name": "dagster", "app.kubernetes.io/instance": "dagster",
+                                      "app.kubernetes.io/part-of": "dagster",
+                                      "app.kubernetes.io/component": "step_worker"},
+}
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    assert set(selector) == {"matchLabels"}, selector  # only matchLabels here: no expressions to evaluate
+    return all(labels.get(k) == v for k, v in selector["matchLabels"].items())
+
+
+def admitted(policy: dict, labels: dict, port: int) -> bool:
+    """Whether an ingress rule of the policy lets a pod with these labels (same namespace) reach `port`."""
+    return any(any("podSelector" in peer and set(peer) == {"podSelector"} and selects(peer["podSelector"], labels)
+                   for peer in rule["from"]) and any(p["port"] == port for p in rule["ports"])
+               for rule in policy["spec"]["ingress"])
+
+
+def test_code_server_grpc_port_only_from_webserver_daemon_and_run_pods(tmp_path, kubeconfig, deployed_config):
+    policy = CODE_SERVER_POLICY
+    assert policy["kind"] == "NetworkPolicy" and policy["spec"]["policyTypes"] == ["Ingress"]
+    port = USER_DEPLOYMENT["port"]
+    assert selects(policy["spec"]["podSelector"], CHART_PODS["code server"])
+    assert not selects(policy["spec"]["podSelector"], CHART_PODS["webserver"])
+    assert [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]] == [port]
+    for who in ("webserver", "daemon"):
+        assert admitted(policy, CHART_PODS[who], port), who
+    for who in ("another pod of the namespace", "a step pod (k8s_job_executor)", "code server"):
+        assert not admitted(policy, CHART_PODS[who], port), who
+    assert not admitted(policy, CHART_PODS["webserver"], 8080)
+    # a run pod: the labels of the Job the chart's K8sRunLauncher really builds
+    source = deployed_config.sources[0]
+    job_def = Definitions(assets=[build_mce_asset(deployed_config, source)],
+                          jobs=[define_asset_job("extract", selection=[mce_asset_key(source)])]
+                          ).resolve_job_def("extract")
+    _, job = launch(tmp_path, kubeconfig, job_def, {})
+    run_pod = job.spec.template.metadata.labels
+    assert admitted(policy, run_pod, port), run_pod
+    assert not admitted(policy, {**run_pod, "app.kubernetes.io/component": "step_worker"}, port)
+
+
+# --------------------------------------------------------------------------------------------- supply chain
+
+def lock_entries(path: Path) -> dict[str, list[str]]:
+    """{name==version: [sha256 hashes]} of a uv-compiled, hashed lock."""
+    entries, current = {}, None
+    for line in path.read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            current = line.split(" ", 1)[0]
+            entries[current] = []
+        elif line.strip().startswith("--hash=sha256:") and current:
+            entries[current].append(line.strip().split("sha256:", 1)[1].rstrip(" \\"))
+    return entries
+
+
+def test_locks_pin_every_package_with_hashes_and_setup_requires_them():
+    runtime, dev, uv = (lock_entries(ROOT / f) for f in ("requirements.lock", "requirements-dev.lock",
+                                                          "requirements-uv.lock"))
+    for name, lock in (("requirements.lock", runtime), ("requirements-dev.lock", dev), ("requirements-uv.lock", uv)):
+        assert lock and all("==" in req for req in lock), name
+        unhashed = [req for req, hashes in lock.items() if not hashes]
+        assert not unhashed, f"{name}: no hash for {unhashed}"
+        assert all(len(h) == 64 for hashes in lock.values() for h in hashes), name
+    assert set(runtime) <= set(dev)  # the image runs what the tests ran
+    assert {r.split("==")[0] for r in uv} == {"uv"}
+    # the Dockerfile installs with --require-hashes: test_image_installs_exactly_the_lock
+    dev_sh = (ROOT / "dev.sh").read_text()
+    assert "pip install -q --disable-pip-version-check --require-hashes -r requirements-uv.lock" in dev_sh
+    assert 'uv" pip sync -q --require-hashes --python "$VENV/bin/python" requirements-dev.lock' in dev_sh
+    assert '--no-deps -e .' in dev_sh
+
+
+def test_tls_files_of_the_deployed_sources_are_mounted_from_a_secret(deployed_config):
+    """Every certificate file the deployed config names is a key of a Secret mounted where the path points, in the
+    code server and (includeConfigInLaunchedRuns) every run pod."""
+    volumes = {v["name"]: v for v in USER_DEPLOYMENT["volumes"]}
+    paths = []
+    for s in deployed_config.sources:
+        tls = getattr(s, "tls", None)
+        paths += [p for p in (getattr(tls, "ca", None), getattr(tls, "cert", None), getattr(tls, "key", None),
+                              getattr(s, "sslrootcert", None), getattr(s, "sslcert", None),
+                              getattr(s, "sslkey", None)) if p and p != "system"]
+        if s.type == "mysql":
+            assert s.tls.effective_mode == "required" and s.tls.ca and s.tls.checks_host_name, s.name
+    assert paths, "the deployed example checks the servers' certificates"
+    for path in paths:
+        mounts = [m for m in USER_DEPLOYMENT["volumeMounts"] if path.startswith(m["mountPath"].rstrip("/") + "/")]
+        assert len(mounts) == 1, path
+        secret = volumes[mounts[0]["name"]].get("secret")
+        assert secret, f"{path}: not from a Secret volume"
+        key = path[len(mounts[0]["mountPath"].rstrip("/")) + 1:]
+        assert key in SECRETS[secret["secretName"]]["stringData"], path

@@ -48,6 +48,18 @@ def routine_grant_hint(v: ServerVersion, user: str) -> str:
     return "none short of global SELECT (MySQL 8.0 before 8.0.20: only a routine's definer sees its text)"
 
 
+def connection_tls(p: MySQLReader, source: MySQLSource) -> str:
+    """Whether this connection is encrypted (the session's Ssl_version and Ssl_cipher: no privilege needed), and
+    what the source's `tls:` checks."""
+    status = {r["Variable_name"]: r["Value"] for r in p.query(
+        "SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')")}
+    if status.get("Ssl_cipher"):
+        return f"TLS ({status.get('Ssl_version') or '?'}, {status['Ssl_cipher']}); {source.tls.describe()}"
+    hint = ("; tls.mode: required (with tls.ca) refuses a server without TLS"
+            if source.tls.effective_mode != "required" else "")
+    return f"NOT encrypted: catalog queries and results travel in the clear; {source.tls.describe()}{hint}"
+
+
 def check_access(source: MySQLSource, databases: Optional[Sequence[str]] = None) -> AccessReport:
     conn = connect(source)  # SourceUnavailable when the server cannot be reached or refuses the login
     label = describe(source)
@@ -62,6 +74,7 @@ def check_access(source: MySQLSource, databases: Optional[Sequence[str]] = None)
                               account=f"{source.user}@{source.host}:{source.port}", server_version=version,
                               routine_grant_hint=routine_grant_hint(p.version, user))
         report.account_notes += [str(w) for w in p.privilege_warnings(names)]
+        report.tls = connection_tls(p, source)
         mysql8 = p.version.show_create_view_needs_select
         for name in names:
             report.databases.append(_database(p, source, name, name in visible, mysql8))

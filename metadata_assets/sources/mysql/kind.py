@@ -149,6 +149,8 @@ class MySQLKind(SQLServerKind):
         else:  # the account exists: ask the server which routine grant it offers too
             dbs, version = list_databases(source), server_version(source)
         return [f"-- source {source.name}: {source.host}:{source.port}, {len(dbs)} databases",
+                f"-- TLS (optional): ALTER USER '{source.user}'@'%' REQUIRE {'X509' if source.tls.cert else 'SSL'}; "
+                f"makes the server refuse this account without TLS (the source: {source.tls.describe()})",
                 *grant_statements(source, dbs, version)]
 
     def check_access(self, source: MySQLSource, databases: Optional[Sequence[str]] = None, client=None):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -110,20 +111,54 @@ def describe(source: MySQLSource) -> str:
     return f"source {source.name!r} ({source.user}@{source.host}:{source.port})"
 
 
+def tls_args(source: MySQLSource) -> dict:
+    """pymysql's TLS arguments for `source.tls`. pymysql 1.2 (pinned) with none of them is the mysql client's
+    PREFERRED mode: TLS when the server offers it, its certificate unchecked. With an SSLContext it requires TLS and
+    refuses a server that does not offer it before the login is sent (CR_SSL_CONNECTION_ERROR); the context checks
+    the certificate against `ca` and, with verify_identity, the host name against `host`."""
+    tls = source.tls
+    mode = tls.effective_mode
+    if mode == "disabled":
+        return {"ssl_disabled": True}
+    if mode == "preferred":
+        return {}
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if tls.ca:
+        ctx.check_hostname = tls.checks_host_name
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    for what, load in (("ca", lambda: tls.ca and ctx.load_verify_locations(cafile=tls.ca)),
+                       ("cert", lambda: tls.cert and ctx.load_cert_chain(tls.cert, tls.key))):
+        try:
+            load()
+        except (OSError, ssl.SSLError) as e:
+            path = tls.ca if what == "ca" else f"{tls.cert}{f' / {tls.key}' if tls.key else ''}"
+            raise SourceUnavailable(f"{describe(source)}: field tls.{what}: cannot load {path}: "
+                                    f"{getattr(e, 'strerror', None) or e}") from None
+    return {"ssl": ctx}
+
+
 def connect(source: MySQLSource, database: Optional[str] = None,
             query_timeout_s: Optional[float] = None) -> pymysql.connections.Connection:
     """A connection whose every wait is bounded: the TCP connect and each read or write of the handshake by
     `connect_timeout_s` (pymysql applies its read timeout to the handshake: a peer that accepts TCP but never
     speaks MySQL would otherwise hold it for the read timeout), then each query by `query_timeout_s`."""
+    tls = tls_args(source)
     try:
         conn = pymysql.connect(
             host=source.host, port=source.port, user=source.user, password=source.password(),
             database=database, charset="utf8mb4", autocommit=True,
             connect_timeout=source.connect_timeout_s, read_timeout=source.connect_timeout_s,
-            write_timeout=source.connect_timeout_s, cursorclass=pymysql.cursors.DictCursor,
+            write_timeout=source.connect_timeout_s, cursorclass=pymysql.cursors.DictCursor, **tls,
         )
     except pymysql.err.MySQLError as e:
-        raise SourceUnavailable(f"{describe(source)}: {e.args[-1] if e.args else e}") from None
+        text = str(e.args[-1] if e.args else e)
+        if re.search(r"SSL|TLS|certificate", text, re.I):
+            text += f" [{source.tls.describe()}]"
+        raise SourceUnavailable(f"{describe(source)}: {text}") from None
     # pymysql reads these per socket operation (pinned 1.2.x): from here on a query may take query_timeout_s
     conn._read_timeout = conn._write_timeout = query_timeout_s or source.query_timeout_s
     return conn

@@ -71,6 +71,16 @@ class _Probe:
             raise
 
 
+def connection_tls(p: "_Probe", source: PostgresSource) -> str:
+    """Whether this connection is encrypted (pg_stat_ssl of the session's own backend), and what sslmode checks."""
+    rows = p.rows("SELECT ssl, version, cipher FROM pg_catalog.pg_stat_ssl WHERE pid = pg_catalog.pg_backend_pid()")
+    if rows and rows[0]["ssl"]:
+        return f"TLS ({rows[0]['version']}, {rows[0]['cipher']}); {source.tls_description()}"
+    hint = ("; sslmode verify-full (with sslrootcert) refuses a server without TLS or with a wrong certificate"
+            if source.sslmode not in ("verify-ca", "verify-full") else "")
+    return f"NOT encrypted: catalog queries and results travel in the clear; {source.tls_description()}{hint}"
+
+
 def check_access(source: PostgresSource, databases: Optional[Sequence[str]] = None) -> AccessReport:
     try:
         conn = connect(source)  # SourceUnavailable when the server cannot be reached or refuses the login
@@ -79,6 +89,7 @@ def check_access(source: PostgresSource, databases: Optional[Sequence[str]] = No
     try:
         reader = PostgresReader(conn, describe(source))
         version = _Probe(conn, describe(source)).rows("SELECT pg_catalog.version() AS v")[0]["v"]
+        tls = connection_tls(_Probe(conn, describe(source)), source)
         conn.rollback()
         listed = reader.list_databases(source)
         role_notes = [str(w) for w in reader.role_warnings()]
@@ -86,7 +97,7 @@ def check_access(source: PostgresSource, databases: Optional[Sequence[str]] = No
         conn.close()
     report = AccessReport(source=source.name, kind=source.type,
                           account=f"{source.user}@{source.host}:{source.port}",
-                          server_version=version.split(" on ")[0], account_notes=role_notes)
+                          server_version=version.split(" on ")[0], account_notes=role_notes, tls=tls)
     for name in (list(databases) if databases else listed):
         report.databases.append(_database(source, name))
     return report

@@ -158,6 +158,9 @@ class PostgresKind(SQLServerKind):
     def grant_text(self, source: PostgresSource, databases: Optional[Sequence[str]]) -> list[str]:
         dbs = list(databases) if databases else list_databases(source)
         return [f"-- source {source.name}: {source.host}:{source.port}, {len(dbs)} databases",
+                f"-- TLS (optional): in pg_hba.conf, 'hostssl all {source.user} <client network> "
+                f"{'cert' if source.sslcert else 'scram-sha-256'}' and no 'host' line for it make the server refuse "
+                f"this account without TLS (the source: {source.tls_description()})",
                 *grant_statements(source, dbs)]
 
     def check_access(self, source: PostgresSource, databases: Optional[Sequence[str]] = None, client=None):

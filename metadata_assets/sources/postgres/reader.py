@@ -98,6 +98,8 @@ def connect(source: PostgresSource, database: Optional[str] = None,
             sslmode=source.sslmode, connect_timeout=max(2, int(round(source.connect_timeout_s))),
             application_name="metadata-assets", keepalives=1, keepalives_idle=10, keepalives_interval=5,
             keepalives_count=3, tcp_user_timeout=int(source.connect_timeout_s * 1000),
+            # libpq's own TLS settings (verify-full checks the certificate's chain to sslrootcert and its host name)
+            **{k: v for k in ("sslrootcert", "sslcert", "sslkey") if (v := getattr(source, k))},
         )
     except psycopg2.OperationalError as e:
         text = _message(e)
@@ -105,6 +107,8 @@ def connect(source: PostgresSource, database: Optional[str] = None,
             raise DatabaseGone(text) from None
         if "permission denied for database" in text or "not currently accepting connections" in text:
             raise DatabaseRefused(text) from None
+        if "ssl" in text.lower() or "certificate" in text.lower():
+            text += f" [{source.tls_description()}]"
         raise SourceUnavailable(f"{describe(source)}: {text}") from None
     timeout_ms = int((query_timeout_s or source.query_timeout_s) * 1000)
     conn.autocommit = True
