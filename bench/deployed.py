@@ -176,6 +176,36 @@ def split(records: list, t0: float) -> dict:
     return out
 
 
+class RunMemory:
+    """The largest RSS of any run process (what the default run launcher starts: the code server's spawned child;
+    a pod on GKE), sampled every second while a phase runs."""
+
+    def __init__(self):
+        import threading
+
+        self.peak_mib = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self._stop.wait(1.0):
+            for proc in psutil.process_iter(["cmdline", "memory_info"]):
+                try:
+                    cmd = " ".join(proc.info.get("cmdline") or [])
+                    if "spawn_main" in cmd and "grpc" in " ".join(proc.parent().cmdline()):
+                        self.peak_mib = max(self.peak_mib, proc.info["memory_info"].rss / 2**20)
+                except (psutil.Error, AttributeError):  # gone meanwhile, or no parent
+                    continue
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return round(self.peak_mib, 1)
+
+
 def measure_storage(storage: str, server, databases: list[str], args, log) -> dict:
     from metadata_assets import local_postgres
 
@@ -189,6 +219,7 @@ def measure_storage(storage: str, server, databases: list[str], args, log) -> di
     n_changed = max(1, len(databases) * args.changed_percent // 100)
     changed = {db: first_table(server, db) for db in databases[:: max(1, len(databases) // n_changed)][:n_changed]}
     result: dict = {"storage": storage, "changed_databases": len(changed)}
+    memory = RunMemory()
     try:
         dep.cli("schedule", "stop", f"{run.SOURCE_NAME}_daily_schedule")  # the first fill comes from the sensor
         t_daemon = dep.start_daemon()
@@ -238,6 +269,7 @@ def measure_storage(storage: str, server, databases: list[str], args, log) -> di
                                 **split(runs_since(inst, t_sched - 1), t_sched)}
         log(f"[{storage}] normal day: {result['normal_day']}")
     finally:
+        result["peak_run_rss_mib"] = memory.stop()
         dep.stop()
         for db, table in changed.items():
             try:
@@ -298,11 +330,14 @@ def render(data: dict) -> str:
              f"{data['dequeue_s']} s, per-host pool, run retries); sensors every 15 s (schema) and 30 s (push). "
              f"Command: `{data['command']}`.", "",
              "| | sqlite storage | PostgreSQL storage |", "|---|---:|---:|"]
-    by = {r["storage"]: r for r in data["storages"]}
+    runs: dict[str, list] = {}
+    for r in data["storages"]:  # one entry per storage and run (--runs)
+        runs.setdefault(r["storage"], []).append(r)
+    by = {storage: rs[-1] for storage, rs in runs.items()}
 
     def cell(storage, phase, key="s"):
-        v = by.get(storage, {}).get(phase, {}).get(key)
-        return "—" if v is None else f"{v:.1f} s"
+        vs = [v for r in runs.get(storage, []) if (v := r.get(phase, {}).get(key)) is not None]
+        return "—" if not vs else " / ".join(f"{v:.1f}" for v in vs) + " s"
     lines.append(f"| first fill: sensor tick -> every database in DataHub Lite | {cell('sqlite', 'first_fill')} | "
                  f"{cell('postgres', 'first_fill')} |")
     lines.append(f"| of which the first run starts (queue, process start) | "
@@ -317,6 +352,15 @@ def render(data: dict) -> str:
                  + " | ".join(f"{by.get(st, {}).get('first_fill', {}).get('push_runs', '—')}, "
                               f"{by.get(st, {}).get('normal_day', {}).get('push_runs', '—')}"
                               for st in ("sqlite", "postgres")) + " |")
+    n_runs = max((len(rs) for rs in runs.values()), default=1)
+    if n_runs > 1:
+        lines += ["", f"{n_runs} runs in this invocation, each on a fresh Dagster home, store and DataHub Lite "
+                      "(figures in run order)."]
+    peaks = {storage: [r["peak_run_rss_mib"] for r in rs if r.get("peak_run_rss_mib")] for storage, rs in runs.items()}
+    if any(peaks.values()):
+        lines += ["", "Peak memory of one run process (RSS, the largest over the run's processes, sampled every "
+                      "second): " + "; ".join(f"{s}: {' / '.join(f'{v:.0f}' for v in vs)} MiB"
+                                              for s, vs in peaks.items() if vs) + "."]
     if data.get("note"):
         lines += ["", data["note"]]
     b = data.get("builtin") or {}
@@ -327,11 +371,11 @@ def render(data: dict) -> str:
                       f"{b['file']['wall_s']:.1f} s, `datahub-lite` sink {b['datahub-lite']['wall_s']:.1f} s "
                       f"(it re-reads everything every day)."]
         for storage in ("sqlite", "postgres"):
-            r = by.get(storage)
-            if r:
+            for i, r in enumerate(runs.get(storage, [])):
                 ff, nd = r["first_fill"]["s"], r["normal_day"]["s"]
                 lite, file = b["datahub-lite"]["wall_s"], b["file"]["wall_s"]
-                lines.append(f"- {storage}: first fill {lite / ff:.1f}x as fast as the built-in into Lite "
+                which = f" (run {i + 1})" if len(runs[storage]) > 1 else ""
+                lines.append(f"- {storage}{which}: first fill {lite / ff:.1f}x as fast as the built-in into Lite "
                              f"({ff:.1f} s vs {lite:.1f} s), {file / ff:.1f}x the built-in into a file; normal day "
                              f"{lite / nd:.1f}x the built-in into Lite, {file / nd:.1f}x into a file.")
     return "\n".join(lines) + "\n"
@@ -346,6 +390,7 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=1800, help="bound on each wait, s")
     p.add_argument("--builtin-timeout", type=float, default=900)
     p.add_argument("--skip-builtin", action="store_true")
+    p.add_argument("--runs", type=int, default=1, help="measure each storage this many times (fresh home each)")
     p.add_argument("--render", action="store_true", help="only re-render DEPLOYED.md from deployed.json")
     args = p.parse_args()
     out = BENCH / "deployed.json"
@@ -372,7 +417,7 @@ def main() -> int:
                         "dequeueIntervalSeconds"],
                     "command": " ".join(["bench/deployed.py", *sys.argv[1:]]),
                     "storages": [measure_storage(s, server, databases, args, log)
-                                 for s in args.storage.split(",") if s],
+                                 for _ in range(args.runs) for s in args.storage.split(",") if s],
                     "builtin": None if args.skip_builtin else builtin(server, args, log)}
         finally:
             server.stop()
