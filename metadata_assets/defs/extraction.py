@@ -19,7 +19,7 @@ from dagster import (
 )
 from dagster._core.storage.tags import SCHEDULE_NAME_TAG, SENSOR_NAME_TAG
 
-from metadata_assets.config import ProjectConfig
+from metadata_assets.config import ConfigError, ProjectConfig
 from metadata_assets.defs import runs
 from metadata_assets.defs.checks import (
     WARNING_CODES,
@@ -271,6 +271,11 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
             if subset:
                 mark_failed(context, key, {db: str(e) for db in databases})
             raise Failure(description=f"{e}; nothing was read or written, every file is as it was") from None
+        except ConfigError as e:  # a missing password variable: read when the run connects, not at load
+            if subset:
+                mark_failed(context, key, {db: str(e) for db in databases})
+            raise Failure(description=f"{e}; nothing was read or written, every file is as it was",
+                          allow_retries=False) from None
         # the run's report: one observation of the asset (not of a partition), beside the partitions' materializations
         context.log.info(report.summary())
         yield AssetObservation(asset_key=key, metadata=report_metadata(report))

@@ -32,7 +32,7 @@ from dagster import (
     sensor,
 )
 
-from metadata_assets.config import ProjectConfig
+from metadata_assets.config import ConfigError, ProjectConfig
 from metadata_assets.defs.keys import (  # noqa: F401  (REASON_TAG re-exported)
     PUSH_AFTER_TAG,
     REASON_TAG,
@@ -196,6 +196,8 @@ def build_schema_sensor(cfg: ProjectConfig, source: SourceConfig, minimum_interv
                 fingerprints = read_fingerprints(source, cursor)
             finally:  # a query that failed or timed out cost its time too
                 cost.record(started, time.monotonic() - started)
+        except ConfigError as e:  # a secret the definitions no longer read at load: its name, at the tick needing it
+            return SkipReason(f"cannot connect: {e}")
         except SourceUnavailable as e:  # ConnectionLost included: a query past its timeout
             return SkipReason(f"source unreachable: {e}")
         except SourceQueryFailed as e:
