@@ -166,7 +166,7 @@ def base_type(data_type: str) -> str:
 
 def build_dataset(name: str, info: dict, option_rows: list[dict], tables: list[dict], table_options: list[dict],
                   columns: list[dict], views: list[dict], source: BigQuerySource) -> Database:
-    """Rows of one dataset -> its snapshot (the pure part of read(), tested on recorded rows)."""
+    """Rows of one dataset -> its snapshot (the pure part of read(), tested on hand-written rows)."""
     comment, props = _options(option_rows)
     if info.get("description"):  # from the API (per-dataset mode)
         comment = info["description"]

@@ -54,7 +54,8 @@ ER_TABLEACCESS_DENIED = 1142
 @dataclass(frozen=True)
 class ServerVersion:
     """What VERSION() says, and what that server offers a metadata-only account (checked by number, never by trying).
-    Sources: MySQL 8.0 and MariaDB manuals; MariaDB 10.11 verified here (tests), MySQL 8 on recorded rows only."""
+    Sources: MySQL 8.0 and MariaDB manuals; MariaDB 10.11 verified here (tests), MySQL 8 on rows written from
+    its manual only (tests/mysql8_manual_rows.py); MySQL before 8.0 is not supported (no test)."""
 
     mariadb: bool
     number: tuple[int, int, int]
@@ -90,7 +91,7 @@ class ServerVersion:
         if self.mariadb and self.number >= (11, 3, 0):
             return [f"GRANT SHOW CREATE ROUTINE ON {quote_ident(db)}.* TO {user};" for db in databases]
         if self.mariadb or self.number < (8, 0, 0):
-            # routine definitions only (mysql.proc holds no table data; MariaDB before 11.3, MySQL 5.7)
+            # routine definitions only (mysql.proc holds no table data; MariaDB before 11.3)
             return [f"GRANT SELECT ON mysql.proc TO {user};"]
         return []  # MySQL 8.0 before 8.0.20 (no mysql.proc): only the routine's definer or global SELECT sees it
 
