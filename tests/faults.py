@@ -160,3 +160,30 @@ class CountingHook:
 
         monkeypatch.setattr(MySQLReader, "query", query)
         return self
+
+
+class RewriteHook:
+    """Sends the n-th statement matching `needle` to the server with `old` replaced by `new` (wraps
+    MySQLReader.query): the real server then refuses a real statement, e.g. with an unknown column."""
+
+    def __init__(self, needle: str, n: int, old: str, new: str):
+        self.needle, self.n, self.old, self.new = needle, n, old, new
+        self.seen = 0
+        self.sent: Optional[str] = None
+
+    def install(self, monkeypatch) -> "RewriteHook":
+        from metadata_assets.sources.mysql import MySQLReader
+
+        original = MySQLReader.query
+        hook = self
+
+        def query(reader, sql, args=()):
+            if hook.needle in sql and hook.sent is None:
+                hook.seen += 1
+                if hook.seen == hook.n:
+                    assert hook.old in sql, f"{hook.old!r} not in the statement to rewrite"
+                    sql = hook.sent = sql.replace(hook.old, hook.new, 1)
+            return original(reader, sql, args)
+
+        monkeypatch.setattr(MySQLReader, "query", query)
+        return self

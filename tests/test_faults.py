@@ -34,7 +34,7 @@ from metadata_assets.defs.push import build_push_asset
 from metadata_assets.defs.source_clients import read_fingerprints
 from metadata_assets.extract import extract, rules_for
 from metadata_assets.sources.mysql import ConnectionLost, SourceUnavailable, list_databases
-from tests.faults import CountingHook, SilentPeer, StallingProxy, kill_server, restart_server, within
+from tests.faults import CountingHook, RewriteHook, SilentPeer, StallingProxy, kill_server, restart_server, within
 from tests.gms_stub import GmsStub
 
 ROOT = Path(__file__).parents[1]
@@ -115,6 +115,24 @@ def test_server_killed_during_the_bulk_queries_fails_each_database_with_our_erro
     assert "cannot reconnect" in results[-1].error  # the second batch does not wait for a dead server again
     assert "pymysql" not in " ".join(r.error for r in results)
     assert files.list_mce_databases(store, "src") == [] and elapsed < 30
+
+
+def test_a_bulk_query_the_server_refuses_fails_its_batch_with_our_error(server, tmp_path, monkeypatch):
+    """README, Failure modes: "A bulk information_schema query refused or failing on the server": each database of
+    that batch fails with `source 'x' ...: information_schema query failed: <server message>`, never a raw driver
+    traceback; the other batches go on. The server really refuses the statement (an unknown column)."""
+    dbs = with_views(server, monkeypatch, "rf", 1, n_dbs=3)
+    source, store = make_source(server.port, "rf", batch_size=2), files.LocalStore(tmp_path / "store")
+    hook = RewriteHook("information_schema.COLUMNS", 1, "COLUMN_NAME", "NO_SUCH_COLUMN").install(monkeypatch)
+    results, error, _ = within(60, lambda: list(extract(source, dbs, store)))
+    assert error is None, f"a raw driver error escaped: {error!r}"
+    assert hook.sent is not None
+    assert [(r.database, r.ok) for r in results] == [(dbs[0], False), (dbs[1], False), (dbs[2], True)]
+    expected = (f"source 'src' (fault_reader@127.0.0.1:{server.port}): information_schema query failed: "
+                "Unknown column 'NO_SUCH_COLUMN' in 'SELECT'")  # MariaDB 10.11's own words
+    for r in results[:2]:
+        assert r.error == expected, r.error  # the server's own message, after the project's prefix; nothing else
+    assert files.list_mce_databases(store, "src") == [dbs[2]]  # the other batch went on and was written
 
 
 def test_a_peer_that_never_speaks_mysql_is_given_up_on_in_time(monkeypatch):
@@ -221,18 +239,49 @@ def test_refused_token_fails_at_once_without_retries(schema, tmp_path, gms):
 
 
 def test_hung_datahub_stops_at_the_push_deadline(schema, tmp_path, gms):
+    """README, Failure modes, "DataHub hangs": the push stops at datahub.push_deadline_s with `reached its deadline`
+    and is not retried. DataHub never answers within the client's timeout (1 s); the deadline (1.5 s) comes before
+    3 databases can fail in a row (3 s at least), so the deadline is the one outcome."""
     dbs = estate(schema, 4)
     cfg = rest_cfg(schema, tmp_path, timeout_s=1)
     refresh(cfg, dbs)
-    gms.hang(1.5)  # every request outlives the client's timeout
-    _, error, elapsed = within(60, rest_push, cfg, deadline_s=2.5)
+    gms.hang(5)  # every request outlives the client's timeout
+    _, error, elapsed = within(60, rest_push, cfg, deadline_s=1.5)
     assert isinstance(error, PushFailed) and elapsed < 10, (error, elapsed)
-    assert error.report.stopped in ("deadline", "datahub down")
+    assert error.report.stopped == "deadline" and not error.retryable
+    assert "the push reached its deadline (datahub.push_deadline_s)" in str(error)
+    assert error.report.not_attempted and len(error.report.failures) < 3
     assert load_state(files.open_store(cfg.storage.uri), "src") == {}  # nothing confirmed, nothing recorded
     gms.heal()
     rest_push(cfg)
     assert set(load_state(files.open_store(cfg.storage.uri), "src")) == set(dbs)
     assert_confirmed_only(cfg, gms)
+
+
+def test_three_databases_failing_in_a_row_stop_the_push(schema, tmp_path, gms):
+    """README, Failure modes, "DataHub down": after 3 databases fail in a row the push stops and fails; the step's
+    RetryPolicy retries it; what was not attempted stays pending."""
+    dbs = estate(schema, 6)
+    cfg = rest_cfg(schema, tmp_path)  # retries 0, one request per database
+    refresh(cfg, dbs)
+    gms.fail_with(503, times=1000)
+    with pytest.raises(PushFailed) as e:
+        rest_push(cfg)
+    report = e.value.report
+    assert report.stopped == "datahub down" and e.value.retryable
+    assert list(report.failures) == dbs[:3] and report.not_attempted == dbs[3:]
+    assert len([r for r in gms.requests if r[0] == "POST"]) == 3  # nothing sent after the third failure
+    assert "3 databases failed in a row: DataHub taken as down" in str(e.value)
+    assert load_state(files.open_store(cfg.storage.uri), "src") == {}
+
+    asset = build_push_asset(cfg, cfg.sources[0], retry_policy=RetryPolicy(max_retries=1, delay=0))
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([asset], instance=instance, raise_on_error=False)
+        types = [ev.event_type for ev in result.all_events]
+        assert not result.success and types.count(DagsterEventType.STEP_UP_FOR_RETRY) == 1
+    gms.heal()
+    rest_push(cfg)
+    assert set(load_state(files.open_store(cfg.storage.uri), "src")) == set(dbs)
 
 
 def test_death_after_k_batches_and_commit_then_dropped_connection(schema, tmp_path, gms):
