@@ -6,8 +6,12 @@
 - A loopback GMS that is down, refuses the token, hangs, commits a batch then drops the connection, or dies after
   K batches: no database is recorded as pushed without DataHub's confirmation; after recovery the stand-in holds
   every aspect at its latest value and every soft-delete.
+- A bulk information_schema statement the server refuses: the batch's databases fail with the project's error.
 - Two pushes of one source at once; an extraction during a push; kill -9 of extraction and push subprocesses at
   random points (seeded): nothing lost, nothing partial, nothing redundant.
+- kill -9 at known points, reported by a fault hook in the subprocess before it is killed: mid-write of an MCE file,
+  between the file's rename and its snapshot, and in a push after DataHub confirmed a database but before the
+  state recorded it.
 """
 
 from __future__ import annotations
@@ -473,5 +477,157 @@ def test_kill_9_of_extraction_and_push_loses_nothing(schema, tmp_path, gms):
         assert_confirmed_only(cfg, gms)  # nothing recorded as pushed that DataHub did not confirm
     gms.heal()
     rest_push(cfg)
+    assert set(load_state(store, "src")) == set(dbs)
+    assert_confirmed_only(cfg, gms)
+
+
+# --- kill -9 at a known point: a fault hook in the subprocess says where it stands, then waits to be killed ---
+
+EXTRACT_PAUSED_MID_WRITE = """
+import os, sys, time
+from pathlib import Path
+from metadata_assets.config import ProjectConfig
+from metadata_assets.datahub import files
+from metadata_assets.extract import extract
+cfg = ProjectConfig.model_validate_json(sys.argv[1])
+target, where = sys.argv[3], sys.argv[4]
+write_chunks, write_bytes = files.LocalStore.write_chunks, files.LocalStore.write_bytes
+
+def paused_chunks(self, key, chunks, before_commit=None):
+    if key != target or where != "mid-write":
+        return write_chunks(self, key, chunks, before_commit)
+    def paused():
+        it = iter(chunks)
+        yield next(it)  # the temp file exists and holds (or buffers) the first piece
+        path = self._path(key)
+        print("mid-write", *sorted(str(p) for p in path.parent.glob("." + path.name[:50] + ".*.tmp")), flush=True)
+        time.sleep(600)  # killed here
+        yield from it
+    return write_chunks(self, key, paused(), before_commit)
+
+def paused_bytes(self, key, data):
+    if key == target and where == "before-snapshot":
+        print("before-snapshot", flush=True)  # the MCE file is renamed into place; its snapshot is not written yet
+        time.sleep(600)  # killed here
+    return write_bytes(self, key, data)
+
+files.LocalStore.write_chunks, files.LocalStore.write_bytes = paused_chunks, paused_bytes
+print("ready", flush=True)
+for r in extract(cfg.sources[0], sys.argv[2].split(","), files.open_store(cfg.storage.uri), rewrite=True):
+    assert r.ok, r.error
+print("done", flush=True)
+"""
+
+PUSH_PAUSED_AFTER_CONFIRMED = """
+import sys, time
+from metadata_assets.config import ProjectConfig
+from metadata_assets.datahub import files, push as push_mod
+from metadata_assets.datahub.sinks import RestSink
+from metadata_assets.extract import rules_for
+cfg = ProjectConfig.model_validate_json(sys.argv[1])
+push_mod.SAVE_EVERY = int(sys.argv[2])
+stop_after = int(sys.argv[3])
+sink = RestSink(cfg.datahub.rest)
+emit, confirmed = sink.emit, []
+
+def emit_then_pause(mcps, *a, **kw):
+    emit(mcps, *a, **kw)  # DataHub confirmed this database
+    confirmed.append(mcps[0].entityUrn)
+    if len(confirmed) == stop_after:
+        print("confirmed", len(confirmed), flush=True)
+        time.sleep(600)  # killed here, before the push records it
+
+sink.emit = emit_then_pause
+print("ready", flush=True)
+push_mod.push(files.open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink, max_removal_share=1.0)
+print("done", flush=True)
+"""
+
+
+def start_until(script: str, args: list[str], marker: str) -> tuple[subprocess.Popen, str]:
+    """Start the script and read its output up to the line starting with `marker` (the fault hook's report)."""
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith(marker):
+            return proc, line
+    proc.wait(timeout=30)
+    raise AssertionError(f"no {marker!r} line: {''.join(lines)}{proc.stderr.read()}")
+
+
+def kill_9(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert proc.returncode == -9
+
+
+def lite_push(cfg):
+    sink = LiteSink(cfg.datahub.lite)
+    try:
+        return push(files.open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink, max_removal_share=1.0)
+    finally:
+        sink.close()
+
+
+def test_extraction_killed_mid_write_and_before_its_snapshot(schema, tmp_path):
+    """README, Failure modes, "An extraction killed mid-write", at the two points a fault hook in the subprocess
+    reports before it is killed:
+    - while the new file is written (its temp file exists, the rename has not happened): the file, its snapshot
+      and version record stay the old ones, whole; the temp file left behind is removed by an extraction once it
+      is 10 minutes old;
+    - after the new file was renamed into place, before its snapshot was written: the old snapshot and version
+      record are already gone, so the push sends the new file (a re-push, never a skipped one)."""
+    dbs = estate(schema, 3)
+    cfg = schema.project(tmp_path)
+    store = files.open_store(cfg.storage.uri)
+    refresh(cfg, dbs)
+    lite_push(cfg)
+    key = files.mce_key("src", dbs[1])
+    before = [store.read_bytes(k) for k in (key, files.snapshot_key("src", dbs[1]), files.version_key("src", dbs[1]))]
+    schema.server.execute(f"ALTER TABLE `{dbs[1]}`.t0 ADD COLUMN added_before_the_kill INT")
+    args = [cfg.model_dump_json(), ",".join(dbs), key]
+
+    proc, line = start_until(EXTRACT_PAUSED_MID_WRITE, [*args, "mid-write"], "mid-write")
+    temps = [Path(t) for t in line.split()[1:]]
+    assert len(temps) == 1 and temps[0].exists()  # where the kill lands: the temp file is there...
+    assert store.read_bytes(key) == before[0]  # ...and the rename has not happened
+    kill_9(proc)
+    after = [store.read_bytes(k) for k in (key, files.snapshot_key("src", dbs[1]), files.version_key("src", dbs[1]))]
+    assert after == before  # the old file, snapshot and version record, whole and consistent
+    assert temps[0].exists() and files.list_mce_databases(store, "src") == dbs  # the temp file is never listed
+    assert lite_push(cfg).databases_pushed == []  # nothing half-written to send
+    os.utime(temps[0], (time.time() - 601, time.time() - 601))
+    list(extract(cfg.sources[0], [dbs[0]], store))  # any extraction of the source
+    assert not temps[0].exists()
+
+    proc, line = start_until(EXTRACT_PAUSED_MID_WRITE, [*args[:2], files.snapshot_key("src", dbs[1]),
+                                                        "before-snapshot"], "before-snapshot")
+    assert b"added_before_the_kill" in store.read_bytes(key)  # where the kill lands: the new file is in place...
+    assert store.read_bytes(files.snapshot_key("src", dbs[1])) is None  # ...its old snapshot already gone
+    kill_9(proc)
+    assert store.read_bytes(files.version_key("src", dbs[1])) is None
+    files.read_mcps(store.read_bytes(key))  # whole
+    report = lite_push(cfg)
+    assert report.databases_pushed == [dbs[1]]  # the new file is sent, not skipped as already pushed
+
+
+def test_push_killed_between_saves_resends_only_what_was_not_recorded(schema, tmp_path, gms):
+    """README, Failure modes, "A push killed": the state is saved every SAVE_EVERY databases (50; 2 here) and at the
+    end; the kill lands after DataHub confirmed the third database and before any save of it (the hook says so),
+    so the state holds the first two, and the next push sends the other four, the third again."""
+    dbs = estate(schema, 6)
+    cfg = rest_cfg(schema, tmp_path)
+    store = files.open_store(cfg.storage.uri)
+    refresh(cfg, dbs)
+    proc, line = start_until(PUSH_PAUSED_AFTER_CONFIRMED, [cfg.model_dump_json(), "2", "3"], "confirmed")
+    assert line.split() == ["confirmed", "3"]
+    kill_9(proc)
+    assert set(load_state(store, "src")) == set(dbs[:2])  # saved at 2; the third was confirmed after that save
+    assert len([r for r in gms.requests if r[0] == "POST"]) == 3
+    assert_confirmed_only(cfg, gms)
+    report = rest_push(cfg)
+    assert report.databases_pushed == dbs[2:]
     assert set(load_state(store, "src")) == set(dbs)
     assert_confirmed_only(cfg, gms)
