@@ -31,6 +31,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 import uuid
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -139,6 +140,7 @@ class BigQueryStub:
         self.queries: list[dict] = []  # {"sql", "datasets", "location", "project", "duckdb_sql", "error"}
         self.tokens_issued = 0
         self.deny_queries = False  # answer query jobs as BigQuery does for an account without the roles
+        self.delay_s = 0.0  # every API answer this late (a slow or congested API)
         self._results: dict[str, dict] = {}
         self._jobs: dict[str, dict] = {}
         stub = self
@@ -165,6 +167,8 @@ class BigQueryStub:
             def do_POST(self):
                 body = self._body()
                 stub.requests.append(("POST", self.path, body))
+                if stub.delay_s and self.path != "/token":
+                    time.sleep(stub.delay_s)
                 if self.path == "/token":
                     stub.tokens_issued += 1
                     return self._send(200, {"access_token": "stub-token", "expires_in": 3600,
@@ -188,6 +192,8 @@ class BigQueryStub:
 
             def do_GET(self):
                 stub.requests.append(("GET", self.path, {}))
+                if stub.delay_s:
+                    time.sleep(stub.delay_s)
                 if not self._authorized():
                     return self._send(401, {"error": {"code": 401, "message": "no bearer token"}})
                 path = self.path.split("?")[0]

@@ -487,3 +487,26 @@ def test_queries_the_stand_in_refuses(bq, sql, message):
         client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params), api_method="QUERY",
                      location="us", job_retry=None).result()
     assert message in str(e.value), str(e.value)
+
+
+def test_a_sensor_tick_ends_at_its_deadline(bq, tmp_path, monkeypatch):
+    """The tick's queries and API calls end within one total deadline (base.SENSOR_TICK_DEADLINE_S, 45 s, inside
+    Dagster's 60 s): each answer 1 s late, per-dataset mode (a list, then a get and a query per dataset), the deadline
+    at 1.5 s: the tick skips with the deadline's reason before the calls could add up (generous bound: 4 s)."""
+    import time
+
+    from dagster import SkipReason
+
+    from metadata_assets.defs.partitions_sensor import build_schema_sensor
+    from metadata_assets.sources.bigquery import kind as bq_kind
+
+    cfg = load(write(tmp_path, YAML.replace("    regions: [US]\n", "")))
+    bq.delay_s = 1.0
+    monkeypatch.setattr(bq_kind, "SENSOR_TICK_DEADLINE_S", 1.5)
+    started = time.monotonic()
+    result = build_schema_sensor(cfg, cfg.sources[0])(build_sensor_context(instance=DagsterInstance.ephemeral()))
+    elapsed = time.monotonic() - started
+    assert isinstance(result, SkipReason), result
+    assert "did not finish within the sensor tick's deadline of 1.5s" in result.skip_message
+    assert elapsed < 4, elapsed
+    assert len(bq.requests) < 5  # list + get + query + get + query would be 5 calls (and 5 s) without the deadline

@@ -170,6 +170,39 @@ def test_a_query_that_never_returns_is_bounded(server, tmp_path, monkeypatch):
         proxy.close()
 
 
+def test_a_sensor_tick_ends_at_its_deadline_however_slow_each_step(server, tmp_path, monkeypatch):
+    """README, Failure modes: a sensor tick's connect and fingerprint statements end within one total deadline
+    (45 s, inside Dagster's 60 s sensor timeout), not within a bound per step. Here every piece of the server's
+    answers arrives 1 s late, each read within its own 2 s timeout, so the read takes over 5 s; with the deadline
+    at 2.5 s the tick skips with the deadline's reason once it passes (generous bound: under 5 s)."""
+    from dagster import DagsterInstance, SkipReason, build_sensor_context
+
+    from metadata_assets.defs.partitions_sensor import build_schema_sensor
+    from metadata_assets.sources.mysql import kind as mysql_kind
+
+    assert mysql_kind.SENSOR_TICK_DEADLINE_S <= 50  # the real one leaves Dagster's own calls 10 s at least
+    dbs = with_views(server, monkeypatch, "sd", 1, n_dbs=2)
+    proxy = StallingProxy(server.port)
+    try:
+        source = make_source(proxy.port, "sd", connect_timeout_s=2, query_timeout_s=2)
+        fps, error, _ = within(30, read_fingerprints, source)  # a healthy link: well inside the deadline
+        assert error is None and sorted(fps) == dbs
+        proxy.slow(1.0)
+        _, error, elapsed = within(60, read_fingerprints, source)
+        assert error is None and elapsed > 5, elapsed  # what each step's own bound allows: it runs on
+        monkeypatch.setattr(mysql_kind, "SENSOR_TICK_DEADLINE_S", 2.5)
+        cfg = ProjectConfig(sources=[source], storage={"uri": str(tmp_path / "store")},
+                            datahub={"lite": {"path": str(tmp_path / "lite.sqlite")}})
+        sensor = build_schema_sensor(cfg, source)
+        result, error, elapsed = within(30, sensor, build_sensor_context(instance=DagsterInstance.ephemeral()))
+        assert error is None and isinstance(result, SkipReason), (error, result)
+        assert "did not finish within the sensor tick's deadline of 2.5s" in result.skip_message
+        assert "source 'src'" in result.skip_message
+        assert 2.5 <= elapsed < 5, elapsed
+    finally:
+        proxy.close()
+
+
 # --- DataHub faults: a loopback GMS with fault modes ---
 
 @pytest.fixture
