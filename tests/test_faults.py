@@ -203,6 +203,44 @@ def test_a_sensor_tick_ends_at_its_deadline_however_slow_each_step(server, tmp_p
         proxy.close()
 
 
+def test_a_postgres_sensor_tick_ends_at_its_deadline(tmp_path, monkeypatch):
+    """PostgreSQL, one connection per database: past the tick's deadline no database is started; each connect and
+    statement gets what is left of it (libpq's floors: 2 s a connect, 1 s a statement), and a database new to the
+    sensor that the tick could not reach is returned as UNREAD (added, then read first on the next tick)."""
+    from metadata_assets import local_postgres
+    from metadata_assets.sources.postgres.config import PostgresSource
+    from metadata_assets.sources.postgres import kind as pg_kind
+
+    server = local_postgres.start(tmp_path / "pg")
+    proxy = None
+    try:
+        dbs = [f"pd{i}" for i in range(4)]
+        for db in dbs:
+            local_postgres.create_database(server, db)
+        local_postgres.execute(server, "postgres", "CREATE ROLE fault_pg LOGIN PASSWORD 'pw-fault'")
+        monkeypatch.setenv(PW_ENV, "pw-fault")
+        proxy = StallingProxy(server.port)
+        source = PostgresSource(name="src", type="postgres", host="127.0.0.1", port=proxy.port, user="fault_pg",
+                                password_env=PW_ENV, database_pattern=Pattern(allow=["pd.*"]), connect_timeout_s=5,
+                                query_timeout_s=5)
+        fps, error, _ = within(60, pg_kind.KIND.fingerprints, source)
+        assert error is None and sorted(fps) == dbs and pg_kind.UNREAD not in fps.values()
+        proxy.slow(0.4)  # each answer late: a connect and its statements take about 2 s, each read within 5 s
+        monkeypatch.setattr(pg_kind, "SENSOR_TICK_DEADLINE_S", 3.0)
+        monkeypatch.setattr(pg_kind, "FINGERPRINT_BUDGET_S", 3.0)
+        fps, error, elapsed = within(60, pg_kind.KIND.fingerprints, source)
+        assert error is None, error
+        assert elapsed < 3.0 + 2 + 1 + 1, elapsed  # the deadline, the floors of the last step, a second of slack
+        assert sorted(fps) == dbs and pg_kind.UNREAD in fps.values()  # every database accounted for
+        proxy.slow(0)
+        again, error, _ = within(60, pg_kind.KIND.fingerprints, source, cursor=fps)
+        assert error is None and sorted(again) == dbs and pg_kind.UNREAD not in again.values()
+    finally:
+        if proxy:
+            proxy.close()
+        server.destroy()
+
+
 # --- DataHub faults: a loopback GMS with fault modes ---
 
 @pytest.fixture
