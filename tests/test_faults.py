@@ -458,6 +458,51 @@ def test_two_pushes_at_once_lose_no_update(schema, tmp_path):
     slow.close()
 
 
+HOLD_THE_PUSH_LOCK = """
+import sys, time
+from metadata_assets.datahub import files
+from metadata_assets.datahub.push import lock_key
+with files.LocalStore(sys.argv[1]).lock(lock_key("src"), wait_s=5, lease_s=60):
+    print("locked", flush=True)
+    time.sleep(600)  # killed here, the lock held
+"""
+
+
+def test_a_second_push_waits_then_fails_naming_the_holder_and_kill_9_frees_the_lock(schema, tmp_path, monkeypatch):
+    """README, Failure modes, "Two pushes of one source at once": the second push waits for the lock (30 s; 1 s
+    here), then fails with who holds it, and the Dagster step is retried; the kernel releases a flock held by a
+    process killed with SIGKILL, so the next push goes through."""
+    from metadata_assets.datahub.locks import LockBusy
+
+    dbs = estate(schema, 1)
+    cfg = schema.project(tmp_path)
+    refresh(cfg, dbs)
+    proc, _ = start_until(HOLD_THE_PUSH_LOCK, [str(tmp_path / "store")], "locked")
+    try:
+        lite = LiteSink(cfg.datahub.lite)
+        try:
+            with pytest.raises(LockBusy) as e:
+                push(files.open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), lite,
+                     max_removal_share=1.0, lock_wait_s=1)
+        finally:
+            lite.close()
+        assert f"is held by another process (pid {proc.pid} on " in str(e.value) and "waited 1s" in str(e.value)
+        import inspect
+
+        from metadata_assets.defs import push as push_defs
+
+        assert inspect.signature(push).parameters["lock_wait_s"].default == 30  # the README's 30 s
+        monkeypatch.setattr(push_defs, "push", lambda *a, **kw: push(*a, **{**kw, "lock_wait_s": 1}))
+        asset = build_push_asset(cfg, cfg.sources[0], retry_policy=RetryPolicy(max_retries=1, delay=0))
+        with DagsterInstance.ephemeral() as instance:
+            result = materialize([asset], instance=instance, raise_on_error=False)
+            types = [ev.event_type for ev in result.all_events]
+            assert not result.success and types.count(DagsterEventType.STEP_UP_FOR_RETRY) == 1
+    finally:
+        kill_9(proc)
+    assert lite_push(cfg).databases_pushed == dbs  # the killed holder's lock is gone
+
+
 def test_extraction_during_a_push_records_what_was_sent(schema, tmp_path):
     dbs = estate(schema, 2)
     cfg = schema.project(tmp_path)
