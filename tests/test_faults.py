@@ -79,6 +79,40 @@ def stored(store: files.LocalStore, db: str) -> tuple[bytes, bytes]:
     return store.read_bytes(files.mce_key("src", db)), store.read_bytes(files.snapshot_key("src", db))
 
 
+def test_a_refused_login_fails_the_run_with_our_message_and_the_tick_skips(schema, tmp_path, monkeypatch):
+    """README, Failure modes, first row: the login refused when a run starts: the run fails with
+    `source 'x' (user@host:port): <reason>`; the schedule's and sensors' runs ask the daemon for 2 retries; the
+    sensor tick skips with the reason and no partition is removed."""
+    from dagster import SkipReason, build_sensor_context
+
+    from metadata_assets.definitions import build_definitions
+    from metadata_assets.defs.extraction import mce_asset_key
+    from metadata_assets.defs.in_process import QUIET
+    from metadata_assets.defs.keys import MAX_RETRIES_TAG, run_tags
+
+    dbs = estate(schema, 1)
+    cfg = schema.project(tmp_path)
+    (src,) = cfg.sources
+    defs = build_definitions(cfg)
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("src_databases", dbs)
+    monkeypatch.setenv(schema.password_env, "not-the-password")
+    run = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, asset_selection=[mce_asset_key(src)], partition_key=dbs[0], run_config=QUIET,
+        raise_on_error=False)
+    assert not run.success
+    (failure,) = [e for e in run.all_events if e.is_step_failure]
+    message = failure.event_specific_data.error.message
+    assert f"source 'src' ({schema.user}@{schema.server.host}:{schema.server.port}): Access denied for user" \
+        in message, message
+    assert "nothing was read or written" in message
+    assert run_tags(src)[MAX_RETRIES_TAG] == "2"
+    tick = defs.resolve_sensor_def("src_schema_sensor")(build_sensor_context(instance=instance))
+    assert isinstance(tick, SkipReason) and tick.skip_message.startswith("source unreachable: source 'src' (")
+    assert "Access denied" in tick.skip_message
+    assert instance.get_dynamic_partitions("src_databases") == dbs  # nothing removed
+
+
 def test_server_killed_while_reading_view_sql_keeps_the_good_file(server, tmp_path, monkeypatch):
     [db] = with_views(server, monkeypatch, "kv", 60)
     source, store = make_source(server.port, "kv"), files.LocalStore(tmp_path / "store")
