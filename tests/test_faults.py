@@ -383,6 +383,14 @@ def test_three_databases_failing_in_a_row_stop_the_push(schema, tmp_path, gms):
     assert "3 databases failed in a row: DataHub taken as down" in str(e.value)
     assert load_state(files.open_store(cfg.storage.uri), "src") == {}
 
+    import inspect
+
+    from metadata_assets.defs import push as push_defs
+
+    # the README's "3 times, from 60 s", then the push sensor an hour after a failed push
+    assert (push_defs.RETRY_POLICY.max_retries, push_defs.RETRY_POLICY.delay) == (3, 60)
+    assert build_push_asset(cfg, cfg.sources[0]).op.retry_policy == push_defs.RETRY_POLICY
+    assert inspect.signature(push_defs.build_push_sensor).parameters["retry_failed_after_s"].default == 3600
     asset = build_push_asset(cfg, cfg.sources[0], retry_policy=RetryPolicy(max_retries=1, delay=0))
     with DagsterInstance.ephemeral() as instance:
         result = materialize([asset], instance=instance, raise_on_error=False)
