@@ -74,7 +74,7 @@ def connect(source: PostgresSource, database: Optional[str] = None,
     try:
         conn = psycopg2.connect(
             host=source.host, port=source.port, user=source.user, password=source.password(), dbname=database,
-            sslmode=source.sslmode, connect_timeout=max(2, int(connect_timeout)),
+            sslmode=source.sslmode, connect_timeout=max(2, int(round(connect_timeout))),
             application_name="metadata-assets", keepalives=1, keepalives_idle=10, keepalives_interval=5,
             keepalives_count=3, tcp_user_timeout=int(source.connect_timeout_s * 1000),
         )
