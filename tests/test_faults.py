@@ -242,8 +242,9 @@ def test_a_postgres_sensor_tick_ends_at_its_deadline(tmp_path, monkeypatch):
     statement gets what is left of it (libpq's floors: 2 s a connect, 1 s a statement), and a database new to the
     sensor that the tick could not reach is returned as UNREAD (added, then read first on the next tick)."""
     from metadata_assets import local_postgres
-    from metadata_assets.sources.postgres.config import PostgresSource
+    from metadata_assets.defs.partitions_sensor import plan
     from metadata_assets.sources.postgres import kind as pg_kind
+    from metadata_assets.sources.postgres.config import PostgresSource
 
     server = local_postgres.start(tmp_path / "pg")
     proxy = None
@@ -269,6 +270,13 @@ def test_a_postgres_sensor_tick_ends_at_its_deadline(tmp_path, monkeypatch):
         proxy.slow(0)
         again, error, _ = within(60, pg_kind.KIND.fingerprints, source, cursor=fps)
         assert error is None and sorted(again) == dbs and pg_kind.UNREAD not in again.values()
+        # what the sensor makes of it: an unread new database is added (its run reads it), compared with nothing;
+        # read on the next tick, it is not taken for changed (it is materialized by then)
+        unread = sorted(db for db, fp in fps.items() if fp == pg_kind.UNREAD)
+        first = plan(fps, {}, [])
+        assert first.add == dbs and first.changed == [] and set(unread) <= set(first.requested)
+        second = plan(again, fps, dbs, materialized=set(dbs))
+        assert second.changed == [] and second.never_materialized == [] and second.remove == []
     finally:
         if proxy:
             proxy.close()

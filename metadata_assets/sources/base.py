@@ -27,6 +27,9 @@ from metadata_assets.source_config import SourceConfig
 # fingerprint statements (or BigQuery queries and API calls) end within this, together, so the tick skips with its
 # reason instead of a gRPC timeout, with time left for the sensor's own calls to the Dagster instance.
 SENSOR_TICK_DEADLINE_S = 45.0
+# The fingerprint of a database a tick could not reach before its deadline: the schema sensor adds such a database
+# when it is new (its run reads it) and compares nothing for it; the next tick reads it first.
+UNREAD = "unread"
 
 
 class SourceUnavailable(RuntimeError):

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 from metadata_assets.catalog import Database
 from metadata_assets.sources.base import (
     SENSOR_TICK_DEADLINE_S,
+    UNREAD,
     ConnectionLost,
     ReadStats,
     SQLServerKind,
@@ -35,9 +36,6 @@ log = logging.getLogger(__name__)
 # the cursor after this long (those it did not reach keep their last digest and come first on the next tick), and
 # none at all after SENSOR_TICK_DEADLINE_S, every connect and statement bounded by what is left of it.
 FINGERPRINT_BUDGET_S = 40.0
-# The digest of a database new to the sensor that a tick could not reach: the sensor adds it (and its run reads it);
-# the next tick reads it first, as if it were not in the cursor.
-UNREAD = "unread"
 
 
 class PostgresSession:
