@@ -38,6 +38,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Optional
 
+import duckdb  # noqa: F401  (a missing test dependency fails at collection, not as 120 s of client retries)
+import sqlglot  # noqa: F401
+
 DATA = Path(__file__).parent / "data" / "bigquery"
 ROW_FILES = ("schemata", "schemata_options", "tables", "table_options", "columns", "views")
 
@@ -183,7 +186,10 @@ class BigQueryStub:
                 if m:
                     try:
                         return self._send(200, stub._query(m.group(1), body))
-                    except InvalidQuery as e:  # BigQuery's answer to a query it cannot run
+                    except Exception as e:  # BigQuery's answer to a query it cannot run; a stand-in fault fails
+                        # fast the same way instead of a dropped connection the client would retry for minutes
+                        if not isinstance(e, InvalidQuery):
+                            e = f"the stand-in itself failed: {type(e).__name__}: {e}"
                         return self._send(400, {"error": {"code": 400, "status": "INVALID_ARGUMENT",
                                                           "message": str(e), "errors": [{
                                                               "reason": "invalidQuery", "location": "q",
