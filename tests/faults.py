@@ -46,7 +46,9 @@ class SilentPeer:
 
 class StallingProxy:
     """A TCP proxy to a real server; `stall()` stops forwarding the server's answers (a query that never returns),
-    for connections open now and any made later, until `resume()`."""
+    for connections open now and any made later, until `resume()`. `slow(s)` forwards each piece of the server's
+    answers `s` seconds late: every single read finishes within its timeout, but their sum grows (a congested link,
+    a server trickling its rows)."""
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1"):
         self.target = (target_host, target_port)
@@ -56,6 +58,7 @@ class StallingProxy:
         self.listener.listen(16)
         self.port = self.listener.getsockname()[1]
         self.stalled = threading.Event()
+        self.delay_s = 0.0
         self._closed = False
         self._socks: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
@@ -65,6 +68,9 @@ class StallingProxy:
 
     def resume(self) -> None:
         self.stalled.clear()
+
+    def slow(self, seconds: float) -> None:
+        self.delay_s = seconds
 
     def _accept(self) -> None:
         while not self._closed:
@@ -87,6 +93,8 @@ class StallingProxy:
                     data = s.recv(65536)
                     if not data:
                         return
+                    if s is upstream and self.delay_s:
+                        time.sleep(self.delay_s)
                     pairs[s].sendall(data)
                 if self.stalled.is_set():
                     time.sleep(0.05)
@@ -156,6 +164,33 @@ class CountingHook:
                 if hook.seen == hook.n:
                     hook.fired = time.monotonic()
                     hook.action()
+            return original(reader, sql, args)
+
+        monkeypatch.setattr(MySQLReader, "query", query)
+        return self
+
+
+class RewriteHook:
+    """Sends the n-th statement matching `needle` to the server with `old` replaced by `new` (wraps
+    MySQLReader.query): the real server then refuses a real statement, e.g. with an unknown column."""
+
+    def __init__(self, needle: str, n: int, old: str, new: str):
+        self.needle, self.n, self.old, self.new = needle, n, old, new
+        self.seen = 0
+        self.sent: Optional[str] = None
+
+    def install(self, monkeypatch) -> "RewriteHook":
+        from metadata_assets.sources.mysql import MySQLReader
+
+        original = MySQLReader.query
+        hook = self
+
+        def query(reader, sql, args=()):
+            if hook.needle in sql and hook.sent is None:
+                hook.seen += 1
+                if hook.seen == hook.n:
+                    assert hook.old in sql, f"{hook.old!r} not in the statement to rewrite"
+                    sql = hook.sent = sql.replace(hook.old, hook.new, 1)
             return original(reader, sql, args)
 
         monkeypatch.setattr(MySQLReader, "query", query)

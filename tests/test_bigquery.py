@@ -1,6 +1,7 @@
-"""BigQuery source: config, query text, recorded INFORMATION_SCHEMA rows -> snapshot -> MCPs, conformance with
+"""BigQuery source: config, query text, hand-written INFORMATION_SCHEMA rows -> snapshot -> MCPs, conformance with
 acryl-datahub's own bigquery source helpers, and the whole path through dagster-gcp's BigQueryResource against a
-loopback BigQuery REST stand-in (tests/bigquery_stub.py): query jobs sent, files written, Dagster partitions,
+loopback BigQuery REST stand-in that executes the SQL in DuckDB (tests/bigquery_stub.py): query jobs sent, a wrong
+query refused, files written, Dagster partitions,
 materializations and the push to DataHub Lite."""
 
 import json
@@ -45,7 +46,7 @@ def source(**kw) -> BigQuerySource:
 
 
 def snapshots(src=None) -> dict:
-    """The recorded rows grouped per dataset, through build_dataset (what read() does after its queries)."""
+    """The hand-written rows grouped per dataset, through build_dataset (what read() does after its queries)."""
     src = src or source()
     rows = load_rows()
     by = {k: defaultdict(list) for k in rows}
@@ -187,7 +188,7 @@ def test_mcps_urns_containers_properties_lineage():
 
 
 def _builtin_columns(rows):
-    """The same recorded rows as the built-in source's columns_for_dataset query returns them."""
+    """The same hand-written rows as the built-in source's columns_for_dataset query returns them."""
     from datahub.ingestion.source.bigquery_v2.bigquery_schema import BigqueryColumn
 
     return [BigqueryColumn(name=r["column_name"], ordinal_position=r["ordinal_position"], field_path=r["field_path"],
@@ -408,3 +409,104 @@ def test_diff_sees_nested_field_changes():
     d = diff(before, after)
     assert [(c.table, c.column, c.kind, c.breaking) for c in d.columns] == \
         [("orders", "items.qty", "removed", "column dropped")]
+
+
+# --- the stand-in executes what it is sent: a wrong query fails ---
+
+QUERY_FUNCTIONS = ("schemata_sql", "schemata_options_sql", "tables_sql", "table_options_sql", "columns_sql",
+                   "views_sql", "fingerprint_sql")
+
+
+def test_the_stand_in_runs_every_query_in_duckdb(bq):
+    """Every query of a read and a sensor tick was parsed as GoogleSQL and executed in DuckDB; the fingerprint the
+    tick got is the one its SQL computes from the hand-written rows (XOR of per-table hashes, one per dataset's DDL)."""
+    from bigquery_stub import farm_fingerprint_standin
+    from metadata_assets.defs.source_clients import source_client
+    from metadata_assets.sources.bigquery import BigQueryReader
+
+    with source_client(source()) as client:
+        reader = BigQueryReader(client, source())
+        list(reader.read(["marketing", "sales"]))
+        parts = reader.fingerprints()
+    assert len(bq.queries) == 7 and all(q["duckdb_sql"] and q["error"] is None for q in bq.queries)
+    assert "farm_fingerprint" in bq.queries[-1]["duckdb_sql"].lower()
+    rows = load_rows()
+    h = 0
+    for t in rows["tables"]:
+        if t["dataset"] == "sales":
+            h ^= farm_fingerprint_standin(f"{t['table_name']}|{t['table_type']}|{t['ddl']}")
+    n = sum(t["dataset"] == "sales" for t in rows["tables"])
+    ddl = next(s["ddl"] for s in rows["schemata"] if s["dataset"] == "sales")
+    assert parts["sales"] == "|".join(sorted([f"us:t:{n}:{h}", f"us:s:1:{farm_fingerprint_standin(ddl)}"]))
+
+
+@pytest.mark.parametrize("name", QUERY_FUNCTIONS)
+def test_a_wrong_query_fails(bq, monkeypatch, name):
+    """Each query the reader sends, with one column misspelt, is refused as BigQuery refuses it (HTTP 400
+    invalidQuery -> BadRequest): the stand-in cannot answer a query it did not run."""
+    from google.api_core.exceptions import BadRequest
+
+    from metadata_assets.defs.source_clients import source_client
+    from metadata_assets.sources.bigquery import BigQueryReader
+    from metadata_assets.sources.bigquery import reader as reader_mod
+
+    original = getattr(reader_mod, name)
+    old, new, column = {"schemata_sql": ("schema_name AS", "schema_nam AS", "schema_nam"),
+                        "schemata_options_sql": ("option_value", "option_val", "option_val"),
+                        "tables_sql": ("table_type", "table_typ", "table_typ"),
+                        "table_options_sql": ("option_value", "option_valu", "option_valu"),
+                        "columns_sql": ("f.field_path", "f.fieldpath", "fieldpath"),
+                        "views_sql": ("view_definition", "view_def", "view_def"),
+                        "fingerprint_sql": ("IFNULL(ddl", "IFNULL(dll", "dll")}[name]
+    monkeypatch.setattr(reader_mod, name, lambda scope: original(scope).replace(old, new))
+    with source_client(source()) as client, pytest.raises(BadRequest) as e:
+        reader = BigQueryReader(client, source())
+        reader.fingerprints() if name == "fingerprint_sql" else list(reader.read(["marketing", "sales"]))
+    assert f'"{column}"' in str(e.value) and "Binder Error" in str(e.value), str(e.value)
+    assert new in bq.queries[-1]["sql"] and bq.queries[-1]["error"]
+
+
+@pytest.mark.parametrize("sql, message", [
+    ("SELEC 1", "Syntax error"),
+    ("SELECT table_name FROM `acme-analytics`.`region-us`.INFORMATION_SCHEMA.TABLEZ", "Not found: Table"),
+    ("SELECT table_name FROM `other-project`.`region-us`.INFORMATION_SCHEMA.TABLES", "Access Denied"),
+    ("SELECT schema_name FROM `acme-analytics`.`sales`.INFORMATION_SCHEMA.SCHEMATA", "dataset qualifier"),
+    ("SELECT table_name FROM `acme-analytics`.`region-us`.INFORMATION_SCHEMA.TABLES WHERE table_schema IN "
+     "UNNEST(@dataset)", "Query parameter 'dataset' not found"),
+    ("SELECT table_schema, COUNT(*) AS n FROM `acme-analytics`.`region-us`.INFORMATION_SCHEMA.TABLES", "GROUP BY"),
+    ("SELECT sales.orders.order_id FROM `acme-analytics`.sales.orders", "INFORMATION_SCHEMA views only"),
+])
+def test_queries_the_stand_in_refuses(bq, sql, message):
+    from google.api_core.exceptions import BadRequest
+    from google.cloud import bigquery
+
+    from metadata_assets.defs.source_clients import source_client
+
+    with source_client(source()) as client, pytest.raises(BadRequest) as e:
+        params = [bigquery.ArrayQueryParameter("datasets", "STRING", ["sales"])]
+        client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params), api_method="QUERY",
+                     location="us", job_retry=None).result()
+    assert message in str(e.value), str(e.value)
+
+
+def test_a_sensor_tick_ends_at_its_deadline(bq, tmp_path, monkeypatch):
+    """The tick's queries and API calls end within one total deadline (base.SENSOR_TICK_DEADLINE_S, 45 s, inside
+    Dagster's 60 s): each answer 1 s late, per-dataset mode (a list, then a get and a query per dataset), the deadline
+    at 1.5 s: the tick skips with the deadline's reason before the calls could add up (generous bound: 4 s)."""
+    import time
+
+    from dagster import SkipReason
+
+    from metadata_assets.defs.partitions_sensor import build_schema_sensor
+    from metadata_assets.sources.bigquery import kind as bq_kind
+
+    cfg = load(write(tmp_path, YAML.replace("    regions: [US]\n", "")))
+    bq.delay_s = 1.0
+    monkeypatch.setattr(bq_kind, "SENSOR_TICK_DEADLINE_S", 1.5)
+    started = time.monotonic()
+    result = build_schema_sensor(cfg, cfg.sources[0])(build_sensor_context(instance=DagsterInstance.ephemeral()))
+    elapsed = time.monotonic() - started
+    assert isinstance(result, SkipReason), result
+    assert "did not finish within the sensor tick's deadline of 1.5s" in result.skip_message
+    assert elapsed < 4, elapsed
+    assert len(bq.requests) < 5  # list + get + query + get + query would be 5 calls (and 5 s) without the deadline

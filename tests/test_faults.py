@@ -6,8 +6,12 @@
 - A loopback GMS that is down, refuses the token, hangs, commits a batch then drops the connection, or dies after
   K batches: no database is recorded as pushed without DataHub's confirmation; after recovery the stand-in holds
   every aspect at its latest value and every soft-delete.
+- A bulk information_schema statement the server refuses: the batch's databases fail with the project's error.
 - Two pushes of one source at once; an extraction during a push; kill -9 of extraction and push subprocesses at
   random points (seeded): nothing lost, nothing partial, nothing redundant.
+- kill -9 at known points, reported by a fault hook in the subprocess before it is killed: mid-write of an MCE file,
+  between the file's rename and its snapshot, and in a push after DataHub confirmed a database but before the
+  state recorded it.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from metadata_assets.defs.push import build_push_asset
 from metadata_assets.defs.source_clients import read_fingerprints
 from metadata_assets.extract import extract, rules_for
 from metadata_assets.sources.mysql import ConnectionLost, SourceUnavailable, list_databases
-from tests.faults import CountingHook, SilentPeer, StallingProxy, kill_server, restart_server, within
+from tests.faults import CountingHook, RewriteHook, SilentPeer, StallingProxy, kill_server, restart_server, within
 from tests.gms_stub import GmsStub
 
 ROOT = Path(__file__).parents[1]
@@ -73,6 +77,40 @@ def with_views(server, monkeypatch, prefix: str, n_views: int, n_dbs: int = 1) -
 
 def stored(store: files.LocalStore, db: str) -> tuple[bytes, bytes]:
     return store.read_bytes(files.mce_key("src", db)), store.read_bytes(files.snapshot_key("src", db))
+
+
+def test_a_refused_login_fails_the_run_with_our_message_and_the_tick_skips(schema, tmp_path, monkeypatch):
+    """README, Failure modes, first row: the login refused when a run starts: the run fails with
+    `source 'x' (user@host:port): <reason>`; the schedule's and sensors' runs ask the daemon for 2 retries; the
+    sensor tick skips with the reason and no partition is removed."""
+    from dagster import SkipReason, build_sensor_context
+
+    from metadata_assets.definitions import build_definitions
+    from metadata_assets.defs.extraction import mce_asset_key
+    from metadata_assets.defs.in_process import QUIET
+    from metadata_assets.defs.keys import MAX_RETRIES_TAG, run_tags
+
+    dbs = estate(schema, 1)
+    cfg = schema.project(tmp_path)
+    (src,) = cfg.sources
+    defs = build_definitions(cfg)
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("src_databases", dbs)
+    monkeypatch.setenv(schema.password_env, "not-the-password")
+    run = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, asset_selection=[mce_asset_key(src)], partition_key=dbs[0], run_config=QUIET,
+        raise_on_error=False)
+    assert not run.success
+    (failure,) = [e for e in run.all_events if e.is_step_failure]
+    message = failure.event_specific_data.error.message
+    assert f"source 'src' ({schema.user}@{schema.server.host}:{schema.server.port}): Access denied for user" \
+        in message, message
+    assert "nothing was read or written" in message
+    assert run_tags(src)[MAX_RETRIES_TAG] == "2"
+    tick = defs.resolve_sensor_def("src_schema_sensor")(build_sensor_context(instance=instance))
+    assert isinstance(tick, SkipReason) and tick.skip_message.startswith("source unreachable: source 'src' (")
+    assert "Access denied" in tick.skip_message
+    assert instance.get_dynamic_partitions("src_databases") == dbs  # nothing removed
 
 
 def test_server_killed_while_reading_view_sql_keeps_the_good_file(server, tmp_path, monkeypatch):
@@ -117,6 +155,24 @@ def test_server_killed_during_the_bulk_queries_fails_each_database_with_our_erro
     assert files.list_mce_databases(store, "src") == [] and elapsed < 30
 
 
+def test_a_bulk_query_the_server_refuses_fails_its_batch_with_our_error(server, tmp_path, monkeypatch):
+    """README, Failure modes: "A bulk information_schema query refused or failing on the server": each database of
+    that batch fails with `source 'x' ...: information_schema query failed: <server message>`, never a raw driver
+    traceback; the other batches go on. The server really refuses the statement (an unknown column)."""
+    dbs = with_views(server, monkeypatch, "rf", 1, n_dbs=3)
+    source, store = make_source(server.port, "rf", batch_size=2), files.LocalStore(tmp_path / "store")
+    hook = RewriteHook("information_schema.COLUMNS", 1, "COLUMN_NAME", "NO_SUCH_COLUMN").install(monkeypatch)
+    results, error, _ = within(60, lambda: list(extract(source, dbs, store)))
+    assert error is None, f"a raw driver error escaped: {error!r}"
+    assert hook.sent is not None
+    assert [(r.database, r.ok) for r in results] == [(dbs[0], False), (dbs[1], False), (dbs[2], True)]
+    expected = (f"source 'src' (fault_reader@127.0.0.1:{server.port}): information_schema query failed: "
+                "Unknown column 'NO_SUCH_COLUMN' in 'SELECT'")  # MariaDB 10.11's own words
+    for r in results[:2]:
+        assert r.error == expected, r.error  # the server's own message, after the project's prefix; nothing else
+    assert files.list_mce_databases(store, "src") == [dbs[2]]  # the other batch went on and was written
+
+
 def test_a_peer_that_never_speaks_mysql_is_given_up_on_in_time(monkeypatch):
     peer = SilentPeer()
     monkeypatch.setenv(PW_ENV, "x")
@@ -146,6 +202,85 @@ def test_a_query_that_never_returns_is_bounded(server, tmp_path, monkeypatch):
         assert isinstance(error, SourceUnavailable) and elapsed < 10
     finally:
         proxy.close()
+
+
+def test_a_sensor_tick_ends_at_its_deadline_however_slow_each_step(server, tmp_path, monkeypatch):
+    """README, Failure modes: a sensor tick's connect and fingerprint statements end within one total deadline
+    (45 s, inside Dagster's 60 s sensor timeout), not within a bound per step. Here every piece of the server's
+    answers arrives 1 s late, each read within its own 2 s timeout, so the read takes over 5 s; with the deadline
+    at 2.5 s the tick skips with the deadline's reason once it passes (generous bound: under 5 s)."""
+    from dagster import DagsterInstance, SkipReason, build_sensor_context
+
+    from metadata_assets.defs.partitions_sensor import build_schema_sensor
+    from metadata_assets.sources.mysql import kind as mysql_kind
+
+    assert mysql_kind.SENSOR_TICK_DEADLINE_S <= 50  # the real one leaves Dagster's own calls 10 s at least
+    dbs = with_views(server, monkeypatch, "sd", 1, n_dbs=2)
+    proxy = StallingProxy(server.port)
+    try:
+        source = make_source(proxy.port, "sd", connect_timeout_s=2, query_timeout_s=2)
+        fps, error, _ = within(30, read_fingerprints, source)  # a healthy link: well inside the deadline
+        assert error is None and sorted(fps) == dbs
+        proxy.slow(1.0)
+        _, error, elapsed = within(60, read_fingerprints, source)
+        assert error is None and elapsed > 5, elapsed  # what each step's own bound allows: it runs on
+        monkeypatch.setattr(mysql_kind, "SENSOR_TICK_DEADLINE_S", 2.5)
+        cfg = ProjectConfig(sources=[source], storage={"uri": str(tmp_path / "store")},
+                            datahub={"lite": {"path": str(tmp_path / "lite.sqlite")}})
+        sensor = build_schema_sensor(cfg, source)
+        result, error, elapsed = within(30, sensor, build_sensor_context(instance=DagsterInstance.ephemeral()))
+        assert error is None and isinstance(result, SkipReason), (error, result)
+        assert "did not finish within the sensor tick's deadline of 2.5s" in result.skip_message
+        assert "source 'src'" in result.skip_message
+        assert 2.5 <= elapsed < 5, elapsed
+    finally:
+        proxy.close()
+
+
+def test_a_postgres_sensor_tick_ends_at_its_deadline(tmp_path, monkeypatch):
+    """PostgreSQL, one connection per database: past the tick's deadline no database is started; each connect and
+    statement gets what is left of it (libpq's floors: 2 s a connect, 1 s a statement), and a database new to the
+    sensor that the tick could not reach is returned as UNREAD (added, then read first on the next tick)."""
+    from metadata_assets import local_postgres
+    from metadata_assets.defs.partitions_sensor import plan
+    from metadata_assets.sources.postgres import kind as pg_kind
+    from metadata_assets.sources.postgres.config import PostgresSource
+
+    server = local_postgres.start(tmp_path / "pg")
+    proxy = None
+    try:
+        dbs = [f"pd{i}" for i in range(4)]
+        for db in dbs:
+            local_postgres.create_database(server, db)
+        local_postgres.execute(server, "postgres", "CREATE ROLE fault_pg LOGIN PASSWORD 'pw-fault'")
+        monkeypatch.setenv(PW_ENV, "pw-fault")
+        proxy = StallingProxy(server.port)
+        source = PostgresSource(name="src", type="postgres", host="127.0.0.1", port=proxy.port, user="fault_pg",
+                                password_env=PW_ENV, database_pattern=Pattern(allow=["pd.*"]), connect_timeout_s=5,
+                                query_timeout_s=5)
+        fps, error, _ = within(60, pg_kind.KIND.fingerprints, source)
+        assert error is None and sorted(fps) == dbs and pg_kind.UNREAD not in fps.values()
+        proxy.slow(0.4)  # each answer late: a connect and its statements take about 2 s, each read within 5 s
+        monkeypatch.setattr(pg_kind, "SENSOR_TICK_DEADLINE_S", 3.0)
+        monkeypatch.setattr(pg_kind, "FINGERPRINT_BUDGET_S", 3.0)
+        fps, error, elapsed = within(60, pg_kind.KIND.fingerprints, source)
+        assert error is None, error
+        assert elapsed < 3.0 + 2 + 1 + 1, elapsed  # the deadline, the floors of the last step, a second of slack
+        assert sorted(fps) == dbs and pg_kind.UNREAD in fps.values()  # every database accounted for
+        proxy.slow(0)
+        again, error, _ = within(60, pg_kind.KIND.fingerprints, source, cursor=fps)
+        assert error is None and sorted(again) == dbs and pg_kind.UNREAD not in again.values()
+        # what the sensor makes of it: an unread new database is added (its run reads it), compared with nothing;
+        # read on the next tick, it is not taken for changed (it is materialized by then)
+        unread = sorted(db for db, fp in fps.items() if fp == pg_kind.UNREAD)
+        first = plan(fps, {}, [])
+        assert first.add == dbs and first.changed == [] and set(unread) <= set(first.requested)
+        second = plan(again, fps, dbs, materialized=set(dbs))
+        assert second.changed == [] and second.never_materialized == [] and second.remove == []
+    finally:
+        if proxy:
+            proxy.close()
+        server.destroy()
 
 
 # --- DataHub faults: a loopback GMS with fault modes ---
@@ -221,18 +356,57 @@ def test_refused_token_fails_at_once_without_retries(schema, tmp_path, gms):
 
 
 def test_hung_datahub_stops_at_the_push_deadline(schema, tmp_path, gms):
+    """README, Failure modes, "DataHub hangs": the push stops at datahub.push_deadline_s with `reached its deadline`
+    and is not retried. DataHub never answers within the client's timeout (1 s); the deadline (1.5 s) comes before
+    3 databases can fail in a row (3 s at least), so the deadline is the one outcome."""
     dbs = estate(schema, 4)
     cfg = rest_cfg(schema, tmp_path, timeout_s=1)
     refresh(cfg, dbs)
-    gms.hang(1.5)  # every request outlives the client's timeout
-    _, error, elapsed = within(60, rest_push, cfg, deadline_s=2.5)
+    gms.hang(5)  # every request outlives the client's timeout
+    _, error, elapsed = within(60, rest_push, cfg, deadline_s=1.5)
     assert isinstance(error, PushFailed) and elapsed < 10, (error, elapsed)
-    assert error.report.stopped in ("deadline", "datahub down")
+    assert error.report.stopped == "deadline" and not error.retryable
+    assert "the push reached its deadline (datahub.push_deadline_s)" in str(error)
+    assert error.report.not_attempted and len(error.report.failures) < 3
     assert load_state(files.open_store(cfg.storage.uri), "src") == {}  # nothing confirmed, nothing recorded
     gms.heal()
     rest_push(cfg)
     assert set(load_state(files.open_store(cfg.storage.uri), "src")) == set(dbs)
     assert_confirmed_only(cfg, gms)
+
+
+def test_three_databases_failing_in_a_row_stop_the_push(schema, tmp_path, gms):
+    """README, Failure modes, "DataHub down": after 3 databases fail in a row the push stops and fails; the step's
+    RetryPolicy retries it; what was not attempted stays pending."""
+    dbs = estate(schema, 6)
+    cfg = rest_cfg(schema, tmp_path)  # retries 0, one request per database
+    refresh(cfg, dbs)
+    gms.fail_with(503, times=1000)
+    with pytest.raises(PushFailed) as e:
+        rest_push(cfg)
+    report = e.value.report
+    assert report.stopped == "datahub down" and e.value.retryable
+    assert list(report.failures) == dbs[:3] and report.not_attempted == dbs[3:]
+    assert len([r for r in gms.requests if r[0] == "POST"]) == 3  # nothing sent after the third failure
+    assert "3 databases failed in a row: DataHub taken as down" in str(e.value)
+    assert load_state(files.open_store(cfg.storage.uri), "src") == {}
+
+    import inspect
+
+    from metadata_assets.defs import push as push_defs
+
+    # the README's "3 times, from 60 s", then the push sensor an hour after a failed push
+    assert (push_defs.RETRY_POLICY.max_retries, push_defs.RETRY_POLICY.delay) == (3, 60)
+    assert build_push_asset(cfg, cfg.sources[0]).op.retry_policy == push_defs.RETRY_POLICY
+    assert inspect.signature(push_defs.build_push_sensor).parameters["retry_failed_after_s"].default == 3600
+    asset = build_push_asset(cfg, cfg.sources[0], retry_policy=RetryPolicy(max_retries=1, delay=0))
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([asset], instance=instance, raise_on_error=False)
+        types = [ev.event_type for ev in result.all_events]
+        assert not result.success and types.count(DagsterEventType.STEP_UP_FOR_RETRY) == 1
+    gms.heal()
+    rest_push(cfg)
+    assert set(load_state(files.open_store(cfg.storage.uri), "src")) == set(dbs)
 
 
 def test_death_after_k_batches_and_commit_then_dropped_connection(schema, tmp_path, gms):
@@ -341,6 +515,51 @@ def test_two_pushes_at_once_lose_no_update(schema, tmp_path):
     slow.close()
 
 
+HOLD_THE_PUSH_LOCK = """
+import sys, time
+from metadata_assets.datahub import files
+from metadata_assets.datahub.push import lock_key
+with files.LocalStore(sys.argv[1]).lock(lock_key("src"), wait_s=5, lease_s=60):
+    print("locked", flush=True)
+    time.sleep(600)  # killed here, the lock held
+"""
+
+
+def test_a_second_push_waits_then_fails_naming_the_holder_and_kill_9_frees_the_lock(schema, tmp_path, monkeypatch):
+    """README, Failure modes, "Two pushes of one source at once": the second push waits for the lock (30 s; 1 s
+    here), then fails with who holds it, and the Dagster step is retried; the kernel releases a flock held by a
+    process killed with SIGKILL, so the next push goes through."""
+    from metadata_assets.datahub.locks import LockBusy
+
+    dbs = estate(schema, 1)
+    cfg = schema.project(tmp_path)
+    refresh(cfg, dbs)
+    proc, _ = start_until(HOLD_THE_PUSH_LOCK, [str(tmp_path / "store")], "locked")
+    try:
+        lite = LiteSink(cfg.datahub.lite)
+        try:
+            with pytest.raises(LockBusy) as e:
+                push(files.open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), lite,
+                     max_removal_share=1.0, lock_wait_s=1)
+        finally:
+            lite.close()
+        assert f"is held by another process (pid {proc.pid} on " in str(e.value) and "waited 1s" in str(e.value)
+        import inspect
+
+        from metadata_assets.defs import push as push_defs
+
+        assert inspect.signature(push).parameters["lock_wait_s"].default == 30  # the README's 30 s
+        monkeypatch.setattr(push_defs, "push", lambda *a, **kw: push(*a, **{**kw, "lock_wait_s": 1}))
+        asset = build_push_asset(cfg, cfg.sources[0], retry_policy=RetryPolicy(max_retries=1, delay=0))
+        with DagsterInstance.ephemeral() as instance:
+            result = materialize([asset], instance=instance, raise_on_error=False)
+            types = [ev.event_type for ev in result.all_events]
+            assert not result.success and types.count(DagsterEventType.STEP_UP_FOR_RETRY) == 1
+    finally:
+        kill_9(proc)
+    assert lite_push(cfg).databases_pushed == dbs  # the killed holder's lock is gone
+
+
 def test_extraction_during_a_push_records_what_was_sent(schema, tmp_path):
     dbs = estate(schema, 2)
     cfg = schema.project(tmp_path)
@@ -431,5 +650,157 @@ def test_kill_9_of_extraction_and_push_loses_nothing(schema, tmp_path, gms):
         assert_confirmed_only(cfg, gms)  # nothing recorded as pushed that DataHub did not confirm
     gms.heal()
     rest_push(cfg)
+    assert set(load_state(store, "src")) == set(dbs)
+    assert_confirmed_only(cfg, gms)
+
+
+# --- kill -9 at a known point: a fault hook in the subprocess says where it stands, then waits to be killed ---
+
+EXTRACT_PAUSED_MID_WRITE = """
+import os, sys, time
+from pathlib import Path
+from metadata_assets.config import ProjectConfig
+from metadata_assets.datahub import files
+from metadata_assets.extract import extract
+cfg = ProjectConfig.model_validate_json(sys.argv[1])
+target, where = sys.argv[3], sys.argv[4]
+write_chunks, write_bytes = files.LocalStore.write_chunks, files.LocalStore.write_bytes
+
+def paused_chunks(self, key, chunks, before_commit=None):
+    if key != target or where != "mid-write":
+        return write_chunks(self, key, chunks, before_commit)
+    def paused():
+        it = iter(chunks)
+        yield next(it)  # the temp file exists and holds (or buffers) the first piece
+        path = self._path(key)
+        print("mid-write", *sorted(str(p) for p in path.parent.glob("." + path.name[:50] + ".*.tmp")), flush=True)
+        time.sleep(600)  # killed here
+        yield from it
+    return write_chunks(self, key, paused(), before_commit)
+
+def paused_bytes(self, key, data):
+    if key == target and where == "before-snapshot":
+        print("before-snapshot", flush=True)  # the MCE file is renamed into place; its snapshot is not written yet
+        time.sleep(600)  # killed here
+    return write_bytes(self, key, data)
+
+files.LocalStore.write_chunks, files.LocalStore.write_bytes = paused_chunks, paused_bytes
+print("ready", flush=True)
+for r in extract(cfg.sources[0], sys.argv[2].split(","), files.open_store(cfg.storage.uri), rewrite=True):
+    assert r.ok, r.error
+print("done", flush=True)
+"""
+
+PUSH_PAUSED_AFTER_CONFIRMED = """
+import sys, time
+from metadata_assets.config import ProjectConfig
+from metadata_assets.datahub import files, push as push_mod
+from metadata_assets.datahub.sinks import RestSink
+from metadata_assets.extract import rules_for
+cfg = ProjectConfig.model_validate_json(sys.argv[1])
+push_mod.SAVE_EVERY = int(sys.argv[2])
+stop_after = int(sys.argv[3])
+sink = RestSink(cfg.datahub.rest)
+emit, confirmed = sink.emit, []
+
+def emit_then_pause(mcps, *a, **kw):
+    emit(mcps, *a, **kw)  # DataHub confirmed this database
+    confirmed.append(mcps[0].entityUrn)
+    if len(confirmed) == stop_after:
+        print("confirmed", len(confirmed), flush=True)
+        time.sleep(600)  # killed here, before the push records it
+
+sink.emit = emit_then_pause
+print("ready", flush=True)
+push_mod.push(files.open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink, max_removal_share=1.0)
+print("done", flush=True)
+"""
+
+
+def start_until(script: str, args: list[str], marker: str) -> tuple[subprocess.Popen, str]:
+    """Start the script and read its output up to the line starting with `marker` (the fault hook's report)."""
+    proc = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith(marker):
+            return proc, line
+    proc.wait(timeout=30)
+    raise AssertionError(f"no {marker!r} line: {''.join(lines)}{proc.stderr.read()}")
+
+
+def kill_9(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert proc.returncode == -9
+
+
+def lite_push(cfg):
+    sink = LiteSink(cfg.datahub.lite)
+    try:
+        return push(files.open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink, max_removal_share=1.0)
+    finally:
+        sink.close()
+
+
+def test_extraction_killed_mid_write_and_before_its_snapshot(schema, tmp_path):
+    """README, Failure modes, "An extraction killed mid-write", at the two points a fault hook in the subprocess
+    reports before it is killed:
+    - while the new file is written (its temp file exists, the rename has not happened): the file, its snapshot
+      and version record stay the old ones, whole; the temp file left behind is removed by an extraction once it
+      is 10 minutes old;
+    - after the new file was renamed into place, before its snapshot was written: the old snapshot and version
+      record are already gone, so the push sends the new file (a re-push, never a skipped one)."""
+    dbs = estate(schema, 3)
+    cfg = schema.project(tmp_path)
+    store = files.open_store(cfg.storage.uri)
+    refresh(cfg, dbs)
+    lite_push(cfg)
+    key = files.mce_key("src", dbs[1])
+    before = [store.read_bytes(k) for k in (key, files.snapshot_key("src", dbs[1]), files.version_key("src", dbs[1]))]
+    schema.server.execute(f"ALTER TABLE `{dbs[1]}`.t0 ADD COLUMN added_before_the_kill INT")
+    args = [cfg.model_dump_json(), ",".join(dbs), key]
+
+    proc, line = start_until(EXTRACT_PAUSED_MID_WRITE, [*args, "mid-write"], "mid-write")
+    temps = [Path(t) for t in line.split()[1:]]
+    assert len(temps) == 1 and temps[0].exists()  # where the kill lands: the temp file is there...
+    assert store.read_bytes(key) == before[0]  # ...and the rename has not happened
+    kill_9(proc)
+    after = [store.read_bytes(k) for k in (key, files.snapshot_key("src", dbs[1]), files.version_key("src", dbs[1]))]
+    assert after == before  # the old file, snapshot and version record, whole and consistent
+    assert temps[0].exists() and files.list_mce_databases(store, "src") == dbs  # the temp file is never listed
+    assert lite_push(cfg).databases_pushed == []  # nothing half-written to send
+    os.utime(temps[0], (time.time() - 601, time.time() - 601))
+    list(extract(cfg.sources[0], [dbs[0]], store))  # any extraction of the source
+    assert not temps[0].exists()
+
+    proc, line = start_until(EXTRACT_PAUSED_MID_WRITE, [*args[:2], files.snapshot_key("src", dbs[1]),
+                                                        "before-snapshot"], "before-snapshot")
+    assert b"added_before_the_kill" in store.read_bytes(key)  # where the kill lands: the new file is in place...
+    assert store.read_bytes(files.snapshot_key("src", dbs[1])) is None  # ...its old snapshot already gone
+    kill_9(proc)
+    assert store.read_bytes(files.version_key("src", dbs[1])) is None
+    files.read_mcps(store.read_bytes(key))  # whole
+    report = lite_push(cfg)
+    assert report.databases_pushed == [dbs[1]]  # the new file is sent, not skipped as already pushed
+
+
+def test_push_killed_between_saves_resends_only_what_was_not_recorded(schema, tmp_path, gms):
+    """README, Failure modes, "A push killed": the state is saved every SAVE_EVERY databases (50; 2 here) and at the
+    end; the kill lands after DataHub confirmed the third database and before any save of it (the hook says so),
+    so the state holds the first two, and the next push sends the other four, the third again."""
+    dbs = estate(schema, 6)
+    cfg = rest_cfg(schema, tmp_path)
+    store = files.open_store(cfg.storage.uri)
+    refresh(cfg, dbs)
+    proc, line = start_until(PUSH_PAUSED_AFTER_CONFIRMED, [cfg.model_dump_json(), "2", "3"], "confirmed")
+    assert line.split() == ["confirmed", "3"]
+    kill_9(proc)
+    assert set(load_state(store, "src")) == set(dbs[:2])  # saved at 2; the third was confirmed after that save
+    assert len([r for r in gms.requests if r[0] == "POST"]) == 3
+    assert_confirmed_only(cfg, gms)
+    report = rest_push(cfg)
+    assert report.databases_pushed == dbs[2:]
     assert set(load_state(store, "src")) == set(dbs)
     assert_confirmed_only(cfg, gms)

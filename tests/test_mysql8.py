@@ -1,4 +1,5 @@
-"""MySQL 8 / Aurora MySQL 3 / Cloud SQL for MySQL branches of the reader, on recorded rows (tests/mysql8_recorded.py).
+"""MySQL 8 / Aurora MySQL 3 / Cloud SQL for MySQL branches of the reader, on rows written from the MySQL 8.0 manual
+(tests/mysql8_manual_rows.py; no MySQL 8 server runs here).
 
 No MySQL 8 server can run here; each version-dependent branch is selected by an explicit version check
 (reader.ServerVersion) and exercised with the rows and error codes MySQL 8.0 documents.
@@ -10,13 +11,13 @@ from metadata_assets.datahub.mcps import UrnRules, database_mcps
 from metadata_assets.report import ROUTINES_HIDDEN, VIEW_UNREADABLE, code_of
 from metadata_assets.sources.mysql.config import MySQLSource
 from metadata_assets.sources.mysql.reader import MySQLReader, ServerVersion, grant_statements
-from mysql8_recorded import DB, USER, MySQL8, RecordedConnection
+from mysql8_manual_rows import DB, USER, MySQL8, ManualRowsConnection
 
 SOURCE = MySQLSource(name="aurora", type="mysql", host="aurora.example", user=USER, password_env="UNUSED")
 
 
 def read(server: MySQL8, source: MySQLSource = SOURCE):
-    reader = MySQLReader(RecordedConnection(server), "recorded MySQL 8")
+    reader = MySQLReader(ManualRowsConnection(server), "MySQL 8 rows from the manual")
     (db,) = reader.read([DB], source)
     return reader, db
 
@@ -127,7 +128,7 @@ def test_server_versions_and_their_grants():
 
 
 def test_fingerprints_without_schema_comments():
-    reader = MySQLReader(RecordedConnection(MySQL8("8.0.36")), "recorded MySQL 8")
+    reader = MySQLReader(ManualRowsConnection(MySQL8("8.0.36")), "MySQL 8 rows from the manual")
     fingerprints = reader.fingerprints(SOURCE)
     assert set(fingerprints) == {DB}
     assert fingerprints[DB] == "c:4:44|i:1:7|k:1:7|p:0:55|s:1:11|t:2:22"

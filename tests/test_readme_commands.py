@@ -1,6 +1,8 @@
-"""The operator commands the README gives, run as a user would type them (subprocesses, real servers)."""
+"""The operator commands the README gives, run as a user would type them (subprocesses, real servers): every shell
+block of the README is either run here after a demo-shaped setup or says why it cannot run here."""
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -95,29 +97,85 @@ def test_datahub_lite_cli_reads_what_was_pushed(schema, tmp_path):
     assert "Registered customers" in got
 
 
-def _block_after(marker: str) -> list[str]:
-    """The command lines of the README's ```sh block that follows `marker`, exactly as written there."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    after = text.split(marker, 1)[1]
-    body = after.split("```sh\n", 1)[1].split("```", 1)[0]
-    return [line for line in body.splitlines() if line.strip() and not line.startswith("#")]
-
-
 ROOT = Path(__file__).parents[1]
+AFTER_DEMO = "<!-- commands-after-demo -->"
+NOT_RUN = re.compile(r"<!-- commands-not-run-here: (\S.*\S) -->")
+SHELL_LANGUAGES = {"sh", "bash", "shell", "console", "zsh"}
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
+
+
+def readme() -> str:
+    return (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def shell_blocks(text: str) -> list[tuple[str, str, list[str]]]:
+    """(marker line before the fence, language, command lines) of every fenced shell block, in README order."""
+    out = []
+    for m in FENCE.finditer(text):
+        if m.group(1) not in SHELL_LANGUAGES:
+            continue
+        before = text[:m.start()].rstrip("\n").rsplit("\n", 1)[-1].strip()
+        lines = [line for line in m.group(2).splitlines() if line.strip() and not line.startswith("#")]
+        out.append((before, m.group(1), lines))
+    return out
+
+
+def after_demo_blocks() -> list[list[str]]:
+    """Every block marked to run after the demo (the Quickstart's, Least privilege's, Materialize by hand's,
+    Troubleshooting's, and any a section adds), each exactly as written."""
+    return [lines for marker, _, lines in shell_blocks(readme()) if marker == AFTER_DEMO]
+
+
+def _block_after(marker: str) -> list[str]:
+    """The command lines of the first README block marked `marker`, exactly as written there."""
+    return next(lines for m, _, lines in shell_blocks(readme()) if m == marker)
+
+
+def test_every_shell_block_says_where_it_runs():
+    """Each shell block of the README is either run by this file after the demo (and then starts with activating the
+    virtualenv, needing only the demo's export line before it), or says why it cannot run here and what it needs.
+    Output shown in the README is a ```text block, not a shell one."""
+    blocks = shell_blocks(readme())
+    assert len(blocks) >= 10
+    for marker, language, lines in blocks:
+        assert marker == AFTER_DEMO or NOT_RUN.fullmatch(marker), (
+            f"a ```{language} block without a commands-after-demo or commands-not-run-here marker: {lines[:2]}")
+        if marker == AFTER_DEMO:
+            assert lines[0] == ". .venv/bin/activate", lines
+    assert len(after_demo_blocks()) >= 4  # Quickstart, Least privilege, Materialize by hand, Troubleshooting
+
+
+COMMAND_SPAN = re.compile(r"`((?:metadata-assets|datahub lite|dagster asset materialize) [^`]*)`")
+PLACEHOLDER = re.compile(r"<[^>]+>|\[|\b[A-Z][A-Z_]{2,}\b|\|")
+
+
+def test_inline_commands_are_synopses_or_run_after_the_demo():
+    """A command written inline in the prose either shows placeholders (a synopsis, e.g. `--source NAME`), names a
+    command without arguments, or is run as written in a block after the demo."""
+    ran = {line for block in after_demo_blocks() for line in block}
+    ran_text = "\n".join(ran)
+    text = FENCE.sub("", readme()).replace("\n", " ")
+    for span in COMMAND_SPAN.findall(text):
+        words = span.split()
+        bare = len(words) <= (3 if span.startswith("datahub lite") else 2) or span.endswith("--partition-range")
+        assert bare or PLACEHOLDER.search(span) or span in ran_text, f"inline command neither a synopsis nor run: {span}"
 
 
 def test_readme_commands_after_the_demo_run_as_written(tmp_path, monkeypatch):
-    """The demo (its own MariaDB, its account, its Dagster home and Lite), then the README's block of commands pasted
-    into another shell after the export line the demo prints: each must succeed."""
+    """The demo (its own MariaDB, its account, its Dagster home and Lite), then each README block marked
+    commands-after-demo, pasted into a fresh shell (its own HOME, no virtualenv, no config variable) after the
+    export line the demo prints: each command must succeed."""
     from metadata_assets import config as config_mod, local_mariadb
     from metadata_assets.cli import DEMO_INSTANCE_YAML, _demo_env, demo_shell_hint
     from metadata_assets.demo_run import run_everything, seed_demo
 
-    commands = _block_after("<!-- commands-after-demo -->")
-    assert commands[0] == ". .venv/bin/activate" and len(commands) >= 5
+    blocks = after_demo_blocks()
+    assert blocks[0][0] == ". .venv/bin/activate" and len(blocks[0]) >= 5
     home = tmp_path / "home"
     (home / "dagster").mkdir(parents=True)
     (home / "dagster" / "dagster.yaml").write_text(DEMO_INSTANCE_YAML)
+    user_home = tmp_path / "user-home"  # the shell's ~: nothing may need a file there first
+    user_home.mkdir()
     server = local_mariadb.start(tmp_path / "demo-mariadb")
     try:
         seed_demo(server, "demo-pw-1")
@@ -127,16 +185,24 @@ def test_readme_commands_after_the_demo_run_as_written(tmp_path, monkeypatch):
         monkeypatch.delenv(config_mod.CONFIG_ENV, raising=False)
         run_everything(config_mod.load(), print_fn=lambda m: None)
         (export,) = [line.strip() for line in demo_shell_hint(env).splitlines() if line.strip().startswith("export ")]
-        shell_env = {k: v for k, v in os.environ.items() if k not in env and k != config_mod.CONFIG_ENV}
-        script = "set -e\n" + "\n".join([export, *(f"echo {shlex.quote('+ ' + c)}; {c}" for c in commands)])
-        proc = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                              env={**shell_env, "DATAHUB_TELEMETRY_ENABLED": "false"})
-        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-        out = proc.stdout
+        shell_env = {k: v for k, v in os.environ.items()
+                     if k not in env and k not in (config_mod.CONFIG_ENV, "VIRTUAL_ENV", "PYTHONHOME")}
+        shell_env["PATH"] = os.pathsep.join(p for p in shell_env.get("PATH", "").split(os.pathsep)
+                                            if Path(p).resolve() != BIN.resolve())  # the venv is not on PATH
+        out = ""
+        for commands in blocks:
+            script = "set -e\n" + "\n".join([export, *(f"echo {shlex.quote('+ ' + c)}; {c}" for c in commands)])
+            proc = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                                  env={**shell_env, "HOME": str(user_home), "DATAHUB_TELEMETRY_ENABLED": "false"})
+            assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+            out += proc.stdout
         assert "customers" in out and "orders" in out  # catalog ls of shop's tables
         assert '"datasetProfile"' in out and "GRANT REFERENCES, SHOW VIEW ON `shop`.*" in out
         assert "cannot read data" in out or "SELECT refused" in out  # check-access
         assert "demo_mysql: 2/2 databases extracted" in out and "pushed to DataHub Lite" in out  # refresh --push
+        assert "GRANT REFERENCES, SHOW VIEW ON `analytics`.*" in out  # grants -d
+        assert "Registered customers" in out  # datahub lite get, through the datahubenv the block wrote
+        assert not (user_home / ".datahubenv").exists()  # the user's own ~/.datahubenv is left alone
         history = out.split("+ metadata-assets history", 1)[1].split("\n+ ", 1)[0]
         assert "version 1  " in history and "first version kept" in history  # shop's first schema version
     finally:

@@ -43,7 +43,7 @@ from metadata_assets.defs.keys import (  # noqa: F401  (REASON_TAG re-exported)
 )
 from metadata_assets.defs.source_clients import unavailable_errors
 from metadata_assets.source_config import SourceConfig
-from metadata_assets.sources.base import SourceQueryFailed, SourceUnavailable
+from metadata_assets.sources.base import UNREAD, SourceQueryFailed, SourceUnavailable
 from metadata_assets.sources.registry import kind_of
 
 
@@ -73,9 +73,9 @@ def plan(fingerprints: dict[str, str], cursor: dict[str, str], partitions: list[
     p.remove = [k for k in partitions if k not in fingerprints]
     p.order = [k for k in partitions if k in fingerprints] + p.add
     for db in p.order:
-        if db in p.add:
+        if db in p.add or fingerprints[db] == UNREAD:  # not read this tick (its deadline): nothing to compare
             continue
-        if db in cursor:
+        if cursor.get(db, UNREAD) != UNREAD:
             if cursor[db] != fingerprints[db]:
                 p.changed.append(db)
         elif materialized is not None and db not in materialized:
@@ -211,7 +211,7 @@ def build_schema_sensor(cfg: ProjectConfig, source: SourceConfig, minimum_interv
             return SkipReason(f"source {source.name!r} shows no allowed database while {len(partitions)} "
                               "partitions exist: refusing to remove them all (check the account's grants)")
         materialized = None
-        if any(db not in cursor for db in partitions if db in fingerprints):
+        if any(cursor.get(db, UNREAD) == UNREAD for db in partitions if db in fingerprints):
             materialized = set(context.instance.get_materialized_partitions(key))
         p = plan(fingerprints, cursor, partitions, materialized)
 

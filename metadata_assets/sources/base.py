@@ -23,6 +23,15 @@ from metadata_assets.catalog import Database
 from metadata_assets.source_config import SourceConfig
 
 
+# Dagster gives up on a sensor evaluation after 60 s (DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS): a tick's connect and
+# fingerprint statements (or BigQuery queries and API calls) end within this, together, so the tick skips with its
+# reason instead of a gRPC timeout, with time left for the sensor's own calls to the Dagster instance.
+SENSOR_TICK_DEADLINE_S = 45.0
+# The fingerprint of a database a tick could not reach before its deadline: the schema sensor adds such a database
+# when it is new (its run reads it) and compares nothing for it; the next tick reads it first.
+UNREAD = "unread"
+
+
 class SourceUnavailable(RuntimeError):
     """The server (or API) cannot be reached, or refuses the login: nothing of the source can be read now."""
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence
 
 from metadata_assets.catalog import Database
-from metadata_assets.sources.base import ReadStats, SourceKind
+from metadata_assets.sources.base import SENSOR_TICK_DEADLINE_S, ReadStats, SourceKind
 from metadata_assets.sources.bigquery.config import BigQuerySource
 from metadata_assets.sources.bigquery.reader import BigQueryReader, grant_commands
 from metadata_assets.sources.mysql.kind import digest
@@ -76,9 +76,15 @@ class BigQueryKind(SourceKind):
 
     def fingerprints(self, source: BigQuerySource, client=None, cursor=None, tick=None,
                      key_slice: int = 250) -> dict[str, str]:
-        """One fingerprint query per region (or per dataset without regions)."""
+        """One fingerprint query per region (or per dataset without regions), all within the tick's deadline."""
         with self._client_or_open(source, client) as c:
-            fps = BigQueryReader(c, source).fingerprints()
+            reader = BigQueryReader(c, source, deadline_s=SENSOR_TICK_DEADLINE_S)
+            try:
+                fps = reader.fingerprints()
+            except Exception as e:  # a call cut short by what was left of the deadline: say so
+                if reader.deadline_passed():
+                    raise reader.deadline_error() from e
+                raise
         return {db: digest(fp) for db, fp in fps.items()}
 
     def unavailable_errors(self) -> tuple[type[BaseException], ...]:

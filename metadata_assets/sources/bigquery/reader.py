@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -166,7 +167,7 @@ def base_type(data_type: str) -> str:
 
 def build_dataset(name: str, info: dict, option_rows: list[dict], tables: list[dict], table_options: list[dict],
                   columns: list[dict], views: list[dict], source: BigQuerySource) -> Database:
-    """Rows of one dataset -> its snapshot (the pure part of read(), tested on recorded rows)."""
+    """Rows of one dataset -> its snapshot (the pure part of read(), tested on hand-written rows)."""
     comment, props = _options(option_rows)
     if info.get("description"):  # from the API (per-dataset mode)
         comment = info["description"]
@@ -228,7 +229,8 @@ def build_dataset(name: str, info: dict, option_rows: list[dict], tables: list[d
 class BigQueryReader:
     """INFORMATION_SCHEMA reads over one google.cloud.bigquery.Client (from dagster-gcp's BigQueryResource)."""
 
-    def __init__(self, client, source: BigQuerySource, retry_timeout_s: float = 120):
+    def __init__(self, client, source: BigQuerySource, retry_timeout_s: float = 120,
+                 deadline_s: Optional[float] = None):
         from google.cloud import bigquery
 
         self.client = client
@@ -236,20 +238,44 @@ class BigQueryReader:
         # google-cloud-bigquery retries transient errors for 10 minutes by default: longer than a sensor tick may take
         self.retry = bigquery.DEFAULT_RETRY.with_timeout(retry_timeout_s)
         self.timeout_s = retry_timeout_s
+        # one bound over every query and API call of this reader together (a sensor tick: base.SENSOR_TICK_DEADLINE_S)
+        self.deadline_s = deadline_s
+        self.deadline = None if deadline_s is None else time.monotonic() + deadline_s
         self.queries = 0  # query jobs run
         self.api_calls = 0  # datasets.list / datasets.get calls
         self.tables_filtered = 0  # left out by table_pattern or include_views
+
+    def deadline_passed(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline - 0.05
+
+    def deadline_error(self):
+        from google.api_core.exceptions import DeadlineExceeded
+
+        return DeadlineExceeded(f"source {self.source.name!r}: the fingerprint read did not finish within the sensor "
+                                f"tick's deadline of {self.deadline_s:g}s (every query and API call together, inside "
+                                "Dagster's 60 s sensor timeout); the next tick tries again")
+
+    def _left(self) -> tuple[object, float]:
+        """(retry, timeout) for the next call: the reader's own, or what is left of its deadline."""
+        if self.deadline is None:
+            return self.retry, self.timeout_s
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise self.deadline_error()
+        return self.retry.with_timeout(min(left, self.timeout_s)), min(left, self.timeout_s)
 
     def _query(self, sql: str, scope: Scope, datasets: Optional[Sequence[str]] = None) -> list[dict]:
         from google.cloud import bigquery
 
         params = [bigquery.ArrayQueryParameter("datasets", "STRING", list(datasets))] if datasets is not None else []
         self.queries += 1
+        retry, timeout = self._left()
         job = self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params),
                                 project=self.source.project, location=scope.location,
                                 api_method="QUERY",  # jobs.query: one round trip for small results
-                                retry=self.retry, job_retry=None)
-        return [dict(row.items()) for row in job.result(retry=self.retry, timeout=self.timeout_s)]
+                                retry=retry, job_retry=None, timeout=timeout)
+        retry, timeout = self._left()
+        return [dict(row.items()) for row in job.result(retry=retry, timeout=timeout)]
 
     def _regions(self) -> list[Scope]:
         return [Scope(self.source.project, region=r) for r in self.source.regions or ()]
@@ -337,12 +363,14 @@ class BigQueryReader:
                     parts[r["dataset"]].append(f"{scope.region}:{r['part']}:{r['n']}:{r['h']}")
         else:
             self.api_calls += 1
-            for item in self.client.list_datasets(self.source.project, retry=self.retry):
+            retry, timeout = self._left()
+            for item in list(self.client.list_datasets(self.source.project, retry=retry, timeout=timeout)):
                 name = item.dataset_id
                 if not self.source.database_allowed(name):
                     continue
                 self.api_calls += 1
-                ds = self.client.get_dataset(f"{self.source.project}.{name}", retry=self.retry)
+                retry, timeout = self._left()
+                ds = self.client.get_dataset(f"{self.source.project}.{name}", retry=retry, timeout=timeout)
                 parts[name].append(f"d:{ds.etag}")
                 scope = Scope(self.source.project, dataset=name)
                 for r in self._query(fingerprint_sql(scope), scope, [name]):

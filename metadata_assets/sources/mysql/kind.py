@@ -11,9 +11,17 @@ import zlib
 from typing import Optional, Sequence
 
 from metadata_assets.catalog import Database
-from metadata_assets.sources.base import ConnectionLost, ReadStats, SQLServerKind, SourceQueryFailed, SourceUnavailable
+from metadata_assets.sources.base import (
+    SENSOR_TICK_DEADLINE_S,
+    ConnectionLost,
+    ReadStats,
+    SQLServerKind,
+    SourceQueryFailed,
+    SourceUnavailable,
+)
 from metadata_assets.sources.mysql.config import MySQLSource
 from metadata_assets.sources.mysql.reader import (
+    Deadline,
     MySQLReader,
     connect,
     describe,
@@ -24,10 +32,9 @@ from metadata_assets.sources.mysql.reader import (
 
 log = logging.getLogger(__name__)
 
-# Dagster gives up on a sensor evaluation after 60 s (DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS): a tick's fingerprint
-# query ends before that, so the tick skips with our reason instead of a gRPC timeout (a 3,000-database server
-# answers in about 10 s).
-SENSOR_QUERY_TIMEOUT_S = 45.0
+# A tick's connect and fingerprint statements end within SENSOR_TICK_DEADLINE_S together (reader.Deadline; a
+# 3,000-database server answers in ~10 s).
+SENSOR_QUERY_TIMEOUT_S = SENSOR_TICK_DEADLINE_S  # each statement's own bound (the deadline above bounds their sum)
 
 
 def digest(text: str) -> str:
@@ -114,7 +121,22 @@ class MySQLKind(SQLServerKind):
         them for `key_slice` databases (plus new ones; `tick`, default the current minute, picks the slice); the
         others keep the key digest of the cursor, so a key-only change is seen within ceil(N / key_slice) ticks."""
         cursor = cursor or {}
-        conn = connect(source, query_timeout_s=min(source.query_timeout_s, SENSOR_QUERY_TIMEOUT_S))
+        deadline = Deadline(SENSOR_TICK_DEADLINE_S)
+        try:
+            return self._fingerprints(source, cursor, tick, key_slice, deadline)
+        except (SourceUnavailable, SourceQueryFailed) as e:
+            if not deadline.passed:
+                raise
+            raise SourceQueryFailed(
+                f"{describe(source)}: the fingerprint read did not finish within the sensor tick's deadline of "
+                f"{deadline.seconds:g}s (connect and statements together, inside Dagster's 60 s sensor timeout); "
+                f"nothing was changed, the next tick tries again ({e})") from None
+        finally:
+            deadline.close()
+
+    def _fingerprints(self, source: MySQLSource, cursor: dict[str, str], tick: Optional[int], key_slice: int,
+                      deadline: Deadline) -> dict[str, str]:
+        conn = connect(source, query_timeout_s=min(source.query_timeout_s, SENSOR_QUERY_TIMEOUT_S), deadline=deadline)
         try:
             reader = MySQLReader(conn, describe(source))
             if not cursor or any("." not in v for v in cursor.values()):  # first tick, or an older cursor format

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import ssl
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -55,7 +57,8 @@ ER_TABLEACCESS_DENIED = 1142
 @dataclass(frozen=True)
 class ServerVersion:
     """What VERSION() says, and what that server offers a metadata-only account (checked by number, never by trying).
-    Sources: MySQL 8.0 and MariaDB manuals; MariaDB 10.11 verified here (tests), MySQL 8 on recorded rows only."""
+    Sources: MySQL 8.0 and MariaDB manuals; MariaDB 10.11 verified here (tests), MySQL 8 on rows written from
+    its manual only (tests/mysql8_manual_rows.py); MySQL before 8.0 is not supported (no test)."""
 
     mariadb: bool
     number: tuple[int, int, int]
@@ -91,7 +94,7 @@ class ServerVersion:
         if self.mariadb and self.number >= (11, 3, 0):
             return [f"GRANT SHOW CREATE ROUTINE ON {quote_ident(db)}.* TO {user};" for db in databases]
         if self.mariadb or self.number < (8, 0, 0):
-            # routine definitions only (mysql.proc holds no table data; MariaDB before 11.3, MySQL 5.7)
+            # routine definitions only (mysql.proc holds no table data; MariaDB before 11.3)
             return [f"GRANT SELECT ON mysql.proc TO {user};"]
         return []  # MySQL 8.0 before 8.0.20 (no mysql.proc): only the routine's definer or global SELECT sees it
 
@@ -141,19 +144,63 @@ def tls_args(source: MySQLSource) -> dict:
     return {"ssl": ctx}
 
 
+class Deadline:
+    """One bound on the wall-clock time of a connection's whole use, the connect included: when it passes, the socket
+    is shut down, so whatever waits on it (a step of the login handshake, a statement, rows arriving slowly) ends at
+    once with a lost connection. pymysql's timeouts bound each socket operation, never their sum. close() when done."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self.passed = False
+        self._conn: Optional[pymysql.connections.Connection] = None
+        self._done = threading.Event()
+        threading.Thread(target=self._watch, daemon=True, name="mysql-deadline").start()
+
+    def left(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+    def watch(self, conn: pymysql.connections.Connection) -> None:
+        self._conn = conn
+
+    def _watch(self) -> None:
+        if self._done.wait(self.left()):
+            return
+        self.passed = True
+        while not self._done.is_set():  # until close(): the socket may appear only once a TCP connect returns
+            sock = getattr(self._conn, "_sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self._done.wait(0.05)
+
+    def close(self) -> None:
+        self._done.set()
+
+
 def connect(source: MySQLSource, database: Optional[str] = None,
-            query_timeout_s: Optional[float] = None) -> pymysql.connections.Connection:
+            query_timeout_s: Optional[float] = None, deadline: Optional[Deadline] = None
+            ) -> pymysql.connections.Connection:
     """A connection whose every wait is bounded: the TCP connect and each read or write of the handshake by
     `connect_timeout_s` (pymysql applies its read timeout to the handshake: a peer that accepts TCP but never
-    speaks MySQL would otherwise hold it for the read timeout), then each query by `query_timeout_s`."""
+    speaks MySQL would otherwise hold it for the read timeout), then each query by `query_timeout_s`. With a
+    `deadline`, the connect and everything after it end when it passes, whatever each wait's own bound."""
+    timeout = source.connect_timeout_s
+    if deadline is not None:
+        timeout = max(0.1, min(timeout, deadline.left()))
     tls = tls_args(source)
     try:
         conn = pymysql.connect(
             host=source.host, port=source.port, user=source.user, password=source.password(),
             database=database, charset="utf8mb4", autocommit=True,
-            connect_timeout=source.connect_timeout_s, read_timeout=source.connect_timeout_s,
-            write_timeout=source.connect_timeout_s, cursorclass=pymysql.cursors.DictCursor, **tls,
+            connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
+            cursorclass=pymysql.cursors.DictCursor, defer_connect=True, **tls,
         )
+        if deadline is not None:
+            deadline.watch(conn)
+        conn.connect()
     except pymysql.err.MySQLError as e:
         text = str(e.args[-1] if e.args else e)
         if re.search(r"SSL|TLS|certificate", text, re.I):

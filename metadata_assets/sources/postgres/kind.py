@@ -10,7 +10,15 @@ import zlib
 from typing import Optional, Sequence
 
 from metadata_assets.catalog import Database
-from metadata_assets.sources.base import ConnectionLost, ReadStats, SQLServerKind, SourceQueryFailed, SourceUnavailable
+from metadata_assets.sources.base import (
+    SENSOR_TICK_DEADLINE_S,
+    UNREAD,
+    ConnectionLost,
+    ReadStats,
+    SQLServerKind,
+    SourceQueryFailed,
+    SourceUnavailable,
+)
 from metadata_assets.sources.postgres.config import PostgresSource
 from metadata_assets.sources.postgres.reader import (
     DatabaseGone,
@@ -24,8 +32,9 @@ from metadata_assets.sources.postgres.reader import (
 
 log = logging.getLogger(__name__)
 
-# A sensor evaluation ends after 60 s (DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS): a tick reads fingerprints for this long
-# at most; the databases it did not reach keep their last digest and come first on the next tick.
+# A sensor evaluation ends after 60 s (DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS): a tick starts no database already in
+# the cursor after this long (those it did not reach keep their last digest and come first on the next tick), and
+# none at all after SENSOR_TICK_DEADLINE_S, every connect and statement bounded by what is left of it.
 FINGERPRINT_BUDGET_S = 40.0
 
 
@@ -120,29 +129,45 @@ class PostgresKind(SQLServerKind):
                      tick: Optional[int] = None, key_slice: int = 250) -> dict[str, str]:
         """{database: md5 of its catalog}: one connection and one statement per allowed database. Databases are
         read in an order that rotates with `tick` (new ones first); past FINGERPRINT_BUDGET_S the rest keep the
-        cursor's digest, so a tick stays bounded on a server of thousands of databases. `key_slice` is MySQL's."""
-        cursor = cursor or {}
+        cursor's digest, and past SENSOR_TICK_DEADLINE_S (every connect and statement bounded by what is left of
+        it) databases new to the cursor get UNREAD, so a tick stays bounded on a server of thousands of databases.
+        `key_slice` is MySQL's."""
+        started = time.monotonic()
+        hard = started + SENSOR_TICK_DEADLINE_S
+        cursor = {db: fp for db, fp in (cursor or {}).items() if fp != UNREAD}
         timeout = min(source.query_timeout_s, FINGERPRINT_BUDGET_S)
-        databases = list_databases(source)
+        databases = list_databases(source, deadline=hard)
         tick = int(time.time() // 60) if tick is None else tick
         known = sorted((db for db in databases if db in cursor),
                        key=lambda db: (zlib.crc32(db.encode()) - tick) % 4096)
         order = [db for db in databases if db not in cursor] + known
-        deadline = time.monotonic() + FINGERPRINT_BUDGET_S
+        deadline = started + FINGERPRINT_BUDGET_S
         out: dict[str, str] = {}
         for db in order:
             if time.monotonic() > deadline and db in cursor:
                 out[db] = cursor[db]
                 continue
+            if time.monotonic() >= hard:
+                out[db] = UNREAD
+                continue
             try:
-                conn = connect(source, db, query_timeout_s=timeout)
+                conn = connect(source, db, query_timeout_s=timeout, deadline=hard)
             except DatabaseGone:
                 continue
             except DatabaseRefused:
                 out[db] = "refused"
                 continue
+            except SourceUnavailable:
+                if time.monotonic() < hard:
+                    raise
+                out[db] = cursor.get(db, UNREAD)  # cut short by the tick's deadline: this database waits a tick
+                continue
             try:
                 out[db] = PostgresReader(conn, describe(source)).fingerprint(source, db)
+            except ConnectionLost:  # a statement past its timeout included
+                if time.monotonic() < hard:
+                    raise
+                out[db] = cursor.get(db, UNREAD)
             finally:
                 conn.close()
         return dict(sorted(out.items()))

@@ -87,15 +87,20 @@ def _message(e: BaseException) -> str:
 
 
 def connect(source: PostgresSource, database: Optional[str] = None,
-            query_timeout_s: Optional[float] = None) -> psycopg2.extensions.connection:
+            query_timeout_s: Optional[float] = None, deadline: Optional[float] = None
+            ) -> psycopg2.extensions.connection:
     """A connection whose waits are bounded: the connect and login by `connect_timeout_s` (libpq's
     connect_timeout), each statement by `query_timeout_s` (the server's statement_timeout), and a peer that stops
-    answering by TCP keepalives and tcp_user_timeout."""
+    answering by TCP keepalives and tcp_user_timeout. With a `deadline` (time.monotonic()), the connect and each
+    statement get at most what is left of it (libpq's floor: 2 s for a connect; 1 s for a statement)."""
     database = database or source.initial_database
+    connect_timeout = source.connect_timeout_s
+    if deadline is not None:
+        connect_timeout = min(connect_timeout, deadline - time.monotonic())
     try:
         conn = psycopg2.connect(
             host=source.host, port=source.port, user=source.user, password=source.password(), dbname=database,
-            sslmode=source.sslmode, connect_timeout=max(2, int(round(source.connect_timeout_s))),
+            sslmode=source.sslmode, connect_timeout=max(2, int(round(connect_timeout))),
             application_name="metadata-assets", keepalives=1, keepalives_idle=10, keepalives_interval=5,
             keepalives_count=3, tcp_user_timeout=int(source.connect_timeout_s * 1000),
             # libpq's own TLS settings (verify-full checks the certificate's chain to sslrootcert and its host name)
@@ -110,7 +115,10 @@ def connect(source: PostgresSource, database: Optional[str] = None,
         if "ssl" in text.lower() or "certificate" in text.lower():
             text += f" [{source.tls_description()}]"
         raise SourceUnavailable(f"{describe(source)}: {text}") from None
-    timeout_ms = int((query_timeout_s or source.query_timeout_s) * 1000)
+    timeout_s = query_timeout_s or source.query_timeout_s
+    if deadline is not None:
+        timeout_s = max(1.0, min(timeout_s, deadline - time.monotonic()))
+    timeout_ms = int(timeout_s * 1000)
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("SELECT pg_catalog.set_config('search_path', '', false), "
@@ -428,8 +436,8 @@ def _table(r: dict, cols: list[dict], keys: list[dict], database: str) -> Table:
     return table
 
 
-def list_databases(source: PostgresSource) -> list[str]:
-    conn = connect(source)
+def list_databases(source: PostgresSource, deadline: Optional[float] = None) -> list[str]:
+    conn = connect(source, deadline=deadline)
     try:
         return PostgresReader(conn, describe(source)).list_databases(source)
     finally:

@@ -1,4 +1,5 @@
-"""A MySQL 8 server's answers, as recorded rows: the stand-in for a server that cannot be installed here.
+"""A MySQL 8 server's answers, as rows written from the MySQL 8.0 manual: the stand-in for a server that cannot be
+installed here. Hand-written, not recorded from a server.
 
 Debian ships MariaDB only and no registry reachable here ships mysqld, so the MySQL 8 branches of the reader run
 against this: a connection object that answers the reader's statements with rows shaped as MySQL 8.0 documents them
@@ -8,7 +9,7 @@ INFORMATION_SCHEMA TABLES, COLUMNS, STATISTICS, TABLE_CONSTRAINTS, CHECK_CONSTRA
 SHOW CREATE VIEW, SHOW GRANTS and information_schema_stats_expiry), not captured from a server: README lists what
 was verified on a real server and what on these rows only.
 
-Every statement is matched by the information_schema table (or SHOW / @@ variable) it reads; one the recording does
+Every statement is matched by the information_schema table (or SHOW / @@ variable) it reads; one these rows do
 not know fails the test, so a new query in the reader cannot pass here unnoticed. Each statement is kept in `seen`.
 """
 
@@ -126,10 +127,10 @@ class MySQL8:
         if name == "VIEW_TABLE_USAGE":
             assert self.number >= (8, 0, 13), "VIEW_TABLE_USAGE exists from MySQL 8.0.13"
             return [{"view_name": "recent_orders", "db": DB, "tbl": "orders"}] if args == [DB] else []
-        raise AssertionError(f"statement not in the recording: {sql[:200]}")
+        raise AssertionError(f"statement these hand-written rows do not answer: {sql[:200]}")
 
 
-class RecordedConnection:
+class ManualRowsConnection:
     """What MySQLReader uses of a pymysql connection: cursor() as a context manager, execute, fetchall."""
 
     def __init__(self, server: MySQL8):
