@@ -7,15 +7,12 @@ from __future__ import annotations
 import re
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from metadata_assets import risk
+from metadata_assets.strict import StrictModel as _Strict  # YAML's own scalar types, as in every block
 
 RiskClass = Literal["safe", "warning", "breaking"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class History(_Strict):

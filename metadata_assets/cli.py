@@ -156,10 +156,10 @@ def _one_line(s) -> str:
 def cmd_history(args) -> int:
     import json
 
-    from metadata_assets import history
+    from metadata_assets import history, risk
     from metadata_assets.datahub.files import open_store
 
-    cfg = config_mod.load(args.config)
+    cfg = config_mod.load(args.config, check_datahub=False)  # reads the store only
     source = cfg.source(args.source)
     store = open_store(cfg.storage.uri)
     try:
@@ -201,7 +201,7 @@ def cmd_history(args) -> int:
         out.append({"version": e.ref.seq, "recorded_at": e.ref.recorded_at.isoformat(),
                     "schema_hash": e.doc["schema_hash"], "first_kept": e.diff.baseline,
                     "seeded": bool(e.doc.get("seeded")),
-                    "risk": max((c.risk for c in changes), key=("safe", "warning", "breaking").index, default=None),
+                    "risk": risk.highest(c.risk for c in changes),
                     "changes": [c.to_dict() for c in changes]})
     if args.json:
         print(json.dumps({"source": source.name, "database": args.database, "versions": out}, indent=2,

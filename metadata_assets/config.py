@@ -18,7 +18,6 @@ from pydantic import Discriminator, Field, Tag, ValidationError, field_validator
 from metadata_assets.change_config import OwnerNotifications
 from metadata_assets.source_config import (  # noqa: F401
     ConfigError,
-    FromEnv,
     Pattern,
     RunPod,
     Schedule,
@@ -26,6 +25,7 @@ from metadata_assets.source_config import (  # noqa: F401
     SourceConfig,
     _Strict,
 )
+from metadata_assets.strict import FromEnv
 from metadata_assets.sources.bigquery.config import BigQuerySource  # noqa: F401
 from metadata_assets.sources.mysql.config import SYSTEM_DATABASES, MySQLSource  # noqa: F401
 from metadata_assets.sources.registry import config_model, config_models, source_types

@@ -149,7 +149,11 @@ class Recorder:
     def record(self, db: Database, previous: Optional[Database], schema_hash: str, schema_version: str,
                recorded_schema_version: Optional[str]) -> Optional[VersionRef]:
         """Append `db` as the database's next version unless its schema is the last one kept; queue the change
-        for notification when it is of `notifications.queue_risk` or worse. Returns the new version, or None."""
+        for notification when it is of `notifications.queue_risk` or worse. Returns the new version, or None.
+        The change is queued before its version is written: a fault between the two leaves a queued change whose
+        version the next run writes (and queues again under the same key, which keeps the first), never a version
+        whose change was not queued."""
+        self.last_diff = None  # one Recorder serves a whole extraction: no diff of another database carries over
         if recorded_schema_version is not None and recorded_schema_version == schema_version:
             return None  # the schema the files hold already (statistics moved, or a forced rewrite)
         kept = versions(self.store, self.source, db.name)
@@ -158,14 +162,12 @@ class Recorder:
         if not kept and previous is not None and previous.schema_hash()[:16] != schema_hash[:16]:
             # a store from before history was kept: its snapshot becomes the first version, so this one has a diff
             kept.append(self._append(previous, previous.schema_hash(), None, kept, seeded=True))
-        ref = self._append(db, schema_hash, schema_version, kept)
-        if kept:
-            self._queue(db, previous, ref)
+        ref = self._append(db, schema_hash, schema_version, kept, changed_from=previous if kept else None)
         self._prune([*kept, ref])
         return ref
 
     def _append(self, db: Database, schema_hash: str, schema_version: Optional[str], kept: list[VersionRef],
-                seeded: bool = False) -> VersionRef:
+                seeded: bool = False, changed_from: Optional[Database] = None) -> VersionRef:
         for attempt in range(5):  # another writer of the same database took the number: take the next one
             if attempt:
                 kept[:] = versions(self.store, self.source, db.name)
@@ -181,6 +183,8 @@ class Recorder:
             data = gzip.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(),
                                  compresslevel=1, mtime=0)
             ref = VersionRef(seq, at, schema_hash[:16], key)
+            if changed_from is not None:
+                self._queue(db, changed_from, ref)
             if create_only(self.store, key, data):
                 return ref
         raise RuntimeError(f"{self.source}/{db.name}: could not take a version number (five concurrent writers?)")

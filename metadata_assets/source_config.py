@@ -10,14 +10,13 @@ from __future__ import annotations
 import functools
 import os
 import re
-import types
-import typing
 from typing import ClassVar, Optional
 
 from datahub.configuration.common import AllowDenyPattern
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import Field, field_validator
 
 from metadata_assets.change_config import History, Notifications, Risk
+from metadata_assets.strict import StrictModel as _Strict
 
 try:  # Python 3.11+
     from re import _parser as _sre_parse
@@ -29,53 +28,6 @@ class ConfigError(ValueError):
     """A configuration problem, worded for the person who edits the YAML."""
 
     __module__ = "metadata_assets.config"  # where users import it from (tracebacks name it so)
-
-
-class FromEnv(str):
-    """A string that `${VAR}` expansion produced (config._expand): the only string a number or a boolean field
-    accepts, so `port: ${DB_PORT:-3306}` works while `port: "3306"` and `batch_size: true` are refused."""
-
-
-def _scalar_kind(annotation) -> Optional[type]:
-    """bool, int or float when a field holds that scalar (Optional included), else None."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)] \
-        if typing.get_origin(annotation) in (typing.Union, types.UnionType) else [annotation]
-    return args[0] if len(args) == 1 and args[0] in (bool, int, float) else None
-
-
-def _strict_scalar(kind: type, value):
-    """`value` for a bool/int/float field, or ValueError: YAML's own types only (no 1 for true, no true for 1,
-    no "10" or 10.0 for 10), except a string from `${VAR}` that spells one."""
-    if isinstance(value, FromEnv):
-        text = value.strip()
-        try:
-            if kind is bool:
-                if text.lower() not in ("true", "false"):
-                    raise ValueError
-                return text.lower() == "true"
-            return int(text) if kind is int else float(text)
-        except ValueError:
-            want = {bool: "true or false", int: "a whole number", float: "a number"}[kind]
-            raise ValueError(f"the environment variable gave {str(value)!r}, not {want}") from None
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"Input should be a valid boolean, true or false (got {value!r})")
-    elif isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
-        want = "a valid integer" if kind is int else "a valid number"
-        raise ValueError(f"Input should be {want} (got {value!r}{', a boolean' if isinstance(value, bool) else ''})")
-    return value
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _strict_scalars(cls, value, info: ValidationInfo):
-        kind = _scalar_kind(cls.model_fields[info.field_name].annotation)
-        if kind is None or (value is None and cls.model_fields[info.field_name].annotation is not kind):
-            return value
-        return _strict_scalar(kind, value)
 
 
 _REPEATS = frozenset(op for op in (getattr(_sre_parse, n, None) for n in ("MAX_REPEAT", "MIN_REPEAT",
@@ -398,7 +350,7 @@ class SourceConfig(_Strict):
     include_views: bool = True
     env: str = "PROD"
     platform_instance: Optional[str] = None
-    batch_size: int = Field(default=200, ge=1, le=1000, description="databases per bulk query (and per run, at most)")
+    batch_size: int = Field(default=200, ge=1, le=1000, description="databases per bulk query (and per run, at least: databases_per_run)")
     max_concurrent_runs: int = Field(default=2, ge=1, le=64, description="extraction runs against this source at once")
     databases_per_run: Optional[int] = Field(
         default=None, ge=1, le=10000,

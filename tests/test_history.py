@@ -544,3 +544,45 @@ def test_one_delivery_pass_at_a_time(tmp_path, receiver, monkeypatch):
     assert report.busy and not report.ok and receiver.requests == [] and len(outbox(store)) == 1
     assert "another delivery of the outbox is running" in report.summary()
     assert notify.deliver(store, source, targets).sent == 1 and len(receiver.requests) == 1
+
+
+def test_each_database_of_a_run_carries_only_its_own_diff(schema, tmp_path):
+    """One Recorder serves a whole extraction: a database rewritten after a changed one (a forced rewrite, or
+    statistics that moved) must not carry the other's diff into its materialization and checks."""
+    changed, same = (schema.create(n, "CREATE TABLE t (id INT PRIMARY KEY)") for n in ("a", "b"))
+    schema.grant()
+    cfg = schema.project(tmp_path)
+    src = cfg.sources[0]
+    store = files.open_store(cfg.storage.uri)
+    assert all(r.ok for r in extract(src, [changed, same], store))
+    schema.server.execute(f"ALTER TABLE `{changed}`.t ADD COLUMN added INT")
+    results = {r.database: r for r in extract(src, [changed, same], store, rewrite=True)}
+    assert results[changed].schema_diff is not None and not results[changed].schema_diff.empty
+    assert results[same].schema_diff is None  # recorded nothing: the asset computes its own (empty) diff
+
+
+def test_a_fault_while_queueing_a_change_records_no_version_and_the_next_run_queues_it(schema, tmp_path,
+                                                                                       monkeypatch):
+    """The change is queued before its version is written: an outbox that cannot be written fails the database
+    and records nothing, so the next run records the version and queues the change (nothing lost)."""
+    db = schema.create("q", "CREATE TABLE t (id INT PRIMARY KEY, a INT)")
+    schema.grant()
+    source = schema.source()
+    store = files.LocalStore(tmp_path)
+    assert all(r.ok for r in extract(source, [db], store))
+    real = history.create_only
+
+    def outbox_down(store_, key, data):
+        if "/outbox/" in key:
+            raise OSError("the outbox is unreachable")
+        return real(store_, key, data)
+
+    monkeypatch.setattr(history, "create_only", outbox_down)
+    schema.server.execute(f"ALTER TABLE `{db}`.t DROP COLUMN a")  # breaking: queued by default
+    (failed,) = extract(source, [db], store)
+    assert not failed.ok and "the outbox is unreachable" in failed.error
+    assert [v.seq for v in history.versions(store, "src", db)] == [1]
+    monkeypatch.setattr(history, "create_only", real)
+    (again,) = extract(source, [db], store)
+    assert again.ok and again.history_version == 2
+    assert [k for k in store.list("src/outbox/") if db in k]

@@ -40,6 +40,7 @@ def write_objs(lite, objs: Iterable[dict], system_metadata: dict) -> list[str]:
     entity URNs written. Proposals of another shape go through `lite.write` itself. Committed once, at the end; on
     an error nothing of the call is committed."""
     urns: list[str] = []
+    lite._begin()  # SQLite opens a transaction itself on the first write; DuckDB Lite must be told
     commit = lite._commit
     lite._commit = lambda: None  # on this instance only: the hooks' edges and the fallback writes join this commit
     try:

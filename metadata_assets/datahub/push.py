@@ -29,7 +29,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 from datahub.emitter.mcp import MetadataChangeProposalWrapper
 from datahub.metadata.schema_classes import StatusClass, SystemMetadataClass
@@ -186,15 +186,15 @@ class PushReport:
     duration_s: float = 0.0
 
 
-def _entities(objs: list[dict]) -> tuple[list[str], Optional[str]]:
-    """(dataset URNs, the database container's URN) of an MCE file's proposals (dicts)."""
+def _entities(entities: Iterable[tuple[str, str]]) -> tuple[list[str], Optional[str]]:
+    """(dataset URNs, the database container's URN) of an MCE file's proposals, given as (entityType, entityUrn)."""
     datasets: dict[str, None] = {}
     container = None
-    for o in objs:
-        if o.get("entityType") == "dataset":
-            datasets[o["entityUrn"]] = None
-        elif o.get("entityType") == "container":
-            container = o["entityUrn"]
+    for entity_type, urn in entities:
+        if entity_type == "dataset":
+            datasets[urn] = None
+        elif entity_type == "container":
+            container = urn
     return list(datasets), container
 
 
@@ -271,23 +271,30 @@ def _push_locked(store: files.Store, source: str, rules, sink: Sink, *, max_remo
             if deadline is not None and time.monotonic() >= deadline:
                 report.stopped, report.not_attempted = "deadline", [d for d, _ in work[i:]]
                 break
-            file_objs: list[dict] = []
+            # the file as read now (it may have been rewritten since the fail-safe looked at it): for DataHub Lite its
+            # own dicts, written without decoding (datahub/lite_write.py); for GMS acryl-datahub's proposals
+            file_objs: list = []
+            entities: list[tuple[str, str]] = []
             if is_gone:
                 prev = state[db]
                 urns = list(prev.datasets) + ([prev.container] if prev.container else [])
             else:
                 data = store.read_bytes(files.mce_key(source, db)) or b"[]"
-                file_objs = json.loads(data)
-                # from the file as read now (it may have been rewritten since the fail-safe looked at it)
-                kept = set(_entities(file_objs)[0])
+                if emit_objs is not None:
+                    file_objs = json.loads(data)
+                    entities = [(o.get("entityType"), o.get("entityUrn")) for o in file_objs]
+                else:
+                    file_objs = files.read_mcps(data)
+                    entities = [(m.entityType, m.entityUrn) for m in file_objs]
+                kept = set(_entities(entities)[0])
                 urns = [u for u in state[db].datasets if u not in kept] if db in state else []
             n_sent = len(file_objs) + len(urns)
             try:
-                if emit_objs is not None:  # DataHub Lite: the file's own dicts, not decoded (datahub/lite_write.py)
+                if emit_objs is not None:
                     emit_objs(file_objs + [files.proposal_obj(m) for m in _removed(urns)], system_obj,
                               deadline=deadline)
                 else:
-                    mcps = (files.read_mcps(data) if file_objs else []) + _removed(urns)
+                    mcps = file_objs + _removed(urns)
                     for m in mcps:
                         m.systemMetadata = SystemMetadataClass(**system_metadata)
                     sink.emit(mcps, deadline=deadline)
@@ -307,7 +314,7 @@ def _push_locked(store: files.Store, source: str, rules, sink: Sink, *, max_remo
                 del state[db]
                 report.databases_removed.append(db)
             else:
-                datasets, container = _entities(file_objs)
+                datasets, container = _entities(entities)
                 version = sent_version(store, source, db, rules, data, (p.pending[db], p.pending_files[db]))
                 state[db] = PushedDatabase(data_version=version, datasets=datasets, container=container,
                                            pushed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))

@@ -1,6 +1,7 @@
 """The partitioned extraction asset of one source: one dynamic partition per allowed database."""
 
 
+import contextlib
 import time
 
 from urllib.parse import quote
@@ -225,10 +226,13 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
             databases, store, progress=progress, rewrite=config.rewrite_unchanged, report=report)
         to_check: list = []  # (result, check metadata) materialized, their check evaluations not yet yielded
         unchanged: list = []  # (result, check metadata) confirmed as their latest materialization recorded them
+        done: set[str] = set()  # databases materialized, observed or found missing by this run
+        observations = ObservationBatch(context)  # one statement per batch (DAGSTER_EVENT_BATCH_SIZE)
 
         def materialize(r: DatabaseResult, md: dict, d=None):
             # a generator with no Output: only these events materialize
             yield materialization(key, r, source, cfg.datahub.ui_url, md, d)
+            done.add(r.database)
             to_check.append((r, md))
             if len(to_check) >= CHECK_EVERY:
                 yield from schema_check_evaluations(context, source, key, to_check)  # per partition
@@ -241,7 +245,9 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
                 if not r.ok:
                     failures.append(r)
                     context.log.error(f"{r.database}: {r.error}")
-                elif not r.missing:
+                elif r.missing:
+                    done.add(r.database)
+                else:
                     # once: for the checks, the diff table and the picture (classified by the source's risk rules)
                     d = r.schema_diff or diff(r.previous, r.snapshot, source.risk.rules)
                     md = result_metadata(r, d)
@@ -257,10 +263,10 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
                 for r, md in unchanged:
                     yield from materialize(r, md)
             else:
-                observations = ObservationBatch(context)  # one statement per batch (DAGSTER_EVENT_BATCH_SIZE)
                 for r, md in unchanged:
                     rec = latest[r.database]
                     observations.add(observation(key, r, rec))
+                    done.add(r.database)
                     if checks_selected:  # an automated run that selected the checks: evaluated as on demand
                         yield from (e for e in evaluate(key, r.database, rec.asset_materialization.metadata,
                                                         source.coverage_threshold, target_of(rec))
@@ -276,6 +282,13 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
                 mark_failed(context, key, {db: str(e) for db in databases})
             raise Failure(description=f"{e}; nothing was read or written, every file is as it was",
                           allow_retries=False) from None
+        except Exception as e:  # anything else fails the run: Dagit shows every database it had not done failed
+            if subset:
+                with contextlib.suppress(Exception):
+                    observations.flush()  # those confirmed before the fault keep their observation
+                mark_failed(context, key, {db: f"the run failed before this database was done: {type(e).__name__}: "
+                                               f"{e}" for db in databases if db not in done})
+            raise
         # the run's report: one observation of the asset (not of a partition), beside the partitions' materializations
         context.log.info(report.summary())
         yield AssetObservation(asset_key=key, metadata=report_metadata(report))

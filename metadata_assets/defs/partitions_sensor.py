@@ -103,8 +103,8 @@ def what_it_did(p: Plan) -> str:
 
 def self_pushed(p: Plan, cursor: dict[str, str], batch_size: int) -> set[str]:
     """The databases whose extraction run should push them itself (PUSH_AFTER_TAG): new and changed ones, when they
-    are few. Not on the first fill (empty cursor) nor on a wave of more than one run's worth: there, each of many
-    runs would push the whole source's pending files; the push sensor does that once, after them."""
+    are few (at most batch_size). Not on the first fill (empty cursor) nor on a larger wave: there the last of the
+    wave's runs pushes once, after the others (defs/extraction.py, pushes_itself)."""
     changes = set(p.add) | set(p.changed)
     return changes if cursor and len(changes) <= batch_size else set()
 

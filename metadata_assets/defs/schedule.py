@@ -38,8 +38,9 @@ def build_daily_schedule(source: SourceConfig):
         # would end SKIPPED for each database found unchanged (observed, defs/unchanged.py)
         target=AssetSelection.assets(mce_asset_key(source)).without_checks(),
         default_status=DefaultScheduleStatus.RUNNING,
-        description=(f"Refreshes every database's MCE file of `{source.name}` in runs of at least "
-                     f"{source.batch_size} databases (more on a large estate); the last run pushes what changed."),
+        description=(f"Refreshes every database's MCE file of `{source.name}` in runs of the source's run size "
+                     f"(databases_per_run: by default {source.batch_size}, more on a large estate); the last run "
+                     f"pushes what changed."),
     )
     def daily(context: ScheduleEvaluationContext):
         keys = parts.get_partition_keys(dynamic_partitions_store=context.instance)
