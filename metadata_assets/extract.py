@@ -133,10 +133,10 @@ def write_database(store: files.Store, source_name: str, db: Database, rules, li
     result.proposals, result.file_sha256, result.warnings = proposals, file_sha256, warnings
     # the snapshot carries its data version (a push compares strings instead of re-hashing every snapshot) and
     # what the next unchanged run reports without rebuilding the file
-    store.write_bytes(files.snapshot_key(source_name, db.name), json.dumps(
-        {**db.to_dict(), "data_version": version, "schema_version": schema_version, "figures": figures,
-         "file_sha256": result.file_sha256,
-         "proposals": result.proposals, "file_warnings": warnings}, sort_keys=True, ensure_ascii=False).encode())
+    # (written a table at a time: the whole dict and string of 10,000 tables were 190 MB at once)
+    store.write_chunks(files.snapshot_key(source_name, db.name), db.json_chunks(
+        {"data_version": version, "schema_version": schema_version, "figures": figures,
+         "file_sha256": result.file_sha256, "proposals": result.proposals, "file_warnings": warnings}))
     files.write_version(store, source_name, db.name, version, result.file_sha256, result.proposals, warnings,
                         schema_version=schema_version, figures=figures)
     return result

@@ -60,6 +60,26 @@ def test_flat_to_dict_equals_asdict_and_round_trips(schema):
         doc = json.loads(json.dumps({**db.to_dict(), "data_version": "x"}))  # as the snapshot file holds it
         back = Database.from_dict(doc)
         assert back == db and back.schema_hash() == db.schema_hash()
+        # written and hashed a table at a time: the bytes of the whole dict's json.dumps
+        extra = {"data_version": "v", "figures": {"t": [1, None]}, "file_warnings": ["w"], "proposals": 3}
+        assert b"".join(db.json_chunks(extra)) == json.dumps({**db.to_dict(), **extra}, sort_keys=True,
+                                                             ensure_ascii=False).encode()
+        canon = db.to_dict()
+        for k in ("warnings", "read_at_ms", "statistics_note"):
+            canon.pop(k)
+        for k in ("properties", "routines"):
+            if not canon[k]:
+                canon.pop(k)
+        for t in canon["tables"]:
+            for k in ("create_time", "update_time", "row_estimate", "data_length", "index_length"):
+                t.pop(k)
+            for k in ("properties", "indexes", "checks", "triggers", "view_upstreams"):
+                if not t[k]:
+                    t.pop(k)
+        assert db.schema_hash() == files.sha256(json.dumps(canon, sort_keys=True, ensure_ascii=False,
+                                                           separators=(",", ":")).encode())
+    empty = Database(name="e")
+    assert b"".join(empty.json_chunks()) == json.dumps(empty.to_dict(), sort_keys=True).encode()
 
 
 def test_compiled_aspect_converter_equals_avrogen_on_every_aspect_we_write(schema):
