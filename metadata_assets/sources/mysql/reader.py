@@ -133,10 +133,6 @@ def quote_ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _in(values: Sequence[str]) -> str:
-    return ", ".join(["%s"] * len(values))
-
-
 def _ts(v) -> Optional[str]:
     return v.isoformat(sep=" ") if isinstance(v, datetime) else (str(v) if v is not None else None)
 
@@ -285,10 +281,12 @@ class MySQLReader:
         (tests/test_floor.py checks both)."""
         dbs = list(databases)
         comment = ", SCHEMA_COMMENT AS comment" if self.is_mariadb else ""
-        out: dict = {"schemata": self._bulk(
+        # SCHEMATA too per database: `SCHEMA_NAME IN (...)` scans every database of the server (0.15 s a batch of
+        # 200 at XL, against 0.02 s)
+        out: dict = {"schemata": self._per_database(
             "SELECT SCHEMA_NAME AS name, DEFAULT_CHARACTER_SET_NAME AS charset, "
             f"DEFAULT_COLLATION_NAME AS collation{comment} "
-            f"FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ({_in(dbs)})", dbs)}
+            "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", dbs)}
         out["tables"] = self._per_database(
             "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name, TABLE_TYPE AS table_type, ENGINE AS engine, "
             "TABLE_ROWS AS row_estimate, DATA_LENGTH AS data_length, INDEX_LENGTH AS index_length, "
