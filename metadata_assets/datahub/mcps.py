@@ -530,7 +530,8 @@ def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolv
             urn = rules.dataset(db.name, t.name)
             yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=StatusClass(removed=False))
             props = _table_properties(t)
-            if rules.profile and db.statistics_note and _profile(db, t) is not None:
+            profile = _profile(db, t) if rules.profile else None  # built once: avrogen parses its defaults
+            if profile is not None and db.statistics_note:
                 props["statistics"] = db.statistics_note  # what the profile's figures are (DataHub has no field)
             yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=DatasetPropertiesClass(
                 name=rules.display_name(t), description=t.comment or None, customProperties=props))
@@ -570,7 +571,7 @@ def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolv
                     _add_view_warning(warnings, t.name, warn)
                 if up is not None:
                     yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=up)
-            if rules.profile and (profile := _profile(db, t)) is not None:
+            if profile is not None:
                 yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=profile)
             yield from domains.of(rules.domain_name(db, t), urn)
             if ownership is not None:
