@@ -87,7 +87,8 @@ def main(size_name: str) -> None:
         t_all = tick()
         for i in range(0, len(dbs), source.batch_size):
             batch = dbs[i:i + source.batch_size]
-            # reads (4 bulk queries + SHOW CREATE per view) and snapshot building, split by wrapping query
+            # reads (MySQLReader.fetch_batch: the bulk queries + SHOW CREATE per view) and snapshot building,
+            # split by wrapping query
             orig = reader.query
 
             def q(sql, args=(), _orig=orig):
@@ -118,8 +119,7 @@ def main(size_name: str) -> None:
                 lineage.upstream_lineage = orig_up
                 data = timed("serialize: files.serialize_mcps", files.serialize_mcps, mcps)
                 timed("hash: schema_hash()", db.schema_hash)
-                snap = timed("snapshot json: to_dict + dumps", lambda: json.dumps(
-                    db.to_dict(), sort_keys=True, ensure_ascii=False).encode())
+                snap = timed("snapshot json: json_chunks", lambda: b"".join(db.json_chunks()))
                 timed("store: read previous snapshot", store.read_bytes, files.snapshot_key("bench", db.name))
                 timed("store: 2 atomic writes (fsync each)", store.write_bytes,
                       files.snapshot_key("bench", db.name), snap)

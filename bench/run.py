@@ -48,7 +48,7 @@ WARM_IMPORTS = "import importlib\nfor m in %r:\n    try:\n        importlib.impo
                "        pass\n" % (WARM_MODULES,)
 CONTENDERS = ("floor", "floor_union", "core", "proto", "sensor", "sensor_tick", "builtin", "dagster")
 LABELS = {
-    "floor": "floor: 4 bulk information_schema queries -> JSON",
+    "floor": "floor: the reader's statements (MySQLReader.fetch_batch) -> JSON",
     "core": "ours: extract() -> MCE files (core path)",
     "floor_union": "floor, reader patched by bench/proto.py install_union_reads",
     "proto": "core, then day 2 with the skip-unchanged prototype (bench/proto.py)",
@@ -68,43 +68,33 @@ def _source(spec: dict):
                        batch_size=spec["batch_size"])
 
 
-def child_floor(spec: dict, out: Path) -> dict:
-    """Exactly the bulk queries MySQLReader.read() runs (intercepted), written to JSON: no snapshot, no MCPs."""
+def floor_dump(source, path: Path) -> dict:
+    """The floor: every statement MySQLReader.read() runs (MySQLReader.fetch_batch, the same code), each batch's
+    rows written to JSON; no snapshot, no MCPs (tests/test_floor.py: the same statements as read())."""
     from metadata_assets.sources.mysql import MySQLReader, connect
 
-    class Done(Exception):
-        pass
-
-    class FloorReader(MySQLReader):
-        def __init__(self, conn):
-            super().__init__(conn)
-            self.rows: list[list[dict]] = []
-
-        def query(self, sql, args=()):
-            rows = super().query(sql, args)
-            if "information_schema" in sql:
-                self.rows.append(rows)
-                if len(self.rows) == 4:
-                    raise Done
-            return rows
-
-    source = _source(spec)
-    t0 = time.monotonic()
     conn = connect(source)
-    reader = FloorReader(conn)
-    dbs = reader.list_databases(source)
-    n_rows = 0
-    with open(out / "floor.json", "w", encoding="utf-8") as f:
-        for i in range(0, len(dbs), source.batch_size):
-            reader.rows = []
-            try:
-                list(reader.read(dbs[i:i + source.batch_size], source))
-            except Done:
-                pass
-            json.dump(reader.rows, f, default=str, ensure_ascii=False)
-            n_rows += sum(len(r) for r in reader.rows)
-    conn.close()
-    return {"inner_s": time.monotonic() - t0, "databases": len(dbs), "rows": n_rows}
+    try:
+        reader = MySQLReader(conn)
+        dbs = reader.list_databases(source)
+        n_rows = 0
+        with open(path, "w", encoding="utf-8") as f:
+            for i in range(0, len(dbs), source.batch_size):
+                rows = reader.fetch_batch(dbs[i:i + source.batch_size], source)
+                views = rows.pop("views")
+                rows["views"] = [[list(k), v if isinstance(v, list) else repr(v)] for k, v in views.items()]
+                json.dump(rows, f, default=str, ensure_ascii=False)
+                n_rows += sum(len(v) for v in rows.values() if isinstance(v, list))
+    finally:
+        conn.close()
+    return {"databases": len(dbs), "rows": n_rows, "reader_statements": reader.stats.statements}
+
+
+def child_floor(spec: dict, out: Path) -> dict:
+    """Exactly the statements MySQLReader.read() runs, written to JSON: no snapshot, no MCPs."""
+    t0 = time.monotonic()
+    result = floor_dump(_source(spec), out / "floor.json")
+    return {"inner_s": time.monotonic() - t0, **result}
 
 
 def child_floor_union(spec: dict, out: Path) -> dict:

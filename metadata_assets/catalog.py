@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Iterable, Iterator, Optional
 
 # Table statistics that change with the data, not the schema: kept in the file, left out of the schema hash.
 VOLATILE_TABLE_FIELDS = ("create_time", "update_time", "row_estimate", "data_length", "index_length")
@@ -176,6 +176,30 @@ def _table_dict(t: Table) -> dict:
     return d
 
 
+def json_chunks(d: dict, list_key: str, items: Iterable, separators: tuple[str, str] = (", ", ": "),
+                ) -> Iterator[bytes]:
+    """`json.dumps({**d, list_key: list(items)}, sort_keys=True, ensure_ascii=False, separators=separators)` in
+    UTF-8, in pieces: one per item of `items` and one per other key (the same bytes: tests/test_serialization.py)."""
+    item_sep, key_sep = separators
+
+    def dumps(v) -> bytes:
+        return json.dumps(v, sort_keys=True, ensure_ascii=False, separators=separators).encode()
+    out = [b"{"]
+    for i, k in enumerate(sorted([*d.keys(), list_key] if list_key not in d else d.keys())):
+        out.append((item_sep if i else "").encode() + dumps(k) + key_sep.encode())
+        if k != list_key:
+            out.append(dumps(d[k]))
+            continue
+        out.append(b"[")
+        yield b"".join(out)
+        out = []
+        for j, item in enumerate(items):
+            yield (item_sep.encode() if j else b"") + dumps(item)
+        out.append(b"]")
+    out.append(b"}")
+    yield b"".join(out)
+
+
 @dataclass
 class Database:
     name: str
@@ -189,10 +213,14 @@ class Database:
     read_at_ms: Optional[int] = None  # when the server was read (epoch ms): the time of the table statistics
     statistics_note: str = ""  # how far the server's table statistics can be trusted (shown with the profile)
 
-    def to_dict(self) -> dict:
-        """What dataclasses.asdict gives, without its recursive deep copy (these classes hold flat values only)."""
+    def to_dict(self, tables: bool = True) -> dict:
+        """What dataclasses.asdict gives, without its recursive deep copy (these classes hold flat values only);
+        `tables=False`: without the "tables" key."""
         d = dict(self.__dict__)
-        d["tables"] = [_table_dict(t) for t in self.tables]
+        if tables:
+            d["tables"] = [_table_dict(t) for t in self.tables]
+        else:
+            del d["tables"]
         d["warnings"] = list(self.warnings)
         d["properties"] = dict(self.properties)
         d["routines"] = [dict(r.__dict__) for r in self.routines]
@@ -219,8 +247,12 @@ class Database:
         return cls(**{**d, "tables": tables, "routines": routines})
 
     def schema_hash(self) -> str:
-        """Hash of everything that describes the schema; row counts, sizes and times left out."""
-        d = self.to_dict()
+        """Hash of everything that describes the schema; row counts, sizes and times left out.
+
+        The sha256 of `json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))` of the schema's
+        dict, fed one table at a time (json_chunks), so a database of 10,000 tables never holds its whole dict or
+        its 30 MB string at once."""
+        d = self.to_dict(tables=False)
         d.pop("warnings")
         d.pop("read_at_ms")
         d.pop("statistics_note")
@@ -231,14 +263,26 @@ class Database:
             for k in _OPTIONAL_ROUTINE_PARTS:
                 if r[k] is None:
                     r.pop(k)
-        for t in d["tables"]:
-            for k in VOLATILE_TABLE_FIELDS:
-                t.pop(k)
-            for k in _OPTIONAL_TABLE_PARTS:
-                if not t[k]:
+
+        def tables():
+            for table in self.tables:
+                t = _table_dict(table)
+                for k in VOLATILE_TABLE_FIELDS:
                     t.pop(k)
-        canon = json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(canon.encode()).hexdigest()
+                for k in _OPTIONAL_TABLE_PARTS:
+                    if not t[k]:
+                        t.pop(k)
+                yield t
+        digest = hashlib.sha256()
+        for chunk in json_chunks(d, "tables", tables(), separators=(",", ":")):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    def json_chunks(self, extra: Optional[dict] = None) -> Iterator[bytes]:
+        """`json.dumps({**self.to_dict(), **extra}, sort_keys=True, ensure_ascii=False)` in UTF-8, one table at a
+        time (the snapshot file)."""
+        d = {**self.to_dict(tables=False), **(extra or {})}
+        return json_chunks(d, "tables", (_table_dict(t) for t in self.tables))
 
     # --- counts shown in Dagit ---
     @property

@@ -60,6 +60,26 @@ def test_flat_to_dict_equals_asdict_and_round_trips(schema):
         doc = json.loads(json.dumps({**db.to_dict(), "data_version": "x"}))  # as the snapshot file holds it
         back = Database.from_dict(doc)
         assert back == db and back.schema_hash() == db.schema_hash()
+        # written and hashed a table at a time: the bytes of the whole dict's json.dumps
+        extra = {"data_version": "v", "figures": {"t": [1, None]}, "file_warnings": ["w"], "proposals": 3}
+        assert b"".join(db.json_chunks(extra)) == json.dumps({**db.to_dict(), **extra}, sort_keys=True,
+                                                             ensure_ascii=False).encode()
+        canon = db.to_dict()
+        for k in ("warnings", "read_at_ms", "statistics_note"):
+            canon.pop(k)
+        for k in ("properties", "routines"):
+            if not canon[k]:
+                canon.pop(k)
+        for t in canon["tables"]:
+            for k in ("create_time", "update_time", "row_estimate", "data_length", "index_length"):
+                t.pop(k)
+            for k in ("properties", "indexes", "checks", "triggers", "view_upstreams"):
+                if not t[k]:
+                    t.pop(k)
+        assert db.schema_hash() == files.sha256(json.dumps(canon, sort_keys=True, ensure_ascii=False,
+                                                           separators=(",", ":")).encode())
+    empty = Database(name="e")
+    assert b"".join(empty.json_chunks()) == json.dumps(empty.to_dict(), sort_keys=True).encode()
 
 
 def test_compiled_aspect_converter_equals_avrogen_on_every_aspect_we_write(schema):
@@ -149,3 +169,54 @@ def test_file_aspects_the_compiled_reader_cannot_vouch_for_go_to_the_library():
 
     with pytest.raises(AvroTypeException, match="Datum 5 cannot be parsed"):  # a wrong type: the library's error
         aspect_json.from_file_obj(DatasetPropertiesClass, {"customProperties": {}, "name": 5})
+
+
+def _python_json(m: MetadataChangeProposalWrapper) -> bytes:
+    """What the library's own path writes for one proposal of a file (before this project's fast encoder)."""
+    return (json.dumps([m.to_obj(simplified_structure=True)], indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def test_file_encoder_writes_pythons_bytes_for_odd_values_and_falls_back_where_it_must():
+    """The file path (aspect_json.to_file_obj + pydantic_core's encoder) writes the bytes of to_obj + Python's json
+    for strings of every control and non-ASCII character, str enums, empty and None-holding maps, unions in arrays
+    and floats; floats that the two encoders write differently (exponents, inf, nan), maps the transform would read
+    as unions and lone surrogates take Python's encoder and the library's walk."""
+    from datahub.metadata.schema_classes import (
+        DatasetFieldProfileClass, DatasetProfileClass, DatasetPropertiesClass, SubTypesClass)
+    from datahub.ingestion.source.common.subtypes import DatasetSubTypes
+
+    from metadata_assets.datahub import aspect_json
+
+    urn = "urn:li:dataset:(urn:li:dataPlatform:mysql,d.t,PROD)"
+    text = "".join(chr(i) for i in range(0x250)) + "\u2028\u2029\ufeff\U0001f600\U0010ffff\x7f\"\\/"
+    fast = [
+        DatasetPropertiesClass(name=text, description="", customProperties={text: text, "": "", "b": "x"}),
+        DatasetPropertiesClass(customProperties={}),
+        SubTypesClass(typeNames=[DatasetSubTypes.TABLE, DatasetSubTypes.VIEW]),
+        DatasetProfileClass(timestampMillis=2 ** 62, rowCount=-(2 ** 63), columnCount=0, sizeInBytes=None,
+                            fieldProfiles=[DatasetFieldProfileClass(fieldPath="a", nullProportion=0.1,
+                                                                    uniqueProportion=123456789.125, nullCount=0)]),
+        DatasetProfileClass(timestampMillis=1, fieldProfiles=[DatasetFieldProfileClass(
+            fieldPath="a", nullProportion=0.0, uniqueProportion=-0.0, min="1")]),
+    ]
+    slow = [
+        DatasetProfileClass(timestampMillis=1, fieldProfiles=[DatasetFieldProfileClass(fieldPath="a",
+                                                                                       nullProportion=1e-07)]),
+        DatasetProfileClass(timestampMillis=1, fieldProfiles=[DatasetFieldProfileClass(fieldPath="a",
+                                                                                       uniqueProportion=1e22)]),
+        DatasetProfileClass(timestampMillis=1, fieldProfiles=[DatasetFieldProfileClass(
+            fieldPath="a", nullProportion=float("inf"))]),
+        DatasetPropertiesClass(customProperties={"com.linkedin.pegasus2avro.x": "1"}),
+        DatasetPropertiesClass(customProperties={"fieldDiscriminator": "x", "x": "y"}),
+    ]
+    for aspect in fast + slow:
+        m = MetadataChangeProposalWrapper(entityUrn=urn, aspect=aspect)
+        assert files.serialize_mcps([m]) == _python_json(m), aspect
+        from datahub.emitter.serialization_helper import pre_json_transform
+
+        assert (aspect_json.to_file_obj(aspect) is None) == (aspect in slow), aspect
+        if aspect in fast:
+            assert aspect_json.to_file_obj(aspect) == pre_json_transform(aspect.to_obj())
+    lone = MetadataChangeProposalWrapper(entityUrn=urn, aspect=DatasetPropertiesClass(name="\ud800"))
+    with pytest.raises(UnicodeEncodeError):  # as with Python's encoder alone
+        files.serialize_mcps([lone])

@@ -196,6 +196,158 @@ def _compile_union(s: avro_schema.UnionSchema, within_array: bool) -> Converter:
     return union
 
 
+# --- for the MCE files: `pre_json_transform(aspect.to_obj())` in one walk, with values pydantic_core encodes alike ----
+# What serialization_helper.pre_json_transform does to to_obj's dict, folded into the compiled walk: every None
+# value of a dict is left out; a union written as {branch: value} names its branch `com.linkedin.X` where the class
+# says `com.linkedin.pegasus2avro.X`; bytes are decoded. A map whose keys the transform would read as a union (one
+# key that starts with that prefix, or a `fieldDiscriminator` key) and a record with a `fieldDiscriminator` field
+# are left to the library's walk. The result also holds only values whose JSON Python's `json` and pydantic_core's
+# encoder write byte for byte alike (tests/test_serialization.py): plain str (a str enum becomes its str), int,
+# bool, None, and floats whose repr has no exponent and is finite (`1e-07`: Python, `1e-7`: pydantic_core). Anything
+# else returns None, and the file takes the library's walk and Python's encoder for that proposal.
+
+_compiled_file: dict[int, Converter] = {}
+_in_array_file: dict[int, Converter] = {}
+_PRE_FROM, _PRE_TO = "com.linkedin.pegasus2avro.", "com.linkedin."
+
+
+def to_file_obj(aspect: DictWrapper):
+    """`pre_json_transform(aspect.to_obj())`, or None when this walk cannot vouch for it (see above)."""
+    try:
+        return _file_converter(type(aspect).RECORD_SCHEMA)(aspect)
+    except _Unsure:
+        return None
+
+
+def _file_converter(s: avro_schema.Schema, within_array: bool = False) -> Converter:
+    cache = _in_array_file if within_array and s.type == "union" else _compiled_file
+    conv = cache.get(id(s))
+    if conv is None:
+        cache[id(s)] = lambda d: cache[id(s)](d)  # recursive schemas resolve to the final converter
+        try:
+            conv = _compile_file(s, within_array)
+        except _Unsure:
+            conv = _always_unsure
+        cache[id(s)] = conv
+    return conv
+
+
+def _plain_str(d):
+    if type(d) is str:
+        return d
+    if not isinstance(d, str):
+        raise _Unsure
+    return str.__str__(d)  # a str enum (DatasetSubTypes.TABLE): its text, as Python's json writes it
+
+
+def _compile_file(s: avro_schema.Schema, within_array: bool) -> Converter:
+    t = s.type
+    if t in ("null", "boolean", "int", "long", "bytes"):
+        return _compile(s, within_array)  # bytes are decoded to str there, as the transform does
+    if t == "string":
+        return _plain_str
+    if t == "enum":
+        symbols = tuple(s.symbols)
+
+        def enum(d):
+            if not isinstance(d, str) or d not in symbols:
+                raise _Unsure
+            return _plain_str(d)
+        return enum
+    if t in ("float", "double"):
+        def number(d):
+            if type(d) is int:
+                return d
+            if type(d) is not float:
+                raise _Unsure
+            r = float.__repr__(d)
+            if "e" in r or "n" in r:  # an exponent, inf or nan: the two encoders differ
+                raise _Unsure
+            return d
+        return number
+    if t == "array":
+        item = _file_converter(s.items, within_array=True)
+
+        def array(d):
+            if type(d) is not list:
+                raise _Unsure
+            return [item(x) for x in d]
+        return array
+    if t == "map":
+        value = _file_converter(s.values)
+
+        def mapping(d):
+            if type(d) is not dict or "fieldDiscriminator" in d \
+                    or len(d) == 1 and next(iter(d)).startswith(_PRE_FROM):
+                raise _Unsure
+            out = {}
+            for k, v in d.items():
+                if type(k) is not str:
+                    raise _Unsure
+                v = value(v)
+                if v is not None:
+                    out[k] = v
+            return out
+        return mapping
+    if t == "record":
+        if "fieldDiscriminator" in s.fields_dict:
+            raise _Unsure
+        fields = [(f.name, _file_converter(f.type), f.has_default and f.default is None) for f in s.fields]
+
+        def record(d):
+            if not isinstance(d, DictWrapper):
+                raise _Unsure
+            inner = d._inner_dict
+            out = {}
+            for name, conv, skip_none in fields:
+                if name not in inner:
+                    raise _Unsure
+                v = inner[name]
+                if v is None:
+                    if not skip_none:
+                        conv(None)  # a field that may not be None raises here, as in to_obj
+                    continue  # to_obj leaves it out or writes None; the transform drops the None
+                out[name] = conv(v)
+            return out
+        return record
+    if t == "union":
+        return _compile_file_union(s, within_array)
+    raise _Unsure
+
+
+def _compile_file_union(s: avro_schema.UnionSchema, within_array: bool) -> Converter:
+    branches = list(s.schemas)
+    if any(b.type == "enum" for b in branches):
+        bare = len(branches) == 2 and any(b.type == "null" for b in branches)
+    else:
+        bare = sum(b.type != "null" for b in branches) <= 1
+    bare = bare and not within_array
+    records = {b.fullname: (i, _file_converter(b)) for i, b in enumerate(branches) if b.type == "record"}
+    has_null = any(b.type == "null" for b in branches)
+    plain = [(i, b) for i, b in enumerate(branches) if b.type not in ("null", "record")]
+    single = (plain[0][0], _file_converter(plain[0][1])) if len(plain) == 1 else None
+    names = [_name(b) for b in branches]
+    names = [_PRE_TO + n[len(_PRE_FROM):] if n.startswith(_PRE_FROM) else n for n in names]
+
+    def union(d):
+        if d is None:
+            if not has_null:
+                raise _Unsure
+            return None
+        if isinstance(d, DictWrapper):
+            hit = records.get(type(d).RECORD_SCHEMA.fullname)
+            if hit is None:
+                raise _Unsure
+            i, conv = hit
+        elif single is not None and not (records and type(d) is dict):
+            i, conv = single
+        else:
+            raise _Unsure
+        out = conv(d)
+        return out if bare else {names[i]: out}
+    return union
+
+
 # --- the other way: what `cls.from_obj(post_json_transform(obj))` gives for an aspect as our MCE files hold it ----
 # Semantics copied from serialization_helper.post_json_transform and AvroJsonConverter.from_json_object
 # (use_logical_types=False, fastavro=False), in one walk: a key or value that is None counts as absent; an absent

@@ -215,10 +215,6 @@ def quote_ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _in(values: Sequence[str]) -> str:
-    return ", ".join(["%s"] * len(values))
-
-
 def _ts(v) -> Optional[str]:
     return v.isoformat(sep=" ") if isinstance(v, datetime) else (str(v) if v is not None else None)
 
@@ -311,54 +307,30 @@ class MySQLReader:
         return sorted(r["name"] for r in rows if source.database_allowed(r["name"]))
 
     def read(self, databases: Sequence[str], source: MySQLSource) -> Iterator[Database]:
-        """One snapshot per requested database, in the order given; a missing database yields nothing."""
+        """One snapshot per requested database, in the order given; a missing database yields nothing.
+        Every statement is run by fetch_batch, before the first snapshot is built."""
         if not databases:
             return
         dbs = list(databases)
-        comment = ", SCHEMA_COMMENT AS comment" if self.is_mariadb else ""
-        schemata = self._bulk(
-            "SELECT SCHEMA_NAME AS name, DEFAULT_CHARACTER_SET_NAME AS charset, "
-            f"DEFAULT_COLLATION_NAME AS collation{comment} "
-            f"FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ({_in(dbs)})", dbs)
-        tables = self._per_database(
-            "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name, TABLE_TYPE AS table_type, ENGINE AS engine, "
-            "TABLE_ROWS AS row_estimate, DATA_LENGTH AS data_length, INDEX_LENGTH AS index_length, "
-            "CREATE_TIME AS create_time, "
-            "UPDATE_TIME AS update_time, TABLE_COMMENT AS comment, TABLE_COLLATION AS collation "
-            "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", dbs)
-        columns = self._per_database(
-            "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, COLUMN_NAME AS name, ORDINAL_POSITION AS ordinal, "
-            "COLUMN_DEFAULT AS dflt, IS_NULLABLE AS nullable, DATA_TYPE AS data_type, COLUMN_TYPE AS column_type, "
-            "COLUMN_KEY AS col_key, EXTRA AS extra, GENERATION_EXPRESSION AS gen_expr, "
-            "COLUMN_COMMENT AS comment, CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation "
-            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s", dbs)
-        keys = self._per_database(
-            "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, COLUMN_NAME AS col, "
-            "ORDINAL_POSITION AS ordinal, REFERENCED_TABLE_SCHEMA AS ref_db, REFERENCED_TABLE_NAME AS ref_tbl, "
-            "REFERENCED_COLUMN_NAME AS ref_col FROM information_schema.KEY_COLUMN_USAGE "
-            "WHERE TABLE_SCHEMA = %s AND (CONSTRAINT_NAME = 'PRIMARY' OR REFERENCED_TABLE_NAME IS NOT NULL)", dbs)
-        rules = {(r["db"], r["tbl"], r["name"]): r for r in self._per_database(
-            "SELECT CONSTRAINT_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, "
-            "UPDATE_RULE AS on_update, DELETE_RULE AS on_delete "
-            "FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s", dbs)}
+        rows = self.fetch_batch(dbs, source)
+        # the batch's columns become Column objects first, their row dicts freed as they go (a dict of 14 keys per
+        # column: 100 MB at 10,000 tables); the strings that repeat (types, charsets, names such as `id`) are shared
+        by_table_cols = _columns_by_table(rows.pop("columns"))
+        keys = rows["keys"]
+        rules = {(r["db"], r["tbl"], r["name"]): r for r in rows["rules"]}
         for k in keys:
             r = rules.get((k["db"], k["tbl"], k["name"]), {})
             k["on_update"], k["on_delete"] = r.get("on_update"), r.get("on_delete")
-        read_at_ms = int(time.time() * 1000)
-        note = self.statistics_note()
-        extras = self._table_extras(dbs)
-        routines = self._routines(dbs, source)
+        extras = self._table_extras(rows["indexes"], rows["checks"], rows["triggers"])
+        routines, note, read_at_ms = rows["routines"], rows["statistics_note"], rows["read_at_ms"]
 
         by_db_tables: dict[str, list[dict]] = defaultdict(list)
-        for t in tables:
+        for t in rows["tables"]:
             by_db_tables[t["db"]].append(t)
-        by_table_cols: dict[tuple[str, str], list[dict]] = defaultdict(list)
-        for c in columns:
-            by_table_cols[(c["db"], c["tbl"])].append(c)
         by_table_keys: dict[tuple[str, str], list[dict]] = defaultdict(list)
         for k in keys:
             by_table_keys[(k["db"], k["tbl"])].append(k)
-        found = {s["name"]: s for s in schemata}
+        found = {s["name"]: s for s in rows["schemata"]}
 
         filtered = 0
         for name in dbs:
@@ -368,19 +340,85 @@ class MySQLReader:
             db = Database(name=name, charset=s["charset"], collation=s["collation"], comment=s.get("comment") or "",
                           read_at_ms=read_at_ms, routines=routines.get(name, []), statistics_note=note)
             for t in sorted(by_db_tables.get(name, ()), key=lambda r: r["name"]):
-                if not source.table_allowed(name, t["name"]) or t["table_type"] == "VIEW" and not source.include_views:
+                if not self._wanted(source, name, t):
                     filtered += 1
                     continue
                 table = self._table(name, t, by_table_cols.get((name, t["name"]), []),
                                     by_table_keys.get((name, t["name"]), []), db.warnings)
                 table.indexes, table.checks, table.triggers = (x.get((name, t["name"]), []) for x in extras)
                 db.tables.append(table)
-            self._read_views(db)
+            self._read_views(db, rows["views"], rows["view_table_usage"])
             yield db
         self.stats.tables_filtered += filtered  # once the batch is read whole (a batch read again counts once)
 
     @staticmethod
-    def _table(db: str, t: dict, cols: list[dict], keys: list[dict], warnings: list[str]) -> Table:
+    def _wanted(source: MySQLSource, database: str, t: dict) -> bool:
+        return source.table_allowed(database, t["name"]) and (t["table_type"] != "VIEW" or source.include_views)
+
+    def fetch_batch(self, databases: Sequence[str], source: MySQLSource) -> dict:
+        """Every statement `read` runs for a batch, and what each returned: the rows of each bulk statement, the
+        statistics note and read time, the routines, and per view its SHOW CREATE rows (or the server's error) and
+        MySQL 8's VIEW_TABLE_USAGE where SHOW CREATE was refused. `read` builds the snapshots from it and runs no
+        statement of its own; the benchmark's floor (bench/run.py) runs exactly this and nothing else
+        (tests/test_floor.py checks both)."""
+        dbs = list(databases)
+        comment = ", SCHEMA_COMMENT AS comment" if self.is_mariadb else ""
+        # SCHEMATA too per database: `SCHEMA_NAME IN (...)` scans every database of the server (0.15 s a batch of
+        # 200 at XL, against 0.02 s)
+        out: dict = {"schemata": self._per_database(
+            "SELECT SCHEMA_NAME AS name, DEFAULT_CHARACTER_SET_NAME AS charset, "
+            f"DEFAULT_COLLATION_NAME AS collation{comment} "
+            "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", dbs)}
+        out["tables"] = self._per_database(
+            "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name, TABLE_TYPE AS table_type, ENGINE AS engine, "
+            "TABLE_ROWS AS row_estimate, DATA_LENGTH AS data_length, INDEX_LENGTH AS index_length, "
+            "CREATE_TIME AS create_time, "
+            "UPDATE_TIME AS update_time, TABLE_COMMENT AS comment, TABLE_COLLATION AS collation "
+            "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", dbs)
+        out["columns"] = self._per_database(
+            "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, COLUMN_NAME AS name, ORDINAL_POSITION AS ordinal, "
+            "COLUMN_DEFAULT AS dflt, IS_NULLABLE AS nullable, DATA_TYPE AS data_type, COLUMN_TYPE AS column_type, "
+            "COLUMN_KEY AS col_key, EXTRA AS extra, GENERATION_EXPRESSION AS gen_expr, "
+            "COLUMN_COMMENT AS comment, CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation "
+            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s", dbs)
+        out["keys"] = self._per_database(
+            "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, COLUMN_NAME AS col, "
+            "ORDINAL_POSITION AS ordinal, REFERENCED_TABLE_SCHEMA AS ref_db, REFERENCED_TABLE_NAME AS ref_tbl, "
+            "REFERENCED_COLUMN_NAME AS ref_col FROM information_schema.KEY_COLUMN_USAGE "
+            "WHERE TABLE_SCHEMA = %s AND (CONSTRAINT_NAME = 'PRIMARY' OR REFERENCED_TABLE_NAME IS NOT NULL)", dbs)
+        out["rules"] = self._per_database(
+            "SELECT CONSTRAINT_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, "
+            "UPDATE_RULE AS on_update, DELETE_RULE AS on_delete "
+            "FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s", dbs)
+        out["read_at_ms"] = int(time.time() * 1000)
+        out["statistics_note"] = self.statistics_note()
+        out["indexes"], out["checks"], out["triggers"] = self._extras_rows(dbs)
+        out["routines"] = self._routines(dbs, source)
+        # SHOW CREATE per view, in the order read() builds them: databases as given, tables by name
+        found = {s["name"] for s in out["schemata"]}
+        by_db: dict[str, list[dict]] = defaultdict(list)
+        for t in out["tables"]:
+            by_db[t["db"]].append(t)
+        views: dict[tuple[str, str], object] = {}
+        usage: dict[str, dict[str, list[tuple[str, str]]]] = {}
+        for name in dbs:
+            if name not in found:
+                continue
+            for t in sorted(by_db.get(name, ()), key=lambda r: r["name"]):
+                if t["table_type"] != "VIEW" or not self._wanted(source, name, t):
+                    continue
+                try:
+                    views[(name, t["name"])] = self.query(f"SHOW CREATE TABLE {quote_ident(name)}.{quote_ident(t['name'])}")
+                except pymysql.err.MySQLError as e:  # refused or broken view; a lost connection raises ConnectionLost
+                    views[(name, t["name"])] = e
+                    if e.args and e.args[0] == ER_TABLEACCESS_DENIED and self.version.show_create_view_needs_select \
+                            and self.version.has_view_table_usage and name not in usage:
+                        usage[name] = self._view_table_usage(name)
+        out["views"], out["view_table_usage"] = views, usage
+        return out
+
+    @staticmethod
+    def _table(db: str, t: dict, cols: list[Column], keys: list[dict], warnings: list[str]) -> Table:
         is_view = t["table_type"] == "VIEW"
         comment = t["comment"] or ""
         if is_view:
@@ -392,15 +430,7 @@ class MySQLReader:
             name=t["name"], table_type=t["table_type"], engine=t["engine"], comment=comment,
             collation=t["collation"], create_time=_ts(t["create_time"]), update_time=_ts(t["update_time"]),
             row_estimate=t["row_estimate"], data_length=t["data_length"], index_length=t["index_length"],
-            columns=[
-                Column(
-                    name=c["name"], ordinal=int(c["ordinal"]), column_type=c["column_type"],
-                    data_type=c["data_type"], nullable=c["nullable"] == "YES", default=c["dflt"],
-                    key=c["col_key"] or "", extra=c["extra"] or "", generation_expression=c["gen_expr"] or None,
-                    comment=c["comment"] or "", charset=c["charset"], collation=c["collation"],
-                )
-                for c in sorted(cols, key=lambda c: int(c["ordinal"]))
-            ],
+            columns=sorted(cols, key=lambda c: c.ordinal),
         )
         pk = sorted((k for k in keys if k["name"] == "PRIMARY"), key=lambda k: int(k["ordinal"]))
         table.primary_key = tuple(k["col"] for k in pk)
@@ -430,26 +460,17 @@ class MySQLReader:
                      "so they may be that old")
         return note
 
-    def _table_extras(self, dbs: list[str]) -> tuple[dict, dict, dict]:
-        """({(db, table): [Index]}, {(db, table): [CheckConstraint]}, {(db, table): [Trigger]}) of the batch.
+    def _extras_rows(self, dbs: list[str]) -> tuple[list[dict], list[dict], list[dict]]:
+        """The batch's rows of STATISTICS, CHECK_CONSTRAINTS and TRIGGERS.
 
         STATISTICS and CHECK_CONSTRAINTS are visible with REFERENCES; TRIGGERS only with the TRIGGER privilege
         (which also allows creating and dropping triggers: not asked for, so they are usually absent)."""
-        indexes: dict[tuple[str, str], list[Index]] = defaultdict(list)
-        parts: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
-        for r in self._per_database(
-                "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, INDEX_NAME AS name, NON_UNIQUE AS non_unique, "
-                "SEQ_IN_INDEX AS seq, COLUMN_NAME AS col, SUB_PART AS sub_part, INDEX_TYPE AS index_type, "
-                "INDEX_COMMENT AS comment FROM information_schema.STATISTICS "
-                "WHERE TABLE_SCHEMA = %s AND INDEX_NAME <> 'PRIMARY'", dbs):
-            parts[(r["db"], r["tbl"], r["name"])].append(r)
-        for (db, tbl, name), rows in sorted(parts.items()):
-            rows.sort(key=lambda r: int(r["seq"]))
-            cols = tuple((r["col"] or "<expression>") + (f"({r['sub_part']})" if r["sub_part"] else "")
-                         for r in rows)
-            indexes[(db, tbl)].append(Index(name=name, columns=cols, unique=str(rows[0]["non_unique"]) == "0",
-                                            index_type=rows[0]["index_type"], comment=rows[0]["comment"] or ""))
-        checks: dict[tuple[str, str], list[CheckConstraint]] = defaultdict(list)
+        index_rows = self._per_database(
+            "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, INDEX_NAME AS name, NON_UNIQUE AS non_unique, "
+            "SEQ_IN_INDEX AS seq, COLUMN_NAME AS col, SUB_PART AS sub_part, INDEX_TYPE AS index_type, "
+            "INDEX_COMMENT AS comment FROM information_schema.STATISTICS "
+            "WHERE TABLE_SCHEMA = %s AND INDEX_NAME <> 'PRIMARY'", dbs)
+        check_rows: list[dict] = []
         if self.version.has_check_constraints:
             if self.version.mariadb:
                 branch = ("SELECT CONSTRAINT_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, "
@@ -461,13 +482,32 @@ class MySQLReader:
                           "JOIN information_schema.CHECK_CONSTRAINTS cc ON cc.CONSTRAINT_SCHEMA = tc.TABLE_SCHEMA "
                           "AND cc.CONSTRAINT_NAME = tc.CONSTRAINT_NAME "
                           "WHERE tc.CONSTRAINT_TYPE = 'CHECK' AND tc.TABLE_SCHEMA = %s")
-            for r in sorted(self._per_database(branch, dbs), key=lambda r: r["name"]):
-                checks[(r["db"], r["tbl"])].append(CheckConstraint(name=r["name"], clause=r["clause"]))
+            check_rows = self._per_database(branch, dbs)
+        trigger_rows = self._per_database(
+            "SELECT EVENT_OBJECT_SCHEMA AS db, EVENT_OBJECT_TABLE AS tbl, TRIGGER_NAME AS name, "
+            "ACTION_TIMING AS timing, EVENT_MANIPULATION AS event, ACTION_STATEMENT AS stmt "
+            "FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = %s", dbs)
+        return index_rows, check_rows, trigger_rows
+
+    @staticmethod
+    def _table_extras(index_rows: list[dict], check_rows: list[dict], trigger_rows: list[dict],
+                      ) -> tuple[dict, dict, dict]:
+        """({(db, table): [Index]}, {(db, table): [CheckConstraint]}, {(db, table): [Trigger]}) of the batch."""
+        indexes: dict[tuple[str, str], list[Index]] = defaultdict(list)
+        parts: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+        for r in index_rows:
+            parts[(r["db"], r["tbl"], r["name"])].append(r)
+        for (db, tbl, name), rows in sorted(parts.items()):
+            rows.sort(key=lambda r: int(r["seq"]))
+            cols = tuple((r["col"] or "<expression>") + (f"({r['sub_part']})" if r["sub_part"] else "")
+                         for r in rows)
+            indexes[(db, tbl)].append(Index(name=name, columns=cols, unique=str(rows[0]["non_unique"]) == "0",
+                                            index_type=rows[0]["index_type"], comment=rows[0]["comment"] or ""))
+        checks: dict[tuple[str, str], list[CheckConstraint]] = defaultdict(list)
+        for r in sorted(check_rows, key=lambda r: r["name"]):
+            checks[(r["db"], r["tbl"])].append(CheckConstraint(name=r["name"], clause=r["clause"]))
         triggers: dict[tuple[str, str], list[Trigger]] = defaultdict(list)
-        for r in sorted(self._per_database(
-                "SELECT EVENT_OBJECT_SCHEMA AS db, EVENT_OBJECT_TABLE AS tbl, TRIGGER_NAME AS name, "
-                "ACTION_TIMING AS timing, EVENT_MANIPULATION AS event, ACTION_STATEMENT AS stmt "
-                "FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = %s", dbs), key=lambda r: r["name"]):
+        for r in sorted(trigger_rows, key=lambda r: r["name"]):
             triggers[(r["db"], r["tbl"])].append(Trigger(name=r["name"], timing=r["timing"], event=r["event"],
                                                          statement=r["stmt"]))
         return indexes, checks, triggers
@@ -504,20 +544,19 @@ class MySQLReader:
         return [Finding(f"stored procedures and functions are not visible to {source.user!r}, so none are "
                         f"catalogued: {how}; or set include_stored_procedures: false", ROUTINES_HIDDEN)]
 
-    def _read_views(self, db: Database) -> None:
-        usage: Optional[dict[str, list[tuple[str, str]]]] = None  # VIEW_TABLE_USAGE of db, read on first need
+    def _read_views(self, db: Database, shown: dict, usage: dict) -> None:
+        """The views' SQL (or why there is none) from what fetch_batch read: `shown` {(db, view): SHOW CREATE rows
+        or the server's error}, `usage` {db: VIEW_TABLE_USAGE of db} where MySQL 8 refused SHOW CREATE."""
         for t in db.tables:
             if not t.is_view:
                 continue
-            try:
-                rows = self.query(f"SHOW CREATE TABLE {quote_ident(db.name)}.{quote_ident(t.name)}")
-            except pymysql.err.MySQLError as e:  # refused or broken view; a lost connection raises ConnectionLost
+            rows = shown.get((db.name, t.name), [])
+            if isinstance(rows, pymysql.err.MySQLError):  # refused or broken view
+                e = rows
                 code = e.args[0] if e.args else None
                 if code == ER_TABLEACCESS_DENIED and self.version.show_create_view_needs_select:
                     if self.version.has_view_table_usage:
-                        if usage is None:
-                            usage = self._view_table_usage(db.name)
-                        t.view_upstreams = tuple(sorted(usage.get(t.name, ())))
+                        t.view_upstreams = tuple(sorted(usage.get(db.name, {}).get(t.name, ())))
                         got = "table-level lineage from information_schema.VIEW_TABLE_USAGE, no SQL"
                     else:
                         got = "no SQL and no lineage (VIEW_TABLE_USAGE needs MySQL 8.0.13+)"
@@ -620,6 +659,25 @@ class MySQLReader:
         branch = _KEY_PARTS_SQL.format(where="WHERE TABLE_SCHEMA = %s", where_r="WHERE CONSTRAINT_SCHEMA = %s")
         per_branch = branch.count("%s")
         return self._bulk(" UNION ALL ".join([branch] * len(dbs)), [db for db in dbs for _ in range(per_branch)])
+
+
+def _columns_by_table(rows: list[dict]) -> dict[tuple[str, str], list[Column]]:
+    """{(database, table): [Column]} of COLUMNS rows, emptying `rows` as it goes (each row dict freed once read);
+    equal strings share one object."""
+    shared: dict = {}
+
+    def one(v):
+        return shared.setdefault(v, v) if v is not None else None
+    out: dict[tuple[str, str], list[Column]] = defaultdict(list)
+    rows.reverse()
+    while rows:
+        c = rows.pop()
+        out[(c["db"], c["tbl"])].append(Column(
+            name=one(c["name"]), ordinal=int(c["ordinal"]), column_type=one(c["column_type"]),
+            data_type=one(c["data_type"]), nullable=c["nullable"] == "YES", default=one(c["dflt"]),
+            key=one(c["col_key"] or ""), extra=one(c["extra"] or ""), generation_expression=one(c["gen_expr"] or None),
+            comment=one(c["comment"] or ""), charset=one(c["charset"]), collation=one(c["collation"])))
+    return out
 
 
 def _join_parts(rows: list[dict], source: MySQLSource) -> dict[str, str]:
