@@ -667,6 +667,9 @@ target, where = sys.argv[3], sys.argv[4]
 write_chunks, write_bytes = files.LocalStore.write_chunks, files.LocalStore.write_bytes
 
 def paused_chunks(self, key, chunks, before_commit=None):
+    if key == target and where == "before-snapshot":  # the snapshot is written in pieces (catalog.json_chunks)
+        print("before-snapshot", flush=True)  # the MCE file is renamed into place; its snapshot is not written yet
+        time.sleep(600)  # killed here
     if key != target or where != "mid-write":
         return write_chunks(self, key, chunks, before_commit)
     def paused():
