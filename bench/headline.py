@@ -64,6 +64,17 @@ def deployed_lines(deployed: dict) -> list[str]:
     return lines
 
 
+def _origin(result: dict, contender: str) -> dict:
+    """The run a contender's samples come from (bench/run.py: sample_origins, or the older kept_from)."""
+    if result.get("sample_origins"):
+        return result["sample_origins"].get(contender) or {}
+    kept = result.get("kept_from") or []
+    for k in [kept] if isinstance(kept, dict) else kept:
+        if contender in k.get("contenders", []):
+            return k
+    return {"measured_at": result.get("measured_at"), "command": result.get("command")}
+
+
 def core_lines(results: dict) -> list[str]:
     lines = []
     for size in ("XL", "W", "L"):
@@ -82,9 +93,10 @@ def core_lines(results: dict) -> list[str]:
         if fwalls:
             text += (f"; {statistics.median(walls) / statistics.median(fwalls):.1f}x the floor (the same statements "
                      f"decoded to JSON, {statistics.median(fwalls):.1f} s)")
-        kept = r.get("kept_from") or {}
-        if {"core", "floor"} & set(kept.get("contenders", [])):  # not measured in this run: say when they were
-            text += f" (core or floor samples kept from {kept.get('measured_at')}, `{kept.get('command')}`)"
+        for c in ("core", "floor"):  # samples kept from an earlier run say when they were measured
+            origin = _origin(r, c)
+            if origin and origin.get("measured_at") != r.get("measured_at"):
+                text += f" ({c} samples kept from {origin.get('measured_at')}, `{origin.get('command')}`)"
         lines.append(text + ".")
     return lines
 

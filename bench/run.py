@@ -619,6 +619,28 @@ def _kept(res: dict) -> list[dict]:
     return [k] if isinstance(k, dict) else k
 
 
+def origins(res: dict) -> dict[str, dict]:
+    """{contender: {measured_at, command, machine}}: the run each contender's samples come from. Results from
+    before `sample_origins` existed say it through `kept_from` (one earlier run) or not at all (all from this one)."""
+    if res.get("sample_origins"):
+        return res["sample_origins"]
+    mine = {"measured_at": res.get("measured_at"), "command": res.get("command"), "machine": res.get("machine")}
+    out = {c: mine for c in res.get("samples", {})}
+    for k in _kept(res):
+        for c in k.get("contenders", []):
+            out[c] = {"measured_at": k.get("measured_at"), "command": k.get("command"), "machine": None}
+    return out
+
+
+def kept_groups(origins_: dict[str, dict], measured_at: str) -> list[dict]:
+    """The contenders not measured in the run of `measured_at`, grouped by the run they come from."""
+    groups: dict[tuple, list[str]] = {}
+    for c, o in origins_.items():
+        if o.get("measured_at") != measured_at:
+            groups.setdefault((o.get("measured_at"), o.get("command")), []).append(c)
+    return [{"contenders": sorted(cs), "measured_at": at, "command": cmd} for (at, cmd), cs in sorted(groups.items(), key=str)]
+
+
 def ratio_lines(res: dict) -> list[str]:
     s = res["samples"]
     w = {c: _med(s.get(c, []), "wall_s") for c in CONTENDERS}
@@ -626,15 +648,23 @@ def ratio_lines(res: dict) -> list[str]:
     m = {c: _med(s.get(c, []), "peak_rss_mib") for c in CONTENDERS}
     out = ["| ratio | wall | work |", "|---|---:|---:|"]
 
-    def r(a, b):
-        return f"{a / b:.1f}×" if a and b else "—"
+    src = origins(res)
 
-    out.append(f"| built-in ÷ ours (core) | {r(w['builtin'], w['core'])} | {r(w['builtin'], wk['core'])} (built-in wall ÷ our work) |")
-    out.append(f"| built-in ÷ ours (Dagster refresh) | {r(w['builtin'], w['dagster'])} | {r(w['builtin'], wk['dagster'])} (built-in wall ÷ our work) |")
-    out.append(f"| ours (core) ÷ floor | {r(w['core'], w['floor'])} | {r(wk['core'], wk['floor'])} |")
-    out.append(f"| ours (Dagster refresh) ÷ floor | {r(w['dagster'], w['floor'])} | {r(wk['dagster'], wk['floor'])} |")
-    out.append(f"| peak RSS: ours (core) ÷ built-in | {r(m['core'], m['builtin'])} | |")
-    out.append(f"| peak RSS: ours (Dagster) ÷ built-in | {r(m['dagster'], m['builtin'])} | |")
+    def r(a, b, ca=None, cb=None):
+        if not (a and b):
+            return "—"
+        text = f"{a / b:.1f}×"
+        if ca and cb and src.get(ca, {}).get("measured_at") != src.get(cb, {}).get("measured_at"):
+            text += (f" (not one run: {ca} {src.get(ca, {}).get('measured_at')}, "
+                     f"{cb} {src.get(cb, {}).get('measured_at')})")
+        return text
+
+    out.append(f"| built-in ÷ ours (core) | {r(w['builtin'], w['core'], 'builtin', 'core')} | {r(w['builtin'], wk['core'])} (built-in wall ÷ our work) |")
+    out.append(f"| built-in ÷ ours (Dagster refresh) | {r(w['builtin'], w['dagster'], 'builtin', 'dagster')} | {r(w['builtin'], wk['dagster'])} (built-in wall ÷ our work) |")
+    out.append(f"| ours (core) ÷ floor | {r(w['core'], w['floor'], 'core', 'floor')} | {r(wk['core'], wk['floor'])} |")
+    out.append(f"| ours (Dagster refresh) ÷ floor | {r(w['dagster'], w['floor'], 'dagster', 'floor')} | {r(wk['dagster'], wk['floor'])} |")
+    out.append(f"| peak RSS: ours (core) ÷ built-in | {r(m['core'], m['builtin'], 'core', 'builtin')} | |")
+    out.append(f"| peak RSS: ours (Dagster) ÷ built-in | {r(m['dagster'], m['builtin'], 'dagster', 'builtin')} | |")
     return out
 
 
@@ -675,16 +705,19 @@ def main(argv=None) -> int:
         runs = a.xl_runs if name == "XL" else a.runs
         result = run_size(size, runs, skip, a.builtin_timeout, log, a.timeout)
         result["machine"] = mach
+        mine = {"measured_at": result["measured_at"], "command": result["command"], "machine": mach}
+        result["sample_origins"] = {c: mine for c in result["samples"]}
         # re-read: another run (another size) may have written its results meanwhile
         all_results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
         previous = all_results.get(name)
-        if previous and skip:  # contenders skipped this time keep their last samples (and say so)
+        if previous and skip:  # contenders skipped this time keep their last samples, and the run they come from
             kept = {c: v for c, v in previous["samples"].items() if c not in result["samples"]}
             if kept:
+                before = origins(previous)
                 result["samples"] = {c: result["samples"].get(c) or kept[c] for c in CONTENDERS
                                      if c in result["samples"] or c in kept}
-                result["kept_from"] = {"contenders": sorted(kept), "measured_at": previous["measured_at"],
-                                       "command": previous["command"]}
+                result["sample_origins"].update({c: before[c] for c in kept})
+                result["kept_from"] = kept_groups(result["sample_origins"], result["measured_at"])
                 result["builtin_skipped"] = result["builtin_skipped"] or previous.get("builtin_skipped")
         all_results[name] = result
         RESULTS_JSON.write_text(json.dumps(all_results, indent=1, default=str))
