@@ -179,17 +179,17 @@ def test_a_crash_between_file_and_snapshot_never_skips_the_new_file(schema, tmp_
     assert push_lite(cfg).databases_pushed == [db]
 
     schema.server.execute(f"ALTER TABLE `{db}`.t ADD COLUMN added INT COMMENT 'new'")
-    real_write = LocalStore.write_bytes
+    real_write = LocalStore.write_chunks  # the snapshot is written in pieces (catalog.json_chunks)
 
-    def crash_on_snapshot(self, key, data):
+    def crash_on_snapshot(self, key, chunks, *args, **kw):
         if "/snapshots/" in key:
             raise OSError("killed")
-        return real_write(self, key, data)
+        return real_write(self, key, chunks, *args, **kw)
 
-    monkeypatch.setattr(LocalStore, "write_bytes", crash_on_snapshot)
+    monkeypatch.setattr(LocalStore, "write_chunks", crash_on_snapshot)
     (result,) = extract(cfg.sources[0], [db], files.open_store(cfg.storage.uri))
     assert not result.ok
-    monkeypatch.setattr(LocalStore, "write_bytes", real_write)
+    monkeypatch.setattr(LocalStore, "write_chunks", real_write)
 
     second = push_lite(cfg)
     assert second.databases_pushed == [db]  # versioned by the file's bytes: pending, not skipped
