@@ -19,7 +19,7 @@ _OPTIONAL_TABLE_PARTS = ("properties", "indexes", "checks", "triggers", "view_up
 _OPTIONAL_ROUTINE_PARTS = ("schema", "arguments")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: 100,000 columns at 10,000 tables, each without a __dict__
 class Column:
     name: str
     ordinal: int
@@ -165,9 +165,12 @@ def figures_moved(before: Optional[dict], now: dict, share: float, floors: tuple
     return False
 
 
+_COLUMN_FIELDS = tuple(Column.__dataclass_fields__)  # in declaration order, as __dict__ and asdict give them
+
+
 def _table_dict(t: Table) -> dict:
     d = dict(t.__dict__)
-    d["columns"] = [dict(c.__dict__) for c in t.columns]
+    d["columns"] = [{f: getattr(c, f) for f in _COLUMN_FIELDS} for c in t.columns]
     d["foreign_keys"] = [dict(fk.__dict__) for fk in t.foreign_keys]
     d["properties"] = dict(t.properties)
     d["indexes"] = [dict(i.__dict__) for i in t.indexes]
