@@ -530,7 +530,7 @@ def render(all_results: dict, mach: dict) -> str:
              "work = the part the child times itself (after imports); peak RSS = GNU time `%M` (wait4 rusage) of the "
              "contender's process; statements/connections = server `Questions`/`Connections` deltas. "
              "Medians over the runs shown. Ours and the floor log in as the least-privilege account "
-             "(`REFERENCES, SHOW VIEW` per database); the built-in source as root (it needs more; see DESIGN.md).", "",
+             "(`REFERENCES, SHOW VIEW` per database); the built-in source as root (it needs more: see bench/README.md).", "",
              f"Machine: {_machine_text(mach)}. "
              "The machine was shared with other engineers' test runs: absolute times are noisy, ratios within one "
              "size (measured back to back) are what count.", ""]
