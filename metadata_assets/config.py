@@ -258,7 +258,7 @@ def parse(raw: dict, where: str, path: Optional[str] = None, check_datahub: bool
 def check_target(target: DataHubTarget) -> None:
     """A REST target's server and token variables set, the server an http(s) URL: checked when the config loads,
     so a missing variable stops definitions loading with its name, not a push hours later. (Source passwords are
-    read when a run needs them: check_secrets.)"""
+    read when a run or tick needs them.)"""
     if target.target != "rest":
         return
     rest = target.rest
@@ -276,7 +276,9 @@ def check_target(target: DataHubTarget) -> None:
 
 
 def check_secrets(cfg: ProjectConfig) -> None:
-    """Fail at load time, not at 5 a.m., when a password variable is missing."""
+    """Every source's password variable set, or a ConfigError naming it: for a check before a deployment
+    (tests/test_deploy.py runs it against the chart's Secrets). The definitions do not call it: a run or tick reads
+    its password when it needs it."""
     for s in cfg.sources:
         try:
             s.check_secrets()

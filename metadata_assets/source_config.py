@@ -304,9 +304,10 @@ class Schedule(_Strict):
 
 
 class RunPod(_Strict):
-    """What an extraction run's pod asks Kubernetes for (request = limit for memory). 512Mi holds a batch of 200
-    ordinary databases with headroom; a run extracting one database of 10,000 tables peaks at 504 MiB, and at
-    808 MiB when it also pushes it (push_from_extraction; bench/, size W): give such a source 1Gi."""
+    """What an extraction run's pod asks Kubernetes for (request = limit for memory). A run reads batch_size
+    databases at a time, so its memory follows the batch, not the run: 512Mi holds ordinary databases with headroom
+    (a run of 1,500 of bench/'s XL peaked at 284 MiB, bench/DEPLOYED.md). A source with databases of thousands of
+    tables, whose run also pushes them (push_from_extraction), wants 1Gi."""
 
     cpu: str = Field(default="250m", pattern=r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$",
                      description="a Kubernetes CPU quantity: 250m, 1, 1.5")
@@ -350,7 +351,7 @@ class SourceConfig(_Strict):
     include_views: bool = True
     env: str = "PROD"
     platform_instance: Optional[str] = None
-    batch_size: int = Field(default=200, ge=1, le=1000, description="databases per bulk query (and per run, at least: databases_per_run)")
+    batch_size: int = Field(default=200, ge=1, le=1000, description="databases per bulk query (and the least per run unless databases_per_run is set)")
     max_concurrent_runs: int = Field(default=2, ge=1, le=64, description="extraction runs against this source at once")
     databases_per_run: Optional[int] = Field(
         default=None, ge=1, le=10000,

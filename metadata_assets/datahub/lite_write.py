@@ -24,14 +24,7 @@ from metadata_assets.datahub import aspect_json, files
 # the aspects SqlBackedLite.post_update_hook reads (it ignores every other)
 HOOKED = frozenset({"datasetProperties", "containerProperties", "dataPlatformInstance", "chartInfo", "dashboardInfo",
                     "tagProperties"})
-_PLAIN_KEYS = frozenset({"entityType", "entityUrn", "changeType", "aspectName", "aspect"})
-
-
-def plain(obj: dict) -> bool:
-    """A proposal of the shape extraction writes: an UPSERT of one known aspect as simplified JSON."""
-    aspect = obj.get("aspect")
-    return (obj.keys() <= _PLAIN_KEYS and obj.get("changeType") == "UPSERT" and obj.get("aspectName") in ASPECT_MAP
-            and type(aspect) is dict and aspect.keys() == {"json"})
+plain = files.plain_proposal  # the shape read_mcps decodes itself; others go through Lite's own write()
 
 
 def write_objs(lite, objs: Iterable[dict], system_metadata: dict) -> list[str]:

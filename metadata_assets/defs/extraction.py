@@ -273,15 +273,13 @@ def build_mce_asset(cfg: ProjectConfig, source: SourceConfig, bind_resources: bo
                                     if e.check_name in checks_selected)
                 observations.flush()
             yield from schema_check_evaluations(context, source, key, to_check)
-        except SourceUnavailable as e:  # only before the first database: later faults fail their own batch
-            if subset:
-                mark_failed(context, key, {db: str(e) for db in databases})
-            raise Failure(description=f"{e}; nothing was read or written, every file is as it was") from None
-        except ConfigError as e:  # a missing password variable: read when the run connects, not at load
+        except (SourceUnavailable, ConfigError) as e:
+            # only before the first database (later faults fail their own batch): the server unreachable, or a
+            # missing password variable (read when the run connects, not at load; a retry cannot help that one)
             if subset:
                 mark_failed(context, key, {db: str(e) for db in databases})
             raise Failure(description=f"{e}; nothing was read or written, every file is as it was",
-                          allow_retries=False) from None
+                          allow_retries=not isinstance(e, ConfigError)) from None
         except Exception as e:  # anything else fails the run: Dagit shows every database it had not done failed
             if subset:
                 with contextlib.suppress(Exception):

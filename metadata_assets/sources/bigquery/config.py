@@ -34,7 +34,7 @@ class BigQuerySource(SourceConfig):
     dataset_pattern: Pattern = Pattern()
     table_pattern: Pattern = Field(default=Pattern(), description='matched against "dataset.table"')
     batch_size: int = Field(default=50, ge=1, le=1000,
-                            description="datasets per bulk query (and per run, at least: databases_per_run)")
+                            description="datasets per bulk query (and the least per run unless databases_per_run is set)")
     max_concurrent_runs: int = Field(default=2, ge=1, le=64,
                                      description="extraction runs against this project at once")
     sensor_interval_s: int = Field(default=60, ge=5, le=86400,

@@ -68,7 +68,7 @@ class MySQLSource(ServerSource):
                     "fingerprint query",
     )
     batch_size: int = Field(default=200, ge=1, le=1000,
-                            description="databases per bulk query (and per run, at least: databases_per_run); at "
+                            description="databases per bulk query (and the least per run unless databases_per_run is set); at "
                                         "most 1000 (a UNION ALL of 1000 branches is already large)")
     max_concurrent_runs: int = Field(default=2, ge=1, le=64, description="extraction runs against this host at once")
     sensor_interval_s: int = Field(

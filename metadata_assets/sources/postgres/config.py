@@ -29,8 +29,8 @@ class PostgresSource(ServerSource):
                                                              "pg_hba.conf")
     sslkey: Optional[str] = Field(default=None, validate_default=True, description="its private key (PEM, mode 0600)")
     batch_size: int = Field(default=100, ge=1, le=1000,
-                            description="databases per batch, each its own connection (and per run, at least: "
-                                        "databases_per_run)")
+                            description="databases per batch, each its own connection (and the least per run unless "
+                                        "databases_per_run is set)")
     sensor_interval_s: int = Field(
         default=60, ge=5, le=86400,
         description="seconds between the schema sensor's fingerprint reads (one connection and one query per "
