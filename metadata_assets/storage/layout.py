@@ -41,7 +41,7 @@ def snapshot_key(source: str, database: str) -> str:
 def version_key(source: str, database: str) -> str:
     """A few hundred bytes per database: the data version of its MCE file, the file's sha256, its proposal count and
     warnings (database_files.read_version). Written after the snapshot, deleted with it: what an unchanged extraction
-    and the push plan read instead of the whole snapshot (~80 MB at 10,000 tables)."""
+    and the push plan read instead of the whole snapshot (bench/NOTES.md: its size at 10,000 tables)."""
     return f"{source}/versions/{encode_name(database)}.json"
 
 
