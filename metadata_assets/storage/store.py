@@ -91,7 +91,7 @@ class LocalStore:
             return None
 
     def sha256(self, key: str) -> Optional[str]:
-        """The sha256 of the stored bytes, read in pieces (an MCE file can be large: bench/NOTES.md); None when absent."""
+        """The sha256 of the stored bytes, read in pieces (an MCE file can be large); None when absent."""
         try:
             with open(self._path(key), "rb") as f:
                 return hashlib.file_digest(f, "sha256").hexdigest()
