@@ -85,7 +85,7 @@ def save_state(store: Store, source: str, state: dict[str, PushedDatabase]) -> N
 
 
 def forget_database(store: Store, source: str, database: str) -> None:
-    """A database was dropped or is no longer allowed: delete its MCE file and snapshot.
+    """A database was dropped or is no longer allowed: delete its files (MCE file, version record, snapshot).
 
     Its push state stays, so the next push soft-deletes its datasets and container in DataHub.
     """
