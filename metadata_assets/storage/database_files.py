@@ -3,11 +3,11 @@ the older formats a store may still hold: a store from before version records, w
 record holds (its data version, the file's sha256, proposals and warnings), and older snapshots still, without
 a data version.
 
-DatabaseFiles.write writes them in this order: the MCE file (atomically; the old version is forgotten, its record
-and snapshot deleted, just before the new file commits), then the snapshot, then the version record. Whoever reads a
-version (DatabaseFiles.version) takes the record's, else the snapshot's, else versions the file by its bytes: between
-the file and the other two neither the old version (new file) nor the new one (old file) can be seen, so a crash
-anywhere in between means a re-push, never a skipped or wrongly recorded one.
+DatabaseFiles.write writes them in this order: the MCE file (atomically; just before it commits, an old version
+that differs from the new one is forgotten: its record and snapshot deleted), then the snapshot, then the version
+record. Whoever reads a version (DatabaseFiles.version) takes the record's, else the snapshot's, else versions the
+file by its bytes: between the file and the other two neither the old version (new file) nor the new one (old file)
+can be seen, so a crash anywhere in between means a re-push, never a skipped or wrongly recorded one.
 No Dagster here.
 """
 
@@ -78,8 +78,9 @@ _UNREAD = object()
 
 
 class DatabaseFiles:
-    """One database's files in a store. An instance reads each file at most once and keeps what it read, so what
-    an extraction decides on is what its write forgets: make a new one to see the files as they are now."""
+    """One database's files in a store. An instance reads the version record and the snapshot at most once and keeps
+    what it read (until its write), so what an extraction decides on is what its write forgets: make a new one to
+    see them as they are now."""
 
     def __init__(self, store: Store, source: str, database: str):
         self.store, self.source, self.database = store, source, database
@@ -125,13 +126,12 @@ class DatabaseFiles:
     def keep(self, file_warnings: list[str]) -> None:
         """The files stay as they are (an unchanged schema); a store from before version records gets the version
         record of what its snapshot carries, warnings as given (the record's, read back)."""
-        if self._record is not None:
-            return
         recorded = self.recorded()
-        write_version(self.store, self.source, self.database, VersionRecord(
-            data_version=recorded["data_version"], schema_version=recorded["schema_version"],
-            figures=recorded.get("figures") or {}, file_warnings=file_warnings,
-            proposals=recorded.get("proposals", 0), file_sha256=recorded["file_sha256"]))
+        if self._record is None:  # recorded() is the snapshot's
+            write_version(self.store, self.source, self.database, VersionRecord(
+                data_version=recorded["data_version"], schema_version=recorded["schema_version"],
+                figures=recorded.get("figures") or {}, file_warnings=file_warnings,
+                proposals=recorded.get("proposals", 0), file_sha256=recorded["file_sha256"]))
 
     def write(self, chunks: Iterable[bytes], snapshot: Database, record: VersionRecord,
               before_snapshot: Optional[Callable[[], None]] = None) -> None:

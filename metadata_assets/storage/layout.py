@@ -21,7 +21,8 @@ _SAFE_ASCII = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 
 def encode_name(database: str) -> str:
     return "".join(
-        c if c in _SAFE_ASCII or (c > "\x7f" and c.isprintable()) else urllib.parse.quote(c, safe="").replace(".", "%2E")
+        c if c in _SAFE_ASCII or (c > "\x7f" and c.isprintable())
+        else urllib.parse.quote(c, safe="").replace(".", "%2E")
         for c in database
     )
 
