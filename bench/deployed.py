@@ -138,13 +138,14 @@ def runs_since(inst, since: float) -> list:
 
 def pushed_everything(home: Path, databases: list[str]) -> bool:
     """Every database recorded as pushed at the version of its current files."""
-    from metadata_assets.datahub import files
     from metadata_assets.datahub.push import load_state
+    from metadata_assets.storage.database_files import read_version
+    from metadata_assets.storage.store import LocalStore
 
-    store = files.LocalStore(home / "store")
+    store = LocalStore(home / "store")
     state = load_state(store, run.SOURCE_NAME)
     for db in databases:
-        record = files.read_version(store, run.SOURCE_NAME, db)
+        record = read_version(store, run.SOURCE_NAME, db)
         if record is None or db not in state or state[db].data_version != record["data_version"]:
             return False
     return True

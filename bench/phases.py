@@ -58,10 +58,12 @@ def fast_to_dict(db) -> dict:
 def main(size_name: str) -> None:
     import generate
     import run
-    from metadata_assets.datahub import files
+    from metadata_assets.datahub.mce_json import serialize_mcps
     from metadata_assets.datahub.mcps import LineageResolver, database_mcps
     from metadata_assets.extract import rules_for
     from metadata_assets.sources.mysql import MySQLReader, connect
+    from metadata_assets.storage.layout import mce_key, snapshot_key
+    from metadata_assets.storage.store import LocalStore
 
     size = generate.SIZES[size_name]
     server, _ = run.prepare(size, print)
@@ -82,7 +84,7 @@ def main(size_name: str) -> None:
         reader = MySQLReader(conn)
         dbs = reader.list_databases(source)
         tmp = Path(tempfile.mkdtemp(prefix="phases-"))
-        store = files.LocalStore(tmp)
+        store = LocalStore(tmp)
         objects = views = 0
         t_all = tick()
         for i in range(0, len(dbs), source.batch_size):
@@ -117,13 +119,13 @@ def main(size_name: str) -> None:
                 T["mcps: build wrapper objects (without lineage)"] += tick() - t0 - (
                     T["lineage: sqlglot per view"] - lin_before)
                 lineage.upstream_lineage = orig_up
-                data = timed("serialize: files.serialize_mcps", files.serialize_mcps, mcps)
+                data = timed("serialize: serialize_mcps", serialize_mcps, mcps)
                 timed("hash: schema_hash()", db.schema_hash)
                 snap = timed("snapshot json: json_chunks", lambda: b"".join(db.json_chunks()))
-                timed("store: read previous snapshot", store.read_bytes, files.snapshot_key("bench", db.name))
+                timed("store: read previous snapshot", store.read_bytes, snapshot_key("bench", db.name))
                 timed("store: 2 atomic writes (fsync each)", store.write_bytes,
-                      files.snapshot_key("bench", db.name), snap)
-                timed("store: 2 atomic writes (fsync each)", store.write_bytes, files.mce_key("bench", db.name), data)
+                      snapshot_key("bench", db.name), snap)
+                timed("store: 2 atomic writes (fsync each)", store.write_bytes, mce_key("bench", db.name), data)
         total = tick() - t_all
         conn.close()
     finally:

@@ -18,26 +18,27 @@ import json
 
 def install_fast_paths() -> None:
     from metadata_assets.catalog import Database
-    from metadata_assets.datahub import files
+    from metadata_assets.datahub import mce_json
     from phases import fast_serialize, fast_to_dict
 
-    files.serialize_mcps = fast_serialize
+    mce_json.serialize_mcps = fast_serialize
     Database.to_dict = fast_to_dict
 
 
 def install_skip_unchanged() -> None:
     from metadata_assets import extract as ex
-    from metadata_assets.datahub import files
+    from metadata_assets.storage.database_files import data_version
+    from metadata_assets.storage.layout import mce_key, snapshot_key
 
     original = ex.write_database
 
     def write_database(store, source_name, db, rules, lineage):
-        previous_raw = store.read_bytes(files.snapshot_key(source_name, db.name))
+        previous_raw = store.read_bytes(snapshot_key(source_name, db.name))
         if previous_raw is not None:
             previous_version = json.loads(previous_raw).get("data_version")
             h = db.schema_hash()
-            version = ex.data_version(db, rules, h)
-            mce = files.mce_key(source_name, db.name)
+            version = data_version(db, rules, h)
+            mce = mce_key(source_name, db.name)
             if previous_version == version and store.read_bytes(mce) is not None:
                 t_cov, c_cov = db.coverage()
                 return ex.DatabaseResult(

@@ -105,9 +105,9 @@ def child_floor_union(spec: dict, out: Path) -> dict:
 
 
 def child_core(spec: dict, out: Path) -> dict:
-    from metadata_assets.datahub.files import LocalStore
     from metadata_assets.extract import extract
     from metadata_assets.sources.mysql import list_databases
+    from metadata_assets.storage.store import LocalStore
 
     source = _source(spec)
     t0 = time.monotonic()
@@ -124,9 +124,9 @@ def child_proto(spec: dict, out: Path) -> dict:
     """Day 1: the core path, fresh store. Day 2: same store, no schema change, with the skip-unchanged prototype of
     bench/proto.py (the other prototypes there were adopted by the core)."""
     import proto
-    from metadata_assets.datahub.files import LocalStore
     from metadata_assets.extract import extract
     from metadata_assets.sources.mysql import list_databases
+    from metadata_assets.storage.store import LocalStore
 
     source = _source(spec)
     t0 = time.monotonic()

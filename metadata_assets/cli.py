@@ -157,7 +157,7 @@ def cmd_history(args) -> int:
     import json
 
     from metadata_assets import history, risk
-    from metadata_assets.datahub.files import open_store
+    from metadata_assets.storage.store import open_store
 
     cfg = config_mod.load(args.config, check_datahub=False)  # reads the store only
     source = cfg.source(args.source)

@@ -26,9 +26,10 @@ def run_everything(cfg: ProjectConfig, print_fn: Callable[[str], None] = print) 
 
     from dagster import DagsterInstance
 
-    from metadata_assets.datahub import files
     from metadata_assets.defs.in_process import push_source, refresh_source
     from metadata_assets.definitions import build_definitions
+    from metadata_assets.storage.layout import list_mce_databases, mce_key
+    from metadata_assets.storage.store import open_store
 
     defs = build_definitions(cfg)
     instance = DagsterInstance.get()
@@ -36,13 +37,13 @@ def run_everything(cfg: ProjectConfig, print_fn: Callable[[str], None] = print) 
     for source in cfg.sources:
         ok &= refresh_source(cfg, defs, instance, source, print_fn)
         ok &= push_source(defs, instance, source, print_fn)
-    store = files.open_store(cfg.storage.uri)
+    store = open_store(cfg.storage.uri)
     lines = ["", "Summary", "-------"]
     for source in cfg.sources:
-        dbs = files.list_mce_databases(store, source.name)
+        dbs = list_mce_databases(store, source.name)
         n_tables = n_props = 0
         for db in dbs:
-            mcps = json.loads(store.read_bytes(files.mce_key(source.name, db)))
+            mcps = json.loads(store.read_bytes(mce_key(source.name, db)))
             n_props += len(mcps)
             n_tables += sum(1 for m in mcps if m["aspectName"] == "subTypes" and m["entityType"] == "dataset")
         lines.append(f"source {source.name}: {len(dbs)} databases ({', '.join(dbs)}), {n_tables} tables and views, "

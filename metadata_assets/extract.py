@@ -5,7 +5,6 @@ The core path that Dagster's asset, the CLI and the benchmark all call. No Dagst
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -14,12 +13,12 @@ from typing import Callable, Iterator, Optional, Sequence
 
 from metadata_assets import history
 from metadata_assets.catalog import Database, figures_moved
-from metadata_assets.datahub import files
-from metadata_assets.datahub.files import data_version  # noqa: F401  (re-exported)
-from metadata_assets.datahub.mcps import MCE_FORMAT  # noqa: F401  (re-exported)
+from metadata_assets.datahub.mce_json import serialize_mcps_chunks
 from metadata_assets.report import DATABASE_MISSING, ExtractionReport, Finding, from_record
 from metadata_assets.source_config import SourceConfig
 from metadata_assets.sources.registry import kind_of
+from metadata_assets.storage.database_files import DatabaseFiles, VersionRecord, data_version
+from metadata_assets.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ def database_mcps(kind, db: Database, rules, lineage, warnings: list[str]):
     return kind.mcps(db, rules, lineage, warnings)
 
 
-def write_database(store: files.Store, source_name: str, db: Database, rules, lineage, build,
+def write_database(store: Store, source_name: str, db: Database, rules, lineage, build,
                    rewrite: bool = False, profile_change: tuple[float, tuple[int, int]] = (0.1, (0, 0)),
                    recorder=None) -> DatabaseResult:
     """Write the database's MCE file and snapshot; keep both when its schema is unchanged (unless `rewrite`).
@@ -76,84 +75,54 @@ def write_database(store: files.Store, source_name: str, db: Database, rules, li
     figures = db.profile_figures() if getattr(rules, "profile", False) else {}
     schema_version = data_version(db, rules, schema_hash)
     version = data_version(db, rules, schema_hash, figures)
+    stored = DatabaseFiles(store, source_name, db.name)
     t_cov, c_cov = db.coverage()
     result = DatabaseResult(
-        database=db.name, ok=True, uri=store.uri(files.mce_key(source_name, db.name)),
+        database=db.name, ok=True, uri=stored.uri,
         tables=db.n_tables, views=db.n_views, columns=db.n_columns,
         table_doc_coverage=t_cov, column_doc_coverage=c_cov,
         schema_hash=schema_hash, data_version=version, snapshot=db,
     )
-    # the version record when there is one (a few hundred bytes), else the snapshot (written before records existed)
-    recorded = files.read_version(store, source_name, db.name)
-    previous_doc = None
-    if recorded is None:
-        previous_raw = store.read_bytes(files.snapshot_key(source_name, db.name))
-        previous_doc = json.loads(previous_raw) if previous_raw else None
-        recorded = previous_doc if previous_doc and previous_doc.get("data_version") else None
+    recorded = stored.recorded()
     if not rewrite and recorded is not None and recorded.get("schema_version") == schema_version \
             and recorded.get("file_sha256") \
-            and not figures_moved(recorded.get("figures") or {}, figures, *profile_change):
-        if store.sha256(files.mce_key(source_name, db.name)) == recorded["file_sha256"]:
-            result.rewritten = False
-            result.data_version = recorded["data_version"]  # the statistics the file holds, not today's
-            result.previous = db  # the same schema: nothing changed, and the snapshot need not be parsed
-            result.proposals = recorded.get("proposals", 0)
-            result.file_sha256 = recorded["file_sha256"]
-            result.warnings = (from_record(recorded["file_warnings"], recorded.get("file_warning_codes"))
-                               if "file_warnings" in recorded else list(db.warnings))
-            if previous_doc is not None:  # a store from before version records: add this one's
-                files.write_version(store, source_name, db.name, result.data_version, result.file_sha256,
-                                    result.proposals, result.warnings, schema_version=schema_version,
-                                    figures=recorded.get("figures") or {})
-            return result
-    if previous_doc is None:
-        previous_raw = store.read_bytes(files.snapshot_key(source_name, db.name))
-        previous_doc = json.loads(previous_raw) if previous_raw else None
-    result.previous = Database.from_dict(previous_doc) if previous_doc else None
+            and not figures_moved(recorded.get("figures") or {}, figures, *profile_change) and stored.intact():
+        result.rewritten = False
+        result.data_version = recorded["data_version"]  # the statistics the file holds, not today's
+        result.previous = db  # the same schema: nothing changed, and the snapshot need not be parsed
+        result.proposals = recorded.get("proposals", 0)
+        result.file_sha256 = recorded["file_sha256"]
+        result.warnings = (from_record(recorded["file_warnings"], recorded.get("file_warning_codes"))
+                           if "file_warnings" in recorded else list(db.warnings))
+        stored.keep(result.warnings)
+        return result
+    result.previous = stored.previous()
     if recorder is not None:  # the schema history: before the files, so a crash between them loses no version
         ref = recorder.record(db, result.previous, schema_hash, schema_version, (recorded or {}).get("schema_version"))
         result.history_version, result.schema_diff = (ref.seq if ref is not None else None), recorder.last_diff
 
-    warnings = list(db.warnings)
-    proposals = 0
+    record = VersionRecord(data_version=version, schema_version=schema_version, figures=figures,
+                           file_warnings=list(db.warnings))
 
     def counted(mcps):
-        nonlocal proposals
         for m in mcps:
-            proposals += 1
+            record.proposals += 1
             yield m
 
-    def forget_old_version() -> None:
-        # The push takes a database's version from its version record, else its snapshot. Between writing the file
-        # and those two neither the old version (new file) nor the new one (old file) may be seen: with neither the
-        # push versions the file by its bytes, so a crash anywhere in between means a re-push, never a skipped or
-        # wrongly recorded one.
-        if any(doc is not None and doc.get("data_version") != version for doc in (recorded, previous_doc)):
-            store.delete(files.version_key(source_name, db.name))
-            store.delete(files.snapshot_key(source_name, db.name))
+    def drop_parse_caches() -> None:
+        if db.n_views and hasattr(lineage, "drop_parse_caches"):
+            lineage.drop_parse_caches()  # before the snapshot is written: its views' parse trees go
 
     # proposals are built, serialized and written one at a time (a database of 10,000 tables would otherwise hold
-    # ~70,000 proposal objects, their dicts and an 80 MB string at once); a failure while building them leaves the
-    # old file and snapshot as they were
-    file_sha256 = store.write_chunks(files.mce_key(source_name, db.name),
-                                     files.serialize_mcps_chunks(counted(build(db, rules, lineage, warnings))),
-                                     before_commit=forget_old_version)
-    result.proposals, result.file_sha256, result.warnings = proposals, file_sha256, warnings
-    if db.n_views and hasattr(lineage, "drop_parse_caches"):
-        lineage.drop_parse_caches()  # before the snapshot's 33 MB at 10,000 tables: its views' parse trees go
-    # the snapshot carries its data version (a push compares strings instead of re-hashing every snapshot) and
-    # what the next unchanged run reports without rebuilding the file
-    # (written a table at a time: the whole dict and its string at once were 190 MB at 10,000 tables, and even the
-    # bytes alone, 33 MB, took W's peak from 265 to 295 MiB)
-    store.write_chunks(files.snapshot_key(source_name, db.name), db.json_chunks(
-        {"data_version": version, "schema_version": schema_version, "figures": figures,
-         "file_sha256": result.file_sha256, "proposals": result.proposals, "file_warnings": warnings}))
-    files.write_version(store, source_name, db.name, version, result.file_sha256, result.proposals, warnings,
-                        schema_version=schema_version, figures=figures)
+    # all its proposal objects, their dicts and the whole file's string at once); a failure while building them
+    # leaves the old file and snapshot as they were
+    stored.write(serialize_mcps_chunks(counted(build(db, rules, lineage, record.file_warnings))), db, record,
+                 before_snapshot=drop_parse_caches)
+    result.proposals, result.file_sha256, result.warnings = record.proposals, record.file_sha256, record.file_warnings
     return result
 
 
-def extract(source: SourceConfig, databases: Sequence[str], store: files.Store,
+def extract(source: SourceConfig, databases: Sequence[str], store: Store,
             progress: Optional[Callable[[int, int, DatabaseResult], None]] = None,
             privilege_check: bool = True, bigquery_client=None, rewrite: bool = False,
             client=None, report: Optional[ExtractionReport] = None) -> Iterator[DatabaseResult]:

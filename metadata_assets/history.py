@@ -1,6 +1,6 @@
 """Schema history: every schema version of a database, append-only in the store, bounded by a retention.
 
-No Dagster, no SQL. Layout under the store root (local directory or gs://, datahub/files.py's Store):
+No Dagster, no SQL. Layout under the store root (local directory or gs://, storage/store.py's Store):
     <source>/history/<database>/<seq>-<UTC time>-<schema hash>.json.gz   one version: the catalog snapshot
     <source>/outbox/<database>@<seq>.json                                 a change waiting to be notified (notify.py)
 `<seq>` counts the database's versions from 1 (8 digits, so names sort in order); the name alone says when and
@@ -30,9 +30,10 @@ from typing import Callable, Optional
 
 from metadata_assets.catalog import Database
 from metadata_assets.change_config import History, Notifications
-from metadata_assets.datahub.files import Store, encode_name
 from metadata_assets.diff import SchemaDiff, diff
 from metadata_assets.risk import at_least
+from metadata_assets.storage.layout import encode_name
+from metadata_assets.storage.store import Store
 
 FORMAT = 1
 _NAME = re.compile(r"^(\d{8})-(\d{8}T\d{6})Z-([0-9a-f]{16})\.json\.gz$")

@@ -31,9 +31,9 @@ from datetime import datetime, timezone
 from typing import Callable, Optional
 
 from metadata_assets.change_config import Webhook
-from metadata_assets.datahub.files import Store
 from metadata_assets.history import outbox_prefix
 from metadata_assets.risk import BREAKING, WARNING, at_least
+from metadata_assets.storage.store import Store
 
 MAX_LISTED = 20  # changes listed in a Slack message (the JSON payload carries all the entry holds)
 
@@ -171,7 +171,7 @@ class DeliveryReport:
 def deliver(store: Store, source, targets: list[Webhook], deadline_s: float = 20,
             clock: Callable[[], float] = time.time, send: Callable = post) -> DeliveryReport:
     """One pass over the source's outbox (see the module's docstring). Never raises for a receiver's fault."""
-    from metadata_assets.datahub.locks import LockBusy
+    from metadata_assets.storage.locks import LockBusy
 
     n = source.notifications
     report = DeliveryReport(source=source.name)

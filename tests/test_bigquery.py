@@ -16,7 +16,9 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from bigquery_stub import BigQueryStub, load_rows
 from metadata_assets.config import BigQuerySource, ConfigError, load
-from metadata_assets.datahub import files
+from metadata_assets.datahub.mce_json import read_mcps
+from metadata_assets.storage.layout import list_mce_databases, mce_key
+from metadata_assets.storage.store import LocalStore
 from metadata_assets.datahub.bigquery_mcps import BigQueryUrnRules, dataset_mcps, schema_fields
 from metadata_assets.sources.bigquery import (
     Scope,
@@ -258,7 +260,7 @@ def test_extract_through_bigquery_resource_region_mode(bq, tmp_path):
     from metadata_assets.defs.source_clients import source_client
     from metadata_assets.extract import extract
 
-    src, store = source(), files.LocalStore(tmp_path / "mce")
+    src, store = source(), LocalStore(tmp_path / "mce")
     with source_client(src) as client:
         results = list(extract(src, ["marketing", "sales", "gone"], store, bigquery_client=client))
     assert [(r.database, r.ok, r.missing) for r in results] == \
@@ -269,15 +271,15 @@ def test_extract_through_bigquery_resource_region_mode(bq, tmp_path):
     assert all(q["datasets"] == ["sales", "marketing"] for q in bq.queries[1:])  # only the datasets that exist
     assert_metadata_only(bq.queries)
     assert bq.tokens_issued >= 1  # ADC from the environment, exchanged at the stand-in's token endpoint
-    assert files.list_mce_databases(store, "analytics_bq") == ["marketing", "sales"]
-    sales = files.read_mcps(store.read_bytes(files.mce_key("analytics_bq", "sales")))
+    assert list_mce_databases(store, "analytics_bq") == ["marketing", "sales"]
+    sales = read_mcps(store.read_bytes(mce_key("analytics_bq", "sales")))
     assert f"urn:li:dataset:(urn:li:dataPlatform:bigquery,{PROJECT}.sales.orders,PROD)" in {m.entityUrn for m in sales}
     r = results[1]
     assert (r.tables, r.views) == (4, 1) and r.data_version and not r.warnings
     from click.testing import CliRunner
     from datahub.entrypoints import datahub
 
-    path = tmp_path / "mce" / files.mce_key("analytics_bq", "sales")
+    path = tmp_path / "mce" / mce_key("analytics_bq", "sales")
     out = CliRunner().invoke(datahub, ["check", "metadata-file", str(path)])
     assert out.exit_code == 0 and f"{len(sales)} MCEs found - all valid" in out.output, out.output
 

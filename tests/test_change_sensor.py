@@ -6,10 +6,11 @@ import pytest
 from dagster import AssetMaterialization, DagsterInstance, SensorResult, SkipReason, build_sensor_context
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from metadata_assets.datahub import files
 from metadata_assets.defs.extraction import mce_asset_key, partitions_def
 from metadata_assets.defs.partitions_sensor import QueryCost, build_schema_sensor, contiguous_runs, plan
 from metadata_assets.local_mariadb import free_port
+from metadata_assets.storage.layout import mce_key, snapshot_key
+from metadata_assets.storage.store import LocalStore
 
 
 class Daemon:
@@ -128,9 +129,9 @@ def test_many_new_databases_are_added_by_the_sensor_in_one_statement(estate, mon
 def test_dropped_database_is_removed_and_its_files_forgotten(estate):
     schema, dbs, daemon = estate
     daemon.tick()
-    store = files.LocalStore(daemon.cfg.storage.uri)
-    store.write_bytes(files.mce_key("src", dbs[1]), b"[]")
-    store.write_bytes(files.snapshot_key("src", dbs[1]), b"{}")
+    store = LocalStore(daemon.cfg.storage.uri)
+    store.write_bytes(mce_key("src", dbs[1]), b"[]")
+    store.write_bytes(snapshot_key("src", dbs[1]), b"{}")
     schema.server.execute(f"DROP DATABASE `{dbs[1]}`")
     result = daemon.tick()
     (delete,) = result.dynamic_partitions_requests
@@ -138,8 +139,8 @@ def test_dropped_database_is_removed_and_its_files_forgotten(estate):
     assert not result.run_requests
     assert result.skip_reason.skip_message == f"removed {dbs[1]} (no run needed)"  # the tick's message in Dagit
     assert daemon.partitions() == [dbs[0], dbs[2]]
-    assert store.read_bytes(files.mce_key("src", dbs[1])) is None
-    assert store.read_bytes(files.snapshot_key("src", dbs[1])) is None
+    assert store.read_bytes(mce_key("src", dbs[1])) is None
+    assert store.read_bytes(snapshot_key("src", dbs[1])) is None
 
 
 def test_empty_cursor_requests_only_partitions_never_materialized(estate):

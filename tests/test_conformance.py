@@ -32,7 +32,8 @@ import pytest
 
 from datahub.metadata.urns import SchemaFieldUrn
 
-from metadata_assets.datahub import files
+from metadata_assets.storage.layout import snapshot_key
+from metadata_assets.storage.store import LocalStore
 from metadata_assets.datahub.mcps import UrnRules
 from metadata_assets.extract import extract
 from metadata_assets.sources.mysql import quote_ident
@@ -84,8 +85,8 @@ def run_builtin(schema, tmp_path, platform_instance=None, **extra) -> pathlib.Pa
     return out
 
 
-def run_ours(schema, tmp_path, **source_overrides) -> tuple[files.LocalStore, list]:
-    store = files.LocalStore(tmp_path / "ours")
+def run_ours(schema, tmp_path, **source_overrides) -> tuple[LocalStore, list]:
+    store = LocalStore(tmp_path / "ours")
     results = list(extract(schema.source(**source_overrides), sorted(schema.databases), store))
     assert all(r.ok and not r.missing for r in results), [(r.database, r.error) for r in results]
     return store, results
@@ -110,7 +111,7 @@ def load_aspects(paths, repeats_equal: bool = False) -> dict[str, dict[str, obje
     return out
 
 
-def our_files(store: files.LocalStore) -> list[pathlib.Path]:
+def our_files(store: LocalStore) -> list[pathlib.Path]:
     return sorted((store.root / "src" / "mce").glob("*.json"))
 
 
@@ -346,7 +347,7 @@ def test_procedures_domains_and_profiles_as_builtin(schema, tmp_path):
         assert o.sizeInBytes >= b.sizeInBytes
     assert ours[orders]["datasetProfile"].rowCount == 3
     assert "datasetProfile" not in ours[big] and "datasetProfile" not in builtin[big]
-    snapshot = json.loads(store.read_bytes(files.snapshot_key("src", db)))
+    snapshot = json.loads(store.read_bytes(snapshot_key("src", db)))
     (t,) = [t for t in snapshot["tables"] if t["name"] == "orders"]
     assert ours[orders]["datasetProfile"].sizeInBytes == t["data_length"] + t["index_length"]
     assert builtin[orders]["datasetProfile"].sizeInBytes == t["data_length"]

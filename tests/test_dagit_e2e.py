@@ -9,7 +9,9 @@ import re
 import pytest
 from datahub.emitter.mce_builder import make_dataset_urn
 
-from metadata_assets.datahub import files
+from metadata_assets.datahub.mce_json import read_mcps
+from metadata_assets.storage.layout import list_mce_databases, mce_key
+from metadata_assets.storage.store import open_store, sha256
 
 pytest_plugins = ["dagster_server"]
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:gql")]
@@ -38,10 +40,10 @@ def test_materialize_partition_through_graphql(dagit_ready):
     run_id = dagit.materialize(dagit.mce_asset, shop)
 
     # the MCE file of that database
-    store = files.open_store(str(dagit.store_dir))
-    assert shop in files.list_mce_databases(store, dagit.source)
-    data = store.read_bytes(files.mce_key(dagit.source, shop))
-    mcps = files.read_mcps(data)
+    store = open_store(str(dagit.store_dir))
+    assert shop in list_mce_databases(store, dagit.source)
+    data = store.read_bytes(mce_key(dagit.source, shop))
+    mcps = read_mcps(data)
     assert len(mcps) == len(json.loads(data))
     datasets = {m.entityUrn for m in mcps if m.entityType == "dataset"}
     assert datasets == {make_dataset_urn("mysql", f"{shop}.{t}", "PROD")
@@ -58,8 +60,8 @@ def test_materialize_partition_through_graphql(dagit_ready):
     assert meta["tables"]["intValue"] == 3 and meta["views"]["intValue"] == 1
     assert meta["columns"]["intValue"] == sum(len(s.fields) for s in schema_of.values())
     assert meta["proposals"]["intValue"] == len(mcps)
-    assert meta["path"]["path"] == store.uri(files.mce_key(dagit.source, shop))
-    assert meta["file_sha256"]["text"] == files.sha256(data)
+    assert meta["path"]["path"] == store.uri(mce_key(dagit.source, shop))
+    assert meta["file_sha256"]["text"] == sha256(data)
     assert 0 < meta["documented_columns_pct"]["floatValue"] <= 100
 
     # the run's logs in Dagit show progress the way the terminal does: databases done / total
@@ -73,9 +75,9 @@ def test_push_to_datahub_lite_after_ui_materialization(dagit_ready):
     keys = [n["assetKey"]["path"] for n in dagit.dagster.graphql(ASSET_KEYS)["assetNodes"]]
     if push_key not in keys:
         pytest.skip(f"no {push_key} asset in the definitions yet (defs/push.py not landed): Lite check not run")
-    store = files.open_store(str(dagit.store_dir))
+    store = open_store(str(dagit.store_dir))
     for db in dagit.databases:  # every allowed database has its MCE file (the sensor's first runs, or a click)
-        if db not in files.list_mce_databases(store, dagit.source):
+        if db not in list_mce_databases(store, dagit.source):
             dagit.materialize(dagit.mce_asset, db)
     dagit.materialize(push_key, None)  # Materialize on the push asset
 
@@ -85,7 +87,7 @@ def test_push_to_datahub_lite_after_ui_materialization(dagit_ready):
                             read_only=True)
     try:
         for db in dagit.databases:
-            for m in files.read_mcps(store.read_bytes(files.mce_key(dagit.source, db))):
+            for m in read_mcps(store.read_bytes(mce_key(dagit.source, db))):
                 if m.aspectName == "schemaMetadata":
                     stored = (lite.get(m.entityUrn, aspects=["schemaMetadata"], typed=True) or {})
                     assert stored.get("schemaMetadata") == m.aspect, m.entityUrn

@@ -5,7 +5,8 @@ import json
 from dagster import DagsterInstance, DynamicPartitionsDefinition
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from metadata_assets.datahub import files
+from metadata_assets.storage.layout import mce_key
+from metadata_assets.storage.store import LocalStore
 from metadata_assets.definitions import build_definitions
 from metadata_assets.defs.extraction import mce_asset_key
 from metadata_assets.defs.extraction import build_mce_asset
@@ -50,7 +51,7 @@ def test_range_run_materializes_each_partition_with_its_own_metadata(schema, tmp
     assert (shop_meta["tables"].value, shop_meta["views"].value) == (4, 1)
     assert shop_meta["columns"].value == 6 + 6 + 4 + 1 + 4
     assert 0 < shop_meta["documented_columns_pct"].value < 100
-    assert shop_meta["path"].value == files.LocalStore(cfg.storage.uri).uri(files.mce_key("src", shop))
+    assert shop_meta["path"].value == LocalStore(cfg.storage.uri).uri(mce_key("src", shop))
     assert mats[shop].tags["dagster/data_version"] == shop_meta["content_hash"].value
     assert mats[shop].tags["dagster/data_version"] != mats[billing].tags["dagster/data_version"]
     assert json.loads(open(shop_meta["path"].value).read())[0]["entityType"] == "container"
@@ -96,8 +97,8 @@ def test_stores_sinks_and_sources_are_resources_registered_in_the_definitions(sc
     run = swapped.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=instance, asset_selection=[mce_asset_key(source)], partition_key=db, run_config=QUIET)
     assert run.success
-    assert files.LocalStore(tmp_path / "other_store").read_bytes(files.mce_key("src", db)) is not None
-    assert files.LocalStore(cfg.storage.uri).read_bytes(files.mce_key("src", db)) is None
+    assert LocalStore(tmp_path / "other_store").read_bytes(mce_key("src", db)) is not None
+    assert LocalStore(cfg.storage.uri).read_bytes(mce_key("src", db)) is None
     assert push_source(swapped, instance, source, print_fn=lambda m: None)
     lite = lite_reader(str(tmp_path / "other_lite.sqlite"))
     try:

@@ -21,8 +21,9 @@ import pytest
 from datahub.emitter.mce_builder import make_dataset_urn
 from datahub.lite.lite_util import get_datahub_lite
 
-from metadata_assets.datahub import files
 from metadata_assets.local_mariadb import free_port
+from metadata_assets.storage.layout import list_mce_databases, mce_key
+from metadata_assets.storage.store import open_store
 
 REPO = Path(__file__).parents[1]
 SOURCE = "demo_mysql"
@@ -72,11 +73,11 @@ def test_demo_no_ui_materializes_everything_and_stops_mariadb(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
 
-    store = files.open_store(str(home / "mce"))
-    assert sorted(files.list_mce_databases(store, SOURCE)) == sorted(EXPECTED_DATASETS)
+    store = open_store(str(home / "mce"))
+    assert sorted(list_mce_databases(store, SOURCE)) == sorted(EXPECTED_DATASETS)
     n_datasets = n_proposals = 0
     for db, tables in EXPECTED_DATASETS.items():
-        mcps = json.loads(store.read_bytes(files.mce_key(SOURCE, db)))
+        mcps = json.loads(store.read_bytes(mce_key(SOURCE, db)))
         urns = {m["entityUrn"] for m in mcps if m["entityType"] == "dataset"}
         assert urns == {make_dataset_urn("mysql", f"{db}.{t}", "PROD") for t in tables}, db
         n_datasets += len(urns)

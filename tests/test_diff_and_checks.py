@@ -6,7 +6,7 @@ import pytest
 from dagster import AssetCheckKey, AssetCheckSeverity, DagsterInstance
 
 from metadata_assets.catalog import Column, Database, Table
-from metadata_assets.datahub import files
+from metadata_assets.storage.store import LocalStore
 from metadata_assets.defs.checks import BREAKING, COVERAGE, schema_change_metadata
 from metadata_assets.defs.extraction import build_mce_asset, materialization, mce_asset_key
 from metadata_assets.diff import diff, type_change_breaks
@@ -87,7 +87,7 @@ def test_materialization_records_the_exact_change_against_real_mariadb(schema, t
     db = schema.create("m", "CREATE TABLE t (id INT PRIMARY KEY COMMENT 'id', email VARCHAR(100) COMMENT 'mail')",
                        "CREATE TABLE keep (id INT)")
     schema.grant()
-    source, store = schema.source(), files.LocalStore(tmp_path)
+    source, store = schema.source(), LocalStore(tmp_path)
     key = mce_asset_key(source)
     (first,) = extract(source, [db], store)
     meta = materialization(key, first, source).metadata

@@ -4,8 +4,8 @@ and leaves no reading thread behind when its caller stops early."""
 import threading
 
 from metadata_assets import extract as ex
-from metadata_assets.datahub import files
 from metadata_assets.sources.mysql import kind as mysql_kind
+from metadata_assets.storage.store import LocalStore
 
 
 def test_next_batch_is_read_while_this_one_is_written(schema, tmp_path, monkeypatch):
@@ -37,7 +37,7 @@ def test_next_batch_is_read_while_this_one_is_written(schema, tmp_path, monkeypa
         return original_write(store, source_name, db, *a, **k)
     monkeypatch.setattr(ex, "write_database", write_database)
 
-    results = list(ex.extract(source, dbs, files.LocalStore(tmp_path)))
+    results = list(ex.extract(source, dbs, LocalStore(tmp_path)))
     assert [r.database for r in results] == dbs and all(r.ok for r in results)
     assert seen_during_first_write == [True]
     assert reads_started == [[d] for d in dbs]
@@ -46,7 +46,7 @@ def test_next_batch_is_read_while_this_one_is_written(schema, tmp_path, monkeypa
 def test_a_caller_that_stops_early_leaves_no_reading_thread(schema, tmp_path):
     dbs = [schema.create(f"d{i}", "CREATE TABLE t (id INT PRIMARY KEY)") for i in range(3)]
     schema.grant()
-    gen = ex.extract(schema.source(batch_size=1), dbs, files.LocalStore(tmp_path))
+    gen = ex.extract(schema.source(batch_size=1), dbs, LocalStore(tmp_path))
     first = next(gen)
     assert first.ok and any(t.name.startswith("read-src") for t in threading.enumerate())
     gen.close()

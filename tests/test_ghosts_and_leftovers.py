@@ -21,10 +21,12 @@ from datahub.emitter.mce_builder import make_schema_field_urn
 from datahub.metadata.urns import SchemaFieldUrn
 
 from metadata_assets.catalog import Column, Database, ForeignKey, Table
-from metadata_assets.datahub import files
+from metadata_assets.datahub.mce_json import read_mcps
 from metadata_assets.datahub.mcps import LineageResolver, UrnRules, database_mcps
 from metadata_assets.extract import extract
 from metadata_assets.sources.mysql import quote_ident
+from metadata_assets.storage.layout import mce_key
+from metadata_assets.storage.store import LocalStore, open_store
 
 RULES = UrnRules()
 
@@ -37,7 +39,7 @@ def extract_ok(source, databases, store) -> dict:
 
 def aspects_of(store, db: str) -> dict[str, dict]:
     out: dict[str, dict] = {}
-    for m in files.read_mcps(store.read_bytes(files.mce_key("src", db))):
+    for m in read_mcps(store.read_bytes(mce_key("src", db))):
         out.setdefault(m.entityUrn, {})[m.aspectName] = m.aspect
     return out
 
@@ -75,7 +77,7 @@ def test_view_over_a_dropped_table_gets_an_empty_schema_and_no_ghost_lineage(sch
     )
     schema.grant()
     cfg = schema.project(tmp_path)
-    store = files.LocalStore(tmp_path / "store")
+    store = LocalStore(tmp_path / "store")
     v, base, kept = RULES.dataset(db, "v"), RULES.dataset(db, "base"), RULES.dataset(db, "kept")
 
     extract_ok(cfg.sources[0], [db], store)
@@ -97,12 +99,12 @@ def test_view_over_a_dropped_table_gets_an_empty_schema_and_no_ghost_lineage(sch
     up = after[v]["upstreamLineage"]
     assert [u.dataset for u in up.upstreams] == [kept]
     assert {SchemaFieldUrn.from_string(f).parent for fl in up.fineGrainedLineages or [] for f in fl.upstreams} == {kept}
-    assert base not in (store.read_bytes(files.mce_key("src", db)) or b"").decode()
+    assert base not in (store.read_bytes(mce_key("src", db)) or b"").decode()
     assert [u.dataset for u in after[RULES.dataset(db, "fine")]["upstreamLineage"].upstreams] == [kept]
     # one warning for the view, saying the lineage was left out (the reader's broken-view warning carries it)
     mine = [w for w in r.warnings if w.startswith("view 'v'")]
     assert len(mine) == 1 and f"lineage to missing table '{db}.base' left out" in mine[0], r.warnings
-    for m in files.read_mcps(store.read_bytes(files.mce_key("src", db))):
+    for m in read_mcps(store.read_bytes(mce_key("src", db))):
         m.validate()
 
     # pushed: DataHub (Lite) now holds the empty schema, not the view's previous columns
@@ -117,7 +119,7 @@ def test_all_upstreams_gone_sends_an_empty_lineage(schema, tmp_path):
     db = schema.create("only", "CREATE TABLE base (id INT)", "CREATE VIEW v AS SELECT id FROM base",
                        "DROP TABLE base")
     schema.grant()
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     (r,) = extract_ok(schema.source(), [db], store).values()
     up = aspects_of(store, db)[RULES.dataset(db, "v")]["upstreamLineage"]
     assert up.upstreams == [] and not up.fineGrainedLineages
@@ -136,7 +138,7 @@ def test_lineage_to_other_databases_is_left_out_only_when_known_gone(schema, tmp
     )
     schema.server.execute(f"DROP TABLE {quote_ident(other)}.gone", f"DROP TABLE {quote_ident(outside)}.gone2")
     schema.grant()
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     # `outside` is not extracted at all; `other` is in the views' batch only with batch_size 10
     results = extract_ok(schema.source(batch_size=batch_size), [other, db], store)
     got = aspects_of(store, db)
@@ -208,7 +210,7 @@ def test_system_versioned_primary_key_names_only_fields(schema, tmp_path):
     finally:
         conn.close()
     schema.grant()
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     (r,) = extract_ok(schema.source(), [db], store).values()
     got = aspects_of(store, db)
     for name in ("sv", "child"):
@@ -241,12 +243,12 @@ def test_foreign_key_over_a_hidden_column_is_left_out():
 # --- 4: temp files of a killed writer -----------------------------------------------------------------------------
 
 def test_remove_stale_temp_deletes_only_old_write_temp_files(tmp_path):
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     store.write_bytes("src/mce/a.json", b"[]")
     # a real leftover: a writer killed between writing its temp file and renaming it
-    code = ("import os, sys; from metadata_assets.datahub import files\n"
+    code = ("import os, sys; from metadata_assets.storage.store import LocalStore\n"
             "os.replace = lambda *a: os._exit(9)\n"
-            f"files.LocalStore({str(tmp_path)!r}).write_bytes('src/snapshots/b%2Ec.json', b'{{}}')\n")
+            f"LocalStore({str(tmp_path)!r}).write_bytes('src/snapshots/b%2Ec.json', b'{{}}')\n")
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 9
     (killed,) = (tmp_path / "src" / "snapshots").iterdir()
     assert killed.name.startswith(".b%2Ec.json.") and killed.name.endswith(".tmp")
@@ -306,7 +308,7 @@ def test_extraction_leaves_no_temp_dir(schema, tmp_path, private_tmpdir):
     db = schema.create("tmpdirs", "CREATE TABLE t (id INT)", "CREATE VIEW v AS SELECT id FROM t")
     db2 = schema.create("tmpdirs2", "CREATE TABLE t (id INT)")
     schema.grant()
-    extract_ok(schema.source(batch_size=1), [db, db2], files.LocalStore(tmp_path / "store"))
+    extract_ok(schema.source(batch_size=1), [db, db2], LocalStore(tmp_path / "store"))
     assert list(private_tmpdir.iterdir()) == []
 
 
@@ -329,7 +331,7 @@ def test_demo_listing_leaves_out_soft_deleted_tables_and_databases(schema, tmp_p
     b = schema.create("listb", "CREATE TABLE t3 (id INT)")
     schema.grant()
     cfg = schema.project(tmp_path)
-    store = files.open_store(cfg.storage.uri)
+    store = open_store(cfg.storage.uri)
     extract_ok(cfg.sources[0], [a, b], store)
     push_lite(cfg, store)
     assert listed(lite_listing(cfg.datahub.lite.path)) == {a: {"t1", "t2", "v"}, b: {"t3"}}
@@ -358,7 +360,7 @@ def test_catalog_ls_hides_soft_deleted_entities_unless_all(schema, tmp_path, cap
                                                    "password_env": schema.password_env}],
                                       "storage": {"uri": cfg.storage.uri},
                                       "datahub": {"lite": {"path": cfg.datahub.lite.path}}}))
-    store = files.open_store(cfg.storage.uri)
+    store = open_store(cfg.storage.uri)
     extract_ok(cfg.sources[0], [a], store)
     push_lite(cfg, store)
     schema.server.execute(f"DROP TABLE {quote_ident(a)}.t2")

@@ -18,7 +18,8 @@ from metadata_assets import history, notify
 from metadata_assets.catalog import Column, Database, Table
 from metadata_assets.change_config import History, Notifications, Webhook
 from metadata_assets.config import ConfigError, ProjectConfig, parse
-from metadata_assets.datahub import files
+from metadata_assets.storage.layout import mce_key
+from metadata_assets.storage.store import LocalStore, open_store
 from metadata_assets.defs.checks import BREAKING as BREAKING_CHECK, evaluate
 from metadata_assets.defs.extraction import materialization, mce_asset_key
 from metadata_assets.defs.notifications import build_notification_sensor
@@ -104,7 +105,7 @@ def test_ddl_sequence_gives_the_timeline_classes_and_one_notification_per_change
     schema.grant()
     source = schema.source(notifications=hooks(monkeypatch, receiver))
     root = tmp_path / "store"
-    store = files.LocalStore(root)
+    store = LocalStore(root)
 
     def run():
         (r,) = extract(source, [db], store)
@@ -175,7 +176,7 @@ def test_a_receiver_down_slow_or_failing_loses_nothing_and_blocks_nothing(schema
     db = schema.create("f", "CREATE TABLE t (id INT PRIMARY KEY, gone INT)")
     schema.grant()
     source = schema.source(notifications=hooks(monkeypatch, receiver, timeout_s=0.5, attempts=2))
-    store = files.LocalStore(tmp_path / "store")
+    store = LocalStore(tmp_path / "store")
     targets = notify.targets_for(ProjectConfig(), source)
     assert all(r.ok for r in extract(source, [db], store))
     schema.server.execute(f"ALTER TABLE `{db}`.t DROP COLUMN gone")
@@ -223,7 +224,7 @@ def test_a_receiver_down_slow_or_failing_loses_nothing_and_blocks_nothing(schema
 
 
 def test_a_crash_between_history_and_files_records_each_version_once(tmp_path):
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     rec = history.Recorder(store, "src", History(), {}, Notifications(queue_risk="safe"))
     one, two = _db(["id", "a"]), _db(["id"])
     assert rec.record(one, None, one.schema_hash(), "v1", None).seq == 1
@@ -244,7 +245,7 @@ def _db(columns, name="d", table="t") -> Database:
 
 def test_retention_keeps_at_most_n_versions_and_none_older_than_d_days(tmp_path):
     now = [1_700_000_000.0]
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     rec = history.Recorder(store, "src", History(keep_versions=3, keep_days=10), {}, Notifications(),
                            clock=lambda: now[0])
     prev = None
@@ -264,7 +265,7 @@ def test_retention_keeps_at_most_n_versions_and_none_older_than_d_days(tmp_path)
 
 def test_hostile_names_are_escaped_in_every_payload(tmp_path, receiver, monkeypatch):
     evil = "<!channel> `x` *b* _i_ ~s~ & \"q\"\n<https://evil|click>"
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     rec = history.Recorder(store, "src", History(), {}, Notifications())
     one = _db(["id", evil], name="db&<b>", table=evil)
     two = _db(["id"], name="db&<b>", table=evil)
@@ -327,7 +328,7 @@ def test_history_command_lists_versions_diffs_and_the_schema_at_a_date(schema, t
     db = schema.create("c", "CREATE TABLE t (id INT PRIMARY KEY, a INT)", "CREATE TABLE u (id INT)")
     schema.grant()
     config = _write_config(schema, tmp_path)
-    source, store = schema.source(), files.LocalStore(tmp_path / "store")
+    source, store = schema.source(), LocalStore(tmp_path / "store")
     assert all(r.ok for r in extract(source, [db], store))
     schema.server.execute(f"ALTER TABLE `{db}`.t DROP COLUMN a, ADD COLUMN b INT NOT NULL",
                           f"CREATE INDEX by_id ON `{db}`.u (id)")
@@ -378,7 +379,7 @@ def test_the_extraction_run_notifies_at_its_end_and_a_dead_receiver_never_fails_
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(f"{source.name}_databases", [db])
     job = Definitions(assets=[build_mce_asset(cfg, source)]).resolve_implicit_global_asset_job_def()
-    store = files.LocalStore(tmp_path / "store")
+    store = LocalStore(tmp_path / "store")
 
     def run():
         result = job.execute_in_process(instance=instance, partition_key=db)
@@ -413,7 +414,7 @@ def test_history_and_outbox_on_gcs(receiver, monkeypatch):
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
         bucket = f"b-{uuid.uuid4().hex[:12]}"
         storage.Client().create_bucket(bucket)
-        store = files.open_store(f"gs://{bucket}/team")
+        store = open_store(f"gs://{bucket}/team")
         rec = history.Recorder(store, "src", History(keep_versions=2), {}, Notifications())
         dbs = [_db(["id", "a", "b"]), _db(["id", "a"]), _db(["id"])]
         prev = None
@@ -439,7 +440,7 @@ def test_renames_and_broken_views_on_real_mariadb(schema, tmp_path):
     db = schema.create("b", "CREATE TABLE base (id INT PRIMARY KEY, v INT)", "CREATE VIEW reader AS SELECT id FROM base",
                        "CREATE TABLE old_name (id INT PRIMARY KEY, label VARCHAR(20) NOT NULL)")
     schema.grant()
-    source, store = schema.source(), files.LocalStore(tmp_path)
+    source, store = schema.source(), LocalStore(tmp_path)
     (first,) = extract(source, [db], store)
     assert first.history_version == 1
     schema.server.execute(f"DROP TABLE `{db}`.base", f"RENAME TABLE `{db}`.old_name TO `{db}`.new_name")
@@ -489,7 +490,7 @@ def test_every_kind_of_change_gets_its_rule_and_default_class():
 
 
 def test_a_refused_request_is_not_hammered_and_stale_entries_are_dropped_visibly(tmp_path, receiver, monkeypatch):
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     rec = history.Recorder(store, "src", History(), {}, Notifications())
     one, two = _db(["id", "a"]), _db(["id"])
     rec.record(one, None, one.schema_hash(), "v1", None)
@@ -512,11 +513,11 @@ def test_a_fault_while_recording_fails_the_database_and_leaves_its_files(schema,
     db = schema.create("x", "CREATE TABLE t (id INT PRIMARY KEY, a INT)")
     schema.grant()
     source = schema.source()
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     assert all(r.ok for r in extract(source, [db], store))
-    mce = store.read_bytes(files.mce_key("src", db))
+    mce = store.read_bytes(mce_key("src", db))
 
-    class HistoryDown(files.LocalStore):
+    class HistoryDown(LocalStore):
         def list(self, prefix):
             if "/history/" in prefix:
                 raise OSError("the history is unreachable")
@@ -525,13 +526,13 @@ def test_a_fault_while_recording_fails_the_database_and_leaves_its_files(schema,
     schema.server.execute(f"ALTER TABLE `{db}`.t DROP COLUMN a")
     (failed,) = extract(source, [db], HistoryDown(tmp_path))
     assert not failed.ok and "the history is unreachable" in failed.error
-    assert store.read_bytes(files.mce_key("src", db)) == mce  # the old file, as it was
+    assert store.read_bytes(mce_key("src", db)) == mce  # the old file, as it was
     (again,) = extract(source, [db], store)
-    assert again.ok and again.history_version == 2 and store.read_bytes(files.mce_key("src", db)) != mce
+    assert again.ok and again.history_version == 2 and store.read_bytes(mce_key("src", db)) != mce
 
 
 def test_one_delivery_pass_at_a_time(tmp_path, receiver, monkeypatch):
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     rec = history.Recorder(store, "src", History(), {}, Notifications())
     one, two = _db(["id", "a"]), _db(["id"])
     rec.record(one, None, one.schema_hash(), "v1", None)
@@ -553,7 +554,7 @@ def test_each_database_of_a_run_carries_only_its_own_diff(schema, tmp_path):
     schema.grant()
     cfg = schema.project(tmp_path)
     src = cfg.sources[0]
-    store = files.open_store(cfg.storage.uri)
+    store = open_store(cfg.storage.uri)
     assert all(r.ok for r in extract(src, [changed, same], store))
     schema.server.execute(f"ALTER TABLE `{changed}`.t ADD COLUMN added INT")
     results = {r.database: r for r in extract(src, [changed, same], store, rewrite=True)}
@@ -568,7 +569,7 @@ def test_a_fault_while_queueing_a_change_records_no_version_and_the_next_run_que
     db = schema.create("q", "CREATE TABLE t (id INT PRIMARY KEY, a INT)")
     schema.grant()
     source = schema.source()
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     assert all(r.ok for r in extract(source, [db], store))
     real = history.create_only
 

@@ -6,10 +6,10 @@ import pytest
 
 from metadata_assets import history, local_postgres, notify
 from metadata_assets.config import ProjectConfig
-from metadata_assets.datahub import files
 from metadata_assets.extract import extract
 from metadata_assets.sources.postgres.config import PostgresSource
 from metadata_assets.sources.postgres.reader import grant_statements
+from metadata_assets.storage.store import LocalStore
 from tests.test_history import Receiver
 
 DB = "pg_hist"
@@ -37,7 +37,7 @@ def test_postgres_ddl_sequence_timeline_and_notifications(pg, tmp_path, monkeypa
     monkeypatch.setenv("PG_HIST_PASSWORD", "pw")
     receiver = Receiver()
     monkeypatch.setenv("PG_HOOK", receiver.url("/hook"))
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
 
     def run():
         (r,) = extract(source, [DB], store)

@@ -5,9 +5,10 @@ import json
 import pymysql
 import pytest
 
-from metadata_assets.datahub import files
 from metadata_assets.extract import extract
 from metadata_assets.sources.mysql import MySQLReader, connect, grant_statements
+from metadata_assets.storage.layout import mce_key
+from metadata_assets.storage.store import LocalStore
 
 
 def test_select_denied_and_full_schema_extracted(schema, tmp_path):
@@ -23,7 +24,7 @@ def test_select_denied_and_full_schema_extracted(schema, tmp_path):
             assert denied.value.args[0] == 1142  # SELECT command denied
     conn.close()
 
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     results = {r.database: r for r in extract(source, [shop, billing, analytics], store)}
     assert all(r.ok and not r.missing for r in results.values())
     assert not any("over-privileged" in w for r in results.values() for w in r.warnings)
@@ -47,7 +48,7 @@ def test_select_denied_and_full_schema_extracted(schema, tmp_path):
     (invoice_fk,) = {t.name: t for t in results[billing].snapshot.tables}["invoices"].foreign_keys
     assert (invoice_fk.ref_database, invoice_fk.ref_table) == (shop, "orders")  # across databases
 
-    mce = json.loads(store.read_bytes(files.mce_key("src", shop)))
+    mce = json.loads(store.read_bytes(mce_key("src", shop)))
     view_urn = f"urn:li:dataset:(urn:li:dataPlatform:mysql,{shop}.paid_orders,PROD)"
     lineage = [m for m in mce if m["entityUrn"] == view_urn and m["aspectName"] == "upstreamLineage"]
     assert {u["dataset"] for u in lineage[0]["aspect"]["json"]["upstreams"]} == {
@@ -60,7 +61,7 @@ def test_over_privileged_account_is_flagged(schema, tmp_path):
     db = schema.create("x", "CREATE TABLE t (id INT PRIMARY KEY)")
     schema.grant()
     schema.server.execute(f"GRANT SELECT ON `{db}`.* TO '{schema.user}'@'%'")
-    (result,) = extract(schema.source(), [db], files.LocalStore(tmp_path))
+    (result,) = extract(schema.source(), [db], LocalStore(tmp_path))
     assert result.ok
     assert any("over-privileged" in w for w in result.warnings)
 
@@ -82,9 +83,9 @@ def test_select_on_an_unrelated_database_is_not_flagged_but_a_wildcard_match_is(
     other = schema.create("other_app", "CREATE TABLE t (id INT)")
     schema.grant([db])
     schema.server.execute(f"GRANT SELECT ON `{other}`.* TO '{schema.user}'@'%'")
-    (result,) = extract(schema.source(), [db], files.LocalStore(tmp_path))
+    (result,) = extract(schema.source(), [db], LocalStore(tmp_path))
     assert not any("over-privileged" in w for w in result.warnings)
     # `_` is a wildcard in a GRANT: this one covers the extracted database too
     schema.server.execute(f"GRANT SELECT ON `{db.replace('y_1', 'y_')}_`.* TO '{schema.user}'@'%'")
-    (result,) = extract(schema.source(), [db], files.LocalStore(tmp_path))
+    (result,) = extract(schema.source(), [db], LocalStore(tmp_path))
     assert any("over-privileged" in w for w in result.warnings)

@@ -6,10 +6,10 @@ import sqlite3
 
 from datahub.lite.lite_util import get_datahub_lite
 
-from metadata_assets.datahub import files
 from metadata_assets.datahub.push import forget_database, push
 from metadata_assets.datahub.sinks import LiteSink, lite_reader
 from metadata_assets.extract import extract, rules_for
+from metadata_assets.storage.store import open_store
 
 
 def edges(path) -> set[tuple]:
@@ -34,7 +34,7 @@ def test_per_entity_index_equals_a_full_reindex_after_each_push(schema, tmp_path
     shop, billing, analytics, _ = schema.load_sample()
     schema.grant()
     cfg = schema.project(tmp_path)
-    source, store = cfg.sources[0], files.open_store(cfg.storage.uri)
+    source, store = cfg.sources[0], open_store(cfg.storage.uri)
     lite_path = cfg.datahub.lite.path
 
     def refresh_and_push(databases):

@@ -5,10 +5,12 @@ first push, a changed push, a duplicate and a soft delete. Real files from real 
 import json
 
 from metadata_assets.config import LiteTarget
-from metadata_assets.datahub import files
 from metadata_assets.datahub.lite_write import plain, write_objs
+from metadata_assets.datahub.mce_json import proposal_obj, read_mcps
 from metadata_assets.datahub.sinks import LiteSink
 from metadata_assets.extract import extract, rules_for
+from metadata_assets.storage.layout import mce_key
+from metadata_assets.storage.store import open_store
 
 SYSTEM = {"lastObserved": 1_700_000_000_000, "runId": "run-1"}
 
@@ -22,7 +24,7 @@ def tables(sink: LiteSink) -> tuple[list, list]:
 def library_write(sink: LiteSink, objs: list[dict], system: dict) -> None:
     from datahub.metadata.schema_classes import SystemMetadataClass
 
-    mcps = files.read_mcps(json.dumps(objs).encode())
+    mcps = read_mcps(json.dumps(objs).encode())
     for m in mcps:
         m.systemMetadata = SystemMetadataClass.from_obj(dict(system))
     sink.emit(mcps)
@@ -40,20 +42,20 @@ def test_the_same_rows_and_edges_as_lites_own_write(schema, tmp_path):
     schema.grant()
     cfg = schema.project(tmp_path)
     src = cfg.sources[0]
-    store = files.open_store(cfg.storage.uri)
+    store = open_store(cfg.storage.uri)
     assert all(r.ok for r in extract(src, dbs, store))
-    per_db = {db: json.loads(store.read_bytes(files.mce_key(src.name, db))) for db in dbs}
+    per_db = {db: json.loads(store.read_bytes(mce_key(src.name, db))) for db in dbs}
     assert sum(map(len, per_db.values())) > 50 and all(plain(o) for objs in per_db.values() for o in objs)
 
     theirs, ours = LiteSink(LiteTarget(path=str(tmp_path / "a.sqlite"))), LiteSink(LiteTarget(path=str(tmp_path / "b.sqlite")))
     try:
         steps = [(objs, SYSTEM) for objs in per_db.values()]  # a first push
         steps.append((per_db[dbs[0]], {**SYSTEM, "lastObserved": SYSTEM["lastObserved"] + 1}))  # a duplicate
-        changed_mcps = files.read_mcps(json.dumps(per_db[dbs[1]]).encode())  # as extraction would write it
+        changed_mcps = read_mcps(json.dumps(per_db[dbs[1]]).encode())  # as extraction would write it
         for m in changed_mcps:
             if m.aspectName == "datasetProperties":
                 m.aspect.description = "changed <b>&'\"\n"
-        changed = [files.proposal_obj(m) for m in changed_mcps]
+        changed = [proposal_obj(m) for m in changed_mcps]
         steps.append((changed, {**SYSTEM, "lastObserved": SYSTEM["lastObserved"] + 2, "runId": "run-2"}))
         gone = next(o["entityUrn"] for o in per_db[dbs[2]] if o["entityType"] == "dataset")
         steps.append(([{"entityType": "dataset", "entityUrn": gone, "changeType": "UPSERT", "aspectName": "status",
@@ -75,9 +77,9 @@ def test_nothing_of_a_failed_call_is_committed(schema, tmp_path):
     db = schema.create("one", "CREATE TABLE t (id INT PRIMARY KEY)")
     schema.grant()
     cfg = schema.project(tmp_path)
-    store = files.open_store(cfg.storage.uri)
+    store = open_store(cfg.storage.uri)
     assert all(r.ok for r in extract(cfg.sources[0], [db], store))
-    objs = json.loads(store.read_bytes(files.mce_key("src", db)))
+    objs = json.loads(store.read_bytes(mce_key("src", db)))
     sink = LiteSink(LiteTarget(path=str(tmp_path / "lite.sqlite")))
     try:
         broken = objs + [{"entityType": "dataset", "changeType": "UPSERT", "aspectName": "status",

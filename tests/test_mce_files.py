@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from metadata_assets.datahub import files
+from metadata_assets.datahub.mce_json import read_mcps, serialize_mcps
+from metadata_assets.storage.database_files import data_version, read_version
+from metadata_assets.storage.layout import decode_name, encode_name, mce_key, snapshot_key, version_key
+from metadata_assets.storage.store import LocalStore, sha256
 from metadata_assets.datahub.mcps import UrnRules
 from metadata_assets.extract import extract
 from test_conformance import AWKWARD_DB, create_awkward
@@ -25,14 +28,14 @@ def cli_env(home: Path) -> dict:
     return {**os.environ, "DATAHUB_TELEMETRY_ENABLED": "false", "HOME": str(home)}
 
 
-def extract_all(schema, root: Path, **source_overrides) -> files.LocalStore:
-    store = files.LocalStore(root)
+def extract_all(schema, root: Path, **source_overrides) -> LocalStore:
+    store = LocalStore(root)
     results = list(extract(schema.source(**source_overrides), sorted(schema.databases), store))
     assert all(r.ok and not r.missing for r in results), [(r.database, r.error) for r in results]
     return store
 
 
-def mce_files(store: files.LocalStore) -> list[Path]:
+def mce_files(store: LocalStore) -> list[Path]:
     found = sorted((store.root / "src" / "mce").glob("*.json"))
     assert found
     return found
@@ -73,7 +76,7 @@ def test_every_file_passes_datahub_check_metadata_file(sample, tmp_path):
         assert result.exit_code == 0 and f"{n} MCEs found - all valid" in result.output, (p.name, result.output)
     assert CliRunner().invoke(datahub, ["check", "metadata-file", str(bad_path)]).exit_code != 0
 
-    awkward = next(p for p in paths if files.decode_name(p.stem) == sample.db(AWKWARD_DB))
+    awkward = next(p for p in paths if decode_name(p.stem) == sample.db(AWKWARD_DB))
     procs = {p: subprocess.Popen([DATAHUB_CLI, "check", "metadata-file", str(p)], env=cli_env(tmp_path),
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for p in (awkward, bad_path)}
     outcomes = {p: (proc.communicate(timeout=300)[0].decode(errors="replace"), proc.returncode)
@@ -100,7 +103,7 @@ def test_files_ingest_with_the_file_source_into_datahub_lite(sample, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
-    expected = [m for p in mce_files(store) for m in files.read_mcps(p.read_bytes())]
+    expected = [m for p in mce_files(store) for m in read_mcps(p.read_bytes())]
     assert len(expected) > 100
     lite = get_datahub_lite({"type": "sqlite", "config": {"file": str(lite_file), "read_only": True}}, read_only=True)
     try:
@@ -120,8 +123,8 @@ def test_files_read_back_as_the_proposals_written(sample, tmp_path):
     store = extract_all(sample, tmp_path / "store")
     for p in mce_files(store):
         raw = p.read_bytes()
-        mcps = files.read_mcps(raw)
-        assert files.serialize_mcps(mcps) == raw
+        mcps = read_mcps(raw)
+        assert serialize_mcps(mcps) == raw
         assert all(m.validate() for m in mcps)
 
 
@@ -138,7 +141,7 @@ def test_extracting_twice_gives_byte_identical_files(sample, tmp_path):
     second = extract_all(sample, tmp_path / "b")
     # batch composition must not matter either: one database per batch, and the awkward one alone
     third = extract_all(sample, tmp_path / "c", batch_size=1)
-    alone = files.LocalStore(tmp_path / "d")
+    alone = LocalStore(tmp_path / "d")
     (r,) = extract(sample.source(), [sample.db(AWKWARD_DB)], alone)
     assert r.ok
 
@@ -163,7 +166,7 @@ def test_platform_instance_urns_and_aspects(sample, tmp_path):
     shop = sample.db("shop")
     mcps = {}
     for p in mce_files(store):
-        for m in files.read_mcps(p.read_bytes()):
+        for m in read_mcps(p.read_bytes()):
             mcps.setdefault(m.entityUrn, {})[m.aspectName] = m.aspect
     datasets = {u for u in mcps if u.startswith("urn:li:dataset:")}
     assert f"urn:li:dataset:(urn:li:dataPlatform:mysql,eu-1.{shop}.orders,PROD)" in datasets
@@ -191,15 +194,15 @@ def leftovers(directory: Path) -> list[str]:
 
 @pytest.mark.parametrize("fail_in", ["fsync", "replace"])
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp_file(tmp_path, monkeypatch, fail_in):
-    store = files.LocalStore(tmp_path)
-    key = files.mce_key("src", "db")
+    store = LocalStore(tmp_path)
+    key = mce_key("src", "db")
     store.write_bytes(key, b"old content")
     target = tmp_path / "src" / "mce"
 
     def crash(*args, **kwargs):
         raise OSError("simulated crash")
 
-    monkeypatch.setattr(files.os, fail_in, crash)
+    monkeypatch.setattr(os, fail_in, crash)
     with pytest.raises(OSError, match="simulated crash"):
         store.write_bytes(key, b"new content " * 100_000)
     monkeypatch.undo()
@@ -208,17 +211,17 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp_file(tmp_path, monke
     assert store.list("src/mce") == [key]
 
     # a first write that fails leaves nothing at all
-    monkeypatch.setattr(files.os, fail_in, crash)
+    monkeypatch.setattr(os, fail_in, crash)
     with pytest.raises(OSError):
-        store.write_bytes(files.mce_key("src", "other"), b"x" * 1000)
+        store.write_bytes(mce_key("src", "other"), b"x" * 1000)
     monkeypatch.undo()
-    assert store.read_bytes(files.mce_key("src", "other")) is None
+    assert store.read_bytes(mce_key("src", "other")) is None
     assert leftovers(target) == [] and store.list("src/mce") == [key]
 
 
 def test_failed_write_of_a_bad_payload_leaves_no_temp_file(tmp_path):
-    store = files.LocalStore(tmp_path)
-    key = files.mce_key("src", "db")
+    store = LocalStore(tmp_path)
+    key = mce_key("src", "db")
     store.write_bytes(key, b"old")
     with pytest.raises(TypeError):
         store.write_bytes(key, "not bytes")  # type: ignore[arg-type]  # f.write raises midway
@@ -227,8 +230,8 @@ def test_failed_write_of_a_bad_payload_leaves_no_temp_file(tmp_path):
 
 
 def test_concurrent_readers_never_see_half_a_file(tmp_path):
-    store = files.LocalStore(tmp_path)
-    key = files.mce_key("src", "db")
+    store = LocalStore(tmp_path)
+    key = mce_key("src", "db")
     versions = [bytes([65 + i]) * (4 << 20) for i in range(2)]  # 4 MiB each: a torn write would show
     store.write_bytes(key, versions[0])
     stop = threading.Event()
@@ -259,8 +262,8 @@ def test_concurrent_readers_never_see_half_a_file(tmp_path):
 
 def test_written_files_get_the_usual_permissions_not_mkstemps_0600(tmp_path):
     """Readers running as another user (a `datahub ingest` container, a web server) must be able to read the files."""
-    store = files.LocalStore(tmp_path)
-    store.write_bytes(files.mce_key("src", "db"), b"[]")
+    store = LocalStore(tmp_path)
+    store.write_bytes(mce_key("src", "db"), b"[]")
     reference = tmp_path / "reference"
     reference.write_bytes(b"")  # created the ordinary way, under the same umask
     mode = (tmp_path / "src" / "mce" / "db.json").stat().st_mode & 0o777
@@ -275,9 +278,9 @@ def test_unchanged_schema_keeps_the_file_and_a_change_rewrites_it(schema, tmp_pa
                        "CREATE VIEW v AS SELECT id FROM t")
     schema.grant()
     source = schema.source()
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     (first,) = run_extract(source, [db], store)
-    path = tmp_path / "src" / "mce" / f"{files.encode_name(db)}.json"
+    path = tmp_path / "src" / "mce" / f"{encode_name(db)}.json"
     before, mtime = path.read_bytes(), path.stat().st_mtime_ns
 
     schema.server.execute(f"INSERT INTO `{db}`.t VALUES (1), (2), (3)", f"ANALYZE TABLE `{db}`.t")
@@ -307,10 +310,10 @@ def test_a_failure_while_building_proposals_keeps_the_old_file_and_snapshot(sche
     db = schema.create("midway", "CREATE TABLE a (id INT PRIMARY KEY)", "CREATE TABLE b (id INT PRIMARY KEY)")
     schema.grant()
     source = schema.source()
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     (first,) = extract_mod.extract(source, [db], store)
-    file_path = tmp_path / "src" / "mce" / f"{files.encode_name(db)}.json"
-    snap_path = tmp_path / "src" / "snapshots" / f"{files.encode_name(db)}.json"
+    file_path = tmp_path / "src" / "mce" / f"{encode_name(db)}.json"
+    snap_path = tmp_path / "src" / "snapshots" / f"{encode_name(db)}.json"
     before = file_path.read_bytes(), snap_path.read_bytes()
 
     schema.server.execute(f"ALTER TABLE `{db}`.b ADD COLUMN added INT")
@@ -331,12 +334,12 @@ def test_a_failure_while_building_proposals_keeps_the_old_file_and_snapshot(sche
 
     (fixed,) = extract_mod.extract(source, [db], store)
     assert fixed.ok and fixed.rewritten and file_path.read_bytes() != before[0]
-    assert fixed.proposals == len(files.read_mcps(file_path.read_bytes())) == first.proposals
-    assert fixed.file_sha256 == files.sha256(file_path.read_bytes())
+    assert fixed.proposals == len(read_mcps(file_path.read_bytes())) == first.proposals
+    assert fixed.file_sha256 == sha256(file_path.read_bytes())
 
 
 def test_no_proposals_serialize_as_an_empty_list():
-    assert files.serialize_mcps([]) == b"[]\n" == (json.dumps([], indent=2) + "\n").encode()
+    assert serialize_mcps([]) == b"[]\n" == (json.dumps([], indent=2) + "\n").encode()
 
 
 def test_version_records_spare_reading_snapshots(schema, tmp_path):
@@ -348,18 +351,18 @@ def test_version_records_spare_reading_snapshots(schema, tmp_path):
     db = schema.create("rec", "CREATE TABLE t (id INT PRIMARY KEY)", "CREATE VIEW v AS SELECT id FROM t")
     schema.grant()
     source = schema.source()
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     (first,) = run_extract(source, [db], store)
-    record = files.read_version(store, "src", db)
-    snapshot = json.loads(store.read_bytes(files.snapshot_key("src", db)))
+    record = read_version(store, "src", db)
+    snapshot = json.loads(store.read_bytes(snapshot_key("src", db)))
     assert record == {"data_version": first.data_version, "file_sha256": first.file_sha256,
                       "proposals": first.proposals, "file_warnings": first.warnings,
-                      "schema_version": files.data_version(first.snapshot, rules_for(source)),
+                      "schema_version": data_version(first.snapshot, rules_for(source)),
                       "figures": first.snapshot.profile_figures()}
     assert (snapshot["data_version"], snapshot["file_sha256"]) == (record["data_version"], record["file_sha256"])
 
     # the snapshot is not read when the record says the schema is unchanged
-    snap_path = tmp_path / "src" / "snapshots" / f"{files.encode_name(db)}.json"
+    snap_path = tmp_path / "src" / "snapshots" / f"{encode_name(db)}.json"
     snap_path.write_bytes(b"not json")
     (second,) = run_extract(source, [db], store)
     assert second.ok and not second.rewritten and second.previous is second.snapshot
@@ -368,20 +371,20 @@ def test_version_records_spare_reading_snapshots(schema, tmp_path):
     snap_path.write_bytes(json.dumps(snapshot).encode())
 
     # a store from before version records: read from the snapshot, and the record is added
-    (tmp_path / "src" / "versions" / f"{files.encode_name(db)}.json").unlink()
+    (tmp_path / "src" / "versions" / f"{encode_name(db)}.json").unlink()
     assert plan(store, "src", rules_for(source), state={}).pending == {db: first.data_version}
     (third,) = run_extract(source, [db], store)
-    assert not third.rewritten and files.read_version(store, "src", db) == record
+    assert not third.rewritten and read_version(store, "src", db) == record
 
     # a schema change replaces both; forgetting the database deletes all three files
     schema.server.execute(f"ALTER TABLE `{db}`.t ADD COLUMN c INT")
     (changed,) = run_extract(source, [db], store)
-    assert changed.rewritten and files.read_version(store, "src", db)["data_version"] == changed.data_version
+    assert changed.rewritten and read_version(store, "src", db)["data_version"] == changed.data_version
     assert changed.previous is not None and changed.previous.tables[0].columns != changed.snapshot.tables[0].columns
     from metadata_assets.datahub.push import forget_database
 
     forget_database(store, "src", db)
-    assert [store.read_bytes(k("src", db)) for k in (files.mce_key, files.snapshot_key, files.version_key)] == [
+    assert [store.read_bytes(k("src", db)) for k in (mce_key, snapshot_key, version_key)] == [
         None, None, None]
 
 
@@ -392,14 +395,14 @@ def test_an_old_snapshot_without_file_sha256_and_no_file_is_rebuilt(schema, tmp_
     db = schema.create("oldsnap", "CREATE TABLE t (id INT PRIMARY KEY)")
     schema.grant()
     source = schema.source()
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     (first,) = run_extract(source, [db], store)
-    snapshot = json.loads(store.read_bytes(files.snapshot_key("src", db)))
+    snapshot = json.loads(store.read_bytes(snapshot_key("src", db)))
     for key in ("file_sha256", "proposals", "file_warnings"):
         snapshot.pop(key)
-    store.write_bytes(files.snapshot_key("src", db), json.dumps(snapshot).encode())
-    store.delete(files.version_key("src", db))
-    store.delete(files.mce_key("src", db))
+    store.write_bytes(snapshot_key("src", db), json.dumps(snapshot).encode())
+    store.delete(version_key("src", db))
+    store.delete(mce_key("src", db))
     (again,) = run_extract(source, [db], store)
-    assert again.ok and again.rewritten and store.read_bytes(files.mce_key("src", db)) is not None
-    assert files.read_version(store, "src", db)["data_version"] == first.data_version
+    assert again.ok and again.rewritten and store.read_bytes(mce_key("src", db)) is not None
+    assert read_version(store, "src", db)["data_version"] == first.data_version

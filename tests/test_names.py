@@ -10,10 +10,12 @@ import json
 
 import pytest
 
-from metadata_assets.datahub import files
+from metadata_assets.datahub.mce_json import read_mcps
 from metadata_assets.datahub.mcps import UrnRules
 from metadata_assets.extract import extract
 from metadata_assets.sources.mysql import quote_ident
+from metadata_assets.storage.layout import decode_name, encode_name, list_mce_databases, mce_key, snapshot_key
+from metadata_assets.storage.store import LocalStore, open_store, sha256
 
 # database name suffixes (the test prefix goes in front)
 AWKWARD_DATABASES = ["ünï cødé", "we$ird-name", "back`tick", "select", "a.b", "..", "sl/ash", "100%", "주문" * 20]
@@ -24,13 +26,13 @@ AWKWARD_DATABASES = ["ünï cødé", "we$ird-name", "back`tick", "select", "a.b"
     "select", " lead", "tab\tname", "가" * 64, "\u0085ctl", "A", "a", "-x", "_", ".hidden",
 ])
 def test_file_name_encoding_round_trips_and_is_one_safe_path_component(name):
-    encoded = files.encode_name(name)
-    assert files.decode_name(encoded) == name
+    encoded = encode_name(name)
+    assert decode_name(encoded) == name
     assert "/" not in encoded and "\\" not in encoded and "\0" not in encoded
     assert encoded not in (".", "..") and not encoded.startswith(".")  # LocalStore.list hides dot files
     assert all(c.isprintable() and c not in " \t" for c in encoded)
-    assert len(files.mce_key("src", name).rsplit("/", 1)[1].encode()) <= 255  # a file name, not a path
-    assert files.decode_name(files.mce_key("src", name).rsplit("/", 1)[1][:-len(".json")]) == name
+    assert len(mce_key("src", name).rsplit("/", 1)[1].encode()) <= 255  # a file name, not a path
+    assert decode_name(mce_key("src", name).rsplit("/", 1)[1][:-len(".json")]) == name
 
 
 def test_file_names_stay_short_for_the_longest_database_names():
@@ -39,13 +41,13 @@ def test_file_names_stay_short_for_the_longest_database_names():
     (Non-printable non-ASCII characters are percent-encoded, 6 to 9 bytes each: a name made of many of them fails
     its own database with 'File name too long', loudly and alone.)"""
     for ch in ("a", " ", "%", "/", ".", "가", "\ufffd", "é", "ß"):
-        assert len((files.encode_name(ch * 64) + ".json").encode()) <= 255, repr(ch)
-    assert files.encode_name("A") != files.encode_name("a")
+        assert len((encode_name(ch * 64) + ".json").encode()) <= 255, repr(ch)
+    assert encode_name("A") != encode_name("a")
 
 
 def test_distinct_names_never_share_a_file():
     names = ["a.b", "a%2Eb", "a%2eb", "a b", "a%20b", "a+b", "a/b", "a%2Fb", "ü", "%C3%BC", "%FC"]
-    assert len({files.encode_name(n) for n in names}) == len(names)
+    assert len({encode_name(n) for n in names}) == len(names)
 
 
 def create_awkward_databases(schema) -> dict[str, str]:
@@ -68,18 +70,18 @@ def create_awkward_databases(schema) -> dict[str, str]:
 def test_awkward_names_extract_to_files_urns_and_view_sql(schema, tmp_path):
     dbs = create_awkward_databases(schema)
     schema.grant()
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     results = {r.database: r for r in extract(schema.source(), sorted(dbs.values()), store)}
     assert set(results) == set(dbs.values())
     bad = {n: (r.error, r.warnings) for n, r in results.items() if not r.ok or r.missing or r.warnings}
     assert not bad
 
     # one file per database, and the file names decode back to the database names
-    assert files.list_mce_databases(store, "src") == sorted(dbs.values())
+    assert list_mce_databases(store, "src") == sorted(dbs.values())
     rules = UrnRules()
     for db, r in results.items():
         assert (r.tables, r.views, r.columns) == (2, 1, 5 + 2 + 4)
-        mcps = files.read_mcps(store.read_bytes(files.mce_key("src", db)))
+        mcps = read_mcps(store.read_bytes(mce_key("src", db)))
         by_urn: dict[str, dict] = {}
         for m in mcps:
             by_urn.setdefault(m.entityUrn, {})[m.aspectName] = m.aspect
@@ -102,7 +104,7 @@ def test_awkward_names_extract_to_files_urns_and_view_sql(schema, tmp_path):
         assert sorted(u.dataset for u in lineage.upstreams) == sorted([table, orders])
         assert {f.downstreams[0].rsplit(",", 1)[1][:-1] for f in lineage.fineGrainedLineages} == {
             "select", "ünï cødé", "back`tick", "번호"}
-        snapshot = json.loads(store.read_bytes(files.snapshot_key("src", db)))
+        snapshot = json.loads(store.read_bytes(snapshot_key("src", db)))
         assert snapshot["name"] == db
 
 
@@ -116,13 +118,13 @@ def test_view_whose_base_table_was_dropped_is_a_warning_not_a_failure(schema, tm
         "DROP TABLE `base t`",
     )
     schema.grant()
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     (r,) = extract(schema.source(), [db], store)
     assert r.ok and not r.missing and r.error is None
     assert (r.tables, r.views) == (1, 2)
     assert len([w for w in r.warnings if "orphan-v$" in w]) == 1, r.warnings
     assert not any("fine view" in w for w in r.warnings)
-    mcps = files.read_mcps(store.read_bytes(files.mce_key("src", db)))
+    mcps = read_mcps(store.read_bytes(mce_key("src", db)))
     rules = UrnRules()
     urns = {m.entityUrn for m in mcps}
     assert {rules.dataset(db, "kept"), rules.dataset(db, "orphan-v$"), rules.dataset(db, "fine view")} <= urns
@@ -137,7 +139,7 @@ def test_dagster_asset_materializes_an_awkward_partition(schema, tmp_path):
     from dagster import DagsterInstance
 
     from metadata_assets.definitions import build_definitions
-    from metadata_assets.extract import data_version
+    from metadata_assets.storage.database_files import data_version
 
     db = schema.create(
         "ünï cødé $db-1",
@@ -155,20 +157,20 @@ def test_dagster_asset_materializes_an_awkward_partition(schema, tmp_path):
         (mat,) = result.asset_materializations_for_node("src__mce_files")
     assert mat.partition == db
     md = {k: v.value for k, v in mat.metadata.items()}
-    store = files.open_store(cfg.storage.uri)
-    assert md["path"] == store.uri(files.mce_key("src", db))
+    store = open_store(cfg.storage.uri)
+    assert md["path"] == store.uri(mce_key("src", db))
     with open(md["path"], "rb") as f:
         data = f.read()
-    assert md["file_sha256"] == files.sha256(data)
+    assert md["file_sha256"] == sha256(data)
     assert (md["tables"], md["views"], md["columns"]) == (2, 1, 4)
     assert md["documented_tables_pct"] == 33.3  # one table comment of 2 tables + 1 view
     assert md["documented_columns_pct"] == 50.0  # `from` and its view column, of 4
     assert md["warning_count"] == 0
-    snapshot = files.read_mcps(data)
+    snapshot = read_mcps(data)
     assert md["proposals"] == len(snapshot)
     from metadata_assets.catalog import Database
 
-    db_snapshot = Database.from_dict(json.loads(store.read_bytes(files.snapshot_key("src", db))))
+    db_snapshot = Database.from_dict(json.loads(store.read_bytes(snapshot_key("src", db))))
     assert md["content_hash"] == data_version(db_snapshot, UrnRules(), figures=db_snapshot.profile_figures()) \
         == mat.tags["dagster/data_version"]
 
@@ -177,10 +179,10 @@ def test_dagster_asset_materializes_an_awkward_partition(schema, tmp_path):
 def test_select_grant_on_an_awkward_database_name_is_flagged(schema, tmp_path, suffix):
     db = schema.create(suffix, "CREATE TABLE t (id INT PRIMARY KEY)")
     schema.grant()
-    (clean,) = extract(schema.source(), [db], files.LocalStore(tmp_path / "a"))
+    (clean,) = extract(schema.source(), [db], LocalStore(tmp_path / "a"))
     assert clean.ok and clean.warnings == []
     schema.server.execute(f"GRANT SELECT ON {quote_ident(db)}.* TO '{schema.user}'@'%'")
-    (r,) = extract(schema.source(), [db], files.LocalStore(tmp_path / "b"))
+    (r,) = extract(schema.source(), [db], LocalStore(tmp_path / "b"))
     assert r.ok
     assert [w for w in r.warnings if "over-privileged" in w] == [
         f"over-privileged: the account can read data (GRANT SELECT, REFERENCES, SHOW VIEW ON {quote_ident(db)}.* "
@@ -200,11 +202,11 @@ def test_lineage_keeps_the_case_of_names_in_other_databases(schema, tmp_path, ba
     )
     schema.grant()
     source = schema.source(batch_size=batch_size, table_pattern={"deny": [".*\\.hidden_t"]})
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     results = {r.database: r for r in extract(source, [other, db, denied], store)}
     assert all(r.ok for r in results.values())
     rules = UrnRules()
-    mcps = {(m.entityUrn, m.aspectName): m.aspect for m in files.read_mcps(store.read_bytes(files.mce_key("src", db)))}
+    mcps = {(m.entityUrn, m.aspectName): m.aspect for m in read_mcps(store.read_bytes(mce_key("src", db)))}
     cross = mcps[(rules.dataset(db, "Cross V"), "upstreamLineage")]
     assert [u.dataset for u in cross.upstreams] == [rules.dataset(other, "MixedTbl")]
     assert sorted(u for f in cross.fineGrainedLineages for u in f.upstreams) == [

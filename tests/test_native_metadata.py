@@ -8,12 +8,14 @@ import pytest
 import yaml
 
 from metadata_assets import config as config_mod
-from metadata_assets.datahub import files
+from metadata_assets.datahub.mce_json import read_mcps
 from metadata_assets.datahub.mcps import MCE_FORMAT
 from metadata_assets.definitions import build_definitions
 from metadata_assets.defs.extraction import mce_asset_key
 from metadata_assets.defs.keys import push_asset_key
 from metadata_assets.extract import extract
+from metadata_assets.storage.layout import mce_key
+from metadata_assets.storage.store import LocalStore
 
 
 def test_owners_tags_freshness_and_code_version_on_the_asset(schema, tmp_path):
@@ -45,10 +47,10 @@ def test_owners_go_to_datahub_only_when_asked(schema, tmp_path):
     schema.grant()
 
     def ownership(**overrides):
-        store = files.LocalStore(tmp_path / str(len(list(tmp_path.iterdir()))))
+        store = LocalStore(tmp_path / str(len(list(tmp_path.iterdir()))))
         (r,) = extract(schema.source(owners=["team:data-platform", "alice@example.com"], **overrides), [db], store)
         assert r.ok
-        return {m.entityUrn.split(":")[2]: m.aspect for m in files.read_mcps(store.read_bytes(files.mce_key("src", db)))
+        return {m.entityUrn.split(":")[2]: m.aspect for m in read_mcps(store.read_bytes(mce_key("src", db)))
                 if m.aspectName == "ownership"}
 
     assert ownership() == {}

@@ -23,7 +23,9 @@ import psycopg2.errors
 import pytest
 
 from metadata_assets import local_postgres
-from metadata_assets.datahub import files
+from metadata_assets.datahub.mce_json import read_mcps
+from metadata_assets.storage.layout import mce_key
+from metadata_assets.storage.store import LocalStore
 from metadata_assets.extract import extract
 from metadata_assets.report import ExtractionReport
 from metadata_assets.sources.postgres.config import PostgresSource
@@ -104,7 +106,7 @@ def test_select_denied_and_full_schema_extracted(pg, source, tmp_path):
     # pg_hidden: no CONNECT, not visible; `postgres`, the initial database, is a database like the others
     assert kind("postgres").list_databases(source) == sorted([*DATABASES, "postgres"])
 
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     results = {r.database: r for r in extract(source, list(DATABASES), store)}
     assert all(r.ok and not r.missing for r in results.values()), [(r.database, r.error) for r in results.values()]
     assert not any("over-privileged" in w for r in results.values() for w in r.warnings)
@@ -140,7 +142,7 @@ def test_select_denied_and_full_schema_extracted(pg, source, tmp_path):
     assert [c.name for c in view.columns] == ["id", "email", "total"]
 
     aspects = {}
-    for m in files.read_mcps(store.read_bytes(files.mce_key("pgsrc", DATABASES[0]))):
+    for m in read_mcps(store.read_bytes(mce_key("pgsrc", DATABASES[0]))):
         aspects.setdefault(m.entityUrn, {})[m.aspectName] = m.aspect
     view_urn = "urn:li:dataset:(urn:li:dataPlatform:postgres,pg_shop.sales.big_orders,PROD)"
     lineage = aspects[view_urn]["upstreamLineage"]
@@ -157,7 +159,7 @@ def test_an_account_that_can_read_data_is_warned_per_database(pg, source, tmp_pa
     server, _ = pg
     execute(server, DATABASES[1], "GRANT SELECT ON invoices TO catalog")
     try:
-        results = {r.database: r for r in extract(source, list(DATABASES), files.LocalStore(tmp_path))}
+        results = {r.database: r for r in extract(source, list(DATABASES), LocalStore(tmp_path))}
     finally:
         execute(server, DATABASES[1], "REVOKE SELECT ON invoices FROM catalog")
     assert [w for w in results[DATABASES[1]].warnings if "over-privileged" in w] == [
@@ -167,7 +169,7 @@ def test_an_account_that_can_read_data_is_warned_per_database(pg, source, tmp_pa
 
 def test_a_database_refused_alone_fails_alone_and_a_dropped_one_is_missing(pg, source, tmp_path):
     report = ExtractionReport(source="pgsrc", kind="postgres")
-    results = {r.database: r for r in extract(source, ["pg_hidden", "pg_gone", *DATABASES], files.LocalStore(tmp_path),
+    results = {r.database: r for r in extract(source, ["pg_hidden", "pg_gone", *DATABASES], LocalStore(tmp_path),
                                               report=report)}
     assert not results["pg_hidden"].ok and "permission denied for database" in results["pg_hidden"].error
     assert results["pg_gone"].ok and results["pg_gone"].missing
@@ -318,9 +320,9 @@ def test_same_urns_containers_fields_keys_and_lineage_as_builtin(pg, source, tmp
             for aspect in item.proposedSnapshot.aspects:
                 builtin_mcps.append(MetadataChangeProposalWrapper(entityUrn=item.proposedSnapshot.urn, aspect=aspect))
     builtin = aspects_of(builtin_mcps)
-    store = files.LocalStore(tmp_path / "ours")
+    store = LocalStore(tmp_path / "ours")
     assert all(r.ok for r in extract(source, list(DATABASES), store))
-    ours = aspects_of(m for d in DATABASES for m in files.read_mcps(store.read_bytes(files.mce_key("pgsrc", d))))
+    ours = aspects_of(m for d in DATABASES for m in read_mcps(store.read_bytes(mce_key("pgsrc", d))))
 
     # Intended difference: the built-in reads under the default search_path, where PostgreSQL leaves `public.` out
     # of view SQL and SQLAlchemy leaves it out of a foreign key's referred schema; it then resolves the bare name in
@@ -470,10 +472,10 @@ def erp_urn(table: str) -> str:
 
 @pytest.fixture
 def erp_extracted(erp_source, tmp_path):
-    store = files.LocalStore(tmp_path / "ours")
+    store = LocalStore(tmp_path / "ours")
     (result,) = extract(erp_source, [ERP], store)
     assert result.ok and not result.missing, result.error
-    return result, aspects_of(files.read_mcps(store.read_bytes(files.mce_key("erp", ERP))))
+    return result, aspects_of(read_mcps(store.read_bytes(mce_key("erp", ERP))))
 
 
 def test_erp_select_denied_and_routines_readable_with_connect_only(erp, erp_source):
@@ -752,7 +754,7 @@ def test_erp_fingerprint_and_diff_see_indexes_checks_triggers_routines_and_domai
     server, _ = erp
     pg_kind = kind("postgres")
     before_fp = pg_kind.fingerprints(erp_source)[ERP]
-    (before,) = extract(erp_source, [ERP], files.LocalStore(tmp_path / "a"))
+    (before,) = extract(erp_source, [ERP], LocalStore(tmp_path / "a"))
     execute(server, ERP, "INSERT INTO sales.never_analysed VALUES (11); ANALYZE sales.audit")
     assert pg_kind.fingerprints(erp_source)[ERP] == before_fp
     changes = {
@@ -772,7 +774,7 @@ def test_erp_fingerprint_and_diff_see_indexes_checks_triggers_routines_and_domai
         execute(server, ERP, do)
         try:
             assert pg_kind.fingerprints(erp_source)[ERP] != before_fp, what
-            (after,) = extract(erp_source, [ERP], files.LocalStore(tmp_path / what))
+            (after,) = extract(erp_source, [ERP], LocalStore(tmp_path / what))
             d = diff(before.snapshot, after.snapshot)
             seen[what] = sorted([c.describe() for c in d.tables] + [c.describe() for c in d.columns])
         finally:
@@ -796,13 +798,13 @@ def test_erp_routines_can_be_left_out_or_filtered(erp_source, tmp_path):
     pg_kind = kind("postgres")
     off = erp_source.model_copy(update={"include_stored_procedures": False})
     report = ExtractionReport(source="erp", kind="postgres")
-    (r,) = extract(off, [ERP], files.LocalStore(tmp_path / "off"), report=report)
+    (r,) = extract(off, [ERP], LocalStore(tmp_path / "off"), report=report)
     assert r.ok and r.snapshot.routines == [] and report.statements == 1 + 7
-    aspects = aspects_of(files.read_mcps(files.LocalStore(tmp_path / "off").read_bytes(files.mce_key("erp", ERP))))
+    aspects = aspects_of(read_mcps(LocalStore(tmp_path / "off").read_bytes(mce_key("erp", ERP))))
     assert not [u for u in aspects if u.startswith(("urn:li:dataFlow:", "urn:li:dataJob:"))]
     assert pg_kind.fingerprints(off)[ERP] != pg_kind.fingerprints(erp_source)[ERP]
     only = erp_source.model_copy(update={"procedure_pattern": Pattern(allow=[rf"{ERP}\.sales\.ship$"])})
-    (r,) = extract(only, [ERP], files.LocalStore(tmp_path / "only"))
+    (r,) = extract(only, [ERP], LocalStore(tmp_path / "only"))
     assert [x.label for x in r.snapshot.routines] == [
         "sales.ship(IN order_id integer)", "sales.ship(IN order_id integer, IN on_day date)"]
 
@@ -812,10 +814,10 @@ def test_erp_platform_instance_as_builtin(erp, erp_source, tmp_path):
     server, _ = erp
     builtin = run_builtin_on(server, tmp_path, [ERP], include_stored_procedures=True, platform_instance="eu-1")
     src = erp_source.model_copy(update={"platform_instance": "eu-1"})
-    store = files.LocalStore(tmp_path / "ours")
+    store = LocalStore(tmp_path / "ours")
     (r,) = extract(src, [ERP], store)
     assert r.ok, r.error
-    ours = aspects_of(files.read_mcps(store.read_bytes(files.mce_key("erp", ERP))))
+    ours = aspects_of(read_mcps(store.read_bytes(mce_key("erp", ERP))))
     entities = {u for u in builtin if u.split(":")[2] in ("dataset", "container", "dataFlow", "dataJob")}
     assert entities <= set(ours) and len([u for u in entities if ",eu-1." in u]) == 11 + 2 + 1
     for urn in entities:

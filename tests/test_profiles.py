@@ -7,12 +7,14 @@ only when a table's row estimate or size moved by more than the source's `profil
 
 from metadata_assets.catalog import figures_moved
 from metadata_assets.config import LiteTarget
-from metadata_assets.datahub import files
+from metadata_assets.datahub.mce_json import read_mcps
 from metadata_assets.datahub.push import push
 from metadata_assets.datahub.sinks import LiteSink, lite_reader
 from metadata_assets.diff import diff
 from metadata_assets.extract import extract, rules_for
 from metadata_assets.source_config import Profile
+from metadata_assets.storage.layout import mce_key
+from metadata_assets.storage.store import LocalStore
 
 
 def _profile(lite_path, urn):
@@ -35,7 +37,7 @@ def test_a_profile_is_pushed_when_the_statistics_moved_and_not_for_small_moves(s
     db = schema.create("prof", "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40))", "CREATE VIEW w AS SELECT id FROM t")
     schema.grant()
     source = schema.source()
-    store, lite = files.LocalStore(tmp_path / "store"), tmp_path / "lite.sqlite"
+    store, lite = LocalStore(tmp_path / "store"), tmp_path / "lite.sqlite"
     urn = rules_for(source).dataset(db, "t")
 
     (first,) = extract(source, [db], store)
@@ -81,9 +83,9 @@ def test_profiles_off_emit_none_and_keep_statistics_out_of_the_version(schema, t
     db = schema.create("noprof", "CREATE TABLE t (id INT PRIMARY KEY)")
     schema.grant()
     source = schema.source(profile=Profile(enabled=False))
-    store = files.LocalStore(tmp_path)
+    store = LocalStore(tmp_path)
     (first,) = extract(source, [db], store)
-    assert b'"datasetProfile"' not in store.read_bytes(files.mce_key("src", db))
+    assert b'"datasetProfile"' not in store.read_bytes(mce_key("src", db))
     schema.server.execute(f"INSERT INTO `{db}`.t SELECT seq FROM `{db}`.seq_1_to_5000", f"ANALYZE TABLE `{db}`.t")
     (second,) = extract(source, [db], store)
     assert not second.rewritten and second.data_version == first.data_version
@@ -96,16 +98,16 @@ def test_indexes_checks_and_triggers_as_properties_triggers_only_with_the_trigge
                  "CONSTRAINT positive CHECK (a > 0))", "CREATE TABLE log (x INT)",
         "CREATE TRIGGER t_log AFTER INSERT ON t FOR EACH ROW INSERT INTO log VALUES (NEW.id)")
     schema.grant()
-    (r,) = extract(schema.source(), [db], files.LocalStore(tmp_path / "a"))
+    (r,) = extract(schema.source(), [db], LocalStore(tmp_path / "a"))
     (t,) = [t for t in r.snapshot.tables if t.name == "t"]
     assert [(i.name, i.columns, i.unique) for i in t.indexes] == [("kb", ("b(3)", "a"), False), ("ua", ("a",), True)]
     assert [(c.name, c.clause) for c in t.checks] == [("positive", "`a` > 0")]
     assert t.triggers == []  # TRIGGERS lists nothing without the TRIGGER privilege (which could create them)
     schema.server.execute(f"GRANT TRIGGER ON `{db}`.* TO '{schema.user}'@'%'")
-    (r,) = extract(schema.source(), [db], files.LocalStore(tmp_path / "b"))
+    (r,) = extract(schema.source(), [db], LocalStore(tmp_path / "b"))
     (t,) = [t for t in r.snapshot.tables if t.name == "t"]
     assert [(x.name, x.timing, x.event) for x in t.triggers] == [("t_log", "AFTER", "INSERT")]
-    mcps = files.read_mcps(files.LocalStore(tmp_path / "b").read_bytes(files.mce_key("src", db)))
+    mcps = read_mcps(LocalStore(tmp_path / "b").read_bytes(mce_key("src", db)))
     props = next(m.aspect.customProperties for m in mcps
                  if m.aspectName == "datasetProperties" and m.entityUrn == rules_for(schema.source()).dataset(db, "t"))
     assert props["indexes"] == "kb BTREE (b(3), a); ua UNIQUE BTREE (a)"

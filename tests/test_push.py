@@ -3,7 +3,9 @@
 import pytest
 from dagster import DagsterInstance, build_sensor_context, materialize
 
-from metadata_assets.datahub import files
+from metadata_assets.datahub.mce_json import read_mcps
+from metadata_assets.storage.layout import mce_key
+from metadata_assets.storage.store import open_store
 from metadata_assets.datahub.push import MassRemovalRefused, forget_database, load_state, push
 from metadata_assets.datahub.sinks import LiteSink, lite_reader
 from metadata_assets.defs.extraction import build_mce_asset, partitions_def
@@ -20,14 +22,14 @@ def urn(db: str, table: str) -> str:
 
 def refresh(cfg, databases) -> None:
     source = cfg.sources[0]
-    results = list(extract(source, databases, files.open_store(cfg.storage.uri)))
+    results = list(extract(source, databases, open_store(cfg.storage.uri)))
     assert all(r.ok for r in results), [r.error for r in results]
 
 
 def push_lite(cfg, **kw):
     sink = LiteSink(cfg.datahub.lite)
     try:
-        return push(files.open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink,
+        return push(open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink,
                     max_removal_share=kw.pop("max_removal_share", cfg.datahub.max_removal_share), **kw)
     finally:
         sink.close()
@@ -41,7 +43,7 @@ def test_lite_push_is_incremental_and_soft_deletes(schema, tmp_path):
 
     first = push_lite(cfg)
     assert sorted(first.databases_pushed) == sorted([shop, billing, analytics])
-    in_files = sum(len(files.read_mcps(files.open_store(cfg.storage.uri).read_bytes(files.mce_key("src", d))))
+    in_files = sum(len(read_mcps(open_store(cfg.storage.uri).read_bytes(mce_key("src", d))))
                    for d in (shop, billing, analytics))
     assert first.proposals_sent == in_files > 0 and not first.soft_deleted
 
@@ -73,11 +75,11 @@ def test_lite_push_is_incremental_and_soft_deletes(schema, tmp_path):
     lite.close()
 
     # a dropped database: the fail-safe guards it (shop is more than 20% of the datasets), then it goes
-    before = load_state(files.open_store(cfg.storage.uri), "src")
-    forget_database(files.open_store(cfg.storage.uri), "src", shop)
+    before = load_state(open_store(cfg.storage.uri), "src")
+    forget_database(open_store(cfg.storage.uri), "src", shop)
     with pytest.raises(MassRemovalRefused, match="allow_mass_removal"):
         push_lite(cfg)
-    assert load_state(files.open_store(cfg.storage.uri), "src") == before
+    assert load_state(open_store(cfg.storage.uri), "src") == before
     gone = push_lite(cfg, allow_mass_removal=True)
     shop_datasets = before[shop].datasets
     assert gone.databases_removed == [shop] and set(gone.soft_deleted) == {*shop_datasets, container_urn}
@@ -85,7 +87,7 @@ def test_lite_push_is_incremental_and_soft_deletes(schema, tmp_path):
     for u in [*shop_datasets, container_urn]:
         assert lite.get(u, aspects=["status"], typed=True)["status"].removed is True, u
     lite.close()
-    assert shop not in load_state(files.open_store(cfg.storage.uri), "src")
+    assert shop not in load_state(open_store(cfg.storage.uri), "src")
     assert push_lite(cfg).proposals_sent == 0
 
     # allowed again: pushed as new, and its datasets and container come back
@@ -148,7 +150,7 @@ def test_push_asset_and_sensor(schema, tmp_path):
     assert tick(cursor)[0] == []
 
     # a database forgotten (dropped): the sensor asks once; the fail-safe refuses without retries
-    forget_database(files.open_store(cfg.storage.uri), "src", b)
+    forget_database(open_store(cfg.storage.uri), "src", b)
     requests, cursor = tick(cursor)
     assert len(requests) == 1 and tick(cursor)[0] == []
     failed = materialize([push_asset], instance=instance, raise_on_error=False, tags={SOURCE_TAG: "src"})
@@ -170,7 +172,7 @@ def _failure_text(result) -> str:
 
 def test_a_crash_between_file_and_snapshot_never_skips_the_new_file(schema, tmp_path, monkeypatch):
     """Extraction dies after writing the new MCE file but before its snapshot: the next push still sends it."""
-    from metadata_assets.datahub.files import LocalStore
+    from metadata_assets.storage.store import LocalStore
 
     db = schema.create("crash", "CREATE TABLE t (id INT PRIMARY KEY)")
     schema.grant()
@@ -187,7 +189,7 @@ def test_a_crash_between_file_and_snapshot_never_skips_the_new_file(schema, tmp_
         return real_write(self, key, chunks, *args, **kw)
 
     monkeypatch.setattr(LocalStore, "write_chunks", crash_on_snapshot)
-    (result,) = extract(cfg.sources[0], [db], files.open_store(cfg.storage.uri))
+    (result,) = extract(cfg.sources[0], [db], open_store(cfg.storage.uri))
     assert not result.ok
     monkeypatch.setattr(LocalStore, "write_chunks", real_write)
 
@@ -213,7 +215,7 @@ def test_a_push_with_nothing_to_send_leaves_datahub_lite_untouched(schema, tmp_p
     refresh(cfg, [db])
     sink = LiteSink(cfg.datahub.lite)
     try:
-        quiet = push(files.open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink, max_removal_share=0.2)
+        quiet = push(open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink, max_removal_share=0.2)
         assert (quiet.proposals_sent, quiet.databases_skipped) == (0, 1) and sink._opened is None
     finally:
         sink.close()

@@ -9,7 +9,7 @@ from dagster import (
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.utils import make_new_run_id
 
-from metadata_assets.datahub import files
+from metadata_assets.storage.store import open_store
 from metadata_assets.datahub.push import lock_key, push
 from metadata_assets.datahub.sinks import LiteSink, lite_reader
 from metadata_assets.defs import partitions_sensor
@@ -151,7 +151,7 @@ def test_a_self_push_stopped_by_another_push_leaves_its_files_to_the_push_sensor
     monkeypatch.setattr(push_defs, "SELF_PUSH_LOCK_WAIT_S", 0.5)
     e = Estate(schema, tmp_path)
     schema.server.execute(f"ALTER TABLE `{e.a}`.t ADD COLUMN added INT")
-    store = files.open_store(e.cfg.storage.uri)
+    store = open_store(e.cfg.storage.uri)
     with store.lock(lock_key(e.source.name), wait_s=0, lease_s=60):  # another push of this source is running
         result = e.extract(e.a, {PUSH_AFTER_TAG: "1"})
     assert result.success and e.push_materializations(result) == []
@@ -184,7 +184,7 @@ def test_the_push_sensor_waits_while_an_extraction_run_is_active(schema, tmp_pat
     monkeypatch.setattr(push_defs, "SELF_PUSH_LOCK_WAIT_S", 0.5)
     e = Estate(schema, tmp_path)
     schema.server.execute(f"ALTER TABLE `{e.a}`.t ADD COLUMN added INT")
-    store = files.open_store(e.cfg.storage.uri)
+    store = open_store(e.cfg.storage.uri)
     with store.lock(lock_key(e.source.name), wait_s=0, lease_s=60):
         e.extract(e.a, {PUSH_AFTER_TAG: "1"})  # its push stopped: the file is pending
     running = active_extraction_run(e)  # e.g. the next batch of a daily refresh, which will push at its end
@@ -256,7 +256,7 @@ def test_pushes_from_runs_and_sensor_leave_one_consistent_state(schema, tmp_path
     e.extract(e.b, {PUSH_AFTER_TAG: "1"})
     sink = LiteSink(e.cfg.datahub.lite)
     try:
-        quiet = push(files.open_store(e.cfg.storage.uri), "src", rules_for(e.source), sink, max_removal_share=1.0)
+        quiet = push(open_store(e.cfg.storage.uri), "src", rules_for(e.source), sink, max_removal_share=1.0)
     finally:
         sink.close()
     assert (quiet.proposals_sent, quiet.databases_pushed) == (0, [])

@@ -6,11 +6,13 @@ import pytest
 from dagster import DagsterInstance, RetryPolicy, build_sensor_context, materialize
 
 from metadata_assets.config import ProjectConfig
-from metadata_assets.datahub import files
+from metadata_assets.datahub.mce_json import read_mcps
 from metadata_assets.datahub.push import PushFailed, forget_database, load_state, push
 from metadata_assets.datahub.sinks import DataHubUnavailable, RestSink
 from metadata_assets.defs.push import SOURCE_TAG, build_push_asset, build_push_sensor
 from metadata_assets.extract import extract, rules_for
+from metadata_assets.storage.layout import mce_key
+from metadata_assets.storage.store import open_store
 from tests.gms_stub import GmsStub
 
 TOKEN = "secret-token-do-not-log"
@@ -38,21 +40,21 @@ def rest_project(schema, tmp_path, **datahub) -> ProjectConfig:
 
 
 def refresh(cfg, databases) -> None:
-    results = list(extract(cfg.sources[0], databases, files.open_store(cfg.storage.uri)))
+    results = list(extract(cfg.sources[0], databases, open_store(cfg.storage.uri)))
     assert all(r.ok for r in results), [r.error for r in results]
 
 
 def push_rest(cfg, **kw):
     sink = RestSink(cfg.datahub.rest)
     try:
-        return push(files.open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink,
+        return push(open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink,
                     max_removal_share=cfg.datahub.max_removal_share, **kw)
     finally:
         sink.close()
 
 
 def file_proposals(cfg, db):
-    return files.read_mcps(files.open_store(cfg.storage.uri).read_bytes(files.mce_key("src", db)))
+    return read_mcps(open_store(cfg.storage.uri).read_bytes(mce_key("src", db)))
 
 
 def make_three(schema):
@@ -92,7 +94,7 @@ def test_rest_push_cases(schema, tmp_path, gms, caplog):
     report = push_rest(cfg)
     assert report.databases_pushed == [b]
     assert {u for u in gms.urns()} == {urn(b, f"t{i}") for i in range(4)} | {load_state(
-        files.open_store(cfg.storage.uri), "src")[b].container}
+        open_store(cfg.storage.uri), "src")[b].container}
     assert "added" in [f.fieldPath for f in gms.aspects(urn(b, "t1"))["schemaMetadata"].fields]
 
     # DROP TABLE: Status(removed=true) for it, nothing for the others
@@ -105,13 +107,13 @@ def test_rest_push_cases(schema, tmp_path, gms, caplog):
 
     # dropped database: all its datasets and its container (3 of 11 datasets: under a 30% fail-safe)
     gms.clear()
-    state = load_state(files.open_store(cfg.storage.uri), "src")
-    forget_database(files.open_store(cfg.storage.uri), "src", c)
+    state = load_state(open_store(cfg.storage.uri), "src")
+    forget_database(open_store(cfg.storage.uri), "src", c)
     cfg = cfg.model_copy(update={"datahub": cfg.datahub.model_copy(update={"max_removal_share": 0.3})})
     report = push_rest(cfg)
     assert gms.removed() == {*state[c].datasets, state[c].container} and len(state[c].datasets) == 3
     assert {p.aspectName for p in gms.proposals} == {"status"}
-    assert report.databases_removed == [c] and c not in load_state(files.open_store(cfg.storage.uri), "src")
+    assert report.databases_removed == [c] and c not in load_state(open_store(cfg.storage.uri), "src")
 
 
 def test_rest_retries_then_fails_and_nothing_is_lost(schema, tmp_path, gms, caplog):
@@ -119,7 +121,7 @@ def test_rest_retries_then_fails_and_nothing_is_lost(schema, tmp_path, gms, capl
     a, b, c = make_three(schema)
     cfg = rest_project(schema, tmp_path)
     refresh(cfg, [a, b, c])
-    store = files.open_store(cfg.storage.uri)
+    store = open_store(cfg.storage.uri)
 
     # one 503 is retried by the emitter's session: the push succeeds
     gms.fail_with(503, times=1)
@@ -181,7 +183,7 @@ def test_push_asset_fails_on_503_and_pushes_pending_after_recovery(schema, tmp_p
     assert len([e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]) == 1
     errors = [_chain(e.event_specific_data.error) for e in result.all_events if e.is_step_failure]
     assert any("stay pending" in m and "503" in m for m in errors), errors
-    assert load_state(files.open_store(cfg.storage.uri), "src") == {}
+    assert load_state(open_store(cfg.storage.uri), "src") == {}
     assert not any(TOKEN in str(e) for e in instance.all_logs(result.run_id))
 
     # once the RetryPolicy is exhausted the sensor asks again later, so pending files do not wait for a change

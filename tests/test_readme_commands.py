@@ -11,7 +11,8 @@ from pathlib import Path
 import yaml
 
 from metadata_assets.config import LiteTarget
-from metadata_assets.datahub import files
+from metadata_assets.storage.layout import mce_key
+from metadata_assets.storage.store import LocalStore
 from metadata_assets.datahub.push import push
 from metadata_assets.datahub.sinks import LiteSink
 from metadata_assets.extract import extract, rules_for
@@ -69,7 +70,7 @@ def test_dagster_asset_materialize_command(schema, tmp_path):
         instance.add_dynamic_partitions("src_databases", [db])
     run([BIN / "dagster", "asset", "materialize", "-m", "metadata_assets.definitions",
          "--select", "src/mce_files", "--partition", db], **env)
-    data = files.LocalStore(tmp_path / "store").read_bytes(files.mce_key("src", db))
+    data = LocalStore(tmp_path / "store").read_bytes(mce_key("src", db))
     assert b'"description": "the id"' in data
 
 
@@ -77,7 +78,7 @@ def test_datahub_lite_cli_reads_what_was_pushed(schema, tmp_path):
     db = schema.create("l", "CREATE TABLE customers (id INT PRIMARY KEY) COMMENT 'Registered customers'")
     schema.grant()
     source = schema.source()
-    store = files.LocalStore(tmp_path / "store")
+    store = LocalStore(tmp_path / "store")
     assert all(r.ok for r in extract(source, [db], store))
     sink = LiteSink(LiteTarget(path=str(tmp_path / "lite.sqlite")))
     try:

@@ -6,9 +6,10 @@ import pytest
 from dagster import build_schedule_context, instance_for_test, materialize
 
 from metadata_assets.config import MySQLSource
-from metadata_assets.datahub import files
 from metadata_assets.defs.extraction import build_mce_asset, mce_asset_key, partitions_def, run_tags
 from metadata_assets.defs.schedule import build_daily_schedule
+from metadata_assets.storage.layout import list_mce_databases
+from metadata_assets.storage.store import open_store
 
 START, END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
@@ -70,7 +71,7 @@ def test_a_scheduled_run_extracts_its_whole_range(schema, tmp_path, instance):
     assert result.success
     done = {m.partition for m in result.asset_materializations_for_node(mce_asset_key(src).to_python_identifier())}
     assert done == set(dbs[:2])
-    assert files.list_mce_databases(files.open_store(cfg.storage.uri), src.name) == sorted(dbs[:2])
+    assert list_mce_databases(open_store(cfg.storage.uri), src.name) == sorted(dbs[:2])
     assert (second.tags[START], second.tags[END]) == (dbs[2], dbs[2])
 
 

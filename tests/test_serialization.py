@@ -7,7 +7,8 @@ import pytest
 from datahub.emitter.mcp import MetadataChangeProposalWrapper
 from datahub.metadata.schema_classes import StatusClass, SystemMetadataClass
 
-from metadata_assets.datahub import files
+from metadata_assets.datahub.mce_json import read_mcps, serialize_mcps
+from metadata_assets.storage.store import sha256
 from metadata_assets.datahub.mcps import LineageResolver, database_mcps
 from metadata_assets.extract import rules_for
 from metadata_assets.sources.mysql import MySQLReader, connect
@@ -35,13 +36,13 @@ def test_fast_serializer_equals_library_serializer(schema):
     assert {"schemaMetadata", "upstreamLineage", "viewProperties", "dataPlatformInstance"} <= aspects
     library = (json.dumps([m.to_obj(simplified_structure=True) for m in mcps], indent=2, ensure_ascii=False)
                + "\n").encode()
-    assert files.serialize_mcps(mcps) == library
+    assert serialize_mcps(mcps) == library
 
 
 def test_rare_shapes_take_the_library_path():
     m = MetadataChangeProposalWrapper(entityUrn="urn:li:corpuser:x", aspect=StatusClass(removed=True),
                                       systemMetadata=SystemMetadataClass(runId="r", lastObserved=1))
-    assert json.loads(files.serialize_mcps([m])) == [m.to_obj(simplified_structure=True)]
+    assert json.loads(serialize_mcps([m])) == [m.to_obj(simplified_structure=True)]
 
 
 def test_flat_to_dict_equals_asdict_and_round_trips(schema):
@@ -76,7 +77,7 @@ def test_flat_to_dict_equals_asdict_and_round_trips(schema):
             for k in ("properties", "indexes", "checks", "triggers", "view_upstreams"):
                 if not t[k]:
                     t.pop(k)
-        assert db.schema_hash() == files.sha256(json.dumps(canon, sort_keys=True, ensure_ascii=False,
+        assert db.schema_hash() == sha256(json.dumps(canon, sort_keys=True, ensure_ascii=False,
                                                            separators=(",", ":")).encode())
     empty = Database(name="e")
     assert b"".join(empty.json_chunks()) == json.dumps(empty.to_dict(), sort_keys=True).encode()
@@ -126,7 +127,7 @@ def test_a_schema_the_converter_does_not_compile_always_goes_to_the_library():
 
 
 def test_reading_files_and_lite_writes_take_compiled_paths_with_the_library_results(schema):
-    """files.read_mcps decodes each aspect with aspect_json.from_file_obj, and the Lite sink's proposals serialize
+    """read_mcps decodes each aspect with aspect_json.from_file_obj, and the Lite sink's proposals serialize
     with the compiled converter, systemMetadata included: the same objects and dicts as the library's own."""
     from datahub.emitter.aspect import ASPECT_MAP
     from datahub.emitter.serialization_helper import post_json_transform
@@ -136,12 +137,12 @@ def test_reading_files_and_lite_writes_take_compiled_paths_with_the_library_resu
 
     mcps = real_mcps(schema, "CREATE TABLE `we$ird-ü` (`select` INT PRIMARY KEY COMMENT 'ключ', b BIT(1), "
                              "j JSON, d DECIMAL(10,2) NOT NULL DEFAULT 0) COMMENT='표'")
-    data = files.serialize_mcps(mcps)
+    data = serialize_mcps(mcps)
     library = []
     for obj in json.loads(data):
         obj = {**obj, "aspect": {"value": json.dumps(obj["aspect"]["json"]), "contentType": "application/json"}}
         library.append(MetadataChangeProposalWrapper.from_obj(obj))
-    fast = files.read_mcps(data)
+    fast = read_mcps(data)
     assert fast == library and [repr(m) for m in fast] == [repr(m) for m in library]
     assert [type(m.aspect) for m in fast] == [type(m.aspect) for m in library]
     for obj in json.loads(data):  # no aspect of ours falls back to the library
@@ -211,7 +212,7 @@ def test_file_encoder_writes_pythons_bytes_for_odd_values_and_falls_back_where_i
     ]
     for aspect in fast + slow:
         m = MetadataChangeProposalWrapper(entityUrn=urn, aspect=aspect)
-        assert files.serialize_mcps([m]) == _python_json(m), aspect
+        assert serialize_mcps([m]) == _python_json(m), aspect
         from datahub.emitter.serialization_helper import pre_json_transform
 
         assert (aspect_json.to_file_obj(aspect) is None) == (aspect in slow), aspect
@@ -219,4 +220,4 @@ def test_file_encoder_writes_pythons_bytes_for_odd_values_and_falls_back_where_i
             assert aspect_json.to_file_obj(aspect) == pre_json_transform(aspect.to_obj())
     lone = MetadataChangeProposalWrapper(entityUrn=urn, aspect=DatasetPropertiesClass(name="\ud800"))
     with pytest.raises(UnicodeEncodeError):  # as with Python's encoder alone
-        files.serialize_mcps([lone])
+        serialize_mcps([lone])

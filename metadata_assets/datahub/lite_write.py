@@ -3,7 +3,7 @@
 `SqlBackedLite.write` takes typed proposals: a push decoded each file into avrogen objects only for Lite to turn
 them back into the same dicts (`to_obj(simplified_structure=True)`), then committed once per proposal. Pushing the
 L files into an empty Lite was 8 s, two thirds of it decoding and re-encoding (bench/NOTES.md). An MCE file already
-holds that dict (`files.proposal_obj`: the simplified aspect JSON Lite stores), so `write_objs` stores it as Lite's
+holds that dict (`mce_json.proposal_obj`: the simplified aspect JSON Lite stores), so `write_objs` stores it as Lite's
 write() would: the same rows in metadata_aspect_v2 (version 0 and the new version, sysVersion in the system
 metadata, a duplicate only refreshing lastObserved), the same post_update_hook edges (its typed aspect decoded only
 for the aspects the hook reads), in one transaction. tests/test_lite_write.py compares both tables with the
@@ -19,12 +19,12 @@ from typing import Iterable
 from datahub.emitter.aspect import ASPECT_MAP
 from datahub.emitter.mcp import MetadataChangeProposalWrapper
 
-from metadata_assets.datahub import aspect_json, files
+from metadata_assets.datahub import aspect_json, mce_json
 
 # the aspects SqlBackedLite.post_update_hook reads (it ignores every other)
 HOOKED = frozenset({"datasetProperties", "containerProperties", "dataPlatformInstance", "chartInfo", "dashboardInfo",
                     "tagProperties"})
-plain = files.plain_proposal  # the shape read_mcps decodes itself; others go through Lite's own write()
+plain = mce_json.plain_proposal  # the shape read_mcps decodes itself; others go through Lite's own write()
 
 
 def write_objs(lite, objs: Iterable[dict], system_metadata: dict) -> list[str]:
@@ -42,7 +42,7 @@ def write_objs(lite, objs: Iterable[dict], system_metadata: dict) -> list[str]:
             if plain(obj):
                 _write_plain(lite, obj, system_metadata)
             else:
-                (m,) = files.read_mcps(json.dumps([obj]).encode())
+                (m,) = mce_json.read_mcps(json.dumps([obj]).encode())
                 lite.write(_with_system_metadata(m, system_metadata))
     except BaseException:
         lite._rollback()

@@ -118,7 +118,7 @@ class UrnRules:
     mce_format: ClassVar[str] = MCE_FORMAT  # bumped by the platform when what it emits changes
 
     def version_parts(self) -> list:
-        """What, besides the schema, a database's data version depends on (files.data_version)."""
+        """What, besides the schema, a database's data version depends on (storage.database_files.data_version)."""
         parts = [self.mce_format, self.env, self.platform_instance]
         if self.domain:
             parts.append([[urn, p.model_dump()] for urn, p in self.domain])

@@ -1,10 +1,10 @@
 """Push a source's MCE files to DataHub: only what changed since the last confirmed push, soft-deleting what went.
 
 Granularity: the whole database file. Per source, `<source>/push_state.json` records for each database the data
-version last confirmed by DataHub (files.data_version of its file: schema hash + file format + URN rules + the table
-statistics the file holds, which extraction rewrites only when they moved past the source's profile thresholds, so a
-day of ordinary inserts sends nothing) and the dataset URNs
-and container URN that push sent. A push:
+version last confirmed by DataHub (storage.database_files.data_version of its file: schema hash + file format + URN
+rules + the table statistics the file holds, which extraction rewrites only when they moved past the source's profile
+thresholds, so a day of ordinary inserts sends nothing) and the dataset URNs and container URN that push sent.
+A push:
   1. plans: a database whose version differs from the state is pending; one in the state whose MCE file is gone
      (dropped, or no longer allowed: see forget_database) is removed;
   2. checks the fail-safe: soft-deleting more than `max_removal_share` of the source's pushed datasets is refused
@@ -34,9 +34,11 @@ from typing import Callable, Iterable, Optional
 from datahub.emitter.mcp import MetadataChangeProposalWrapper
 from datahub.metadata.schema_classes import StatusClass, SystemMetadataClass
 
-from metadata_assets.catalog import Database
-from metadata_assets.datahub import files
+from metadata_assets.datahub.mce_json import proposal_obj, read_mcps
 from metadata_assets.datahub.sinks import DataHubRefused, DataHubUnavailable, Sink
+from metadata_assets.storage.database_files import DatabaseFiles
+from metadata_assets.storage.layout import list_mce_databases
+from metadata_assets.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ class PushedDatabase:
                 "pushed_at": self.pushed_at}
 
 
-def load_state(store: files.Store, source: str) -> dict[str, PushedDatabase]:
+def load_state(store: Store, source: str) -> dict[str, PushedDatabase]:
     raw = store.read_bytes(state_key(source))
     if raw is None:
         return {}
@@ -77,53 +79,17 @@ def load_state(store: files.Store, source: str) -> dict[str, PushedDatabase]:
     return {db: PushedDatabase(**d) for db, d in doc["databases"].items()}
 
 
-def save_state(store: files.Store, source: str, state: dict[str, PushedDatabase]) -> None:
+def save_state(store: Store, source: str, state: dict[str, PushedDatabase]) -> None:
     doc = {"format": STATE_FORMAT, "databases": {db: state[db].to_dict() for db in sorted(state)}}
     store.write_bytes(state_key(source), json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False).encode())
 
 
-def forget_database(store: files.Store, source: str, database: str) -> None:
-    """A database was dropped or is no longer allowed: delete its MCE file and snapshot.
+def forget_database(store: Store, source: str, database: str) -> None:
+    """A database was dropped or is no longer allowed: delete its files (MCE file, version record, snapshot).
 
     Its push state stays, so the next push soft-deletes its datasets and container in DataHub.
     """
-    store.delete(files.mce_key(source, database))
-    store.delete(files.version_key(source, database))
-    store.delete(files.snapshot_key(source, database))
-
-
-def current_version(store: files.Store, source: str, database: str, rules,
-                    mce_bytes: Optional[bytes] = None) -> str:
-    """The data version of the database's current files: the same value extraction tags its materialization with."""
-    return _version(store, source, database, rules, mce_bytes)[0]
-
-
-def _version(store: files.Store, source: str, database: str, rules,
-             mce_bytes: Optional[bytes] = None) -> tuple[str, Optional[str]]:
-    """(data version, sha256 of the MCE file that version describes; None when the snapshot does not say)."""
-    if (recorded := files.read_version(store, source, database)) is not None:
-        return recorded["data_version"], recorded["file_sha256"]
-    raw = store.read_bytes(files.snapshot_key(source, database))
-    if raw is not None:
-        doc = json.loads(raw)
-        # written by extraction with the version of the file it wrote beside it; older snapshots lack it
-        return doc.get("data_version") or files.data_version(Database.from_dict(doc), rules), doc.get("file_sha256")
-    # no snapshot (written by something else than extract, or extraction is between its two writes): the bytes
-    data = mce_bytes if mce_bytes is not None else store.read_bytes(files.mce_key(source, database)) or b""
-    sha = files.sha256(data)
-    return "file:" + sha, sha
-
-
-def sent_version(store: files.Store, source: str, database: str, rules, data: bytes,
-                 planned: tuple[str, Optional[str]]) -> str:
-    """The version of the file bytes a push sent. The plan's version holds if the file is still the one it
-    describes; else the snapshot as it is now, if it describes these bytes; else the bytes themselves (a version
-    no snapshot has: the next push sends the database again rather than skip a file it never sent)."""
-    sha = files.sha256(data)
-    for version, file_sha in (planned, _version(store, source, database, rules)):
-        if file_sha == sha:
-            return version
-    return "file:" + sha
+    DatabaseFiles(store, source, database).forget()
 
 
 @dataclass
@@ -140,13 +106,13 @@ class PushPlan:
         return not self.pending and not self.gone
 
 
-def plan(store: files.Store, source: str, rules,
+def plan(store: Store, source: str, rules,
          state: Optional[dict[str, PushedDatabase]] = None) -> PushPlan:
     state = load_state(store, source) if state is None else state
-    present = files.list_mce_databases(store, source)
+    present = list_mce_databases(store, source)
     pending, pending_files, unchanged = {}, {}, []
     for db in present:
-        version, file_sha = _version(store, source, db, rules)
+        version, file_sha = DatabaseFiles(store, source, db).version(rules)
         if db in state and state[db].data_version == version:
             unchanged.append(db)
         else:
@@ -206,7 +172,7 @@ def _removed(urns: list[str]) -> list[MetadataChangeProposalWrapper]:
     return [MetadataChangeProposalWrapper(entityUrn=u, aspect=StatusClass(removed=True)) for u in urns]
 
 
-def push(store: files.Store, source: str, rules, sink: Sink, *, max_removal_share: float,
+def push(store: Store, source: str, rules, sink: Sink, *, max_removal_share: float,
          allow_mass_removal: bool = False, run_id: Optional[str] = None,
          progress: Optional[Callable[[str], None]] = None, deadline_s: Optional[float] = None,
          lock_wait_s: float = LOCK_WAIT_S) -> PushReport:
@@ -220,7 +186,7 @@ def push(store: files.Store, source: str, rules, sink: Sink, *, max_removal_shar
                             t0=t0, deadline=None if deadline_s is None else t0 + deadline_s)
 
 
-def _push_locked(store: files.Store, source: str, rules, sink: Sink, *, max_removal_share: float,
+def _push_locked(store: Store, source: str, rules, sink: Sink, *, max_removal_share: float,
                  allow_mass_removal: bool, run_id: Optional[str], say: Callable[[str], None], t0: float,
                  deadline: Optional[float]) -> PushReport:
     report = PushReport(source=source, target=sink.describe())
@@ -233,7 +199,7 @@ def _push_locked(store: files.Store, source: str, rules, sink: Sink, *, max_remo
     removals = dict(p.removals)
     for db in p.pending:
         if db in state:
-            new = set(_file_datasets(store.read_bytes(files.mce_key(source, db)) or b"[]"))
+            new = set(_file_datasets(DatabaseFiles(store, source, db).read_file() or b"[]"))
             dropped = [u for u in state[db].datasets if u not in new]
             if dropped:
                 removals[db] = dropped
@@ -279,19 +245,20 @@ def _push_locked(store: files.Store, source: str, rules, sink: Sink, *, max_remo
                 prev = state[db]
                 urns = list(prev.datasets) + ([prev.container] if prev.container else [])
             else:
-                data = store.read_bytes(files.mce_key(source, db)) or b"[]"
+                stored = DatabaseFiles(store, source, db)
+                data = stored.read_file() or b"[]"
                 if emit_objs is not None:
                     file_objs = json.loads(data)
                     entities = [(o.get("entityType"), o.get("entityUrn")) for o in file_objs]
                 else:
-                    file_objs = files.read_mcps(data)
+                    file_objs = read_mcps(data)
                     entities = [(m.entityType, m.entityUrn) for m in file_objs]
                 kept = set(_entities(entities)[0])
                 urns = [u for u in state[db].datasets if u not in kept] if db in state else []
             n_sent = len(file_objs) + len(urns)
             try:
                 if emit_objs is not None:
-                    emit_objs(file_objs + [files.proposal_obj(m) for m in _removed(urns)], system_obj,
+                    emit_objs(file_objs + [proposal_obj(m) for m in _removed(urns)], system_obj,
                               deadline=deadline)
                 else:
                     mcps = file_objs + _removed(urns)
@@ -315,7 +282,7 @@ def _push_locked(store: files.Store, source: str, rules, sink: Sink, *, max_remo
                 report.databases_removed.append(db)
             else:
                 datasets, container = _entities(entities)
-                version = sent_version(store, source, db, rules, data, (p.pending[db], p.pending_files[db]))
+                version = stored.sent_version(rules, data, (p.pending[db], p.pending_files[db]))
                 state[db] = PushedDatabase(data_version=version, datasets=datasets, container=container,
                                            pushed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
                 report.databases_pushed.append(db)

@@ -17,9 +17,9 @@ from typing import Optional, Protocol, Sequence
 from datahub.emitter.mcp import MetadataChangeProposalWrapper
 
 from metadata_assets.config import ConfigError, DataHubTarget, LiteTarget, RestTarget
-from metadata_assets.datahub.files import rare_shape, simplified_obj
 from metadata_assets.datahub.lite_index import close_without_reindex, reindex_entities
 from metadata_assets.datahub.lite_write import write_objs
+from metadata_assets.datahub.mce_json import rare_shape, simplified_obj
 
 
 class DataHubUnavailable(RuntimeError):
@@ -40,7 +40,7 @@ class Sink(Protocol):
 
 class CompiledToObj(MetadataChangeProposalWrapper):
     """A proposal whose to_obj(simplified_structure=True), which Lite's write() calls on each proposal, takes the
-    compiled converter of the MCE files (files.simplified_obj: the same dict, tests/test_serialization.py) instead
+    compiled converter of the MCE files (mce_json.simplified_obj: the same dict, tests/test_serialization.py) instead
     of avrogen's generic walk (about 60% of a Lite write)."""
 
     @classmethod

@@ -36,8 +36,6 @@ from dagster import (
 )
 
 from metadata_assets.config import ConfigError, ProjectConfig
-from metadata_assets.datahub import files
-from metadata_assets.datahub.locks import LockBusy
 from metadata_assets.datahub.push import MassRemovalRefused, PushFailed, PushReport, load_state, push
 from metadata_assets.datahub.sinks import DataHubUnavailable
 from metadata_assets.defs.keys import (  # noqa: F401  (push_asset_key re-exported)
@@ -53,6 +51,8 @@ from metadata_assets.defs.runs import ACTIVE_RUN_STATUSES, active_extraction_run
 from metadata_assets.source_config import SourceConfig
 from metadata_assets.sources.registry import kind_of
 from metadata_assets.markdown import bullets, code
+from metadata_assets.storage.layout import list_mce_databases
+from metadata_assets.storage.locks import LockBusy
 
 RETRY_POLICY = RetryPolicy(max_retries=3, delay=60, backoff=Backoff.EXPONENTIAL)
 
@@ -233,7 +233,7 @@ def build_push_sensor(cfg: ProjectConfig, source: SourceConfig, minimum_interval
             # cursor kept: the next tick looks at these materializations again, after the last run's own push
             return SkipReason(f"{len(extracting)} extraction run(s) of this source still queued or running (e.g. "
                               f"{sorted(extracting)[0]}): the last one pushes what they extracted; waiting")
-        gone = sorted(set(state) - set(files.list_mce_databases(store, source.name)))
+        gone = sorted(set(state) - set(list_mce_databases(store, source.name)))
         gone_hash = hashlib.sha256(json.dumps(gone).encode()).hexdigest()[:16] if gone else None
         reasons = []
         refreshed_after = cursor.get("refreshed_after")

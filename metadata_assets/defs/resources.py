@@ -15,9 +15,9 @@ from typing import Iterator, Optional
 from dagster import ConfigurableResource
 
 from metadata_assets.config import DataHubTarget, LiteTarget, ProjectConfig, RestTarget
-from metadata_assets.datahub import files
 from metadata_assets.datahub.sinks import Sink, open_sink
 from metadata_assets.source_config import SourceConfig
+from metadata_assets.storage.store import Store, open_store
 
 STORE_KEY = "mce_store"
 DATAHUB_KEY = "datahub"
@@ -32,8 +32,8 @@ class MCEStoreResource(ConfigurableResource):
 
     uri: str
 
-    def open(self) -> files.Store:
-        return files.open_store(self.uri)
+    def open(self) -> Store:
+        return open_store(self.uri)
 
 
 class DataHubResource(ConfigurableResource):
@@ -86,7 +86,7 @@ class SourceResource(ConfigurableResource):
         with kind(self.type).client(self.config()) as client:
             yield client
 
-    def extract(self, databases, store: files.Store, progress=None, rewrite: bool = False, report=None):
+    def extract(self, databases, store: Store, progress=None, rewrite: bool = False, report=None):
         """extract.extract() of these databases with the source's client open for the whole run."""
         from metadata_assets.extract import extract
 
@@ -118,6 +118,6 @@ def asset_resources(cfg: ProjectConfig, source: SourceConfig) -> dict[str, Confi
     return {k: resources[k] for k in (STORE_KEY, DATAHUB_KEY, source_key(source))}
 
 
-def project_store(cfg: ProjectConfig) -> files.Store:
+def project_store(cfg: ProjectConfig) -> Store:
     """The project's store, opened through its resource (what sensors and the in-process helpers read)."""
     return project_resources(cfg)[STORE_KEY].open()

@@ -53,7 +53,7 @@ def local_lock(path: Path, what: str, wait_s: float) -> Iterator[None]:
 
 @contextmanager
 def gcs_lock(store, key: str, what: str, wait_s: float, lease_s: float) -> Iterator[None]:
-    """`store` is a datahub.gcs.GCSStore."""
+    """`store` is a storage.gcs.GCSStore."""
     from google.api_core.exceptions import NotFound, PreconditionFailed
 
     name = store._name(key)

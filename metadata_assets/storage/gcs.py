@@ -1,4 +1,4 @@
-"""MCE files on Google Cloud Storage: the `gs://bucket/prefix` implementation of the Store protocol (files.py).
+"""MCE files on Google Cloud Storage: the `gs://bucket/prefix` implementation of the Store protocol (store.py).
 
 Atomicity: a GCS object upload is all-or-nothing; readers see the previous generation until the new one is
 finalized, never a partial object (files up to 8 MiB go up in one multipart request, larger ones as a resumable
@@ -156,7 +156,7 @@ class GCSStore:
         return 0
 
     def lock(self, key: str, wait_s: float, lease_s: float):
-        """An exclusive lock object (datahub/locks.py): a context manager; LockBusy when not had in wait_s."""
-        from metadata_assets.datahub.locks import gcs_lock
+        """An exclusive lock object (locks.py): a context manager; LockBusy when not had in wait_s."""
+        from metadata_assets.storage.locks import gcs_lock
 
         return gcs_lock(self, key, self.uri(key), wait_s, lease_s)
