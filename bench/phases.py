@@ -59,7 +59,7 @@ def main(size_name: str) -> None:
     import generate
     import run
     from metadata_assets.datahub import files
-    from metadata_assets.datahub.mcps import LineageResolver, database_mcps
+    from metadata_assets.sources.sql_emitter import LineageResolver, database_mcps
     from metadata_assets.extract import rules_for
     from metadata_assets.sources.mysql import MySQLReader, connect
 

@@ -15,9 +15,8 @@ from dagster import DagsterInstance, SensorResult, build_sensor_context
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from bigquery_stub import BigQueryStub, load_rows
-from metadata_assets.config import BigQuerySource, ConfigError, load
+from metadata_assets.config import ConfigError, load
 from metadata_assets.datahub import files
-from metadata_assets.datahub.bigquery_mcps import BigQueryUrnRules, dataset_mcps, schema_fields
 from metadata_assets.sources.bigquery import (
     Scope,
     build_dataset,
@@ -28,6 +27,8 @@ from metadata_assets.sources.bigquery import (
     schemata_sql,
     tables_sql,
 )
+from metadata_assets.sources.bigquery.config import BigQuerySource
+from metadata_assets.sources.bigquery.emitter import BigQueryUrnRules, dataset_mcps, schema_fields
 
 PROJECT = "acme-analytics"
 YAML = f"""
@@ -145,7 +146,7 @@ def by_aspect(mcps):
 def test_mcps_urns_containers_properties_lineage():
     rules = BigQueryUrnRules(project=PROJECT)
     dbs = snapshots()
-    from metadata_assets.datahub.bigquery_mcps import BigQueryLineageResolver
+    from metadata_assets.sources.bigquery.emitter import BigQueryLineageResolver
 
     lineage = BigQueryLineageResolver(rules)
     for db in dbs.values():

@@ -33,7 +33,7 @@ import pytest
 from datahub.metadata.urns import SchemaFieldUrn
 
 from metadata_assets.datahub import files
-from metadata_assets.datahub.mcps import UrnRules
+from metadata_assets.sources.mysql.emitter import MySQLUrnRules as UrnRules
 from metadata_assets.extract import extract
 from metadata_assets.sources.mysql import quote_ident
 

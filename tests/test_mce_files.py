@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from metadata_assets.datahub import files
-from metadata_assets.datahub.mcps import UrnRules
+from metadata_assets.sources.mysql.emitter import MySQLUrnRules as UrnRules
 from metadata_assets.extract import extract
 from test_conformance import AWKWARD_DB, create_awkward
 

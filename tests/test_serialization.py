@@ -8,9 +8,9 @@ from datahub.emitter.mcp import MetadataChangeProposalWrapper
 from datahub.metadata.schema_classes import StatusClass, SystemMetadataClass
 
 from metadata_assets.datahub import files
-from metadata_assets.datahub.mcps import LineageResolver, database_mcps
 from metadata_assets.extract import rules_for
 from metadata_assets.sources.mysql import MySQLReader, connect
+from metadata_assets.sources.sql_emitter import LineageResolver, database_mcps
 
 
 def real_mcps(schema, odd_table: str) -> list[MetadataChangeProposalWrapper]:

@@ -55,7 +55,7 @@ from datahub.utilities.hive_schema_to_avro import HiveColumnToAvroConverter, get
 
 from metadata_assets.catalog import Database, Table
 from metadata_assets.report import VIEW_LINEAGE, Finding
-from metadata_assets.datahub.mcps import _props, lineage_aspect
+from metadata_assets.sources.sql_emitter import lineage_aspect, string_properties
 
 PLATFORM = "bigquery"
 MCE_FORMAT = "2"  # bump when dataset_mcps() changes what it emits: every file then counts as changed
@@ -223,7 +223,7 @@ def dataset_mcps(db: Database, rules: BigQueryUrnRules, lineage: Optional[BigQue
             yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=SchemaMetadataClass(
                 schemaName=qualified, platform=make_data_platform_urn(PLATFORM), version=0, hash="",
                 platformSchema=MySqlDDLClass(tableSchema=""), fields=schema_fields(t)))
-        props = _props({"table_type": t.table_type, **t.properties})
+        props = string_properties({"table_type": t.table_type, **t.properties})
         shard = BigqueryTableIdentifier.get_table_and_shard(t.name)[1]
         if shard:
             props["is_sharded"], props["max_shard_id"] = "True", shard
