@@ -15,8 +15,9 @@ import yaml
 from pydantic import Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from metadata_assets.change_config import OwnerNotifications
-from metadata_assets.source_config import ConfigError, SourceConfig, _Strict
+from metadata_assets.source_config import ConfigError, SourceConfig
 from metadata_assets.strict import FromEnv
+from metadata_assets.strict import StrictModel as _Strict
 from metadata_assets.sources.registry import config_model, config_models, source_types
 
 CONFIG_ENV = "METADATA_ASSETS_CONFIG"
