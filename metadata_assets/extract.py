@@ -16,10 +16,10 @@ from metadata_assets import history
 from metadata_assets.catalog import Database, figures_moved
 from metadata_assets.datahub import files
 from metadata_assets.datahub.files import data_version  # noqa: F401  (re-exported)
-from metadata_assets.sources.mysql.emitter import MCE_FORMAT  # noqa: F401  (re-exported)
 from metadata_assets.report import DATABASE_MISSING, ExtractionReport, Finding, from_record
 from metadata_assets.source_config import SourceConfig
 from metadata_assets.sources.base import DatabaseFailure, FailureCause
+from metadata_assets.sources.mysql.emitter import MCE_FORMAT  # noqa: F401  (re-exported)
 from metadata_assets.sources.registry import kind_of
 
 log = logging.getLogger(__name__)

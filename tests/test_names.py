@@ -11,9 +11,9 @@ import json
 import pytest
 
 from metadata_assets.datahub import files
-from metadata_assets.sources.mysql.emitter import MySQLUrnRules as UrnRules
 from metadata_assets.extract import extract
 from metadata_assets.sources.mysql import quote_ident
+from metadata_assets.sources.mysql.emitter import MySQLUrnRules as UrnRules
 
 # database name suffixes (the test prefix goes in front)
 AWKWARD_DATABASES = ["ünï cødé", "we$ird-name", "back`tick", "select", "a.b", "..", "sl/ash", "100%", "주문" * 20]

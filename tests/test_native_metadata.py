@@ -9,11 +9,11 @@ import yaml
 
 from metadata_assets import config as config_mod
 from metadata_assets.datahub import files
-from metadata_assets.sources.mysql.emitter import MCE_FORMAT
 from metadata_assets.definitions import build_definitions
 from metadata_assets.defs.extraction import mce_asset_key
 from metadata_assets.defs.keys import push_asset_key
 from metadata_assets.extract import extract
+from metadata_assets.sources.mysql.emitter import MCE_FORMAT
 
 
 def test_owners_tags_freshness_and_code_version_on_the_asset(schema, tmp_path):

@@ -98,8 +98,8 @@ class Session(ABC):
         [] when the kind cannot tell."""
 
     def source_warnings(self, databases: Sequence[str]) -> list[str]:
-        """What concerns the whole source (MySQL: routines not visible), reported once per run
-        (report.ExtractionReport), not on each database; [] for a kind with nothing of the kind."""
+        """Warnings about the whole source (MySQL: routines not visible), reported once per run
+        (report.ExtractionReport), not on each database. Optional: a kind without any keeps this default, []."""
         return []
 
     @abstractmethod

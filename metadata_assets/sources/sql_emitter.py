@@ -64,6 +64,7 @@ from datahub.metadata.schema_classes import (
 from metadata_assets.catalog import Column, Database, Table, table_size
 from metadata_assets.report import ROUTINE_LINEAGE, VIEW_LINEAGE, Finding, code_of, subject_of
 
+
 @dataclass(frozen=True)
 class UrnRules(ABC):
     """How names become URNs for one source, and the emitter's per-platform hooks, as DataHub's own source for the
@@ -403,7 +404,8 @@ class LineageResolver:
                     self.resolver.add_raw_schema_info(urn, {c.name: c.column_type for c in t.columns})
         self._unresolved.clear()
 
-    def upstream_lineage(self, db: Database, t: Table, urn: str) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
+    def upstream_lineage(self, db: Database, t: Table,
+                         urn: str) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
         """(lineage, warning); names in the SQL resolve as the rules' sql_defaults say."""
         from datahub.sql_parsing.sqlglot_lineage import sqlglot_lineage
 

@@ -1,10 +1,11 @@
 """BigQuery dataset snapshot -> DataHub proposals, URN-compatible with DataHub's built-in bigquery source.
 
 Built with acryl-datahub's own pieces, as datahub/ingestion/source/bigquery_v2/bigquery_schema_gen.py does:
-dataset names from BigqueryTableIdentifier (`project.dataset.table`; date-sharded tables fold into
-their base name, as with the built-in's default config), containers from ProjectIdKey / BigQueryDatasetKey (gen_database_container / gen_schema_container),
-nested STRUCT/ARRAY fields through get_schema_fields_for_hive_column (v2 field paths), the built-in's type mapping,
-and view lineage through sqlglot_lineage (platform bigquery, default_db=project, default_schema=dataset).
+dataset names from BigqueryTableIdentifier (`project.dataset.table`; date-sharded tables fold into their base name,
+as with the built-in's default config), containers from ProjectIdKey / BigQueryDatasetKey (gen_database_container /
+gen_schema_container), nested STRUCT/ARRAY fields through get_schema_fields_for_hive_column (v2 field paths), the
+built-in's type mapping, and view lineage through sqlglot_lineage (platform bigquery, default_db=project,
+default_schema=dataset).
 Partitioning, clustering and labels are dataset custom properties (labels as `label.<key>`); partition columns are
 isPartitioningKey fields and clustering columns carry the built-in's CLUSTERING_COLUMN_<n> tag.
 """
@@ -172,7 +173,8 @@ class BigQueryLineageResolver:
             if cols:
                 self.resolver.add_raw_schema_info(self.rules.dataset(db.name, t.name), cols)
 
-    def upstream_lineage(self, db: Database, t: Table, urn: str) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
+    def upstream_lineage(self, db: Database, t: Table,
+                         urn: str) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
         from datahub.sql_parsing.sqlglot_lineage import sqlglot_lineage
 
         if not t.view_definition:
