@@ -58,10 +58,11 @@ def fast_to_dict(db) -> dict:
 def main(size_name: str) -> None:
     import generate
     import run
+
     from metadata_assets.datahub.mce_json import serialize_mcps
-    from metadata_assets.datahub.mcps import LineageResolver, database_mcps
     from metadata_assets.extract import rules_for
     from metadata_assets.sources.mysql import MySQLReader, connect
+    from metadata_assets.sources.sql_emitter import LineageResolver, database_mcps
     from metadata_assets.storage.layout import mce_key, snapshot_key
     from metadata_assets.storage.store import LocalStore
 

@@ -61,7 +61,8 @@ LABELS = {
 
 # ----------------------------------------------------------------------------------------------------------- children
 def _source(spec: dict):
-    from metadata_assets.config import MySQLSource, Pattern
+    from metadata_assets.source_config import Pattern
+    from metadata_assets.sources.mysql.config import MySQLSource
 
     return MySQLSource(name=SOURCE_NAME, type="mysql", host="127.0.0.1", port=spec["port"], user=READER_USER,
                        password_env=PASSWORD_ENV, database_pattern=Pattern(allow=[spec["pattern"]]),

@@ -1,7 +1,7 @@
 """What `metadata-assets check-access` found: can the catalog account see each database, and is it refused data?
 
-A plain model, filled by a kind's probes (`SourceKind.check_access`, sources/<type>/access.py) and printed by the
-CLI: an aligned table, a one-line verdict, or JSON. No Dagster and no SQL here.
+A plain model, filled by a kind's probes (`sources.base.AccessProbes.check_access`, sources/<type>/access.py) and
+printed by the CLI: an aligned table, a one-line verdict, or JSON. No Dagster and no SQL here.
 
 The proof that data is not readable is a probe that must FAIL: a `SELECT 1 FROM <one real table> LIMIT 0` (no row
 is ever read, even when it succeeds). `data_readable` is True when a probe succeeded, False when the server refused

@@ -1,7 +1,7 @@
 """The catalog snapshot: what a database's schema looks like, as plain data.
 
-No Dagster, no DataHub, no SQL here. A snapshot is built by a source (sources/mysql.py), turned into DataHub
-proposals (datahub/mcps.py) and compared with the previous one (diff.py).
+No Dagster, no DataHub, no SQL here. A snapshot is built by a kind's reader (sources/<type>/reader.py), turned
+into DataHub proposals by its emitter (sources/<type>/emitter.py) and compared with the previous one (diff.py).
 """
 
 from __future__ import annotations

@@ -44,14 +44,18 @@ def cmd_grants(args) -> int:
 def cmd_check_access(args) -> int:
     """Per database: visible, SELECT refused (a probe that must fail), view SQL, routines; then a verdict.
     Exit 0: the account cannot read data anywhere; 1: it can in at least one database; 2: bad input or unreachable."""
-    from metadata_assets.sources.base import SourceUnavailable
+    from metadata_assets.sources.base import AccessProbes, SourceUnavailable
     from metadata_assets.sources.registry import kind_of
 
     cfg = config_mod.load(args.config, check_datahub=False)  # talks to the source only
     source = cfg.source(args.source)
+    kind = kind_of(source)
+    if not isinstance(kind, AccessProbes):
+        print(f"error: {kind.no_access_probes(source)}", file=sys.stderr)
+        return 2
     try:
-        report = kind_of(source).check_access(source, args.database or None)
-    except (SourceUnavailable, NotImplementedError) as e:
+        report = kind.check_access(source, args.database or None)
+    except SourceUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(report.to_json() if args.json else report.text())

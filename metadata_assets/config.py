@@ -14,20 +14,10 @@ from typing import Annotated, Literal, Optional, Union
 import yaml
 from pydantic import Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-# re-exported: what every source shares, and the models of the built-in sources
 from metadata_assets.change_config import OwnerNotifications
-from metadata_assets.source_config import (  # noqa: F401
-    ConfigError,
-    Pattern,
-    RunPod,
-    Schedule,
-    ServerSource,
-    SourceConfig,
-    _Strict,
-)
+from metadata_assets.source_config import ConfigError, SourceConfig
 from metadata_assets.strict import FromEnv
-from metadata_assets.sources.bigquery.config import BigQuerySource  # noqa: F401
-from metadata_assets.sources.mysql.config import SYSTEM_DATABASES, MySQLSource  # noqa: F401
+from metadata_assets.strict import StrictModel as _Strict
 from metadata_assets.sources.registry import config_model, config_models, source_types
 
 CONFIG_ENV = "METADATA_ASSETS_CONFIG"

@@ -16,6 +16,7 @@ from metadata_assets.catalog import Database, figures_moved
 from metadata_assets.datahub.mce_json import serialize_mcps_chunks
 from metadata_assets.report import DATABASE_MISSING, ExtractionReport, Finding, from_record
 from metadata_assets.source_config import SourceConfig
+from metadata_assets.sources.base import DatabaseFailure, FailureCause
 from metadata_assets.sources.registry import kind_of
 from metadata_assets.storage.database_files import DatabaseFiles, VersionRecord, data_version
 from metadata_assets.storage.store import Store
@@ -38,13 +39,18 @@ class DatabaseResult:
     data_version: Optional[str] = None  # what Dagster shows as the data version; the push compares it
     file_sha256: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
-    error: Optional[str] = None
+    failure: Optional[DatabaseFailure] = None  # why it failed (ok False)
     missing: bool = False  # the database no longer exists (or is no longer visible)
     snapshot: Optional[Database] = None
     previous: Optional[Database] = None
     rewritten: bool = True  # False: the schema was unchanged and the existing file was kept
     history_version: Optional[int] = None  # the schema-history version this extraction recorded (history.py)
     schema_diff: Optional[object] = None  # diff.SchemaDiff(previous, snapshot) when the history computed it
+
+    @property
+    def error(self) -> Optional[str]:
+        """The failure's message, for people; None when it did not fail."""
+        return self.failure.message if self.failure is not None else None
 
 
 def rules_for(source: SourceConfig):
@@ -160,7 +166,7 @@ def extract(source: SourceConfig, databases: Sequence[str], store: Store,
         with report.timed("privilege_check"):
             priv_warnings = session.privilege_warnings(databases) if privilege_check else []
             # what concerns the source as a whole (routines not visible): once in the report, not per database
-            for w in getattr(session, "source_warnings", lambda dbs: [])(databases):
+            for w in session.source_warnings(databases):
                 log.warning("%s: %s", source.name, w)
                 report.warnings.append(("", w))
         batches = [list(databases[i:i + source.batch_size]) for i in range(0, total, source.batch_size)]
@@ -171,19 +177,19 @@ def extract(source: SourceConfig, databases: Sequence[str], store: Store,
         for n, batch in enumerate(batches):
             t0 = time.monotonic()
             with report.timed("read"):  # the wait for this batch's read
-                snapshots, error = pending.result()
+                snapshots, batch_failure = pending.result()
             pending = reader.submit(session.read_batch, batches[n + 1]) if n + 1 < len(batches) else None
-            lineage = kind.lineage(rules, source) if error is None else None
+            lineage = kind.lineage(rules, source) if batch_failure is None else None
             try:
                 for db in snapshots.values():
-                    if not isinstance(db, str):
+                    if isinstance(db, Database):
                         lineage.register(db)
                 for name in batch:
                     db = snapshots.get(name)
-                    if error is not None:
-                        result = DatabaseResult(database=name, ok=False, error=error)
-                    elif isinstance(db, str):  # this database alone could not be read
-                        result = DatabaseResult(database=name, ok=False, error=db)
+                    if batch_failure is not None:
+                        result = DatabaseResult(database=name, ok=False, failure=batch_failure)
+                    elif isinstance(db, DatabaseFailure):  # this database alone could not be read
+                        result = DatabaseResult(database=name, ok=False, failure=db)
                     elif db is None:
                         result = DatabaseResult(database=name, ok=True, missing=True, warnings=[Finding(
                             f"database {name!r} does not exist or is not visible", DATABASE_MISSING, name)])
@@ -194,7 +200,8 @@ def extract(source: SourceConfig, databases: Sequence[str], store: Store,
                                                         profile_change, recorder)
                         except Exception as e:  # one bad database must not hide the others
                             log.exception("database %s failed", name)
-                            result = DatabaseResult(database=name, ok=False, error=f"{type(e).__name__}: {e}")
+                            result = DatabaseResult(database=name, ok=False, failure=DatabaseFailure(
+                                FailureCause.WRITE, f"{type(e).__name__}: {e}"))
                     if result.ok:
                         result.warnings[:0] = priv_warnings + session.access_warnings(name)
                     report.add(result)

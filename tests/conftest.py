@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from metadata_assets import local_mariadb
-from metadata_assets.config import MySQLSource, Pattern, ProjectConfig
+from metadata_assets.config import ProjectConfig
+from metadata_assets.source_config import Pattern
+from metadata_assets.sources.mysql.config import MySQLSource
 
 os.environ.setdefault("DATAHUB_TELEMETRY_ENABLED", "false")
 SAMPLE_SQL = Path(__file__).parents[1] / "metadata_assets" / "demo" / "sample.sql"

@@ -11,15 +11,12 @@ from collections import defaultdict
 from types import SimpleNamespace
 
 import pytest
+from bigquery_stub import BigQueryStub, load_rows
 from dagster import DagsterInstance, SensorResult, build_sensor_context
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from bigquery_stub import BigQueryStub, load_rows
-from metadata_assets.config import BigQuerySource, ConfigError, load
+from metadata_assets.config import ConfigError, load
 from metadata_assets.datahub.mce_json import read_mcps
-from metadata_assets.storage.layout import list_mce_databases, mce_key
-from metadata_assets.storage.store import LocalStore
-from metadata_assets.datahub.bigquery_mcps import BigQueryUrnRules, dataset_mcps, schema_fields
 from metadata_assets.sources.bigquery import (
     Scope,
     build_dataset,
@@ -30,6 +27,10 @@ from metadata_assets.sources.bigquery import (
     schemata_sql,
     tables_sql,
 )
+from metadata_assets.sources.bigquery.config import BigQuerySource
+from metadata_assets.sources.bigquery.emitter import BigQueryUrnRules, dataset_mcps, schema_fields
+from metadata_assets.storage.layout import list_mce_databases, mce_key
+from metadata_assets.storage.store import LocalStore
 
 PROJECT = "acme-analytics"
 YAML = f"""
@@ -147,7 +148,7 @@ def by_aspect(mcps):
 def test_mcps_urns_containers_properties_lineage():
     rules = BigQueryUrnRules(project=PROJECT)
     dbs = snapshots()
-    from metadata_assets.datahub.bigquery_mcps import BigQueryLineageResolver
+    from metadata_assets.sources.bigquery.emitter import BigQueryLineageResolver
 
     lineage = BigQueryLineageResolver(rules)
     for db in dbs.values():
@@ -423,6 +424,7 @@ def test_the_stand_in_runs_every_query_in_duckdb(bq):
     """Every query of a read and a sensor tick was parsed as GoogleSQL and executed in DuckDB; the fingerprint the
     tick got is the one its SQL computes from the hand-written rows (XOR of per-table hashes, one per dataset's DDL)."""
     from bigquery_stub import farm_fingerprint_standin
+
     from metadata_assets.defs.source_clients import source_client
     from metadata_assets.sources.bigquery import BigQueryReader
 

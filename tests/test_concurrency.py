@@ -24,9 +24,10 @@ from dagster._core.test_utils import create_test_daemon_workspace_context
 from dagster._core.workspace.load_target import EmptyWorkspaceTarget
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 
-from metadata_assets.config import MySQLSource, ProjectConfig
+from metadata_assets.config import ProjectConfig
 from metadata_assets.defs.extraction import build_mce_asset, mce_asset_key, mysql_pool, partitions_def
 from metadata_assets.defs.pools import apply_pool_limits, build_pool_limits_sensor, pool_limits
+from metadata_assets.sources.mysql.config import MySQLSource
 
 VALUES = yaml.safe_load((Path(__file__).parents[1] / "deploy" / "values.yaml").read_text())
 

@@ -253,7 +253,7 @@ def test_regexes_that_can_backtrack_exponentially_are_refused(tmp_path, regex, w
                                    "(?:[a-z]+_)?prod", "(ab|cd)+", "(?:a(b|c))+", "(a|)+",
                                    r"^(?:(?!tmp_)\w)+$"])
 def test_ordinary_regexes_are_accepted(regex):
-    from metadata_assets.config import Pattern
+    from metadata_assets.source_config import Pattern
 
     assert Pattern(allow=[regex], deny=[regex]).allow == [regex]
 
@@ -265,7 +265,7 @@ def test_pattern_matcher_is_built_once_and_names_are_memoized(monkeypatch):
 
     from datahub.configuration.common import AllowDenyPattern
 
-    from metadata_assets.config import Pattern
+    from metadata_assets.source_config import Pattern
 
     built, matched = [], []
     real_init, real_allowed = AllowDenyPattern.__init__, AllowDenyPattern.allowed
@@ -293,7 +293,7 @@ def test_pattern_matcher_is_built_once_and_names_are_memoized(monkeypatch):
 def test_memoized_patterns_keep_datahub_semantics():
     from datahub.configuration.common import AllowDenyPattern
 
-    from metadata_assets.config import Pattern
+    from metadata_assets.source_config import Pattern
 
     for allow, deny, ignore_case in ((["Orders_.*", "x"], ["orders_tmp"], True), (["Orders_.*"], [], False),
                                      ([".*"], ["^db$", "tmp"], True), (["^(shop|billing)$"], [], True)):
@@ -338,7 +338,7 @@ def test_cron_check_agrees_with_dagsters_own():
     """The core checks with croniter (no Dagster import there); Dagster's ScheduleDefinition is the judge."""
     from dagster._utils.schedules import is_valid_cron_string
 
-    from metadata_assets.config import Schedule
+    from metadata_assets.source_config import Schedule
 
     for cron in ("0 5 * * *", "99 99 * * *", "0 5 * *", "0 0 5 * * *", "0 5 30 2 *", "0 5 29 2 *", "@hourly",
                  "@daily", "*/7 * * * *", "0 5 * * 1#2", "0 5 ? * *", "H 5 * * *", "0 5 * * 8", "0 5 * * 7",

@@ -29,14 +29,13 @@ import pathlib
 import re
 
 import pytest
-
 from datahub.metadata.urns import SchemaFieldUrn
 
-from metadata_assets.storage.layout import snapshot_key
-from metadata_assets.storage.store import LocalStore
-from metadata_assets.datahub.mcps import UrnRules
 from metadata_assets.extract import extract
 from metadata_assets.sources.mysql import quote_ident
+from metadata_assets.sources.mysql.emitter import MySQLUrnRules as UrnRules
+from metadata_assets.storage.layout import snapshot_key
+from metadata_assets.storage.store import LocalStore
 
 AWKWARD_DB = "Wëird db-$1"
 

@@ -468,8 +468,8 @@ def test_image_ships_bytecode():
 
 def test_failed_extraction_runs_are_retried_by_the_daemon(monkeypatch):
     """Sensor/schedule extraction runs ask for run retries, and the deployed instance honours that tag."""
-    from metadata_assets.config import MySQLSource
     from metadata_assets.defs.extraction import MAX_RETRIES_TAG, run_tags
+    from metadata_assets.sources.mysql.config import MySQLSource
 
     monkeypatch.setenv("PW", "x")
     src = MySQLSource(name="s", type="mysql", host="h", user="u", password_env="PW")

@@ -30,14 +30,16 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, RetryPolicy, materialize
 
 from metadata_assets import local_mariadb
-from metadata_assets.config import MySQLSource, Pattern, ProjectConfig
+from metadata_assets.config import ProjectConfig
 from metadata_assets.datahub.mce_json import read_mcps
 from metadata_assets.datahub.push import PushFailed, forget_database, load_state, push
 from metadata_assets.datahub.sinks import DataHubUnavailable, LiteSink, RestSink
 from metadata_assets.defs.push import build_push_asset
 from metadata_assets.defs.source_clients import read_fingerprints
 from metadata_assets.extract import extract, rules_for
-from metadata_assets.sources.mysql import ConnectionLost, SourceUnavailable, list_databases
+from metadata_assets.source_config import Pattern
+from metadata_assets.sources.mysql import SourceUnavailable, list_databases
+from metadata_assets.sources.mysql.config import MySQLSource
 from metadata_assets.storage.layout import list_mce_databases, mce_key, snapshot_key, version_key
 from metadata_assets.storage.store import LocalStore, open_store, sha256
 from tests.faults import CountingHook, RewriteHook, SilentPeer, StallingProxy, kill_server, restart_server, within

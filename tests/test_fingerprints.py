@@ -129,13 +129,14 @@ def test_key_parts_rotate_over_ticks_and_carry_over(schema, monkeypatch):
     import zlib
 
     from metadata_assets.defs import source_clients
+    from metadata_assets.sources.mysql import kind as mysql_kind
 
     dbs = [schema.create(f"k{i}", "CREATE TABLE p (id INT PRIMARY KEY)",
                          "CREATE TABLE c (id INT PRIMARY KEY, p_id INT, KEY ix_p (p_id), "
                          "CONSTRAINT fk_p FOREIGN KEY (p_id) REFERENCES p (id))") for i in range(3)]
     schema.grant()
     source = schema.source()
-    monkeypatch.setattr(source_clients, "KEY_SLICE", 1)  # 3 databases: 3 slices, one database's keys per tick
+    monkeypatch.setattr(mysql_kind, "KEY_SLICE", 1)  # 3 databases: 3 slices, one database's keys per tick
     first = source_clients.read_fingerprints(source)  # empty cursor: everything is read
     assert sorted(first) == sorted(dbs) and all("." in v for v in first.values())
     for tick in range(3):  # nothing changed: every slice gives the same digests

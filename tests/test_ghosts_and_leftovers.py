@@ -22,9 +22,10 @@ from datahub.metadata.urns import SchemaFieldUrn
 
 from metadata_assets.catalog import Column, Database, ForeignKey, Table
 from metadata_assets.datahub.mce_json import read_mcps
-from metadata_assets.datahub.mcps import LineageResolver, UrnRules, database_mcps
 from metadata_assets.extract import extract
 from metadata_assets.sources.mysql import quote_ident
+from metadata_assets.sources.mysql.emitter import MySQLUrnRules as UrnRules
+from metadata_assets.sources.sql_emitter import LineageResolver, database_mcps
 from metadata_assets.storage.layout import mce_key
 from metadata_assets.storage.store import LocalStore, open_store
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_conformance import AWKWARD_DB, create_awkward
 
 from metadata_assets.datahub.mce_json import read_mcps, serialize_mcps
+from metadata_assets.extract import extract
+from metadata_assets.sources.mysql.emitter import MySQLUrnRules as UrnRules
 from metadata_assets.storage.database_files import data_version, read_version
 from metadata_assets.storage.layout import decode_name, encode_name, mce_key, snapshot_key, version_key
 from metadata_assets.storage.store import LocalStore, sha256
-from metadata_assets.datahub.mcps import UrnRules
-from metadata_assets.extract import extract
-from test_conformance import AWKWARD_DB, create_awkward
 
 DATAHUB_CLI = str(Path(sys.executable).parent / "datahub")
 
@@ -346,7 +346,8 @@ def test_version_records_spare_reading_snapshots(schema, tmp_path):
     """Each database gets a small version record beside its snapshot; an unchanged run and the push plan read it
     instead of the snapshot, and a store from before records gets them on its next unchanged run."""
     from metadata_assets.datahub.push import plan
-    from metadata_assets.extract import extract as run_extract, rules_for
+    from metadata_assets.extract import extract as run_extract
+    from metadata_assets.extract import rules_for
 
     db = schema.create("rec", "CREATE TABLE t (id INT PRIMARY KEY)", "CREATE VIEW v AS SELECT id FROM t")
     schema.grant()

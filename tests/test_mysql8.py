@@ -7,10 +7,11 @@ No MySQL 8 server can run here; each version-dependent branch is selected by an 
 
 import pytest
 
-from metadata_assets.datahub.mcps import UrnRules, database_mcps
 from metadata_assets.report import ROUTINES_HIDDEN, VIEW_UNREADABLE, code_of
 from metadata_assets.sources.mysql.config import MySQLSource
+from metadata_assets.sources.mysql.emitter import MySQLUrnRules as UrnRules
 from metadata_assets.sources.mysql.reader import MySQLReader, ServerVersion, grant_statements
+from metadata_assets.sources.sql_emitter import database_mcps
 from mysql8_manual_rows import DB, USER, MySQL8, ManualRowsConnection
 
 SOURCE = MySQLSource(name="aurora", type="mysql", host="aurora.example", user=USER, password_env="UNUSED")

@@ -11,9 +11,9 @@ import json
 import pytest
 
 from metadata_assets.datahub.mce_json import read_mcps
-from metadata_assets.datahub.mcps import UrnRules
 from metadata_assets.extract import extract
 from metadata_assets.sources.mysql import quote_ident
+from metadata_assets.sources.mysql.emitter import MySQLUrnRules as UrnRules
 from metadata_assets.storage.layout import decode_name, encode_name, list_mce_databases, mce_key, snapshot_key
 from metadata_assets.storage.store import LocalStore, open_store, sha256
 

@@ -5,9 +5,9 @@ from datetime import datetime, timezone
 import pytest
 from dagster import build_schedule_context, instance_for_test, materialize
 
-from metadata_assets.config import MySQLSource
 from metadata_assets.defs.extraction import build_mce_asset, mce_asset_key, partitions_def, run_tags
 from metadata_assets.defs.schedule import build_daily_schedule
+from metadata_assets.sources.mysql.config import MySQLSource
 from metadata_assets.storage.layout import list_mce_databases
 from metadata_assets.storage.store import open_store
 

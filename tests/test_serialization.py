@@ -3,15 +3,14 @@
 import json
 
 import pytest
-
 from datahub.emitter.mcp import MetadataChangeProposalWrapper
 from datahub.metadata.schema_classes import StatusClass, SystemMetadataClass
 
 from metadata_assets.datahub.mce_json import read_mcps, serialize_mcps
-from metadata_assets.storage.store import sha256
-from metadata_assets.datahub.mcps import LineageResolver, database_mcps
 from metadata_assets.extract import rules_for
 from metadata_assets.sources.mysql import MySQLReader, connect
+from metadata_assets.sources.sql_emitter import LineageResolver, database_mcps
+from metadata_assets.storage.store import sha256
 
 
 def real_mcps(schema, odd_table: str) -> list[MetadataChangeProposalWrapper]:
@@ -98,7 +97,12 @@ def test_compiled_aspect_converter_equals_avrogen_on_every_aspect_we_write(schem
 def test_values_that_do_not_conform_get_the_library_error():
     from avro.errors import AvroTypeException
     from datahub.metadata.schema_classes import (
-        SchemaFieldClass, SchemaFieldDataTypeClass, StringTypeClass, UpstreamClass, UpstreamLineageClass)
+        SchemaFieldClass,
+        SchemaFieldDataTypeClass,
+        StringTypeClass,
+        UpstreamClass,
+        UpstreamLineageClass,
+    )
 
     from metadata_assets.datahub import aspect_json
 
@@ -182,9 +186,13 @@ def test_file_encoder_writes_pythons_bytes_for_odd_values_and_falls_back_where_i
     for strings of every control and non-ASCII character, str enums, empty and None-holding maps, unions in arrays
     and floats; floats that the two encoders write differently (exponents, inf, nan), maps the transform would read
     as unions and lone surrogates take Python's encoder and the library's walk."""
-    from datahub.metadata.schema_classes import (
-        DatasetFieldProfileClass, DatasetProfileClass, DatasetPropertiesClass, SubTypesClass)
     from datahub.ingestion.source.common.subtypes import DatasetSubTypes
+    from datahub.metadata.schema_classes import (
+        DatasetFieldProfileClass,
+        DatasetProfileClass,
+        DatasetPropertiesClass,
+        SubTypesClass,
+    )
 
     from metadata_assets.datahub import aspect_json
 

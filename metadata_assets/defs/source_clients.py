@@ -11,9 +11,6 @@ from typing import Optional
 from metadata_assets.source_config import SourceConfig
 from metadata_assets.sources.registry import kind_of
 
-# MySQL: each tick reads the costly key parts for this many databases (plus new ones); see MySQLKind.fingerprints.
-KEY_SLICE = 250
-
 
 def list_databases(source: SourceConfig) -> list[str]:
     """The allowed databases (BigQuery: datasets) that exist: what the partitions are."""
@@ -27,7 +24,7 @@ def read_fingerprints(source: SourceConfig, cursor: Optional[dict[str, str]] = N
     """{database: digest} for the sensor cursor (small: ~35 bytes a database)."""
     kind = kind_of(source)
     with kind.client(source) as client:
-        return kind.fingerprints(source, client, cursor=cursor, tick=tick, key_slice=KEY_SLICE)
+        return kind.fingerprints(source, client, cursor=cursor, tick=tick)
 
 
 def unavailable_errors(source: SourceConfig) -> tuple[type[BaseException], ...]:

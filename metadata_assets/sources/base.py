@@ -1,22 +1,28 @@
 """The Source interface: what the rest of the project asks of a kind of database, and nothing else.
 
-A kind (`mysql`, `bigquery`, `postgres`, ...) lives in its own package, `metadata_assets/sources/<type>/`:
+A kind (`mysql`, `bigquery`, `postgres`, ...) lives whole in its own package, `metadata_assets/sources/<type>/`:
 - `config.py`: its configuration model, a `source_config.SourceConfig` with `type: Literal["<type>"]`;
-- a reader that turns the server's catalog into snapshots (`catalog.Database`), SQL and API calls included;
-- the hooks of its DataHub proposals (URN rules, fields, containers; `datahub/mcps.py`'s UrnRules for SQL servers);
+- `reader.py`: what turns the server's catalog into snapshots (`catalog.Database`), SQL and API calls included;
+- `emitter.py`: its DataHub proposals (for a SQL server, a `sql_emitter.UrnRules` subclass: the hooks of the
+  shared emitter; else an emitter of its own, with the shared helpers of sources/sql_emitter.py);
+- `access.py` (optional): its check-access probes;
 - `kind.py`: a `SourceKind` that ties them together, registered in `sources/registry.py` by `type`.
+A kind imports this module, sources/sql_emitter.py and the project's core modules, never another kind's package.
 
 Extraction (extract.py), the Dagster wiring (defs/) and the CLI only talk to a `SourceKind` and its `Session`: no
-`isinstance` on source kinds outside a kind's own package. No Dagster here; a kind may hand out a client that a
-Dagster resource builds (BigQuery: dagster-gcp), but it never imports Dagster at module level.
+`isinstance` on source kinds outside a kind's own package (an optional capability, `AccessProbes`, aside). No
+Dagster here; a kind may hand out a client that a Dagster resource builds (BigQuery: dagster-gcp), but it never
+imports Dagster at module level.
 """
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator, Optional, Protocol, Sequence
+from enum import Enum
+from typing import Any, ClassVar, Iterator, Optional, Sequence
 
 from metadata_assets.access import AccessReport
 from metadata_assets.catalog import Database
@@ -30,6 +36,11 @@ SENSOR_TICK_DEADLINE_S = 45.0
 # The fingerprint of a database a tick could not reach before its deadline: the schema sensor adds such a database
 # when it is new (its run reads it) and compares nothing for it; the next tick reads it first.
 UNREAD = "unread"
+
+
+def digest(text: str) -> str:
+    """A fingerprint's short digest (16 hex digits of its SHA-256), as the schema sensor's cursor keeps it."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class SourceUnavailable(RuntimeError):
@@ -47,6 +58,26 @@ class SourceQueryFailed(RuntimeError):
     """A catalog query was refused or failed on the server (not a lost connection)."""
 
 
+class FailureCause(Enum):
+    """What one database's failure was."""
+
+    DATABASE = "database"  # this database alone could not be read; the others of its batch were
+    BATCH = "batch"  # its batch could not be read (refused, or the connection lost again after the retry)
+    SOURCE = "source"  # the source could not be reached again: every database not read yet fails with it
+    WRITE = "write"  # read, but its files could not be built or written
+
+
+@dataclass(frozen=True)
+class DatabaseFailure:
+    """Why one database of a run has no new files; those it had stay as they were."""
+
+    cause: FailureCause
+    message: str  # for people: what the run reports as the database's error
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @dataclass
 class ReadStats:
     """What a session's reads cost and left out, for the run's report (report.ExtractionReport)."""
@@ -56,27 +87,33 @@ class ReadStats:
     tables_filtered: int = 0  # tables and views read but left out by table patterns or include_views
 
 
-class Session(Protocol):
+class Session(ABC):
     """What one extraction run reads through (a connection, a client), opened once per run."""
 
     stats: ReadStats  # counted over the whole run
 
+    @abstractmethod
     def privilege_warnings(self, databases: Sequence[str]) -> list[str]:
         """Warnings when the account can read data (it should not; report.Finding with code OVER_PRIVILEGED);
         [] when the kind cannot tell."""
 
-    def read_batch(self, batch: list[str]) -> tuple[dict[str, Database | str], Optional[str]]:
-        """({name: snapshot}, None) with the batch read whole (a database that does not exist is left out), or
-        ({}, error) when it could not be: then no database of the batch is written and their files stay. A kind
-        that reads each database on its own (PostgreSQL: a connection per database) may give one database's
-        failure as a string in place of its snapshot: that database fails, the others are written."""
+    def source_warnings(self, databases: Sequence[str]) -> list[str]:
+        """Warnings about the whole source (MySQL: routines not visible), reported once per run
+        (report.ExtractionReport), not on each database. Optional: a kind without any keeps this default, []."""
+        return []
 
+    @abstractmethod
+    def read_batch(self, batch: list[str]) -> tuple[dict[str, Database | DatabaseFailure], Optional[DatabaseFailure]]:
+        """({name: snapshot}, None) with the batch read whole (a database that does not exist is left out), or
+        ({}, failure) when it could not be: then no database of the batch is written and their files stay. A kind
+        that reads each database on its own (PostgreSQL: a connection per database) may give one database's
+        failure (FailureCause.DATABASE) in place of its snapshot: that database fails, the others are written."""
+
+    @abstractmethod
     def access_warnings(self, database: str) -> list[str]:
         """Warnings, found while reading it, that the account can read data of this database ([]: none seen)."""
 
-    # optional: `source_warnings(databases) -> list[str]`, what concerns the whole source (MySQL: routines not
-    # visible); reported once per run (report.ExtractionReport), not on each database
-
+    @abstractmethod
     def close(self) -> None: ...
 
 
@@ -89,11 +126,7 @@ class SourceKind(ABC):
     database_noun: ClassVar[str] = "database"  # what one partition is (BigQuery: dataset)
     catalog_read: ClassVar[str]  # what it reads, for people: "information_schema", "pg_catalog"
 
-    # --- naming and placement ---
-    @abstractmethod
-    def describe(self, source: SourceConfig) -> str:
-        """Where the source is, for asset descriptions: "MySQL source `shop` (db1:3306)"."""
-
+    # --- placement ---
     @abstractmethod
     def pool(self, source: SourceConfig) -> str:
         """The Dagster concurrency pool of its extraction runs: shared by every source on the same server."""
@@ -115,9 +148,10 @@ class SourceKind(ABC):
 
     @abstractmethod
     def fingerprints(self, source: SourceConfig, client: Any = None, cursor: Optional[dict[str, str]] = None,
-                     tick: Optional[int] = None, key_slice: int = 250) -> dict[str, str]:
+                     tick: Optional[int] = None) -> dict[str, str]:
         """{database: short digest} of everything that shapes each allowed database's MCE file, from one cheap read;
-        the schema sensor compares it with the last tick's (`cursor`). Row counts, sizes and times stay out."""
+        the schema sensor compares it with the last tick's (`cursor`). Row counts, sizes and times stay out.
+        `tick` (default: the current minute) picks what a kind reads in turns, tick after tick."""
 
     def unavailable_errors(self) -> tuple[type[BaseException], ...]:
         """Errors of the kind's own client library that mean "cannot read now": a sensor tick skips on them."""
@@ -133,14 +167,10 @@ class SourceKind(ABC):
         """The least-privilege grants (SQL or IAM commands) for the catalog account; `databases` None: list them
         (the account must exist already)."""
 
-    def check_access(self, source: SourceConfig, databases: Optional[Sequence[str]] = None,
-                     client: Any = None) -> "AccessReport":
-        """Probe what the catalog account may do, per database (`databases` None: every allowed database it sees):
-        visible, SELECT on data refused (a harmless probe that must fail), view SQL and routines readable
-        (access.AccessReport; `metadata-assets check-access`). Raises SourceUnavailable when the source cannot be
-        reached; a kind without probes raises NotImplementedError saying so."""
-        raise NotImplementedError(f"check-access is not available for {self.title} sources: the {self.type!r} kind "
-                                  f"has no access probes (sources/{self.type}/access.py)")
+    def no_access_probes(self, source: SourceConfig) -> str:
+        """Why `metadata-assets check-access` cannot probe this source, for a kind that is no AccessProbes."""
+        return (f"check-access is not available for {self.title} sources: the {self.type!r} kind has no access "
+                f"probes (sources/{self.type}/access.py)")
 
     # --- DataHub ---
     @abstractmethod
@@ -156,15 +186,25 @@ class SourceKind(ABC):
         """The proposals of one database's MCE file, in a deterministic order."""
 
 
+class AccessProbes(ABC):
+    """An optional capability of a SourceKind: probes of what its catalog account may do (sources/<type>/access.py,
+    `metadata-assets check-access`). A kind without it says why in SourceKind.no_access_probes."""
+
+    @abstractmethod
+    def check_access(self, source: SourceConfig, databases: Optional[Sequence[str]] = None,
+                     client: Any = None) -> AccessReport:
+        """Probe what the catalog account may do, per database (`databases` None: every allowed database it sees):
+        visible, SELECT on data refused (a harmless probe that must fail), view SQL and routines readable
+        (access.AccessReport). Raises SourceUnavailable when the source cannot be reached."""
+
+
 class SQLServerKind(SourceKind):
-    """A kind whose proposals come from the shared SQL emitter (datahub/mcps.py) with its UrnRules' hooks:
+    """A kind whose proposals come from the shared SQL emitter (sources/sql_emitter.py) with its UrnRules' hooks:
     MySQL and PostgreSQL. Only the UrnRules class differs (`rules_class`)."""
 
+    @abstractmethod
     def rules_class(self):
-        """The kind's UrnRules (datahub/mcps.py; a subclass for a platform with other naming rules)."""
-        from metadata_assets.datahub.mcps import UrnRules
-
-        return UrnRules
+        """The kind's UrnRules subclass (sources/<type>/emitter.py)."""
 
     def urn_rules(self, source):
         """The rules for one source: its naming (env, instance) and what its files carry besides the schema
@@ -174,11 +214,11 @@ class SQLServerKind(SourceKind):
                                   owners=tuple(source.owners) if source.datahub_ownership else ())
 
     def lineage(self, rules, source: Optional[SourceConfig] = None):
-        from metadata_assets.datahub.mcps import LineageResolver
+        from metadata_assets.sources.sql_emitter import LineageResolver
 
         return LineageResolver(rules, table_allowed=source.table_allowed if source is not None else None)
 
     def mcps(self, db: Database, rules, lineage, warnings: list[str]):
-        from metadata_assets.datahub.mcps import database_mcps
+        from metadata_assets.sources.sql_emitter import database_mcps
 
         return database_mcps(db, rules, lineage, warnings)

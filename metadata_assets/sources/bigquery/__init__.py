@@ -1,6 +1,6 @@
 """BigQuery (`type: bigquery`): config.py (the source's YAML), reader.py (INFORMATION_SCHEMA and dataset metadata),
-kind.py (the SourceKind, reading through dagster-gcp's BigQueryResource client); its proposals are built by
-datahub/bigquery_mcps.py."""
+emitter.py (its own emitter: projects, datasets, nested fields), kind.py (the SourceKind, reading through
+dagster-gcp's BigQueryResource client)."""
 
 from metadata_assets.sources.bigquery.reader import (
     BigQueryReader,

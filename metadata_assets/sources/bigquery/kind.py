@@ -1,6 +1,6 @@
 """BigQuery as a SourceKind: reads through a google.cloud.bigquery.Client from dagster-gcp's BigQueryResource (one
-per source's project; Application Default Credentials), IAM commands instead of GRANTs, proposals of
-datahub/bigquery_mcps.py."""
+per source's project; Application Default Credentials), IAM commands instead of GRANTs, no check-access probes,
+proposals of its own emitter (emitter.py)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,19 @@ from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence
 
 from metadata_assets.catalog import Database
-from metadata_assets.sources.base import SENSOR_TICK_DEADLINE_S, ReadStats, SourceKind
+from metadata_assets.sources.base import (
+    SENSOR_TICK_DEADLINE_S,
+    DatabaseFailure,
+    ReadStats,
+    Session,
+    SourceKind,
+    digest,
+)
 from metadata_assets.sources.bigquery.config import BigQuerySource
 from metadata_assets.sources.bigquery.reader import BigQueryReader, grant_commands
-from metadata_assets.sources.mysql.kind import digest
 
 
-class BigQuerySession:
+class BigQuerySession(Session):
     def __init__(self, reader: BigQueryReader):
         self.reader = reader
 
@@ -27,7 +33,7 @@ class BigQuerySession:
     def privilege_warnings(self, databases: Sequence[str]) -> list[str]:
         return []  # IAM roles are not visible from INFORMATION_SCHEMA
 
-    def read_batch(self, batch: list[str]) -> tuple[dict[str, Database], Optional[str]]:
+    def read_batch(self, batch: list[str]) -> tuple[dict[str, Database], Optional[DatabaseFailure]]:
         return {db.name: db for db in self.reader.read(batch)}, None
 
     def access_warnings(self, database: str) -> list[str]:
@@ -43,9 +49,6 @@ class BigQueryKind(SourceKind):
     title = "BigQuery"
     database_noun = "dataset"
     catalog_read = "INFORMATION_SCHEMA"
-
-    def describe(self, source: BigQuerySource) -> str:
-        return f"BigQuery source `{source.name}` (project {source.project})"
 
     def pool(self, source: BigQuerySource) -> str:
         return "bigquery_" + re.sub(r"[^A-Za-z0-9_]", "_", source.project)
@@ -74,8 +77,7 @@ class BigQueryKind(SourceKind):
             raise ValueError(f"source {source.name!r}: a BigQuery source needs bigquery_client")
         return BigQuerySession(BigQueryReader(client, source))
 
-    def fingerprints(self, source: BigQuerySource, client=None, cursor=None, tick=None,
-                     key_slice: int = 250) -> dict[str, str]:
+    def fingerprints(self, source: BigQuerySource, client=None, cursor=None, tick=None) -> dict[str, str]:
         """One fingerprint query per region (or per dataset without regions), all within the tick's deadline."""
         with self._client_or_open(source, client) as c:
             reader = BigQueryReader(c, source, deadline_s=SENSOR_TICK_DEADLINE_S)
@@ -97,25 +99,24 @@ class BigQueryKind(SourceKind):
         return [f"-- source {source.name}: BigQuery project {source.project} (IAM roles, not GRANTs)",
                 *grant_commands(source)]
 
-    def check_access(self, source: BigQuerySource, databases: Optional[Sequence[str]] = None, client=None):
-        raise NotImplementedError(
-            "check-access is not available for BigQuery sources: IAM roles are not visible from "
-            "INFORMATION_SCHEMA and a probe would be a billed query job; check the service account's roles "
-            f"(roles/bigquery.metadataViewer and roles/bigquery.jobUser only) with `gcloud projects "
-            f"get-iam-policy {source.project}`")
+    def no_access_probes(self, source: BigQuerySource) -> str:
+        return ("check-access is not available for BigQuery sources: IAM roles are not visible from "
+                "INFORMATION_SCHEMA and a probe would be a billed query job; check the service account's roles "
+                f"(roles/bigquery.metadataViewer and roles/bigquery.jobUser only) with `gcloud projects "
+                f"get-iam-policy {source.project}`")
 
     def urn_rules(self, source: BigQuerySource):
-        from metadata_assets.datahub.bigquery_mcps import BigQueryUrnRules
+        from metadata_assets.sources.bigquery.emitter import BigQueryUrnRules
 
         return BigQueryUrnRules(project=source.project, env=source.env, platform_instance=source.platform_instance)
 
     def lineage(self, rules, source: Optional[BigQuerySource] = None):
-        from metadata_assets.datahub.bigquery_mcps import BigQueryLineageResolver
+        from metadata_assets.sources.bigquery.emitter import BigQueryLineageResolver
 
         return BigQueryLineageResolver(rules)
 
     def mcps(self, db: Database, rules, lineage, warnings: list[str]):
-        from metadata_assets.datahub.bigquery_mcps import dataset_mcps
+        from metadata_assets.sources.bigquery.emitter import dataset_mcps
 
         return dataset_mcps(db, rules, lineage, warnings)
 

@@ -1,5 +1,6 @@
 """MySQL and MariaDB (`type: mysql`): config.py (the source's YAML), reader.py (information_schema in bulk),
-kind.py (the SourceKind: session, fingerprints, grants); its proposals are built by datahub/mcps.py."""
+emitter.py (the SQL emitter's hooks: MySQL's platform and types), access.py (check-access probes), kind.py (the
+SourceKind: session, fingerprints, grants)."""
 
 from metadata_assets.sources.base import ConnectionLost, SourceQueryFailed, SourceUnavailable
 from metadata_assets.sources.mysql.reader import (

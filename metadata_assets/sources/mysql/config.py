@@ -6,7 +6,8 @@ from typing import Literal, Optional
 
 from pydantic import Field, model_validator
 
-from metadata_assets.source_config import Pattern, ServerSource, _Strict
+from metadata_assets.source_config import Pattern, ServerSource
+from metadata_assets.strict import StrictModel as _Strict
 
 # Never catalogued, whatever the patterns say.
 SYSTEM_DATABASES = frozenset({"information_schema", "mysql", "performance_schema", "sys"})

@@ -1,9 +1,8 @@
 """MySQL/MariaDB as a SourceKind: one connection per run (replaced when it breaks), fingerprints with rotating key
-parts, GRANT text, URN rules and proposals of datahub/mcps.py."""
+parts, GRANT text, check-access probes (access.py), proposals of the SQL emitter with MySQL's hooks (emitter.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import time
@@ -13,11 +12,16 @@ from typing import Optional, Sequence
 from metadata_assets.catalog import Database
 from metadata_assets.sources.base import (
     SENSOR_TICK_DEADLINE_S,
+    AccessProbes,
     ConnectionLost,
+    DatabaseFailure,
+    FailureCause,
     ReadStats,
+    Session,
     SQLServerKind,
     SourceQueryFailed,
     SourceUnavailable,
+    digest,
 )
 from metadata_assets.sources.mysql.config import MySQLSource
 from metadata_assets.sources.mysql.reader import (
@@ -35,13 +39,11 @@ log = logging.getLogger(__name__)
 # A tick's connect and fingerprint statements end within SENSOR_TICK_DEADLINE_S together (reader.Deadline; a
 # 3,000-database server answers in ~10 s).
 SENSOR_QUERY_TIMEOUT_S = SENSOR_TICK_DEADLINE_S  # each statement's own bound (the deadline above bounds their sum)
+# Each tick reads the costly key parts for this many databases (plus new ones); see MySQLKind.fingerprints.
+KEY_SLICE = 250
 
 
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-class MySQLSession:
+class MySQLSession(Session):
     """One connection for a run, replaced when it breaks: each batch is read again once over a new connection."""
 
     def __init__(self, source: MySQLSource):
@@ -49,7 +51,7 @@ class MySQLSession:
         self.stats = ReadStats()
         self.conn = connect(source)  # unreachable at the start: the run fails with SourceUnavailable
         self.reader = MySQLReader(self.conn, describe(source), self.stats)
-        self.down: Optional[str] = None  # set once the server could not be reached again
+        self.down: Optional[DatabaseFailure] = None  # set once the server could not be reached again
         self._per_database: dict[str, list[str]] = {}
 
     def privilege_warnings(self, databases: Sequence[str]) -> list[str]:
@@ -59,28 +61,28 @@ class MySQLSession:
     def source_warnings(self, databases: Sequence[str]) -> list[str]:
         return self.reader.routine_warnings(self.source, databases)
 
-    def read_batch(self, batch: list[str]) -> tuple[dict[str, Database], Optional[str]]:
+    def read_batch(self, batch: list[str]) -> tuple[dict[str, Database], Optional[DatabaseFailure]]:
         if self.down:
             return {}, self.down
         for attempt in (1, 2):
             try:
                 return {db.name: db for db in self.reader.read(batch, self.source)}, None
             except SourceQueryFailed as e:
-                return {}, str(e)
+                return {}, DatabaseFailure(FailureCause.BATCH, str(e))
             except ConnectionLost as e:
                 log.warning("%s (attempt %d of 2 for a batch of %d databases)", e, attempt, len(batch))
                 error = f"{e}; nothing of this batch was written, its previous files are kept"
             self._reconnect()
             if self.down:
-                return {}, f"{error}; then {self.down}"
-        return {}, error
+                return {}, DatabaseFailure(FailureCause.SOURCE, f"{error}; then {self.down}")
+        return {}, DatabaseFailure(FailureCause.BATCH, error)
 
     def _reconnect(self) -> None:
         self.close()
         try:
             self.conn = connect(self.source)
         except SourceUnavailable as e:
-            self.conn, self.down = None, f"cannot reconnect: {e}"
+            self.conn, self.down = None, DatabaseFailure(FailureCause.SOURCE, f"cannot reconnect: {e}")
             return
         self.reader = MySQLReader(self.conn, describe(self.source), self.stats)
 
@@ -96,14 +98,11 @@ class MySQLSession:
             self.conn = None
 
 
-class MySQLKind(SQLServerKind):
+class MySQLKind(SQLServerKind, AccessProbes):
     type = "mysql"
     platform = "mysql"
     title = "MySQL"
     catalog_read = "information_schema"
-
-    def describe(self, source: MySQLSource) -> str:
-        return f"MySQL source `{source.name}` ({source.host}:{source.port})"
 
     def pool(self, source: MySQLSource) -> str:
         return "mysql_" + re.sub(r"[^A-Za-z0-9_]", "_", f"{source.host}_{source.port}")
@@ -115,15 +114,15 @@ class MySQLKind(SQLServerKind):
         return MySQLSession(source)
 
     def fingerprints(self, source: MySQLSource, client=None, cursor: Optional[dict[str, str]] = None,
-                     tick: Optional[int] = None, key_slice: int = 250) -> dict[str, str]:
+                     tick: Optional[int] = None) -> dict[str, str]:
         """Digests `<tables+columns>.<keys>`. Key parts (key columns, foreign-key rules) make MariaDB open every
         table in full: over a 3,000-database server they cost more than all other parts together. Each tick reads
-        them for `key_slice` databases (plus new ones; `tick`, default the current minute, picks the slice); the
-        others keep the key digest of the cursor, so a key-only change is seen within ceil(N / key_slice) ticks."""
+        them for KEY_SLICE databases (plus new ones; `tick`, default the current minute, picks the slice); the
+        others keep the key digest of the cursor, so a key-only change is seen within ceil(N / KEY_SLICE) ticks."""
         cursor = cursor or {}
         deadline = Deadline(SENSOR_TICK_DEADLINE_S)
         try:
-            return self._fingerprints(source, cursor, tick, key_slice, deadline)
+            return self._fingerprints(source, cursor, tick, KEY_SLICE, deadline)
         except (SourceUnavailable, SourceQueryFailed) as e:
             if not deadline.passed:
                 raise
@@ -179,6 +178,11 @@ class MySQLKind(SQLServerKind):
         from metadata_assets.sources.mysql.access import check_access
 
         return check_access(source, databases)
+
+    def rules_class(self):
+        from metadata_assets.sources.mysql.emitter import MySQLUrnRules
+
+        return MySQLUrnRules
 
 
 KIND = MySQLKind()

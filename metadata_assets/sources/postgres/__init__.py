@@ -1,2 +1,3 @@
 """PostgreSQL (`type: postgres`): config.py (the source's YAML), reader.py (pg_catalog, a connection per database),
-mcps.py (the emitter's hooks: schemas as containers, PostgreSQL types), kind.py (the SourceKind)."""
+emitter.py (the SQL emitter's hooks: schemas as containers, PostgreSQL types), access.py (check-access probes),
+kind.py (the SourceKind)."""

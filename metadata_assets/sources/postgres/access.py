@@ -25,14 +25,14 @@ from metadata_assets.access import AccessReport, DatabaseAccess
 from metadata_assets.sources.base import ConnectionLost, SourceUnavailable
 from metadata_assets.sources.postgres.config import PostgresSource
 from metadata_assets.sources.postgres.reader import (
-    _NOT_SYSTEM,
-    _ROUTINES_WHERE,
+    NOT_SYSTEM,
+    ROUTINES_WHERE,
     DatabaseGone,
     DatabaseRefused,
     PostgresReader,
-    _message,
     connect,
     describe,
+    error_message,
     is_connection_error,
     quote_ident,
 )
@@ -45,7 +45,7 @@ _RELATIONS = (
     "pg_catalog.has_any_column_privilege(c.oid, 'SELECT') AS granted, "
     "pg_catalog.has_schema_privilege(n.oid, 'USAGE') AS usage "
     "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    f"WHERE c.relkind IN ('r', 'p', 'v', 'm') AND {_NOT_SYSTEM}"
+    f"WHERE c.relkind IN ('r', 'p', 'v', 'm') AND {NOT_SYSTEM}"
 )
 
 
@@ -67,7 +67,7 @@ class _Probe:
             except psycopg2.Error:
                 pass
             if is_connection_error(e) and not isinstance(e, psycopg2.errors.LockNotAvailable):
-                raise ConnectionLost(f"{self.label}: connection lost ({_message(e)})") from None
+                raise ConnectionLost(f"{self.label}: connection lost ({error_message(e)})") from None
             raise
 
 
@@ -143,19 +143,19 @@ def _database(source: PostgresSource, name: str) -> DatabaseAccess:
             except psycopg2.Error as e:
                 if e.pgcode == INSUFFICIENT_PRIVILEGE:
                     row.data_readable = False
-                    row.probe = f"{sql}: refused, SQLSTATE {e.pgcode} ({_message(e).removeprefix('ERROR:  ')})"
+                    row.probe = f"{sql}: refused, SQLSTATE {e.pgcode} ({error_message(e).removeprefix('ERROR:  ')})"
                 else:
-                    row.probe = f"{sql}: failed with SQLSTATE {e.pgcode} ({_message(e)}), not a refusal"
+                    row.probe = f"{sql}: failed with SQLSTATE {e.pgcode} ({error_message(e)}), not a refusal"
                     row.notes.append(f"probe inconclusive (SQLSTATE {e.pgcode})")
             conn.rollback()
         views = p.rows("SELECT pg_catalog.pg_get_viewdef(c.oid) AS sql FROM pg_catalog.pg_class c "
                        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-                       f"WHERE c.relkind IN ('v', 'm') AND {_NOT_SYSTEM} ORDER BY n.nspname, c.relname LIMIT 1")
+                       f"WHERE c.relkind IN ('v', 'm') AND {NOT_SYSTEM} ORDER BY n.nspname, c.relname LIMIT 1")
         if views:
             row.views_have_sql = bool((views[0]["sql"] or "").strip())
         (r,) = p.rows("SELECT count(*) AS n, count(*) FILTER (WHERE p.prosrc IS NOT NULL) AS with_text "
                       "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
-                      f"WHERE {_ROUTINES_WHERE} AND {_NOT_SYSTEM}")  # those the reader catalogues
+                      f"WHERE {ROUTINES_WHERE} AND {NOT_SYSTEM}")  # those the reader catalogues
         row.routines_visible = int(r["n"])
         if row.routines_visible:
             row.routine_text_visible = int(r["with_text"]) == row.routines_visible

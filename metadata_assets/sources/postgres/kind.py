@@ -1,5 +1,6 @@
 """PostgreSQL as a SourceKind: a connection per database (pg_catalog is per database), fingerprints read database by
-database within a time budget, CONNECT-only grants, proposals of datahub/mcps.py with PostgreSQL's hooks."""
+database within a time budget, CONNECT-only grants, check-access probes (access.py), proposals of the SQL emitter
+with PostgreSQL's hooks (emitter.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ from metadata_assets.catalog import Database
 from metadata_assets.sources.base import (
     SENSOR_TICK_DEADLINE_S,
     UNREAD,
+    AccessProbes,
     ConnectionLost,
+    DatabaseFailure,
+    FailureCause,
     ReadStats,
+    Session,
     SQLServerKind,
     SourceQueryFailed,
     SourceUnavailable,
@@ -38,7 +43,7 @@ log = logging.getLogger(__name__)
 FINGERPRINT_BUDGET_S = 40.0
 
 
-class PostgresSession:
+class PostgresSession(Session):
     """Checks the account once (on the initial database), then reads each database over a connection of its own."""
 
     def __init__(self, source: PostgresSource):
@@ -52,7 +57,7 @@ class PostgresSession:
         finally:
             conn.close()
         self._access: dict[str, list[str]] = {}
-        self.down: Optional[str] = None
+        self.down: Optional[DatabaseFailure] = None
 
     def privilege_warnings(self, databases: Sequence[str]) -> list[str]:
         return list(self._role_warnings)
@@ -60,8 +65,8 @@ class PostgresSession:
     def access_warnings(self, database: str) -> list[str]:
         return self._access.get(database, [])
 
-    def read_batch(self, batch: list[str]) -> tuple[dict[str, Database | str], Optional[str]]:
-        out: dict[str, Database | str] = {}
+    def read_batch(self, batch: list[str]) -> tuple[dict[str, Database | DatabaseFailure], Optional[DatabaseFailure]]:
+        out: dict[str, Database | DatabaseFailure] = {}
         for name in batch:
             if self.down:
                 return {}, self.down
@@ -72,13 +77,15 @@ class PostgresSession:
                 except DatabaseGone:
                     break  # dropped since it was listed: missing, not failed
                 except (DatabaseRefused, SourceQueryFailed) as e:
-                    out[name] = f"{describe(self.source)}, database {name!r}: {e}"
+                    out[name] = DatabaseFailure(FailureCause.DATABASE,
+                                                f"{describe(self.source)}, database {name!r}: {e}")
                     break
                 except (ConnectionLost, SourceUnavailable) as e:
                     log.warning("%s (attempt %d of 2 for database %s)", e, attempt, name)
                     if attempt == 2 or isinstance(e, SourceUnavailable) and not self._reachable():
                         # nothing read of this batch is written: one lost server means a partial batch otherwise
-                        self.down = (f"{e}; nothing of this batch was written, its previous files are kept")
+                        self.down = DatabaseFailure(
+                            FailureCause.SOURCE, f"{e}; nothing of this batch was written, its previous files are kept")
                         return {}, self.down
         return out, None
 
@@ -107,14 +114,11 @@ class PostgresSession:
         pass  # each database's connection is closed after its read
 
 
-class PostgresKind(SQLServerKind):
+class PostgresKind(SQLServerKind, AccessProbes):
     type = "postgres"
     platform = "postgres"
     title = "PostgreSQL"
     catalog_read = "pg_catalog"
-
-    def describe(self, source: PostgresSource) -> str:
-        return f"PostgreSQL source `{source.name}` ({source.host}:{source.port})"
 
     def pool(self, source: PostgresSource) -> str:
         return "postgres_" + re.sub(r"[^A-Za-z0-9_]", "_", f"{source.host}_{source.port}")
@@ -126,12 +130,11 @@ class PostgresKind(SQLServerKind):
         return PostgresSession(source)
 
     def fingerprints(self, source: PostgresSource, client=None, cursor: Optional[dict[str, str]] = None,
-                     tick: Optional[int] = None, key_slice: int = 250) -> dict[str, str]:
+                     tick: Optional[int] = None) -> dict[str, str]:
         """{database: md5 of its catalog}: one connection and one statement per allowed database. Databases are
         read in an order that rotates with `tick` (new ones first); past FINGERPRINT_BUDGET_S the rest keep the
         cursor's digest, and past SENSOR_TICK_DEADLINE_S (every connect and statement bounded by what is left of
-        it) databases new to the cursor get UNREAD, so a tick stays bounded on a server of thousands of databases.
-        `key_slice` is MySQL's."""
+        it) databases new to the cursor get UNREAD, so a tick stays bounded on a server of thousands of databases."""
         started = time.monotonic()
         hard = started + SENSOR_TICK_DEADLINE_S
         cursor = {db: fp for db, fp in (cursor or {}).items() if fp != UNREAD}
@@ -194,7 +197,7 @@ class PostgresKind(SQLServerKind):
         return check_access(source, databases)
 
     def rules_class(self):
-        from metadata_assets.sources.postgres.mcps import PostgresUrnRules
+        from metadata_assets.sources.postgres.emitter import PostgresUrnRules
 
         return PostgresUrnRules
 

@@ -34,7 +34,7 @@ _FK_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL
 # pg_class.relkind of what is catalogued: tables, partitioned tables, views, materialized views (as DataHub's
 # built-in postgres source lists them; foreign tables and sequences are left out, as there)
 _RELKINDS = ("r", "p", "v", "m")
-_NOT_SYSTEM = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'"
+NOT_SYSTEM = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'"
 
 # Primary and foreign keys as each table has them. A partition's primary key is its own (an index on it), and so is a
 # foreign key cloned onto a partition from its parent (same referenced table); PostgreSQL also clones a foreign key
@@ -61,7 +61,7 @@ _TYPE_AS_PSQL = (
     "THEN substr(f.ft, 8) ELSE f.ft END"
 )
 # Functions and procedures of the database's own (aggregates, window functions and what extensions install left out)
-_ROUTINES_WHERE = (
+ROUTINES_WHERE = (
     "p.prokind IN ('f', 'p') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep WHERE dep.classid = "
     "'pg_catalog.pg_proc'::regclass AND dep.objid = p.oid AND dep.deptype = 'e')"
 )
@@ -82,7 +82,7 @@ def describe(source: PostgresSource) -> str:
     return f"source {source.name!r} ({source.user}@{source.host}:{source.port})"
 
 
-def _message(e: BaseException) -> str:
+def error_message(e: BaseException) -> str:
     return (getattr(e, "pgerror", None) or str(e)).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
@@ -107,7 +107,7 @@ def connect(source: PostgresSource, database: Optional[str] = None,
             **{k: v for k in ("sslrootcert", "sslcert", "sslkey") if (v := getattr(source, k))},
         )
     except psycopg2.OperationalError as e:
-        text = _message(e)
+        text = error_message(e)
         if "does not exist" in text and "database" in text:
             raise DatabaseGone(text) from None
         if "permission denied for database" in text or "not currently accepting connections" in text:
@@ -151,9 +151,9 @@ class PostgresReader:
                 return [dict(zip(names, row)) for row in cur.fetchall()]
         except psycopg2.Error as e:
             if is_connection_error(e):
-                raise ConnectionLost(f"{self.label}: connection lost ({_message(e)})") from None
+                raise ConnectionLost(f"{self.label}: connection lost ({error_message(e)})") from None
             self._rollback()
-            raise SourceQueryFailed(f"{self.label}: pg_catalog query failed: {_message(e)}") from None
+            raise SourceQueryFailed(f"{self.label}: pg_catalog query failed: {error_message(e)}") from None
 
     def _rollback(self) -> None:
         try:
@@ -198,7 +198,7 @@ class PostgresReader:
             "FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()")[0]
         schemas = [s for s in self._query(
             "SELECT n.nspname AS name, pg_catalog.obj_description(n.oid, 'pg_namespace') AS comment "
-            f"FROM pg_catalog.pg_namespace n WHERE {_NOT_SYSTEM} ORDER BY n.nspname")
+            f"FROM pg_catalog.pg_namespace n WHERE {NOT_SYSTEM} ORDER BY n.nspname")
             if source.schema_allowed(name, s["name"])]
         allowed_schemas = [s["name"] for s in schemas]
         found = self._query(
@@ -317,7 +317,7 @@ class PostgresReader:
             "CASE WHEN coalesce(p.prosrc, '') = '' THEN pg_catalog.pg_get_functiondef(p.oid) ELSE p.prosrc END "
             "AS definition, pg_catalog.obj_description(p.oid, 'pg_proc') AS comment, p.provolatile::text AS volatility, "
             "p.prosecdef AS definer FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
-            f"JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE {_ROUTINES_WHERE} AND n.nspname = ANY(%s)",
+            f"JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE {ROUTINES_WHERE} AND n.nspname = ANY(%s)",
             (schemas,))
         out = []
         for r in rows:
@@ -339,13 +339,13 @@ class PostgresReader:
             "SELECT 'd' || coalesce(pg_catalog.shobj_description(oid, 'pg_database'), '') || datcollate AS x "
             "FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database() "
             "UNION ALL SELECT 'n' || n.nspname || '|' || coalesce(pg_catalog.obj_description(n.oid, 'pg_namespace'), '') "
-            f"FROM pg_catalog.pg_namespace n WHERE {_NOT_SYSTEM} "
+            f"FROM pg_catalog.pg_namespace n WHERE {NOT_SYSTEM} "
             "UNION ALL SELECT 'c' || n.nspname || '.' || c.relname || '|' || c.relkind::text || '|' || "
             "coalesce(pg_catalog.obj_description(c.oid, 'pg_class'), '') || '|' || "
             "coalesce(pg_catalog.pg_get_partkeydef(c.oid), '') || '|' || coalesce(pg_catalog.pg_get_expr(c.relpartbound, "
             "c.oid), '') || '|' || CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.md5(pg_catalog.pg_get_viewdef(c.oid)) "
             "ELSE '' END FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-            f"WHERE c.relkind IN ('r', 'p', 'v', 'm') AND {_NOT_SYSTEM} "
+            f"WHERE c.relkind IN ('r', 'p', 'v', 'm') AND {NOT_SYSTEM} "
             "UNION ALL SELECT 'a' || a.attrelid::regclass::text || '|' || a.attname || '|' || a.attnum || '|' || "
             "pg_catalog.format_type(a.atttypid, a.atttypmod) || '|' || a.attnotnull::text || '|' || a.attidentity::text || '|' || "
             "a.attgenerated::text || '|' || a.attcollation || '|' || coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), '') "
@@ -353,26 +353,26 @@ class PostgresReader:
             "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
             "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
-            f"WHERE c.relkind IN ('r', 'p', 'v', 'm') AND a.attnum > 0 AND NOT a.attisdropped AND {_NOT_SYSTEM} "
+            f"WHERE c.relkind IN ('r', 'p', 'v', 'm') AND a.attnum > 0 AND NOT a.attisdropped AND {NOT_SYSTEM} "
             "UNION ALL SELECT 'k' || con.conrelid::regclass::text || '|' || con.conname || '|' || "
             "pg_catalog.pg_get_constraintdef(con.oid) FROM pg_catalog.pg_constraint con "
             "JOIN pg_catalog.pg_class c ON c.oid = con.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-            f"WHERE ({_KEYS} OR con.contype = 'c') AND {_NOT_SYSTEM} "
+            f"WHERE ({_KEYS} OR con.contype = 'c') AND {NOT_SYSTEM} "
             # a domain's NOT NULL and base type shape its columns' nullability and type
             "UNION ALL SELECT 'y' || t.oid::regtype::text || '|' || t.typnotnull::text || '|' || t.typbasetype::regtype::text "
             "FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace "
-            f"WHERE t.typtype = 'd' AND {_NOT_SYSTEM} "
+            f"WHERE t.typtype = 'd' AND {NOT_SYSTEM} "
             "UNION ALL SELECT 'i' || i.indrelid::regclass::text || '|' || pg_catalog.pg_get_indexdef(i.indexrelid) || '|' || "
             "coalesce(pg_catalog.obj_description(i.indexrelid, 'pg_class'), '') FROM pg_catalog.pg_index i "
             "JOIN pg_catalog.pg_class c ON c.oid = i.indrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-            f"WHERE NOT i.indisprimary AND {_NOT_SYSTEM} "
+            f"WHERE NOT i.indisprimary AND {NOT_SYSTEM} "
             "UNION ALL SELECT 't' || tg.tgrelid::regclass::text || '|' || pg_catalog.pg_get_triggerdef(tg.oid) "
             "FROM pg_catalog.pg_trigger tg JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid "
-            f"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE NOT tg.tgisinternal AND {_NOT_SYSTEM}"
+            f"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE NOT tg.tgisinternal AND {NOT_SYSTEM}"
             + (" UNION ALL SELECT 'p' || p.oid::regprocedure::text || '|' || "
                "pg_catalog.md5(pg_catalog.pg_get_functiondef(p.oid)) || '|' || "
                "coalesce(pg_catalog.obj_description(p.oid, 'pg_proc'), '') FROM pg_catalog.pg_proc p "
-               f"JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE {_ROUTINES_WHERE} AND {_NOT_SYSTEM}"
+               f"JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE {ROUTINES_WHERE} AND {NOT_SYSTEM}"
                if source.include_stored_procedures else "") + ") parts")[0]
         self._rollback()
         return row["h"]

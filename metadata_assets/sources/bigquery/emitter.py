@@ -1,10 +1,11 @@
 """BigQuery dataset snapshot -> DataHub proposals, URN-compatible with DataHub's built-in bigquery source.
 
 Built with acryl-datahub's own pieces, as datahub/ingestion/source/bigquery_v2/bigquery_schema_gen.py does:
-dataset names from BigqueryTableIdentifier (`project.dataset.table`; date-sharded tables fold into
-their base name, as with the built-in's default config), containers from ProjectIdKey / BigQueryDatasetKey (gen_database_container / gen_schema_container),
-nested STRUCT/ARRAY fields through get_schema_fields_for_hive_column (v2 field paths), the built-in's type mapping,
-and view lineage through sqlglot_lineage (platform bigquery, default_db=project, default_schema=dataset).
+dataset names from BigqueryTableIdentifier (`project.dataset.table`; date-sharded tables fold into their base name,
+as with the built-in's default config), containers from ProjectIdKey / BigQueryDatasetKey (gen_database_container /
+gen_schema_container), nested STRUCT/ARRAY fields through get_schema_fields_for_hive_column (v2 field paths), the
+built-in's type mapping, and view lineage through sqlglot_lineage (platform bigquery, default_db=project,
+default_schema=dataset).
 Partitioning, clustering and labels are dataset custom properties (labels as `label.<key>`); partition columns are
 isPartitioningKey fields and clustering columns carry the built-in's CLUSTERING_COLUMN_<n> tag.
 """
@@ -55,7 +56,7 @@ from datahub.utilities.hive_schema_to_avro import HiveColumnToAvroConverter, get
 
 from metadata_assets.catalog import Database, Table
 from metadata_assets.report import VIEW_LINEAGE, Finding
-from metadata_assets.datahub.mcps import _props, lineage_aspect
+from metadata_assets.sources.sql_emitter import lineage_aspect, string_properties
 
 PLATFORM = "bigquery"
 MCE_FORMAT = "2"  # bump when dataset_mcps() changes what it emits: every file then counts as changed
@@ -172,7 +173,8 @@ class BigQueryLineageResolver:
             if cols:
                 self.resolver.add_raw_schema_info(self.rules.dataset(db.name, t.name), cols)
 
-    def upstream_lineage(self, db: Database, t: Table, urn: str) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
+    def upstream_lineage(self, db: Database, t: Table,
+                         urn: str) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
         from datahub.sql_parsing.sqlglot_lineage import sqlglot_lineage
 
         if not t.view_definition:
@@ -223,7 +225,7 @@ def dataset_mcps(db: Database, rules: BigQueryUrnRules, lineage: Optional[BigQue
             yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=SchemaMetadataClass(
                 schemaName=qualified, platform=make_data_platform_urn(PLATFORM), version=0, hash="",
                 platformSchema=MySqlDDLClass(tableSchema=""), fields=schema_fields(t)))
-        props = _props({"table_type": t.table_type, **t.properties})
+        props = string_properties({"table_type": t.table_type, **t.properties})
         shard = BigqueryTableIdentifier.get_table_and_shard(t.name)[1]
         if shard:
             props["is_sharded"], props["max_shard_id"] = "True", shard

@@ -1,5 +1,6 @@
-"""PostgreSQL's hooks of the SQL emitter (datahub/mcps.py): three tiers, database -> schema -> table, with the same
-URNs, containers and browse paths as DataHub's built-in postgres source (tests/test_postgres_source.py compares)."""
+"""PostgreSQL's hooks of the SQL emitter (sources/sql_emitter.py): three tiers, database -> schema -> table, with
+the same URNs, containers and browse paths as DataHub's built-in postgres source (tests/test_postgres_source.py
+compares)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from datahub.metadata.schema_classes import (
 )
 
 from metadata_assets.catalog import Column, Database, Table
-from metadata_assets.datahub.mcps import UrnRules
+from metadata_assets.sources.sql_emitter import UrnRules
 
 # Bump when what a PostgreSQL database's file holds changes, so every file counts as changed and is pushed again.
 # 2: view lineage keeps the database name's case; NOT NULL domains non-nullable; nativeDataType without `public.`;

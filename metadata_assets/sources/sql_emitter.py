@@ -1,10 +1,11 @@
 """Catalog snapshot -> DataHub metadata change proposals for SQL servers, URN-compatible with DataHub's own sources.
 
-One emitter (`database_mcps`) for every SQL server kind; what differs per platform is a hook of its `UrnRules`
-subclass: the platform, the format version, type mapping, the containers below the database (PostgreSQL's schemas),
-which container and browse path a table gets, and how view SQL names resolve. `UrnRules` itself is MySQL's: two
-tiers, database -> table. BigQuery keeps its own emitter (datahub/bigquery_mcps.py): projects, datasets and its
-API's facts share little with these.
+The neutral base of the SQL-server kinds (MySQL, PostgreSQL): one emitter (`database_mcps`) for all of them; what
+differs per platform is a hook of its `UrnRules` subclass (sources/<type>/emitter.py): the platform, the format
+version, type mapping, the containers below the database (PostgreSQL's schemas), which container and browse path a
+table gets, and how view SQL names resolve. `UrnRules`' own hooks are those of two tiers, database -> table.
+BigQuery keeps its own emitter (sources/bigquery/emitter.py): projects, datasets and its API's facts share little
+with these; it uses this module's `string_properties` and `lineage_aspect`.
 
 Everything is built with acryl-datahub's classes and helpers (URN builders, DatabaseKey, gen_database_container,
 add_table_to_schema_container, sqlglot lineage); nothing here talks to a database or to Dagster.
@@ -13,6 +14,7 @@ add_table_to_schema_container, sqlglot lineage); nothing here talks to a databas
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Iterator, Optional
 
@@ -35,35 +37,25 @@ from datahub.ingestion.source.sql.sql_utils import (
     get_domain_wu,
 )
 from datahub.metadata.schema_classes import (
-    ArrayTypeClass,
-    BooleanTypeClass,
     BrowsePathEntryClass,
     BrowsePathsV2Class,
-    BytesTypeClass,
     DataPlatformInstanceClass,
     DatasetLineageTypeClass,
     DatasetProfileClass,
     DatasetPropertiesClass,
-    DateTypeClass,
-    EnumTypeClass,
     FineGrainedLineageClass,
     FineGrainedLineageDownstreamTypeClass,
     FineGrainedLineageUpstreamTypeClass,
     ForeignKeyConstraintClass,
     MySqlDDLClass,
-    NullTypeClass,
-    NumberTypeClass,
     OwnershipClass,
     OwnershipSourceTypeClass,
     OwnershipTypeClass,
-    RecordTypeClass,
     SchemaFieldClass,
     SchemaFieldDataTypeClass,
     SchemaMetadataClass,
     StatusClass,
-    StringTypeClass,
     SubTypesClass,
-    TimeTypeClass,
     UpstreamClass,
     UpstreamLineageClass,
     ViewPropertiesClass,
@@ -72,41 +64,12 @@ from datahub.metadata.schema_classes import (
 from metadata_assets.catalog import Column, Database, Table, table_size
 from metadata_assets.report import ROUTINE_LINEAGE, VIEW_LINEAGE, Finding, code_of, subject_of
 
-PLATFORM = "mysql"
-# Bump when database_mcps() changes what it emits, so every file counts as changed and is pushed again.
-# 2: schemaMetadata for views without visible columns, visible keys only, no lineage to dropped tables
-# 3: datasetProfile (row estimate, columns, size) instead of row_estimate/data_length properties; indexes, check
-#    constraints and triggers as properties; stored procedures and functions; domains; BIT as Bytes (the built-in's)
-# 4: the stored-procedure DataFlow and DataJobs carry status and browsePathsV2 (as the built-in's); a routine's
-#    arguments property
-MCE_FORMAT = "4"
-
-_TYPES = {
-    **dict.fromkeys(
-        ("tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric", "float",
-         "double", "real", "year", "serial"), NumberTypeClass),
-    **dict.fromkeys(("bool", "boolean"), BooleanTypeClass),
-    "enum": EnumTypeClass,
-    **dict.fromkeys(
-        ("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "set", "uuid", "inet4", "inet6"),
-        StringTypeClass),
-    # BIT(n) is a bit-field: bytes, as DataHub's mysql source types it (SQLAlchemy's BIT)
-    **dict.fromkeys(("bit", "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"), BytesTypeClass),
-    "date": DateTypeClass,
-    **dict.fromkeys(("datetime", "timestamp", "time"), TimeTypeClass),
-    "json": RecordTypeClass,
-    "vector": ArrayTypeClass,
-}
-
-
-def datahub_type(data_type: str) -> SchemaFieldDataTypeClass:
-    return SchemaFieldDataTypeClass(type=_TYPES.get(data_type.lower(), NullTypeClass)())
-
 
 @dataclass(frozen=True)
-class UrnRules:
-    """How names become URNs for one source, and the emitter's per-platform hooks: the same rules as DataHub's
-    mysql source. A platform with other rules subclasses it (sources/postgres/mcps.py)."""
+class UrnRules(ABC):
+    """How names become URNs for one source, and the emitter's per-platform hooks, as DataHub's own source for the
+    platform makes them. Each platform subclasses it (sources/<type>/emitter.py): `platform`, `mce_format` and
+    `field_type` are its own; the other hooks default to two tiers, database -> table."""
 
     env: str = "PROD"
     platform_instance: Optional[str] = None
@@ -114,8 +77,8 @@ class UrnRules:
     domain: tuple = ()
     profile: bool = True  # emit datasetProfile from the table statistics
     owners: tuple = ()  # the source's `owners` when `datahub_ownership`: sent as each entity's ownership
-    platform: ClassVar[str] = PLATFORM
-    mce_format: ClassVar[str] = MCE_FORMAT  # bumped by the platform when what it emits changes
+    platform: ClassVar[str]  # DataHub's platform name
+    mce_format: ClassVar[str]  # bumped by the platform when what it emits changes
 
     def version_parts(self) -> list:
         """What, besides the schema, a database's data version depends on (storage.database_files.data_version)."""
@@ -146,8 +109,9 @@ class UrnRules:
         return [BrowsePathEntryClass(id=urn, urn=urn)]
 
     # --- the emitter's hooks ---
+    @abstractmethod
     def field_type(self, c: Column) -> SchemaFieldDataTypeClass:
-        return datahub_type(c.data_type)
+        """The DataHub type of a column, from its native type."""
 
     def inner_containers(self, db: Database) -> Iterator[MetadataChangeProposalWrapper]:
         """Containers between the database and its tables (PostgreSQL: schemas), after the database's own."""
@@ -172,7 +136,7 @@ class UrnRules:
         return f"{db.name}.{t.name}"
 
     def sql_defaults(self, db: Database) -> tuple[Optional[str], Optional[str]]:
-        """(default_db, default_schema) for sqlglot: MySQL is two-tier, the database is sqlglot's *schema*."""
+        """(default_db, default_schema) for sqlglot: with two tiers the database is sqlglot's *schema*."""
         return None, db.name
 
     def sql_names(self, table) -> tuple[Optional[str], str]:
@@ -180,13 +144,13 @@ class UrnRules:
         return table.db_schema, table.table
 
     def sql_table(self, table, database: str):
-        """A table sqlglot resolved (datahub's _TableName) in SQL of `database`, as it is named: MySQL's as written
-        (a view may read another database). PostgreSQL's overrides it."""
+        """A table sqlglot resolved (datahub's _TableName) in SQL of `database`, as it is named: with two tiers as
+        written (a view may read another database). PostgreSQL's overrides it."""
         return table
 
     def routine_schema_key(self, db: Database, r) -> Optional[object]:
-        """The schema container of a routine (its DataFlow is the schema's); None for two tiers (MySQL: the
-        database's flow)."""
+        """The schema container of a routine (its DataFlow is the schema's); None for two tiers (the database's
+        flow)."""
         return None
 
     def routine_browse_path(self, db: Database, r) -> list[BrowsePathEntryClass]:
@@ -196,14 +160,15 @@ class UrnRules:
         return [*self._instance_path(), BrowsePathEntryClass(id=urn, urn=urn)]
 
 
-def _props(d: dict) -> dict[str, str]:
+def string_properties(d: dict) -> dict[str, str]:
+    """The values that are set, as strings: for customProperties and jsonProps."""
     return {k: str(v) for k, v in d.items() if v is not None and v != ""}
 
 
 def _field(rules: "UrnRules", c: Column, primary_key: tuple[str, ...]) -> SchemaFieldClass:
-    extra = _props({"default": c.default, "extra": c.extra, "key": c.key,
-                    "generation_expression": c.generation_expression, "charset": c.charset,
-                    "collation": c.collation})
+    extra = string_properties({"default": c.default, "extra": c.extra, "key": c.key,
+                               "generation_expression": c.generation_expression, "charset": c.charset,
+                               "collation": c.collation})
     return SchemaFieldClass(
         fieldPath=c.name,
         type=rules.field_type(c),
@@ -230,8 +195,8 @@ def _foreign_keys(rules: UrnRules, db: str, t: Table, urn: str) -> list[ForeignK
 
 
 def _table_properties(t: Table) -> dict[str, str]:
-    props = _props({"table_type": t.table_type, "engine": t.engine, "collation": t.collation,
-                    "create_time": t.create_time, "update_time": t.update_time})
+    props = string_properties({"table_type": t.table_type, "engine": t.engine, "collation": t.collation,
+                               "create_time": t.create_time, "update_time": t.update_time})
     props.update(t.properties)  # the kind's own facts (PostgreSQL: schema, relkind, partitioning)
     # no aspect of DataHub holds these: shown as properties, one line per kind of object
     if t.indexes:
@@ -319,9 +284,10 @@ def _routines(db: Database, rules: "UrnRules", lineage: "LineageResolver",
         procedure = BaseProcedure(
             name=r.name, procedure_definition=r.definition, created=None, last_altered=None,
             comment=r.comment or None, argument_signature=r.arguments, return_type=r.returns, language=r.language,
-            extra_properties=_props({"routine_type": r.routine_type, "arguments": r.arguments, "returns": r.returns,
-                                     "deterministic": r.deterministic, "sql_data_access": r.data_access,
-                                     "security_type": r.security_type}) or None,
+            extra_properties=string_properties({
+                "routine_type": r.routine_type, "arguments": r.arguments, "returns": r.returns,
+                "deterministic": r.deterministic, "sql_data_access": r.data_access,
+                "security_type": r.security_type}) or None,
             default_db=default_db or "", default_schema=(r.schema or default_schema) or "",
             subtype=JobContainerSubTypes.FUNCTION if r.routine_type == "FUNCTION"
             else JobContainerSubTypes.STORED_PROCEDURE)
@@ -438,7 +404,8 @@ class LineageResolver:
                     self.resolver.add_raw_schema_info(urn, {c.name: c.column_type for c in t.columns})
         self._unresolved.clear()
 
-    def upstream_lineage(self, db: Database, t: Table, urn: str) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
+    def upstream_lineage(self, db: Database, t: Table,
+                         urn: str) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
         """(lineage, warning); names in the SQL resolve as the rules' sql_defaults say."""
         from datahub.sql_parsing.sqlglot_lineage import sqlglot_lineage
 
@@ -562,7 +529,7 @@ def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolv
     for wu in gen_database_container(
         database=db.name, name=db.name, database_container_key=key,
         sub_types=[DatasetContainerSubTypes.DATABASE], description=db.comment or None,
-        extra_properties=_props({"charset": db.charset, "collation": db.collation}),
+        extra_properties=string_properties({"charset": db.charset, "collation": db.collation}),
         domain_config=domains.config or None, domain_registry=domains.registry,
     ):
         yield wu.metadata
