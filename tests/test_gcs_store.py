@@ -15,6 +15,7 @@ from google.cloud import storage
 
 from metadata_assets.datahub import files
 from metadata_assets.datahub.gcs import GCSStore, crc32c_b64
+from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.extract import extract
 
 
@@ -178,13 +179,14 @@ def test_extraction_asset_materializes_to_gcs(bucket, schema, tmp_path):
     from dagster import DagsterInstance, materialize
 
     from metadata_assets.config import ProjectConfig
-    from metadata_assets.defs.extraction import build_mce_asset, partitions_def
+    from metadata_assets.defs.extraction import build_mce_asset
+    from metadata_assets.defs.keys import partitions_def
 
     db = schema.create("gcs_db", "CREATE TABLE t (id INT PRIMARY KEY COMMENT 'the id') COMMENT 'a table'")
     schema.grant()
     source = schema.source()
     cfg = ProjectConfig(sources=[source], storage={"uri": f"gs://{bucket}/dagster"})
-    asset = build_mce_asset(cfg, source)
+    asset = build_mce_asset(SourceSetup.of(cfg, source))
     home = tmp_path / "dagster_home"
     home.mkdir()
     with DagsterInstance.local_temp(str(home)) as instance:

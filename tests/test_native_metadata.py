@@ -11,7 +11,7 @@ from metadata_assets import config as config_mod
 from metadata_assets.datahub import files
 from metadata_assets.datahub.mcps import MCE_FORMAT
 from metadata_assets.definitions import build_definitions
-from metadata_assets.defs.extraction import mce_asset_key
+from metadata_assets.defs.keys import mce_asset_key
 from metadata_assets.defs.keys import push_asset_key
 from metadata_assets.extract import extract
 
