@@ -124,6 +124,7 @@ def child_proto(spec: dict, out: Path) -> dict:
     """Day 1: the core path, fresh store. Day 2: same store, no schema change, with the skip-unchanged prototype of
     bench/proto.py (the other prototypes there were adopted by the core)."""
     import proto
+
     from metadata_assets.datahub.files import LocalStore
     from metadata_assets.extract import extract
     from metadata_assets.sources.mysql import list_databases
@@ -378,6 +379,7 @@ def builtin_cmd(port: int, pattern: str, out: Path) -> list[str]:
 
 def prepare(size, log) -> tuple[object, float | None]:
     import generate
+
     from metadata_assets import local_mariadb
 
     base = WORK / size.name

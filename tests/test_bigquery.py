@@ -369,7 +369,8 @@ def test_sensor_skips_when_the_account_may_not_run_queries(bq, tmp_path):
 
     cfg = load(write(tmp_path, YAML))
     bq.deny_queries = True
-    result = build_schema_sensor(SourceSetup.of(cfg, cfg.sources[0]))(build_sensor_context(instance=DagsterInstance.ephemeral()))
+    result = build_schema_sensor(SourceSetup.of(cfg, cfg.sources[0]))(
+        build_sensor_context(instance=DagsterInstance.ephemeral()))
     assert isinstance(result, SkipReason)
     assert "fingerprint query failed on source 'analytics_bq'" in result.skip_message
     assert "bigquery.jobs.create" in result.skip_message
@@ -505,7 +506,8 @@ def test_a_sensor_tick_ends_at_its_deadline(bq, tmp_path, monkeypatch):
     bq.delay_s = 1.0
     monkeypatch.setattr(bq_kind, "SENSOR_TICK_DEADLINE_S", 1.5)
     started = time.monotonic()
-    result = build_schema_sensor(SourceSetup.of(cfg, cfg.sources[0]))(build_sensor_context(instance=DagsterInstance.ephemeral()))
+    result = build_schema_sensor(SourceSetup.of(cfg, cfg.sources[0]))(
+        build_sensor_context(instance=DagsterInstance.ephemeral()))
     elapsed = time.monotonic() - started
     assert isinstance(result, SkipReason), result
     assert "did not finish within the sensor tick's deadline of 1.5s" in result.skip_message

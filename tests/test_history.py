@@ -400,7 +400,8 @@ def test_the_extraction_run_notifies_at_its_end_and_a_dead_receiver_never_fails_
     assert sorted(json.loads(store.read_bytes(key))["delivered"]) == ["HOOK_JSON:json", "HOOK_OPS:json"]
 
     hooks(monkeypatch, receiver)  # back up: the next pass sends only what was missing
-    result = build_notification_sensor(SourceSetup.of(cfg, source)).evaluate_tick(build_sensor_context(instance=instance))
+    result = build_notification_sensor(SourceSetup.of(cfg, source)).evaluate_tick(
+        build_sensor_context(instance=instance))
     assert result.skip_message == "src: 1 notification(s) sent" and outbox(store) == []
     assert [r["path"] for r in receiver.requests] == ["/json", "/ops", "/slack"]
 

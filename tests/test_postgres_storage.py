@@ -45,7 +45,8 @@ def test_extraction_materializes_into_postgres_storage_and_the_push_sensor_reads
 
     (tmp_path / "other_home").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "other_home"), overrides={"storage": storage}) as again:
-        assert again.get_materialized_partitions(build_mce_asset(SourceSetup.of(cfg, source)).key) == {db}  # it is in the server
+        assert again.get_materialized_partitions(
+            build_mce_asset(SourceSetup.of(cfg, source)).key) == {db}  # it is in the server
 
 
 def test_a_refresh_stores_its_observations_in_one_batch(postgres, schema, tmp_path, monkeypatch):

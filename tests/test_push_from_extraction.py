@@ -45,7 +45,8 @@ class Estate:
         cfg = schema.project(tmp_path)
         self.cfg = cfg.model_copy(update={"datahub": cfg.datahub.model_copy(update=datahub)})
         self.source = self.cfg.sources[0]
-        self.mce_asset, self.push_asset = build_mce_asset(SourceSetup.of(self.cfg, self.source)), build_push_asset(SourceSetup.of(self.cfg, self.source))
+        self.mce_asset, self.push_asset = (build_mce_asset(SourceSetup.of(self.cfg, self.source)),
+                                           build_push_asset(SourceSetup.of(self.cfg, self.source)))
         self.sensor = build_push_sensor(SourceSetup.of(self.cfg, self.source))
         self.instance = DagsterInstance.ephemeral()
         self.instance.add_dynamic_partitions(partitions_def(self.source).name, [self.a, self.b])

@@ -40,7 +40,8 @@ def test_a_missing_password_is_named_by_the_tick_and_the_run_that_need_it(schema
     assert expected in tick.skip_message
 
     instance.add_dynamic_partitions(partitions_def(source).name, [db])
-    result = materialize([build_mce_asset(SourceSetup.of(cfg, source))], instance=instance, partition_key=db, raise_on_error=False)
+    result = materialize([build_mce_asset(SourceSetup.of(cfg, source))], instance=instance, partition_key=db,
+                         raise_on_error=False)
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert expected in failure.step_failure_data.user_failure_data.description

@@ -51,8 +51,8 @@ from metadata_assets.defs.keys import (
 from metadata_assets.defs.resources import DATAHUB_KEY, STORE_KEY, DataHubResource, MCEStoreResource
 from metadata_assets.defs.runs import ACTIVE_RUN_STATUSES, active_extraction_runs
 from metadata_assets.defs.source_setup import SourceSetup
-from metadata_assets.source_config import SourceConfig
 from metadata_assets.markdown import bullets, code
+from metadata_assets.source_config import SourceConfig
 
 RETRY_POLICY = RetryPolicy(max_retries=3, delay=60, backoff=Backoff.EXPONENTIAL)
 

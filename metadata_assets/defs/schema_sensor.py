@@ -1,8 +1,7 @@
 """The schema-change sensor of one source: fingerprints per tick, runs only for databases that changed.
 
 Each tick reads the fingerprints (defs/source_reads.read_fingerprints: tables and columns of every database, keys
-for a rotating slice) and compares them with the cursor,
-a JSON object {database: fingerprint}:
+for a rotating slice) and compares them with the cursor, a JSON object {database: digest of its fingerprint}:
 - an allowed database that is not a partition yet is added as a partition and requested;
 - a partition whose database disappeared (dropped, grant revoked, no longer matches the patterns) is removed, and its
   MCE file and snapshot are deleted (`datahub.push.forget_database`) so the next push soft-deletes its datasets;
@@ -11,7 +10,8 @@ a JSON object {database: fingerprint}:
   has never been materialized: the daily schedule refreshes everything else, so turning the sensor on does not
   start a full re-read of a 3,000-database estate.
 Requested partitions are cut into runs of consecutive partition keys (Dagster's partition order), each up to the
-source's run size long (SourceConfig.run_size): a run over a partition range when it holds more than one, a single-partition run otherwise.
+source's run size long (SourceConfig.run_size): a run over a partition range when it holds more than one, a
+single-partition run otherwise.
 An unreachable source makes the tick skip with the reason; the cursor is kept, so nothing is lost.
 """
 
@@ -207,7 +207,7 @@ def build_schema_sensor(setup: SourceSetup, minimum_interval_seconds: Optional[i
         requests = []
         if len(p.add) > ADD_DIRECTLY_OVER:
             # one upsert: the daemon checks each key of an add request with a query of its own (a new PostgreSQL
-            # connection each: 56 s for 3,000 databases); added before the runs are requested, so they resolve
+            # connection each; bench/NOTES.md); added before the runs are requested, so they resolve
             context.instance.add_dynamic_partitions(parts.name, p.add)
         elif p.add:
             requests.append(parts.build_add_request(p.add))
