@@ -43,7 +43,7 @@ from metadata_assets.datahub.sinks import DataHubUnavailable
 from metadata_assets.defs.keys import (
     BLOCKED_TAG,
     DATA_VERSION_TAG,
-    PUSH_SOURCE_TAG,
+    PUSH_SOURCE_TAG as SOURCE_TAG,
     mce_asset_key,
     push_asset_key,
     push_pool,
@@ -114,7 +114,7 @@ def build_push_asset(setup: SourceSetup, retry_policy: RetryPolicy = RETRY_POLIC
         kinds={"datahub"},
         retry_policy=retry_policy,  # DataHub down: retried; the fail-safe and bad config are not
         pool=push_pool(source),  # one push per source at a time, whoever launched it (UI, sensor)
-        op_tags={PUSH_SOURCE_TAG: source.name},
+        op_tags={SOURCE_TAG: source.name},
         owners=list(source.owners),
         tags=dict(source.tags),
         freshness_policy=freshness_policy(source),
@@ -174,13 +174,13 @@ def push_after_extraction(context: AssetExecutionContext, setup: SourceSetup, mc
 
 def _push_running(context: SensorEvaluationContext, source: SourceConfig) -> bool:
     runs = context.instance.get_run_records(
-        RunsFilter(statuses=ACTIVE_RUN_STATUSES, tags={PUSH_SOURCE_TAG: source.name}), limit=1)
+        RunsFilter(statuses=ACTIVE_RUN_STATUSES, tags={SOURCE_TAG: source.name}), limit=1)
     return bool(runs)
 
 
 def _failed_push_to_retry(context: SensorEvaluationContext, source: SourceConfig, after_s: float):
     """The last push run of this source, if it failed (DataHub down past the RetryPolicy) long enough ago."""
-    runs = context.instance.get_run_records(RunsFilter(tags={PUSH_SOURCE_TAG: source.name}), limit=1)
+    runs = context.instance.get_run_records(RunsFilter(tags={SOURCE_TAG: source.name}), limit=1)
     if not runs:
         return None
     run = runs[0]
@@ -257,7 +257,7 @@ def build_push_sensor(setup: SourceSetup, minimum_interval_seconds: Optional[int
             return SensorResult(skip_reason=SkipReason("nothing new to push"), cursor=new_cursor)
         context.log.info("; ".join(reasons))
         return SensorResult(
-            run_requests=[RunRequest(asset_selection=[push_asset_key(source)], tags={PUSH_SOURCE_TAG: source.name})],
+            run_requests=[RunRequest(asset_selection=[push_asset_key(source)], tags={SOURCE_TAG: source.name})],
             cursor=new_cursor)
 
     return push_sensor
