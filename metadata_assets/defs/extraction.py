@@ -4,7 +4,6 @@ Each database's outcome and its events are defs/outcome.py's; here the run aroun
 observed, the fault handling, the run's report, and the push and notifications at its end.
 """
 
-import contextlib
 import time
 
 from dagster import (
@@ -22,7 +21,6 @@ from dagster._core.storage.tags import SCHEDULE_NAME_TAG, SENSOR_NAME_TAG
 from metadata_assets.config import ConfigError
 from metadata_assets.defs.checks import check_specs, on_demand_evaluations
 from metadata_assets.defs.extraction_report import report_metadata
-from metadata_assets.defs.failed_partitions import mark_failed, planned_as_subset
 from metadata_assets.defs.keys import PUSH_AFTER_TAG, mce_asset_key, partitions_def, run_pod_tags, source_pool
 from metadata_assets.defs.notifications import deliver_after_run
 from metadata_assets.defs.outcome import ExtractionEvents
@@ -31,7 +29,6 @@ from metadata_assets.defs.resources import DataHubResource, MCEStoreResource, So
 from metadata_assets.defs.runs import active_extraction_runs
 from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.defs.storage_connections import hold_storage_connections
-from metadata_assets.defs.unchanged import latest_materializations, planned_alone_since
 from metadata_assets.extract import DatabaseResult, extract
 from metadata_assets.markdown import bullets, code, text
 from metadata_assets.report import ExtractionReport
@@ -103,18 +100,8 @@ def build_mce_asset(setup: SourceSetup, bind_resources: bool = True):
                                  f"{'missing' if r.missing else 'ok' if r.ok else 'FAILED'})")
 
         report = ExtractionReport(source=source.name, kind=source.type)
-        # each partition's latest materialization: a database found as it recorded it is observed instead
-        # (in runs the schedule and the sensors start; one started by hand materializes what it was asked to)
-        automated = SCHEDULE_NAME_TAG in context.run.tags or SENSOR_NAME_TAG in context.run.tags
-        latest = (latest_materializations(context.instance, key, databases)
-                  if automated and not config.rewrite_unchanged else {})
-        # planned with one event (defs/failed_partitions.py): this step marks its failed databases failed itself,
-        # and a database that failed before materializes (clearing its failure in Dagit) rather than being observed
-        subset = planned_as_subset(context, key)
-        if subset and latest:
-            for db in planned_alone_since(context.instance, key, databases, latest):
-                latest.pop(db, None)
-        events = ExtractionEvents(context, key, source, setup.rules, setup.datahub.ui_url, latest, subset)
+        events = ExtractionEvents.of_run(context, key, source, setup.rules, setup.datahub.ui_url,
+                                         rewrite=config.rewrite_unchanged)
         try:
             with source_resource.client() as client:  # open for the whole run
                 for r in extract(source_resource.config(), databases, store, progress=progress, client=client,
@@ -124,16 +111,11 @@ def build_mce_asset(setup: SourceSetup, bind_resources: bool = True):
         except (SourceUnavailable, ConfigError) as e:
             # only before the first database (later faults fail their own batch): the server unreachable, or a
             # missing password variable (read when the run connects, not at load; a retry cannot help that one)
-            if subset:
-                mark_failed(context, key, {db: str(e) for db in databases})
+            events.mark_failed({db: str(e) for db in databases})
             raise Failure(description=f"{e}; nothing was read or written, every file is as it was",
                           allow_retries=not isinstance(e, ConfigError)) from None
         except Exception as e:  # anything else fails the run: Dagit shows every database it had not done failed
-            if subset:
-                with contextlib.suppress(Exception):
-                    events.observations.flush()  # those confirmed before the fault keep their observation
-                mark_failed(context, key, {db: f"the run failed before this database was done: {type(e).__name__}: "
-                                               f"{e}" for db in databases if db not in events.done})
+            events.mark_not_done_failed(e)
             raise
         # the run's report: one observation of the asset (not of a partition), beside the partitions' materializations
         context.log.info(report.summary())
@@ -145,8 +127,7 @@ def build_mce_asset(setup: SourceSetup, bind_resources: bool = True):
         context.log.info(f"{len(databases)} databases in {time.monotonic() - started:.1f}s, "
                          f"{events.observed} confirmed unchanged (observed), {len(failures)} failed")
         if failures:
-            if subset:
-                mark_failed(context, key, {f.database: f.error for f in failures})
+            events.mark_failed({f.database: f.error for f in failures})
             raise Failure(
                 description=f"{len(failures)} of {len(databases)} databases failed: "
                             + ", ".join(f.database for f in failures[:20]),

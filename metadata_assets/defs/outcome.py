@@ -9,6 +9,7 @@ databases' observations in batches (defs/event_batches.py) at the end.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
@@ -16,6 +17,7 @@ from typing import Iterator, Optional
 from urllib.parse import quote
 
 from dagster import AssetCheckEvaluation, AssetExecutionContext, AssetKey, AssetMaterialization, MetadataValue
+from dagster._core.storage.tags import SCHEDULE_NAME_TAG, SENSOR_NAME_TAG
 from dagster_shared.record import copy
 
 from metadata_assets.catalog import Database
@@ -28,8 +30,16 @@ from metadata_assets.defs.checks import (
     target_of,
 )
 from metadata_assets.defs.event_batches import ObservationBatch
+from metadata_assets.defs.failed_partitions import mark_failed, planned_as_subset
 from metadata_assets.defs.keys import DATA_VERSION_TAG
-from metadata_assets.defs.unchanged import CHECK_INPUTS, check_inputs, confirmed_unchanged, observation
+from metadata_assets.defs.unchanged import (
+    CHECK_INPUTS,
+    check_inputs,
+    confirmed_unchanged,
+    latest_materializations,
+    observation,
+    planned_alone_since,
+)
 from metadata_assets.diagram import database_svg, markdown_image
 from metadata_assets.diff import SchemaDiff, diff
 from metadata_assets.extract import DatabaseResult, rules_for
@@ -151,7 +161,7 @@ def _tables_table(db: Database, rules, ui_url) -> MetadataValue:
 class ExtractionEvents:
     """One extraction run's outcomes, as the events it yields. `latest`: each partition's latest materialization
     record, for the databases that may be observed (empty: every database found materializes); `subset`: the run
-    planned its partitions with one event (defs/failed_partitions.py)."""
+    planned its partitions with one event (defs/failed_partitions.py), so it marks its failed databases itself."""
 
     context: AssetExecutionContext
     key: AssetKey
@@ -168,6 +178,22 @@ class ExtractionEvents:
     def __post_init__(self):
         self.checks_selected = {k.name for k in self.context.selected_asset_check_keys}
         self.observations = ObservationBatch(self.context)  # one statement per batch (DAGSTER_EVENT_BATCH_SIZE)
+
+    @classmethod
+    def of_run(cls, context: AssetExecutionContext, key: AssetKey, source: SourceConfig, rules, ui_url: Optional[str],
+               rewrite: bool) -> "ExtractionEvents":
+        databases = list(context.partition_keys)
+        # each partition's latest materialization: a database found as it recorded it is observed instead
+        # (in runs the schedule and the sensors start; one started by hand materializes what it was asked to)
+        automated = SCHEDULE_NAME_TAG in context.run.tags or SENSOR_NAME_TAG in context.run.tags
+        latest = latest_materializations(context.instance, key, databases) if automated and not rewrite else {}
+        # planned with one event (defs/failed_partitions.py): this step marks its failed databases failed itself,
+        # and a database that failed before materializes (clearing its failure in Dagit) rather than being observed
+        subset = planned_as_subset(context, key)
+        if subset and latest:
+            for db in planned_alone_since(context.instance, key, databases, latest):
+                latest.pop(db, None)
+        return cls(context, key, source, rules, ui_url, latest, subset)
 
     def add(self, r: DatabaseResult) -> Iterator:
         """The events of one database as the extraction yields it (none for an unchanged one until `end`)."""
@@ -203,6 +229,20 @@ class ExtractionEvents:
                                 if e.check_name in self.checks_selected)
             self.observations.flush()
         yield from self._evaluations()
+
+    def mark_failed(self, errors: dict[str, str]) -> None:
+        """{database: error} shown failed in Dagit, in a run planned with one event (the others' are already)."""
+        if self.subset:
+            mark_failed(self.context, self.key, errors)
+
+    def mark_not_done_failed(self, e: Exception) -> None:
+        """After a fault outside any one database: those not done show failed; those observed keep it."""
+        if self.subset:
+            with contextlib.suppress(Exception):
+                self.observations.flush()  # those confirmed before the fault keep their observation
+            mark_failed(self.context, self.key, {
+                db: f"the run failed before this database was done: {type(e).__name__}: {e}"
+                for db in self.context.partition_keys if db not in self.done})
 
     @property
     def observed(self) -> int:
