@@ -1,4 +1,6 @@
-"""One source as its Dagster objects are built from, once per source (definitions.py) and handed to every builder.
+"""One source as its Dagster objects are built from: built once per source (definitions.py) and handed to the
+builders of its extraction and push assets and of its schema, push and notification sensors (the daily schedule
+needs the source's own config only, the pool-limits sensor every source's).
 
 A `SourceSetup` holds the source's config, its kind, its URN rules, the project's DataHub settings (ui_url,
 push_from_extraction, the push's fail-safe and deadline, the push sensor's interval), the source's webhooks, and the
