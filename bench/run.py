@@ -55,7 +55,7 @@ LABELS = {
     "dagster": "ours: daily refresh through Dagster, in process",
     "builtin": "DataHub built-in mysql source (datahub ingest)",
     "sensor": "fingerprints of every part, whole server (MySQLReader.fingerprints; the sensor's first tick)",
-    "sensor_tick": "sensor tick, steady state (defs/source_clients.read_fingerprints with a cursor)",
+    "sensor_tick": "sensor tick, steady state (defs/source_reads.read_fingerprints with a cursor)",
 }
 
 
@@ -125,6 +125,7 @@ def child_proto(spec: dict, out: Path) -> dict:
     """Day 1: the core path, fresh store. Day 2: same store, no schema change, with the skip-unchanged prototype of
     bench/proto.py (the other prototypes there were adopted by the core)."""
     import proto
+
     from metadata_assets.extract import extract
     from metadata_assets.sources.mysql import list_databases
     from metadata_assets.storage.store import LocalStore
@@ -161,7 +162,7 @@ def _run_requests(defs, instance, source):
     from dagster import RunRequest, build_schedule_context
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-    from metadata_assets.defs.extraction import mce_asset_key, partitions_def
+    from metadata_assets.defs.keys import mce_asset_key, partitions_def
 
     schedules = list(defs.schedules or [])
     if schedules:
@@ -198,7 +199,7 @@ def child_dagster(spec: dict, out: Path) -> dict:
 
     from metadata_assets.config import load
     from metadata_assets.definitions import build_definitions
-    from metadata_assets.defs.extraction import partitions_def
+    from metadata_assets.defs.keys import partitions_def
     from metadata_assets.sources.mysql import list_databases
 
     cfg = load()
@@ -274,7 +275,7 @@ def child_sensor(spec: dict, out: Path) -> dict:
 def child_sensor_tick(spec: dict, out: Path) -> dict:
     """What the schema-change sensor runs per tick: a first tick (no cursor: every part), then a tick with that
     cursor (cheap parts for all databases, key parts for a rotating slice). Work time = the second tick."""
-    from metadata_assets.defs.source_clients import read_fingerprints
+    from metadata_assets.defs.source_reads import read_fingerprints
 
     source = _source(spec)
     t0 = time.monotonic()
@@ -379,6 +380,7 @@ def builtin_cmd(port: int, pattern: str, out: Path) -> list[str]:
 
 def prepare(size, log) -> tuple[object, float | None]:
     import generate
+
     from metadata_assets import local_mariadb
 
     base = WORK / size.name

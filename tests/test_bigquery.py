@@ -17,6 +17,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from metadata_assets.config import ConfigError, load
 from metadata_assets.datahub.mce_json import read_mcps
+from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.sources.bigquery import (
     Scope,
     build_dataset,
@@ -258,7 +259,7 @@ def assert_metadata_only(queries):
 
 
 def test_extract_through_bigquery_resource_region_mode(bq, tmp_path):
-    from metadata_assets.defs.source_clients import source_client
+    from metadata_assets.defs.source_reads import source_client
     from metadata_assets.extract import extract
 
     src, store = source(), LocalStore(tmp_path / "mce")
@@ -296,7 +297,7 @@ def test_grants_command_prints_iam_bindings(tmp_path, capsys):
 
 
 def test_per_dataset_mode_and_fingerprints(bq):
-    from metadata_assets.defs.source_clients import list_databases, read_fingerprints, source_client
+    from metadata_assets.defs.source_reads import list_databases, read_fingerprints, source_client
     from metadata_assets.sources.bigquery import BigQueryReader
 
     region_fp = read_fingerprints(source())
@@ -322,7 +323,7 @@ def test_per_dataset_mode_and_fingerprints(bq):
 def test_yaml_source_in_definitions_partitions_materialize_and_push(bq, tmp_path):
     from metadata_assets.datahub.sinks import lite_reader
     from metadata_assets.definitions import build_definitions
-    from metadata_assets.defs.extraction import mce_asset_key
+    from metadata_assets.defs.keys import mce_asset_key
     from metadata_assets.defs.in_process import QUIET, push_source
 
     cfg = load(write(tmp_path, YAML + textwrap.dedent(f"""
@@ -367,11 +368,12 @@ def test_yaml_source_in_definitions_partitions_materialize_and_push(bq, tmp_path
 def test_sensor_skips_when_the_account_may_not_run_queries(bq, tmp_path):
     from dagster import SkipReason
 
-    from metadata_assets.defs.partitions_sensor import build_schema_sensor
+    from metadata_assets.defs.schema_sensor import build_schema_sensor
 
     cfg = load(write(tmp_path, YAML))
     bq.deny_queries = True
-    result = build_schema_sensor(cfg, cfg.sources[0])(build_sensor_context(instance=DagsterInstance.ephemeral()))
+    result = build_schema_sensor(SourceSetup.of(cfg, cfg.sources[0]))(
+        build_sensor_context(instance=DagsterInstance.ephemeral()))
     assert isinstance(result, SkipReason)
     assert "fingerprint query failed on source 'analytics_bq'" in result.skip_message
     assert "bigquery.jobs.create" in result.skip_message
@@ -425,7 +427,7 @@ def test_the_stand_in_runs_every_query_in_duckdb(bq):
     tick got is the one its SQL computes from the hand-written rows (XOR of per-table hashes, one per dataset's DDL)."""
     from bigquery_stub import farm_fingerprint_standin
 
-    from metadata_assets.defs.source_clients import source_client
+    from metadata_assets.defs.source_reads import source_client
     from metadata_assets.sources.bigquery import BigQueryReader
 
     with source_client(source()) as client:
@@ -450,7 +452,7 @@ def test_a_wrong_query_fails(bq, monkeypatch, name):
     invalidQuery -> BadRequest): the stand-in cannot answer a query it did not run."""
     from google.api_core.exceptions import BadRequest
 
-    from metadata_assets.defs.source_clients import source_client
+    from metadata_assets.defs.source_reads import source_client
     from metadata_assets.sources.bigquery import BigQueryReader
     from metadata_assets.sources.bigquery import reader as reader_mod
 
@@ -484,7 +486,7 @@ def test_queries_the_stand_in_refuses(bq, sql, message):
     from google.api_core.exceptions import BadRequest
     from google.cloud import bigquery
 
-    from metadata_assets.defs.source_clients import source_client
+    from metadata_assets.defs.source_reads import source_client
 
     with source_client(source()) as client, pytest.raises(BadRequest) as e:
         params = [bigquery.ArrayQueryParameter("datasets", "STRING", ["sales"])]
@@ -501,14 +503,15 @@ def test_a_sensor_tick_ends_at_its_deadline(bq, tmp_path, monkeypatch):
 
     from dagster import SkipReason
 
-    from metadata_assets.defs.partitions_sensor import build_schema_sensor
+    from metadata_assets.defs.schema_sensor import build_schema_sensor
     from metadata_assets.sources.bigquery import kind as bq_kind
 
     cfg = load(write(tmp_path, YAML.replace("    regions: [US]\n", "")))
     bq.delay_s = 1.0
     monkeypatch.setattr(bq_kind, "SENSOR_TICK_DEADLINE_S", 1.5)
     started = time.monotonic()
-    result = build_schema_sensor(cfg, cfg.sources[0])(build_sensor_context(instance=DagsterInstance.ephemeral()))
+    result = build_schema_sensor(SourceSetup.of(cfg, cfg.sources[0]))(
+        build_sensor_context(instance=DagsterInstance.ephemeral()))
     elapsed = time.monotonic() - started
     assert isinstance(result, SkipReason), result
     assert "did not finish within the sensor tick's deadline of 1.5s" in result.skip_message

@@ -6,8 +6,9 @@ import pytest
 from dagster import AssetMaterialization, DagsterInstance, SensorResult, SkipReason, build_sensor_context
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from metadata_assets.defs.extraction import mce_asset_key, partitions_def
-from metadata_assets.defs.partitions_sensor import QueryCost, build_schema_sensor, contiguous_runs, plan
+from metadata_assets.defs.keys import mce_asset_key, partitions_def
+from metadata_assets.defs.schema_sensor import QueryCost, build_schema_sensor, contiguous_runs, plan
+from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.local_mariadb import free_port
 from metadata_assets.storage.layout import mce_key, snapshot_key
 from metadata_assets.storage.store import LocalStore
@@ -20,7 +21,7 @@ class Daemon:
         self.cfg = cfg
         self.source = cfg.sources[0]
         self.cost = QueryCost()
-        self.sensor = build_schema_sensor(cfg, self.source, cost=self.cost)
+        self.sensor = build_schema_sensor(SourceSetup.of(cfg, self.source), cost=self.cost)
         self.instance = DagsterInstance.ephemeral()
         self.parts = partitions_def(self.source)
         self.cursor = None
@@ -116,7 +117,7 @@ def test_new_matching_database_is_added_and_requested(estate):
 
 
 def test_many_new_databases_are_added_by_the_sensor_in_one_statement(estate, monkeypatch):
-    from metadata_assets.defs import partitions_sensor
+    from metadata_assets.defs import schema_sensor as partitions_sensor
 
     schema, dbs, daemon = estate
     monkeypatch.setattr(partitions_sensor, "ADD_DIRECTLY_OVER", 2)  # an estate's first tick has thousands
@@ -201,7 +202,7 @@ def test_runs_are_contiguous_slices_capped_at_the_batch_size():
 
 
 def test_a_tick_says_what_it_did():
-    from metadata_assets.defs.partitions_sensor import Plan, what_it_did
+    from metadata_assets.defs.schema_sensor import Plan, what_it_did
 
     p = Plan(add=["marketing"], remove=["nonexistent_db"], changed=["shop", "billing"])
     assert what_it_did(p) == "added marketing; removed nonexistent_db; 2 databases changed: shop, billing"

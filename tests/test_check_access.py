@@ -18,6 +18,7 @@ import pytest
 
 from metadata_assets import local_postgres
 from metadata_assets.cli import main
+from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.sources.registry import kind_of
 
 VENV_BIN = Path(sys.executable).parent
@@ -199,7 +200,8 @@ def test_least_privilege_check_errors_for_an_over_privileged_partition(schema, t
     from dagster import AssetCheckKey, AssetCheckSeverity, DagsterInstance, Definitions
 
     from metadata_assets.defs.checks import LEAST_PRIVILEGE
-    from metadata_assets.defs.extraction import build_mce_asset, mce_asset_key
+    from metadata_assets.defs.extraction import build_mce_asset
+    from metadata_assets.defs.keys import mce_asset_key
 
     clean = schema.create("clean", "CREATE TABLE t (id INT)")
     views = schema.create("views", "CREATE TABLE t (id INT)", "CREATE VIEW v AS SELECT id FROM t")
@@ -210,7 +212,7 @@ def test_least_privilege_check_errors_for_an_over_privileged_partition(schema, t
     key = mce_asset_key(source)
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(f"{source.name}_databases", [clean, views])
-    defs = Definitions(assets=[build_mce_asset(cfg, source)])
+    defs = Definitions(assets=[build_mce_asset(SourceSetup.of(cfg, source))])
     assert AssetCheckKey(key, LEAST_PRIVILEGE) in defs.resolve_asset_graph().asset_check_keys
     job = defs.resolve_implicit_global_asset_job_def()
 

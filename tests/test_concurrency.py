@@ -25,9 +25,11 @@ from dagster._core.workspace.load_target import EmptyWorkspaceTarget
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 
 from metadata_assets.config import ProjectConfig
-from metadata_assets.defs.extraction import build_mce_asset, mce_asset_key, mysql_pool, partitions_def
 from metadata_assets.defs.pools import apply_pool_limits, build_pool_limits_sensor, pool_limits
 from metadata_assets.sources.mysql.config import MySQLSource
+from metadata_assets.defs.extraction import build_mce_asset
+from metadata_assets.defs.keys import mce_asset_key, partitions_def, source_pool as mysql_pool
+from metadata_assets.defs.source_setup import SourceSetup
 
 VALUES = yaml.safe_load((Path(__file__).parents[1] / "deploy" / "values.yaml").read_text())
 
@@ -69,7 +71,7 @@ class Queue:
     def __init__(self, instance: DagsterInstance, cfg: ProjectConfig):
         self.instance = instance
         self.cfg = cfg
-        assets = [build_mce_asset(cfg, s) for s in cfg.sources]
+        assets = [build_mce_asset(SourceSetup.of(cfg, s)) for s in cfg.sources]
         jobs = [define_asset_job(f"{s.name}_extract", selection=[mce_asset_key(s)]) for s in cfg.sources]
         self.defs = Definitions(assets=assets, jobs=jobs, sensors=[build_pool_limits_sensor(cfg)])
         self.host_of: dict[str, str] = {}
@@ -120,7 +122,7 @@ def test_pool_per_host_with_the_smallest_limit_of_its_sources(tmp_path):
 
 def test_extraction_asset_declares_its_host_pool(tmp_path):
     src = source("a", "db1.example", 2)
-    asset = build_mce_asset(project(tmp_path, src), src)
+    asset = build_mce_asset(SourceSetup.of(project(tmp_path, src), src))
     assert asset.op.pool == mysql_pool(src)
 
 
@@ -190,7 +192,7 @@ def test_each_source_pushes_alone(monkeypatch):
     from metadata_assets.config import ProjectConfig
     from metadata_assets.definitions import build_definitions
     from metadata_assets.defs.pools import pool_limits
-    from metadata_assets.defs.push import push_asset_key
+    from metadata_assets.defs.keys import push_asset_key
 
     monkeypatch.setenv("PW", "x")
     cfg = ProjectConfig(sources=[{"name": "a", "type": "mysql", "host": "h", "user": "u", "password_env": "PW"}])

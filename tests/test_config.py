@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 from metadata_assets.config import ConfigError, check_secrets, load
+from metadata_assets.defs.source_setup import SourceSetup
 
 GOOD = """
 sources:
@@ -160,13 +161,14 @@ def test_latency_settings_defaults_and_tuning(tmp_path):
 def test_run_pod_size_per_source(tmp_path):
     import json
 
-    from metadata_assets.defs.extraction import EXTRACTION_POD, build_mce_asset, run_tags
+    from metadata_assets.defs.extraction import build_mce_asset
+    from metadata_assets.defs.keys import EXTRACTION_POD, run_tags
 
     cfg = load(write(tmp_path, GOOD + "    run_pod: {cpu: '1', memory: 2Gi}\n"))
     source = cfg.sources[0]
     resources = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "2Gi"}}
     assert json.loads(run_tags(source)["dagster-k8s/config"])["container_config"]["resources"] == resources
-    op_tags = build_mce_asset(cfg, source).op.tags["dagster-k8s/config"]
+    op_tags = build_mce_asset(SourceSetup.of(cfg, source)).op.tags["dagster-k8s/config"]
     assert (json.loads(op_tags) if isinstance(op_tags, str) else op_tags)["container_config"]["resources"] == resources
     default = load(write(tmp_path, GOOD)).sources[0]
     assert (default.run_pod.cpu, default.run_pod.memory) == (EXTRACTION_POD["cpu"], EXTRACTION_POD["memory"]) == (

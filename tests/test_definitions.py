@@ -8,9 +8,10 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from metadata_assets.storage.layout import mce_key
 from metadata_assets.storage.store import LocalStore
 from metadata_assets.definitions import build_definitions
-from metadata_assets.defs.extraction import mce_asset_key
 from metadata_assets.defs.extraction import build_mce_asset
+from metadata_assets.defs.keys import mce_asset_key
 from metadata_assets.defs.push import build_push_asset
+from metadata_assets.defs.source_setup import SourceSetup
 
 
 def test_demo_definitions_load(monkeypatch):
@@ -90,8 +91,9 @@ def test_stores_sinks_and_sources_are_resources_registered_in_the_definitions(sc
 
     elsewhere = {**project_resources(cfg), "mce_store": MCEStoreResource(uri=str(tmp_path / "other_store")),
                  "datahub": DataHubResource(target="lite", lite_path=str(tmp_path / "other_lite.sqlite"))}
-    swapped = Definitions(assets=[build_mce_asset(cfg, source, bind_resources=False),
-                                  build_push_asset(cfg, source, bind_resources=False)], resources=elsewhere)
+    swapped = Definitions(assets=[build_mce_asset(SourceSetup.of(cfg, source), bind_resources=False),
+                                  build_push_asset(SourceSetup.of(cfg, source), bind_resources=False)],
+                          resources=elsewhere)
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(f"{source.name}_databases", [db])
     run = swapped.resolve_implicit_global_asset_job_def().execute_in_process(

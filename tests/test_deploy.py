@@ -21,9 +21,10 @@ from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import construct_dagster_k8s_job, get_user_defined_k8s_config
 
 from metadata_assets import config as config_mod
-from metadata_assets.defs.extraction import (EXTRACTION_POD, build_mce_asset, k8s_tags, mce_asset_key,
-                                             partitions_def, run_tags)
+from metadata_assets.defs.extraction import build_mce_asset
+from metadata_assets.defs.keys import EXTRACTION_POD, k8s_tags, mce_asset_key, partitions_def, run_tags
 from metadata_assets.defs.pools import SENSOR_NAME
+from metadata_assets.defs.source_setup import SourceSetup
 
 ROOT = Path(__file__).parents[1]
 DEPLOY = ROOT / "deploy"
@@ -398,7 +399,7 @@ def check_common(job, image, command="execute_run"):
 def test_extraction_run_job_carries_image_secrets_config_and_run_tag_resources(tmp_path, kubeconfig,
                                                                                deployed_config):
     source = deployed_config.sources[0]
-    asset = build_mce_asset(deployed_config, source)
+    asset = build_mce_asset(SourceSetup.of(deployed_config, source))
     job_def = Definitions(assets=[asset], jobs=[define_asset_job("extract", selection=[mce_asset_key(source)])]
                           ).resolve_job_def("extract")
     tags = {**run_tags(source), "dagster/asset_partition_range_start": "db_a",
@@ -414,7 +415,7 @@ def test_run_without_tags_gets_the_default_run_pod_size(tmp_path, kubeconfig, de
     """A run launched from the UI (no run tags): the user deployment's resources, passed on by
     includeConfigInLaunchedRuns, size the pod."""
     source = deployed_config.sources[0]
-    job_def = Definitions(assets=[build_mce_asset(deployed_config, source)],
+    job_def = Definitions(assets=[build_mce_asset(SourceSetup.of(deployed_config, source))],
                           jobs=[define_asset_job("extract", selection=[mce_asset_key(source)])]
                           ).resolve_job_def("extract")
     image, job = launch(tmp_path, kubeconfig, job_def, {})
@@ -427,7 +428,7 @@ def test_run_without_tags_gets_the_default_run_pod_size(tmp_path, kubeconfig, de
 def test_push_asset_run_job(tmp_path, kubeconfig, deployed_config):
     push = pytest.importorskip("metadata_assets.defs.push")
     source = deployed_config.sources[0]
-    asset = push.build_push_asset(deployed_config, source)
+    asset = push.build_push_asset(SourceSetup.of(deployed_config, source))
     key = AssetKey([source.name, "datahub_push"])
     job_def = Definitions(assets=[asset], jobs=[define_asset_job("push", selection=[key])]).resolve_job_def("push")
     image, job = launch(tmp_path, kubeconfig, job_def, {push.SOURCE_TAG: source.name})
@@ -440,7 +441,7 @@ def test_extraction_op_tags_size_a_per_step_pod(tmp_path, kubeconfig, deployed_c
     """Under dagster-k8s's k8s_job_executor (one pod per step) the asset's op_tags size the step pod: the same
     container-context merge as dagster_k8s.executor's step handler, then its Job construction."""
     source = deployed_config.sources[0]
-    asset = build_mce_asset(deployed_config, source)
+    asset = build_mce_asset(SourceSetup.of(deployed_config, source))
     job_def = Definitions(assets=[asset], jobs=[define_asset_job("extract", selection=[mce_asset_key(source)])]
                           ).resolve_job_def("extract")
     instance, run, image = make_run(tmp_path, job_def, {})
@@ -468,8 +469,8 @@ def test_image_ships_bytecode():
 
 def test_failed_extraction_runs_are_retried_by_the_daemon(monkeypatch):
     """Sensor/schedule extraction runs ask for run retries, and the deployed instance honours that tag."""
-    from metadata_assets.defs.extraction import MAX_RETRIES_TAG, run_tags
     from metadata_assets.sources.mysql.config import MySQLSource
+    from metadata_assets.defs.keys import MAX_RETRIES_TAG, run_tags
 
     monkeypatch.setenv("PW", "x")
     src = MySQLSource(name="s", type="mysql", host="h", user="u", password_env="PW")
@@ -521,7 +522,7 @@ def test_code_server_grpc_port_only_from_webserver_daemon_and_run_pods(tmp_path,
     assert not admitted(policy, CHART_PODS["webserver"], 8080)
     # a run pod: the labels of the Job the chart's K8sRunLauncher really builds
     source = deployed_config.sources[0]
-    job_def = Definitions(assets=[build_mce_asset(deployed_config, source)],
+    job_def = Definitions(assets=[build_mce_asset(SourceSetup.of(deployed_config, source))],
                           jobs=[define_asset_job("extract", selection=[mce_asset_key(source)])]
                           ).resolve_job_def("extract")
     _, job = launch(tmp_path, kubeconfig, job_def, {})

@@ -8,7 +8,10 @@ from dagster import AssetCheckKey, AssetCheckSeverity, DagsterInstance
 from metadata_assets.catalog import Column, Database, Table
 from metadata_assets.storage.store import LocalStore
 from metadata_assets.defs.checks import BREAKING, COVERAGE, schema_change_metadata
-from metadata_assets.defs.extraction import build_mce_asset, materialization, mce_asset_key
+from metadata_assets.defs.extraction import build_mce_asset
+from metadata_assets.defs.keys import mce_asset_key
+from metadata_assets.defs.outcome import materialization
+from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.diff import diff, type_change_breaks
 from metadata_assets.extract import extract
 
@@ -147,7 +150,7 @@ def test_checks_warn_per_partition_on_drop_column_and_low_coverage(schema, tmp_p
     key = mce_asset_key(source)
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(f"{source.name}_databases", [documented, bare])
-    job = Definitions(assets=[build_mce_asset(cfg, source)]).resolve_implicit_global_asset_job_def()
+    job = Definitions(assets=[build_mce_asset(SourceSetup.of(cfg, source))]).resolve_implicit_global_asset_job_def()
 
     def run_range():
         result = job.execute_in_process(instance=instance, tags={

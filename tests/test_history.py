@@ -21,8 +21,10 @@ from metadata_assets.config import ConfigError, ProjectConfig, parse
 from metadata_assets.storage.layout import mce_key
 from metadata_assets.storage.store import LocalStore, open_store
 from metadata_assets.defs.checks import BREAKING as BREAKING_CHECK, evaluate
-from metadata_assets.defs.extraction import materialization, mce_asset_key
+from metadata_assets.defs.outcome import materialization
+from metadata_assets.defs.keys import mce_asset_key
 from metadata_assets.defs.notifications import build_notification_sensor
+from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.diff import diff
 from metadata_assets.extract import extract
 
@@ -209,7 +211,7 @@ def test_a_receiver_down_slow_or_failing_loses_nothing_and_blocks_nothing(schema
     receiver.delay_s = 0
     receiver.status = 503
     cfg = ProjectConfig(sources=[source], storage={"uri": str(tmp_path / "store")})
-    sensor = build_notification_sensor(cfg, source)
+    sensor = build_notification_sensor(SourceSetup.of(cfg, source))
     with DagsterInstance.ephemeral() as instance:
         result = sensor.evaluate_tick(build_sensor_context(instance=instance))
         assert "FAILED" in result.skip_message and "HOOK_SLACK: HTTP 503" in result.skip_message
@@ -378,7 +380,7 @@ def test_the_extraction_run_notifies_at_its_end_and_a_dead_receiver_never_fails_
     source = cfg.sources[0]
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(f"{source.name}_databases", [db])
-    job = Definitions(assets=[build_mce_asset(cfg, source)]).resolve_implicit_global_asset_job_def()
+    job = Definitions(assets=[build_mce_asset(SourceSetup.of(cfg, source))]).resolve_implicit_global_asset_job_def()
     store = LocalStore(tmp_path / "store")
 
     def run():
@@ -399,7 +401,8 @@ def test_the_extraction_run_notifies_at_its_end_and_a_dead_receiver_never_fails_
     assert sorted(json.loads(store.read_bytes(key))["delivered"]) == ["HOOK_JSON:json", "HOOK_OPS:json"]
 
     hooks(monkeypatch, receiver)  # back up: the next pass sends only what was missing
-    result = build_notification_sensor(cfg, source).evaluate_tick(build_sensor_context(instance=instance))
+    result = build_notification_sensor(SourceSetup.of(cfg, source)).evaluate_tick(
+        build_sensor_context(instance=instance))
     assert result.skip_message == "src: 1 notification(s) sent" and outbox(store) == []
     assert [r["path"] for r in receiver.requests] == ["/json", "/ops", "/slack"]
 

@@ -10,7 +10,7 @@ import yaml
 from metadata_assets import config as config_mod
 from metadata_assets.datahub.mce_json import read_mcps
 from metadata_assets.definitions import build_definitions
-from metadata_assets.defs.extraction import mce_asset_key
+from metadata_assets.defs.keys import mce_asset_key
 from metadata_assets.defs.keys import push_asset_key
 from metadata_assets.extract import extract
 from metadata_assets.sources.mysql.emitter import MCE_FORMAT

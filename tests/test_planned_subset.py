@@ -85,7 +85,7 @@ def test_without_the_setting_dagster_plans_each_partition_and_marks_the_failed_r
 
 def test_a_fault_outside_any_one_database_shows_the_databases_not_done_failed(schema, tmp_path, monkeypatch,
                                                                               subset_planned):
-    from metadata_assets.defs import extraction
+    from metadata_assets.defs import outcome as extraction
 
     e = Estate(schema, tmp_path)
     first, *rest = e.dbs

@@ -219,7 +219,7 @@ def test_yaml_source_in_definitions_sensor_partitions_materialize_and_push(pg, s
     from metadata_assets.config import load
     from metadata_assets.datahub.sinks import lite_reader
     from metadata_assets.definitions import build_definitions
-    from metadata_assets.defs.extraction import mce_asset_key
+    from metadata_assets.defs.keys import mce_asset_key
     from metadata_assets.defs.in_process import QUIET, push_source
 
     server, _ = pg

@@ -5,8 +5,10 @@ import pytest
 from dagster import DagsterInstance, build_sensor_context, materialize
 
 from metadata_assets import local_postgres
-from metadata_assets.defs.extraction import build_mce_asset, partitions_def
+from metadata_assets.defs.extraction import build_mce_asset
+from metadata_assets.defs.keys import partitions_def
 from metadata_assets.defs.push import build_push_sensor
+from metadata_assets.defs.source_setup import SourceSetup
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +33,20 @@ def test_extraction_materializes_into_postgres_storage_and_the_push_sensor_reads
     with DagsterInstance.local_temp(str(home), overrides={"storage": storage}) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         instance.add_dynamic_partitions(partitions_def(source).name, [db])
-        assert materialize([build_mce_asset(cfg, source)], instance=instance, partition_key=db).success
+        assert materialize([build_mce_asset(SourceSetup.of(cfg, source))], instance=instance, partition_key=db).success
         # the run held one connection for its events (defs/storage_connections.py), with a statement timeout
         engine = instance.event_log_storage._engine
         assert type(engine.pool).__name__ == "QueuePool" and engine.pool.size() == 1
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "2min"
-        assert instance.get_materialized_partitions(build_mce_asset(cfg, source).key) == {db}
-        result = build_push_sensor(cfg, source)(build_sensor_context(instance=instance))
+        assert instance.get_materialized_partitions(build_mce_asset(SourceSetup.of(cfg, source)).key) == {db}
+        result = build_push_sensor(SourceSetup.of(cfg, source))(build_sensor_context(instance=instance))
         assert len(result.run_requests) == 1  # a new version DataHub does not have yet
 
     (tmp_path / "other_home").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "other_home"), overrides={"storage": storage}) as again:
-        assert again.get_materialized_partitions(build_mce_asset(cfg, source).key) == {db}  # it is in the server
+        assert again.get_materialized_partitions(
+            build_mce_asset(SourceSetup.of(cfg, source)).key) == {db}  # it is in the server
 
 
 def test_a_refresh_stores_its_observations_in_one_batch(postgres, schema, tmp_path, monkeypatch):
@@ -64,7 +67,7 @@ def test_a_refresh_stores_its_observations_in_one_batch(postgres, schema, tmp_pa
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
     with DagsterInstance.local_temp(str(tmp_path / "home"), overrides={"storage": storage}) as instance:
         instance.add_dynamic_partitions(partitions_def(source).name, dbs)
-        asset = build_mce_asset(cfg, source)
+        asset = build_mce_asset(SourceSetup.of(cfg, source))
         selection = AssetSelection.assets(mce_asset_key(source)).without_checks()
         assert materialize([asset], instance=instance, tags=range_tags(dbs)).success  # by hand: materialized
         batches = []

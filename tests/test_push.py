@@ -8,9 +8,10 @@ from metadata_assets.storage.layout import mce_key
 from metadata_assets.storage.store import open_store
 from metadata_assets.datahub.push import MassRemovalRefused, forget_database, load_state, push
 from metadata_assets.datahub.sinks import LiteSink, lite_reader
-from metadata_assets.defs.extraction import build_mce_asset, partitions_def
-from metadata_assets.defs.push import (
-    BLOCKED_TAG, RETRY_POLICY, SOURCE_TAG, build_push_asset, build_push_sensor, push_asset_key)
+from metadata_assets.defs.extraction import build_mce_asset
+from metadata_assets.defs.keys import BLOCKED_TAG, PUSH_SOURCE_TAG as SOURCE_TAG, partitions_def, push_asset_key
+from metadata_assets.defs.push import RETRY_POLICY, build_push_asset, build_push_sensor
+from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.extract import extract, rules_for
 
 NO_RETRIES = {"execution": {"config": {"retries": {"disabled": {}}}}}
@@ -111,8 +112,8 @@ def test_push_asset_and_sensor(schema, tmp_path):
     schema.grant()
     cfg = schema.project(tmp_path)
     source = cfg.sources[0]
-    mce_asset, push_asset = build_mce_asset(cfg, source), build_push_asset(cfg, source)
-    sensor = build_push_sensor(cfg, source)
+    mce_asset, push_asset = build_mce_asset(SourceSetup.of(cfg, source)), build_push_asset(SourceSetup.of(cfg, source))
+    sensor = build_push_sensor(SourceSetup.of(cfg, source))
     assert push_asset.op.retry_policy == RETRY_POLICY
 
     instance = DagsterInstance.ephemeral()
@@ -157,7 +158,7 @@ def test_push_asset_and_sensor(schema, tmp_path):
     assert not failed.success
     assert "allow_mass_removal" in _failure_text(failed)
     assert instance.get_run_by_id(failed.run_id).tags[BLOCKED_TAG] == "fail_safe"
-    retrying = build_push_sensor(cfg, source, retry_failed_after_s=0)
+    retrying = build_push_sensor(SourceSetup.of(cfg, source), retry_failed_after_s=0)
     assert not retrying(build_sensor_context(instance=instance, cursor=cursor)).run_requests  # retrying is useless
     ok = materialize([push_asset], instance=instance, run_config={
         **NO_RETRIES, "ops": {push_asset.op.name: {"config": {"allow_mass_removal": True}}}})

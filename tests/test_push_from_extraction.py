@@ -12,10 +12,12 @@ from dagster._core.utils import make_new_run_id
 from metadata_assets.storage.store import open_store
 from metadata_assets.datahub.push import lock_key, push
 from metadata_assets.datahub.sinks import LiteSink, lite_reader
-from metadata_assets.defs import partitions_sensor
+from metadata_assets.defs import schema_sensor as partitions_sensor
 from metadata_assets.defs import push as push_defs
-from metadata_assets.defs.extraction import EXTRACT_SOURCE_TAG, PUSH_AFTER_TAG, build_mce_asset, partitions_def
-from metadata_assets.defs.push import build_push_asset, build_push_sensor, push_asset_key
+from metadata_assets.defs.extraction import build_mce_asset
+from metadata_assets.defs.keys import EXTRACT_SOURCE_TAG, PUSH_AFTER_TAG, partitions_def, push_asset_key
+from metadata_assets.defs.push import build_push_asset, build_push_sensor
+from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.extract import rules_for
 from metadata_assets.local_mariadb import free_port
 from tests.test_change_sensor import Daemon
@@ -43,9 +45,9 @@ class Estate:
         cfg = schema.project(tmp_path)
         self.cfg = cfg.model_copy(update={"datahub": cfg.datahub.model_copy(update=datahub)})
         self.source = self.cfg.sources[0]
-        self.mce_asset, self.push_asset = build_mce_asset(self.cfg, self.source), build_push_asset(self.cfg,
-                                                                                                   self.source)
-        self.sensor = build_push_sensor(self.cfg, self.source)
+        self.mce_asset, self.push_asset = (build_mce_asset(SourceSetup.of(self.cfg, self.source)),
+                                           build_push_asset(SourceSetup.of(self.cfg, self.source)))
+        self.sensor = build_push_sensor(SourceSetup.of(self.cfg, self.source))
         self.instance = DagsterInstance.ephemeral()
         self.instance.add_dynamic_partitions(partitions_def(self.source).name, [self.a, self.b])
         for db in (self.a, self.b):
@@ -220,7 +222,7 @@ def test_the_schema_sensor_stretches_its_interval_after_a_costly_query(schema, t
     cfg = schema.project(tmp_path, sensor_interval_s=20)
     daemon = Daemon(cfg)
     cost = partitions_sensor.QueryCost()
-    daemon.sensor = partitions_sensor.build_schema_sensor(cfg, cfg.sources[0], cost=cost)
+    daemon.sensor = partitions_sensor.build_schema_sensor(SourceSetup.of(cfg, cfg.sources[0]), cost=cost)
     assert daemon.sensor.minimum_interval_seconds == 20
     cost.record(time.monotonic(), 6.0)  # a 6 s query just now
     skipped = daemon.tick()
@@ -235,7 +237,7 @@ def test_a_failed_fingerprint_query_counts_its_cost_too(schema, tmp_path):
     """A tick whose query failed is timed as well, so an unreachable source is not asked again at every tick."""
     cfg = schema.project(tmp_path, port=free_port(), connect_timeout_s=0.5)  # nothing listens there
     cost = partitions_sensor.QueryCost()
-    sensor = partitions_sensor.build_schema_sensor(cfg, cfg.sources[0], cost=cost)
+    sensor = partitions_sensor.build_schema_sensor(SourceSetup.of(cfg, cfg.sources[0]), cost=cost)
     result = sensor(build_sensor_context(instance=DagsterInstance.ephemeral()))
     assert isinstance(result, SkipReason) and "unreachable" in result.skip_message
     assert cost.started is not None
@@ -244,7 +246,7 @@ def test_a_failed_fingerprint_query_counts_its_cost_too(schema, tmp_path):
 def test_each_built_sensor_keeps_its_own_query_cost(schema, tmp_path):
     cfg = schema.project(tmp_path)
     first, second = partitions_sensor.QueryCost(), partitions_sensor.QueryCost()
-    partitions_sensor.build_schema_sensor(cfg, cfg.sources[0], cost=first)
+    partitions_sensor.build_schema_sensor(SourceSetup.of(cfg, cfg.sources[0]), cost=first)
     first.record(time.monotonic(), 100.0)
     assert second.wait_left(time.monotonic()) == 0.0  # another sensor (another test, another source) is not held
 
@@ -267,7 +269,7 @@ def test_a_run_stuck_as_running_does_not_hold_the_push_back_for_ever(schema, tmp
     it no longer keeps the others from pushing, nor the push sensor from pushing."""
     from dagster._core.storage.tags import SCHEDULE_NAME_TAG
 
-    from metadata_assets.defs import extraction
+    from metadata_assets.defs import runs as extraction
 
     e = Estate(schema, tmp_path)
     active_extraction_run(e)

@@ -9,7 +9,9 @@ from metadata_assets.config import ProjectConfig
 from metadata_assets.datahub.mce_json import read_mcps
 from metadata_assets.datahub.push import PushFailed, forget_database, load_state, push
 from metadata_assets.datahub.sinks import DataHubUnavailable, RestSink
-from metadata_assets.defs.push import SOURCE_TAG, build_push_asset, build_push_sensor
+from metadata_assets.defs.push import build_push_asset, build_push_sensor
+from metadata_assets.defs.keys import PUSH_SOURCE_TAG as SOURCE_TAG
+from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.extract import extract, rules_for
 from metadata_assets.storage.layout import mce_key
 from metadata_assets.storage.store import open_store
@@ -168,11 +170,11 @@ def test_push_asset_fails_on_503_and_pushes_pending_after_recovery(schema, tmp_p
     a, b, c = make_three(schema)
     cfg = rest_project(schema, tmp_path)
     refresh(cfg, [a, b, c])
-    push_asset = build_push_asset(cfg, cfg.sources[0], retry_policy=RetryPolicy(max_retries=1, delay=0))
+    push_asset = build_push_asset(SourceSetup.of(cfg, cfg.sources[0]), retry_policy=RetryPolicy(max_retries=1, delay=0))
     instance = DagsterInstance.ephemeral()
 
-    retry_now = build_push_sensor(cfg, cfg.sources[0], retry_failed_after_s=0)
-    retry_later = build_push_sensor(cfg, cfg.sources[0])
+    retry_now = build_push_sensor(SourceSetup.of(cfg, cfg.sources[0]), retry_failed_after_s=0)
+    retry_later = build_push_sensor(SourceSetup.of(cfg, cfg.sources[0]))
 
     def requests(sensor):
         return sensor(build_sensor_context(instance=instance)).run_requests or []

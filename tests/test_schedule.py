@@ -5,11 +5,13 @@ from datetime import datetime, timezone
 import pytest
 from dagster import build_schedule_context, instance_for_test, materialize
 
-from metadata_assets.defs.extraction import build_mce_asset, mce_asset_key, partitions_def, run_tags
 from metadata_assets.defs.schedule import build_daily_schedule
 from metadata_assets.sources.mysql.config import MySQLSource
 from metadata_assets.storage.layout import list_mce_databases
 from metadata_assets.storage.store import open_store
+from metadata_assets.defs.extraction import build_mce_asset
+from metadata_assets.defs.keys import mce_asset_key, partitions_def, run_tags
+from metadata_assets.defs.source_setup import SourceSetup
 
 START, END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
@@ -67,7 +69,7 @@ def test_a_scheduled_run_extracts_its_whole_range(schema, tmp_path, instance):
     instance.add_dynamic_partitions(partitions_def(src).name, dbs)
     first, second = evaluate(build_daily_schedule(src), instance).run_requests
 
-    result = materialize([build_mce_asset(cfg, src)], instance=instance, tags=first.tags)
+    result = materialize([build_mce_asset(SourceSetup.of(cfg, src))], instance=instance, tags=first.tags)
     assert result.success
     done = {m.partition for m in result.asset_materializations_for_node(mce_asset_key(src).to_python_identifier())}
     assert done == set(dbs[:2])

@@ -9,8 +9,10 @@ from pathlib import Path
 from dagster import DagsterInstance, build_sensor_context, materialize
 
 from metadata_assets.definitions import build_definitions
-from metadata_assets.defs.extraction import build_mce_asset, partitions_def
-from metadata_assets.defs.partitions_sensor import build_schema_sensor
+from metadata_assets.defs.extraction import build_mce_asset
+from metadata_assets.defs.keys import partitions_def
+from metadata_assets.defs.schema_sensor import build_schema_sensor
+from metadata_assets.defs.source_setup import SourceSetup
 
 ROOT = Path(__file__).parents[1]
 DG = Path(os.sys.executable).parent / "dg"
@@ -34,14 +36,15 @@ def test_a_missing_password_is_named_by_the_tick_and_the_run_that_need_it(schema
     expected = f"source 'src': environment variable {schema.password_env} (password_env) is not set"
 
     instance = DagsterInstance.ephemeral()
-    tick = build_schema_sensor(cfg, source)(build_sensor_context(instance=instance))
+    tick = build_schema_sensor(SourceSetup.of(cfg, source))(build_sensor_context(instance=instance))
     assert expected in tick.skip_message
 
     instance.add_dynamic_partitions(partitions_def(source).name, [db])
-    result = materialize([build_mce_asset(cfg, source)], instance=instance, partition_key=db, raise_on_error=False)
+    result = materialize([build_mce_asset(SourceSetup.of(cfg, source))], instance=instance, partition_key=db,
+                         raise_on_error=False)
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert expected in failure.step_failure_data.user_failure_data.description
 
     monkeypatch.setenv(schema.password_env, schema.password)  # set: the same definitions now read it
-    assert materialize([build_mce_asset(cfg, source)], instance=instance, partition_key=db).success
+    assert materialize([build_mce_asset(SourceSetup.of(cfg, source))], instance=instance, partition_key=db).success

@@ -13,8 +13,10 @@ from dagster._core.storage.partition_status_cache import get_and_update_asset_st
 from dagster._core.storage.tags import SCHEDULE_NAME_TAG, SENSOR_NAME_TAG
 
 from metadata_assets.defs.checks import BREAKING, COVERAGE, LEAST_PRIVILEGE
-from metadata_assets.defs.extraction import build_mce_asset, partitions_def, range_tags
+from metadata_assets.defs.extraction import build_mce_asset
+from metadata_assets.defs.keys import partitions_def, range_tags
 from metadata_assets.defs.keys import DATA_VERSION_TAG
+from metadata_assets.defs.source_setup import SourceSetup
 
 DAILY = {SCHEDULE_NAME_TAG: "src_daily_schedule"}
 CHECKS = (BREAKING, COVERAGE, LEAST_PRIVILEGE)
@@ -28,7 +30,7 @@ class Estate:
         schema.grant()
         self.cfg = schema.project(tmp_path)
         self.source = self.cfg.sources[0]
-        self.asset = build_mce_asset(self.cfg, self.source)
+        self.asset = build_mce_asset(SourceSetup.of(self.cfg, self.source))
         self.key = self.asset.key
         self.instance = DagsterInstance.ephemeral()
         self.instance.add_dynamic_partitions(partitions_def(self.source).name, self.dbs)

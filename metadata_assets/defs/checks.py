@@ -16,7 +16,7 @@ How they reach Dagit (Dagster 1.13): the checks are `check_specs` of the extract
 with `can_subset=True` (so its check outputs are optional): an extraction run has a single step, nothing shows as
 skipped. One run covers a range of databases while an `AssetCheckResult` belongs to the step's single partition, so
 the asset yields one `AssetCheckEvaluation` per partition (with `partition=`) right after that partition's
-materialization (`schema_check_evaluations`). Selecting only the checks (Dagit's "Execute" on a check, for a
+materialization (defs/outcome.py). Selecting only the checks (Dagit's "Execute" on a check, for a
 partition or a range) runs the same step without the asset: it re-evaluates them from the metadata of each
 partition's latest materialization (`on_demand_evaluations`), reading no database. Each materialization also lists
 its own check results (`checks`), so a partition's page says how it fared. A database a scheduled refresh finds
@@ -43,7 +43,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 
 from metadata_assets.defs.keys import mce_asset_key, partitions_def
-from metadata_assets.diff import SchemaDiff, diff
+from metadata_assets.diff import SchemaDiff
 from metadata_assets.extract import DatabaseResult
 from metadata_assets.markdown import bullets, code, text
 from metadata_assets.report import OVER_PRIVILEGED, VIEW_UNREADABLE, code_of
@@ -181,36 +181,27 @@ def target_of(rec) -> AssetCheckEvaluationTargetMaterializationData:
                                                          timestamp=rec.timestamp)
 
 
-def schema_check_evaluations(context, source: SourceConfig, key: AssetKey,
-                             results: list) -> list[AssetCheckEvaluation]:
-    """The checks of freshly extracted databases: the extraction asset yields them after their materializations,
-    which the instance has stored by then, so they point at them (Dagit then counts them current). One query finds
-    the materializations of all of them (one per database cost 10 ms each). `results`: DatabaseResults, or
-    (DatabaseResult, result_metadata) pairs when the caller has the metadata already."""
-    pairs = [x if isinstance(x, tuple) else (x, None) for x in results]
-    pairs = [(r, md) for r, md in pairs if r.ok and not r.missing]
-    results = [r for r, _ in pairs]
-    if not results:
-        return []
+def materialization_targets(context, key: AssetKey, partitions: list[str]
+                            ) -> dict[str, AssetCheckEvaluationTargetMaterializationData]:
+    """{partition: its materialization by this run, as a check evaluation's target}: the extraction asset yields
+    the checks of freshly extracted databases after their materializations, which the instance has stored by then,
+    so the evaluations point at them (Dagit then counts them current). One query for all of them (one per database
+    cost a query each)."""
     records = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=key, asset_partitions=[r.database for r in results]),
-        limit=len(results)).records  # newest first: this run's, one per database
+        AssetRecordsFilter(asset_key=key, asset_partitions=partitions),
+        limit=len(partitions)).records  # newest first: this run's, one per database
     targets: dict[str, AssetCheckEvaluationTargetMaterializationData] = {}
     for rec in records:
         partition = rec.partition_key
         if rec.run_id == context.run.run_id and partition not in targets:
             targets[partition] = target_of(rec)
-    out = []
-    for r, md in pairs:
-        out.extend(evaluate(key, r.database, md if md is not None else result_metadata(r), source.coverage_threshold,
-                            targets.get(r.database)))
-    return out
+    return targets
 
 
-def result_metadata(r: DatabaseResult, d: Optional[SchemaDiff] = None) -> dict:
-    """What the checks read, for a database just extracted (the same entries its materialization records);
-    `d`: its diff, when the caller has it already."""
-    return {**schema_change_metadata(d if d is not None else diff(r.previous, r.snapshot)),
+def result_metadata(r: DatabaseResult, d: SchemaDiff) -> dict:
+    """What the checks read, for a database just extracted (the same entries its materialization records); `d`:
+    its diff."""
+    return {**schema_change_metadata(d),
             "documented_tables_pct": pct(r.table_doc_coverage), "documented_columns_pct": pct(r.column_doc_coverage),
             WARNING_CODES: warning_codes(r.warnings)}
 

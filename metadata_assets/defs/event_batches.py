@@ -1,7 +1,7 @@
 """The observations of a refresh's unchanged databases, stored by Dagster in batches.
 
 An observation yielded from a step is stored on its own: on PostgreSQL an insert, a NOTIFY, its tags and the asset's
-row, about 5 ms each, 1,500 of them in a run of a normal day at 3,000 databases. Dagster can store events of one
+row, for each of the many unchanged databases of a normal day (bench/NOTES.md). Dagster can store events of one
 kind in one statement (`EventLogStorage.store_event_batch`, enabled by `DAGSTER_EVENT_BATCH_SIZE`; deploy/values.yaml
 sets it for the runs) for the events a step logs with batch metadata. `ObservationBatch` logs the observations so,
 through the step's own `DagsterEvent.asset_observation`, as Dagster logs a partitioned output's events. Without the

@@ -2,8 +2,8 @@
 
 Dagster marks a partition failed when its latest planned event belongs to a run that failed and no materialization
 of that run followed (`partition_status_cache.build_failed_and_in_progress_partition_subset`). By default the run's
-creator writes one planned event per partition: 200 per run, each a write on a new PostgreSQL connection in the
-daemon, 6-7 s per run at 3,000 databases (bench/NOTES.md). With `DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS`
+creator writes one planned event per partition, each a write on a new PostgreSQL connection in the daemon
+(bench/NOTES.md). With `DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS`
 (deploy/values.yaml, the demo, bench/deployed.py) a ranged run gets one planned event carrying its partition
 subset instead; that event names no partition, so a failed run marks none failed on its own (the warning in
 `EventLogStorage.supports_partition_subset_in_asset_materialization_planned_events`).

@@ -11,9 +11,9 @@ from dagster import DagsterInstance, Definitions
 from metadata_assets.config import ProjectConfig
 from metadata_assets.datahub.push import forget_database
 from metadata_assets.defs.keys import mce_asset_key, partitions_def, push_asset_key, range_tags
-from metadata_assets.defs.resources import project_store
+from metadata_assets.defs.resources import MCEStoreResource
 from metadata_assets.defs.schedule import batches
-from metadata_assets.defs.source_clients import list_databases
+from metadata_assets.defs.source_reads import list_databases
 from metadata_assets.source_config import SourceConfig
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -29,7 +29,7 @@ def sync_partitions(cfg: ProjectConfig, instance: DagsterInstance, source: Sourc
     gone = sorted(have - set(wanted))
     if new:
         instance.add_dynamic_partitions(parts.name, new)
-    store = project_store(cfg)
+    store = MCEStoreResource(uri=cfg.storage.uri).open()
     for key in gone:
         instance.delete_dynamic_partition(parts.name, key)
         forget_database(store, source.name, key)

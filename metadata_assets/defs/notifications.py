@@ -9,16 +9,14 @@ after its push, logging the outcome (a failure there is a warning in the run's l
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
 
 from metadata_assets import notify
-from metadata_assets.config import ProjectConfig
-from metadata_assets.defs.resources import project_store
-from metadata_assets.source_config import SourceConfig
+from metadata_assets.defs.source_setup import SourceSetup
 
 SENSOR_DEADLINE_S = 20  # a sensor tick must end well within Dagster's 60 s
 AFTER_RUN_DEADLINE_S = 5
 
 
-def build_notification_sensor(cfg: ProjectConfig, source: SourceConfig, minimum_interval_seconds: int = 30):
-    targets = notify.targets_for(cfg, source)
+def build_notification_sensor(setup: SourceSetup, minimum_interval_seconds: int = 30):
+    source, targets = setup.source, list(setup.webhooks)
 
     @sensor(
         name=f"{source.name}_notification_sensor",
@@ -29,7 +27,7 @@ def build_notification_sensor(cfg: ProjectConfig, source: SourceConfig, minimum_
                      "queued and is retried at the next tick. Starts no run."),
     )
     def notification_sensor(context: SensorEvaluationContext):
-        report = notify.deliver(project_store(cfg), source, targets, deadline_s=SENSOR_DEADLINE_S)
+        report = notify.deliver(setup.store.open(), source, targets, deadline_s=SENSOR_DEADLINE_S)
         if not report.ok:
             context.log.warning(report.summary())
         return SkipReason(report.summary())
@@ -37,10 +35,10 @@ def build_notification_sensor(cfg: ProjectConfig, source: SourceConfig, minimum_
     return notification_sensor
 
 
-def deliver_after_run(context, cfg: ProjectConfig, source: SourceConfig, store) -> None:
+def deliver_after_run(context, setup: SourceSetup, store) -> None:
     """The extraction run's own pass (see the module's docstring). Never raises."""
     try:
-        report = notify.deliver(store, source, notify.targets_for(cfg, source), deadline_s=AFTER_RUN_DEADLINE_S)
+        report = notify.deliver(store, setup.source, list(setup.webhooks), deadline_s=AFTER_RUN_DEADLINE_S)
     except Exception as e:  # the store itself failed: the sensor's next tick tries again
         context.log.warning(f"change notifications not delivered ({type(e).__name__}: {e}); the notification "
                             "sensor retries")

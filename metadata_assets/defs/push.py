@@ -35,10 +35,10 @@ from dagster import (
     sensor,
 )
 
-from metadata_assets.config import ConfigError, ProjectConfig
+from metadata_assets.config import ConfigError
 from metadata_assets.datahub.push import MassRemovalRefused, PushFailed, PushReport, load_state, push
 from metadata_assets.datahub.sinks import DataHubUnavailable
-from metadata_assets.defs.keys import (  # noqa: F401  (push_asset_key re-exported)
+from metadata_assets.defs.keys import (
     BLOCKED_TAG,
     DATA_VERSION_TAG,
     PUSH_SOURCE_TAG as SOURCE_TAG,
@@ -46,11 +46,11 @@ from metadata_assets.defs.keys import (  # noqa: F401  (push_asset_key re-export
     push_asset_key,
     push_pool,
 )
-from metadata_assets.defs.resources import DATAHUB_KEY, STORE_KEY, asset_resources, project_store
+from metadata_assets.defs.resources import DATAHUB_KEY, STORE_KEY, DataHubResource, MCEStoreResource
 from metadata_assets.defs.runs import ACTIVE_RUN_STATUSES, active_extraction_runs
-from metadata_assets.source_config import SourceConfig
-from metadata_assets.sources.registry import kind_of
+from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.markdown import bullets, code
+from metadata_assets.source_config import SourceConfig
 from metadata_assets.storage.layout import list_mce_databases
 from metadata_assets.storage.locks import LockBusy
 
@@ -77,14 +77,15 @@ def _metadata(r: PushReport) -> dict:
     }
 
 
-def _push_source(context: AssetExecutionContext, cfg: ProjectConfig, source: SourceConfig, **kw) -> PushReport:
-    """Push one source with the project's store and sink (what the push asset and an extraction run's own push
-    share). ConfigError or ValueError when the store, the sink or the push state cannot be opened."""
-    store = getattr(context.resources, STORE_KEY).open()
-    sink = getattr(context.resources, DATAHUB_KEY).open()
+def _push_source(context: AssetExecutionContext, setup: SourceSetup, mce_store: MCEStoreResource,
+                 datahub: DataHubResource, **kw) -> PushReport:
+    """Push one source from the store to the sink its resources open (what the push asset and an extraction run's
+    own push share). ConfigError or ValueError when the store, the sink or the push state cannot be opened."""
+    store = mce_store.open()
+    sink = datahub.open()
     try:
-        return push(store, source.name, kind_of(source).urn_rules(source), sink,
-                    max_removal_share=cfg.datahub.max_removal_share, run_id=context.run.run_id, progress=context.log.info, deadline_s=cfg.datahub.push_deadline_s,
+        return push(store, setup.source.name, setup.rules, sink, max_removal_share=setup.datahub.max_removal_share,
+                    run_id=context.run.run_id, progress=context.log.info, deadline_s=setup.datahub.push_deadline_s,
                     **kw)
     finally:
         sink.close()
@@ -100,15 +101,13 @@ def freshness_policy(source: SourceConfig) -> Optional[FreshnessPolicy]:
             if source.freshness_hours else None)
 
 
-def build_push_asset(cfg: ProjectConfig, source: SourceConfig, retry_policy: RetryPolicy = RETRY_POLICY,
-                     bind_resources: bool = True):
+def build_push_asset(setup: SourceSetup, retry_policy: RetryPolicy = RETRY_POLICY, bind_resources: bool = True):
     """The source's push asset; its resources (the store and DataHub) bound or left to the Definitions, as for
     build_mce_asset."""
-    resources = {k: v for k, v in asset_resources(cfg, source).items() if k in (STORE_KEY, DATAHUB_KEY)}
+    source = setup.source
 
     @asset(
-        required_resource_keys=set(resources),
-        resource_defs=resources if bind_resources else None,
+        resource_defs={STORE_KEY: setup.store, DATAHUB_KEY: setup.sink} if bind_resources else None,
         key=push_asset_key(source),
         deps=[mce_asset_key(source)],
         group_name=source.name,
@@ -120,11 +119,12 @@ def build_push_asset(cfg: ProjectConfig, source: SourceConfig, retry_policy: Ret
         tags=dict(source.tags),
         freshness_policy=freshness_policy(source),
         description=(f"Pushes the MCE files of `{source.name}` whose schema changed since the last confirmed push "
-                     f"to {cfg.datahub.target} DataHub; soft-deletes dropped tables and databases."),
+                     f"to {setup.datahub.target} DataHub; soft-deletes dropped tables and databases."),
     )
-    def datahub_push(context: AssetExecutionContext, config: PushConfig) -> MaterializeResult:
+    def datahub_push(context: AssetExecutionContext, config: PushConfig, mce_store: MCEStoreResource,
+                     datahub: DataHubResource) -> MaterializeResult:
         try:
-            report = _push_source(context, cfg, source, allow_mass_removal=config.allow_mass_removal)
+            report = _push_source(context, setup, mce_store, datahub, allow_mass_removal=config.allow_mass_removal)
         except (ConfigError, ValueError) as e:  # a retry cannot fix configuration or an unknown state format
             raise Failure(description=f"source {source.name!r}: {e}", allow_retries=False) from None
         except MassRemovalRefused as e:
@@ -149,7 +149,8 @@ def build_push_asset(cfg: ProjectConfig, source: SourceConfig, retry_policy: Ret
 SELF_PUSH_LOCK_WAIT_S = 15  # another self-pushing run's small push ends well within this; a long push does not
 
 
-def push_after_extraction(context: AssetExecutionContext, cfg: ProjectConfig, source: SourceConfig) -> None:
+def push_after_extraction(context: AssetExecutionContext, setup: SourceSetup, mce_store: MCEStoreResource,
+                          datahub: DataHubResource) -> None:
     """The push an extraction run makes at its end (defs/extraction.py, pushes_itself): a run the schema sensor
     started for a few changed databases, or the last extraction run of its source. The change reaches DataHub
     without waiting for the push sensor's tick and a run of its own. Best effort by design: whatever stops it
@@ -158,7 +159,7 @@ def push_after_extraction(context: AssetExecutionContext, cfg: ProjectConfig, so
     materialization of the push asset with the same metadata as the asset's own, as a runless event: in the
     extraction step it would count among that step's materializations of databases."""
     try:
-        report = _push_source(context, cfg, source, lock_wait_s=SELF_PUSH_LOCK_WAIT_S)
+        report = _push_source(context, setup, mce_store, datahub, lock_wait_s=SELF_PUSH_LOCK_WAIT_S)
     except Exception as e:  # best effort: whatever stops it, the extraction stands and the files stay pending
         context.log.warning(f"push from this run stopped: {type(e).__name__}: {e}; the files it did not push stay "
                             f"pending and the push sensor pushes them")
@@ -166,7 +167,7 @@ def push_after_extraction(context: AssetExecutionContext, cfg: ProjectConfig, so
     context.log.info(f"pushed from this run: {len(report.databases_pushed)} databases, {report.proposals_sent} "
                      f"proposals, {len(report.soft_deleted)} soft-deleted")
     context.instance.report_runless_asset_event(AssetMaterialization(
-        asset_key=push_asset_key(source),
+        asset_key=push_asset_key(setup.source),
         metadata={**_metadata(report), "pushed_by": MetadataValue.text("extraction run"),
                   "pushed_by_run": MetadataValue.dagster_run(context.run.run_id)}))
 
@@ -175,8 +176,6 @@ def _push_running(context: SensorEvaluationContext, source: SourceConfig) -> boo
     runs = context.instance.get_run_records(
         RunsFilter(statuses=ACTIVE_RUN_STATUSES, tags={SOURCE_TAG: source.name}), limit=1)
     return bool(runs)
-
-
 
 
 def _failed_push_to_retry(context: SensorEvaluationContext, source: SourceConfig, after_s: float):
@@ -191,13 +190,14 @@ def _failed_push_to_retry(context: SensorEvaluationContext, source: SourceConfig
     return run
 
 
-def build_push_sensor(cfg: ProjectConfig, source: SourceConfig, minimum_interval_seconds: Optional[int] = None,
-                      page: int = 1000, retry_failed_after_s: float = 3600):
+def build_push_sensor(setup: SourceSetup, minimum_interval_seconds: Optional[int] = None, page: int = 1000,
+                      retry_failed_after_s: float = 3600):
+    source, push_from_extraction = setup.source, setup.datahub.push_from_extraction
     mce_key = mce_asset_key(source)
 
     @sensor(
         name=f"{source.name}_datahub_push_sensor",
-        minimum_interval_seconds=minimum_interval_seconds or cfg.datahub.push_sensor_interval_s,
+        minimum_interval_seconds=minimum_interval_seconds or setup.datahub.push_sensor_interval_s,
         default_status=DefaultSensorStatus.RUNNING,
         asset_selection=[push_asset_key(source)],
         description=(f"Requests a DataHub push of `{source.name}` when a database materialized with a schema "
@@ -209,9 +209,8 @@ def build_push_sensor(cfg: ProjectConfig, source: SourceConfig, minimum_interval
         if _push_running(context, source):
             return SkipReason("a push of this source is already queued or running")
         # read before the state: a run that ends after this saved its push in the state we read next
-        extracting = (set(active_extraction_runs(context.instance, source)) if cfg.datahub.push_from_extraction
-                      else set())
-        store = project_store(cfg)
+        extracting = set(active_extraction_runs(context.instance, source)) if push_from_extraction else set()
+        store = setup.store.open()
         state = load_state(store, source.name)
 
         after = cursor.get("after")
@@ -237,7 +236,7 @@ def build_push_sensor(cfg: ProjectConfig, source: SourceConfig, minimum_interval
         gone_hash = hashlib.sha256(json.dumps(gone).encode()).hexdigest()[:16] if gone else None
         reasons = []
         refreshed_after = cursor.get("refreshed_after")
-        if not cfg.datahub.push_from_extraction:
+        if not push_from_extraction:
             # no extraction run pushes at its end: a push run confirms each refresh (each run's report observation),
             # which keeps the push asset's freshness true on a day without changes (freshness_policy)
             newest = context.instance.fetch_observations(

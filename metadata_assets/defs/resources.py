@@ -1,26 +1,37 @@
-"""The project's Dagster resources: where the MCE files live, the DataHub the push writes to, and each source's reads.
+"""The project's Dagster resources: live handles only, opened when a run or a tick needs them.
 
-`project_resources(cfg)` builds them from the sources config; the Definitions register them (Dagit's *Resources*
-page shows each one's settings and which assets use it), and an asset built on its own (`build_mce_asset(cfg,
-source)` in a test or another project) carries the same objects, so it materializes without a Definitions around it.
-No SQL here: a source's reads are its kind's (sources/<type>/kind.py). No secret is a field: a password or token
-stays in the environment variable whose NAME the config gives.
+- `MCEStoreResource` opens the store of MCE files, snapshots, version records and push state (`storage.uri`);
+- `DataHubResource` opens the sink the push writes to (`datahub:`);
+- `SourceResource` opens one source's client (its kind's: sources/<type>/kind.py).
+
+`project_resources(cfg)` builds them once per Definitions (definitions.py registers them: Dagit's *Resources* page
+shows each one's settings and which assets use it); a source's assets built on their own (`build_mce_asset(
+SourceSetup.of(cfg, source))` in a test or another project) bind the objects of their SourceSetup, so they
+materialize without a Definitions around them. Assets and sensors get them by parameter (`mce_store:
+MCEStoreResource`); a source's own resource has a key per source (`source_key`), which `per_source_parameter` gives
+the asset's parameter. No SQL here, and no secret is a field: a password or token stays in the environment variable
+whose NAME the config gives.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from dagster import ConfigurableResource
+from pydantic import PrivateAttr
 
 from metadata_assets.config import DataHubTarget, LiteTarget, ProjectConfig, RestTarget
 from metadata_assets.datahub.sinks import Sink, open_sink
 from metadata_assets.source_config import SourceConfig
+from metadata_assets.sources.registry import config_model, kind
 from metadata_assets.storage.store import Store, open_store
 
 STORE_KEY = "mce_store"
 DATAHUB_KEY = "datahub"
+SOURCE_PARAMETER = "source_resource"  # the parameter per_source_parameter renames to the source's key
 
 
 def source_key(source: SourceConfig) -> str:
@@ -63,61 +74,57 @@ class DataHubResource(ConfigurableResource):
 
 
 class SourceResource(ConfigurableResource):
-    """One source's reads, through its kind (sources/registry.py): the client a run reads through (BigQuery:
-    dagster-gcp's BigQueryResource; MySQL and PostgreSQL connect themselves) and extraction into the store."""
+    """One source's client, through its kind (sources/registry.py): BigQuery's is dagster-gcp's BigQueryResource;
+    MySQL and PostgreSQL connect themselves (their client is None). Its settings are the source's config as loaded
+    (the password's variable name, never the password), which Dagit shows."""
 
     name: str
     type: str
-    settings_json: str  # the source's config as loaded (the password's variable name, never the password)
+    settings_json: str
+    _source: Optional[SourceConfig] = PrivateAttr(default=None)
 
     @classmethod
     def from_config(cls, source: SourceConfig) -> "SourceResource":
-        return cls(name=source.name, type=source.type, settings_json=source.model_dump_json())
+        resource = cls(name=source.name, type=source.type, settings_json=source.model_dump_json())
+        resource._source = source
+        return resource
 
     def config(self) -> SourceConfig:
-        from metadata_assets.sources.registry import config_model
-
-        return config_model(self.type).model_validate_json(self.settings_json)
+        """The source's config: the one it was built from, or (a copy Dagster made from its settings) read once."""
+        if self._source is None:
+            self._source = config_model(self.type).model_validate_json(self.settings_json)
+        return self._source
 
     @contextmanager
     def client(self) -> Iterator[object]:
-        from metadata_assets.sources.registry import kind
-
+        """The kind's client, open while the block runs (a secret it needs is read now: ConfigError if missing)."""
         with kind(self.type).client(self.config()) as client:
             yield client
 
-    def extract(self, databases, store: Store, progress=None, rewrite: bool = False, report=None):
-        """extract.extract() of these databases with the source's client open for the whole run."""
-        from metadata_assets.extract import extract
-
-        source = self.config()
-        with self.client() as client:
-            yield from extract(source, databases, store, progress=progress, client=client, rewrite=rewrite,
-                               report=report)
-
-
-_CACHE: dict[tuple, ConfigurableResource] = {}
-
-
-def _shared(resource: ConfigurableResource) -> ConfigurableResource:
-    # Dagster requires the resources bound to the assets of one job to be the same objects: one per settings
-    key = (type(resource).__name__, resource.model_dump_json())
-    return _CACHE.setdefault(key, resource)
-
 
 def project_resources(cfg: ProjectConfig) -> dict[str, ConfigurableResource]:
-    """{resource key: resource} of the project; the same objects for the same settings."""
-    return {STORE_KEY: _shared(MCEStoreResource(uri=cfg.storage.uri)),
-            DATAHUB_KEY: _shared(DataHubResource.from_config(cfg.datahub)),
-            **{source_key(s): _shared(SourceResource.from_config(s)) for s in cfg.sources}}
+    """{resource key: resource} of the project: the store, DataHub and each source's client."""
+    return {STORE_KEY: MCEStoreResource(uri=cfg.storage.uri),
+            DATAHUB_KEY: DataHubResource.from_config(cfg.datahub),
+            **{source_key(s): SourceResource.from_config(s) for s in cfg.sources}}
 
 
-def asset_resources(cfg: ProjectConfig, source: SourceConfig) -> dict[str, ConfigurableResource]:
-    """What a source's assets use: the store, DataHub (an extraction run may push at its end) and the source."""
-    resources = project_resources(cfg)
-    return {k: resources[k] for k in (STORE_KEY, DATAHUB_KEY, source_key(source))}
+def per_source_parameter(source: SourceConfig) -> Callable[[Callable], Callable]:
+    """A decorator: the function with its `source_resource` parameter named as the source's resource key, which is
+    how Dagster injects it (by parameter name, read from the signature, `__signature__` included). Every source's
+    asset keeps one body while each source has a resource key of its own, as Dagit's Resources page lists them."""
+    key = source_key(source)
 
+    def decorate(fn: Callable) -> Callable:
+        signature = inspect.signature(fn)
 
-def project_store(cfg: ProjectConfig) -> Store:
-    """The project's store, opened through its resource (what sensors and the in-process helpers read)."""
-    return project_resources(cfg)[STORE_KEY].open()
+        @functools.wraps(fn)
+        def with_source_key(*args, **kwargs):
+            kwargs[SOURCE_PARAMETER] = kwargs.pop(key)
+            return fn(*args, **kwargs)
+
+        with_source_key.__signature__ = signature.replace(parameters=[
+            p.replace(name=key) if p.name == SOURCE_PARAMETER else p for p in signature.parameters.values()])
+        return with_source_key
+
+    return decorate

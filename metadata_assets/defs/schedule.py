@@ -3,9 +3,9 @@
 The source's databases (its dynamic partitions, in Dagster's order) are cut into contiguous slices of the source's
 run size (SourceConfig.run_size: batch_size, grown on a large estate to no more runs than run at once); each slice is
 one run over a partition *range* (tags dagster/asset_partition_range_start/_end), which the extraction asset reads in
-bulk information_schema queries of batch_size. 3,000 databases with the defaults make 2 runs of 1,500 (2 pods on
-Kubernetes), not 3,000; the pool of the extraction asset caps how many run against one host at once. Every database is read again; one found unchanged is observed rather than materialized
-(defs/unchanged.py). The last run pushes what changed (or the push sensor does).
+bulk information_schema queries of batch_size: a few runs (pods on Kubernetes) per refresh, not one per database;
+the pool of the extraction asset caps how many run against one host at once. Every database is read again; one
+found unchanged is observed rather than materialized (defs/unchanged.py). The last run pushes what changed (or the push sensor does).
 """
 
 from __future__ import annotations

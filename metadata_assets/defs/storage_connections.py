@@ -2,8 +2,8 @@
 
 dagster-postgres builds its engines with NullPool: every event a run stores opens a new connection (a TCP connect,
 authentication and a server process forked for it; Cloud SQL over its private IP on GKE), often two per event (the
-event, then its asset index). An extraction run stores an event per database and per check evaluation, so on a
-first fill at L (410 events) that was 4 s of 28 s in process, and 1.7 s of a 6.3 s normal day (bench/NOTES.md).
+event, then its asset index). An extraction run stores an event per database and per check evaluation: a large
+share of a run's time in process (bench/NOTES.md).
 The webserver avoids it with the storages' own `optimize_for_webserver` (a pool of one held connection, and a
 statement timeout); a run worker is a short-lived process of one run, so it can do the same: the connection lives
 as long as the run. The statement timeout also bounds every storage query of the run.

@@ -1,8 +1,7 @@
 """The schema-change sensor of one source: fingerprints per tick, runs only for databases that changed.
 
-Each tick reads the fingerprints (defs/source_clients.read_fingerprints: tables and columns of every database, keys
-for a rotating slice) and compares them with the cursor,
-a JSON object {database: fingerprint}:
+Each tick reads the fingerprints (defs/source_reads.read_fingerprints: tables and columns of every database, keys
+for a rotating slice) and compares them with the cursor, a JSON object {database: digest of its fingerprint}:
 - an allowed database that is not a partition yet is added as a partition and requested;
 - a partition whose database disappeared (dropped, grant revoked, no longer matches the patterns) is removed, and its
   MCE file and snapshot are deleted (`datahub.push.forget_database`) so the next push soft-deletes its datasets;
@@ -11,7 +10,8 @@ a JSON object {database: fingerprint}:
   has never been materialized: the daily schedule refreshes everything else, so turning the sensor on does not
   start a full re-read of a 3,000-database estate.
 Requested partitions are cut into runs of consecutive partition keys (Dagster's partition order), each up to the
-source's run size long (SourceConfig.run_size): a run over a partition range when it holds more than one, a single-partition run otherwise.
+source's run size long (SourceConfig.run_size): a run over a partition range when it holds more than one, a
+single-partition run otherwise.
 An unreachable source makes the tick skip with the reason; the cursor is kept, so nothing is lost.
 """
 
@@ -32,8 +32,9 @@ from dagster import (
     sensor,
 )
 
-from metadata_assets.config import ConfigError, ProjectConfig
-from metadata_assets.defs.keys import (  # noqa: F401  (REASON_TAG re-exported)
+from metadata_assets.config import ConfigError
+from metadata_assets.datahub.push import forget_database
+from metadata_assets.defs.keys import (
     PUSH_AFTER_TAG,
     REASON_TAG,
     mce_asset_key,
@@ -41,10 +42,9 @@ from metadata_assets.defs.keys import (  # noqa: F401  (REASON_TAG re-exported)
     range_tags,
     run_tags,
 )
-from metadata_assets.defs.source_clients import unavailable_errors
-from metadata_assets.source_config import SourceConfig
+from metadata_assets.defs.source_reads import read_fingerprints, unavailable_errors
+from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.sources.base import UNREAD, SourceQueryFailed, SourceUnavailable
-from metadata_assets.sources.registry import kind_of
 
 
 @dataclass
@@ -128,21 +128,10 @@ def run_request(keys: list[str], reason: str, tags: Optional[dict] = None) -> Ru
     return RunRequest(tags={**tags, **range_tags(keys)})
 
 
-def read_fingerprints(source: SourceConfig, cursor: Optional[dict[str, str]] = None) -> dict[str, str]:
-    """{database: digest of its fingerprint}: keeps the cursor small (~100 kB at 3,000 databases).
-    Each kind reads its own (sources/<type>/kind.py: MySQL rotates its costly key parts over ticks)."""
-    from metadata_assets.defs.source_clients import read_fingerprints as dispatch
-
-    return dispatch(source, cursor)
-
-
-def _forget(cfg: ProjectConfig, source: SourceConfig, databases: list[str]) -> None:
-    from metadata_assets.datahub.push import forget_database
-    from metadata_assets.defs.resources import project_store
-
-    store = project_store(cfg)
+def _forget(setup: SourceSetup, databases: list[str]) -> None:
+    store = setup.store.open()
     for db in databases:
-        forget_database(store, source.name, db)
+        forget_database(store, setup.source.name, db)
 
 
 COST_FACTOR = 10  # a tick's query costs at most a tenth of the time between two queries
@@ -169,11 +158,11 @@ class QueryCost:
         return COST_FACTOR * self.cost_s - (now - self.started)
 
 
-def build_schema_sensor(cfg: ProjectConfig, source: SourceConfig, minimum_interval_seconds: Optional[int] = None,
+def build_schema_sensor(setup: SourceSetup, minimum_interval_seconds: Optional[int] = None,
                         cost: Optional[QueryCost] = None):
+    source, kind = setup.source, setup.kind
     parts = partitions_def(source)
     key = mce_asset_key(source)
-    kind = kind_of(source)
     interval = minimum_interval_seconds or source.sensor_interval_s
     cost = cost or QueryCost()
 
@@ -218,13 +207,13 @@ def build_schema_sensor(cfg: ProjectConfig, source: SourceConfig, minimum_interv
         requests = []
         if len(p.add) > ADD_DIRECTLY_OVER:
             # one upsert: the daemon checks each key of an add request with a query of its own (a new PostgreSQL
-            # connection each: 56 s for 3,000 databases); added before the runs are requested, so they resolve
+            # connection each; bench/NOTES.md); added before the runs are requested, so they resolve
             context.instance.add_dynamic_partitions(parts.name, p.add)
         elif p.add:
             requests.append(parts.build_add_request(p.add))
         if p.remove:
             requests.append(parts.build_delete_request(p.remove))
-            _forget(cfg, source, p.remove)
+            _forget(setup, p.remove)
         reasons = {**{k: "new database" for k in p.add}, **{k: "schema changed" for k in p.changed},
                    **{k: "never materialized" for k in p.never_materialized}}
         self_push = self_pushed(p, cursor, source.batch_size)
