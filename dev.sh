@@ -2,7 +2,7 @@
 # The project's entry points (see README.md):
 #   ./dev.sh demo [--no-ui]   set up, run the main job on embedded defaults (throwaway MariaDB, DataHub Lite,
 #                             local Dagster home), print a summary, then open Dagit (unless --no-ui)
-#   ./dev.sh test [ARGS]      set up and run the whole test suite (pytest ARGS)
+#   ./dev.sh test [ARGS]      set up, check lint and format (ruff), and run the whole test suite (pytest ARGS)
 #   ./dev.sh setup            only install: .venv with pinned packages, mariadb-server, postgresql and chromium from
 #                             Debian
 set -euo pipefail
@@ -53,6 +53,10 @@ cmd=${1:-help}; shift || true
 case "$cmd" in
   setup) install_system with-browser; install_python ;;
   demo) install_system; install_python; exec "$VENV/bin/metadata-assets" demo "$@" ;;
-  test) install_system with-browser; install_python; exec "$VENV/bin/python" -m pytest "$@" ;;
+  test) install_system with-browser; install_python
+    # lint and format first (pinned ruff, settings in pyproject.toml): a finding fails the command before any test
+    "$VENV/bin/ruff" check --quiet . && "$VENV/bin/ruff" format --check --quiet . \
+      || { echo "[test] ruff found the above (fix: .venv/bin/ruff format . && .venv/bin/ruff check --fix .)" >&2; exit 1; }
+    exec "$VENV/bin/python" -m pytest "$@" ;;
   *) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -52,18 +52,38 @@ def instance_yaml(storage: str, pg=None) -> dict:
     pools, runs = VALUES["concurrency"]["pools"], VALUES["concurrency"]["runs"]
     doc = {
         "telemetry": {"enabled": False},
-        "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator",
-                            "config": {"dequeue_interval_seconds": qrc["dequeueIntervalSeconds"]}},
-        "concurrency": {"pools": {"granularity": pools["granularity"], "default_limit": pools["defaultLimit"]},
-                        "runs": {"max_concurrent_runs": runs["maxConcurrentRuns"]}},
+        "run_coordinator": {
+            "module": "dagster.core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            "config": {"dequeue_interval_seconds": qrc["dequeueIntervalSeconds"]},
+        },
+        "concurrency": {
+            "pools": {"granularity": pools["granularity"], "default_limit": pools["defaultLimit"]},
+            "runs": {"max_concurrent_runs": runs["maxConcurrentRuns"]},
+        },
         "run_retries": {"enabled": True, "max_retries": VALUES["dagsterDaemon"]["runRetries"]["maxRetries"]},
-        **{kind: {"use_threads": v["useThreads"], "num_workers": v["numWorkers"],
-                  "num_submit_workers": v["numSubmitWorkers"]}
-           for kind in ("schedules", "sensors") if (v := VALUES["dagsterDaemon"].get(kind))},
+        **{
+            kind: {
+                "use_threads": v["useThreads"],
+                "num_workers": v["numWorkers"],
+                "num_submit_workers": v["numSubmitWorkers"],
+            }
+            for kind in ("schedules", "sensors")
+            if (v := VALUES["dagsterDaemon"].get(kind))
+        },
     }
     if storage == "postgres":
-        doc["storage"] = {"postgres": {"postgres_db": {
-            "hostname": pg.host, "port": pg.port, "username": pg.user, "password": "", "db_name": "dagster"}}}
+        doc["storage"] = {
+            "postgres": {
+                "postgres_db": {
+                    "hostname": pg.host,
+                    "port": pg.port,
+                    "username": pg.user,
+                    "password": "",
+                    "db_name": "dagster",
+                }
+            }
+        }
     return doc
 
 
@@ -74,20 +94,42 @@ class Deployment:
         self.home, self.storage = home, storage
         (home / "dagster").mkdir(parents=True)
         (home / "dagster" / "dagster.yaml").write_text(yaml.safe_dump(instance_yaml(storage, pg)))
-        cfg = {"sources": [{"name": run.SOURCE_NAME, "type": "mysql", "host": "127.0.0.1", "port": server.port,
-                            "user": run.READER_USER, "password_env": run.PASSWORD_ENV,
-                            "database_pattern": {"allow": [f"{generate.DB_PREFIX}.*"]}, "batch_size": batch_size,
-                            "schedule": {"cron": "* * * * *"}}],
-               "storage": {"uri": str(home / "store")},
-               "datahub": {"target": "lite", "lite": {"path": str(home / "lite.sqlite")}}}
+        cfg = {
+            "sources": [
+                {
+                    "name": run.SOURCE_NAME,
+                    "type": "mysql",
+                    "host": "127.0.0.1",
+                    "port": server.port,
+                    "user": run.READER_USER,
+                    "password_env": run.PASSWORD_ENV,
+                    "database_pattern": {"allow": [f"{generate.DB_PREFIX}.*"]},
+                    "batch_size": batch_size,
+                    "schedule": {"cron": "* * * * *"},
+                }
+            ],
+            "storage": {"uri": str(home / "store")},
+            "datahub": {"target": "lite", "lite": {"path": str(home / "lite.sqlite")}},
+        }
         (home / "sources.yaml").write_text(yaml.safe_dump(cfg))
         # the environment the chart gives the daemon and the run pods (here the daemon's runs inherit the daemon's)
-        chart_env = {e["name"]: e["value"] for e in [*VALUES["dagsterDaemon"].get("env", []),
-                                                     *VALUES["dagster-user-deployments"]["deployments"][0]["env"]]
-                     if e["name"].startswith("DAGSTER_")}
-        self.env = {**os.environ, **chart_env, "DAGSTER_HOME": str(home / "dagster"), "METADATA_ASSETS_CONFIG":
-                    str(home / "sources.yaml"), run.PASSWORD_ENV: run.READER_PASSWORD,
-                    "DATAHUB_TELEMETRY_ENABLED": "false", "PYTHONUNBUFFERED": "1"}
+        chart_env = {
+            e["name"]: e["value"]
+            for e in [
+                *VALUES["dagsterDaemon"].get("env", []),
+                *VALUES["dagster-user-deployments"]["deployments"][0]["env"],
+            ]
+            if e["name"].startswith("DAGSTER_")
+        }
+        self.env = {
+            **os.environ,
+            **chart_env,
+            "DAGSTER_HOME": str(home / "dagster"),
+            "METADATA_ASSETS_CONFIG": str(home / "sources.yaml"),
+            run.PASSWORD_ENV: run.READER_PASSWORD,
+            "DATAHUB_TELEMETRY_ENABLED": "false",
+            "PYTHONUNBUFFERED": "1",
+        }
         self.daemon = None
         self.source = None
 
@@ -97,14 +139,23 @@ class Deployment:
         (self.home / "sources.yaml").write_text(yaml.safe_dump(cfg))
 
     def cli(self, *args: str) -> None:
-        subprocess.run([str(Path(sys.executable).parent / "dagster"), *args, "-m", "metadata_assets.definitions"],
-                       env=self.env, check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [str(Path(sys.executable).parent / "dagster"), *args, "-m", "metadata_assets.definitions"],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
 
     def start_daemon(self) -> float:
         log = open(self.home / "daemon.log", "ab")
-        self.daemon = subprocess.Popen([str(Path(sys.executable).parent / "dagster-daemon"), "run", "-m",
-                                        "metadata_assets.definitions"], env=self.env, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+        self.daemon = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-m", "metadata_assets.definitions"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         return time.time()
 
     def stop(self) -> None:
@@ -125,8 +176,9 @@ class Deployment:
 def ticks(inst, name: str) -> list:
     for state in inst.all_instigator_state():
         if state.instigator_name == name:
-            return sorted(inst.get_ticks(state.instigator_origin_id, state.selector_id, limit=1000),
-                          key=lambda t: t.timestamp)
+            return sorted(
+                inst.get_ticks(state.instigator_origin_id, state.selector_id, limit=1000), key=lambda t: t.timestamp
+            )
     return []
 
 
@@ -236,8 +288,11 @@ def measure_storage(storage: str, server, databases: list[str], args, log) -> di
             return t_tick is not None and pushed_everything(dep.home, databases) and not _active(inst)
 
         t_done = wait(first_fill_done, args.timeout, "the first fill", dep.daemon)
-        result["first_fill"] = {"daemon_start_to_first_tick_s": round(t_tick - t_daemon, 2),
-                                "s": round(t_done - t_tick, 2), **split(runs_since(inst, t_tick - 1), t_tick)}
+        result["first_fill"] = {
+            "daemon_start_to_first_tick_s": round(t_tick - t_daemon, 2),
+            "s": round(t_done - t_tick, 2),
+            **split(runs_since(inst, t_tick - 1), t_tick),
+        }
         log(f"[{storage}] first fill: {result['first_fill']}")
 
         dep.cli("sensor", "stop", key_name)
@@ -266,8 +321,11 @@ def measure_storage(storage: str, server, databases: list[str], args, log) -> di
 
         t_day = wait(day_done, args.timeout, "the normal day", dep.daemon)
         ticked = [x for x in ticks(inst, sched) if x.timestamp >= t_changed and x.run_ids]
-        result["normal_day"] = {"s": round(t_day - t_sched, 2), "schedule_ticks": len(ticked),
-                                **split(runs_since(inst, t_sched - 1), t_sched)}
+        result["normal_day"] = {
+            "s": round(t_day - t_sched, 2),
+            "schedule_ticks": len(ticked),
+            **split(runs_since(inst, t_sched - 1), t_sched),
+        }
         log(f"[{storage}] normal day: {result['normal_day']}")
     finally:
         result["peak_run_rss_mib"] = memory.stop()
@@ -286,8 +344,11 @@ def first_table(server, db: str) -> str:
     conn = server.connect()
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND "
-                        "TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME LIMIT 1", (db,))
+            cur.execute(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND "
+                "TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME LIMIT 1",
+                (db,),
+            )
             return cur.fetchone()[0]
     finally:
         conn.close()
@@ -296,8 +357,13 @@ def first_table(server, db: str) -> str:
 def _active(inst) -> bool:
     from dagster import DagsterRunStatus, RunsFilter
 
-    active = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-              DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+    active = [
+        DagsterRunStatus.QUEUED,
+        DagsterRunStatus.NOT_STARTED,
+        DagsterRunStatus.STARTING,
+        DagsterRunStatus.STARTED,
+        DagsterRunStatus.CANCELING,
+    ]
     return bool(inst.get_run_records(RunsFilter(statuses=active), limit=1))
 
 
@@ -310,8 +376,10 @@ def builtin(server, args, log) -> dict:
         cmd = run.builtin_cmd(server.port, f"{generate.DB_PREFIX}.*", d)
         if sink == "datahub-lite":
             recipe = yaml.safe_load((d / "recipe.yml").read_text())
-            recipe["sink"] = {"type": "datahub-lite", "config": {"type": "sqlite", "config": {
-                "file": str(d / "lite.sqlite")}}}
+            recipe["sink"] = {
+                "type": "datahub-lite",
+                "config": {"type": "sqlite", "config": {"file": str(d / "lite.sqlite")}},
+            }
             (d / "recipe.yml").write_text(yaml.safe_dump(recipe))
         r = run.measure(cmd, env, args.builtin_timeout, server, d / "stderr.log")
         out[sink] = {k: r[k] for k in ("wall_s", "peak_rss_mib", "timed_out", "rc") if k in r}
@@ -325,12 +393,17 @@ def render_all(by_size: dict) -> str:
 
 
 def render(data: dict) -> str:
-    lines = [f"### {data['size']}", "",
-             f"Measured {data['measured']} on {data['size']} ({data['databases']} databases), batch_size "
-             f"{data['batch_size']}, instance as deploy/values.yaml configures it (queue every "
-             f"{data['dequeue_s']} s, per-host pool, run retries); sensors every 15 s (schema) and 30 s (push). "
-             f"Command: `{data['command']}`.", "",
-             "| | sqlite storage | PostgreSQL storage |", "|---|---:|---:|"]
+    lines = [
+        f"### {data['size']}",
+        "",
+        f"Measured {data['measured']} on {data['size']} ({data['databases']} databases), batch_size "
+        f"{data['batch_size']}, instance as deploy/values.yaml configures it (queue every "
+        f"{data['dequeue_s']} s, per-host pool, run retries); sensors every 15 s (schema) and 30 s (push). "
+        f"Command: `{data['command']}`.",
+        "",
+        "| | sqlite storage | PostgreSQL storage |",
+        "|---|---:|---:|",
+    ]
     runs: dict[str, list] = {}
     for r in data["storages"]:  # one entry per storage and run (--runs)
         runs.setdefault(r["storage"], []).append(r)
@@ -339,46 +412,72 @@ def render(data: dict) -> str:
     def cell(storage, phase, key="s"):
         vs = [v for r in runs.get(storage, []) if (v := r.get(phase, {}).get(key)) is not None]
         return "—" if not vs else " / ".join(f"{v:.1f}" for v in vs) + " s"
-    lines.append(f"| first fill: sensor tick -> every database in DataHub Lite | {cell('sqlite', 'first_fill')} | "
-                 f"{cell('postgres', 'first_fill')} |")
-    lines.append(f"| of which the first run starts (queue, process start) | "
-                 f"{cell('sqlite', 'first_fill', 'extraction_first_start_s')} | "
-                 f"{cell('postgres', 'first_fill', 'extraction_first_start_s')} |")
-    lines.append(f"| normal day ({next(iter(by.values()))['changed_databases']} databases changed): schedule tick -> "
-                 f"pushed | {cell('sqlite', 'normal_day')} | {cell('postgres', 'normal_day')} |")
-    lines.append(f"| of which the run starts (queue, process start) | "
-                 f"{cell('sqlite', 'normal_day', 'extraction_first_start_s')} | "
-                 f"{cell('postgres', 'normal_day', 'extraction_first_start_s')} |")
-    lines.append(f"| push runs of their own (first fill, normal day) | "
-                 + " | ".join(f"{by.get(st, {}).get('first_fill', {}).get('push_runs', '—')}, "
-                              f"{by.get(st, {}).get('normal_day', {}).get('push_runs', '—')}"
-                              for st in ("sqlite", "postgres")) + " |")
+
+    lines.append(
+        f"| first fill: sensor tick -> every database in DataHub Lite | {cell('sqlite', 'first_fill')} | "
+        f"{cell('postgres', 'first_fill')} |"
+    )
+    lines.append(
+        f"| of which the first run starts (queue, process start) | "
+        f"{cell('sqlite', 'first_fill', 'extraction_first_start_s')} | "
+        f"{cell('postgres', 'first_fill', 'extraction_first_start_s')} |"
+    )
+    lines.append(
+        f"| normal day ({next(iter(by.values()))['changed_databases']} databases changed): schedule tick -> "
+        f"pushed | {cell('sqlite', 'normal_day')} | {cell('postgres', 'normal_day')} |"
+    )
+    lines.append(
+        f"| of which the run starts (queue, process start) | "
+        f"{cell('sqlite', 'normal_day', 'extraction_first_start_s')} | "
+        f"{cell('postgres', 'normal_day', 'extraction_first_start_s')} |"
+    )
+    lines.append(
+        "| push runs of their own (first fill, normal day) | "
+        + " | ".join(
+            f"{by.get(st, {}).get('first_fill', {}).get('push_runs', '—')}, "
+            f"{by.get(st, {}).get('normal_day', {}).get('push_runs', '—')}"
+            for st in ("sqlite", "postgres")
+        )
+        + " |"
+    )
     n_runs = max((len(rs) for rs in runs.values()), default=1)
     if n_runs > 1:
-        lines += ["", f"{n_runs} runs in this invocation, each on a fresh Dagster home, store and DataHub Lite "
-                      "(figures in run order)."]
+        lines += [
+            "",
+            f"{n_runs} runs in this invocation, each on a fresh Dagster home, store and DataHub Lite "
+            "(figures in run order).",
+        ]
     peaks = {storage: [r["peak_run_rss_mib"] for r in rs if r.get("peak_run_rss_mib")] for storage, rs in runs.items()}
     if any(peaks.values()):
-        lines += ["", "Peak memory of one run process (RSS, the largest over the run's processes, sampled every "
-                      "second): " + "; ".join(f"{s}: {' / '.join(f'{v:.0f}' for v in vs)} MiB"
-                                              for s, vs in peaks.items() if vs) + "."]
+        lines += [
+            "",
+            "Peak memory of one run process (RSS, the largest over the run's processes, sampled every "
+            "second): "
+            + "; ".join(f"{s}: {' / '.join(f'{v:.0f}' for v in vs)} MiB" for s, vs in peaks.items() if vs)
+            + ".",
+        ]
     if data.get("note"):
         lines += ["", data["note"]]
     b = data.get("builtin") or {}
     if not b:
         lines += ["", "The built-in source was not run with this size (`--skip-builtin`)."]
     if b:
-        lines += ["", f"Built-in mysql source on the same server in the same invocation: `file` sink "
-                      f"{b['file']['wall_s']:.1f} s, `datahub-lite` sink {b['datahub-lite']['wall_s']:.1f} s "
-                      f"(it re-reads everything every day)."]
+        lines += [
+            "",
+            f"Built-in mysql source on the same server in the same invocation: `file` sink "
+            f"{b['file']['wall_s']:.1f} s, `datahub-lite` sink {b['datahub-lite']['wall_s']:.1f} s "
+            f"(it re-reads everything every day).",
+        ]
         for storage in ("sqlite", "postgres"):
             for i, r in enumerate(runs.get(storage, [])):
                 ff, nd = r["first_fill"]["s"], r["normal_day"]["s"]
                 lite, file = b["datahub-lite"]["wall_s"], b["file"]["wall_s"]
                 which = f" (run {i + 1})" if len(runs[storage]) > 1 else ""
-                lines.append(f"- {storage}{which}: first fill {lite / ff:.1f}x as fast as the built-in into Lite "
-                             f"({ff:.1f} s vs {lite:.1f} s), {file / ff:.1f}x the built-in into a file; normal day "
-                             f"{lite / nd:.1f}x the built-in into Lite, {file / nd:.1f}x into a file.")
+                lines.append(
+                    f"- {storage}{which}: first fill {lite / ff:.1f}x as fast as the built-in into Lite "
+                    f"({ff:.1f} s vs {lite:.1f} s), {file / ff:.1f}x the built-in into a file; normal day "
+                    f"{lite / nd:.1f}x the built-in into Lite, {file / nd:.1f}x into a file."
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -399,6 +498,7 @@ def main() -> int:
     if "size" in by_size:  # the first format: one size
         by_size = {by_size["size"]: by_size}
     if not args.render:
+
         def log(msg):
             print(msg, flush=True)
 
@@ -406,20 +506,31 @@ def main() -> int:
         server, _ = run.prepare(size, log)
         try:
             t_warm = time.monotonic()  # a cold server's first scan would count against the first storage only
-            run.warm_scan(args.size, {"port": server.port, "pattern": f"{generate.DB_PREFIX}.*",
-                                      "batch_size": args.batch_size},
-                          {**os.environ, run.PASSWORD_ENV: run.READER_PASSWORD})
+            run.warm_scan(
+                args.size,
+                {"port": server.port, "pattern": f"{generate.DB_PREFIX}.*", "batch_size": args.batch_size},
+                {**os.environ, run.PASSWORD_ENV: run.READER_PASSWORD},
+            )
             log(f"[{args.size}] warm-up scan {time.monotonic() - t_warm:.1f}s (not measured)")
             databases = size.database_names()
             global POLL_S
             POLL_S = 0.2 if len(databases) <= 500 else 1.0
-            data = {"size": args.size, "databases": len(databases), "batch_size": args.batch_size,
-                    "dequeue_s": VALUES["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"][
-                        "dequeueIntervalSeconds"],
-                    "command": " ".join(["bench/deployed.py", *sys.argv[1:]]),
-                    "storages": [measure_storage(s, server, databases, args, log)
-                                 for _ in range(args.runs) for s in args.storage.split(",") if s],
-                    "builtin": None if args.skip_builtin else builtin(server, args, log)}
+            data = {
+                "size": args.size,
+                "databases": len(databases),
+                "batch_size": args.batch_size,
+                "dequeue_s": VALUES["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"][
+                    "dequeueIntervalSeconds"
+                ],
+                "command": " ".join(["bench/deployed.py", *sys.argv[1:]]),
+                "storages": [
+                    measure_storage(s, server, databases, args, log)
+                    for _ in range(args.runs)
+                    for s in args.storage.split(",")
+                    if s
+                ],
+                "builtin": None if args.skip_builtin else builtin(server, args, log),
+            }
         finally:
             server.stop()
         data["measured"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

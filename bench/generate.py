@@ -51,17 +51,60 @@ SIZES = {
 
 # (column type, data type family) pairs; varied on purpose: numbers, strings, temporal, json, enum, blobs.
 TYPES = [
-    "int", "bigint unsigned", "smallint", "tinyint(1)", "decimal(12,2)", "double", "float",
-    "varchar(64)", "varchar(255)", "char(2)", "text", "mediumtext", "date", "datetime", "timestamp NULL",
-    "time", "year", "json", "enum('new','paid','shipped')", "set('a','b','c')", "varbinary(32)", "blob", "bit(8)",
+    "int",
+    "bigint unsigned",
+    "smallint",
+    "tinyint(1)",
+    "decimal(12,2)",
+    "double",
+    "float",
+    "varchar(64)",
+    "varchar(255)",
+    "char(2)",
+    "text",
+    "mediumtext",
+    "date",
+    "datetime",
+    "timestamp NULL",
+    "time",
+    "year",
+    "json",
+    "enum('new','paid','shipped')",
+    "set('a','b','c')",
+    "varbinary(32)",
+    "blob",
+    "bit(8)",
 ]
 COMMENTS = [
-    "customer identifier", "amount in cents", "ISO country code", "when the row was last changed",
-    "고객 이름 (customer name)", "prix en € TTC", "名前とメール", "größe in mm", "status of the order",
-    "free text, may hold PII", "",
+    "customer identifier",
+    "amount in cents",
+    "ISO country code",
+    "when the row was last changed",
+    "고객 이름 (customer name)",
+    "prix en € TTC",
+    "名前とメール",
+    "größe in mm",
+    "status of the order",
+    "free text, may hold PII",
+    "",
 ]
-TABLE_WORDS = ["orders", "customers", "invoices", "events", "sessions", "products", "payments", "shipments",
-               "accounts", "audit_log", "refunds", "stock", "prices", "users", "tickets"]
+TABLE_WORDS = [
+    "orders",
+    "customers",
+    "invoices",
+    "events",
+    "sessions",
+    "products",
+    "payments",
+    "shipments",
+    "accounts",
+    "audit_log",
+    "refunds",
+    "stock",
+    "prices",
+    "users",
+    "tickets",
+]
 
 
 def _q(s: str) -> str:
@@ -72,8 +115,10 @@ def database_ddl(size: Size, index: int) -> list[str]:
     """The statements that create database number `index` of `size`; deterministic."""
     rng = random.Random(f"{GENERATOR_VERSION}:{size.name}:{index}")
     db = size.database_names()[index]
-    out = [f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4 COMMENT {_q(f'benchmark database {index} ({size.name})')}",
-           f"USE `{db}`"]
+    out = [
+        f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4 COMMENT {_q(f'benchmark database {index} ({size.name})')}",
+        f"USE `{db}`",
+    ]
     tables = [f"t{j:03d}_{TABLE_WORDS[(index + j) % len(TABLE_WORDS)]}" for j in range(size.tables)]
     cols_of: dict[str, list[str]] = {}
     for j, tname in enumerate(tables):
@@ -96,9 +141,15 @@ def database_ddl(size: Size, index: int) -> list[str]:
             names.append(cname)
             k += 1
         cols_of[tname] = names
-        body = ",\n  ".join(cols + ["PRIMARY KEY (`id`)"] +
-                            ([f"CONSTRAINT `{fk[0]}` FOREIGN KEY (`{fk[1]}`) REFERENCES `{fk[2]}` (`id`) "
-                              "ON DELETE SET NULL"] if fk else []))
+        body = ",\n  ".join(
+            cols
+            + ["PRIMARY KEY (`id`)"]
+            + (
+                [f"CONSTRAINT `{fk[0]}` FOREIGN KEY (`{fk[1]}`) REFERENCES `{fk[2]}` (`id`) ON DELETE SET NULL"]
+                if fk
+                else []
+            )
+        )
         tcomment = COMMENTS[rng.randrange(len(COMMENTS))] if rng.random() < 0.8 else ""
         out.append(f"CREATE TABLE `{tname}` (\n  {body}\n) ENGINE=InnoDB COMMENT {_q(tcomment)}")
     for v in range(size.views):
@@ -135,8 +186,14 @@ def reset(basedir: Path) -> None:
 def generate(server, size: Size, basedir: Path, log=print) -> float:
     """Create every database of `size` on a fresh server and write the marker; returns seconds taken."""
     t0 = time.monotonic()
-    conn = pymysql.connect(host=server.host, port=server.port, user="root", charset="utf8mb4", autocommit=True,
-                           client_flag=CLIENT.MULTI_STATEMENTS)
+    conn = pymysql.connect(
+        host=server.host,
+        port=server.port,
+        user="root",
+        charset="utf8mb4",
+        autocommit=True,
+        client_flag=CLIENT.MULTI_STATEMENTS,
+    )
     try:
         with conn.cursor() as cur:
             cur.execute("SET SESSION foreign_key_checks = 0")
@@ -146,14 +203,25 @@ def generate(server, size: Size, basedir: Path, log=print) -> float:
                     pass
                 if size.databases >= 200 and (i + 1) % 250 == 0:
                     el = time.monotonic() - t0
-                    log(f"  generated {i + 1}/{size.databases} databases in {el:.0f}s "
-                        f"(~{el / (i + 1) * (size.databases - i - 1):.0f}s to go)")
+                    log(
+                        f"  generated {i + 1}/{size.databases} databases in {el:.0f}s "
+                        f"(~{el / (i + 1) * (size.databases - i - 1):.0f}s to go)"
+                    )
     finally:
         conn.close()
     took = time.monotonic() - t0
-    marker_path(basedir).write_text(json.dumps(
-        {"version": GENERATOR_VERSION, "size": asdict(size), "seconds": round(took, 1),
-         "tables": size.databases * size.tables, "views": size.databases * size.views}, indent=2))
+    marker_path(basedir).write_text(
+        json.dumps(
+            {
+                "version": GENERATOR_VERSION,
+                "size": asdict(size),
+                "seconds": round(took, 1),
+                "tables": size.databases * size.tables,
+                "views": size.databases * size.views,
+            },
+            indent=2,
+        )
+    )
     return took
 
 

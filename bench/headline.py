@@ -46,7 +46,9 @@ def deployed_lines(deployed: dict) -> list[str]:
             f"**{_figures(ff)}** from the sensor's first tick to every database in DataHub Lite; a normal day "
             f"({runs[0]['changed_databases']} databases changed) **{_figures(nd)}** from the schedule's tick to "
             f"pushed. {'/'.join(str(n) for n in sorted(n_runs))} extraction runs a refresh"
-            + (f"; a run process peaked at {max(rss):.0f} MiB" if rss else "") + ".")
+            + (f"; a run process peaked at {max(rss):.0f} MiB" if rss else "")
+            + "."
+        )
     big = deployed.get("L")
     if big and big.get("builtin"):
         lite = big["builtin"]["datahub-lite"]["wall_s"]
@@ -60,7 +62,8 @@ def deployed_lines(deployed: dict) -> list[str]:
                 f"- **L, 100 databases, {storage} storage** (`{big['command']}`, {big['measured']}): a normal day "
                 f"{_figures(nd)}, **{' / '.join(f'{lite / v:.1f}x' for v in nd)}** the built-in source's daily "
                 f"run into DataHub Lite in the same invocation ({lite:.1f} s); first fill {_figures(ff)} "
-                f"({' / '.join(f'{lite / v:.1f}x' for v in ff)}).")
+                f"({' / '.join(f'{lite / v:.1f}x' for v in ff)})."
+            )
     return lines
 
 
@@ -87,12 +90,16 @@ def core_lines(results: dict) -> list[str]:
         if not walls:
             continue
         rss = max((s.get("peak_rss_mib") or 0) for s in core)
-        text = (f"- **Core path, {size}** (`bench/run.py`, {r.get('measured_at', '?')}): "
-                f"{statistics.median(walls):.1f} s, {rss:.0f} MiB peak")
+        text = (
+            f"- **Core path, {size}** (`bench/run.py`, {r.get('measured_at', '?')}): "
+            f"{statistics.median(walls):.1f} s, {rss:.0f} MiB peak"
+        )
         fwalls = [s["wall_s"] for s in floor if "wall_s" in s]
         if fwalls:
-            text += (f"; {statistics.median(walls) / statistics.median(fwalls):.1f}x the floor (the same statements "
-                     f"decoded to JSON, {statistics.median(fwalls):.1f} s)")
+            text += (
+                f"; {statistics.median(walls) / statistics.median(fwalls):.1f}x the floor (the same statements "
+                f"decoded to JSON, {statistics.median(fwalls):.1f} s)"
+            )
         for c in ("core", "floor"):  # samples kept from an earlier run say when they were measured
             origin = _origin(r, c)
             if origin and origin.get("measured_at") != r.get("measured_at"):
@@ -109,13 +116,18 @@ def latency_lines(latency: dict) -> list[str]:
         by.setdefault(r["change"], []).append(r["latency_s"])
     worst = max(v for vs in by.values() for v in vs)
     medians = ", ".join(f"{k} {statistics.median(v):.1f} s" for k, v in by.items())
-    return [f"- **A schema change reaches DataHub Lite** on the demo (`{latency['command']}`, {latency['measured']}): "
-            f"medians {medians}; worst {worst:.1f} s."]
+    return [
+        f"- **A schema change reaches DataHub Lite** on the demo (`{latency['command']}`, {latency['measured']}): "
+        f"medians {medians}; worst {worst:.1f} s."
+    ]
 
 
 def render() -> str:
-    lines = [*deployed_lines(_load("deployed.json")), *core_lines(_load("results.json")),
-             *latency_lines(_load("latency.json"))]
+    lines = [
+        *deployed_lines(_load("deployed.json")),
+        *core_lines(_load("results.json")),
+        *latency_lines(_load("latency.json")),
+    ]
     return "\n".join([BEGIN, *lines, END])
 
 

@@ -49,9 +49,15 @@ class Demo:
     def __init__(self, home: Path, port: int):
         self.home, self.port = home, port
         env = {**os.environ, "DAGSTER_DISABLE_TELEMETRY": "1", "DATAHUB_TELEMETRY_ENABLED": "false"}
-        self.proc = subprocess.Popen([str(VENV_BIN / "metadata-assets"), "demo", "--home", str(home),
-                                      "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env=env, start_new_session=True, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "metadata-assets"), "demo", "--home", str(home), "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            start_new_session=True,
+            cwd=ROOT,
+        )
         self.lines: list[str] = []
         self.mysql_port: int | None = None
         self.started = time.monotonic()
@@ -103,8 +109,9 @@ def lite_aspect(lite_path: Path, urn: str, aspect: str):
     from datahub.lite.lite_util import get_datahub_lite
 
     try:
-        lite = get_datahub_lite({"type": "sqlite", "config": {"file": str(lite_path), "read_only": True}},
-                                read_only=True)
+        lite = get_datahub_lite(
+            {"type": "sqlite", "config": {"file": str(lite_path), "read_only": True}}, read_only=True
+        )
     except Exception:  # the file is being created or written: look again at the next poll
         return None
     try:
@@ -168,57 +175,91 @@ def measure(args) -> dict:
                 cur.execute(sql)
             latency = wait_until(visible)
             time.sleep(1)  # let the run's end be recorded
-            row = {"change": kind, "latency_s": None if latency is None else round(latency, 2),
-                   **run_split(inst, t_wall)}
+            row = {
+                "change": kind,
+                "latency_s": None if latency is None else round(latency, 2),
+                **run_split(inst, t_wall),
+            }
             results.append(row)
             print(f"[latency] {kind}: {row['latency_s']} s  {row}", flush=True)
 
         for i in range(args.reps):
             col = f"lat_col_{i}"
-            change("column added", f"ALTER TABLE shop.customers ADD COLUMN {col} INT COMMENT 'latency bench'",
-                   lambda: any(f.fieldPath == col for f in getattr(
-                       lite_aspect(lite_path, _urn("shop.customers"), "schemaMetadata"), "fields", [])))
+            change(
+                "column added",
+                f"ALTER TABLE shop.customers ADD COLUMN {col} INT COMMENT 'latency bench'",
+                lambda: any(
+                    f.fieldPath == col
+                    for f in getattr(lite_aspect(lite_path, _urn("shop.customers"), "schemaMetadata"), "fields", [])
+                ),
+            )
             text = f"latency bench {i}"
-            change("comment changed", f"ALTER TABLE shop.orders COMMENT = '{text}'",
-                   lambda: getattr(lite_aspect(lite_path, _urn("shop.orders"), "datasetProperties"),
-                                   "description", None) == text)
+            change(
+                "comment changed",
+                f"ALTER TABLE shop.orders COMMENT = '{text}'",
+                lambda: (
+                    getattr(lite_aspect(lite_path, _urn("shop.orders"), "datasetProperties"), "description", None)
+                    == text
+                ),
+            )
             table = f"lat_drop_{i}"
             with conn.cursor() as cur:
                 cur.execute(f"CREATE TABLE analytics.{table} (id INT PRIMARY KEY)")
             if wait_until(lambda: lite_aspect(lite_path, _urn(f"analytics.{table}"), "schemaMetadata")) is None:
                 raise SystemExit(f"analytics.{table} never reached DataHub Lite")
-            change("table dropped", f"DROP TABLE analytics.{table}",
-                   lambda: getattr(lite_aspect(lite_path, _urn(f"analytics.{table}"), "status"), "removed", False))
+            change(
+                "table dropped",
+                f"DROP TABLE analytics.{table}",
+                lambda: getattr(lite_aspect(lite_path, _urn(f"analytics.{table}"), "status"), "removed", False),
+            )
         conn.close()
     finally:
         demo.stop()
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
-    return {"measured": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "reps": args.reps,
-            "max_offset_s": args.max_offset, "command": " ".join(["bench/latency.py", *sys.argv[1:]]),
-            "results": results}
+    return {
+        "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "reps": args.reps,
+        "max_offset_s": args.max_offset,
+        "command": " ".join(["bench/latency.py", *sys.argv[1:]]),
+        "results": results,
+    }
 
 
 def render(data: dict) -> str:
-    lines = ["## Change to DataHub: latency on the demo (bench/latency.py)", "",
-             f"Measured {data['measured']}: `./dev.sh demo` as a user runs it (webserver + daemon, sqlite storage, "
-             f"default run launcher: one process per run), {data['reps']} repetitions, each change made at a random "
-             f"moment (0-{data['max_offset_s']:.0f} s after the previous one was visible) and DataHub Lite polled "
-             f"every {POLL_S} s. Command: `{data['command']}`.", "",
-             "| change | median s | worst s | samples s |", "|---|---:|---:|---|"]
+    lines = [
+        "## Change to DataHub: latency on the demo (bench/latency.py)",
+        "",
+        f"Measured {data['measured']}: `./dev.sh demo` as a user runs it (webserver + daemon, sqlite storage, "
+        f"default run launcher: one process per run), {data['reps']} repetitions, each change made at a random "
+        f"moment (0-{data['max_offset_s']:.0f} s after the previous one was visible) and DataHub Lite polled "
+        f"every {POLL_S} s. Command: `{data['command']}`.",
+        "",
+        "| change | median s | worst s | samples s |",
+        "|---|---:|---:|---|",
+    ]
     by_kind: dict[str, list] = {}
     for r in data["results"]:
         by_kind.setdefault(r["change"], []).append(r["latency_s"])
     for kind, vals in by_kind.items():
         ok = [v for v in vals if v is not None]
         miss = len(vals) - len(ok)
-        lines.append(f"| {kind} | {statistics.median(ok):.1f} | {max(ok):.1f} | "
-                     f"{', '.join(f'{v:.1f}' for v in ok)}{f' ({miss} not seen in {TIMEOUT_S} s)' if miss else ''} |"
-                     if ok else f"| {kind} | — | — | none seen in {TIMEOUT_S} s |")
-    lines += ["", "Where the time went (median over all changes, seconds after the change; from the runs' records):", ""]
-    parts = {"sensor tick -> run created": ("extraction_run", "created_s"),
-             "run started (queue + process start)": ("extraction_run", "started_s"),
-             "run ended (extraction + push in the run)": ("extraction_run", "ended_s")}
+        lines.append(
+            f"| {kind} | {statistics.median(ok):.1f} | {max(ok):.1f} | "
+            f"{', '.join(f'{v:.1f}' for v in ok)}{f' ({miss} not seen in {TIMEOUT_S} s)' if miss else ''} |"
+            if ok
+            else f"| {kind} | — | — | none seen in {TIMEOUT_S} s |"
+        )
+    lines += [
+        "",
+        "Where the time went (median over all changes, seconds after the change; from the runs' records):",
+        "",
+    ]
+    parts = {
+        "sensor tick -> run created": ("extraction_run", "created_s"),
+        "run started (queue + process start)": ("extraction_run", "started_s"),
+        "run ended (extraction + push in the run)": ("extraction_run", "ended_s"),
+    }
     for label, (run, field) in parts.items():
         vals = [r[run][field] for r in data["results"] if r.get(run) and r[run].get(field) is not None]
         if vals:

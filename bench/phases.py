@@ -34,8 +34,12 @@ def fast_obj(m) -> dict:
         obj["aspectName"] = m.aspectName
     if m.aspect is not None:
         obj["aspect"] = {"json": pre_json_transform(m.aspect.to_obj())}
-    if m.systemMetadata is not None or m.auditHeader is not None or m.headers is not None \
-            or m.entityKeyAspect is not None:
+    if (
+        m.systemMetadata is not None
+        or m.auditHeader is not None
+        or m.headers is not None
+        or m.entityKeyAspect is not None
+    ):
         return m.to_obj(simplified_structure=True)  # rare shapes: the library's own path
     return obj
 
@@ -46,13 +50,21 @@ def fast_serialize(mcps) -> bytes:
 
 def fast_to_dict(db) -> dict:
     """Database.to_dict() without dataclasses.asdict's recursive deepcopy (same result for these flat types)."""
+
     def t_dict(t):
         d = dict(t.__dict__)
         d["columns"] = [dict(c.__dict__) for c in t.columns]
         d["foreign_keys"] = [dict(fk.__dict__) for fk in t.foreign_keys]
         return d
-    return {"name": db.name, "charset": db.charset, "collation": db.collation, "comment": db.comment,
-            "tables": [t_dict(t) for t in db.tables], "warnings": list(db.warnings)}
+
+    return {
+        "name": db.name,
+        "charset": db.charset,
+        "collation": db.collation,
+        "comment": db.comment,
+        "tables": [t_dict(t) for t in db.tables],
+        "warnings": list(db.warnings),
+    }
 
 
 def main(size_name: str) -> None:
@@ -89,18 +101,21 @@ def main(size_name: str) -> None:
         objects = views = 0
         t_all = tick()
         for i in range(0, len(dbs), source.batch_size):
-            batch = dbs[i:i + source.batch_size]
+            batch = dbs[i : i + source.batch_size]
             # reads (MySQLReader.fetch_batch: the bulk queries + SHOW CREATE per view) and snapshot building,
             # split by wrapping query
             orig = reader.query
 
             def q(sql, args=(), _orig=orig):
                 return timed("sql: queries (incl. SHOW CREATE per view)", _orig, sql, args)
+
             reader.query = q
             sql_before = T["sql: queries (incl. SHOW CREATE per view)"]
             t0 = tick()
             snaps = list(reader.read(batch, source))
-            T["python: rows -> snapshots"] += tick() - t0 - (T["sql: queries (incl. SHOW CREATE per view)"] - sql_before)
+            T["python: rows -> snapshots"] += (
+                tick() - t0 - (T["sql: queries (incl. SHOW CREATE per view)"] - sql_before)
+            )
             reader.query = orig
             lineage = timed("lineage: register schemas", LineageResolver, rules)
             for db in snaps:
@@ -113,26 +128,29 @@ def main(size_name: str) -> None:
 
                 def up(*a, _o=orig_up):
                     return timed("lineage: sqlglot per view", _o, *a)
+
                 lineage.upstream_lineage = up
                 t0 = tick()
                 lin_before = T["lineage: sqlglot per view"]
                 mcps = list(database_mcps(db, rules, lineage, []))
-                T["mcps: build wrapper objects (without lineage)"] += tick() - t0 - (
-                    T["lineage: sqlglot per view"] - lin_before)
+                T["mcps: build wrapper objects (without lineage)"] += (
+                    tick() - t0 - (T["lineage: sqlglot per view"] - lin_before)
+                )
                 lineage.upstream_lineage = orig_up
                 data = timed("serialize: serialize_mcps", serialize_mcps, mcps)
                 timed("hash: schema_hash()", db.schema_hash)
                 snap = timed("snapshot json: json_chunks", lambda: b"".join(db.json_chunks()))
                 timed("store: read previous snapshot", store.read_bytes, snapshot_key("bench", db.name))
-                timed("store: 2 atomic writes (fsync each)", store.write_bytes,
-                      snapshot_key("bench", db.name), snap)
+                timed("store: 2 atomic writes (fsync each)", store.write_bytes, snapshot_key("bench", db.name), snap)
                 timed("store: 2 atomic writes (fsync each)", store.write_bytes, mce_key("bench", db.name), data)
         total = tick() - t_all
         conn.close()
     finally:
         server.stop()
-    print(f"\n{size_name}: {len(dbs)} databases, {objects} tables+views ({views} views); "
-          f"instrumented loop {total:.2f}s \n")
+    print(
+        f"\n{size_name}: {len(dbs)} databases, {objects} tables+views ({views} views); "
+        f"instrumented loop {total:.2f}s \n"
+    )
     print("| phase | s | ms per object |\n|---|---:|---:|")
     for k, v in sorted(T.items(), key=lambda kv: -kv[1]):
         print(f"| {k} | {v:.2f} | {v / max(objects, 1) * 1000:.2f} |")

@@ -17,9 +17,10 @@ import json
 
 
 def install_fast_paths() -> None:
+    from phases import fast_serialize, fast_to_dict
+
     from metadata_assets.catalog import Database
     from metadata_assets.datahub import mce_json
-    from phases import fast_serialize, fast_to_dict
 
     mce_json.serialize_mcps = fast_serialize
     Database.to_dict = fast_to_dict
@@ -42,9 +43,19 @@ def install_skip_unchanged() -> None:
             if previous_version == version and store.read_bytes(mce) is not None:
                 t_cov, c_cov = db.coverage()
                 return ex.DatabaseResult(
-                    database=db.name, ok=True, uri=store.uri(mce), tables=db.n_tables, views=db.n_views,
-                    columns=db.n_columns, table_doc_coverage=t_cov, column_doc_coverage=c_cov, schema_hash=h,
-                    data_version=version, warnings=list(db.warnings), snapshot=db)
+                    database=db.name,
+                    ok=True,
+                    uri=store.uri(mce),
+                    tables=db.n_tables,
+                    views=db.n_views,
+                    columns=db.n_columns,
+                    table_doc_coverage=t_cov,
+                    column_doc_coverage=c_cov,
+                    schema_hash=h,
+                    data_version=version,
+                    warnings=list(db.warnings),
+                    snapshot=db,
+                )
         return original(store, source_name, db, rules, lineage)
 
     ex.write_database = write_database
@@ -62,7 +73,7 @@ def _union_per_database(sql: str, args: tuple) -> tuple[str, tuple] | None:
     if not m:
         return None
     n = m.group(2).count("%s")
-    head, tail = sql[:m.start()], sql[m.end():]
+    head, tail = sql[: m.start()], sql[m.end() :]
     branch = f"{head}WHERE {m.group(1)} = %s{tail}"
     rest = tuple(args[n:])
     return " UNION ALL ".join([branch] * n), tuple(a for v in args[:n] for a in (v, *rest))
@@ -79,16 +90,22 @@ def install_union_reads() -> None:
     def query(self, sql, args=()):
         if "LEFT JOIN information_schema.REFERENTIAL_CONSTRAINTS" in sql:
             dbs = tuple(args)
-            keys_sql = ("SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, COLUMN_NAME AS col, "
-                        "ORDINAL_POSITION AS ordinal, REFERENCED_TABLE_SCHEMA AS ref_db, REFERENCED_TABLE_NAME AS "
-                        "ref_tbl, REFERENCED_COLUMN_NAME AS ref_col FROM information_schema.KEY_COLUMN_USAGE "
-                        "WHERE TABLE_SCHEMA = %s AND (CONSTRAINT_NAME = 'PRIMARY' OR REFERENCED_TABLE_NAME IS NOT NULL)")
-            refs_sql = ("SELECT CONSTRAINT_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, "
-                        "UPDATE_RULE AS on_update, DELETE_RULE AS on_delete "
-                        "FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s")
+            keys_sql = (
+                "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, COLUMN_NAME AS col, "
+                "ORDINAL_POSITION AS ordinal, REFERENCED_TABLE_SCHEMA AS ref_db, REFERENCED_TABLE_NAME AS "
+                "ref_tbl, REFERENCED_COLUMN_NAME AS ref_col FROM information_schema.KEY_COLUMN_USAGE "
+                "WHERE TABLE_SCHEMA = %s AND (CONSTRAINT_NAME = 'PRIMARY' OR REFERENCED_TABLE_NAME IS NOT NULL)"
+            )
+            refs_sql = (
+                "SELECT CONSTRAINT_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, "
+                "UPDATE_RULE AS on_update, DELETE_RULE AS on_delete "
+                "FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s"
+            )
             keys = original(self, " UNION ALL ".join([keys_sql] * len(dbs)), dbs)
-            refs = {(r["db"], r["tbl"], r["name"]): r
-                    for r in original(self, " UNION ALL ".join([refs_sql] * len(dbs)), dbs)}
+            refs = {
+                (r["db"], r["tbl"], r["name"]): r
+                for r in original(self, " UNION ALL ".join([refs_sql] * len(dbs)), dbs)
+            }
             for k in keys:
                 r = refs.get((k["db"], k["tbl"], k["name"]), {})
                 k["on_update"], k["on_delete"] = r.get("on_update"), r.get("on_delete")

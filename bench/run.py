@@ -40,12 +40,27 @@ READER_PASSWORD = "bench-reader-pw"
 PASSWORD_ENV = "BENCH_READER_PASSWORD"
 SOURCE_NAME = "bench"
 SERVER_ARGS = ("--innodb-flush-log-at-trx-commit=0", "--max-connections=500")  # durability off: faster generation
-WARM_MODULES = ("dagster", "pymysql", "yaml", "sqlglot", "datahub.entrypoints", "datahub.cli.ingest_cli",
-                "datahub.ingestion.run.pipeline", "datahub.ingestion.source.sql.mysql", "datahub.ingestion.sink.file",
-                "datahub.sql_parsing.sqlglot_lineage", "datahub.lite.sqlite_lite", "metadata_assets.definitions",
-                "metadata_assets.extract", "metadata_assets.datahub.push", "metadata_assets.datahub.sinks")
-WARM_IMPORTS = "import importlib\nfor m in %r:\n    try:\n        importlib.import_module(m)\n    except Exception:\n" \
-               "        pass\n" % (WARM_MODULES,)
+WARM_MODULES = (
+    "dagster",
+    "pymysql",
+    "yaml",
+    "sqlglot",
+    "datahub.entrypoints",
+    "datahub.cli.ingest_cli",
+    "datahub.ingestion.run.pipeline",
+    "datahub.ingestion.source.sql.mysql",
+    "datahub.ingestion.sink.file",
+    "datahub.sql_parsing.sqlglot_lineage",
+    "datahub.lite.sqlite_lite",
+    "metadata_assets.definitions",
+    "metadata_assets.extract",
+    "metadata_assets.datahub.push",
+    "metadata_assets.datahub.sinks",
+)
+WARM_IMPORTS = (
+    "import importlib\nfor m in %r:\n    try:\n        importlib.import_module(m)\n    except Exception:\n"
+    "        pass\n" % (WARM_MODULES,)
+)
 CONTENDERS = ("floor", "floor_union", "core", "proto", "sensor", "sensor_tick", "builtin", "dagster")
 LABELS = {
     "floor": "floor: the reader's statements (MySQLReader.fetch_batch) -> JSON",
@@ -64,9 +79,16 @@ def _source(spec: dict):
     from metadata_assets.source_config import Pattern
     from metadata_assets.sources.mysql.config import MySQLSource
 
-    return MySQLSource(name=SOURCE_NAME, type="mysql", host="127.0.0.1", port=spec["port"], user=READER_USER,
-                       password_env=PASSWORD_ENV, database_pattern=Pattern(allow=[spec["pattern"]]),
-                       batch_size=spec["batch_size"])
+    return MySQLSource(
+        name=SOURCE_NAME,
+        type="mysql",
+        host="127.0.0.1",
+        port=spec["port"],
+        user=READER_USER,
+        password_env=PASSWORD_ENV,
+        database_pattern=Pattern(allow=[spec["pattern"]]),
+        batch_size=spec["batch_size"],
+    )
 
 
 def floor_dump(source, path: Path) -> dict:
@@ -81,7 +103,7 @@ def floor_dump(source, path: Path) -> dict:
         n_rows = 0
         with open(path, "w", encoding="utf-8") as f:
             for i in range(0, len(dbs), source.batch_size):
-                rows = reader.fetch_batch(dbs[i:i + source.batch_size], source)
+                rows = reader.fetch_batch(dbs[i : i + source.batch_size], source)
                 views = rows.pop("views")
                 rows["views"] = [[list(k), v if isinstance(v, list) else repr(v)] for k, v in views.items()]
                 json.dump(rows, f, default=str, ensure_ascii=False)
@@ -138,17 +160,31 @@ def child_proto(spec: dict, out: Path) -> dict:
     proto.install_skip_unchanged()
     second = list(extract(source, dbs, LocalStore(out / "store")))
     t2 = time.monotonic()
-    return {"inner_s": t1 - t0, "second_day_s": round(t2 - t1, 3), "proposals": proposals,
-            "second_day_proposals": sum(r.proposals for r in second), "databases": len(dbs)}
+    return {
+        "inner_s": t1 - t0,
+        "second_day_s": round(t2 - t1, 3),
+        "proposals": proposals,
+        "second_day_proposals": sum(r.proposals for r in second),
+        "databases": len(dbs),
+    }
 
 
 def _project_yaml(spec: dict, out: Path) -> Path:
     import yaml
 
     cfg = {
-        "sources": [{"name": SOURCE_NAME, "type": "mysql", "host": "127.0.0.1", "port": spec["port"],
-                     "user": READER_USER, "password_env": PASSWORD_ENV,
-                     "database_pattern": {"allow": [spec["pattern"]]}, "batch_size": spec["batch_size"]}],
+        "sources": [
+            {
+                "name": SOURCE_NAME,
+                "type": "mysql",
+                "host": "127.0.0.1",
+                "port": spec["port"],
+                "user": READER_USER,
+                "password_env": PASSWORD_ENV,
+                "database_pattern": {"allow": [spec["pattern"]]},
+                "batch_size": spec["batch_size"],
+            }
+        ],
         "storage": {"uri": str(out / "store")},
         "datahub": {"target": "lite", "lite": {"path": str(out / "lite.sqlite")}},
     }
@@ -169,22 +205,33 @@ def _run_requests(defs, instance, source):
         reqs = []
         for s in schedules:
             sched = defs.resolve_schedule_def(s.name)
-            data = sched.evaluate_tick(build_schedule_context(
-                instance=instance, scheduled_execution_time=datetime.now(timezone.utc)))
+            data = sched.evaluate_tick(
+                build_schedule_context(instance=instance, scheduled_execution_time=datetime.now(timezone.utc))
+            )
             reqs += [(sched, r) for r in (data.run_requests or [])]
         return "schedule", reqs
     keys = partitions_def(source).get_partition_keys(dynamic_partitions_store=instance)
     reqs = []
     for i in range(0, len(keys), source.batch_size):
-        batch = keys[i:i + source.batch_size]
-        reqs.append((None, RunRequest(asset_selection=[mce_asset_key(source)], tags={
-            ASSET_PARTITION_RANGE_START_TAG: batch[0], ASSET_PARTITION_RANGE_END_TAG: batch[-1]})))
+        batch = keys[i : i + source.batch_size]
+        reqs.append(
+            (
+                None,
+                RunRequest(
+                    asset_selection=[mce_asset_key(source)],
+                    tags={ASSET_PARTITION_RANGE_START_TAG: batch[0], ASSET_PARTITION_RANGE_END_TAG: batch[-1]},
+                ),
+            )
+        )
     return "partition ranges (no defs/schedule.py yet)", reqs
 
 
 def _materializations(result) -> list:
-    return [ev.step_materialization_data.materialization for ev in result.all_events
-            if ev.event_type_value == "ASSET_MATERIALIZATION"]
+    return [
+        ev.step_materialization_data.materialization
+        for ev in result.all_events
+        if ev.event_type_value == "ASSET_MATERIALIZATION"
+    ]
 
 
 def child_dagster(spec: dict, out: Path) -> dict:
@@ -215,38 +262,64 @@ def child_dagster(spec: dict, out: Path) -> dict:
     per_run = []
     materialized = events = 0
     for sched, rr in reqs:
-        job = (defs.resolve_job_def(sched.job_name) if sched is not None and sched.job_name
-               else defs.resolve_implicit_global_asset_job_def())
+        job = (
+            defs.resolve_job_def(sched.job_name)
+            if sched is not None and sched.job_name
+            else defs.resolve_implicit_global_asset_job_def()
+        )
         tr = time.monotonic()
-        res = job.execute_in_process(instance=instance, run_config=rr.run_config or quiet, tags=rr.tags,
-                                     asset_selection=rr.asset_selection, partition_key=rr.partition_key,
-                                     raise_on_error=False)
+        res = job.execute_in_process(
+            instance=instance,
+            run_config=rr.run_config or quiet,
+            tags=rr.tags,
+            asset_selection=rr.asset_selection,
+            partition_key=rr.partition_key,
+            raise_on_error=False,
+        )
         per_run.append(round(time.monotonic() - tr, 2))
-        print(f"run {len(per_run)}/{len(reqs)} {'ok' if res.success else 'FAILED'} in {per_run[-1]}s "
-              f"({time.monotonic() - t0:.0f}s so far)", file=sys.stderr, flush=True)
+        print(
+            f"run {len(per_run)}/{len(reqs)} {'ok' if res.success else 'FAILED'} in {per_run[-1]}s "
+            f"({time.monotonic() - t0:.0f}s so far)",
+            file=sys.stderr,
+            flush=True,
+        )
         ok += res.success
         materialized += len(_materializations(res))
         events += len(res.all_events)
     t_extracted = time.monotonic()
-    detail = {"import_and_defs_s": round(t_instance - t_import, 2), "new_instance_s": round(t0 - t_instance, 2),
-              "runs": len(reqs), "runs_ok": ok,
-              "partitions_materialized": materialized, "events_logged": events, "run_requests_from": how, "per_run_s": per_run,
-              "extraction_s": round(t_extracted - t0, 2),
-              # ru_maxrss only grows: this is the peak of the extraction runs, before any push
-              "extraction_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    detail = {
+        "import_and_defs_s": round(t_instance - t_import, 2),
+        "new_instance_s": round(t0 - t_instance, 2),
+        "runs": len(reqs),
+        "runs_ok": ok,
+        "partitions_materialized": materialized,
+        "events_logged": events,
+        "run_requests_from": how,
+        "per_run_s": per_run,
+        "extraction_s": round(t_extracted - t0, 2),
+        # ru_maxrss only grows: this is the peak of the extraction runs, before any push
+        "extraction_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
     push_key = AssetKey([source.name, "datahub_push"])
     job = defs.resolve_implicit_global_asset_job_def()
     if push_key in set(job.asset_layer.executable_asset_keys):
         t_pushed = None
         for label in ("push_first", "push_unchanged"):
             tp = time.monotonic()
-            res = job.execute_in_process(instance=instance, run_config=quiet, asset_selection=[push_key],
-                                         raise_on_error=False)
+            res = job.execute_in_process(
+                instance=instance, run_config=quiet, asset_selection=[push_key], raise_on_error=False
+            )
             mats = _materializations(res)
             md = mats[0].metadata if mats else {}
             detail[label + "_s"] = round(time.monotonic() - tp, 2)
-            detail[label] = {"ok": res.success, **{k: getattr(md[k], "value", md[k]) for k in
-                             ("proposals_sent", "databases_pushed", "databases_skipped") if k in md}}
+            detail[label] = {
+                "ok": res.success,
+                **{
+                    k: getattr(md[k], "value", md[k])
+                    for k in ("proposals_sent", "databases_pushed", "databases_skipped")
+                    if k in md
+                },
+            }
             t_pushed = t_pushed or time.monotonic()
         detail["inner_s"] = t_pushed - t0  # the daily refresh: extraction runs + the first push
     else:
@@ -283,11 +356,23 @@ def child_sensor_tick(spec: dict, out: Path) -> dict:
     t1 = time.monotonic()
     second = read_fingerprints(source, cursor=first)
     t2 = time.monotonic()
-    return {"inner_s": t2 - t1, "first_tick_s": round(t1 - t0, 3), "databases": len(second),
-            "changed": sum(first[d] != second.get(d) for d in first)}
+    return {
+        "inner_s": t2 - t1,
+        "first_tick_s": round(t1 - t0, 3),
+        "databases": len(second),
+        "changed": sum(first[d] != second.get(d) for d in first),
+    }
 
 
-CHILDREN = {"sensor_tick": child_sensor_tick, "floor": child_floor, "floor_union": child_floor_union, "core": child_core, "proto": child_proto, "dagster": child_dagster, "sensor": child_sensor}
+CHILDREN = {
+    "sensor_tick": child_sensor_tick,
+    "floor": child_floor,
+    "floor_union": child_floor_union,
+    "core": child_core,
+    "proto": child_proto,
+    "dagster": child_dagster,
+    "sensor": child_sensor,
+}
 
 
 def child_main(name: str, spec_path: str) -> None:
@@ -322,8 +407,7 @@ def measure(cmd: list[str], env: dict, timeout: float, server, log_path: Path) -
     cmd = ["/usr/bin/time", "-f", "%M %U %S", "-o", str(time_file), *cmd]
     t0 = time.monotonic()
     with open(log_path, "w") as logf:
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=logf, text=True,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=logf, text=True, start_new_session=True)
         import threading
 
         chunks: list[str] = []
@@ -351,13 +435,18 @@ def measure(cmd: list[str], env: dict, timeout: float, server, log_path: Path) -
         peak, cpu = int(kib) / 1024, float(user) + float(system)
     except (OSError, ValueError):  # killed: GNU time wrote nothing
         peak, cpu = rusage.ru_maxrss / 1024, rusage.ru_utime + rusage.ru_stime
-    result = {"wall_s": wall, "peak_rss_mib": peak, "cpu_s": cpu,
-              "statements": after["Questions"] - before["Questions"] - 1,  # minus our own SHOW STATUS
-              "connections": after["Connections"] - before["Connections"] - 1,
-              "rc": proc.returncode, "timed_out": timed_out}
+    result = {
+        "wall_s": wall,
+        "peak_rss_mib": peak,
+        "cpu_s": cpu,
+        "statements": after["Questions"] - before["Questions"] - 1,  # minus our own SHOW STATUS
+        "connections": after["Connections"] - before["Connections"] - 1,
+        "rc": proc.returncode,
+        "timed_out": timed_out,
+    }
     for line in stdout.splitlines():
         if line.startswith("BENCH-RESULT "):
-            result.update(json.loads(line[len("BENCH-RESULT "):]))
+            result.update(json.loads(line[len("BENCH-RESULT ") :]))
     if proc.returncode != 0 and not timed_out:
         result["error"] = log_path.read_text(errors="replace")[-1500:]
     return result
@@ -367,10 +456,18 @@ def builtin_cmd(port: int, pattern: str, out: Path) -> list[str]:
     import yaml
 
     recipe = {
-        "source": {"type": "mysql", "config": {
-            "host_port": f"127.0.0.1:{port}", "username": "root", "password": "",
-            "database_pattern": {"allow": [pattern]}, "include_tables": True, "include_views": True,
-            "profiling": {"enabled": False}}},
+        "source": {
+            "type": "mysql",
+            "config": {
+                "host_port": f"127.0.0.1:{port}",
+                "username": "root",
+                "password": "",
+                "database_pattern": {"allow": [pattern]},
+                "include_tables": True,
+                "include_views": True,
+                "profiling": {"enabled": False},
+            },
+        },
         "sink": {"type": "file", "config": {"filename": str(out / "builtin_mces.json")}},
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -390,8 +487,10 @@ def prepare(size, log) -> tuple[object, float | None]:
     if not generate.is_generated(base, size):
         generate.reset(base)
         server = local_mariadb.start(base, extra_args=server_args)
-        log(f"[{size.name}] generating {size.databases} dbs x {size.tables} tables x {size.columns} columns "
-            f"(+{size.views} views each) ...")
+        log(
+            f"[{size.name}] generating {size.databases} dbs x {size.tables} tables x {size.columns} columns "
+            f"(+{size.views} views each) ..."
+        )
         try:
             gen_s = generate.generate(server, size, base, log=log)
         except BaseException:
@@ -412,8 +511,12 @@ def warm_scan(size_name: str, spec_base: dict, env: dict) -> None:
     shutil.rmtree(warm, ignore_errors=True)
     warm.mkdir(parents=True)
     (warm / "spec.json").write_text(json.dumps({**spec_base, "out": str(warm)}))
-    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", "floor_union", "--spec",
-                    str(warm / "spec.json")], env=env, stdout=subprocess.DEVNULL, check=False)
+    subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", "floor_union", "--spec", str(warm / "spec.json")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        check=False,
+    )
 
 
 def run_size(size, runs: int, skip: set[str], builtin_timeout: float, log, timeout_ours: float = 3600) -> dict:
@@ -423,8 +526,13 @@ def run_size(size, runs: int, skip: set[str], builtin_timeout: float, log, timeo
     marker = json.loads(generate.marker_path(WORK / size.name).read_text())
     pattern = f"{generate.DB_PREFIX}.*"
     spec_base = {"port": server.port, "pattern": pattern, "batch_size": 200}
-    env = {**os.environ, "DATAHUB_TELEMETRY_ENABLED": "false", PASSWORD_ENV: READER_PASSWORD,
-           "PYTHONUNBUFFERED": "1", "PYTHONPYCACHEPREFIX": str(WORK / "pycache")}
+    env = {
+        **os.environ,
+        "DATAHUB_TELEMETRY_ENABLED": "false",
+        PASSWORD_ENV: READER_PASSWORD,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPYCACHEPREFIX": str(WORK / "pycache"),
+    }
     # This machine sets PYTHONDONTWRITEBYTECODE and the venv ships no .pyc: every process would compile dagster
     # and datahub from source (~7 s). Real deployments run compiled code, so children get a bytecode cache
     # under bench/work/pycache (the venv is left untouched) and a warm-up below fills it.
@@ -434,8 +542,13 @@ def run_size(size, runs: int, skip: set[str], builtin_timeout: float, log, timeo
     try:
         t_warm = time.monotonic()
         warm_scan(size.name, spec_base, env)
-        subprocess.run([sys.executable, "-c", WARM_IMPORTS], env=env, check=False, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-c", WARM_IMPORTS],
+            env=env,
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         log(f"[{size.name}] warm-up scan and bytecode cache {time.monotonic() - t_warm:.1f}s (not measured)")
         for rep in range(runs):
             for name in samples:
@@ -450,8 +563,14 @@ def run_size(size, runs: int, skip: set[str], builtin_timeout: float, log, timeo
                 else:
                     spec = {**spec_base, "out": str(out)}
                     (out / "spec.json").write_text(json.dumps(spec))
-                    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name,
-                           "--spec", str(out / "spec.json")]
+                    cmd = [
+                        sys.executable,
+                        str(Path(__file__).resolve()),
+                        "--child",
+                        name,
+                        "--spec",
+                        str(out / "spec.json"),
+                    ]
                     timeout = timeout_ours
                 r = measure(cmd, env, timeout, server, out / "stderr.log")
                 if name == "builtin":
@@ -461,19 +580,28 @@ def run_size(size, runs: int, skip: set[str], builtin_timeout: float, log, timeo
                 if name in ("core", "dagster", "proto"):
                     r.update(_store_counts(out / "store"))
                 samples[name].append(r)
-                shown = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()
-                         if k not in ("error",)}
+                shown = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items() if k not in ("error",)}
                 log(f"[{size.name}] run {rep + 1}/{runs} {name}: {shown}")
                 if "error" in r:
                     log(f"[{size.name}] {name} FAILED:\n{r['error']}")
     finally:
         server.stop()
-    return {"size": {"name": size.name, "databases": size.databases, "tables": size.tables, "columns": size.columns,
-                     "views": size.views},
-            "generation_s": gen_s if gen_s is not None else marker.get("seconds"), "generated_now": gen_s is not None,
-            "runs": runs, "samples": samples, "builtin_skipped": builtin_skipped,
-            "measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": " ".join([sys.executable, *sys.argv])}
+    return {
+        "size": {
+            "name": size.name,
+            "databases": size.databases,
+            "tables": size.tables,
+            "columns": size.columns,
+            "views": size.views,
+        },
+        "generation_s": gen_s if gen_s is not None else marker.get("seconds"),
+        "generated_now": gen_s is not None,
+        "runs": runs,
+        "samples": samples,
+        "builtin_skipped": builtin_skipped,
+        "measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join([sys.executable, *sys.argv]),
+    }
 
 
 def _builtin_counts(path: Path) -> dict:
@@ -498,29 +626,48 @@ def _med(samples: list[dict], key: str):
 
 
 def machine() -> dict:
-    mem = next((l.split()[1] for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")), "0")
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), platform.processor())
+    mem = next(
+        (line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")),
+        "0",
+    )
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     from importlib.metadata import version
 
     try:
         mariadb = subprocess.run(["mariadbd", "--version"], capture_output=True, text=True).stdout.strip()
     except OSError:
         from metadata_assets.local_mariadb import _find
+
         mariadb = subprocess.run([_find("mariadbd"), "--version"], capture_output=True, text=True).stdout.strip()
-    return {"cores": os.cpu_count(), "memory_gib": round(int(mem) / 1024 / 1024, 1), "cpu": cpu,
-            "python": platform.python_version(), "mariadb": mariadb.split(" for ")[0],
-            "dagster": version("dagster"), "acryl-datahub": version("acryl-datahub"), "pymysql": version("pymysql"),
-            "kernel": platform.release()}
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(int(mem) / 1024 / 1024, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "mariadb": mariadb.split(" for ")[0],
+        "dagster": version("dagster"),
+        "acryl-datahub": version("acryl-datahub"),
+        "pymysql": version("pymysql"),
+        "kernel": platform.release(),
+    }
 
 
 SIZE_ORDER = ("S", "L", "XL", "W")
 
 
 def _machine_text(m: dict) -> str:
-    return (f"{m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB RAM, Linux {m['kernel']}; {m['mariadb']} on the "
-            f"same host; Python {m['python']}, dagster {m['dagster']}, acryl-datahub {m['acryl-datahub']}, "
-            f"pymysql {m['pymysql']}")
+    return (
+        f"{m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB RAM, Linux {m['kernel']}; {m['mariadb']} on the "
+        f"same host; Python {m['python']}, dagster {m['dagster']}, acryl-datahub {m['acryl-datahub']}, "
+        f"pymysql {m['pymysql']}"
+    )
 
 
 def _f(v, fmt="{:.2f}"):
@@ -528,15 +675,20 @@ def _f(v, fmt="{:.2f}"):
 
 
 def render(all_results: dict, mach: dict) -> str:
-    lines = ["# Benchmark results", "",
-             "Generated by `bench/run.py` (see bench/README.md). Wall = whole subprocess, imports included; "
-             "work = the part the child times itself (after imports); peak RSS = GNU time `%M` (wait4 rusage) of the "
-             "contender's process; statements/connections = server `Questions`/`Connections` deltas. "
-             "Medians over the runs shown. Ours and the floor log in as the least-privilege account "
-             "(`REFERENCES, SHOW VIEW` per database); the built-in source as root (it needs more: see bench/README.md).", "",
-             f"Machine: {_machine_text(mach)}. "
-             "The machine was shared with other engineers' test runs: absolute times are noisy, ratios within one "
-             "size (measured back to back) are what count.", ""]
+    lines = [
+        "# Benchmark results",
+        "",
+        "Generated by `bench/run.py` (see bench/README.md). Wall = whole subprocess, imports included; "
+        "work = the part the child times itself (after imports); peak RSS = GNU time `%M` (wait4 rusage) of the "
+        "contender's process; statements/connections = server `Questions`/`Connections` deltas. "
+        "Medians over the runs shown. Ours and the floor log in as the least-privilege account "
+        "(`REFERENCES, SHOW VIEW` per database); the built-in source as root (it needs more: see bench/README.md).",
+        "",
+        f"Machine: {_machine_text(mach)}. "
+        "The machine was shared with other engineers' test runs: absolute times are noisy, ratios within one "
+        "size (measured back to back) are what count.",
+        "",
+    ]
     headline = []
     for name in SIZE_ORDER:
         res = all_results.get(name)
@@ -544,19 +696,25 @@ def render(all_results: dict, mach: dict) -> str:
             continue
         sz = res["size"]
         s = res["samples"]
-        lines += [f"## {name}: {sz['databases']} databases × {sz['tables']} tables × {sz['columns']} columns "
-                  f"(+{sz['views']} views each)", ""]
+        lines += [
+            f"## {name}: {sz['databases']} databases × {sz['tables']} tables × {sz['columns']} columns "
+            f"(+{sz['views']} views each)",
+            "",
+        ]
         if res.get("machine") and _machine_text(res["machine"]) != _machine_text(mach):
             lines += [f"Measured on another machine: {_machine_text(res['machine'])}.", ""]
         lines += [
-                  f"Measured {res['measured_at']}, {res['runs']} run(s) each; schema generation took "
-                  f"{_f(res.get('generation_s'), '{:.1f}')} s"
-                  f"{'' if res.get('generated_now') else ' (cached data dir reused this time)'}. "
-                  f"Command: `{res['command']}`"
-                  + "".join(f"; {', '.join(k['contenders'])} measured {k['measured_at']} by `{k['command']}`"
-                            for k in _kept(res)), "",
-                  "| contender | wall s | work s | peak RSS MiB | CPU s | statements | connections | output |",
-                  "|---|---:|---:|---:|---:|---:|---:|---|"]
+            f"Measured {res['measured_at']}, {res['runs']} run(s) each; schema generation took "
+            f"{_f(res.get('generation_s'), '{:.1f}')} s"
+            f"{'' if res.get('generated_now') else ' (cached data dir reused this time)'}. "
+            f"Command: `{res['command']}`"
+            + "".join(
+                f"; {', '.join(k['contenders'])} measured {k['measured_at']} by `{k['command']}`" for k in _kept(res)
+            ),
+            "",
+            "| contender | wall s | work s | peak RSS MiB | CPU s | statements | connections | output |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
         for c in CONTENDERS:
             if c not in s:
                 continue
@@ -571,43 +729,58 @@ def render(all_results: dict, mach: dict) -> str:
                 if c == "core":
                     outp += f", {last.get('proposals', '?')} proposals"
                 if c == "proto":
-                    outp += f"; day 2 (no change, skip-unchanged prototype): {_f(_med(smp, 'second_day_s'))} s, " \
-                            f"{last.get('second_day_proposals', '?')} proposals built"
+                    outp += (
+                        f"; day 2 (no change, skip-unchanged prototype): {_f(_med(smp, 'second_day_s'))} s, "
+                        f"{last.get('second_day_proposals', '?')} proposals built"
+                    )
                 if c == "dagster":
-                    outp += f"; {last.get('runs', '?')} runs ({last.get('runs_ok', '?')} ok) from " \
-                            f"{last.get('run_requests_from', '?')}, {last.get('partitions_materialized', '?')} " \
-                            f"partitions materialized; extraction runs {_f(_med(smp, 'extraction_s'))} s"
+                    outp += (
+                        f"; {last.get('runs', '?')} runs ({last.get('runs_ok', '?')} ok) from "
+                        f"{last.get('run_requests_from', '?')}, {last.get('partitions_materialized', '?')} "
+                        f"partitions materialized; extraction runs {_f(_med(smp, 'extraction_s'))} s"
+                    )
             elif c == "builtin":
-                outp = f"{last.get('proposals', '?')} proposals, {last.get('datasets', '?')} datasets, " \
-                       f"{last.get('views_emitted', '?')} with viewProperties"
+                outp = (
+                    f"{last.get('proposals', '?')} proposals, {last.get('datasets', '?')} datasets, "
+                    f"{last.get('views_emitted', '?')} with viewProperties"
+                )
             elif c in ("floor", "floor_union"):
                 outp = f"{last.get('rows', '?')} rows"
             elif c == "sensor_tick":
-                outp = (f"{last.get('databases', '?')} digests, {last.get('changed', '?')} changed; first tick "
-                        f"(no cursor) {_f(_med(smp, 'first_tick_s'), '{:.2f}')} s")
+                outp = (
+                    f"{last.get('databases', '?')} digests, {last.get('changed', '?')} changed; first tick "
+                    f"(no cursor) {_f(_med(smp, 'first_tick_s'), '{:.2f}')} s"
+                )
             elif c == "sensor":
                 outp = f"{last.get('databases', '?')} fingerprints; query {_f(_med(smp, 'query_s'), '{:.3f}')} s"
             if any(x.get("error") for x in smp):
                 outp += " **(failed: see log)**"
-            lines.append(f"| {LABELS[c]} | {_f(_med(smp, 'wall_s'))} | {_f(_med(smp, 'inner_s'))} | "
-                         f"{_f(_med(smp, 'peak_rss_mib'), '{:.0f}')} | {_f(_med(smp, 'cpu_s'))} | "
-                         f"{_f(_med(smp, 'statements'), '{:.0f}')} | {_f(_med(smp, 'connections'), '{:.0f}')} | "
-                         f"{outp} |")
+            lines.append(
+                f"| {LABELS[c]} | {_f(_med(smp, 'wall_s'))} | {_f(_med(smp, 'inner_s'))} | "
+                f"{_f(_med(smp, 'peak_rss_mib'), '{:.0f}')} | {_f(_med(smp, 'cpu_s'))} | "
+                f"{_f(_med(smp, 'statements'), '{:.0f}')} | {_f(_med(smp, 'connections'), '{:.0f}')} | "
+                f"{outp} |"
+            )
         ratios = ratio_lines(res)
         lines += ["", *ratios, ""]
         dag = s.get("dagster") or []
         if dag and "push_first" in dag[-1]:
             pf, pu = dag[-1]["push_first"], dag[-1]["push_unchanged"]
             if pf.get("databases_pushed") == 0 and pf.get("proposals_sent") == 0:
-                lines += ["The last extraction run pushed into DataHub Lite at its end (`push_from_extraction`): the "
-                          "extraction time above includes the first push, and the `datahub_push` asset run after it "
-                          "had nothing left to send."]
-            lines += [f"Push into DataHub Lite (the `datahub_push` asset, run in process after the extraction runs; "
-                      f"last run): first push {_f(_med(dag, 'push_first_s'))} s (median), "
-                      f"{pf.get('proposals_sent', '?')} proposals, {pf.get('databases_pushed', '?')} databases; "
-                      f"push after an unchanged day {_f(_med(dag, 'push_unchanged_s'))} s, "
-                      f"**{pu.get('proposals_sent', '?')} proposals**, {pu.get('databases_skipped', '?')} "
-                      f"databases skipped. Dagster work time = extraction runs + first push.", ""]
+                lines += [
+                    "The last extraction run pushed into DataHub Lite at its end (`push_from_extraction`): the "
+                    "extraction time above includes the first push, and the `datahub_push` asset run after it "
+                    "had nothing left to send."
+                ]
+            lines += [
+                f"Push into DataHub Lite (the `datahub_push` asset, run in process after the extraction runs; "
+                f"last run): first push {_f(_med(dag, 'push_first_s'))} s (median), "
+                f"{pf.get('proposals_sent', '?')} proposals, {pf.get('databases_pushed', '?')} databases; "
+                f"push after an unchanged day {_f(_med(dag, 'push_unchanged_s'))} s, "
+                f"**{pu.get('proposals_sent', '?')} proposals**, {pu.get('databases_skipped', '?')} "
+                f"databases skipped. Dagster work time = extraction runs + first push.",
+                "",
+            ]
         elif dag:
             lines += [f"Push: {dag[-1].get('push', 'not measured')}", ""]
         headline.append((name, ratios))
@@ -641,7 +814,10 @@ def kept_groups(origins_: dict[str, dict], measured_at: str) -> list[dict]:
     for c, o in origins_.items():
         if o.get("measured_at") != measured_at:
             groups.setdefault((o.get("measured_at"), o.get("command")), []).append(c)
-    return [{"contenders": sorted(cs), "measured_at": at, "command": cmd} for (at, cmd), cs in sorted(groups.items(), key=str)]
+    return [
+        {"contenders": sorted(cs), "measured_at": at, "command": cmd}
+        for (at, cmd), cs in sorted(groups.items(), key=str)
+    ]
 
 
 def ratio_lines(res: dict) -> list[str]:
@@ -658,14 +834,21 @@ def ratio_lines(res: dict) -> list[str]:
             return "—"
         text = f"{a / b:.1f}×"
         if ca and cb and src.get(ca, {}).get("measured_at") != src.get(cb, {}).get("measured_at"):
-            text += (f" (not one run: {ca} {src.get(ca, {}).get('measured_at')}, "
-                     f"{cb} {src.get(cb, {}).get('measured_at')})")
+            text += (
+                f" (not one run: {ca} {src.get(ca, {}).get('measured_at')}, {cb} {src.get(cb, {}).get('measured_at')})"
+            )
         return text
 
-    out.append(f"| built-in ÷ ours (core) | {r(w['builtin'], w['core'], 'builtin', 'core')} | {r(w['builtin'], wk['core'])} (built-in wall ÷ our work) |")
-    out.append(f"| built-in ÷ ours (Dagster refresh) | {r(w['builtin'], w['dagster'], 'builtin', 'dagster')} | {r(w['builtin'], wk['dagster'])} (built-in wall ÷ our work) |")
+    out.append(
+        f"| built-in ÷ ours (core) | {r(w['builtin'], w['core'], 'builtin', 'core')} | {r(w['builtin'], wk['core'])} (built-in wall ÷ our work) |"
+    )
+    out.append(
+        f"| built-in ÷ ours (Dagster refresh) | {r(w['builtin'], w['dagster'], 'builtin', 'dagster')} | {r(w['builtin'], wk['dagster'])} (built-in wall ÷ our work) |"
+    )
     out.append(f"| ours (core) ÷ floor | {r(w['core'], w['floor'], 'core', 'floor')} | {r(wk['core'], wk['floor'])} |")
-    out.append(f"| ours (Dagster refresh) ÷ floor | {r(w['dagster'], w['floor'], 'dagster', 'floor')} | {r(wk['dagster'], wk['floor'])} |")
+    out.append(
+        f"| ours (Dagster refresh) ÷ floor | {r(w['dagster'], w['floor'], 'dagster', 'floor')} | {r(wk['dagster'], wk['floor'])} |"
+    )
     out.append(f"| peak RSS: ours (core) ÷ built-in | {r(m['core'], m['builtin'], 'core', 'builtin')} | |")
     out.append(f"| peak RSS: ours (Dagster) ÷ built-in | {r(m['dagster'], m['builtin'], 'dagster', 'builtin')} | |")
     return out
@@ -699,8 +882,11 @@ def main(argv=None) -> int:
     all_results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
     mach = machine()
     if a.render:  # the header names the machine of the newest measurement, not this one
-        newest = max((r for k, r in all_results.items() if r.get("machine")), key=lambda r: r["measured_at"],
-                     default={"machine": mach})
+        newest = max(
+            (r for k, r in all_results.items() if r.get("machine")),
+            key=lambda r: r["measured_at"],
+            default={"machine": mach},
+        )
         RESULTS_MD.write_text(render(all_results, newest["machine"]))
         return 0
     for name in [x.strip().upper() for x in a.sizes.split(",") if x.strip()]:
@@ -717,8 +903,9 @@ def main(argv=None) -> int:
             kept = {c: v for c, v in previous["samples"].items() if c not in result["samples"]}
             if kept:
                 before = origins(previous)
-                result["samples"] = {c: result["samples"].get(c) or kept[c] for c in CONTENDERS
-                                     if c in result["samples"] or c in kept}
+                result["samples"] = {
+                    c: result["samples"].get(c) or kept[c] for c in CONTENDERS if c in result["samples"] or c in kept
+                }
                 result["sample_origins"].update({c: before[c] for c in kept})
                 result["kept_from"] = kept_groups(result["sample_origins"], result["measured_at"])
                 result["builtin_skipped"] = result["builtin_skipped"] or previous.get("builtin_skipped")

@@ -75,10 +75,13 @@ class AccessReport:
     def verdict(self) -> str:
         n = len(self.databases)
         if self.readable:
-            shown = ", ".join(self.readable[:10]) + (f" and {len(self.readable) - 10} more"
-                                                     if len(self.readable) > 10 else "")
-            return (f"OVER-PRIVILEGED: the account can read data in {len(self.readable)} of {n} database"
-                    f"{'s' if n != 1 else ''}: {shown}")
+            shown = ", ".join(self.readable[:10]) + (
+                f" and {len(self.readable) - 10} more" if len(self.readable) > 10 else ""
+            )
+            return (
+                f"OVER-PRIVILEGED: the account can read data in {len(self.readable)} of {n} database"
+                f"{'s' if n != 1 else ''}: {shown}"
+            )
         if not n:
             return "OK: no database to check (none allowed and visible)"
         refused = sum(d.data_readable is False for d in self.databases)
@@ -99,9 +102,17 @@ class AccessReport:
     def table(self) -> str:
         """One aligned row per database."""
         header = ("database", "visible", "data", "view SQL", "routines", "notes")
-        rows = [(d.database, "yes" if d.visible else "NO", d.data_cell, d.view_cell, d.routine_cell,
-                 "; ".join(d.notes + ([d.probe] if d.probed and d.data_readable is not False else [])))
-                for d in self.databases]
+        rows = [
+            (
+                d.database,
+                "yes" if d.visible else "NO",
+                d.data_cell,
+                d.view_cell,
+                d.routine_cell,
+                "; ".join(d.notes + ([d.probe] if d.probed and d.data_readable is not False else [])),
+            )
+            for d in self.databases
+        ]
         widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header) - 1)]
         lines = []
         for r in (header, *rows):
@@ -110,8 +121,12 @@ class AccessReport:
 
     def text(self) -> str:
         """What the CLI prints: where, the table, account notes, the routine hint, the verdict (last line)."""
-        out = [f"check-access: source {self.source!r} ({self.kind}, {self.account}"
-               + (f", {self.server_version}" if self.server_version else "") + ")", self.table()]
+        out = [
+            f"check-access: source {self.source!r} ({self.kind}, {self.account}"
+            + (f", {self.server_version}" if self.server_version else "")
+            + ")",
+            self.table(),
+        ]
         if self.tls:
             out.append(f"connection: {self.tls}")
         out += [f"account: {n}" for n in self.account_notes]

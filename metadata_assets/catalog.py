@@ -179,14 +179,19 @@ def _table_dict(t: Table) -> dict:
     return d
 
 
-def json_chunks(d: dict, list_key: str, items: Iterable, separators: tuple[str, str] = (", ", ": "),
-                ) -> Iterator[bytes]:
+def json_chunks(
+    d: dict,
+    list_key: str,
+    items: Iterable,
+    separators: tuple[str, str] = (", ", ": "),
+) -> Iterator[bytes]:
     """`json.dumps({**d, list_key: list(items)}, sort_keys=True, ensure_ascii=False, separators=separators)` in
     UTF-8, in pieces: one per item of `items` and one per other key (the same bytes: tests/test_serialization.py)."""
     item_sep, key_sep = separators
 
     def dumps(v) -> bytes:
         return json.dumps(v, sort_keys=True, ensure_ascii=False, separators=separators).encode()
+
     out = [b"{"]
     for i, k in enumerate(sorted([*d.keys(), list_key] if list_key not in d else d.keys())):
         out.append((item_sep if i else "").encode() + dumps(k) + key_sep.encode())
@@ -276,6 +281,7 @@ class Database:
                     if not t[k]:
                         t.pop(k)
                 yield t
+
         digest = hashlib.sha256()
         for chunk in json_chunks(d, "tables", tables(), separators=(",", ":")):
             digest.update(chunk)
@@ -302,12 +308,14 @@ class Database:
 
     def profile_figures(self) -> dict[str, list]:
         """{table: [row estimate, size in bytes]} of its tables (views have none): what datasetProfile carries."""
-        return {t.name: [t.row_estimate, table_size(t)] for t in self.tables
-                if not t.is_view and (t.row_estimate is not None or table_size(t) is not None)}
+        return {
+            t.name: [t.row_estimate, table_size(t)]
+            for t in self.tables
+            if not t.is_view and (t.row_estimate is not None or table_size(t) is not None)
+        }
 
     def coverage(self) -> tuple[float, float]:
         """Share of tables/views and of columns that carry a comment (1.0 when there are none)."""
         docs_t = sum(bool(t.comment) for t in self.tables)
         docs_c = sum(bool(c.comment) for t in self.tables for c in t.columns)
-        return (docs_t / len(self.tables) if self.tables else 1.0,
-                docs_c / self.n_columns if self.n_columns else 1.0)
+        return (docs_t / len(self.tables) if self.tables else 1.0, docs_c / self.n_columns if self.n_columns else 1.0)

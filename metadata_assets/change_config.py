@@ -22,8 +22,9 @@ class History(_Strict):
 
     enabled: bool = True
     keep_versions: int = Field(default=100, ge=2, le=100_000)
-    keep_days: Optional[float] = Field(default=365, gt=0, le=36_500,
-                                       description="null: versions are kept by count only")
+    keep_days: Optional[float] = Field(
+        default=365, gt=0, le=36_500, description="null: versions are kept by count only"
+    )
 
 
 class Risk(_Strict):
@@ -47,8 +48,9 @@ class Webhook(_Strict):
     notification is sent (a webhook URL is a secret: it is never written in the config)."""
 
     url_env: str = Field(description="name of the environment variable holding the webhook's URL")
-    format: Literal["slack", "json"] = Field(default="slack",
-                                             description="slack: Slack-compatible {text, blocks}; json: generic")
+    format: Literal["slack", "json"] = Field(
+        default="slack", description="slack: Slack-compatible {text, blocks}; json: generic"
+    )
     min_risk: RiskClass = Field(default="breaking", description="send changes of this class or worse")
     name: Optional[str] = Field(default=None, description="how messages and Dagit name it (default: url_env)")
 
@@ -56,8 +58,7 @@ class Webhook(_Strict):
     @classmethod
     def _no_inline_url(cls, data):
         if isinstance(data, dict) and "url" in data:
-            raise ValueError("webhook URLs are never inline: put it in an environment variable and name it in "
-                             "url_env")
+            raise ValueError("webhook URLs are never inline: put it in an environment variable and name it in url_env")
         return data
 
     @field_validator("url_env")
@@ -86,11 +87,13 @@ class Notifications(_Strict):
     queue_risk: RiskClass = Field(
         default="warning",
         description="versions whose worst change is of this class or worse are queued in the outbox; a webhook "
-                    "can only be sent what is queued")
+        "can only be sent what is queued",
+    )
     timeout_s: float = Field(default=5, gt=0, le=60, description="one HTTP request's timeout")
     attempts: int = Field(default=3, ge=1, le=10, description="tries per webhook and delivery pass")
-    max_age_days: float = Field(default=7, gt=0, le=365,
-                                description="an outbox entry not delivered for this long is dropped (and said so)")
+    max_age_days: float = Field(
+        default=7, gt=0, le=365, description="an outbox entry not delivered for this long is dropped (and said so)"
+    )
 
 
 class OwnerNotifications(_Strict):

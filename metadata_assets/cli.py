@@ -1,14 +1,14 @@
 """Small operator commands: `metadata-assets grants`, `check-access`, `catalog`, `demo`.
 
-    metadata-assets grants [--config FILE] [--source NAME] [-d DATABASE ...]   print a source's least-privilege GRANTs
-    metadata-assets check-access --source NAME [--config FILE] [-d DATABASE ...] [--json]
-                                 prove the catalog account cannot read data: exit 0 yes, 1 it can somewhere, 2 error
-    metadata-assets catalog ls [PATH] [--all]                what the pushes put in DataHub Lite, by browse path
-    metadata-assets catalog show URN [--aspect NAME ...]     one entity's aspects in DataHub Lite, as JSON
-    metadata-assets refresh --source NAME [-d DATABASE ...] [--push]   materialize databases now (range runs)
-    metadata-assets history --source NAME -d DATABASE [--table T] [--since DATE] [--at DATE] [--json]
-                                 a database's schema versions and what changed in each, classified by risk
-    metadata-assets demo [--no-ui]                           throwaway MariaDB + DataHub Lite + Dagster, see README
+metadata-assets grants [--config FILE] [--source NAME] [-d DATABASE ...]   print a source's least-privilege GRANTs
+metadata-assets check-access --source NAME [--config FILE] [-d DATABASE ...] [--json]
+                             prove the catalog account cannot read data: exit 0 yes, 1 it can somewhere, 2 error
+metadata-assets catalog ls [PATH] [--all]                what the pushes put in DataHub Lite, by browse path
+metadata-assets catalog show URN [--aspect NAME ...]     one entity's aspects in DataHub Lite, as JSON
+metadata-assets refresh --source NAME [-d DATABASE ...] [--push]   materialize databases now (range runs)
+metadata-assets history --source NAME -d DATABASE [--table T] [--since DATE] [--at DATE] [--json]
+                             a database's schema versions and what changed in each, classified by risk
+metadata-assets demo [--no-ui]                           throwaway MariaDB + DataHub Lite + Dagster, see README
 """
 
 from __future__ import annotations
@@ -65,8 +65,10 @@ def cmd_check_access(args) -> int:
 def _lite_path(args) -> str:
     cfg = config_mod.load(args.config)
     if cfg.datahub.target != "lite":
-        raise config_mod.ConfigError(f"{cfg.path}: datahub.target is {cfg.datahub.target!r}: `catalog` reads DataHub "
-                                     "Lite only (look in DataHub's UI)")
+        raise config_mod.ConfigError(
+            f"{cfg.path}: datahub.target is {cfg.datahub.target!r}: `catalog` reads DataHub "
+            "Lite only (look in DataHub's UI)"
+        )
     return cfg.datahub.lite.path
 
 
@@ -107,8 +109,10 @@ def cmd_catalog_show(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if got is None:
-        print(f"{args.urn}: not in {path}" + (f" (or without aspect {', '.join(args.aspect)})" if args.aspect else ""),
-              file=sys.stderr)
+        print(
+            f"{args.urn}: not in {path}" + (f" (or without aspect {', '.join(args.aspect)})" if args.aspect else ""),
+            file=sys.stderr,
+        )
         return 1
     if (got.get("status") or {}).get("removed"):
         print(f"# {args.urn} is soft-deleted (status removed=true): DataHub shows it as gone", file=sys.stderr)
@@ -123,8 +127,11 @@ def cmd_refresh(args) -> int:
     from metadata_assets.defs.in_process import push_source, refresh_source
 
     if not os.environ.get("DAGSTER_HOME"):
-        print("error: DAGSTER_HOME is not set: the runs are recorded in that Dagster instance (the demo prints "
-              "the export line to use)", file=sys.stderr)
+        print(
+            "error: DAGSTER_HOME is not set: the runs are recorded in that Dagster instance (the demo prints "
+            "the export line to use)",
+            file=sys.stderr,
+        )
         return 2
     cfg = config_mod.load(args.config)
     source = cfg.source(args.source)
@@ -142,14 +149,32 @@ def cmd_refresh(args) -> int:
 
 def _schema_doc(db, table=None) -> dict:
     tables = [t for t in db.tables if table is None or t.name == table]
-    return {"database": db.name, "tables": [
-        {"name": t.name, "type": t.table_type, "comment": t.comment, "primary_key": list(t.primary_key),
-         "columns": [{"name": c.name, "type": c.column_type, "nullable": c.nullable, "default": c.default,
-                      "key": c.key, "comment": c.comment} for c in t.columns],
-         **({"view_definition": t.view_definition} if t.is_view else {}),
-         "indexes": [{"name": i.name, "columns": list(i.columns), "unique": i.unique} for i in t.indexes]}
-        for t in tables],
-        "routines": [{"name": r.name, "type": r.routine_type} for r in db.routines] if table is None else []}
+    return {
+        "database": db.name,
+        "tables": [
+            {
+                "name": t.name,
+                "type": t.table_type,
+                "comment": t.comment,
+                "primary_key": list(t.primary_key),
+                "columns": [
+                    {
+                        "name": c.name,
+                        "type": c.column_type,
+                        "nullable": c.nullable,
+                        "default": c.default,
+                        "key": c.key,
+                        "comment": c.comment,
+                    }
+                    for c in t.columns
+                ],
+                **({"view_definition": t.view_definition} if t.is_view else {}),
+                "indexes": [{"name": i.name, "columns": list(i.columns), "unique": i.unique} for i in t.indexes],
+            }
+            for t in tables
+        ],
+        "routines": [{"name": r.name, "type": r.routine_type} for r in db.routines] if table is None else [],
+    }
 
 
 def _one_line(s) -> str:
@@ -179,13 +204,17 @@ def cmd_history(args) -> int:
                 return 0
             print(f"{_one_line(args.database)} as of version {ref.seq} (recorded {ref.when})")
             for t in doc["tables"]:
-                print(f"  {t['type'].lower()} {_one_line(t['name'])}"
-                      + (f"  -- {_one_line(t['comment'])}" if t["comment"] else ""))
+                print(
+                    f"  {t['type'].lower()} {_one_line(t['name'])}"
+                    + (f"  -- {_one_line(t['comment'])}" if t["comment"] else "")
+                )
                 for c in t["columns"]:
                     key = f" {c['key']}" if c["key"] else ""
-                    print(f"    {_one_line(c['name'])} {_one_line(c['type'])}"
-                          f"{'' if c['nullable'] else ' NOT NULL'}{key}"
-                          + (f" DEFAULT {_one_line(c['default'])}" if c["default"] is not None else ""))
+                    print(
+                        f"    {_one_line(c['name'])} {_one_line(c['type'])}"
+                        f"{'' if c['nullable'] else ' NOT NULL'}{key}"
+                        + (f" DEFAULT {_one_line(c['default'])}" if c["default"] is not None else "")
+                    )
             for r in doc["routines"]:
                 print(f"  {r['type'].lower()} {_one_line(r['name'])}")
             return 0
@@ -202,25 +231,39 @@ def cmd_history(args) -> int:
         changes = [c for c in e.diff.changes() if wanted(c)]
         if args.table is not None and not changes and not e.diff.baseline:
             continue
-        out.append({"version": e.ref.seq, "recorded_at": e.ref.recorded_at.isoformat(),
-                    "schema_hash": e.doc["schema_hash"], "first_kept": e.diff.baseline,
-                    "seeded": bool(e.doc.get("seeded")),
-                    "risk": risk.highest(c.risk for c in changes),
-                    "changes": [c.to_dict() for c in changes]})
+        out.append(
+            {
+                "version": e.ref.seq,
+                "recorded_at": e.ref.recorded_at.isoformat(),
+                "schema_hash": e.doc["schema_hash"],
+                "first_kept": e.diff.baseline,
+                "seeded": bool(e.doc.get("seeded")),
+                "risk": risk.highest(c.risk for c in changes),
+                "changes": [c.to_dict() for c in changes],
+            }
+        )
     if args.json:
-        print(json.dumps({"source": source.name, "database": args.database, "versions": out}, indent=2,
-                         ensure_ascii=False))
+        print(
+            json.dumps(
+                {"source": source.name, "database": args.database, "versions": out}, indent=2, ensure_ascii=False
+            )
+        )
         return 0
     if not out:
-        print(f"{args.source}/{args.database}: no schema version kept"
-              + (f" since {args.since}" if args.since else "") + " (versions are recorded when an extraction "
-              "finds the schema changed)", file=sys.stderr)
+        print(
+            f"{args.source}/{args.database}: no schema version kept"
+            + (f" since {args.since}" if args.since else "")
+            + " (versions are recorded when an extraction "
+            "finds the schema changed)",
+            file=sys.stderr,
+        )
         return 1
     for v in out:
         head = f"version {v['version']}  {v['recorded_at'].replace('T', ' ').replace('+00:00', ' UTC')}"
         if v["first_kept"]:
-            print(f"{head}  first version kept" + (" (the snapshot from before history was kept)"
-                                                   if v["seeded"] else ""))
+            print(
+                f"{head}  first version kept" + (" (the snapshot from before history was kept)" if v["seeded"] else "")
+            )
             continue
         print(f"{head}  {v['risk'] or 'no change'}  {len(v['changes'])} change(s)")
         for c in v["changes"]:
@@ -234,12 +277,18 @@ def _dagit_command(home: Path, port: int) -> list[str]:
     workspace file, so that Dagit names the code location `metadata_assets` either way."""
     dg = Path(sys.executable).with_name("dg")
     pyproject = Path.cwd() / "pyproject.toml"
-    if dg.exists() and pyproject.exists() and 'name = "metadata-assets"' in pyproject.read_text() \
-            and "[tool.dg]" in pyproject.read_text():
+    if (
+        dg.exists()
+        and pyproject.exists()
+        and 'name = "metadata-assets"' in pyproject.read_text()
+        and "[tool.dg]" in pyproject.read_text()
+    ):
         return [str(dg), "dev", "-p", str(port)]
     workspace = home / "workspace.yaml"
-    workspace.write_text("load_from:\n  - python_module:\n      module_name: metadata_assets.definitions\n"
-                         "      location_name: metadata_assets\n")
+    workspace.write_text(
+        "load_from:\n  - python_module:\n      module_name: metadata_assets.definitions\n"
+        "      location_name: metadata_assets\n"
+    )
     return [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-p", str(port)]
 
 
@@ -247,11 +296,13 @@ def demo_shell_hint(env: dict[str, str]) -> str:
     """What another shell needs to run the README's commands against the running demo (its port and password change
     with every start)."""
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items()))
-    return ("\nTo run the README's commands against this demo from another shell, in this directory:\n"
-            f"  . .venv/bin/activate\n  export {exports}\n"
-            "  metadata-assets catalog ls /databases/mysql/instances/default/databases/shop/tables\n"
-            "  metadata-assets check-access --source demo_mysql\n"
-            "  dg list defs")
+    return (
+        "\nTo run the README's commands against this demo from another shell, in this directory:\n"
+        f"  . .venv/bin/activate\n  export {exports}\n"
+        "  metadata-assets catalog ls /databases/mysql/instances/default/databases/shop/tables\n"
+        "  metadata-assets check-access --source demo_mysql\n"
+        "  dg list defs"
+    )
 
 
 def _demo_env(home: Path, port: int, password: str) -> dict[str, str]:
@@ -291,16 +342,20 @@ def cmd_demo(args) -> int:
         env = _demo_env(home, server.port, password)
         os.environ.update(env)
         os.environ.pop(config_mod.CONFIG_ENV, None)
-        print(f"[demo] MariaDB on 127.0.0.1:{server.port}, account catalog_reader has REFERENCES, SHOW VIEW "
-              "(and SELECT on mysql.proc: routine definitions)")
+        print(
+            f"[demo] MariaDB on 127.0.0.1:{server.port}, account catalog_reader has REFERENCES, SHOW VIEW "
+            "(and SELECT on mysql.proc: routine definitions)"
+        )
         summary = run_everything(config_mod.load(), print_fn=lambda m: print(f"[demo] {m}", flush=True))
         print(summary)
         print(demo_shell_hint(env), flush=True)
         if args.no_ui:
             return 0
         print(f"[demo] starting Dagit: http://127.0.0.1:{args.port}  (Ctrl-C stops Dagster and MariaDB)", flush=True)
-        ui = subprocess.Popen(_dagit_command(home, args.port),
-            env={**os.environ, **env}, start_new_session=True,
+        ui = subprocess.Popen(
+            _dagit_command(home, args.port),
+            env={**os.environ, **env},
+            start_new_session=True,
         )
         try:
             return ui.wait()
@@ -317,22 +372,30 @@ def cmd_demo(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="metadata-assets", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="metadata-assets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("grants", help="print the least-privilege GRANT statements of a source")
     g.add_argument("--config", help=f"config file (default ${config_mod.CONFIG_ENV}, else the demo config)")
     g.add_argument("--source", help="source name (default: all)")
     g.add_argument("--database", "-d", action="append", help="database to grant on (default: list them)")
     g.set_defaults(fn=cmd_grants)
-    c = sub.add_parser("check-access", help="prove that a source's catalog account sees schemas but cannot read data",
-                       description="Per database: visible, SELECT on data refused (a probe that must fail), view "
-                                   "SQL readable, routines visible. Exit 0: no data readable anywhere; 1: data "
-                                   "readable in at least one database; 2: bad input or source unreachable.")
+    c = sub.add_parser(
+        "check-access",
+        help="prove that a source's catalog account sees schemas but cannot read data",
+        description="Per database: visible, SELECT on data refused (a probe that must fail), view "
+        "SQL readable, routines visible. Exit 0: no data readable anywhere; 1: data "
+        "readable in at least one database; 2: bad input or source unreachable.",
+    )
     c.add_argument("--config", help=f"config file (default ${config_mod.CONFIG_ENV}, else the demo config)")
     c.add_argument("--source", required=True, help="source name")
-    c.add_argument("--database", "-d", action="append",
-                   help="database to check (default: every allowed database the account can see)")
+    c.add_argument(
+        "--database",
+        "-d",
+        action="append",
+        help="database to check (default: every allowed database the account can see)",
+    )
     c.add_argument("--json", action="store_true", help="print the report as JSON")
     c.set_defaults(fn=cmd_check_access)
     c = sub.add_parser("catalog", help="what the pushes put in DataHub Lite (the config's datahub.lite.path)")
@@ -347,18 +410,24 @@ def main(argv: list[str] | None = None) -> int:
     cs.add_argument("--aspect", "-a", action="append", help="only this aspect (repeatable)")
     cs.add_argument("--config", help=f"config file (default ${config_mod.CONFIG_ENV}, else the demo config)")
     cs.set_defaults(fn=cmd_catalog_show)
-    r = sub.add_parser("refresh", help="materialize a source's databases now, in range runs as the schedule makes them (recorded "
-                                       "in $DAGSTER_HOME's instance, shown in Dagit)")
+    r = sub.add_parser(
+        "refresh",
+        help="materialize a source's databases now, in range runs as the schedule makes them (recorded "
+        "in $DAGSTER_HOME's instance, shown in Dagit)",
+    )
     r.add_argument("--source", required=True)
     r.add_argument("--database", "-d", action="append", help="only these databases (default: every partition)")
     r.add_argument("--push", action="store_true", help="then push to DataHub, as the push sensor would")
     r.add_argument("--config", help=f"config file (default ${config_mod.CONFIG_ENV}, else the demo config)")
     r.set_defaults(fn=cmd_refresh)
-    h = sub.add_parser("history", help="a database's schema versions, what changed in each and how risky",
-                       description="The schema versions kept in the store for one database (one per extraction "
-                                   "that found its schema changed), each with its diff from the one before, every "
-                                   "change classed safe / warning / breaking by the source's risk rules. With "
-                                   "--at: the schema as it was then. Exit 1 when nothing is kept.")
+    h = sub.add_parser(
+        "history",
+        help="a database's schema versions, what changed in each and how risky",
+        description="The schema versions kept in the store for one database (one per extraction "
+        "that found its schema changed), each with its diff from the one before, every "
+        "change classed safe / warning / breaking by the source's risk rules. With "
+        "--at: the schema as it was then. Exit 1 when nothing is kept.",
+    )
     h.add_argument("--source", required=True)
     h.add_argument("--database", "-d", required=True)
     h.add_argument("--table", "-t", help="only changes of this table or view (with --at: only it)")

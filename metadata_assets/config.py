@@ -16,13 +16,14 @@ from pydantic import Discriminator, Field, Tag, ValidationError, field_validator
 
 from metadata_assets.change_config import OwnerNotifications
 from metadata_assets.source_config import ConfigError, SourceConfig
+from metadata_assets.sources.registry import config_model, config_models, source_types
 from metadata_assets.strict import FromEnv
 from metadata_assets.strict import StrictModel as _Strict
-from metadata_assets.sources.registry import config_model, config_models, source_types
 
 CONFIG_ENV = "METADATA_ASSETS_CONFIG"
 HOME_ENV = "METADATA_ASSETS_HOME"
 DEMO_CONFIG = Path(__file__).parent / "demo" / "sources.yaml"
+
 
 def home() -> str:
     return os.environ.get(HOME_ENV) or os.path.abspath(".metadata_assets")
@@ -34,8 +35,9 @@ def _source_type(value):
 
 # a callable discriminator (not Field(discriminator="type")): pydantic refuses a before-validator on a discriminator
 # field, and _Strict's strict scalars run before every field's own validation
-Source = Annotated[Union[tuple(Annotated[m, Tag(t)] for t, m in zip(source_types(), config_models()))],
-                   Discriminator(_source_type)]
+Source = Annotated[
+    Union[tuple(Annotated[m, Tag(t)] for t, m in zip(source_types(), config_models()))], Discriminator(_source_type)
+]
 AnySource = SourceConfig  # any source's model (sources/<type>/config.py)
 
 
@@ -50,12 +52,14 @@ class Storage(_Strict):
         if not uri.strip():
             raise ValueError("empty: give a local directory or gs://bucket/prefix")
         if uri.startswith("gs://"):
-            bucket = uri[len("gs://"):].split("/", 1)[0]
+            bucket = uri[len("gs://") :].split("/", 1)[0]
             # Cloud Storage's bucket names: 3-63 characters (dotted names up to 222), lower case, digits, - _ .
             if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]", bucket) or (
-                    "." not in bucket and len(bucket) > 63):
-                raise ValueError(f"{uri!r} names no valid bucket (want gs://bucket/prefix, e.g. "
-                                 "gs://acme-metadata/mce)")
+                "." not in bucket and len(bucket) > 63
+            ):
+                raise ValueError(
+                    f"{uri!r} names no valid bucket (want gs://bucket/prefix, e.g. gs://acme-metadata/mce)"
+                )
         elif m := re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", uri):
             raise ValueError(f"{uri!r}: {m.group(1)}:// is not supported (a local directory or gs://bucket/prefix)")
         return uri
@@ -75,36 +79,43 @@ class RestTarget(_Strict):
 
 class DataHubTarget(_Strict):
     target: Literal["lite", "rest"] = "lite"
-    ui_url: Optional[str] = Field(default=None, pattern=r"^https?://",
-                                  description="DataHub's web UI, for links from Dagit to each dataset")
+    ui_url: Optional[str] = Field(
+        default=None, pattern=r"^https?://", description="DataHub's web UI, for links from Dagit to each dataset"
+    )
     lite: LiteTarget = Field(default_factory=LiteTarget)
     rest: RestTarget = Field(default_factory=RestTarget)
     max_removal_share: float = Field(
-        default=0.2, ge=0, le=1,
+        default=0.2,
+        ge=0,
+        le=1,
         description="a push refuses to soft-delete more than this share of a source's datasets",
     )
     push_deadline_s: float = Field(
-        default=1800, gt=0, le=86400,
+        default=1800,
+        gt=0,
+        le=86400,
         description="a push stops sending after this long; what it did not send stays pending for the next push",
     )
     push_from_extraction: bool = Field(
         default=True,
         description="an extraction run pushes what it extracted at its end when the schema sensor started it for a "
-                    "few changed databases, or when the schedule or a sensor started it and no other extraction "
-                    "run of its source is queued or running (the last run of a daily refresh): no wait for the "
-                    "push sensor, no push run of its own; whatever stops that push leaves the files pending for "
-                    "the push sensor. Runs started by hand leave the push to the push sensor",
+        "few changed databases, or when the schedule or a sensor started it and no other extraction "
+        "run of its source is queued or running (the last run of a daily refresh): no wait for the "
+        "push sensor, no push run of its own; whatever stops that push leaves the files pending for "
+        "the push sensor. Runs started by hand leave the push to the push sensor",
     )
-    push_sensor_interval_s: int = Field(default=30, ge=5, le=86400,
-                                        description="seconds between the push sensor's ticks")
+    push_sensor_interval_s: int = Field(
+        default=30, ge=5, le=86400, description="seconds between the push sensor's ticks"
+    )
 
 
 class ProjectConfig(_Strict):
     sources: list[Source] = Field(default_factory=list)
     storage: Storage = Field(default_factory=Storage)
     datahub: DataHubTarget = Field(default_factory=DataHubTarget)
-    notifications: OwnerNotifications = Field(default_factory=OwnerNotifications,
-                                              description="change-notification webhooks per owner")
+    notifications: OwnerNotifications = Field(
+        default_factory=OwnerNotifications, description="change-notification webhooks per owner"
+    )
     path: Optional[str] = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
@@ -140,6 +151,7 @@ def _expand(value, loc: tuple = ()):
     if isinstance(value, list):
         return [_expand(v, (*loc, i)) for i, v in enumerate(value)]
     if isinstance(value, str) and _VAR.search(value):
+
         def sub(m: re.Match) -> str:
             var, default = m.group(1), m.group(2)
             if var in os.environ:
@@ -147,6 +159,7 @@ def _expand(value, loc: tuple = ()):
             if default is not None:
                 return default
             raise _UnsetVariable(loc, var)
+
         return FromEnv(_VAR.sub(sub, value))
     return value
 
@@ -161,7 +174,7 @@ def _describe(loc: tuple, raw: dict) -> str:
         if not isinstance(name, str) or _VAR.search(name):
             name = None
         rest = [str(p) for p in parts[2:] if p not in source_types()]
-        label = f'source {name!r}' if name else f"sources[{idx}]"
+        label = f"source {name!r}" if name else f"sources[{idx}]"
         return f"{label}, field {'.'.join(rest)}" if rest else label
     if not parts:
         return "config"
@@ -178,8 +191,10 @@ def _duplicate_names(raw: dict) -> list[str]:
         if not isinstance(name, str):
             continue
         if name in first:
-            out.append(f"source {name!r}, field name: duplicate source name {name!r} (sources[{first[name]}] and "
-                       f"sources[{i}]): each source needs its own name")
+            out.append(
+                f"source {name!r}, field name: duplicate source name {name!r} (sources[{first[name]}] and "
+                f"sources[{i}]): each source needs its own name"
+            )
         else:
             first[name] = i
     return out
@@ -211,8 +226,9 @@ def parse(raw: dict, where: str, path: Optional[str] = None, check_datahub: bool
     try:
         expanded = _expand(raw)
     except _UnsetVariable as e:
-        raise ConfigError(f"{where}: {_describe(e.loc, raw)}: environment variable {e.var} is not set and has no "
-                          "default") from None
+        raise ConfigError(
+            f"{where}: {_describe(e.loc, raw)}: environment variable {e.var} is not set and has no default"
+        ) from None
     if duplicates := _duplicate_names(expanded):
         raise ConfigError(f"{where}: " + "; ".join(duplicates))
     try:
@@ -224,13 +240,18 @@ def parse(raw: dict, where: str, path: Optional[str] = None, check_datahub: bool
             if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
                 tag = err.get("ctx", {}).get("tag")
                 what = "no type given" if err["type"] == "union_tag_not_found" else f"unknown source type {tag!r}"
-                msgs.append(f"{_describe(err['loc'], raw)}, field type: {what} (supported: "
-                            f"{', '.join(map(repr, source_types()))})")
+                msgs.append(
+                    f"{_describe(err['loc'], raw)}, field type: {what} (supported: "
+                    f"{', '.join(map(repr, source_types()))})"
+                )
                 continue
             if err["type"] == "extra_forbidden":
                 loc = err["loc"]
-                model = (config_model(loc[2]) if len(loc) > 3 and loc[0] == "sources" and loc[2] in source_types()
-                         else SourceConfig)
+                model = (
+                    config_model(loc[2])
+                    if len(loc) > 3 and loc[0] == "sources" and loc[2] in source_types()
+                    else SourceConfig
+                )
                 hint = model.unknown_key_hint(str(loc[-1]))
                 msg = "unknown key" + (f" ({hint})" if hint else "")
             if err["type"] in _BOUNDS and "input" in err:
@@ -254,15 +275,21 @@ def check_target(target: DataHubTarget) -> None:
     rest = target.rest
     server = os.environ.get(rest.server_env, "")
     if not server:
-        raise ConfigError(f"field datahub.rest.server_env: environment variable {rest.server_env} is not set "
-                          "(datahub.target is rest: it holds GMS's URL, e.g. http://datahub-gms:8080)")
+        raise ConfigError(
+            f"field datahub.rest.server_env: environment variable {rest.server_env} is not set "
+            "(datahub.target is rest: it holds GMS's URL, e.g. http://datahub-gms:8080)"
+        )
     if not re.match(r"https?://[^/\s]+", server):
-        raise ConfigError(f"field datahub.rest.server_env: environment variable {rest.server_env} is {server!r}, "
-                          "not an http(s) URL (e.g. http://datahub-gms:8080)")
+        raise ConfigError(
+            f"field datahub.rest.server_env: environment variable {rest.server_env} is {server!r}, "
+            "not an http(s) URL (e.g. http://datahub-gms:8080)"
+        )
     if rest.token_env and not os.environ.get(rest.token_env):
-        raise ConfigError(f"field datahub.rest.token_env: environment variable {rest.token_env} is not set "
-                          "(datahub.target is rest: it holds the DataHub access token; set token_env: null for a "
-                          "GMS without authentication)")
+        raise ConfigError(
+            f"field datahub.rest.token_env: environment variable {rest.token_env} is not set "
+            "(datahub.target is rest: it holds the DataHub access token; set token_env: null for a "
+            "GMS without authentication)"
+        )
 
 
 def check_secrets(cfg: ProjectConfig) -> None:

@@ -70,11 +70,21 @@ def catalog_aware_datahub_sensors(config: Any, sources: Optional[Iterable[str]] 
     return sensors
 
 
-def make_datahub_sensor(config: Any, sources: Optional[Iterable[str]] = None, name: Optional[str] = None,
-                        minimum_interval_seconds: Optional[int] = None, description: Optional[str] = None,
-                        job=None, jobs=None, default_status=None, asset_selection=None,
-                        required_resource_keys=None, monitored_jobs=None, job_selection=None,
-                        monitor_all_code_locations: Optional[bool] = None):
+def make_datahub_sensor(
+    config: Any,
+    sources: Optional[Iterable[str]] = None,
+    name: Optional[str] = None,
+    minimum_interval_seconds: Optional[int] = None,
+    description: Optional[str] = None,
+    job=None,
+    jobs=None,
+    default_status=None,
+    asset_selection=None,
+    required_resource_keys=None,
+    monitored_jobs=None,
+    job_selection=None,
+    monitor_all_code_locations: Optional[bool] = None,
+):
     """Use instead of `datahub_dagster_plugin.sensors.datahub_sensors.make_datahub_sensor`: the same arguments (a
     `DatahubDagsterSourceConfig` first) and the same sensor, except that `<source>/mce_files` and
     `<source>/datahub_push` (of `sources`, source names, when given) never become `dagster` datasets."""
@@ -82,14 +92,26 @@ def make_datahub_sensor(config: Any, sources: Optional[Iterable[str]] = None, na
 
     sources = frozenset(sources) if sources is not None else None
 
-    @sensor(name=name, minimum_interval_seconds=minimum_interval_seconds, description=description, job=job,
-            jobs=jobs, default_status=default_status or DefaultSensorStatus.STOPPED,
-            asset_selection=asset_selection, required_resource_keys=required_resource_keys)
+    @sensor(
+        name=name,
+        minimum_interval_seconds=minimum_interval_seconds,
+        description=description,
+        job=job,
+        jobs=jobs,
+        default_status=default_status or DefaultSensorStatus.STOPPED,
+        asset_selection=asset_selection,
+        required_resource_keys=required_resource_keys,
+    )
     def datahub_sensor(context):
         # as the plugin's sensor: run its run-status and asset sensors inside this one's tick
         for each in catalog_aware_datahub_sensors(
-                config, sources, minimum_interval_seconds=minimum_interval_seconds, monitored_jobs=monitored_jobs,
-                job_selection=job_selection, monitor_all_code_locations=monitor_all_code_locations).sensors:
+            config,
+            sources,
+            minimum_interval_seconds=minimum_interval_seconds,
+            monitored_jobs=monitored_jobs,
+            job_selection=job_selection,
+            monitor_all_code_locations=monitor_all_code_locations,
+        ).sensors:
             each.evaluate_tick(context)
         return SkipReason("Trigger run status sensors if any new runs present...")
 

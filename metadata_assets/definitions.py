@@ -45,8 +45,9 @@ def build_definitions(cfg: ProjectConfig) -> Definitions:
     # start a second Python process per run (imports of dagster and acryl-datahub again, and its memory)
     # for no parallelism. Each run stays its own process (the run launcher's, a pod on Kubernetes).
     # (the asset checks are the extraction asset's own check_specs: defs/checks.py)
-    return Definitions(assets=assets, sensors=sensors, schedules=schedules,
-                       resources=resources, executor=in_process_executor)
+    return Definitions(
+        assets=assets, sensors=sensors, schedules=schedules, resources=resources, executor=in_process_executor
+    )
 
 
 @definitions

@@ -26,8 +26,8 @@ def run_everything(cfg: ProjectConfig, print_fn: Callable[[str], None] = print) 
 
     from dagster import DagsterInstance
 
-    from metadata_assets.defs.in_process import push_source, refresh_source
     from metadata_assets.definitions import build_definitions
+    from metadata_assets.defs.in_process import push_source, refresh_source
     from metadata_assets.storage.layout import list_mce_databases, mce_key
     from metadata_assets.storage.store import open_store
 
@@ -46,8 +46,10 @@ def run_everything(cfg: ProjectConfig, print_fn: Callable[[str], None] = print) 
             mcps = json.loads(store.read_bytes(mce_key(source.name, db)))
             n_props += len(mcps)
             n_tables += sum(1 for m in mcps if m["aspectName"] == "subTypes" and m["entityType"] == "dataset")
-        lines.append(f"source {source.name}: {len(dbs)} databases ({', '.join(dbs)}), {n_tables} tables and views, "
-                     f"{n_props} proposals in MCE files under {store.uri(source.name)}")
+        lines.append(
+            f"source {source.name}: {len(dbs)} databases ({', '.join(dbs)}), {n_tables} tables and views, "
+            f"{n_props} proposals in MCE files under {store.uri(source.name)}"
+        )
     if cfg.datahub.target == "lite" and Path(cfg.datahub.lite.path).exists():
         lines += lite_listing(cfg.datahub.lite.path)
     lines.append("all runs succeeded" if ok else "SOME RUNS FAILED: see Dagit")

@@ -56,12 +56,14 @@ def database_svg(db: Database, d: Optional[SchemaDiff] = None) -> Optional[str]:
     pos = {n: (_X0, _Y0 + i * (_H + _GAP)) for i, n in enumerate(left)}
     pos.update({n: (_X1, _Y0 + i * (_H + _GAP)) for i, n in enumerate(right)})
     height = _Y0 + max(len(left), len(right), 1) * (_H + _GAP) + 10
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_X1 + _W + 20}" height="{height}" '
-           'font-family="sans-serif" font-size="12">',
-           '<defs><marker id="a" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
-           'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#667"/></marker></defs>',
-           f'<text x="{_X0}" y="22" font-weight="bold">{escape(db.name)}: tables</text>',
-           f'<text x="{_X1}" y="22" font-weight="bold">views</text>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_X1 + _W + 20}" height="{height}" '
+        'font-family="sans-serif" font-size="12">',
+        '<defs><marker id="a" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
+        'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#667"/></marker></defs>',
+        f'<text x="{_X0}" y="22" font-weight="bold">{escape(db.name)}: tables</text>',
+        f'<text x="{_X1}" y="22" font-weight="bold">views</text>',
+    ]
 
     def arrow(src: str, dst: str, dashed: bool = False) -> None:
         (x1, y1), (x2, y2) = pos[src], pos[dst]
@@ -86,9 +88,11 @@ def database_svg(db: Database, d: Optional[SchemaDiff] = None) -> Optional[str]:
         s = state.get(name, "same")
         dash = ' stroke-dasharray="5 3"' if s == "removed" else ""
         label = name if len(name) <= 30 else name[:29] + "…"
-        out.append(f'<rect x="{x}" y="{y}" width="{_W}" height="{_H}" rx="4" fill="{_COLORS[s]}" '
-                   f'stroke="#556"{dash}/><text x="{x + 8}" y="{y + 17}">{escape(label)}'
-                   f'{"" if s == "same" else f" ({s})"}</text>')
+        out.append(
+            f'<rect x="{x}" y="{y}" width="{_W}" height="{_H}" rx="4" fill="{_COLORS[s]}" '
+            f'stroke="#556"{dash}/><text x="{x + 8}" y="{y + 17}">{escape(label)}'
+            f"{'' if s == 'same' else f' ({s})'}</text>"
+        )
     out.append("</svg>")
     return "".join(out)
 

@@ -29,7 +29,14 @@ INDEX, CHECK, TRIGGER, ROUTINE = "index ", "check constraint ", "trigger ", "rou
 _NAMED = (FOREIGN_KEY, INDEX, CHECK, TRIGGER)
 
 # kinds of column change
-ADDED, REMOVED, RETYPED, NULLABILITY, DEFAULT, COMMENT = "added", "removed", "retyped", "nullability", "default", "comment"
+ADDED, REMOVED, RETYPED, NULLABILITY, DEFAULT, COMMENT = (
+    "added",
+    "removed",
+    "retyped",
+    "nullability",
+    "default",
+    "comment",
+)
 KEY = "key"  # the column's key flag (PRI, UNI, MUL, '') changed
 VIEW_BROKEN = "view_broken"  # TableChange.kind: a view that had columns has none (what it reads is gone)
 
@@ -109,14 +116,25 @@ class Change:
     reason: str = ""
 
     def to_dict(self) -> dict:
-        return {"rule": self.rule, "risk": self.risk, "object": self.object, "change": self.change,
-                "detail": self.detail, "reason": self.reason}
+        return {
+            "rule": self.rule,
+            "risk": self.risk,
+            "object": self.object,
+            "change": self.change,
+            "detail": self.detail,
+            "reason": self.reason,
+        }
 
 
 # the reason a breaking change gives in Dagit's diff table ("breaking" column): the wording the check always used
-_REASONS = {"table_dropped": "table dropped", "view_dropped": "view dropped", "column_dropped": "column dropped",
-            "column_type_narrowed": "narrowed type", "column_type_incompatible": "incompatible type",
-            "column_not_null_added": "NOT NULL added"}
+_REASONS = {
+    "table_dropped": "table dropped",
+    "view_dropped": "view dropped",
+    "column_dropped": "column dropped",
+    "column_type_narrowed": "narrowed type",
+    "column_type_incompatible": "incompatible type",
+    "column_not_null_added": "NOT NULL added",
+}
 
 
 def _reason(rule: str) -> str:
@@ -140,8 +158,14 @@ class SchemaDiff:
 
     @property
     def empty(self) -> bool:
-        return not (self.tables_added or self.tables_removed or self.views_added or self.views_removed
-                    or self.columns or self.tables)
+        return not (
+            self.tables_added
+            or self.tables_removed
+            or self.views_added
+            or self.views_removed
+            or self.columns
+            or self.tables
+        )
 
     def _columns(self, kind: str) -> list[ColumnChange]:
         return [c for c in self.columns if c.kind == kind]
@@ -152,10 +176,12 @@ class SchemaDiff:
 
     def _object_changes(self) -> list[Change]:
         out = []
-        for change, names, rule, noun in (("table added", self.tables_added, "table_added", "table"),
-                                          ("table removed", self.tables_removed, "table_dropped", "table"),
-                                          ("view added", self.views_added, "view_added", "view"),
-                                          ("view removed", self.views_removed, "view_dropped", "view")):
+        for change, names, rule, noun in (
+            ("table added", self.tables_added, "table_added", "table"),
+            ("table removed", self.tables_removed, "table_dropped", "table"),
+            ("view added", self.views_added, "view_added", "view"),
+            ("view removed", self.views_removed, "view_dropped", "view"),
+        ):
             verb = "added" if rule.endswith("added") else "dropped"
             out += [self._make(rule, n, change, "", f"{noun} {code(n)} {verb}") for n in names]
         return out
@@ -165,8 +191,15 @@ class SchemaDiff:
         out = []
         for old, new in self.renamed:
             noun = "view" if old in views else "table"
-            out.append(self._make(f"{noun}_renamed", old, f"{noun} renamed?", f"{old} → {new}",
-                                  f"{noun} {code(old)} renamed to {code(new)}? (best guess: same columns)"))
+            out.append(
+                self._make(
+                    f"{noun}_renamed",
+                    old,
+                    f"{noun} renamed?",
+                    f"{old} → {new}",
+                    f"{noun} {code(old)} renamed to {code(new)}? (best guess: same columns)",
+                )
+            )
         return out
 
     def _table_changes(self) -> list[Change]:
@@ -176,10 +209,18 @@ class SchemaDiff:
         out = []
         for c in self.columns:
             label = "type" if c.kind == RETYPED else c.kind
-            detail = (c.after or "" if c.kind == ADDED else c.before or "" if c.kind == REMOVED
-                      else f"{_plain(c.before)} → {_plain(c.after)}")
-            md = (f"{c.describe()} ({c.breaking})" if c.breaking and c.kind not in (REMOVED, NULLABILITY)
-                  else c.describe())
+            detail = (
+                c.after or ""
+                if c.kind == ADDED
+                else c.before or ""
+                if c.kind == REMOVED
+                else f"{_plain(c.before)} → {_plain(c.after)}"
+            )
+            md = (
+                f"{c.describe()} ({c.breaking})"
+                if c.breaking and c.kind not in (REMOVED, NULLABILITY)
+                else c.describe()
+            )
             out.append(self._make(rule_of(c), f"{c.table}.{c.column}", f"column {label}", detail, md))
         return out
 
@@ -198,17 +239,24 @@ class SchemaDiff:
     @property
     def breaking(self) -> list[str]:
         """The changes classed breaking, as markdown: dropped tables and views first, then the rest."""
-        out = self._object_changes() + self._rename_changes() + self._table_changes() + self._column_changes() \
-            if not self.baseline else []
+        out = (
+            self._object_changes() + self._rename_changes() + self._table_changes() + self._column_changes()
+            if not self.baseline
+            else []
+        )
         return [c.markdown for c in out if c.risk == BREAKING]
 
     def counts(self) -> dict[str, int]:
         changed_columns = {(c.table, c.column) for c in self.columns if c.kind not in (ADDED, REMOVED)}
         return {
-            "tables_added": len(self.tables_added), "tables_removed": len(self.tables_removed),
-            "views_added": len(self.views_added), "views_removed": len(self.views_removed),
-            "columns_added": len(self._columns(ADDED)), "columns_removed": len(self._columns(REMOVED)),
-            "columns_changed": len(changed_columns), "breaking_changes": len(self.breaking),
+            "tables_added": len(self.tables_added),
+            "tables_removed": len(self.tables_removed),
+            "views_added": len(self.views_added),
+            "views_removed": len(self.views_removed),
+            "columns_added": len(self._columns(ADDED)),
+            "columns_removed": len(self._columns(REMOVED)),
+            "columns_changed": len(changed_columns),
+            "breaking_changes": len(self.breaking),
         }
 
     def risk_counts(self) -> dict[str, int]:
@@ -221,8 +269,9 @@ class SchemaDiff:
     def rows(self) -> list[dict]:
         """One plain-text row per change (change, object, detail, breaking), for a table in Dagit; breaking is the
         reason a reader can break (the change is classed breaking), "" when it cannot."""
-        return [{"change": c.change, "object": c.object, "detail": c.detail, "breaking": c.reason}
-                for c in self.changes()]
+        return [
+            {"change": c.change, "object": c.object, "detail": c.detail, "breaking": c.reason} for c in self.changes()
+        ]
 
     def markdown(self) -> str:
         if self.baseline:
@@ -230,13 +279,18 @@ class SchemaDiff:
         if self.empty:
             return "No schema change since the previous materialization."
         lines: list[str] = []
-        for title, names in (("Tables added", self.tables_added), ("Tables removed", self.tables_removed),
-                             ("Views added", self.views_added), ("Views removed", self.views_removed)):
+        for title, names in (
+            ("Tables added", self.tables_added),
+            ("Tables removed", self.tables_removed),
+            ("Views added", self.views_added),
+            ("Views removed", self.views_removed),
+        ):
             if names:
                 lines.append(f"**{title}:** " + ", ".join(code(n) for n in names))
         if self.renamed:
-            lines.append("**Possibly renamed (same columns):** "
-                         + ", ".join(f"{code(a)} → {code(b)}" for a, b in self.renamed))
+            lines.append(
+                "**Possibly renamed (same columns):** " + ", ".join(f"{code(a)} → {code(b)}" for a, b in self.renamed)
+            )
         if self.columns or self.tables:
             lines += ["", "| table | change |", "|---|---|"]
             for t in self.tables:
@@ -258,7 +312,8 @@ def rule_of(change) -> str:
             return "column_dropped"
         if change.kind == RETYPED:
             return {"narrowed type": "column_type_narrowed", "incompatible type": "column_type_incompatible"}.get(
-                change.breaking or "", "column_type_widened")
+                change.breaking or "", "column_type_widened"
+            )
         if change.kind == NULLABILITY:
             return "column_not_null_added" if change.after == "NOT NULL" else "column_nullable"
         return {DEFAULT: "column_default_changed", COMMENT: "column_comment", KEY: "column_key_changed"}[change.kind]
@@ -272,8 +327,13 @@ def rule_of(change) -> str:
     if kind == VIEW_BROKEN:
         return "view_broken"
     if kind == ROUTINE:
-        return ("routine_added" if change.before is None else "routine_dropped" if change.after is None
-                else "routine_changed")
+        return (
+            "routine_added"
+            if change.before is None
+            else "routine_dropped"
+            if change.after is None
+            else "routine_changed"
+        )
     if kind.startswith(FOREIGN_KEY):
         return "foreign_key_changed"
     if kind.startswith(INDEX):
@@ -328,10 +388,12 @@ def diff(previous: Optional[Database], current: Database, rules=None) -> SchemaD
     new_r = {(r.routine_type, r.label): r for r in current.routines}
     for key in sorted(old_r.keys() | new_r.keys()):
         if old_r.get(key) != new_r.get(key):
-            out.tables.append(TableChange(key[1], ROUTINE, key[0] if key in old_r else None,
-                                          key[0] if key in new_r else None))
-    out.renamed = _renames(out.tables_removed, out.tables_added, old, new) \
-        + _renames(out.views_removed, out.views_added, old, new)
+            out.tables.append(
+                TableChange(key[1], ROUTINE, key[0] if key in old_r else None, key[0] if key in new_r else None)
+            )
+    out.renamed = _renames(out.tables_removed, out.tables_added, old, new) + _renames(
+        out.views_removed, out.views_added, old, new
+    )
     return out
 
 
@@ -363,12 +425,12 @@ def _table_changes(a: Table, b: Table) -> list[TableChange]:
         out.append(TableChange(a.name, "view_definition"))
     if a.is_view and a.columns and not b.columns:
         out.append(TableChange(a.name, VIEW_BROKEN))
-    for prefix, shown in ((FOREIGN_KEY, lambda t: {fk.name: _fk(fk) for fk in t.foreign_keys}),
-                          (INDEX, lambda t: {i.name: f"{'UNIQUE ' if i.unique else ''}({', '.join(i.columns)})"
-                                             for i in t.indexes}),
-                          (CHECK, lambda t: {c.name: c.clause for c in t.checks}),
-                          (TRIGGER, lambda t: {x.name: f"{x.timing} {x.event}: {x.statement or ''}"
-                                               for x in t.triggers})):
+    for prefix, shown in (
+        (FOREIGN_KEY, lambda t: {fk.name: _fk(fk) for fk in t.foreign_keys}),
+        (INDEX, lambda t: {i.name: f"{'UNIQUE ' if i.unique else ''}({', '.join(i.columns)})" for i in t.indexes}),
+        (CHECK, lambda t: {c.name: c.clause for c in t.checks}),
+        (TRIGGER, lambda t: {x.name: f"{x.timing} {x.event}: {x.statement or ''}" for x in t.triggers}),
+    ):
         old, new = shown(a), shown(b)
         for name in sorted(old.keys() | new.keys()):
             if old.get(name) != new.get(name):
@@ -385,18 +447,33 @@ def _fk(fk) -> str:
 def _column_changes(a: Table, b: Table) -> list[ColumnChange]:
     old = {c.name: c for c in a.columns}
     new = {c.name: c for c in b.columns}
-    out = [ColumnChange(a.name, n, REMOVED, before=old[n].column_type, breaking="column dropped")
-           for n in sorted(old.keys() - new.keys(), key=lambda n: old[n].ordinal)]
-    out += [ColumnChange(a.name, n, ADDED, after=new[n].column_type, required=_required(new[n]))
-            for n in sorted(new.keys() - old.keys(), key=lambda n: new[n].ordinal)]
+    out = [
+        ColumnChange(a.name, n, REMOVED, before=old[n].column_type, breaking="column dropped")
+        for n in sorted(old.keys() - new.keys(), key=lambda n: old[n].ordinal)
+    ]
+    out += [
+        ColumnChange(a.name, n, ADDED, after=new[n].column_type, required=_required(new[n]))
+        for n in sorted(new.keys() - old.keys(), key=lambda n: new[n].ordinal)
+    ]
     for n in sorted(old.keys() & new.keys(), key=lambda n: new[n].ordinal):
         x, y = old[n], new[n]
         if x.column_type != y.column_type:
-            out.append(ColumnChange(a.name, n, RETYPED, x.column_type, y.column_type,
-                                    breaking=type_change_breaks(x.column_type, y.column_type)))
+            out.append(
+                ColumnChange(
+                    a.name,
+                    n,
+                    RETYPED,
+                    x.column_type,
+                    y.column_type,
+                    breaking=type_change_breaks(x.column_type, y.column_type),
+                )
+            )
         if x.nullable != y.nullable:
-            out.append(ColumnChange(a.name, n, NULLABILITY, _null(x), _null(y),
-                                    breaking="NOT NULL added" if x.nullable else None))
+            out.append(
+                ColumnChange(
+                    a.name, n, NULLABILITY, _null(x), _null(y), breaking="NOT NULL added" if x.nullable else None
+                )
+            )
         if x.default != y.default:
             out.append(ColumnChange(a.name, n, DEFAULT, x.default, y.default))
         if x.comment != y.comment:
@@ -408,8 +485,13 @@ def _column_changes(a: Table, b: Table) -> list[ColumnChange]:
 
 def _required(c: Column) -> bool:
     """A NOT NULL column an INSERT must name: no default, not auto_increment, not generated."""
-    return (not c.nullable and c.default in (None, "NULL") and "auto_increment" not in (c.extra or "").lower()
-            and not c.generation_expression and "generated" not in (c.extra or "").lower())
+    return (
+        not c.nullable
+        and c.default in (None, "NULL")
+        and "auto_increment" not in (c.extra or "").lower()
+        and not c.generation_expression
+        and "generated" not in (c.extra or "").lower()
+    )
 
 
 def _null(c: Column) -> str:
@@ -453,7 +535,7 @@ def _family(base: str) -> Optional[str]:
 
 def _int_range(base: str, unsigned: bool) -> tuple[int, int]:
     bits = 8 * _INT_BYTES.get(base, 1)
-    return (0, 2 ** bits - 1) if unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    return (0, 2**bits - 1) if unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
 
 
 def _length(base: str, args: str) -> int:

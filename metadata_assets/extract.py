@@ -63,9 +63,17 @@ def database_mcps(kind, db: Database, rules, lineage, warnings: list[str]):
     return kind.mcps(db, rules, lineage, warnings)
 
 
-def write_database(store: Store, source_name: str, db: Database, rules, lineage, build,
-                   rewrite: bool = False, profile_change: tuple[float, tuple[int, int]] = (0.1, (0, 0)),
-                   recorder=None) -> DatabaseResult:
+def write_database(
+    store: Store,
+    source_name: str,
+    db: Database,
+    rules,
+    lineage,
+    build,
+    rewrite: bool = False,
+    profile_change: tuple[float, tuple[int, int]] = (0.1, (0, 0)),
+    recorder=None,
+) -> DatabaseResult:
     """Write the database's MCE file and snapshot; keep both when its schema is unchanged (unless `rewrite`).
     `build(db, rules, lineage, warnings)` yields its proposals (the source kind's `mcps`).
 
@@ -84,22 +92,37 @@ def write_database(store: Store, source_name: str, db: Database, rules, lineage,
     stored = DatabaseFiles(store, source_name, db.name)
     t_cov, c_cov = db.coverage()
     result = DatabaseResult(
-        database=db.name, ok=True, uri=stored.uri,
-        tables=db.n_tables, views=db.n_views, columns=db.n_columns,
-        table_doc_coverage=t_cov, column_doc_coverage=c_cov,
-        schema_hash=schema_hash, data_version=version, snapshot=db,
+        database=db.name,
+        ok=True,
+        uri=stored.uri,
+        tables=db.n_tables,
+        views=db.n_views,
+        columns=db.n_columns,
+        table_doc_coverage=t_cov,
+        column_doc_coverage=c_cov,
+        schema_hash=schema_hash,
+        data_version=version,
+        snapshot=db,
     )
     recorded = stored.recorded()
-    if not rewrite and recorded is not None and recorded.get("schema_version") == schema_version \
-            and recorded.get("file_sha256") \
-            and not figures_moved(recorded.get("figures") or {}, figures, *profile_change) and stored.intact():
+    if (
+        not rewrite
+        and recorded is not None
+        and recorded.get("schema_version") == schema_version
+        and recorded.get("file_sha256")
+        and not figures_moved(recorded.get("figures") or {}, figures, *profile_change)
+        and stored.intact()
+    ):
         result.rewritten = False
         result.data_version = recorded["data_version"]  # the statistics the file holds, not today's
         result.previous = db  # the same schema: nothing changed, and the snapshot need not be parsed
         result.proposals = recorded.get("proposals", 0)
         result.file_sha256 = recorded["file_sha256"]
-        result.warnings = (from_record(recorded["file_warnings"], recorded.get("file_warning_codes"))
-                           if "file_warnings" in recorded else list(db.warnings))
+        result.warnings = (
+            from_record(recorded["file_warnings"], recorded.get("file_warning_codes"))
+            if "file_warnings" in recorded
+            else list(db.warnings)
+        )
         stored.keep(result.warnings)
         return result
     result.previous = stored.previous()
@@ -107,8 +130,9 @@ def write_database(store: Store, source_name: str, db: Database, rules, lineage,
         ref = recorder.record(db, result.previous, schema_hash, schema_version, (recorded or {}).get("schema_version"))
         result.history_version, result.schema_diff = (ref.seq if ref is not None else None), recorder.last_diff
 
-    record = VersionRecord(data_version=version, schema_version=schema_version, figures=figures,
-                           file_warnings=list(db.warnings))
+    record = VersionRecord(
+        data_version=version, schema_version=schema_version, figures=figures, file_warnings=list(db.warnings)
+    )
 
     def counted(mcps):
         for m in mcps:
@@ -122,16 +146,27 @@ def write_database(store: Store, source_name: str, db: Database, rules, lineage,
     # proposals are built, serialized and written one at a time (a database of 10,000 tables would otherwise hold
     # all its proposal objects, their dicts and the whole file's string at once); a failure while building them
     # leaves the old file and snapshot as they were
-    stored.write(serialize_mcps_chunks(counted(build(db, rules, lineage, record.file_warnings))), db, record,
-                 before_snapshot=drop_parse_caches)
+    stored.write(
+        serialize_mcps_chunks(counted(build(db, rules, lineage, record.file_warnings))),
+        db,
+        record,
+        before_snapshot=drop_parse_caches,
+    )
     result.proposals, result.file_sha256, result.warnings = record.proposals, record.file_sha256, record.file_warnings
     return result
 
 
-def extract(source: SourceConfig, databases: Sequence[str], store: Store,
-            progress: Optional[Callable[[int, int, DatabaseResult], None]] = None,
-            privilege_check: bool = True, bigquery_client=None, rewrite: bool = False,
-            client=None, report: Optional[ExtractionReport] = None) -> Iterator[DatabaseResult]:
+def extract(
+    source: SourceConfig,
+    databases: Sequence[str],
+    store: Store,
+    progress: Optional[Callable[[int, int, DatabaseResult], None]] = None,
+    privilege_check: bool = True,
+    bigquery_client=None,
+    rewrite: bool = False,
+    client=None,
+    report: Optional[ExtractionReport] = None,
+) -> Iterator[DatabaseResult]:
     """Write the MCE file of each database (BigQuery: dataset); yields one result per database, failures included.
 
     One bad database never hides the others: its error is reported in its result and the rest go on.
@@ -154,6 +189,7 @@ def extract(source: SourceConfig, databases: Sequence[str], store: Store,
 
     def build(*args):
         return database_mcps(kind, *args)  # looked up per database, so a test can wrap it
+
     profile = getattr(source, "profile", None)
     profile_change = (profile.change_share, profile.floors) if profile is not None else (0.0, (0, 0))
     total, done = len(databases), 0
@@ -169,7 +205,7 @@ def extract(source: SourceConfig, databases: Sequence[str], store: Store,
             for w in session.source_warnings(databases):
                 log.warning("%s: %s", source.name, w)
                 report.warnings.append(("", w))
-        batches = [list(databases[i:i + source.batch_size]) for i in range(0, total, source.batch_size)]
+        batches = [list(databases[i : i + source.batch_size]) for i in range(0, total, source.batch_size)]
         # the next batch is read (over the same session, by one thread, never two reads at once) while this one
         # is built and written: the server's time on it then overlaps ours (XL: 15 s of 21 s is the server's)
         reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{source.name}")
@@ -191,17 +227,27 @@ def extract(source: SourceConfig, databases: Sequence[str], store: Store,
                     elif isinstance(db, DatabaseFailure):  # this database alone could not be read
                         result = DatabaseResult(database=name, ok=False, failure=db)
                     elif db is None:
-                        result = DatabaseResult(database=name, ok=True, missing=True, warnings=[Finding(
-                            f"database {name!r} does not exist or is not visible", DATABASE_MISSING, name)])
+                        result = DatabaseResult(
+                            database=name,
+                            ok=True,
+                            missing=True,
+                            warnings=[
+                                Finding(f"database {name!r} does not exist or is not visible", DATABASE_MISSING, name)
+                            ],
+                        )
                     else:
                         try:
                             with report.timed("write"):
-                                result = write_database(store, source.name, db, rules, lineage, build, rewrite,
-                                                        profile_change, recorder)
+                                result = write_database(
+                                    store, source.name, db, rules, lineage, build, rewrite, profile_change, recorder
+                                )
                         except Exception as e:  # one bad database must not hide the others
                             log.exception("database %s failed", name)
-                            result = DatabaseResult(database=name, ok=False, failure=DatabaseFailure(
-                                FailureCause.WRITE, f"{type(e).__name__}: {e}"))
+                            result = DatabaseResult(
+                                database=name,
+                                ok=False,
+                                failure=DatabaseFailure(FailureCause.WRITE, f"{type(e).__name__}: {e}"),
+                            )
                     if result.ok:
                         result.warnings[:0] = priv_warnings + session.access_warnings(name)
                     report.add(result)

@@ -72,8 +72,14 @@ def versions(store: Store, source: str, database: str) -> list[VersionRef]:
     for key in store.list(history_prefix(source, database)):
         m = _NAME.match(key.rsplit("/", 1)[1])
         if m:
-            out.append(VersionRef(int(m.group(1)), datetime.strptime(m.group(2), "%Y%m%dT%H%M%S").replace(
-                tzinfo=timezone.utc), m.group(3), key))
+            out.append(
+                VersionRef(
+                    int(m.group(1)),
+                    datetime.strptime(m.group(2), "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc),
+                    m.group(3),
+                    key,
+                )
+            )
     return sorted(out)
 
 
@@ -160,8 +166,14 @@ class Recorder:
     def now(self) -> float:
         return (self.clock or now)()
 
-    def record(self, db: Database, previous: Optional[Database], schema_hash: str, schema_version: str,
-               recorded_schema_version: Optional[str]) -> Optional[VersionRef]:
+    def record(
+        self,
+        db: Database,
+        previous: Optional[Database],
+        schema_hash: str,
+        schema_version: str,
+        recorded_schema_version: Optional[str],
+    ) -> Optional[VersionRef]:
         """Append `db` as the database's next version unless its schema is the last one kept; queue the change
         for notification when it is of `notifications.queue_risk` or worse. Returns the new version, or None.
         The change is queued before its version is written: a fault between the two leaves a queued change whose
@@ -180,8 +192,15 @@ class Recorder:
         self._prune([*kept, ref])
         return ref
 
-    def _append(self, db: Database, schema_hash: str, schema_version: Optional[str], kept: list[VersionRef],
-                seeded: bool = False, changed_from: Optional[Database] = None) -> VersionRef:
+    def _append(
+        self,
+        db: Database,
+        schema_hash: str,
+        schema_version: Optional[str],
+        kept: list[VersionRef],
+        seeded: bool = False,
+        changed_from: Optional[Database] = None,
+    ) -> VersionRef:
         for attempt in range(5):  # another writer of the same database took the number: take the next one
             if attempt:
                 kept[:] = versions(self.store, self.source, db.name)
@@ -190,9 +209,16 @@ class Recorder:
             seq = (kept[-1].seq if kept else 0) + 1
             at = datetime.fromtimestamp(self.now(), timezone.utc).replace(microsecond=0)
             key = f"{history_prefix(self.source, db.name)}/{_version_name(seq, at, schema_hash)}"
-            doc = {"format": FORMAT, "source": self.source, "database": db.name, "seq": seq,
-                   "recorded_at": at.isoformat(), "schema_hash": schema_hash, "schema_version": schema_version,
-                   "seeded": seeded}
+            doc = {
+                "format": FORMAT,
+                "source": self.source,
+                "database": db.name,
+                "seq": seq,
+                "recorded_at": at.isoformat(),
+                "schema_hash": schema_hash,
+                "schema_version": schema_version,
+                "seeded": seeded,
+            }
             data = _gzipped_version(doc, db)
             ref = VersionRef(seq, at, schema_hash[:16], key)
             if changed_from is not None:
@@ -207,22 +233,32 @@ class Recorder:
             return
         changes = d.changes()
         entry = {
-            "id": f"{self.source}/{db.name}/{ref.seq}", "source": self.source, "database": db.name, "seq": ref.seq,
-            "recorded_at": ref.recorded_at.isoformat(), "queued_at_ms": int(self.now() * 1000),
-            "risk": d.risk, "risk_counts": d.risk_counts(), "total_changes": len(changes),
+            "id": f"{self.source}/{db.name}/{ref.seq}",
+            "source": self.source,
+            "database": db.name,
+            "seq": ref.seq,
+            "recorded_at": ref.recorded_at.isoformat(),
+            "queued_at_ms": int(self.now() * 1000),
+            "risk": d.risk,
+            "risk_counts": d.risk_counts(),
+            "total_changes": len(changes),
             "changes": [c.to_dict() for c in changes[:MAX_QUEUED_CHANGES]],
-            "delivered": [], "failures": {},
+            "delivered": [],
+            "failures": {},
         }
-        create_only(self.store, outbox_key(self.source, db.name, ref.seq),
-                    json.dumps(entry, sort_keys=True, ensure_ascii=False).encode())
+        create_only(
+            self.store,
+            outbox_key(self.source, db.name, ref.seq),
+            json.dumps(entry, sort_keys=True, ensure_ascii=False).encode(),
+        )
 
     def _prune(self, kept: list[VersionRef]) -> None:
         """Delete the oldest versions beyond `keep_versions`, and those older than `keep_days` (never the newest)."""
         h = self.history
         cutoff = (self.now() - h.keep_days * 86400) if h.keep_days is not None else None
-        doomed = kept[:-h.keep_versions] if len(kept) > h.keep_versions else []
+        doomed = kept[: -h.keep_versions] if len(kept) > h.keep_versions else []
         if cutoff is not None:
-            doomed += [v for v in kept[len(doomed):-1] if v.recorded_at.timestamp() < cutoff]
+            doomed += [v for v in kept[len(doomed) : -1] if v.recorded_at.timestamp() < cutoff]
         for v in doomed:
             self.store.delete(v.key)
 
@@ -235,6 +271,7 @@ def recorder_for(source, store: Store) -> Optional[Recorder]:
 
 
 # --- reading a timeline -----------------------------------------------------------------------------------------
+
 
 @dataclass
 class Entry:

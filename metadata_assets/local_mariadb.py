@@ -6,7 +6,6 @@ running. Nothing here is used in production.
 
 from __future__ import annotations
 
-
 import shutil
 import signal
 import socket
@@ -22,9 +21,7 @@ SEARCH_DIRS = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
 
 def _find(*names: str) -> str:
     for name in names:
-        found = shutil.which(name) or next(
-            (str(Path(d, name)) for d in SEARCH_DIRS if Path(d, name).exists()), None
-        )
+        found = shutil.which(name) or next((str(Path(d, name)) for d in SEARCH_DIRS if Path(d, name).exists()), None)
         if found:
             return found
     raise FileNotFoundError(
@@ -60,8 +57,14 @@ class LocalMariaDB:
 
     def connect(self, user: str = "root", password: str = "", database: str | None = None, **kw):
         return pymysql.connect(
-            host=self.host, port=self.port, user=user, password=password, database=database,
-            charset="utf8mb4", autocommit=True, **kw,
+            host=self.host,
+            port=self.port,
+            user=user,
+            password=password,
+            database=database,
+            charset="utf8mb4",
+            autocommit=True,
+            **kw,
         )
 
     def execute(self, *statements: str) -> None:
@@ -89,8 +92,9 @@ class LocalMariaDB:
         self.stop()
 
 
-def start(basedir: Path | str, port: int | None = None, extra_args: tuple[str, ...] = (),
-          tls: ServerTLS | None = None) -> LocalMariaDB:
+def start(
+    basedir: Path | str, port: int | None = None, extra_args: tuple[str, ...] = (), tls: ServerTLS | None = None
+) -> LocalMariaDB:
     """Initialise (once) and start a server whose files all live under `basedir`; with `tls`, the server offers TLS
     with that certificate (and checks client certificates against its CA, for accounts that REQUIRE X509)."""
     if tls is not None:
@@ -102,9 +106,17 @@ def start(basedir: Path | str, port: int | None = None, extra_args: tuple[str, .
         if datadir.exists():
             shutil.rmtree(datadir)
         subprocess.run(
-            [_find("mariadb-install-db", "mysql_install_db"), "--no-defaults", f"--datadir={datadir}",
-             "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                _find("mariadb-install-db", "mysql_install_db"),
+                "--no-defaults",
+                f"--datadir={datadir}",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
     port = port or free_port()
     sock = basedir / "mariadb.sock"
@@ -112,12 +124,27 @@ def start(basedir: Path | str, port: int | None = None, extra_args: tuple[str, .
     tmpdir.mkdir(exist_ok=True)
     log = basedir / "error.log"
     proc = subprocess.Popen(
-        [_find("mariadbd", "mysqld"), "--no-defaults", f"--datadir={datadir}", f"--socket={sock}",
-         f"--port={port}", "--bind-address=127.0.0.1", "--user=root", f"--log-error={log}",
-         f"--pid-file={basedir / 'mariadb.pid'}", f"--tmpdir={tmpdir}", "--skip-name-resolve", "--innodb-buffer-pool-size=64M",
-         "--innodb-log-file-size=16M", "--character-set-server=utf8mb4",
-         "--collation-server=utf8mb4_unicode_ci", *extra_args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            _find("mariadbd", "mysqld"),
+            "--no-defaults",
+            f"--datadir={datadir}",
+            f"--socket={sock}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            "--user=root",
+            f"--log-error={log}",
+            f"--pid-file={basedir / 'mariadb.pid'}",
+            f"--tmpdir={tmpdir}",
+            "--skip-name-resolve",
+            "--innodb-buffer-pool-size=64M",
+            "--innodb-log-file-size=16M",
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_unicode_ci",
+            *extra_args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     server = LocalMariaDB(datadir=datadir, port=port, socket_path=sock, process=proc)
     deadline = time.monotonic() + 60
@@ -131,10 +158,10 @@ def start(basedir: Path | str, port: int | None = None, extra_args: tuple[str, .
         except pymysql.err.OperationalError:
             if time.monotonic() > deadline:
                 server.stop()
-                raise TimeoutError(f"mariadbd did not accept connections on port {port} within 60 s (see {log})")
+                raise TimeoutError(
+                    f"mariadbd did not accept connections on port {port} within 60 s (see {log})"
+                ) from None
             time.sleep(0.1)
-
-
 
 
 def split_sql(text: str) -> list[str]:

@@ -81,8 +81,10 @@ def _as_server_user() -> tuple[int | None, int | None]:
     try:
         pw = pwd.getpwnam("postgres")
     except KeyError:
-        raise RuntimeError("running as root, but there is no `postgres` account to run PostgreSQL as "
-                           "(Debian's postgresql package creates it)") from None
+        raise RuntimeError(
+            "running as root, but there is no `postgres` account to run PostgreSQL as "
+            "(Debian's postgresql package creates it)"
+        ) from None
     return pw.pw_uid, pw.pw_gid
 
 
@@ -112,8 +114,11 @@ def _tls_settings(basedir: Path, tls, uid: int | None, gid: int | None) -> list[
     d = basedir / "tls"
     d.mkdir(exist_ok=True)
     settings = ["ssl=on"]
-    for name, src, setting in (("server.crt", tls.cert, "ssl_cert_file"), ("server.key", tls.key, "ssl_key_file"),
-                               ("ca.crt", tls.ca, "ssl_ca_file")):
+    for name, src, setting in (
+        ("server.crt", tls.cert, "ssl_cert_file"),
+        ("server.key", tls.key, "ssl_key_file"),
+        ("ca.crt", tls.ca, "ssl_ca_file"),
+    ):
         dst = d / name
         shutil.copyfile(src, dst)
         os.chmod(dst, 0o600)
@@ -135,8 +140,9 @@ def _write_hba(datadir: Path, lines: list[str], uid: int | None, gid: int | None
         os.chown(hba, uid, gid)
 
 
-def start(basedir: Path, port: int | None = None, timeout_s: float = 60, tls=None,
-          hba: list[str] | None = None) -> LocalPostgres:
+def start(
+    basedir: Path, port: int | None = None, timeout_s: float = 60, tls=None, hba: list[str] | None = None
+) -> LocalPostgres:
     """initdb (once) under basedir/pgdata and start the server on 127.0.0.1:port; returns when it accepts logins.
     With `tls` (local_mariadb.ServerTLS) the server offers TLS with that certificate and checks client certificates
     against its CA; `hba` lines go first in pg_hba.conf (e.g. `hostssl all alice 127.0.0.1/32 cert`)."""
@@ -152,26 +158,56 @@ def start(basedir: Path, port: int | None = None, timeout_s: float = 60, tls=Non
         if datadir.exists():
             os.chown(datadir, uid, gid)
     if not (datadir / "PG_VERSION").exists():
-        subprocess.run([_bin("initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
-                        "--locale=C.UTF-8"], check=True, capture_output=True, text=True, **as_user)
+        subprocess.run(
+            [
+                _bin("initdb"),
+                "-D",
+                str(datadir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            **as_user,
+        )
     if hba is not None:
         _write_hba(datadir, hba, uid, gid)
     settings = _tls_settings(basedir, tls, uid, gid) if tls is not None else []
     port = port or free_port()
     log = open(basedir / "postgres.log", "ab")
     process = subprocess.Popen(
-        [_bin("postgres"), "-D", str(datadir), "-p", str(port), "-k", str(sockdir),
-         "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200",
-         *(arg for setting in settings for arg in ("-c", setting))],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **as_user)
+        [
+            _bin("postgres"),
+            "-D",
+            str(datadir),
+            "-p",
+            str(port),
+            "-k",
+            str(sockdir),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "max_connections=200",
+            *(arg for setting in settings for arg in ("-c", setting)),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        **as_user,
+    )
     server = LocalPostgres(datadir=datadir, port=port, process=process, log=log, owns_dir=basedir != requested)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             log.close()
             raise RuntimeError(f"postgres exited with {process.returncode}; see {basedir / 'postgres.log'}")
-        ready = subprocess.run([_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"],
-                               capture_output=True)
+        ready = subprocess.run(
+            [_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"], capture_output=True
+        )
         if ready.returncode == 0:
             return server
         time.sleep(0.2)
@@ -180,8 +216,23 @@ def start(basedir: Path, port: int | None = None, timeout_s: float = 60, tls=Non
 
 
 def create_database(server: LocalPostgres, name: str) -> None:
-    subprocess.run([_bin("psql"), "-h", server.host, "-p", str(server.port), "-U", server.user, "-v",
-                    "ON_ERROR_STOP=1", "-qc", f'CREATE DATABASE "{name}"'], check=True, capture_output=True)
+    subprocess.run(
+        [
+            _bin("psql"),
+            "-h",
+            server.host,
+            "-p",
+            str(server.port),
+            "-U",
+            server.user,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            f'CREATE DATABASE "{name}"',
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def execute(server: LocalPostgres, database: str, sql: str) -> None:

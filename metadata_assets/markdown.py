@@ -52,10 +52,20 @@ def cell(text: str) -> str:
 
 
 # always escaped: backslash escapes for markdown, entities for what raw HTML (and autolinks) need
-_ESCAPES = str.maketrans({
-    "\\": "\\\\", "`": "\\`", "*": "\\*", "[": "\\[", "]": "\\]", "|": "\\|", "~": "\\~",
-    "<": "&lt;", ">": "&gt;", "&": "&amp;",
-})
+_ESCAPES = str.maketrans(
+    {
+        "\\": "\\\\",
+        "`": "\\`",
+        "*": "\\*",
+        "[": "\\[",
+        "]": "\\]",
+        "|": "\\|",
+        "~": "\\~",
+        "<": "&lt;",
+        ">": "&gt;",
+        "&": "&amp;",
+    }
+)
 _UNDERSCORES = re.compile(r"_+")
 _LINE_START = re.compile(r"^(\d{1,9})([.)])|^([#+\-=])")
 
@@ -74,8 +84,10 @@ def text(s: str) -> str:
             return m.group()
         return "\\_" * len(m.group())
 
-    out = "".join(part.translate(_ESCAPES) if i % 2 == 0 else part
-                  for i, part in enumerate(_split_keep(_UNDERSCORES, s, underscores)))
+    out = "".join(
+        part.translate(_ESCAPES) if i % 2 == 0 else part
+        for i, part in enumerate(_split_keep(_UNDERSCORES, s, underscores))
+    )
     return _LINE_START.sub(lambda m: f"{m.group(1)}\\{m.group(2)}" if m.group(1) else f"\\{m.group(3)}", out)
 
 
@@ -90,7 +102,7 @@ def _split_keep(rx: re.Pattern, s: str, render) -> list[str]:
     """`s` split into [plain, rendered match, plain, rendered match, ..., plain]."""
     parts, pos = [], 0
     for m in rx.finditer(s):
-        parts += [s[pos:m.start()], render(m)]
+        parts += [s[pos : m.start()], render(m)]
         pos = m.end()
     parts.append(s[pos:])
     return parts

@@ -51,6 +51,7 @@ def targets_for(cfg, source) -> list[Webhook]:
 
 # --- payloads ---------------------------------------------------------------------------------------------------
 
+
 def slack_escape(s: str) -> str:
     """Text for Slack mrkdwn outside code spans: the three characters Slack wants as entities."""
     return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -68,8 +69,10 @@ _ICON = {BREAKING: ":red_circle:", WARNING: ":large_orange_circle:"}
 def _headline(entry: dict) -> tuple[str, str]:
     counts = entry.get("risk_counts") or {}
     parts = ", ".join(f"{counts[c]} {c}" for c in (BREAKING, WARNING, "safe") if counts.get(c))
-    return (f"schema version {entry['seq']}: {entry['total_changes']} change(s) ({parts}), worst {entry['risk']}",
-            parts)
+    return (
+        f"schema version {entry['seq']}: {entry['total_changes']} change(s) ({parts}), worst {entry['risk']}",
+        parts,
+    )
 
 
 def slack_payload(entry: dict) -> dict:
@@ -82,8 +85,12 @@ def slack_payload(entry: dict) -> dict:
     more = entry["total_changes"] - min(len(entry["changes"]), MAX_LISTED)
     if more > 0:
         lines.append(f"…and {more} more (see `metadata-assets history`)")
-    blocks = [{"type": "section", "text": {"type": "mrkdwn",
-                                           "text": f"{_ICON.get(entry['risk'], '')} {where}: {headline}".strip()}}]
+    blocks = [
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": f"{_ICON.get(entry['risk'], '')} {where}: {headline}".strip()},
+        }
+    ]
     chunk: list[str] = []
     for line in lines:  # a section's text holds at most 3,000 characters
         if chunk and sum(len(x) + 1 for x in chunk) + len(line) > 2900:
@@ -92,24 +99,37 @@ def slack_payload(entry: dict) -> dict:
         chunk.append(line[:2900])
     if chunk:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(chunk)}})
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": slack_escape(
-        f"recorded {entry['recorded_at']} · id {entry['id']}")}]})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {"type": "mrkdwn", "text": slack_escape(f"recorded {entry['recorded_at']} · id {entry['id']}")}
+            ],
+        }
+    )
     return {"text": f"{where}: {headline}", "blocks": blocks[:50]}
 
 
 def json_payload(entry: dict) -> dict:
     headline, _ = _headline(entry)
-    return {"id": entry["id"], "source": entry["source"], "database": entry["database"], "version": entry["seq"],
-            "recorded_at": entry["recorded_at"], "risk": entry["risk"], "risk_counts": entry.get("risk_counts", {}),
-            "total_changes": entry["total_changes"], "changes": entry["changes"],
-            "text": f"{entry['source']}/{entry['database']}: {headline}"}
+    return {
+        "id": entry["id"],
+        "source": entry["source"],
+        "database": entry["database"],
+        "version": entry["seq"],
+        "recorded_at": entry["recorded_at"],
+        "risk": entry["risk"],
+        "risk_counts": entry.get("risk_counts", {}),
+        "total_changes": entry["total_changes"],
+        "changes": entry["changes"],
+        "text": f"{entry['source']}/{entry['database']}: {headline}",
+    }
 
 
 def encode(payload: dict) -> bytes:
     """JSON with `<`, `>`, `&` and U+2028/9 as \\u escapes (the same values; safe to embed in HTML or a script)."""
     text = json.dumps(payload, ensure_ascii=False, sort_keys=True)
-    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
-                    ("\u2029", "\\u2029")):
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(ch, esc)
     return text.encode("utf-8")
 
@@ -119,6 +139,7 @@ def payload_for(webhook: Webhook, entry: dict) -> bytes:
 
 
 # --- delivery ---------------------------------------------------------------------------------------------------
+
 
 def post(url: str, body: bytes, headers: dict, timeout_s: float) -> None:
     """One POST; raises on anything but a 2xx (urllib.error.HTTPError carries the status)."""
@@ -168,8 +189,14 @@ class DeliveryReport:
         return text
 
 
-def deliver(store: Store, source, targets: list[Webhook], deadline_s: float = 20,
-            clock: Callable[[], float] = time.time, send: Callable = post) -> DeliveryReport:
+def deliver(
+    store: Store,
+    source,
+    targets: list[Webhook],
+    deadline_s: float = 20,
+    clock: Callable[[], float] = time.time,
+    send: Callable = post,
+) -> DeliveryReport:
     """One pass over the source's outbox (see the module's docstring). Never raises for a receiver's fault."""
     from metadata_assets.storage.locks import LockBusy
 
@@ -220,8 +247,11 @@ def _pass(store, source, n, targets, stop, clock, send, report: DeliveryReport) 
             else:
                 broken.add(t.id)
                 failure = entry["failures"].get(t.id) or {"passes": 0}
-                entry["failures"][t.id] = {"error": error, "passes": failure["passes"] + 1,
-                                           "last_at": datetime.fromtimestamp(clock(), timezone.utc).isoformat()}
+                entry["failures"][t.id] = {
+                    "error": error,
+                    "passes": failure["passes"] + 1,
+                    "last_at": datetime.fromtimestamp(clock(), timezone.utc).isoformat(),
+                }
                 report.failures[t.label] = error
             store.write_bytes(key, json.dumps(entry, sort_keys=True, ensure_ascii=False).encode())
         if all(t.id in entry["delivered"] for t in wanted):
@@ -239,8 +269,11 @@ def _send_one(t: Webhook, entry: dict, n, stop: float, send: Callable) -> Option
     if not url.startswith(("http://", "https://")):
         return f"environment variable {t.url_env} does not hold an http(s) URL"
     body = payload_for(t, entry)
-    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "metadata-assets",
-               "Idempotency-Key": f"{entry['id']}/{t.id}"}
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": "metadata-assets",
+        "Idempotency-Key": f"{entry['id']}/{t.id}",
+    }
     error = "not tried: delivery deadline reached"
     for attempt in range(n.attempts):
         left = stop - time.monotonic()
@@ -254,5 +287,5 @@ def _send_one(t: Webhook, entry: dict, n, stop: float, send: Callable) -> Option
             if isinstance(e, urllib.error.HTTPError) and 400 <= e.code < 500 and e.code not in (408, 429):
                 break  # the receiver refuses this request: trying again now would not help
         if attempt + 1 < n.attempts:
-            time.sleep(max(0.0, min(0.2 * 2 ** attempt, stop - time.monotonic() - 0.05)))
+            time.sleep(max(0.0, min(0.2 * 2**attempt, stop - time.monotonic() - 0.05)))
     return error

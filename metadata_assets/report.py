@@ -21,8 +21,16 @@ DATABASE_MISSING = "database_missing"  # asked for, but it does not exist or is 
 ROUTINES_HIDDEN = "routines_hidden"  # routines asked for, but the account holds no grant that shows them
 ROUTINE_LINEAGE = "routine_lineage"  # a routine's SQL could not be parsed for the tables it reads and writes
 OTHER = "other"  # recorded before findings had codes
-CODES = (OVER_PRIVILEGED, VIEW_BROKEN, VIEW_UNREADABLE, VIEW_LINEAGE, DATABASE_MISSING, ROUTINES_HIDDEN,
-         ROUTINE_LINEAGE, OTHER)
+CODES = (
+    OVER_PRIVILEGED,
+    VIEW_BROKEN,
+    VIEW_UNREADABLE,
+    VIEW_LINEAGE,
+    DATABASE_MISSING,
+    ROUTINES_HIDDEN,
+    ROUTINE_LINEAGE,
+    OTHER,
+)
 
 
 class Finding(str):
@@ -129,9 +137,11 @@ class ExtractionReport:
         """One line for a log or a terminal."""
         counts = ", ".join(f"{n} {code}" for code, n in self.warning_counts().items())
         phases = ", ".join(f"{p} {s:.1f}s" for p, s in self.phases_s.items() if s >= 0.05)
-        return (f"{self.source}: {self.requested} databases: {len(self.written)} written, {len(self.unchanged)} "
-                f"unchanged, {len(self.missing)} missing, {len(self.failed)} failed; {self.tables} tables, "
-                f"{self.views} views ({self.tables_filtered} left out by patterns); {self.statements} statements"
-                + (f", {self.api_calls} API calls" if self.api_calls else "")
-                + f"; {self.duration_s:.1f}s ({phases or 'no phase over 0.05s'})"
-                + (f"; warnings: {counts}" if counts else ""))
+        return (
+            f"{self.source}: {self.requested} databases: {len(self.written)} written, {len(self.unchanged)} "
+            f"unchanged, {len(self.missing)} missing, {len(self.failed)} failed; {self.tables} tables, "
+            f"{self.views} views ({self.tables_filtered} left out by patterns); {self.statements} statements"
+            + (f", {self.api_calls} API calls" if self.api_calls else "")
+            + f"; {self.duration_s:.1f}s ({phases or 'no phase over 0.05s'})"
+            + (f"; warnings: {counts}" if counts else "")
+        )

@@ -26,8 +26,10 @@ RULES: dict[str, tuple[str, str]] = {
     "view_sql_changed": (WARNING, "a view's SQL changed"),
     "view_broken": (BREAKING, "a view lost all its columns (it reads something that is gone)"),
     "column_added": (SAFE, "a nullable column, or one with a default, was added"),
-    "column_added_not_null": (WARNING, "a NOT NULL column without a default was added (inserts that do not name "
-                                       "it fail)"),
+    "column_added_not_null": (
+        WARNING,
+        "a NOT NULL column without a default was added (inserts that do not name it fail)",
+    ),
     "column_dropped": (BREAKING, "a column was dropped (or renamed)"),
     "column_type_widened": (SAFE, "a column's type changed and still holds every old value"),
     "column_type_narrowed": (BREAKING, "a column's type got smaller: shorter, fewer digits, fewer enum values"),

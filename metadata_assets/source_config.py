@@ -30,8 +30,11 @@ class ConfigError(ValueError):
     __module__ = "metadata_assets.config"  # where users import it from (tracebacks name it so)
 
 
-_REPEATS = frozenset(op for op in (getattr(_sre_parse, n, None) for n in ("MAX_REPEAT", "MIN_REPEAT",
-                                                                           "POSSESSIVE_REPEAT")) if op is not None)
+_REPEATS = frozenset(
+    op
+    for op in (getattr(_sre_parse, n, None) for n in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"))
+    if op is not None
+)
 
 
 def _subpatterns(av):
@@ -65,9 +68,16 @@ _P = _sre_parse
 _END = -1  # what follows the whole regex: re.match lets anything (or nothing) follow
 _NONE: frozenset = frozenset()
 _UNIVERSE = frozenset(range(128)) | {0xDF, 0xE9, 0x130, 0x3B1, 0x4E00, 0x2028}  # ASCII and a few others
-_CATEGORIES = {"CATEGORY_DIGIT": r"\d", "CATEGORY_NOT_DIGIT": r"\D", "CATEGORY_SPACE": r"\s",
-               "CATEGORY_NOT_SPACE": r"\S", "CATEGORY_WORD": r"\w", "CATEGORY_NOT_WORD": r"\W",
-               "CATEGORY_LINEBREAK": "\n", "CATEGORY_NOT_LINEBREAK": "[^\n]"}
+_CATEGORIES = {
+    "CATEGORY_DIGIT": r"\d",
+    "CATEGORY_NOT_DIGIT": r"\D",
+    "CATEGORY_SPACE": r"\s",
+    "CATEGORY_NOT_SPACE": r"\S",
+    "CATEGORY_WORD": r"\w",
+    "CATEGORY_NOT_WORD": r"\W",
+    "CATEGORY_LINEBREAK": "\n",
+    "CATEGORY_NOT_LINEBREAK": "[^\n]",
+}
 _EMPTY, _MAYBE, _CONSUMED = "empty", "maybe", "consumed"  # what the current iteration of a repeat has consumed
 
 
@@ -173,7 +183,7 @@ class _Choices:
             alts = av[1] if op is _P.BRANCH else [av[1], av[2] or []]
             if self.check:
                 entries = [self.seq(alt, fc, fe, state, loop) for alt in alts]
-                if loop and any(a & b for i, a in enumerate(entries) for b in entries[i + 1:]):
+                if loop and any(a & b for i, a in enumerate(entries) for b in entries[i + 1 :]):
                     self.found = True
             shapes = [self.shape_of(alt) for alt in alts]
             return frozenset().union(*(f for f, _ in shapes)), any(n for _, n in shapes)
@@ -239,13 +249,15 @@ class Pattern(_Strict):
             if _nests_repeats(parsed):
                 raise ValueError(
                     f"regex {rx!r} nests a repeat inside a repeat (like '(a+)+'), which can take exponential time "
-                    "on some names: rewrite it without the nested repeat (e.g. 'a+$' instead of '(a+)+$')")
+                    "on some names: rewrite it without the nested repeat (e.g. 'a+$' instead of '(a+)+$')"
+                )
             if _repeats_ambiguous_choice(parsed):
                 raise ValueError(
                     f"regex {rx!r} repeats a choice whose alternatives can start with the same character (like "
                     "'(a|a)+' or "
                     "'(a|aa)+'), which can take exponential time on some names: make the alternatives start "
-                    "differently or drop the repeat (e.g. 'a+$' instead of '(a|aa)+$')")
+                    "differently or drop the repeat (e.g. 'a+$' instead of '(a|aa)+$')"
+                )
         return regexes
 
     def to_datahub(self) -> AllowDenyPattern:
@@ -270,7 +282,6 @@ class Pattern(_Strict):
 class Schedule(_Strict):
     cron: str = "0 5 * * *"
     timezone: str = "UTC"
-
 
     @field_validator("cron")
     @classmethod
@@ -309,10 +320,12 @@ class RunPod(_Strict):
     (a run of 1,500 of bench/'s XL peaked at 284 MiB, bench/DEPLOYED.md). A source with databases of thousands of
     tables, whose run also pushes them (push_from_extraction), wants 1Gi."""
 
-    cpu: str = Field(default="250m", pattern=r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$",
-                     description="a Kubernetes CPU quantity: 250m, 1, 1.5")
-    memory: str = Field(default="512Mi", pattern=r"^[0-9]+(Mi|Gi)$",
-                        description="a Kubernetes memory quantity in Mi or Gi: 512Mi, 2Gi")
+    cpu: str = Field(
+        default="250m", pattern=r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$", description="a Kubernetes CPU quantity: 250m, 1, 1.5"
+    )
+    memory: str = Field(
+        default="512Mi", pattern=r"^[0-9]+(Mi|Gi)$", description="a Kubernetes memory quantity in Mi or Gi: 512Mi, 2Gi"
+    )
 
 
 class Profile(_Strict):
@@ -322,9 +335,13 @@ class Profile(_Strict):
     its last written value and by more than the figure's floor."""
 
     enabled: bool = True
-    change_share: float = Field(default=0.1, ge=0, le=100,
-                                description="rewrite when a figure moved by more than this share of its last "
-                                            "written value (0.1: 10%; 0 with zero floors: on every change)")
+    change_share: float = Field(
+        default=0.1,
+        ge=0,
+        le=100,
+        description="rewrite when a figure moved by more than this share of its last "
+        "written value (0.1: 10%; 0 with zero floors: on every change)",
+    )
     min_rows: int = Field(default=1000, ge=0, description="a row estimate moving by fewer rows is not a change")
     min_bytes: int = Field(default=1 << 20, ge=0, description="a size moving by fewer bytes is not a change")
 
@@ -351,28 +368,41 @@ class SourceConfig(_Strict):
     include_views: bool = True
     env: str = "PROD"
     platform_instance: Optional[str] = None
-    batch_size: int = Field(default=200, ge=1, le=1000, description="databases per bulk query (and the least per run unless databases_per_run is set)")
+    batch_size: int = Field(
+        default=200,
+        ge=1,
+        le=1000,
+        description="databases per bulk query (and the least per run unless databases_per_run is set)",
+    )
     max_concurrent_runs: int = Field(default=2, ge=1, le=64, description="extraction runs against this source at once")
     databases_per_run: Optional[int] = Field(
-        default=None, ge=1, le=10000,
+        default=None,
+        ge=1,
+        le=10000,
         description="databases per extraction run of the schedule and the schema sensor (each run still reads them "
-                    "in bulk queries of batch_size); default: batch_size, grown on a large estate until a refresh "
-                    "needs no more runs than run at once (max_concurrent_runs), up to 1,500 per run")
-    sensor_interval_s: int = Field(default=15, ge=5, le=86400,
-                                   description="seconds between the schema sensor's fingerprint queries")
+        "in bulk queries of batch_size); default: batch_size, grown on a large estate until a refresh "
+        "needs no more runs than run at once (max_concurrent_runs), up to 1,500 per run",
+    )
+    sensor_interval_s: int = Field(
+        default=15, ge=5, le=86400, description="seconds between the schema sensor's fingerprint queries"
+    )
     schedule: Schedule = Schedule()
     coverage_threshold: float = Field(default=0.5, ge=0, le=1)
     run_pod: RunPod = RunPod()
-    owners: list[str] = Field(default_factory=list,
-                              description="Dagster owners of the source's assets: e-mail addresses or team:<name>")
+    owners: list[str] = Field(
+        default_factory=list, description="Dagster owners of the source's assets: e-mail addresses or team:<name>"
+    )
     tags: dict[str, str] = Field(default_factory=dict, description="Dagster tags of the source's assets")
     history: History = Field(default_factory=History, description="schema versions kept in the store")
     risk: Risk = Field(default_factory=Risk, description="overrides of the risk classes of changes")
     notifications: Notifications = Field(default_factory=Notifications, description="change notifications")
     freshness_hours: Optional[float] = Field(
-        default=26, gt=0, le=24 * 366,
+        default=26,
+        gt=0,
+        le=24 * 366,
         description="the push asset is stale (Dagster freshness policy) when DataHub was not confirmed in sync "
-                    "with the databases for this long; null: no policy")
+        "with the databases for this long; null: no policy",
+    )
 
     def run_size(self, n_databases: int) -> int:
         """Databases per extraction run when `n_databases` are to be refreshed: `databases_per_run`, or by default
@@ -395,10 +425,13 @@ class SourceConfig(_Strict):
     @classmethod
     def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
         for k, v in tags.items():  # Dagster's rules for asset tags
-            if not re.fullmatch(r"([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}", k) or \
-                    not re.fullmatch(r"[A-Za-z0-9_.-]{0,63}", v):
-                raise ValueError(f"tag {k!r}: {v!r}: keys and values may hold letters, digits, '_', '-' and '.' "
-                                 "(at most 63 characters; a key may have a 'prefix/')")
+            if not re.fullmatch(r"([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}", k) or not re.fullmatch(
+                r"[A-Za-z0-9_.-]{0,63}", v
+            ):
+                raise ValueError(
+                    f"tag {k!r}: {v!r}: keys and values may hold letters, digits, '_', '-' and '.' "
+                    "(at most 63 characters; a key may have a 'prefix/')"
+                )
         return tags
 
     @field_validator("env")
@@ -438,16 +471,20 @@ class ServerSource(SourceConfig):
     profile: Profile = Profile()
     domain: dict[str, Pattern] = Field(
         default_factory=dict,
-        description='DataHub domains as DataHub\'s SQL sources assign them: {domain URN: allow/deny patterns over '
-                    '"database.table" (and "database" for the database container)}; when several allow a name, '
-                    'the last one listed wins (as in DataHub\'s sources)',
+        description="DataHub domains as DataHub's SQL sources assign them: {domain URN: allow/deny patterns over "
+        '"database.table" (and "database" for the database container)}; when several allow a name, '
+        "the last one listed wins (as in DataHub's sources)",
     )
     datahub_ownership: bool = Field(
-        default=False, description="send `owners` to DataHub as each dataset's and database's ownership "
-                                   "(technical owners: team:<name> as a group, an e-mail as a user)")
+        default=False,
+        description="send `owners` to DataHub as each dataset's and database's ownership "
+        "(technical owners: team:<name> as a group, an e-mail as a user)",
+    )
     connect_timeout_s: float = Field(default=10, gt=0, le=3600)
     query_timeout_s: float = Field(
-        default=300, gt=0, le=86400,
+        default=300,
+        gt=0,
+        le=86400,
         description="longest wait for one catalog query; also bounds a sensor tick's fingerprint query",
     )
 
@@ -456,8 +493,10 @@ class ServerSource(SourceConfig):
     def _domain_urns(cls, domain: dict[str, Pattern]) -> dict[str, Pattern]:
         for key in domain:
             if not key.startswith("urn:li:domain:"):
-                raise ValueError(f"domain key {key!r} is not a domain URN: give it as urn:li:domain:<id> (DataHub's "
-                                 "source would look a name up in GMS; extraction never talks to DataHub)")
+                raise ValueError(
+                    f"domain key {key!r} is not a domain URN: give it as urn:li:domain:<id> (DataHub's "
+                    "source would look a name up in GMS; extraction never talks to DataHub)"
+                )
         return domain
 
     def password(self) -> str:

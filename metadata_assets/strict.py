@@ -18,8 +18,11 @@ class FromEnv(str):
 
 def _scalar_kind(annotation) -> Optional[type]:
     """bool, int or float when a field holds that scalar (Optional included), else None."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)] \
-        if typing.get_origin(annotation) in (typing.Union, types.UnionType) else [annotation]
+    args = (
+        [a for a in typing.get_args(annotation) if a is not type(None)]
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        else [annotation]
+    )
     return args[0] if len(args) == 1 and args[0] in (bool, int, float) else None
 
 

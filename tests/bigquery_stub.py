@@ -47,26 +47,86 @@ ROW_FILES = ("schemata", "schemata_options", "tables", "table_options", "columns
 # The documented columns of each INFORMATION_SCHEMA view used here, with their types (BigQuery type, DuckDB type).
 _S, _I, _T = ("STRING", "VARCHAR"), ("INT64", "BIGINT"), ("TIMESTAMP", "TIMESTAMPTZ")
 VIEWS = {
-    "SCHEMATA": {"catalog_name": _S, "schema_name": _S, "schema_owner": _S, "creation_time": _T,
-                 "last_modified_time": _T, "location": _S, "ddl": _S, "default_collation_name": _S},
-    "SCHEMATA_OPTIONS": {"catalog_name": _S, "schema_name": _S, "option_name": _S, "option_type": _S,
-                         "option_value": _S},
-    "TABLES": {"table_catalog": _S, "table_schema": _S, "table_name": _S, "table_type": _S,
-               "is_insertable_into": _S, "is_typed": _S, "creation_time": _T, "base_table_catalog": _S,
-               "base_table_schema": _S, "base_table_name": _S, "snapshot_time_ms": _T, "ddl": _S,
-               "default_collation_name": _S, "upsert_stream_apply_watermark": _T},
-    "TABLE_OPTIONS": {"table_catalog": _S, "table_schema": _S, "table_name": _S, "option_name": _S,
-                      "option_type": _S, "option_value": _S},
-    "COLUMNS": {"table_catalog": _S, "table_schema": _S, "table_name": _S, "column_name": _S,
-                "ordinal_position": _I, "is_nullable": _S, "data_type": _S, "is_generated": _S,
-                "generation_expression": _S, "is_stored": _S, "is_hidden": _S, "is_updatable": _S,
-                "is_system_defined": _S, "is_partitioning_column": _S, "clustering_ordinal_position": _I,
-                "collation_name": _S, "column_default": _S, "rounding_mode": _S},
-    "COLUMN_FIELD_PATHS": {"table_catalog": _S, "table_schema": _S, "table_name": _S, "column_name": _S,
-                           "field_path": _S, "data_type": _S, "description": _S, "collation_name": _S,
-                           "rounding_mode": _S},
-    "VIEWS": {"table_catalog": _S, "table_schema": _S, "table_name": _S, "view_definition": _S,
-              "check_option": _S, "use_standard_sql": _S},
+    "SCHEMATA": {
+        "catalog_name": _S,
+        "schema_name": _S,
+        "schema_owner": _S,
+        "creation_time": _T,
+        "last_modified_time": _T,
+        "location": _S,
+        "ddl": _S,
+        "default_collation_name": _S,
+    },
+    "SCHEMATA_OPTIONS": {
+        "catalog_name": _S,
+        "schema_name": _S,
+        "option_name": _S,
+        "option_type": _S,
+        "option_value": _S,
+    },
+    "TABLES": {
+        "table_catalog": _S,
+        "table_schema": _S,
+        "table_name": _S,
+        "table_type": _S,
+        "is_insertable_into": _S,
+        "is_typed": _S,
+        "creation_time": _T,
+        "base_table_catalog": _S,
+        "base_table_schema": _S,
+        "base_table_name": _S,
+        "snapshot_time_ms": _T,
+        "ddl": _S,
+        "default_collation_name": _S,
+        "upsert_stream_apply_watermark": _T,
+    },
+    "TABLE_OPTIONS": {
+        "table_catalog": _S,
+        "table_schema": _S,
+        "table_name": _S,
+        "option_name": _S,
+        "option_type": _S,
+        "option_value": _S,
+    },
+    "COLUMNS": {
+        "table_catalog": _S,
+        "table_schema": _S,
+        "table_name": _S,
+        "column_name": _S,
+        "ordinal_position": _I,
+        "is_nullable": _S,
+        "data_type": _S,
+        "is_generated": _S,
+        "generation_expression": _S,
+        "is_stored": _S,
+        "is_hidden": _S,
+        "is_updatable": _S,
+        "is_system_defined": _S,
+        "is_partitioning_column": _S,
+        "clustering_ordinal_position": _I,
+        "collation_name": _S,
+        "column_default": _S,
+        "rounding_mode": _S,
+    },
+    "COLUMN_FIELD_PATHS": {
+        "table_catalog": _S,
+        "table_schema": _S,
+        "table_name": _S,
+        "column_name": _S,
+        "field_path": _S,
+        "data_type": _S,
+        "description": _S,
+        "collation_name": _S,
+        "rounding_mode": _S,
+    },
+    "VIEWS": {
+        "table_catalog": _S,
+        "table_schema": _S,
+        "table_name": _S,
+        "view_definition": _S,
+        "check_option": _S,
+        "use_standard_sql": _S,
+    },
 }
 SCHEMA_COLUMN = {"SCHEMATA": "schema_name", "SCHEMATA_OPTIONS": "schema_name"}  # the others: table_schema
 PROJECT_LEVEL_ONLY = ("SCHEMATA", "SCHEMATA_OPTIONS")  # no dataset-qualified form of these views
@@ -91,27 +151,54 @@ def farm_fingerprint_standin(text: str) -> int:
 def _views(rows: dict[str, list[dict]], project: str) -> dict[str, list[dict]]:
     """The hand-written rows laid out as the documented INFORMATION_SCHEMA views (missing columns NULL)."""
     out: dict[str, list[dict]] = {
-        "SCHEMATA": [{"catalog_name": project, "schema_name": r["dataset"], **_drop(r, "dataset")}
-                     for r in rows["schemata"]],
-        "SCHEMATA_OPTIONS": [{"catalog_name": project, "schema_name": r["dataset"], **_drop(r, "dataset")}
-                             for r in rows["schemata_options"]],
-        "TABLES": [{"table_catalog": project, "table_schema": r["dataset"], **_drop(r, "dataset")}
-                   for r in rows["tables"]],
-        "TABLE_OPTIONS": [{"table_catalog": project, "table_schema": r["dataset"], **_drop(r, "dataset")}
-                          for r in rows["table_options"]],
-        "VIEWS": [{"table_catalog": project, "table_schema": r["dataset"], **_drop(r, "dataset")}
-                  for r in rows["views"]],
-        "COLUMNS": [], "COLUMN_FIELD_PATHS": [],
+        "SCHEMATA": [
+            {"catalog_name": project, "schema_name": r["dataset"], **_drop(r, "dataset")} for r in rows["schemata"]
+        ],
+        "SCHEMATA_OPTIONS": [
+            {"catalog_name": project, "schema_name": r["dataset"], **_drop(r, "dataset")}
+            for r in rows["schemata_options"]
+        ],
+        "TABLES": [
+            {"table_catalog": project, "table_schema": r["dataset"], **_drop(r, "dataset")} for r in rows["tables"]
+        ],
+        "TABLE_OPTIONS": [
+            {"table_catalog": project, "table_schema": r["dataset"], **_drop(r, "dataset")}
+            for r in rows["table_options"]
+        ],
+        "VIEWS": [
+            {"table_catalog": project, "table_schema": r["dataset"], **_drop(r, "dataset")} for r in rows["views"]
+        ],
+        "COLUMNS": [],
+        "COLUMN_FIELD_PATHS": [],
     }
     for r in rows["columns"]:
-        where = {"table_catalog": project, "table_schema": r["dataset"], "table_name": r["table_name"],
-                 "column_name": r["column_name"]}
-        out["COLUMN_FIELD_PATHS"].append({**where, "field_path": r["field_path"], "data_type": r["data_type"],
-                                          "description": r.get("description")})
+        where = {
+            "table_catalog": project,
+            "table_schema": r["dataset"],
+            "table_name": r["table_name"],
+            "column_name": r["column_name"],
+        }
+        out["COLUMN_FIELD_PATHS"].append(
+            {**where, "field_path": r["field_path"], "data_type": r["data_type"], "description": r.get("description")}
+        )
         if r["field_path"] == r["column_name"]:  # one COLUMNS row per top-level column
-            out["COLUMNS"].append({**where, "is_hidden": r.get("is_hidden", "NO"), **{
-                k: r.get(k) for k in ("ordinal_position", "is_nullable", "data_type", "is_partitioning_column",
-                                      "clustering_ordinal_position", "column_default")}})
+            out["COLUMNS"].append(
+                {
+                    **where,
+                    "is_hidden": r.get("is_hidden", "NO"),
+                    **{
+                        k: r.get(k)
+                        for k in (
+                            "ordinal_position",
+                            "is_nullable",
+                            "data_type",
+                            "is_partitioning_column",
+                            "clustering_ordinal_position",
+                            "column_default",
+                        )
+                    },
+                }
+            )
     for view, table in out.items():
         unknown = {k for r in table for k in r} - set(VIEWS[view])
         assert not unknown, f"hand-written rows of {view} have columns the view does not: {unknown}"
@@ -174,15 +261,25 @@ class BigQueryStub:
                     time.sleep(stub.delay_s)
                 if self.path == "/token":
                     stub.tokens_issued += 1
-                    return self._send(200, {"access_token": "stub-token", "expires_in": 3600,
-                                            "token_type": "Bearer"})
+                    return self._send(200, {"access_token": "stub-token", "expires_in": 3600, "token_type": "Bearer"})
                 if not self._authorized():
                     return self._send(401, {"error": {"code": 401, "message": "no bearer token"}})
                 m = re.fullmatch(r"/bigquery/v2/projects/([^/]+)/queries", self.path.split("?")[0])
                 if m and stub.deny_queries:
-                    return self._send(403, {"error": {"code": 403, "status": "PERMISSION_DENIED", "message": (
-                        f"Access Denied: Project {m.group(1)}: User does not have bigquery.jobs.create permission "
-                        f"in project {m.group(1)}."), "errors": [{"reason": "accessDenied", "message": "denied"}]}})
+                    return self._send(
+                        403,
+                        {
+                            "error": {
+                                "code": 403,
+                                "status": "PERMISSION_DENIED",
+                                "message": (
+                                    f"Access Denied: Project {m.group(1)}: User does not have bigquery.jobs.create permission "
+                                    f"in project {m.group(1)}."
+                                ),
+                                "errors": [{"reason": "accessDenied", "message": "denied"}],
+                            }
+                        },
+                    )
                 if m:
                     try:
                         return self._send(200, stub._query(m.group(1), body))
@@ -190,10 +287,17 @@ class BigQueryStub:
                         # fast the same way instead of a dropped connection the client would retry for minutes
                         if not isinstance(e, InvalidQuery):
                             e = f"the stand-in itself failed: {type(e).__name__}: {e}"
-                        return self._send(400, {"error": {"code": 400, "status": "INVALID_ARGUMENT",
-                                                          "message": str(e), "errors": [{
-                                                              "reason": "invalidQuery", "location": "q",
-                                                              "message": str(e)}]}})
+                        return self._send(
+                            400,
+                            {
+                                "error": {
+                                    "code": 400,
+                                    "status": "INVALID_ARGUMENT",
+                                    "message": str(e),
+                                    "errors": [{"reason": "invalidQuery", "location": "q", "message": str(e)}],
+                                }
+                            },
+                        )
                 return self._send(404, {"error": {"code": 404, "message": f"not stubbed: POST {self.path}"}})
 
             def do_GET(self):
@@ -208,24 +312,44 @@ class BigQueryStub:
                 if m := re.fullmatch(r"/bigquery/v2/projects/([^/]+)/jobs/([^/]+)", path):
                     return self._send(200, stub._jobs[m.group(2)])
                 if m := re.fullmatch(r"/bigquery/v2/projects/([^/]+)/datasets", path):
-                    return self._send(200, {"kind": "bigquery#datasetList", "datasets": [
-                        {"kind": "bigquery#dataset", "id": f"{m.group(1)}:{s['dataset']}", "location": s["location"],
-                         "datasetReference": {"projectId": m.group(1), "datasetId": s["dataset"]}}
-                        for s in stub.rows["schemata"]]})
+                    return self._send(
+                        200,
+                        {
+                            "kind": "bigquery#datasetList",
+                            "datasets": [
+                                {
+                                    "kind": "bigquery#dataset",
+                                    "id": f"{m.group(1)}:{s['dataset']}",
+                                    "location": s["location"],
+                                    "datasetReference": {"projectId": m.group(1), "datasetId": s["dataset"]},
+                                }
+                                for s in stub.rows["schemata"]
+                            ],
+                        },
+                    )
                 if m := re.fullmatch(r"/bigquery/v2/projects/([^/]+)/datasets/([^/]+)", path):
                     s = next((s for s in stub.rows["schemata"] if s["dataset"] == m.group(2)), None)
                     if s is None:
                         return self._send(404, {"error": {"code": 404, "message": f"Not found: Dataset {m.group(2)}"}})
-                    opts = {o["option_name"]: o["option_value"] for o in stub.rows["schemata_options"]
-                            if o["dataset"] == s["dataset"]}
+                    opts = {
+                        o["option_name"]: o["option_value"]
+                        for o in stub.rows["schemata_options"]
+                        if o["dataset"] == s["dataset"]
+                    }
                     from metadata_assets.sources.bigquery import parse_labels, parse_string_literal
 
-                    return self._send(200, {
-                        "kind": "bigquery#dataset", "id": f"{m.group(1)}:{s['dataset']}", "location": s["location"],
-                        "etag": hashlib.sha256(s["ddl"].encode()).hexdigest()[:12],
-                        "datasetReference": {"projectId": m.group(1), "datasetId": s["dataset"]},
-                        "description": parse_string_literal(opts.get("description")),
-                        "labels": parse_labels(opts.get("labels"))})
+                    return self._send(
+                        200,
+                        {
+                            "kind": "bigquery#dataset",
+                            "id": f"{m.group(1)}:{s['dataset']}",
+                            "location": s["location"],
+                            "etag": hashlib.sha256(s["ddl"].encode()).hexdigest()[:12],
+                            "datasetReference": {"projectId": m.group(1), "datasetId": s["dataset"]},
+                            "description": parse_string_literal(opts.get("description")),
+                            "labels": parse_labels(opts.get("labels")),
+                        },
+                    )
                 return self._send(404, {"error": {"code": 404, "message": f"not stubbed: GET {self.path}"}})
 
             def _authorized(self) -> bool:
@@ -248,15 +372,30 @@ class BigQueryStub:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import rsa
 
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+        key = (
+            rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            .decode()
+        )
         adc = tmp_path / "adc.json"  # a throwaway service account whose token_uri is this server
-        adc.write_text(json.dumps({"type": "service_account", "project_id": self.project,
-                                   "private_key_id": "stub", "private_key": key,
-                                   "client_email": f"catalog@{self.project}.iam.gserviceaccount.com",
-                                   "client_id": "1", "token_uri": f"{self.url}/token"}))
-        return {"BIGQUERY_EMULATOR_HOST": self.url, "GOOGLE_APPLICATION_CREDENTIALS": str(adc),
-                "GOOGLE_CLOUD_PROJECT": self.project}
+        adc.write_text(
+            json.dumps(
+                {
+                    "type": "service_account",
+                    "project_id": self.project,
+                    "private_key_id": "stub",
+                    "private_key": key,
+                    "client_email": f"catalog@{self.project}.iam.gserviceaccount.com",
+                    "client_id": "1",
+                    "token_uri": f"{self.url}/token",
+                }
+            )
+        )
+        return {
+            "BIGQUERY_EMULATOR_HOST": self.url,
+            "GOOGLE_APPLICATION_CREDENTIALS": str(adc),
+            "GOOGLE_CLOUD_PROJECT": self.project,
+        }
 
     # --- query answering: the SQL is executed ---
     def _query(self, project: str, body: dict) -> dict:
@@ -265,8 +404,14 @@ class BigQueryStub:
         datasets = None
         if "datasets" in params:
             datasets = [v["value"] for v in params["datasets"]["parameterValue"]["arrayValues"]]
-        record = {"sql": sql, "datasets": datasets, "location": body.get("location"), "project": project,
-                  "duckdb_sql": None, "error": None}
+        record = {
+            "sql": sql,
+            "datasets": datasets,
+            "location": body.get("location"),
+            "project": project,
+            "duckdb_sql": None,
+            "error": None,
+        }
         self.queries.append(record)
         try:
             names, types, rows = self._execute(sql, params, record)
@@ -285,22 +430,34 @@ class BigQueryStub:
                 return {"v": str(micros) if int64_ts else repr(micros / 1_000_000)}
             return {"v": str(v)}
 
-        result = {"kind": "bigquery#queryResponse", "jobComplete": True, "schema": schema,
-                  "jobReference": {"projectId": project, "jobId": job_id, "location": body.get("location") or "US"},
-                  "totalRows": str(len(rows)), "rows": [{"f": [cell(t, v) for t, v in zip(types, r)]} for r in rows],
-                  "cacheHit": False, "totalBytesProcessed": "10485760"}
+        result = {
+            "kind": "bigquery#queryResponse",
+            "jobComplete": True,
+            "schema": schema,
+            "jobReference": {"projectId": project, "jobId": job_id, "location": body.get("location") or "US"},
+            "totalRows": str(len(rows)),
+            "rows": [{"f": [cell(t, v) for t, v in zip(types, r)]} for r in rows],
+            "cacheHit": False,
+            "totalBytesProcessed": "10485760",
+        }
         self._results[job_id] = {**result, "kind": "bigquery#getQueryResultsResponse"}
-        self._jobs[job_id] = {"kind": "bigquery#job", "id": f"{project}:{job_id}", "jobReference": result["jobReference"],
-                              "configuration": {"jobType": "QUERY", "query": {"query": sql, "useLegacySql": False}},
-                              "status": {"state": "DONE"},
-                              "statistics": {"creationTime": "1700000000000", "startTime": "1700000000000",
-                                             "endTime": "1700000000100", "query": {"totalBytesProcessed": "10485760"}}}
+        self._jobs[job_id] = {
+            "kind": "bigquery#job",
+            "id": f"{project}:{job_id}",
+            "jobReference": result["jobReference"],
+            "configuration": {"jobType": "QUERY", "query": {"query": sql, "useLegacySql": False}},
+            "status": {"state": "DONE"},
+            "statistics": {
+                "creationTime": "1700000000000",
+                "startTime": "1700000000000",
+                "endTime": "1700000000100",
+                "query": {"totalBytesProcessed": "10485760"},
+            },
+        }
         return result
 
     def _execute(self, sql: str, params: dict, record: dict) -> tuple[list[str], list[str], list[tuple]]:
         """Parse as GoogleSQL, create the INFORMATION_SCHEMA views it names, run it in DuckDB."""
-        import duckdb
-        import sqlglot
         from sqlglot import exp
 
         try:
@@ -311,13 +468,15 @@ class BigQueryStub:
         con = duckdb.connect()
         try:
             con.execute("SET TimeZone = 'UTC'")
-            con.create_function("farm_fingerprint", farm_fingerprint_standin, [duckdb.sqltype("VARCHAR")],
-                                duckdb.sqltype("BIGINT"))
+            con.create_function(
+                "farm_fingerprint", farm_fingerprint_standin, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("BIGINT")
+            )
             made: set[tuple[str, str, str]] = set()
             for table in tree.find_all(exp.Table):
                 self._create_view(con, table, views, made)
             used = {p.name for p in tree.find_all(exp.Parameter)} | {
-                p.name for p in tree.find_all(exp.Placeholder) if p.name}
+                p.name for p in tree.find_all(exp.Placeholder) if p.name
+            }
             missing = used - set(params)
             if missing:
                 raise InvalidQuery(f"Query parameter '{sorted(missing)[0]}' not found")
@@ -343,8 +502,9 @@ class BigQueryStub:
     def _create_view(self, con, table, views: dict[str, list[dict]], made: set) -> None:
         """`project`.`region-xx`|`dataset`.INFORMATION_SCHEMA.VIEW as a DuckDB table catalog.schema."name"."""
         if not table.name.upper().startswith("INFORMATION_SCHEMA."):
-            raise InvalidQuery(f"Not found: Table {table.sql(dialect='bigquery')} (this stand-in holds "
-                               "INFORMATION_SCHEMA views only)")
+            raise InvalidQuery(
+                f"Not found: Table {table.sql(dialect='bigquery')} (this stand-in holds INFORMATION_SCHEMA views only)"
+            )
         project, where, name = table.catalog, table.db, table.name
         view = name.split(".", 1)[1].upper()
         if not project or not where:
@@ -354,7 +514,7 @@ class BigQueryStub:
         if view not in VIEWS:
             raise InvalidQuery(f"Not found: Table {project}:{where}.{name}")
         if where.lower().startswith("region-"):
-            region = where[len("region-"):].lower()
+            region = where[len("region-") :].lower()
             keep = {s["dataset"] for s in self.rows["schemata"] if s["location"].lower() == region}
         elif view in PROJECT_LEVEL_ONLY:
             raise InvalidQuery(f"INFORMATION_SCHEMA.{view} is not available with a dataset qualifier ({where})")
@@ -367,15 +527,17 @@ class BigQueryStub:
             return
         made.add(key)
         cols = VIEWS[view]
-        con.execute(f'ATTACH IF NOT EXISTS \':memory:\' AS "{project}"')
+        con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS \"{project}\"")
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{project}"."{where}"')
         ref = f'"{project}"."{where}"."{name}"'
         con.execute(f"CREATE TABLE {ref} (" + ", ".join(f'"{c}" {t[1]}' for c, t in cols.items()) + ")")
         schema_col = SCHEMA_COLUMN.get(view, "table_schema")
         rows = [r for r in views[view] if r[schema_col] in keep]
         if rows:
-            con.executemany(f"INSERT INTO {ref} VALUES (" + ", ".join("?" for _ in cols) + ")",
-                            [[_value(r.get(c), t) for c, t in cols.items()] for r in rows])
+            con.executemany(
+                f"INSERT INTO {ref} VALUES (" + ", ".join("?" for _ in cols) + ")",
+                [[_value(r.get(c), t) for c, t in cols.items()] for r in rows],
+            )
 
 
 def _value(v, t):

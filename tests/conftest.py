@@ -48,8 +48,9 @@ class Schema:
         from metadata_assets.sources.mysql import quote_ident
 
         full = self.db(name)
-        self.server.execute(f"CREATE DATABASE {quote_ident(full)} CHARACTER SET utf8mb4",
-                            f"USE {quote_ident(full)}", *statements)
+        self.server.execute(
+            f"CREATE DATABASE {quote_ident(full)} CHARACTER SET utf8mb4", f"USE {quote_ident(full)}", *statements
+        )
         self.databases.append(full)
         return full
 
@@ -69,15 +70,23 @@ class Schema:
 
     def source(self, **overrides) -> MySQLSource:
         fields = dict(
-            name="src", type="mysql", host=self.server.host, port=self.server.port, user=self.user,
-            password_env=self.password_env, database_pattern=Pattern(allow=[f"{self.prefix}.*"]),
+            name="src",
+            type="mysql",
+            host=self.server.host,
+            port=self.server.port,
+            user=self.user,
+            password_env=self.password_env,
+            database_pattern=Pattern(allow=[f"{self.prefix}.*"]),
         )
         fields.update(overrides)
         return MySQLSource(**fields)
 
     def project(self, tmp_path, **source_overrides) -> ProjectConfig:
-        return ProjectConfig(sources=[self.source(**source_overrides)], storage={"uri": str(tmp_path / "store")},
-                             datahub={"lite": {"path": str(tmp_path / "lite.sqlite")}})
+        return ProjectConfig(
+            sources=[self.source(**source_overrides)],
+            storage={"uri": str(tmp_path / "store")},
+            datahub={"lite": {"path": str(tmp_path / "lite.sqlite")}},
+        )
 
 
 @pytest.fixture

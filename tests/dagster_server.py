@@ -77,13 +77,22 @@ class DagsterDev:
         dagster_home = self.home / "dagster"
         dagster_home.mkdir(parents=True, exist_ok=True)
         (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-        env = {**os.environ, **self.env, "DAGSTER_HOME": str(dagster_home), "DAGSTER_DISABLE_TELEMETRY": "1",
-               "DATAHUB_TELEMETRY_ENABLED": "false",
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            **self.env,
+            "DAGSTER_HOME": str(dagster_home),
+            "DAGSTER_DISABLE_TELEMETRY": "1",
+            "DATAHUB_TELEMETRY_ENABLED": "false",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dagster", "dev", "-m", self.module, "-h", "127.0.0.1", "-p", str(self.port)],
-            cwd=self.home, env=env, start_new_session=True,
-            stdin=subprocess.DEVNULL, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT,
+            cwd=self.home,
+            env=env,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log_path.open("wb"),
+            stderr=subprocess.STDOUT,
         )
         try:
             self._wait_ready(timeout)
@@ -117,9 +126,12 @@ class DagsterDev:
         return entries[0]["loadStatus"] if entries else None
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        req = urllib.request.Request(self.url + "/graphql", method="POST",
-                                     data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + "/graphql",
+            method="POST",
+            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=60) as r:
             body = json.loads(r.read())
         if body.get("errors"):
@@ -203,8 +215,11 @@ class Deployment:
 
     def run_errors(self, run_id: str) -> str:
         events = self.dagster.graphql(RUN_LOGS, {"runId": run_id})["logsForRun"]["events"]
-        return "\n".join(e.get("message", "") + "".join((e.get("error") or {}).get("stack") or [])
-                         for e in events if e.get("level") == "ERROR" or e.get("error"))
+        return "\n".join(
+            e.get("message", "") + "".join((e.get("error") or {}).get("stack") or [])
+            for e in events
+            if e.get("level") == "ERROR" or e.get("error")
+        )
 
     def materialize(self, asset_path: list[str], partition: str | None, timeout: float = 180) -> str:
         """What Dagit's Materialize button sends: launchRun of the implicit asset job with an asset selection
@@ -212,8 +227,9 @@ class Deployment:
         from dagster import DagsterRunStatus
 
         client = self.dagster.client()
-        run_id = client.submit_job_execution("__ASSET_JOB", asset_selection=[asset_path],
-                                             tags={"dagster/partition": partition} if partition else None)
+        run_id = client.submit_job_execution(
+            "__ASSET_JOB", asset_selection=[asset_path], tags={"dagster/partition": partition} if partition else None
+        )
         finished = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
         status = wait_for(lambda: (s := client.get_run_status(run_id)) in finished and s, timeout, f"run {run_id}")
         assert status == DagsterRunStatus.SUCCESS, f"run {run_id} ended {status}:\n{self.run_errors(run_id)}"
@@ -222,13 +238,19 @@ class Deployment:
 
 def write_config(path: Path, schema, store_dir: Path, lite_path: Path, source: str = SOURCE) -> None:
     cfg = {
-        "sources": [{
-            "name": source, "type": "mysql", "host": schema.server.host, "port": schema.server.port,
-            "user": schema.user, "password_env": schema.password_env,
-            "database_pattern": {"allow": [f"{schema.prefix}.*"], "deny": [f"{schema.prefix}scratch_.*"]},
-            "table_pattern": {"deny": [".*\\.tmp_.*"]},
-            "batch_size": 50,
-        }],
+        "sources": [
+            {
+                "name": source,
+                "type": "mysql",
+                "host": schema.server.host,
+                "port": schema.server.port,
+                "user": schema.user,
+                "password_env": schema.password_env,
+                "database_pattern": {"allow": [f"{schema.prefix}.*"], "deny": [f"{schema.prefix}scratch_.*"]},
+                "table_pattern": {"deny": [".*\\.tmp_.*"]},
+                "batch_size": 50,
+            }
+        ],
         "storage": {"uri": str(store_dir)},
         "datahub": {"target": "lite", "lite": {"path": str(lite_path)}},
     }
@@ -247,13 +269,24 @@ def dagit(mariadb, tmp_path_factory):
         schema.grant()  # scratch_tmp too: the deny pattern, not the GRANTs, keeps it out
         store_dir, lite_path, config_path = home / "mce", home / "datahub-lite.sqlite", home / "sources.yaml"
         write_config(config_path, schema, store_dir, lite_path)
-        server = DagsterDev(home, env={"METADATA_ASSETS_CONFIG": str(config_path), "METADATA_ASSETS_HOME": str(home),
-                                       schema.password_env: schema.password})
+        server = DagsterDev(
+            home,
+            env={
+                "METADATA_ASSETS_CONFIG": str(config_path),
+                "METADATA_ASSETS_HOME": str(home),
+                schema.password_env: schema.password,
+            },
+        )
         server.start()
         try:
-            yield Deployment(dagster=server, schema=schema, config_path=config_path,
-                             databases=sorted(d for d in schema.databases if "scratch_" not in d),
-                             store_dir=store_dir, lite_path=lite_path)
+            yield Deployment(
+                dagster=server,
+                schema=schema,
+                config_path=config_path,
+                databases=sorted(d for d in schema.databases if "scratch_" not in d),
+                store_dir=store_dir,
+                lite_path=lite_path,
+            )
         finally:
             server.stop()
             leftovers = group_members(server.process.pid)
@@ -264,7 +297,10 @@ def dagit(mariadb, tmp_path_factory):
 def dagit_ready(dagit):
     """What a user finds on opening Dagit: the daemon's schema sensor (default RUNNING) has added the allowed
     databases as partitions and run their first extraction. Waits for those runs, so tests see only their own."""
-    wait_for(lambda: sorted(dagit.partition_keys()) == dagit.databases, 120,
-             f"the schema sensor to add {dagit.databases} as partitions")
+    wait_for(
+        lambda: sorted(dagit.partition_keys()) == dagit.databases,
+        120,
+        f"the schema sensor to add {dagit.databases} as partitions",
+    )
     wait_for(lambda: not dagit.active_runs(), 240, "the sensor's runs to finish")
     return dagit

@@ -137,7 +137,9 @@ def within(seconds: float, fn: Callable, *args, **kwargs):
         result, error = future.result(timeout=seconds), None
     except FutureTimeout:
         pool.shutdown(wait=False)
-        raise AssertionError(f"{getattr(fn, '__name__', fn)} still waiting after {seconds}s: an unbounded wait")
+        raise AssertionError(
+            f"{getattr(fn, '__name__', fn)} still waiting after {seconds}s: an unbounded wait"
+        ) from None
     except Exception as e:  # noqa: BLE001 - the caller asserts on it
         result, error = None, e
     pool.shutdown(wait=False)

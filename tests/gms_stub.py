@@ -112,8 +112,12 @@ class GmsStub:
                     return
                 if die:
                     threading.Thread(target=stub.stop, daemon=True).start()
-                self._reply(200, {"value": [p.entityUrn for p in decoded]} if action.endswith("Batch")
-                            else {"value": decoded[0].entityUrn})
+                self._reply(
+                    200,
+                    {"value": [p.entityUrn for p in decoded]}
+                    if action.endswith("Batch")
+                    else {"value": decoded[0].entityUrn},
+                )
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self._server.server_address[1]

@@ -35,8 +35,11 @@ class MySQL8:
 
     def __init__(self, version: str = "8.0.36", grants: tuple[str, ...] = (), stats_expiry: int = 86400):
         self.version = version
-        self.grants = [f"GRANT USAGE ON *.* TO `{USER}`@`%`",
-                       f"GRANT REFERENCES, SHOW VIEW ON `{DB}`.* TO `{USER}`@`%`", *grants]
+        self.grants = [
+            f"GRANT USAGE ON *.* TO `{USER}`@`%`",
+            f"GRANT REFERENCES, SHOW VIEW ON `{DB}`.* TO `{USER}`@`%`",
+            *grants,
+        ]
         self.stats_expiry = stats_expiry
         self.seen: list[str] = []
         self.number = tuple(int(x) for x in re.match(r"(\d+)\.(\d+)\.(\d+)", version).groups())
@@ -63,49 +66,135 @@ class MySQL8:
                 assert "information_schema.STATISTICS" in sql
                 parts += [("k", 1, 7), ("i", 1, 7)]
             return [{"db": DB, "part": p, "n": n, "h": h} for p, n, h in parts] + [
-                {"db": "mysql", "part": "t", "n": 40, "h": 1}]  # a system database: never fingerprinted
+                {"db": "mysql", "part": "t", "n": 40, "h": 1}
+            ]  # a system database: never fingerprinted
         if sql.startswith("SELECT TABLE_SCHEMA AS db, 'k' AS part"):  # the fingerprint's key parts
             assert "information_schema.STATISTICS" in sql
             return [{"db": DB, "part": p, "n": 1, "h": 7} for p in ("k", "i")]
         if sql.startswith("SHOW CREATE TABLE"):
             # MySQL 8: SHOW CREATE VIEW (and SHOW CREATE TABLE of a view) needs SELECT on the view besides SHOW VIEW
             raise pymysql.err.OperationalError(
-                1142, f"SELECT command denied to user '{USER}'@'10.0.0.7' for table 'recent_orders'")
+                1142, f"SELECT command denied to user '{USER}'@'10.0.0.7' for table 'recent_orders'"
+            )
         table = re.search(r"FROM information_schema\.(\w+)", sql)
         name = table.group(1) if table else None
         if name == "SCHEMATA":
             assert "SCHEMA_COMMENT" not in sql, "MySQL has no SCHEMA_COMMENT"
             return [{"name": DB, "charset": "utf8mb4", "collation": "utf8mb4_0900_ai_ci"}]
         if name == "TABLES":
-            return _rows_for([
-                {"db": DB, "name": "orders", "table_type": "BASE TABLE", "engine": "InnoDB", "row_estimate": 1200,
-                 "data_length": 81920, "index_length": 16384, "create_time": datetime(2026, 1, 5, 9, 0),
-                 "update_time": None, "comment": "Orders", "collation": "utf8mb4_0900_ai_ci"},
-                # MySQL 8 gives a view NULL engine and sizes, and 'VIEW' as its comment
-                {"db": DB, "name": "recent_orders", "table_type": "VIEW", "engine": None, "row_estimate": None,
-                 "data_length": None, "index_length": None, "create_time": datetime(2026, 1, 5, 9, 0),
-                 "update_time": None, "comment": "VIEW", "collation": None},
-            ], args)
+            return _rows_for(
+                [
+                    {
+                        "db": DB,
+                        "name": "orders",
+                        "table_type": "BASE TABLE",
+                        "engine": "InnoDB",
+                        "row_estimate": 1200,
+                        "data_length": 81920,
+                        "index_length": 16384,
+                        "create_time": datetime(2026, 1, 5, 9, 0),
+                        "update_time": None,
+                        "comment": "Orders",
+                        "collation": "utf8mb4_0900_ai_ci",
+                    },
+                    # MySQL 8 gives a view NULL engine and sizes, and 'VIEW' as its comment
+                    {
+                        "db": DB,
+                        "name": "recent_orders",
+                        "table_type": "VIEW",
+                        "engine": None,
+                        "row_estimate": None,
+                        "data_length": None,
+                        "index_length": None,
+                        "create_time": datetime(2026, 1, 5, 9, 0),
+                        "update_time": None,
+                        "comment": "VIEW",
+                        "collation": None,
+                    },
+                ],
+                args,
+            )
         if name == "COLUMNS":
             col = dict(db=DB, dflt=None, col_key="", extra="", gen_expr="", comment="", charset=None, collation=None)
-            return _rows_for([
-                {**col, "tbl": "orders", "name": "id", "ordinal": 1, "nullable": "NO", "data_type": "bigint",
-                 "column_type": "bigint unsigned", "col_key": "PRI", "extra": "auto_increment"},
-                {**col, "tbl": "orders", "name": "total", "ordinal": 2, "nullable": "NO", "data_type": "decimal",
-                 "column_type": "decimal(12,2)", "col_key": "MUL"},
-                {**col, "tbl": "orders", "name": "paid", "ordinal": 3, "nullable": "NO", "data_type": "bit",
-                 "column_type": "bit(1)"},
-                {**col, "tbl": "recent_orders", "name": "id", "ordinal": 1, "nullable": "NO",
-                 "data_type": "bigint", "column_type": "bigint unsigned"},
-            ], args)
+            return _rows_for(
+                [
+                    {
+                        **col,
+                        "tbl": "orders",
+                        "name": "id",
+                        "ordinal": 1,
+                        "nullable": "NO",
+                        "data_type": "bigint",
+                        "column_type": "bigint unsigned",
+                        "col_key": "PRI",
+                        "extra": "auto_increment",
+                    },
+                    {
+                        **col,
+                        "tbl": "orders",
+                        "name": "total",
+                        "ordinal": 2,
+                        "nullable": "NO",
+                        "data_type": "decimal",
+                        "column_type": "decimal(12,2)",
+                        "col_key": "MUL",
+                    },
+                    {
+                        **col,
+                        "tbl": "orders",
+                        "name": "paid",
+                        "ordinal": 3,
+                        "nullable": "NO",
+                        "data_type": "bit",
+                        "column_type": "bit(1)",
+                    },
+                    {
+                        **col,
+                        "tbl": "recent_orders",
+                        "name": "id",
+                        "ordinal": 1,
+                        "nullable": "NO",
+                        "data_type": "bigint",
+                        "column_type": "bigint unsigned",
+                    },
+                ],
+                args,
+            )
         if name == "KEY_COLUMN_USAGE":
-            return _rows_for([{"db": DB, "tbl": "orders", "name": "PRIMARY", "col": "id", "ordinal": 1,
-                               "ref_db": None, "ref_tbl": None, "ref_col": None}], args)
+            return _rows_for(
+                [
+                    {
+                        "db": DB,
+                        "tbl": "orders",
+                        "name": "PRIMARY",
+                        "col": "id",
+                        "ordinal": 1,
+                        "ref_db": None,
+                        "ref_tbl": None,
+                        "ref_col": None,
+                    }
+                ],
+                args,
+            )
         if name == "REFERENTIAL_CONSTRAINTS":
             return []
         if name == "STATISTICS":
-            return _rows_for([{"db": DB, "tbl": "orders", "name": "by_total", "non_unique": 1, "seq": 1,
-                               "col": "total", "sub_part": None, "index_type": "BTREE", "comment": ""}], args)
+            return _rows_for(
+                [
+                    {
+                        "db": DB,
+                        "tbl": "orders",
+                        "name": "by_total",
+                        "non_unique": 1,
+                        "seq": 1,
+                        "col": "total",
+                        "sub_part": None,
+                        "index_type": "BTREE",
+                        "comment": "",
+                    }
+                ],
+                args,
+            )
         if name == "TABLE_CONSTRAINTS":  # the MySQL branch of check constraints (its CHECK_CONSTRAINTS has no table)
             assert self.number >= (8, 0, 16), "CHECK_CONSTRAINTS exists from MySQL 8.0.16"
             assert "JOIN information_schema.CHECK_CONSTRAINTS" in sql
@@ -119,11 +208,23 @@ class MySQL8:
             assert has_language == (self.number >= (8, 0, 32)), "EXTERNAL_LANGUAGE exists from MySQL 8.0.32"
             if not self.routine_text_visible:
                 return []  # MySQL 8 lists routines to an account with a privilege on them; ours has none
-            return _rows_for([{"db": DB, "name": "close_day", "routine_type": "PROCEDURE",
-                               "definition": "BEGIN UPDATE orders SET paid = 1 WHERE total > 0; END",
-                               "comment": "", "return_type": None, "lang": "SQL" if has_language else None,
-                               "is_deterministic": "NO", "data_access": "MODIFIES SQL DATA",
-                               "security_type": "DEFINER"}], args)
+            return _rows_for(
+                [
+                    {
+                        "db": DB,
+                        "name": "close_day",
+                        "routine_type": "PROCEDURE",
+                        "definition": "BEGIN UPDATE orders SET paid = 1 WHERE total > 0; END",
+                        "comment": "",
+                        "return_type": None,
+                        "lang": "SQL" if has_language else None,
+                        "is_deterministic": "NO",
+                        "data_access": "MODIFIES SQL DATA",
+                        "security_type": "DEFINER",
+                    }
+                ],
+                args,
+            )
         if name == "VIEW_TABLE_USAGE":
             assert self.number >= (8, 0, 13), "VIEW_TABLE_USAGE exists from MySQL 8.0.13"
             return [{"view_name": "recent_orders", "db": DB, "tbl": "orders"}] if args == [DB] else []

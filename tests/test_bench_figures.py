@@ -14,4 +14,5 @@ def test_readme_headline_is_rendered_from_the_committed_results():
     finally:
         sys.path.remove(str(BENCH))
     assert headline.readme_block(headline.README.read_text()) == headline.render(), (
-        "README.md's performance headline differs from the results: run .venv/bin/python bench/headline.py --write")
+        "README.md's performance headline differs from the results: run .venv/bin/python bench/headline.py --write"
+    )

@@ -45,8 +45,16 @@ sources:
 
 
 def source(**kw) -> BigQuerySource:
-    return BigQuerySource(**{"name": "analytics_bq", "type": "bigquery", "project": PROJECT, "regions": ["us"],
-                             "dataset_pattern": {"deny": ["tmp_.*"]}, **kw})
+    return BigQuerySource(
+        **{
+            "name": "analytics_bq",
+            "type": "bigquery",
+            "project": PROJECT,
+            "regions": ["us"],
+            "dataset_pattern": {"deny": ["tmp_.*"]},
+            **kw,
+        }
+    )
 
 
 def snapshots(src=None) -> dict:
@@ -57,10 +65,20 @@ def snapshots(src=None) -> dict:
     for k, rs in rows.items():
         for r in rs:
             by[k][r["dataset"]].append(r)
-    return {s["dataset"]: build_dataset(s["dataset"], {"location": s["location"]}, by["schemata_options"][s["dataset"]],
-                                        by["tables"][s["dataset"]], by["table_options"][s["dataset"]],
-                                        by["columns"][s["dataset"]], by["views"][s["dataset"]], src)
-            for s in rows["schemata"] if src.database_allowed(s["dataset"])}
+    return {
+        s["dataset"]: build_dataset(
+            s["dataset"],
+            {"location": s["location"]},
+            by["schemata_options"][s["dataset"]],
+            by["tables"][s["dataset"]],
+            by["table_options"][s["dataset"]],
+            by["columns"][s["dataset"]],
+            by["views"][s["dataset"]],
+            src,
+        )
+        for s in rows["schemata"]
+        if src.database_allowed(s["dataset"])
+    }
 
 
 def write(tmp_path, text):
@@ -71,10 +89,17 @@ def write(tmp_path, text):
 
 # --- config ---
 
+
 def test_config_defaults_and_credentials_never_inline(tmp_path):
     (s,) = load(write(tmp_path, YAML)).sources
-    assert (s.project, s.regions, s.include_views, s.env, s.platform_instance, s.batch_size) == \
-        (PROJECT, ["us"], True, "PROD", None, 50)
+    assert (s.project, s.regions, s.include_views, s.env, s.platform_instance, s.batch_size) == (
+        PROJECT,
+        ["us"],
+        True,
+        "PROD",
+        None,
+        50,
+    )
     assert s.database_allowed("sales") and not s.database_allowed("tmp_scratch")
     for mutation, expected in [
         ("    regions: [US]\n", "    regions: [US]\n    credentials: /keys/sa.json\n"),
@@ -87,22 +112,33 @@ def test_config_defaults_and_credentials_never_inline(tmp_path):
         msg = str(e.value)
         assert "source 'analytics_bq', field" in msg, msg
         assert any(w in msg for w in ("Application Default Credentials", "regions is empty", "invalid project id")), msg
-    with pytest.raises(ConfigError, match="unknown source type 'bigqery' \\(supported: 'mysql', 'bigquery', 'postgres'\\)"):
+    with pytest.raises(
+        ConfigError, match="unknown source type 'bigqery' \\(supported: 'mysql', 'bigquery', 'postgres'\\)"
+    ):
         load(write(tmp_path, YAML.replace("type: bigquery", "type: bigqery")))
 
 
 # --- query text ---
 
+
 def test_query_text_region_and_dataset_scoped():
     region, ds = Scope(PROJECT, region="us"), Scope(PROJECT, dataset="sales")
-    assert schemata_sql(region) == ("SELECT schema_name AS dataset, location, creation_time, last_modified_time "
-                                    "FROM `acme-analytics`.`region-us`.INFORMATION_SCHEMA.SCHEMATA "
-                                    "WHERE schema_name IN UNNEST(@datasets)")
-    assert "FROM `acme-analytics`.`sales`.INFORMATION_SCHEMA.TABLES WHERE table_schema IN UNNEST(@datasets)" \
+    assert schemata_sql(region) == (
+        "SELECT schema_name AS dataset, location, creation_time, last_modified_time "
+        "FROM `acme-analytics`.`region-us`.INFORMATION_SCHEMA.SCHEMATA "
+        "WHERE schema_name IN UNNEST(@datasets)"
+    )
+    assert (
+        "FROM `acme-analytics`.`sales`.INFORMATION_SCHEMA.TABLES WHERE table_schema IN UNNEST(@datasets)"
         in tables_sql(ds)
+    )
     cols = columns_sql(region)
-    assert "`region-us`.INFORMATION_SCHEMA.COLUMNS AS c JOIN `acme-analytics`.`region-us`.INFORMATION_SCHEMA." \
-           "COLUMN_FIELD_PATHS AS f" in cols and "c.is_hidden = 'NO'" in cols
+    assert (
+        "`region-us`.INFORMATION_SCHEMA.COLUMNS AS c JOIN `acme-analytics`.`region-us`.INFORMATION_SCHEMA."
+        "COLUMN_FIELD_PATHS AS f"
+        in cols
+        and "c.is_hidden = 'NO'" in cols
+    )
     fp = fingerprint_sql(region)
     assert "FARM_FINGERPRINT" in fp and "INFORMATION_SCHEMA.SCHEMATA" in fp and "@datasets" not in fp
     assert "@datasets" in fingerprint_sql(ds) and "SCHEMATA" not in fingerprint_sql(ds)
@@ -117,6 +153,7 @@ def test_option_literals():
 
 # --- rows -> snapshot -> MCPs ---
 
+
 def test_rows_to_snapshot():
     dbs = snapshots()
     assert sorted(dbs) == ["marketing", "sales"]
@@ -126,9 +163,15 @@ def test_rows_to_snapshot():
     orders = next(t for t in sales.tables if t.name == "orders")
     assert orders.comment == "One row per order"
     assert orders.properties == {
-        "clustering": "customer_id, country", "clustering_columns": "customer_id,country",
-        "label.pii": "none", "label.tier": "gold", "partition_columns": "order_ts", "partition_expiration_days": "365.0",
-        "partitioning": "DATE(order_ts)", "require_partition_filter": "true"}
+        "clustering": "customer_id, country",
+        "clustering_columns": "customer_id,country",
+        "label.pii": "none",
+        "label.tier": "gold",
+        "partition_columns": "order_ts",
+        "partition_expiration_days": "365.0",
+        "partitioning": "DATE(order_ts)",
+        "require_partition_filter": "true",
+    }
     cols = {c.name: c for c in orders.columns}
     assert cols["items.sku"].comment == "Stock keeping unit" and cols["items"].data_type == "ARRAY"
     assert cols["shipping.address.zip"].column_type == "STRING" and not cols["order_id"].nullable
@@ -159,8 +202,12 @@ def test_mcps_urns_containers_properties_lineage():
     marketing = by_aspect(dataset_mcps(dbs["marketing"], rules, lineage, warnings))
     assert warnings == []
     orders = f"urn:li:dataset:(urn:li:dataPlatform:bigquery,{PROJECT}.sales.orders,PROD)"
-    assert set(sales) >= {orders, f"urn:li:dataset:(urn:li:dataPlatform:bigquery,{PROJECT}.sales.events,PROD)",
-                          rules.container("sales"), rules.project_key().as_urn()}
+    assert set(sales) >= {
+        orders,
+        f"urn:li:dataset:(urn:li:dataPlatform:bigquery,{PROJECT}.sales.events,PROD)",
+        rules.container("sales"),
+        rules.project_key().as_urn(),
+    }
     assert not any("events_2024" in u for u in sales)  # shards fold into one dataset, as in the built-in
     events = sales[f"urn:li:dataset:(urn:li:dataPlatform:bigquery,{PROJECT}.sales.events,PROD)"]["datasetProperties"]
     assert events.customProperties["max_shard_id"] == "20240102"  # the latest shard describes the table
@@ -195,12 +242,20 @@ def _builtin_columns(rows):
     """The same hand-written rows as the built-in source's columns_for_dataset query returns them."""
     from datahub.ingestion.source.bigquery_v2.bigquery_schema import BigqueryColumn
 
-    return [BigqueryColumn(name=r["column_name"], ordinal_position=r["ordinal_position"], field_path=r["field_path"],
-                           is_nullable=r["is_nullable"] == "YES",
-                           data_type=None if "." in r["field_path"] else r["data_type"], comment=r["description"],
-                           is_partition_column=r["is_partitioning_column"] == "YES",
-                           cluster_column_position=r["clustering_ordinal_position"], policy_tags=[])
-            for r in sorted(rows, key=lambda r: (r["ordinal_position"], "." in r["field_path"], r["field_path"]))]
+    return [
+        BigqueryColumn(
+            name=r["column_name"],
+            ordinal_position=r["ordinal_position"],
+            field_path=r["field_path"],
+            is_nullable=r["is_nullable"] == "YES",
+            data_type=None if "." in r["field_path"] else r["data_type"],
+            comment=r["description"],
+            is_partition_column=r["is_partitioning_column"] == "YES",
+            cluster_column_position=r["clustering_ordinal_position"],
+            policy_tags=[],
+        )
+        for r in sorted(rows, key=lambda r: (r["ordinal_position"], "." in r["field_path"], r["field_path"]))
+    ]
 
 
 def test_conformance_with_datahub_bigquery_source():
@@ -221,25 +276,32 @@ def test_conformance_with_datahub_bigquery_source():
 def _compare_with_builtin(ids, config):
     from datahub.ingestion.source.bigquery_v2.bigquery_schema_gen import BigQuerySchemaGenerator
 
-    shim = SimpleNamespace(identifiers=ids, config=config,
-                           BIGQUERY_FIELD_TYPE_MAPPINGS=BigQuerySchemaGenerator.BIGQUERY_FIELD_TYPE_MAPPINGS)
+    shim = SimpleNamespace(
+        identifiers=ids,
+        config=config,
+        BIGQUERY_FIELD_TYPE_MAPPINGS=BigQuerySchemaGenerator.BIGQUERY_FIELD_TYPE_MAPPINGS,
+    )
     shim.is_primary_key = lambda path, constraints: BigQuerySchemaGenerator.is_primary_key(shim, path, constraints)
     rules = BigQueryUrnRules(project=PROJECT)
     rows = load_rows()["columns"]
     for db in snapshots().values():
-        assert rules.container_key(db.name).as_urn() == \
-            BigQuerySchemaGenerator.gen_dataset_key(shim, PROJECT, db.name).as_urn()
+        assert (
+            rules.container_key(db.name).as_urn()
+            == BigQuerySchemaGenerator.gen_dataset_key(shim, PROJECT, db.name).as_urn()
+        )
         assert rules.project_key().as_urn() == BigQuerySchemaGenerator.gen_project_id_key(shim, PROJECT).as_urn()
         for t in db.tables:
             assert rules.dataset(db.name, t.name) == ids.gen_dataset_urn(PROJECT, db.name, t.name)
             theirs = BigQuerySchemaGenerator.gen_schema_fields(
-                shim, _builtin_columns([r for r in rows if (r["dataset"], r["table_name"]) == (db.name, t.name)]), [])
+                shim, _builtin_columns([r for r in rows if (r["dataset"], r["table_name"]) == (db.name, t.name)]), []
+            )
             ours = schema_fields(t)
             assert [f.to_obj() for f in ours] == [f.to_obj() for f in theirs], t.name
     assert any("[type=array]" in f.fieldPath for t in snapshots()["sales"].tables for f in schema_fields(t))
 
 
 # --- through dagster-gcp's BigQueryResource, against the loopback stand-in ---
+
 
 @pytest.fixture
 def bq(tmp_path, monkeypatch):
@@ -265,8 +327,11 @@ def test_extract_through_bigquery_resource_region_mode(bq, tmp_path):
     src, store = source(), LocalStore(tmp_path / "mce")
     with source_client(src) as client:
         results = list(extract(src, ["marketing", "sales", "gone"], store, bigquery_client=client))
-    assert [(r.database, r.ok, r.missing) for r in results] == \
-        [("marketing", True, False), ("sales", True, False), ("gone", True, True)]
+    assert [(r.database, r.ok, r.missing) for r in results] == [
+        ("marketing", True, False),
+        ("sales", True, False),
+        ("gone", True, True),
+    ]
     assert len(bq.queries) == 6  # SCHEMATA, SCHEMATA_OPTIONS, TABLES, TABLE_OPTIONS, COLUMNS x FIELD_PATHS, VIEWS
     assert all(q["location"] == "us" and q["project"] == PROJECT for q in bq.queries)
     assert bq.queries[0]["datasets"] == ["marketing", "sales", "gone"]
@@ -309,8 +374,9 @@ def test_per_dataset_mode_and_fingerprints(bq):
         (sales,) = reader.read(["sales"])
     assert sales.comment == "Orders and customers, curated daily" and sales.properties["label.team"] == "growth"
     assert sales.schema_hash() == snapshots()["sales"].schema_hash()  # same snapshot whichever way it was read
-    assert reader.queries == 4 and all("`acme-analytics`.`sales`.INFORMATION_SCHEMA" in q["sql"]
-                                       for q in bq.queries[-4:])
+    assert reader.queries == 4 and all(
+        "`acme-analytics`.`sales`.INFORMATION_SCHEMA" in q["sql"] for q in bq.queries[-4:]
+    )
     fp = read_fingerprints(src)
     assert sorted(fp) == ["marketing", "sales"]
     # a DDL change (e.g. a new column description) moves that dataset's fingerprint only
@@ -323,13 +389,19 @@ def test_per_dataset_mode_and_fingerprints(bq):
 def test_yaml_source_in_definitions_partitions_materialize_and_push(bq, tmp_path):
     from metadata_assets.datahub.sinks import lite_reader
     from metadata_assets.definitions import build_definitions
-    from metadata_assets.defs.keys import mce_asset_key
     from metadata_assets.defs.in_process import QUIET, push_source
+    from metadata_assets.defs.keys import mce_asset_key
 
-    cfg = load(write(tmp_path, YAML + textwrap.dedent(f"""
-        storage: {{uri: "{tmp_path / 'mce'}"}}
-        datahub: {{target: lite, lite: {{path: "{tmp_path / 'lite.sqlite'}"}}}}
-        """)))
+    cfg = load(
+        write(
+            tmp_path,
+            YAML
+            + textwrap.dedent(f"""
+        storage: {{uri: "{tmp_path / "mce"}"}}
+        datahub: {{target: lite, lite: {{path: "{tmp_path / "lite.sqlite"}"}}}}
+        """),
+        )
+    )
     defs = build_definitions(cfg)
     (src,) = cfg.sources
     instance = DagsterInstance.ephemeral()
@@ -342,9 +414,12 @@ def test_yaml_source_in_definitions_partitions_materialize_and_push(bq, tmp_path
     assert [r.tags.get(ASSET_PARTITION_RANGE_START_TAG) for r in result.run_requests] == ["marketing"]
 
     job = defs.resolve_implicit_global_asset_job_def()
-    run = job.execute_in_process(instance=instance, asset_selection=[mce_asset_key(src)], run_config=QUIET,
-                                 tags={ASSET_PARTITION_RANGE_START_TAG: "marketing",
-                                       ASSET_PARTITION_RANGE_END_TAG: "sales"})
+    run = job.execute_in_process(
+        instance=instance,
+        asset_selection=[mce_asset_key(src)],
+        run_config=QUIET,
+        tags={ASSET_PARTITION_RANGE_START_TAG: "marketing", ASSET_PARTITION_RANGE_END_TAG: "sales"},
+    )
     assert run.success
     mats = {e.materialization.partition: e.materialization for e in run.get_asset_materialization_events()}
     assert sorted(mats) == ["marketing", "sales"] and mats["sales"].metadata["views"].value == 1
@@ -354,8 +429,9 @@ def test_yaml_source_in_definitions_partitions_materialize_and_push(bq, tmp_path
     assert push_source(defs, instance, src, print_fn=lambda m: None)
     lite = lite_reader(str(tmp_path / "lite.sqlite"))
     try:
-        got = lite.get(f"urn:li:dataset:(urn:li:dataPlatform:bigquery,{PROJECT}.sales.orders,PROD)",
-                       aspects=None, typed=True)
+        got = lite.get(
+            f"urn:li:dataset:(urn:li:dataPlatform:bigquery,{PROJECT}.sales.orders,PROD)", aspects=None, typed=True
+        )
         assert got["datasetProperties"].description == "One row per order"
         assert got["container"].container == BigQueryUrnRules(PROJECT).container("sales")
         assert any("[type=array]" in f.fieldPath for f in got["schemaMetadata"].fields)
@@ -373,7 +449,8 @@ def test_sensor_skips_when_the_account_may_not_run_queries(bq, tmp_path):
     cfg = load(write(tmp_path, YAML))
     bq.deny_queries = True
     result = build_schema_sensor(SourceSetup.of(cfg, cfg.sources[0]))(
-        build_sensor_context(instance=DagsterInstance.ephemeral()))
+        build_sensor_context(instance=DagsterInstance.ephemeral())
+    )
     assert isinstance(result, SkipReason)
     assert "fingerprint query failed on source 'analytics_bq'" in result.skip_message
     assert "bigquery.jobs.create" in result.skip_message
@@ -387,13 +464,32 @@ def test_mysql_schema_hash_unchanged_by_the_properties_field():
 
     from metadata_assets.catalog import Column, Database, Table
 
-    db = Database(name="shop", charset="utf8mb4", tables=[Table(name="t", table_type="BASE TABLE", columns=[
-        Column(name="id", ordinal=1, column_type="int(11)", data_type="int", nullable=False)])])
+    db = Database(
+        name="shop",
+        charset="utf8mb4",
+        tables=[
+            Table(
+                name="t",
+                table_type="BASE TABLE",
+                columns=[Column(name="id", ordinal=1, column_type="int(11)", data_type="int", nullable=False)],
+            )
+        ],
+    )
     old = db.to_dict()
     old.pop("warnings"), old.pop("properties"), old.pop("routines"), old.pop("read_at_ms"), old.pop("statistics_note")
     for t in old["tables"]:
-        for k in ("create_time", "update_time", "row_estimate", "data_length", "properties", "index_length",
-                  "indexes", "checks", "triggers", "view_upstreams"):
+        for k in (
+            "create_time",
+            "update_time",
+            "row_estimate",
+            "data_length",
+            "properties",
+            "index_length",
+            "indexes",
+            "checks",
+            "triggers",
+            "view_upstreams",
+        ):
             t.pop(k)
     canon = json.dumps(old, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     assert db.schema_hash() == hashlib.sha256(canon.encode()).hexdigest()
@@ -412,14 +508,22 @@ def test_diff_sees_nested_field_changes():
     orders = next(t for t in after.tables if t.name == "orders")
     orders.columns = [c for c in orders.columns if c.name != "items.qty"]
     d = diff(before, after)
-    assert [(c.table, c.column, c.kind, c.breaking) for c in d.columns] == \
-        [("orders", "items.qty", "removed", "column dropped")]
+    assert [(c.table, c.column, c.kind, c.breaking) for c in d.columns] == [
+        ("orders", "items.qty", "removed", "column dropped")
+    ]
 
 
 # --- the stand-in executes what it is sent: a wrong query fails ---
 
-QUERY_FUNCTIONS = ("schemata_sql", "schemata_options_sql", "tables_sql", "table_options_sql", "columns_sql",
-                   "views_sql", "fingerprint_sql")
+QUERY_FUNCTIONS = (
+    "schemata_sql",
+    "schemata_options_sql",
+    "tables_sql",
+    "table_options_sql",
+    "columns_sql",
+    "views_sql",
+    "fingerprint_sql",
+)
 
 
 def test_the_stand_in_runs_every_query_in_duckdb(bq):
@@ -457,13 +561,15 @@ def test_a_wrong_query_fails(bq, monkeypatch, name):
     from metadata_assets.sources.bigquery import reader as reader_mod
 
     original = getattr(reader_mod, name)
-    old, new, column = {"schemata_sql": ("schema_name AS", "schema_nam AS", "schema_nam"),
-                        "schemata_options_sql": ("option_value", "option_val", "option_val"),
-                        "tables_sql": ("table_type", "table_typ", "table_typ"),
-                        "table_options_sql": ("option_value", "option_valu", "option_valu"),
-                        "columns_sql": ("f.field_path", "f.fieldpath", "fieldpath"),
-                        "views_sql": ("view_definition", "view_def", "view_def"),
-                        "fingerprint_sql": ("IFNULL(ddl", "IFNULL(dll", "dll")}[name]
+    old, new, column = {
+        "schemata_sql": ("schema_name AS", "schema_nam AS", "schema_nam"),
+        "schemata_options_sql": ("option_value", "option_val", "option_val"),
+        "tables_sql": ("table_type", "table_typ", "table_typ"),
+        "table_options_sql": ("option_value", "option_valu", "option_valu"),
+        "columns_sql": ("f.field_path", "f.fieldpath", "fieldpath"),
+        "views_sql": ("view_definition", "view_def", "view_def"),
+        "fingerprint_sql": ("IFNULL(ddl", "IFNULL(dll", "dll"),
+    }[name]
     monkeypatch.setattr(reader_mod, name, lambda scope: original(scope).replace(old, new))
     with source_client(source()) as client, pytest.raises(BadRequest) as e:
         reader = BigQueryReader(client, source())
@@ -472,16 +578,22 @@ def test_a_wrong_query_fails(bq, monkeypatch, name):
     assert new in bq.queries[-1]["sql"] and bq.queries[-1]["error"]
 
 
-@pytest.mark.parametrize("sql, message", [
-    ("SELEC 1", "Syntax error"),
-    ("SELECT table_name FROM `acme-analytics`.`region-us`.INFORMATION_SCHEMA.TABLEZ", "Not found: Table"),
-    ("SELECT table_name FROM `other-project`.`region-us`.INFORMATION_SCHEMA.TABLES", "Access Denied"),
-    ("SELECT schema_name FROM `acme-analytics`.`sales`.INFORMATION_SCHEMA.SCHEMATA", "dataset qualifier"),
-    ("SELECT table_name FROM `acme-analytics`.`region-us`.INFORMATION_SCHEMA.TABLES WHERE table_schema IN "
-     "UNNEST(@dataset)", "Query parameter 'dataset' not found"),
-    ("SELECT table_schema, COUNT(*) AS n FROM `acme-analytics`.`region-us`.INFORMATION_SCHEMA.TABLES", "GROUP BY"),
-    ("SELECT sales.orders.order_id FROM `acme-analytics`.sales.orders", "INFORMATION_SCHEMA views only"),
-])
+@pytest.mark.parametrize(
+    "sql, message",
+    [
+        ("SELEC 1", "Syntax error"),
+        ("SELECT table_name FROM `acme-analytics`.`region-us`.INFORMATION_SCHEMA.TABLEZ", "Not found: Table"),
+        ("SELECT table_name FROM `other-project`.`region-us`.INFORMATION_SCHEMA.TABLES", "Access Denied"),
+        ("SELECT schema_name FROM `acme-analytics`.`sales`.INFORMATION_SCHEMA.SCHEMATA", "dataset qualifier"),
+        (
+            "SELECT table_name FROM `acme-analytics`.`region-us`.INFORMATION_SCHEMA.TABLES WHERE table_schema IN "
+            "UNNEST(@dataset)",
+            "Query parameter 'dataset' not found",
+        ),
+        ("SELECT table_schema, COUNT(*) AS n FROM `acme-analytics`.`region-us`.INFORMATION_SCHEMA.TABLES", "GROUP BY"),
+        ("SELECT sales.orders.order_id FROM `acme-analytics`.sales.orders", "INFORMATION_SCHEMA views only"),
+    ],
+)
 def test_queries_the_stand_in_refuses(bq, sql, message):
     from google.api_core.exceptions import BadRequest
     from google.cloud import bigquery
@@ -490,8 +602,13 @@ def test_queries_the_stand_in_refuses(bq, sql, message):
 
     with source_client(source()) as client, pytest.raises(BadRequest) as e:
         params = [bigquery.ArrayQueryParameter("datasets", "STRING", ["sales"])]
-        client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params), api_method="QUERY",
-                     location="us", job_retry=None).result()
+        client.query(
+            sql,
+            job_config=bigquery.QueryJobConfig(query_parameters=params),
+            api_method="QUERY",
+            location="us",
+            job_retry=None,
+        ).result()
     assert message in str(e.value), str(e.value)
 
 
@@ -511,7 +628,8 @@ def test_a_sensor_tick_ends_at_its_deadline(bq, tmp_path, monkeypatch):
     monkeypatch.setattr(bq_kind, "SENSOR_TICK_DEADLINE_S", 1.5)
     started = time.monotonic()
     result = build_schema_sensor(SourceSetup.of(cfg, cfg.sources[0]))(
-        build_sensor_context(instance=DagsterInstance.ephemeral()))
+        build_sensor_context(instance=DagsterInstance.ephemeral())
+    )
     elapsed = time.monotonic() - started
     assert isinstance(result, SkipReason), result
     assert "did not finish within the sensor tick's deadline of 1.5s" in result.skip_message

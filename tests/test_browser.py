@@ -13,8 +13,16 @@ pytest_plugins = ["dagster_server"]
 pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 OUTPUT = Path(__file__).parents[1] / "test-output"
 
 
@@ -32,8 +40,12 @@ def browser():
 
 def dismiss_community_popup(url: str) -> None:
     """Dagit's "join the community" dialog covers the page until the NUX is marked seen."""
-    req = urllib.request.Request(url + "/graphql", method="POST", headers={"Content-Type": "application/json"},
-                                 data=json.dumps({"query": "mutation { setNuxSeen }"}).encode())
+    req = urllib.request.Request(
+        url + "/graphql",
+        method="POST",
+        headers={"Content-Type": "application/json"},
+        data=json.dumps({"query": "mutation { setNuxSeen }"}).encode(),
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         assert json.loads(r.read())["data"]["setNuxSeen"] is True
 
@@ -84,8 +96,16 @@ def test_asset_partitions_page_shows_databases(dagit_ready, browser):
     assert "Materialized (3)" in overview and "Missing (0)" in overview and "Failed (0)" in overview
     assert all(db in overview for db in dagit.databases)
     assert not any("scratch_" in line for line in overview.splitlines())
-    for label in ("tables", "views", "columns", "documented_columns_pct", "path", "checks", "tables_and_views",
-                  "schema_diff"):
+    for label in (
+        "tables",
+        "views",
+        "columns",
+        "documented_columns_pct",
+        "path",
+        "checks",
+        "tables_and_views",
+        "schema_diff",
+    ):
         assert re.search(rf"^{label}$", detail, re.M), f"metadata {label!r} not shown:\n{detail[-1500:]}"
     assert re.search(r"^tables\s+3$", detail, re.M) and re.search(r"^views\s+1$", detail, re.M)  # shop's counts
     assert shop in detail and "No partition selected" not in detail
@@ -112,8 +132,12 @@ def _screenshot_page(browser, url: str, wait_for: list[str], name: str) -> str:
 def test_checks_tab_lists_the_three_checks_and_no_check_step(dagit_ready, browser):
     dagit = dagit_ready
     dismiss_community_popup(dagit.dagster.url)
-    body = _screenshot_page(browser, f"{dagit.dagster.url}/assets/{'/'.join(dagit.mce_asset)}?view=checks",
-                            ["breaking_schema_changes"], "dagit_asset_checks.png")
+    body = _screenshot_page(
+        browser,
+        f"{dagit.dagster.url}/assets/{'/'.join(dagit.mce_asset)}?view=checks",
+        ["breaking_schema_changes"],
+        "dagit_asset_checks.png",
+    )
     for check in ("breaking_schema_changes", "documentation_coverage", "least_privilege"):
         assert check in body, body[-2000:]
     # the checks run in the extraction step itself: the code location has no separate check op or job
@@ -123,7 +147,8 @@ def test_checks_tab_lists_the_three_checks_and_no_check_step(dagit_ready, browse
 def test_automation_page_shows_the_schedule_and_sensors(dagit_ready, browser):
     dagit = dagit_ready
     dismiss_community_popup(dagit.dagster.url)
-    body = _screenshot_page(browser, f"{dagit.dagster.url}/automation", ["e2e_mysql_daily_schedule"],
-                            "dagit_automation.png")
+    body = _screenshot_page(
+        browser, f"{dagit.dagster.url}/automation", ["e2e_mysql_daily_schedule"], "dagit_automation.png"
+    )
     for name in ("e2e_mysql_daily_schedule", "e2e_mysql_schema_sensor", "e2e_mysql_datahub_push_sensor"):
         assert name in body, body[-2000:]

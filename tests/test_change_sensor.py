@@ -185,7 +185,8 @@ def test_sensor_is_registered_running_and_its_requests_resolve_in_the_definition
     assert sensor.default_status == DefaultSensorStatus.RUNNING
     key = mce_asset_key(daemon.source)
     assert {AssetCheckKey(key, "breaking_schema_changes"), AssetCheckKey(key, "documentation_coverage")} <= set(
-        defs.resolve_asset_graph().asset_check_keys)
+        defs.resolve_asset_graph().asset_check_keys
+    )
     # what the daemon does: evaluate against the code location, new partitions and range run in one tick
     data = sensor.evaluate_tick(build_sensor_context(instance=daemon.instance, definitions=defs))
     (run,) = data.run_requests
@@ -207,6 +208,7 @@ def test_a_tick_says_what_it_did():
     p = Plan(add=["marketing"], remove=["nonexistent_db"], changed=["shop", "billing"])
     assert what_it_did(p) == "added marketing; removed nonexistent_db; 2 databases changed: shop, billing"
     many = Plan(changed=[f"db{i:02}" for i in range(12)])
-    assert what_it_did(many) == ("12 databases changed: db00, db01, db02, db03, db04, db05, db06, db07, db08, db09 "
-                                 "and 2 more")
+    assert what_it_did(many) == (
+        "12 databases changed: db00, db01, db02, db03, db04, db05, db06, db07, db08, db09 and 2 more"
+    )
     assert what_it_did(Plan()) == ""

@@ -54,6 +54,7 @@ def rows_of(report) -> dict:
 
 # --- MariaDB ---------------------------------------------------------------------------------------------------
 
+
 def test_least_privilege_account_exit_0_select_refused_everywhere_views_have_sql(schema, tmp_path, capsys):
     shop, billing, analytics, scratch = schema.load_sample()
     empty = schema.create("empty")
@@ -63,8 +64,10 @@ def test_least_privilege_account_exit_0_select_refused_everywhere_views_have_sql
     rc, out, err = run_cli(capsys, "--config", cfg, "--source", "src")
     assert rc == 0, out + err
     lines = out.splitlines()
-    assert lines[-1] == "OK: the account cannot read data in any of 5 databases (SELECT refused in 4, no table to " \
-                        "probe in 1)"
+    assert (
+        lines[-1] == "OK: the account cannot read data in any of 5 databases (SELECT refused in 4, no table to "
+        "probe in 1)"
+    )
     assert lines[1].split() == ["database", "visible", "data", "view", "SQL", "routines", "notes"]
     assert any(line.startswith(shop) and "SELECT refused" in line and "SQL shown" in line for line in lines)
     assert any(line.startswith(empty) and "no probe" in line and "no table" in line for line in lines)
@@ -75,7 +78,12 @@ def test_least_privilege_account_exit_0_select_refused_everywhere_views_have_sql
     assert sorted(rows) == sorted([shop, billing, analytics, scratch, empty])
     assert all(r.visible for r in rows.values())
     assert {name: r.data_readable for name, r in rows.items()} == {
-        shop: False, billing: False, analytics: False, scratch: False, empty: None}
+        shop: False,
+        billing: False,
+        analytics: False,
+        scratch: False,
+        empty: None,
+    }
     assert "refused, error 1142" in rows[shop].probe and f"`{shop}`." in rows[shop].probe
     assert rows[shop].views_have_sql is True  # SHOW VIEW: SHOW CREATE TABLE of the view returns SQL
     assert rows[empty].views_have_sql is None and "no table" in rows[empty].probe
@@ -103,8 +111,9 @@ def test_select_on_one_database_or_one_table_exits_1_naming_it(schema, tmp_path,
     assert rc == 1
     assert out.splitlines()[-1] == f"OVER-PRIVILEGED: the account can read data in 1 of 3 databases: {readable}"
     # SHOW GRANTS, as extraction reports it
-    assert (f"account: over-privileged: the account can read data (GRANT SELECT, REFERENCES, SHOW VIEW ON "
-            f"`{readable}`.*") in out
+    assert (
+        f"account: over-privileged: the account can read data (GRANT SELECT, REFERENCES, SHOW VIEW ON `{readable}`.*"
+    ) in out
     assert f"SELECT 1 FROM `{readable}`.`t` LIMIT 0: succeeded" in out  # the probe, in the row's notes
 
     # a table-level grant: the probe goes to the table TABLE_PRIVILEGES lists, not to the first table
@@ -143,8 +152,9 @@ def test_a_locked_table_holds_an_allowed_probe_only_so_long_and_a_refused_one_no
 
 
 def test_mariadb_routines_visible_only_with_select_on_mysql_proc(schema, tmp_path, capsys):
-    db = schema.create("r", "CREATE TABLE t (id INT)", "CREATE PROCEDURE p() SELECT 1",
-                       "CREATE FUNCTION f() RETURNS INT RETURN 1")
+    db = schema.create(
+        "r", "CREATE TABLE t (id INT)", "CREATE PROCEDURE p() SELECT 1", "CREATE FUNCTION f() RETURNS INT RETURN 1"
+    )
     schema.grant()
     source = schema.source()
     (row,) = kind_of(source).check_access(source).databases
@@ -181,16 +191,22 @@ def test_as_a_subprocess_json(schema, tmp_path):
     db = schema.create("sub", "CREATE TABLE t (id INT)", "CREATE VIEW v AS SELECT id FROM t")
     schema.grant()
     cfg = mysql_config(schema, tmp_path)
-    done = subprocess.run([str(VENV_BIN / "metadata-assets"), "check-access", "--config", str(cfg), "--source", "src",
-                           "--json"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(VENV_BIN / "metadata-assets"), "check-access", "--config", str(cfg), "--source", "src", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert [(d["database"], d["visible"], d["data_readable"], d["views_have_sql"]) for d in data["databases"]] == [
-        (db, True, False, True)]
+        (db, True, False, True)
+    ]
     assert data["verdict"].startswith("OK: ")
 
 
 # --- the least_privilege asset check ---------------------------------------------------------------------------
+
 
 def _evaluations(result, name):
     return {e.partition: e for e in result.get_asset_check_evaluations() if e.check_name == name}
@@ -216,8 +232,10 @@ def test_least_privilege_check_errors_for_an_over_privileged_partition(schema, t
     assert AssetCheckKey(key, LEAST_PRIVILEGE) in defs.resolve_asset_graph().asset_check_keys
     job = defs.resolve_implicit_global_asset_job_def()
 
-    first = job.execute_in_process(instance=instance, tags={
-        "dagster/asset_partition_range_start": clean, "dagster/asset_partition_range_end": views})
+    first = job.execute_in_process(
+        instance=instance,
+        tags={"dagster/asset_partition_range_start": clean, "dagster/asset_partition_range_end": views},
+    )
     assert first.success
     checks = _evaluations(first, LEAST_PRIVILEGE)
     assert checks[clean].passed
@@ -236,10 +254,13 @@ def test_least_privilege_check_errors_for_an_over_privileged_partition(schema, t
 
     # on demand, from the latest materializations' metadata: ERROR for clean, still WARN for views
     checks_only = job.get_subset(asset_selection=set(), asset_check_selection={AssetCheckKey(key, LEAST_PRIVILEGE)})
-    for partition, passed, severity in ((clean, False, AssetCheckSeverity.ERROR),
-                                        (views, False, AssetCheckSeverity.WARN)):
-        again = _evaluations(checks_only.execute_in_process(instance=instance, partition_key=partition),
-                             LEAST_PRIVILEGE)
+    for partition, passed, severity in (
+        (clean, False, AssetCheckSeverity.ERROR),
+        (views, False, AssetCheckSeverity.WARN),
+    ):
+        again = _evaluations(
+            checks_only.execute_in_process(instance=instance, partition_key=partition), LEAST_PRIVILEGE
+        )
         assert list(again) == [partition]
         assert (again[partition].passed, again[partition].severity) == (passed, severity)
 
@@ -267,17 +288,22 @@ def pg(tmp_path_factory):
         local_postgres.create_database(server, db)
         pg_execute(server, "postgres", f'REVOKE CONNECT ON DATABASE "{db}" FROM PUBLIC')
     pg_execute(server, "postgres", "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
-    pg_execute(server, "ca_shop", """
+    pg_execute(
+        server,
+        "ca_shop",
+        """
         CREATE SCHEMA sales;
         CREATE TABLE sales.customers (id int PRIMARY KEY, email text);
         CREATE TABLE public.orders (id int PRIMARY KEY, customer_id int, total numeric);
         CREATE VIEW sales.big_orders AS SELECT o.id, c.email FROM public.orders o JOIN sales.customers c
           ON c.id = o.customer_id WHERE o.total > 100;
         CREATE FUNCTION public.order_total(int) RETURNS numeric LANGUAGE sql AS 'SELECT 1::numeric';
-        CREATE EXTENSION citext;  -- its functions are the extension's, not catalogued nor counted""")
+        CREATE EXTENSION citext;  -- its functions are the extension's, not catalogued nor counted""",
+    )
     pg_execute(server, "ca_billing", "CREATE TABLE invoices (id int PRIMARY KEY)")
-    source = PostgresSource(name="pgsrc", type="postgres", host=server.host, port=server.port, user="catalog",
-                            password_env="PG_CA_PASSWORD")
+    source = PostgresSource(
+        name="pgsrc", type="postgres", host=server.host, port=server.port, user="catalog", password_env="PG_CA_PASSWORD"
+    )
     for statement in grant_statements(source, PG_DATABASES):
         if not statement.startswith("--"):
             pg_execute(server, "postgres", statement.replace("<password from $PG_CA_PASSWORD>", "secret"))
@@ -306,16 +332,22 @@ def test_postgres_connect_only_role_exit_0(pg, pg_cfg, capsys):
     server, source = pg
     rc, out, err = run_cli(capsys, "--config", pg_cfg, "--source", "pgsrc")
     assert rc == 0, out + err
-    assert out.splitlines()[-1] == ("OK: the account cannot read data in any of 4 databases (SELECT refused in 2, "
-                                    "no table to probe in 2)")
+    assert out.splitlines()[-1] == (
+        "OK: the account cannot read data in any of 4 databases (SELECT refused in 2, no table to probe in 2)"
+    )
     report = kind_of(source).check_access(source)
     rows = rows_of(report)
     assert sorted(rows) == sorted([*PG_DATABASES, "postgres"])  # ca_hidden: no CONNECT, not listed
     assert {n: r.data_readable for n, r in rows.items()} == {
-        "ca_shop": False, "ca_billing": False, "ca_empty": None, "postgres": None}
+        "ca_shop": False,
+        "ca_billing": False,
+        "ca_empty": None,
+        "postgres": None,
+    }
     # the probe goes to a schema the role has USAGE on (public): the table itself refuses, SQLSTATE 42501
-    assert rows["ca_shop"].probe == ('SELECT 1 FROM "public"."orders" LIMIT 0: refused, SQLSTATE 42501 '
-                                     '(permission denied for table orders)')
+    assert rows["ca_shop"].probe == (
+        'SELECT 1 FROM "public"."orders" LIMIT 0: refused, SQLSTATE 42501 (permission denied for table orders)'
+    )
     assert rows["ca_shop"].views_have_sql is True  # pg_get_viewdef() for a CONNECT-only role
     assert (rows["ca_shop"].routines_visible, rows["ca_shop"].routine_text_visible) == (1, True)
     assert rows["ca_empty"].views_have_sql is None and rows["ca_empty"].routines_visible == 0
@@ -325,8 +357,10 @@ def test_postgres_connect_only_role_exit_0(pg, pg_cfg, capsys):
     rc, out, _ = run_cli(capsys, "--config", pg_cfg, "--source", "pgsrc", "--json", "-d", "ca_hidden", "-d", "ca_gone")
     assert rc == 0
     by_name = {d["database"]: d for d in json.loads(out)["databases"]}
-    assert by_name["ca_hidden"]["visible"] is False and "permission denied for database" in by_name["ca_hidden"][
-        "notes"][0]
+    assert (
+        by_name["ca_hidden"]["visible"] is False
+        and "permission denied for database" in by_name["ca_hidden"]["notes"][0]
+    )
     assert by_name["ca_gone"]["visible"] is False and by_name["ca_gone"]["notes"] == ["does not exist"]
 
 
@@ -358,8 +392,7 @@ def test_postgres_pg_read_all_data_reads_every_database_with_tables(pg, pg_cfg, 
     finally:
         pg_execute(server, "postgres", "REVOKE pg_read_all_data FROM catalog")
     assert report.readable == ["ca_billing", "ca_shop"] and report.exit_code() == 1
-    assert report.account_notes == [
-        "over-privileged: the account is a member of pg_read_all_data and can read data"]
+    assert report.account_notes == ["over-privileged: the account is a member of pg_read_all_data and can read data"]
 
 
 def test_postgres_initial_database_refused_exits_2(pg, pg_cfg, capsys):
@@ -393,9 +426,12 @@ def test_postgres_probe_waits_for_a_lock_only_so_long(pg, monkeypatch):
     rows = rows_of(report)
     assert took < 5
     assert rows["ca_billing"].data_readable is None and rows["ca_billing"].probed == "public.invoices"
-    assert "SQLSTATE 55P03" in rows["ca_billing"].probe and "probe inconclusive (SQLSTATE 55P03)" in rows[
-        "ca_billing"].notes
+    assert (
+        "SQLSTATE 55P03" in rows["ca_billing"].probe
+        and "probe inconclusive (SQLSTATE 55P03)" in rows["ca_billing"].notes
+    )
     assert rows["ca_shop"].data_readable is False
     assert report.exit_code() == 0
-    assert report.verdict() == ("OK: no SELECT probe succeeded in any of 2 databases (SELECT refused in 1, probe "
-                                "inconclusive in 1, see notes)")
+    assert report.verdict() == (
+        "OK: no SELECT probe succeeded in any of 2 databases (SELECT refused in 1, probe inconclusive in 1, see notes)"
+    )

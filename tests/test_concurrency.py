@@ -25,18 +25,25 @@ from dagster._core.workspace.load_target import EmptyWorkspaceTarget
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 
 from metadata_assets.config import ProjectConfig
-from metadata_assets.defs.pools import apply_pool_limits, build_pool_limits_sensor, pool_limits
-from metadata_assets.sources.mysql.config import MySQLSource
 from metadata_assets.defs.extraction import build_mce_asset
-from metadata_assets.defs.keys import mce_asset_key, partitions_def, source_pool as mysql_pool
+from metadata_assets.defs.keys import mce_asset_key, partitions_def
+from metadata_assets.defs.keys import source_pool as mysql_pool
+from metadata_assets.defs.pools import apply_pool_limits, build_pool_limits_sensor, pool_limits
 from metadata_assets.defs.source_setup import SourceSetup
+from metadata_assets.sources.mysql.config import MySQLSource
 
 VALUES = yaml.safe_load((Path(__file__).parents[1] / "deploy" / "values.yaml").read_text())
 
 
 def source(name: str, host: str, max_runs: int) -> MySQLSource:
-    return MySQLSource(name=name, type="mysql", host=host, user="catalog_reader", password_env="UNUSED_PW",
-                       max_concurrent_runs=max_runs)
+    return MySQLSource(
+        name=name,
+        type="mysql",
+        host=host,
+        user="catalog_reader",
+        password_env="UNUSED_PW",
+        max_concurrent_runs=max_runs,
+    )
 
 
 def project(tmp_path, *sources) -> ProjectConfig:
@@ -49,11 +56,16 @@ def instance_overrides() -> dict:
     runs = VALUES["concurrency"]["runs"]
     qrc = VALUES["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
     return {
-        "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator",
-                            "config": {"dequeue_interval_seconds": qrc["dequeueIntervalSeconds"]}},
+        "run_coordinator": {
+            "module": "dagster.core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            "config": {"dequeue_interval_seconds": qrc["dequeueIntervalSeconds"]},
+        },
         "run_launcher": {"module": "dagster._core.test_utils", "class": "MockedRunLauncher"},
-        "concurrency": {"pools": {"granularity": pools["granularity"], "default_limit": pools["defaultLimit"]},
-                        "runs": {"max_concurrent_runs": runs["maxConcurrentRuns"]}},
+        "concurrency": {
+            "pools": {"granularity": pools["granularity"], "default_limit": pools["defaultLimit"]},
+            "runs": {"max_concurrent_runs": runs["maxConcurrentRuns"]},
+        },
     }
 
 
@@ -80,12 +92,13 @@ class Queue:
     def submit(self, src: MySQLSource, database: str) -> str:
         self.instance.add_dynamic_partitions(partitions_def(src).name, [database])
         job_name = f"{src.name}_extract"
-        code_server = GrpcServerCodeLocationOrigin(host="metadata-assets", port=3030,
-                                                   location_name="metadata_assets")
+        code_server = GrpcServerCodeLocationOrigin(host="metadata-assets", port=3030, location_name="metadata_assets")
         run = self.instance.create_run_for_job(
-            self.defs.resolve_job_def(job_name), status=DagsterRunStatus.QUEUED,
+            self.defs.resolve_job_def(job_name),
+            status=DagsterRunStatus.QUEUED,
             tags={"dagster/partition": database},
-            remote_job_origin=RemoteJobOrigin(RemoteRepositoryOrigin(code_server, "__repository__"), job_name))
+            remote_job_origin=RemoteJobOrigin(RemoteRepositoryOrigin(code_server, "__repository__"), job_name),
+        )
         self.host_of[run.run_id] = mysql_pool(src)
         return run.run_id
 
@@ -104,7 +117,8 @@ class Queue:
     def finish(self, run_id: str) -> None:
         run = self.instance.get_run_by_id(run_id)
         self.instance.report_dagster_event(
-            DagsterEvent(event_type_value=DagsterEventType.RUN_SUCCESS.value, job_name=run.job_name), run_id)
+            DagsterEvent(event_type_value=DagsterEventType.RUN_SUCCESS.value, job_name=run.job_name), run_id
+        )
         assert self.instance.get_run_by_id(run_id).status == DagsterRunStatus.SUCCESS
 
 
@@ -114,8 +128,7 @@ def mysql_only(limits: dict) -> dict:
 
 
 def test_pool_per_host_with_the_smallest_limit_of_its_sources(tmp_path):
-    cfg = project(tmp_path, source("a", "db1.example", 3), source("b", "db1.example", 2),
-                  source("c", "db2.example", 1))
+    cfg = project(tmp_path, source("a", "db1.example", 3), source("b", "db1.example", 2), source("c", "db2.example", 1))
     assert mysql_only(pool_limits(cfg)) == {mysql_pool(cfg.sources[0]): 2, mysql_pool(cfg.sources[2]): 1}
     assert mysql_pool(cfg.sources[0]) == mysql_pool(cfg.sources[1]) != mysql_pool(cfg.sources[2])
 
@@ -169,7 +182,8 @@ def test_default_limit_guards_a_host_until_the_sensor_has_run(instance, tmp_path
     assert queue.started() == {pool: runs}
     default = VALUES["concurrency"]["pools"]["defaultLimit"]
     assert {p.name: (p.limit, p.from_default) for p in instance.event_log_storage.get_pool_limits()} == {
-        pool: (default, True)}
+        pool: (default, True)
+    }
     runs += [queue.submit(a, f"d{i}") for i in range(1, 5)]
     queue.dequeue()
     assert queue.started() == {pool: runs[:default]}
@@ -191,8 +205,8 @@ def test_a_changed_config_changes_the_instance_limit(instance, tmp_path):
 def test_each_source_pushes_alone(monkeypatch):
     from metadata_assets.config import ProjectConfig
     from metadata_assets.definitions import build_definitions
-    from metadata_assets.defs.pools import pool_limits
     from metadata_assets.defs.keys import push_asset_key
+    from metadata_assets.defs.pools import pool_limits
 
     monkeypatch.setenv("PW", "x")
     cfg = ProjectConfig(sources=[{"name": "a", "type": "mysql", "host": "h", "user": "u", "password_env": "PW"}])

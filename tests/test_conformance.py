@@ -66,19 +66,25 @@ def run_builtin(schema, tmp_path, platform_instance=None, **extra) -> pathlib.Pa
 
     out = tmp_path / "builtin.json"
     config = {
-        "host_port": f"{schema.server.host}:{schema.server.port}", "username": "root", "password": "",
-        "include_views": True, "include_tables": True, "profiling": {"enabled": False},
+        "host_port": f"{schema.server.host}:{schema.server.port}",
+        "username": "root",
+        "password": "",
+        "include_views": True,
+        "include_tables": True,
+        "profiling": {"enabled": False},
         "include_stored_procedures": False,
         "database_pattern": {"allow": [f"^{re.escape(schema.prefix)}.*"]},
         **extra,
     }
     if platform_instance:
         config["platform_instance"] = platform_instance
-    pipeline = Pipeline.create({
-        "run_id": "conformance",
-        "source": {"type": "mysql", "config": config},
-        "sink": {"type": "file", "config": {"filename": str(out)}},
-    })
+    pipeline = Pipeline.create(
+        {
+            "run_id": "conformance",
+            "source": {"type": "mysql", "config": config},
+            "sink": {"type": "file", "config": {"filename": str(out)}},
+        }
+    )
     pipeline.run()
     pipeline.raise_from_status()
     return out
@@ -101,11 +107,12 @@ def load_aspects(paths, repeats_equal: bool = False) -> dict[str, dict[str, obje
     out: dict[str, dict[str, object]] = {}
     for p in paths:
         for item in read_metadata_file(pathlib.Path(p)):
-            for m in (mcps_from_mce(item) if isinstance(item, MetadataChangeEventClass) else [item]):
+            for m in mcps_from_mce(item) if isinstance(item, MetadataChangeEventClass) else [item]:
                 if repeats_equal and m.aspectName in out.get(m.entityUrn, {}):
                     assert out[m.entityUrn][m.aspectName] == m.aspect, f"{m.entityUrn} {m.aspectName} differs"
-                assert repeats_equal or m.aspectName not in out.get(m.entityUrn, {}), \
+                assert repeats_equal or m.aspectName not in out.get(m.entityUrn, {}), (
                     f"{m.entityUrn} {m.aspectName} twice"
+                )
                 out.setdefault(m.entityUrn, {})[m.aspectName] = m.aspect
     return out
 
@@ -119,13 +126,16 @@ def of_type(aspects: dict, prefix: str) -> set[str]:
 
 
 def fields(aspects: dict, urn: str) -> list[tuple]:
-    return [(f.fieldPath, f.nullable, f.description, bool(f.isPartOfKey))
-            for f in aspects[urn]["schemaMetadata"].fields]
+    return [
+        (f.fieldPath, f.nullable, f.description, bool(f.isPartOfKey)) for f in aspects[urn]["schemaMetadata"].fields
+    ]
 
 
 def foreign_keys(aspects: dict, urn: str) -> list[tuple]:
-    return sorted((fk.name, fk.foreignDataset, tuple(fk.foreignFields), tuple(fk.sourceFields))
-                  for fk in aspects[urn]["schemaMetadata"].foreignKeys or [])
+    return sorted(
+        (fk.name, fk.foreignDataset, tuple(fk.foreignFields), tuple(fk.sourceFields))
+        for fk in aspects[urn]["schemaMetadata"].foreignKeys or []
+    )
 
 
 def is_view(aspects: dict, urn: str) -> bool:
@@ -173,7 +183,9 @@ def test_same_entities_fields_keys_and_lineage_as_builtin(both, schema):
         for aspect in ("status", "container", "subTypes", "browsePathsV2"):
             assert b[aspect] == o[aspect], (urn, aspect)
         assert (b["datasetProperties"].name, b["datasetProperties"].description) == (
-            o["datasetProperties"].name, o["datasetProperties"].description), urn
+            o["datasetProperties"].name,
+            o["datasetProperties"].description,
+        ), urn
         assert b["schemaMetadata"].schemaName == o["schemaMetadata"].schemaName
         assert foreign_keys(builtin, urn) == foreign_keys(ours, urn), urn
         if urn in views:
@@ -200,7 +212,9 @@ def test_same_entities_fields_keys_and_lineage_as_builtin(both, schema):
     # the FKs that matter most: composite primary key, a reserved-word target, a cross-database reference
     shop_customers = UrnRules().dataset(schema.db("shop"), "customers")
     assert {fk[1] for fk in foreign_keys(ours, awkward)} == {
-        shop_customers, UrnRules().dataset(schema.db(AWKWARD_DB), "order")}
+        shop_customers,
+        UrnRules().dataset(schema.db(AWKWARD_DB), "order"),
+    }
     assert [f[0] for f in fields(ours, awkward) if f[3]] == ["id", "Ünïcode Col"]
 
 
@@ -210,10 +224,18 @@ def test_intended_differences_are_the_documented_ones(both):
     orders = next(u for u in ours if u.endswith("_shop.orders,PROD)"))
     b_types = [f.nativeDataType for f in builtin[orders]["schemaMetadata"].fields]
     o_types = [f.nativeDataType for f in ours[orders]["schemaMetadata"].fields]
-    assert o_types[:4] == ["bigint(20) unsigned", "bigint(20) unsigned",
-                           "enum('new','paid','shipped','cancelled')", "decimal(12,2)"]
-    assert b_types[:4] == ["BIGINT(20) UNSIGNED", "BIGINT(20) UNSIGNED",
-                           "ENUM('new','paid','shipped','cancelled')", "DECIMAL(12, 2)"]
+    assert o_types[:4] == [
+        "bigint(20) unsigned",
+        "bigint(20) unsigned",
+        "enum('new','paid','shipped','cancelled')",
+        "decimal(12,2)",
+    ]
+    assert b_types[:4] == [
+        "BIGINT(20) UNSIGNED",
+        "BIGINT(20) UNSIGNED",
+        "ENUM('new','paid','shipped','cancelled')",
+        "DECIMAL(12, 2)",
+    ]
     assert ours[orders]["schemaMetadata"].primaryKeys == ["id"] and not builtin[orders]["schemaMetadata"].primaryKeys
     assert json.loads(ours[orders]["schemaMetadata"].fields[4].jsonProps)["extra"] == "VIRTUAL GENERATED"
     assert {"engine", "table_type"} <= set(ours[orders]["datasetProperties"].customProperties)
@@ -283,9 +305,12 @@ def test_every_lineage_upstream_is_a_urn_we_emit(both, schema):
 def test_mariadb_sequences_and_system_versioned_tables(schema, tmp_path):
     """System-versioned tables conform. Intended difference: a MariaDB SEQUENCE is a dataset of ours (table_type
     SEQUENCE, its columns as the server lists them); the built-in source skips sequences altogether."""
-    db = schema.create("kinds", "CREATE SEQUENCE `seq-1`",
-                       "CREATE TABLE sv (id INT PRIMARY KEY, x INT COMMENT 'versioned') WITH SYSTEM VERSIONING",
-                       "CREATE TABLE plain (id INT)")
+    db = schema.create(
+        "kinds",
+        "CREATE SEQUENCE `seq-1`",
+        "CREATE TABLE sv (id INT PRIMARY KEY, x INT COMMENT 'versioned') WITH SYSTEM VERSIONING",
+        "CREATE TABLE plain (id INT)",
+    )
     schema.grant()
     builtin = load_aspects([run_builtin(schema, tmp_path)])
     store, _ = run_ours(schema, tmp_path)
@@ -314,19 +339,30 @@ def test_procedures_domains_and_profiles_as_builtin(schema, tmp_path):
     from metadata_assets.source_config import Pattern
 
     db = schema.create(
-        "proc", "CREATE TABLE orders (id INT PRIMARY KEY, total INT, note VARCHAR(20), KEY by_total (total))",
+        "proc",
+        "CREATE TABLE orders (id INT PRIMARY KEY, total INT, note VARCHAR(20), KEY by_total (total))",
         "CREATE TABLE audit (order_id INT, at_total INT)",
-        "INSERT INTO orders VALUES (1, 10, 'a'), (2, 20, 'b'), (3, 30, 'c')", "ANALYZE TABLE orders",
+        "INSERT INTO orders VALUES (1, 10, 'a'), (2, 20, 'b'), (3, 30, 'c')",
+        "ANALYZE TABLE orders",
         "CREATE PROCEDURE archive(IN n INT) BEGIN INSERT INTO audit SELECT id, total FROM orders WHERE id = n; END",
         "CREATE FUNCTION twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2",
-        "CREATE VIEW big AS SELECT id FROM orders WHERE total > 15")
+        "CREATE VIEW big AS SELECT id FROM orders WHERE total > 15",
+    )
     schema.grant()
     schema.server.execute(f"GRANT SELECT ON mysql.proc TO '{schema.user}'@'%'")
-    domain = {"urn:li:domain:ops": {"allow": [".*"]},
-              "urn:li:domain:sales": {"allow": [rf"{re.escape(db)}\.orders$"]}}
-    builtin = load_aspects([run_builtin(
-        schema, tmp_path, include_stored_procedures=True, domain=domain,
-        profiling={"enabled": True, "profile_table_level_only": True})], repeats_equal=True)
+    domain = {"urn:li:domain:ops": {"allow": [".*"]}, "urn:li:domain:sales": {"allow": [rf"{re.escape(db)}\.orders$"]}}
+    builtin = load_aspects(
+        [
+            run_builtin(
+                schema,
+                tmp_path,
+                include_stored_procedures=True,
+                domain=domain,
+                profiling={"enabled": True, "profile_table_level_only": True},
+            )
+        ],
+        repeats_equal=True,
+    )
     store, _ = run_ours(schema, tmp_path, domain={k: Pattern(**v) for k, v in domain.items()})
     ours = load_aspects(our_files(store))
 

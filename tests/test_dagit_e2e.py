@@ -46,8 +46,9 @@ def test_materialize_partition_through_graphql(dagit_ready):
     mcps = read_mcps(data)
     assert len(mcps) == len(json.loads(data))
     datasets = {m.entityUrn for m in mcps if m.entityType == "dataset"}
-    assert datasets == {make_dataset_urn("mysql", f"{shop}.{t}", "PROD")
-                        for t in ("customers", "orders", "order_items", "paid_orders")}  # tmp_import denied
+    assert datasets == {
+        make_dataset_urn("mysql", f"{shop}.{t}", "PROD") for t in ("customers", "orders", "order_items", "paid_orders")
+    }  # tmp_import denied
     schema_of = {m.entityUrn: m.aspect for m in mcps if m.aspectName == "schemaMetadata"}
     customers = schema_of[make_dataset_urn("mysql", f"{shop}.customers", "PROD")]
     assert {f.fieldPath: f.description for f in customers.fields}["name"] == "고객 이름"
@@ -83,13 +84,14 @@ def test_push_to_datahub_lite_after_ui_materialization(dagit_ready):
 
     from datahub.lite.lite_util import get_datahub_lite
 
-    lite = get_datahub_lite({"type": "sqlite", "config": {"file": str(dagit.lite_path), "read_only": True}},
-                            read_only=True)
+    lite = get_datahub_lite(
+        {"type": "sqlite", "config": {"file": str(dagit.lite_path), "read_only": True}}, read_only=True
+    )
     try:
         for db in dagit.databases:
             for m in read_mcps(store.read_bytes(mce_key(dagit.source, db))):
                 if m.aspectName == "schemaMetadata":
-                    stored = (lite.get(m.entityUrn, aspects=["schemaMetadata"], typed=True) or {})
+                    stored = lite.get(m.entityUrn, aspects=["schemaMetadata"], typed=True) or {}
                     assert stored.get("schemaMetadata") == m.aspect, m.entityUrn
         shop = dagit.schema.db("shop")
         props = lite.get(make_dataset_urn("mysql", f"{shop}.customers", "PROD"), aspects=None, typed=True)

@@ -34,18 +34,22 @@ def test_each_failure_says_what_failed(schema, tmp_path, monkeypatch):
     assert failed.error == "RuntimeError: no proposals" and not failed.ok and fine.ok
 
     with monkeypatch.context() as patch:  # the server refuses the bulk read of a batch
+
         def read(self, batch, source):
             raise SourceQueryFailed(f"refused: {batch}")
+
         patch.setattr(MySQLReader, "read", read)
         results = list(extract(source, dbs, store, privilege_check=False))
     assert [(r.failure.cause, r.error) for r in results] == [(FailureCause.BATCH, f"refused: {[d]}") for d in dbs]
 
     with monkeypatch.context() as patch:  # the connection breaks, and the server cannot be reached again
+
         def lost(self, batch, source):
             raise ConnectionLost("connection lost")
 
         def unreachable(*args, **kwargs):
             raise SourceUnavailable("down")
+
         patch.setattr(MySQLReader, "read", lost)
         session = mysql_kind.KIND.session(source)
         patch.setattr(mysql_kind, "connect", unreachable)
@@ -53,7 +57,13 @@ def test_each_failure_says_what_failed(schema, tmp_path, monkeypatch):
             first, second = session.read_batch([dbs[0]]), session.read_batch([dbs[1]])
         finally:
             session.close()
-    assert first == ({}, DatabaseFailure(FailureCause.SOURCE, "connection lost; nothing of this batch was written, its "
-                                                              "previous files are kept; then cannot reconnect: down"))
+    assert first == (
+        {},
+        DatabaseFailure(
+            FailureCause.SOURCE,
+            "connection lost; nothing of this batch was written, its "
+            "previous files are kept; then cannot reconnect: down",
+        ),
+    )
     assert second == ({}, DatabaseFailure(FailureCause.SOURCE, "cannot reconnect: down"))
     assert str(second[1]) == "cannot reconnect: down"

@@ -71,6 +71,7 @@ class KilledBeforeTheRename(LocalStore):
             if before_commit is not None:
                 before_commit()
             raise RuntimeError("killed before the rename")
+
         return super().write_chunks(key, chunks, then_die if key.startswith("src/mce/") else before_commit)
 
 

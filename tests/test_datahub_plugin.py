@@ -30,8 +30,10 @@ from metadata_assets import datahub_plugin  # noqa: E402
 from metadata_assets.definitions import build_definitions  # noqa: E402
 from metadata_assets.defs.keys import mce_asset_key, push_asset_key  # noqa: E402
 
-OURS = {"urn:li:dataset:(urn:li:dataPlatform:dagster,src.mce_files,PROD)",
-        "urn:li:dataset:(urn:li:dataPlatform:dagster,src.datahub_push,PROD)"}
+OURS = {
+    "urn:li:dataset:(urn:li:dataPlatform:dagster,src.mce_files,PROD)",
+    "urn:li:dataset:(urn:li:dataPlatform:dagster,src.datahub_push,PROD)",
+}
 USER_DATASET = "urn:li:dataset:(urn:li:dataPlatform:dagster,prod.snowflake.sales.orders,PROD)"
 USER_TABLE = "urn:li:dataset:(urn:li:dataPlatform:snowflake,sales.orders,PROD)"
 FLOW = "urn:li:dataFlow:(dagster,prod/__ASSET_JOB,PROD)"
@@ -67,7 +69,6 @@ def with_patches(obj: dict):
     return mcpc
 
 
-
 @pytest.fixture
 def runs(schema, tmp_path):
     """Three real runs in one instance: an extraction of a MariaDB database, the push, and the user's asset."""
@@ -80,8 +81,7 @@ def runs(schema, tmp_path):
     instance.add_dynamic_partitions(f"{source.name}_databases", [db])
     job = defs.resolve_implicit_global_asset_job_def()
     started = time.monotonic()
-    for selection, partition in (([mce_asset_key(source)], db), ([push_asset_key(source)], None),
-                                 ([orders.key], None)):
+    for selection, partition in (([mce_asset_key(source)], db), ([push_asset_key(source)], None), ([orders.key], None)):
         assert job.execute_in_process(instance=instance, asset_selection=selection, partition_key=partition).success
     print(f"3 runs: {time.monotonic() - started:.1f}s")
     return defs, instance
@@ -93,8 +93,11 @@ def tick(make_sensor, defs, instance, monkeypatch) -> GmsStub:
     monkeypatch.setattr(gms_stub, "decode_proposal", with_patches)
     stub = GmsStub().start()
     try:
-        context = build_sensor_context(instance=instance, definitions=defs,
-                                       cursor=RunStatusSensorCursor(record_id=-1, record_timestamp=None).to_json())
+        context = build_sensor_context(
+            instance=instance,
+            definitions=defs,
+            cursor=RunStatusSensorCursor(record_id=-1, record_timestamp=None).to_json(),
+        )
         seen = None
         for _ in range(8):
             make_sensor(stub)(context)
@@ -123,16 +126,19 @@ def test_plugin_makes_no_dataset_of_the_catalog_assets_and_keeps_the_rest(runs, 
         return DatahubDagsterSourceConfig(datahub_client_config=DatahubClientConfig(server=url), **kw)
 
     cases = {
-        "plugin, default config": lambda s: plugin.make_datahub_sensor(
-            config(s.url), monitor_all_code_locations=True),
+        "plugin, default config": lambda s: plugin.make_datahub_sensor(config(s.url), monitor_all_code_locations=True),
         "plugin, user's converter": lambda s: plugin.make_datahub_sensor(
-            config(s.url, asset_keys_to_dataset_urn_converter=every_key_to_dagster), monitor_all_code_locations=True),
+            config(s.url, asset_keys_to_dataset_urn_converter=every_key_to_dagster), monitor_all_code_locations=True
+        ),
         "ours, default config": lambda s: datahub_plugin.make_datahub_sensor(
-            config(s.url), monitor_all_code_locations=True),
+            config(s.url), monitor_all_code_locations=True
+        ),
         "ours, user's converter": lambda s: datahub_plugin.make_datahub_sensor(
-            config(s.url, asset_keys_to_dataset_urn_converter=every_key_to_dagster), monitor_all_code_locations=True),
+            config(s.url, asset_keys_to_dataset_urn_converter=every_key_to_dagster), monitor_all_code_locations=True
+        ),
         "ours, sources named": lambda s: datahub_plugin.make_datahub_sensor(
-            config(s.url), sources=["src"], monitor_all_code_locations=True),
+            config(s.url), sources=["src"], monitor_all_code_locations=True
+        ),
     }
     sent = {}
     for name, make in cases.items():
@@ -157,8 +163,13 @@ def test_plugin_makes_no_dataset_of_the_catalog_assets_and_keeps_the_rest(runs, 
         assert not {u for u in dataset_urns(stub) if "mce_files" in u or "datahub_push" in u}, name
         # the rest of the plugin's output goes through: the runs' DataFlow and DataJobs (the extraction op too),
         # their run instances, and the user's asset with its lineage to the table its key names
-        assert {FLOW, job_urn("src__mce_files"), job_urn("src__datahub_push"),
-                job_urn("prod__snowflake__sales__orders"), USER_DATASET} <= stub.urns(), name
+        assert {
+            FLOW,
+            job_urn("src__mce_files"),
+            job_urn("src__datahub_push"),
+            job_urn("prod__snowflake__sales__orders"),
+            USER_DATASET,
+        } <= stub.urns(), name
         assert "dataJobInfo" in stub.aspects(job_urn("src__mce_files"))
         assert sum(u.startswith("urn:li:dataProcessInstance:") for u in stub.urns()) >= 6  # 3 runs, 3 ops
         assert USER_DATASET in dataset_urns(stub)

@@ -5,13 +5,13 @@ import json
 from dagster import DagsterInstance, DynamicPartitionsDefinition
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from metadata_assets.storage.layout import mce_key
-from metadata_assets.storage.store import LocalStore
 from metadata_assets.definitions import build_definitions
 from metadata_assets.defs.extraction import build_mce_asset
 from metadata_assets.defs.keys import mce_asset_key
 from metadata_assets.defs.push import build_push_asset
 from metadata_assets.defs.source_setup import SourceSetup
+from metadata_assets.storage.layout import mce_key
+from metadata_assets.storage.store import LocalStore
 
 
 def test_demo_definitions_load(monkeypatch):
@@ -42,11 +42,14 @@ def test_range_run_materializes_each_partition_with_its_own_metadata(schema, tmp
     schema.server.execute(f"DROP DATABASE `{gone}`")  # vanished between listing and extraction
 
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: analytics, ASSET_PARTITION_RANGE_END_TAG: shop})
+        instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: analytics, ASSET_PARTITION_RANGE_END_TAG: shop}
+    )
     assert result.success
 
-    mats = {m.partition: m for m in (e.event_specific_data.materialization
-                                     for e in result.get_asset_materialization_events())}
+    mats = {
+        m.partition: m
+        for m in (e.event_specific_data.materialization for e in result.get_asset_materialization_events())
+    }
     assert sorted(mats) == [analytics, billing, shop]  # one each; the vanished database none
     shop_meta = mats[shop].metadata
     assert (shop_meta["tables"].value, shop_meta["views"].value) == (4, 1)
@@ -82,22 +85,33 @@ def test_stores_sinks_and_sources_are_resources_registered_in_the_definitions(sc
     assert set(defs.get_repository_def().get_top_level_resources()) == {"mce_store", "datahub", "src_source"}
     resources = defs.resources
     assert {k: type(v) for k, v in resources.items()} == {
-        "mce_store": MCEStoreResource, "datahub": DataHubResource, "src_source": SourceResource}
+        "mce_store": MCEStoreResource,
+        "datahub": DataHubResource,
+        "src_source": SourceResource,
+    }
     assert resources["mce_store"].uri == cfg.storage.uri
     assert resources["datahub"].lite_path == cfg.datahub.lite.path
     assert resources["src_source"].config() == source  # the source's settings, the password's variable name only
     assert schema.password not in resources["src_source"].settings_json
     assert defs.resolve_assets_def(mce_asset_key(source)).required_resource_keys >= {"mce_store", "src_source"}
 
-    elsewhere = {**project_resources(cfg), "mce_store": MCEStoreResource(uri=str(tmp_path / "other_store")),
-                 "datahub": DataHubResource(target="lite", lite_path=str(tmp_path / "other_lite.sqlite"))}
-    swapped = Definitions(assets=[build_mce_asset(SourceSetup.of(cfg, source), bind_resources=False),
-                                  build_push_asset(SourceSetup.of(cfg, source), bind_resources=False)],
-                          resources=elsewhere)
+    elsewhere = {
+        **project_resources(cfg),
+        "mce_store": MCEStoreResource(uri=str(tmp_path / "other_store")),
+        "datahub": DataHubResource(target="lite", lite_path=str(tmp_path / "other_lite.sqlite")),
+    }
+    swapped = Definitions(
+        assets=[
+            build_mce_asset(SourceSetup.of(cfg, source), bind_resources=False),
+            build_push_asset(SourceSetup.of(cfg, source), bind_resources=False),
+        ],
+        resources=elsewhere,
+    )
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(f"{source.name}_databases", [db])
     run = swapped.resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=instance, asset_selection=[mce_asset_key(source)], partition_key=db, run_config=QUIET)
+        instance=instance, asset_selection=[mce_asset_key(source)], partition_key=db, run_config=QUIET
+    )
     assert run.success
     assert LocalStore(tmp_path / "other_store").read_bytes(mce_key("src", db)) is not None
     assert LocalStore(cfg.storage.uri).read_bytes(mce_key("src", db)) is None

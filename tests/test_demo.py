@@ -36,10 +36,17 @@ EXPECTED_DATASETS = {
 
 
 def demo_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("METADATA_ASSETS_CONFIG", "METADATA_ASSETS_HOME", "DAGSTER_HOME")}
-    env.update(DATAHUB_TELEMETRY_ENABLED="false", DAGSTER_DISABLE_TELEMETRY="1", PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("METADATA_ASSETS_CONFIG", "METADATA_ASSETS_HOME", "DAGSTER_HOME")
+    }
+    env.update(
+        DATAHUB_TELEMETRY_ENABLED="false",
+        DAGSTER_DISABLE_TELEMETRY="1",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    )
     return env
 
 
@@ -68,8 +75,14 @@ def processes_of(home: Path) -> list[str]:
 def test_demo_no_ui_materializes_everything_and_stops_mariadb(tmp_path):
     home = tmp_path / "demo-home"
     # exactly the README's first command, non-interactive: ./dev.sh demo --no-ui (setup is a no-op once installed)
-    proc = subprocess.run([str(REPO / "dev.sh"), "demo", "--no-ui", "--home", str(home)], cwd=tmp_path,
-                          env=demo_env(home), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(REPO / "dev.sh"), "demo", "--no-ui", "--home", str(home)],
+        cwd=tmp_path,
+        env=demo_env(home),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
 
@@ -98,8 +111,9 @@ def test_demo_no_ui_materializes_everything_and_stops_mariadb(tmp_path):
         if m := re.fullmatch(r"  /databases/mysql/instances/default/databases/(\w+)/(?:tables|views): (.*)", ln):
             listed.setdefault(m[1], set()).update(m[2].split(", "))
     assert listed == EXPECTED_DATASETS, out
-    lite = get_datahub_lite({"type": "sqlite", "config": {"file": str(home / "datahub-lite.sqlite"),
-                                                          "read_only": True}}, read_only=True)
+    lite = get_datahub_lite(
+        {"type": "sqlite", "config": {"file": str(home / "datahub-lite.sqlite"), "read_only": True}}, read_only=True
+    )
     try:
         for db, tables in EXPECTED_DATASETS.items():
             for t in tables:
@@ -133,9 +147,15 @@ def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> No
 @pytest.mark.slow
 def test_demo_ctrl_c_stops_dagster_and_mariadb(tmp_path):
     home, port, log = tmp_path / "demo-home", free_port(), tmp_path / "demo.log"
-    proc = subprocess.Popen(demo_command(home, "--port", str(port)), cwd=tmp_path, env=demo_env(home),
-                            stdin=subprocess.DEVNULL, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)  # its own process group, like a shell job in a terminal
+    proc = subprocess.Popen(
+        demo_command(home, "--port", str(port)),
+        cwd=tmp_path,
+        env=demo_env(home),
+        stdin=subprocess.DEVNULL,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # its own process group, like a shell job in a terminal
     try:
         wait_http(f"http://127.0.0.1:{port}/server_info", proc, log, timeout=300)
         assert f"[demo] starting Dagit: http://127.0.0.1:{port}" in log.read_text()

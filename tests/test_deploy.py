@@ -46,6 +46,7 @@ NETWORK = {d["kind"]: d for d in load_docs(DEPLOY / "network.yaml")}
 
 # --------------------------------------------------------------------------------------------- Dockerfile
 
+
 def dockerfile() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
     text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
@@ -109,8 +110,10 @@ def test_image_installs_exactly_the_lock():
 def test_lock_pins_what_the_run_pods_need():
     """Run pods load the chart's dagster.yaml: Postgres storage (dagster_postgres) and K8sRunLauncher (dagster_k8s)
     must be importable in this image, at the versions that match dagster."""
-    lock = {m.group(1).lower(): m.group(2) for m in
-            re.finditer(r"^([A-Za-z0-9_.\-]+)==(\S+)", (ROOT / "requirements.lock").read_text(), re.M)}
+    lock = {
+        m.group(1).lower(): m.group(2)
+        for m in re.finditer(r"^([A-Za-z0-9_.\-]+)==(\S+)", (ROOT / "requirements.lock").read_text(), re.M)
+    }
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     pinned = dict(d.split("==") for d in deps)
     assert lock["dagster"] == pinned["dagster"]
@@ -129,6 +132,7 @@ def test_served_module_is_the_same_everywhere():
 
 
 # --------------------------------------------------------------------------------------------- Helm values
+
 
 def test_values_run_on_k8s_with_cloud_sql_and_a_run_queue():
     assert VALUES["runLauncher"]["type"] == "K8sRunLauncher"
@@ -157,12 +161,13 @@ def test_sources_come_from_the_configmap_mounted_where_the_env_points():
 
 
 def test_configmap_config_is_valid_and_its_secrets_exist(tmp_path, monkeypatch):
-    (_, text), = CONFIGMAP["data"].items()
+    ((_, text),) = CONFIGMAP["data"].items()
     path = tmp_path / "sources.yaml"
     path.write_text(text)
     env = {e["name"]: e.get("value") for e in USER_DEPLOYMENT["env"]}
-    secret_keys = {k: name for name in (s["name"] for s in USER_DEPLOYMENT["envSecrets"])
-                   for k in SECRETS[name]["stringData"]}
+    secret_keys = {
+        k: name for name in (s["name"] for s in USER_DEPLOYMENT["envSecrets"]) for k in SECRETS[name]["stringData"]
+    }
     code_server_env(monkeypatch)
     cfg = config_mod.load(path)
     assert cfg.sources and cfg.storage.uri.startswith("gs://")
@@ -199,8 +204,12 @@ def secret_references() -> list[str]:
 
 def test_every_secret_reference_names_an_example_secret_and_nothing_secret_is_inline():
     refs = secret_references()
-    assert {"metadata-assets-mysql", "metadata-assets-datahub", "dagster-postgresql-secret",
-            "dagster-oauth2-proxy"} <= set(refs)
+    assert {
+        "metadata-assets-mysql",
+        "metadata-assets-datahub",
+        "dagster-postgresql-secret",
+        "dagster-oauth2-proxy",
+    } <= set(refs)
     for ref in refs:
         assert ref in SECRETS, f"Secret {ref!r} is referenced but not in deploy/secrets.example.yaml"
     allowed = {"postgresqlSecretName", "existingSecret", "secretName", "envSecrets", "generatePostgresqlPasswordSecret"}
@@ -230,20 +239,26 @@ def test_webserver_is_reachable_only_through_the_oidc_proxy():
     assert VALUES["ingress"]["enabled"] is False
     service = f"{RELEASE}-{web['nameOverride']}"
     assert PROXY["extraArgs"]["upstream"] == (
-        f"http://{service}.{NAMESPACE}.svc.cluster.local:{web['service']['port']}")
+        f"http://{service}.{NAMESPACE}.svc.cluster.local:{web['service']['port']}"
+    )
     assert PROXY["extraArgs"]["provider"] == "oidc" and PROXY["extraArgs"]["oidc-issuer-url"].startswith("https://")
     assert PROXY["extraArgs"]["allowed-group"]
     assert PROXY["service"]["type"] == "ClusterIP" and PROXY["ingress"]["enabled"] is True
-    assert set(SECRETS[PROXY["config"]["existingSecret"]]["stringData"]) == {"client-id", "client-secret",
-                                                                             "cookie-secret"}
+    assert set(SECRETS[PROXY["config"]["existingSecret"]]["stringData"]) == {
+        "client-id",
+        "client-secret",
+        "cookie-secret",
+    }
     host = PROXY["ingress"]["hosts"][0]
     assert PROXY["extraArgs"]["redirect-url"] == f"https://{host}/oauth2/callback"
     cert = NETWORK["ManagedCertificate"]
     assert PROXY["ingress"]["annotations"]["networking.gke.io/managed-certificates"] == cert["metadata"]["name"]
     assert cert["spec"]["domains"] == [host]
     policy = NETWORK["NetworkPolicy"]["spec"]
-    assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/instance": RELEASE,
-                                                    "component": "dagster-webserver"}
+    assert policy["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/instance": RELEASE,
+        "component": "dagster-webserver",
+    }
     (rule,) = policy["ingress"]
     assert rule["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "oauth2-proxy"}}}]
     assert [p["port"] for p in rule["ports"]] == [web["service"]["port"]]
@@ -261,6 +276,7 @@ def test_readme_deploy_section_names_every_deploy_file():
 
 
 # --------------------------------------------------------------------------------------------- Kubernetes Jobs
+
 
 class RecordingBatchApi:
     """Stands in for the Kubernetes API server: records the Job the launcher submits."""
@@ -295,9 +311,13 @@ def chart_run_launcher(batch_api, kubeconfig: Path) -> K8sRunLauncher:
     """The K8sRunLauncher as the chart's dagster.yaml configures it from values.yaml (out of cluster here)."""
     cfg = VALUES["runLauncher"]["config"]["k8sRunLauncher"]
     run_cfg = cfg.get("runK8sConfig", {})
-    snake = {"containerConfig": "container_config", "podSpecConfig": "pod_spec_config",
-             "podTemplateSpecMetadata": "pod_template_spec_metadata", "jobSpecConfig": "job_spec_config",
-             "jobMetadata": "job_metadata"}
+    snake = {
+        "containerConfig": "container_config",
+        "podSpecConfig": "pod_spec_config",
+        "podTemplateSpecMetadata": "pod_template_spec_metadata",
+        "jobSpecConfig": "job_spec_config",
+        "jobMetadata": "job_metadata",
+    }
     return K8sRunLauncher(
         service_account_name=VALUES["serviceAccount"]["name"],
         instance_config_map=f"{RELEASE}-instance",
@@ -318,12 +338,18 @@ def chart_run_launcher(batch_api, kubeconfig: Path) -> K8sRunLauncher:
 def kubeconfig(tmp_path):
     """Only parsed by the kubernetes client; no cluster is ever contacted (the batch API is the recorder)."""
     path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "none",
-        "clusters": [{"name": "none", "cluster": {"server": "https://127.0.0.1:9"}}],
-        "users": [{"name": "none", "user": {}}],
-        "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "none",
+                "clusters": [{"name": "none", "cluster": {"server": "https://127.0.0.1:9"}}],
+                "users": [{"name": "none", "user": {}}],
+                "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}],
+            }
+        )
+    )
     return path
 
 
@@ -353,10 +379,15 @@ def make_run(tmp_path, job_def, tags, partitions=None):
     if partitions:
         instance.add_dynamic_partitions(*partitions)
     image = f"{USER_DEPLOYMENT['image']['repository']}:{USER_DEPLOYMENT['image']['tag']}"
-    origin = JobPythonOrigin(job_def.name, RepositoryPythonOrigin(
-        executable_path="/opt/venv/bin/python",
-        code_pointer=ModuleCodePointer(served_module_of_workspace(), "defs", working_directory=None),
-        container_image=image, container_context=chart_container_context(USER_DEPLOYMENT)))
+    origin = JobPythonOrigin(
+        job_def.name,
+        RepositoryPythonOrigin(
+            executable_path="/opt/venv/bin/python",
+            code_pointer=ModuleCodePointer(served_module_of_workspace(), "defs", working_directory=None),
+            container_image=image,
+            container_context=chart_container_context(USER_DEPLOYMENT),
+        ),
+    )
     return instance, instance.create_run_for_job(job_def, tags=tags, job_code_origin=origin), image
 
 
@@ -366,7 +397,7 @@ def launch(tmp_path, kubeconfig, job_def, tags, partitions=None) -> tuple[str, o
     launcher = chart_run_launcher(api, kubeconfig)
     launcher.register_instance(instance)
     launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
-    (namespace, job), = api.jobs
+    ((namespace, job),) = api.jobs
     assert namespace == NAMESPACE
     return image, job
 
@@ -396,16 +427,18 @@ def check_common(job, image, command="execute_run"):
     return container
 
 
-def test_extraction_run_job_carries_image_secrets_config_and_run_tag_resources(tmp_path, kubeconfig,
-                                                                               deployed_config):
+def test_extraction_run_job_carries_image_secrets_config_and_run_tag_resources(tmp_path, kubeconfig, deployed_config):
     source = deployed_config.sources[0]
     asset = build_mce_asset(SourceSetup.of(deployed_config, source))
-    job_def = Definitions(assets=[asset], jobs=[define_asset_job("extract", selection=[mce_asset_key(source)])]
-                          ).resolve_job_def("extract")
-    tags = {**run_tags(source), "dagster/asset_partition_range_start": "db_a",
-            "dagster/asset_partition_range_end": "db_b"}
-    image, job = launch(tmp_path, kubeconfig, job_def, tags,
-                        partitions=(partitions_def(source).name, ["db_a", "db_b"]))
+    job_def = Definitions(
+        assets=[asset], jobs=[define_asset_job("extract", selection=[mce_asset_key(source)])]
+    ).resolve_job_def("extract")
+    tags = {
+        **run_tags(source),
+        "dagster/asset_partition_range_start": "db_a",
+        "dagster/asset_partition_range_end": "db_b",
+    }
+    image, job = launch(tmp_path, kubeconfig, job_def, tags, partitions=(partitions_def(source).name, ["db_a", "db_b"]))
     container = check_common(job, image)
     assert container.resources.requests == {"cpu": EXTRACTION_POD["cpu"], "memory": EXTRACTION_POD["memory"]}
     assert container.resources.limits == {"memory": EXTRACTION_POD["memory"]}
@@ -415,9 +448,10 @@ def test_run_without_tags_gets_the_default_run_pod_size(tmp_path, kubeconfig, de
     """A run launched from the UI (no run tags): the user deployment's resources, passed on by
     includeConfigInLaunchedRuns, size the pod."""
     source = deployed_config.sources[0]
-    job_def = Definitions(assets=[build_mce_asset(SourceSetup.of(deployed_config, source))],
-                          jobs=[define_asset_job("extract", selection=[mce_asset_key(source)])]
-                          ).resolve_job_def("extract")
+    job_def = Definitions(
+        assets=[build_mce_asset(SourceSetup.of(deployed_config, source))],
+        jobs=[define_asset_job("extract", selection=[mce_asset_key(source)])],
+    ).resolve_job_def("extract")
     image, job = launch(tmp_path, kubeconfig, job_def, {})
     container = check_common(job, image)
     default = USER_DEPLOYMENT["resources"]
@@ -442,17 +476,23 @@ def test_extraction_op_tags_size_a_per_step_pod(tmp_path, kubeconfig, deployed_c
     container-context merge as dagster_k8s.executor's step handler, then its Job construction."""
     source = deployed_config.sources[0]
     asset = build_mce_asset(SourceSetup.of(deployed_config, source))
-    job_def = Definitions(assets=[asset], jobs=[define_asset_job("extract", selection=[mce_asset_key(source)])]
-                          ).resolve_job_def("extract")
+    job_def = Definitions(
+        assets=[asset], jobs=[define_asset_job("extract", selection=[mce_asset_key(source)])]
+    ).resolve_job_def("extract")
     instance, run, image = make_run(tmp_path, job_def, {})
     launcher = chart_run_launcher(RecordingBatchApi(), kubeconfig)
     launcher.register_instance(instance)
     context = K8sContainerContext.create_for_run(run, launcher, include_run_tags=False).merge(
-        K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(asset.op.tags)))
+        K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(asset.op.tags))
+    )
     job = construct_dagster_k8s_job(
         context.get_k8s_job_config(None, launcher).with_image(image),
-        args=["/opt/venv/bin/python", "-m", "dagster", "api", "execute_step"], job_name="step-job", pod_name="step-pod", component="step_worker",
-        user_defined_k8s_config=context.run_k8s_config)
+        args=["/opt/venv/bin/python", "-m", "dagster", "api", "execute_step"],
+        job_name="step-job",
+        pod_name="step-pod",
+        component="step_worker",
+        user_defined_k8s_config=context.run_k8s_config,
+    )
     container = check_common(job, image, command="execute_step")
     expected = k8s_tags(**EXTRACTION_POD)["dagster-k8s/config"]["container_config"]["resources"]
     assert container.resources.requests == expected["requests"] and container.resources.limits == expected["limits"]
@@ -469,8 +509,8 @@ def test_image_ships_bytecode():
 
 def test_failed_extraction_runs_are_retried_by_the_daemon(monkeypatch):
     """Sensor/schedule extraction runs ask for run retries, and the deployed instance honours that tag."""
-    from metadata_assets.sources.mysql.config import MySQLSource
     from metadata_assets.defs.keys import MAX_RETRIES_TAG, run_tags
+    from metadata_assets.sources.mysql.config import MySQLSource
 
     monkeypatch.setenv("PW", "x")
     src = MySQLSource(name="s", type="mysql", host="h", user="u", password_env="PW")
@@ -483,16 +523,29 @@ def test_failed_extraction_runs_are_retried_by_the_daemon(monkeypatch):
 # The pod labels Dagster's chart (1.13) gives: selector labels (app.kubernetes.io/name, app.kubernetes.io/instance:
 # the release) plus `component` (and `deployment` for a user deployment's pods)
 CHART_PODS = {
-    "code server": {"app.kubernetes.io/name": "dagster-user-deployments", "app.kubernetes.io/instance": RELEASE,
-                    "component": "user-deployments", "deployment": USER_DEPLOYMENT["name"]},
-    "webserver": {"app.kubernetes.io/name": "dagster", "app.kubernetes.io/instance": RELEASE,
-                  "component": "dagster-webserver"},
-    "daemon": {"app.kubernetes.io/name": "dagster", "app.kubernetes.io/instance": RELEASE,
-               "component": "dagster-daemon"},
+    "code server": {
+        "app.kubernetes.io/name": "dagster-user-deployments",
+        "app.kubernetes.io/instance": RELEASE,
+        "component": "user-deployments",
+        "deployment": USER_DEPLOYMENT["name"],
+    },
+    "webserver": {
+        "app.kubernetes.io/name": "dagster",
+        "app.kubernetes.io/instance": RELEASE,
+        "component": "dagster-webserver",
+    },
+    "daemon": {
+        "app.kubernetes.io/name": "dagster",
+        "app.kubernetes.io/instance": RELEASE,
+        "component": "dagster-daemon",
+    },
     "another pod of the namespace": {"app.kubernetes.io/name": "oauth2-proxy", "app.kubernetes.io/instance": "proxy"},
-    "a step pod (k8s_job_executor)": {"app.kubernetes.io/name": "dagster", "app.kubernetes.io/instance": "dagster",
-                                      "app.kubernetes.io/part-of": "dagster",
-                                      "app.kubernetes.io/component": "step_worker"},
+    "a step pod (k8s_job_executor)": {
+        "app.kubernetes.io/name": "dagster",
+        "app.kubernetes.io/instance": "dagster",
+        "app.kubernetes.io/part-of": "dagster",
+        "app.kubernetes.io/component": "step_worker",
+    },
 }
 
 
@@ -503,9 +556,14 @@ def selects(selector: dict, labels: dict) -> bool:
 
 def admitted(policy: dict, labels: dict, port: int) -> bool:
     """Whether an ingress rule of the policy lets a pod with these labels (same namespace) reach `port`."""
-    return any(any("podSelector" in peer and set(peer) == {"podSelector"} and selects(peer["podSelector"], labels)
-                   for peer in rule["from"]) and any(p["port"] == port for p in rule["ports"])
-               for rule in policy["spec"]["ingress"])
+    return any(
+        any(
+            "podSelector" in peer and set(peer) == {"podSelector"} and selects(peer["podSelector"], labels)
+            for peer in rule["from"]
+        )
+        and any(p["port"] == port for p in rule["ports"])
+        for rule in policy["spec"]["ingress"]
+    )
 
 
 def test_code_server_grpc_port_only_from_webserver_daemon_and_run_pods(tmp_path, kubeconfig, deployed_config):
@@ -522,9 +580,10 @@ def test_code_server_grpc_port_only_from_webserver_daemon_and_run_pods(tmp_path,
     assert not admitted(policy, CHART_PODS["webserver"], 8080)
     # a run pod: the labels of the Job the chart's K8sRunLauncher really builds
     source = deployed_config.sources[0]
-    job_def = Definitions(assets=[build_mce_asset(SourceSetup.of(deployed_config, source))],
-                          jobs=[define_asset_job("extract", selection=[mce_asset_key(source)])]
-                          ).resolve_job_def("extract")
+    job_def = Definitions(
+        assets=[build_mce_asset(SourceSetup.of(deployed_config, source))],
+        jobs=[define_asset_job("extract", selection=[mce_asset_key(source)])],
+    ).resolve_job_def("extract")
     _, job = launch(tmp_path, kubeconfig, job_def, {})
     run_pod = job.spec.template.metadata.labels
     assert admitted(policy, run_pod, port), run_pod
@@ -532,6 +591,7 @@ def test_code_server_grpc_port_only_from_webserver_daemon_and_run_pods(tmp_path,
 
 
 # --------------------------------------------------------------------------------------------- supply chain
+
 
 def lock_entries(path: Path) -> dict[str, list[str]]:
     """{name==version: [sha256 hashes]} of a uv-compiled, hashed lock."""
@@ -546,8 +606,9 @@ def lock_entries(path: Path) -> dict[str, list[str]]:
 
 
 def test_locks_pin_every_package_with_hashes_and_setup_requires_them():
-    runtime, dev, uv = (lock_entries(ROOT / f) for f in ("requirements.lock", "requirements-dev.lock",
-                                                          "requirements-uv.lock"))
+    runtime, dev, uv = (
+        lock_entries(ROOT / f) for f in ("requirements.lock", "requirements-dev.lock", "requirements-uv.lock")
+    )
     for name, lock in (("requirements.lock", runtime), ("requirements-dev.lock", dev), ("requirements-uv.lock", uv)):
         assert lock and all("==" in req for req in lock), name
         unhashed = [req for req, hashes in lock.items() if not hashes]
@@ -559,7 +620,7 @@ def test_locks_pin_every_package_with_hashes_and_setup_requires_them():
     dev_sh = (ROOT / "dev.sh").read_text()
     assert "pip install -q --disable-pip-version-check --require-hashes -r requirements-uv.lock" in dev_sh
     assert 'uv" pip sync -q --require-hashes --python "$VENV/bin/python" requirements-dev.lock' in dev_sh
-    assert '--no-deps -e .' in dev_sh
+    assert "--no-deps -e ." in dev_sh
 
 
 def test_tls_files_of_the_deployed_sources_are_mounted_from_a_secret(deployed_config):
@@ -569,9 +630,18 @@ def test_tls_files_of_the_deployed_sources_are_mounted_from_a_secret(deployed_co
     paths = []
     for s in deployed_config.sources:
         tls = getattr(s, "tls", None)
-        paths += [p for p in (getattr(tls, "ca", None), getattr(tls, "cert", None), getattr(tls, "key", None),
-                              getattr(s, "sslrootcert", None), getattr(s, "sslcert", None),
-                              getattr(s, "sslkey", None)) if p and p != "system"]
+        paths += [
+            p
+            for p in (
+                getattr(tls, "ca", None),
+                getattr(tls, "cert", None),
+                getattr(tls, "key", None),
+                getattr(s, "sslrootcert", None),
+                getattr(s, "sslcert", None),
+                getattr(s, "sslkey", None),
+            )
+            if p and p != "system"
+        ]
         if s.type == "mysql":
             assert s.tls.effective_mode == "required" and s.tls.ca and s.tls.checks_host_name, s.name
     assert paths, "the deployed example checks the servers' certificates"
@@ -580,5 +650,5 @@ def test_tls_files_of_the_deployed_sources_are_mounted_from_a_secret(deployed_co
         assert len(mounts) == 1, path
         secret = volumes[mounts[0]["name"]].get("secret")
         assert secret, f"{path}: not from a Secret volume"
-        key = path[len(mounts[0]["mountPath"].rstrip("/")) + 1:]
+        key = path[len(mounts[0]["mountPath"].rstrip("/")) + 1 :]
         assert key in SECRETS[secret["secretName"]]["stringData"], path

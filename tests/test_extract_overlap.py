@@ -27,6 +27,7 @@ def test_next_batch_is_read_while_this_one_is_written(schema, tmp_path, monkeypa
             return original_read(self, batch)
         finally:
             active.pop()
+
     monkeypatch.setattr(mysql_kind.MySQLSession, "read_batch", read_batch)
     original_write = ex.write_database
     seen_during_first_write = []
@@ -35,6 +36,7 @@ def test_next_batch_is_read_while_this_one_is_written(schema, tmp_path, monkeypa
         if db.name == dbs[0]:  # the first batch's write waits (bounded) until the second batch's read has begun
             seen_during_first_write.append(second_read.wait(60))
         return original_write(store, source_name, db, *a, **k)
+
     monkeypatch.setattr(ex, "write_database", write_database)
 
     results = list(ex.extract(source, dbs, LocalStore(tmp_path)))

@@ -15,8 +15,14 @@ from metadata_assets.storage.store import LocalStore
 
 
 def test_report_counts_outcomes_filtered_tables_statements_and_typed_warnings(schema, tmp_path):
-    a = schema.create("a", "CREATE TABLE t (id INT PRIMARY KEY, c INT)", "CREATE TABLE tmp_x (id INT)",
-                      "CREATE TABLE u (id INT)", "CREATE VIEW v AS SELECT c FROM t", "ALTER TABLE t DROP COLUMN c")
+    a = schema.create(
+        "a",
+        "CREATE TABLE t (id INT PRIMARY KEY, c INT)",
+        "CREATE TABLE tmp_x (id INT)",
+        "CREATE TABLE u (id INT)",
+        "CREATE VIEW v AS SELECT c FROM t",
+        "ALTER TABLE t DROP COLUMN c",
+    )
     b = schema.create("b", "CREATE TABLE t (id INT PRIMARY KEY)")
     schema.grant()
     source = schema.source(table_pattern=Pattern(deny=[r".*\.tmp_.*"]))
@@ -26,8 +32,7 @@ def test_report_counts_outcomes_filtered_tables_statements_and_typed_warnings(sc
     first = ExtractionReport(source="src", kind="mysql")
     results = list(extract(source, [a, b, gone], store, report=first))
     assert [r.database for r in results] == [a, b, gone]
-    assert (first.requested, first.written, first.unchanged, first.missing, first.failed) == (
-        3, [a, b], [], [gone], {})
+    assert (first.requested, first.written, first.unchanged, first.missing, first.failed) == (3, [a, b], [], [gone], {})
     assert (first.tables, first.views, first.tables_filtered) == (3, 1, 1)  # tmp_x left out by the pattern
     # SHOW GRANTS, VERSION(), SCHEMATA, TABLES, COLUMNS, KEY_COLUMN_USAGE, REFERENTIAL_CONSTRAINTS, STATISTICS,
     # CHECK_CONSTRAINTS, TRIGGERS, ROUTINES, one SHOW CREATE
@@ -37,8 +42,10 @@ def test_report_counts_outcomes_filtered_tables_statements_and_typed_warnings(sc
     # routines not visible (no routine grant): once for the source (database ""), not per database
     assert by_code == {("", ROUTINES_HIDDEN, None), (a, VIEW_BROKEN, "v"), (gone, DATABASE_MISSING, gone)}
     assert first.warning_counts() == {ROUTINES_HIDDEN: 1, VIEW_BROKEN: 1, DATABASE_MISSING: 1}
-    assert first.summary().startswith("src: 3 databases: 2 written, 0 unchanged, 1 missing, 0 failed; 3 tables, "
-                                      "1 views (1 left out by patterns); 12 statements; ")
+    assert first.summary().startswith(
+        "src: 3 databases: 2 written, 0 unchanged, 1 missing, 0 failed; 3 tables, "
+        "1 views (1 left out by patterns); 12 statements; "
+    )
     assert first.summary().endswith("; warnings: 1 routines_hidden, 1 view_broken, 1 database_missing")
 
     # unchanged: the files are kept and the view's warning comes from the version record with its kind and subject
@@ -70,8 +77,11 @@ def test_a_grant_on_one_database_flags_that_database_only(schema, tmp_path):
 
 
 def test_the_routine_grant_silences_the_routine_warning_and_shows_routines(schema, tmp_path):
-    db = schema.create("rt", "CREATE TABLE t (id INT PRIMARY KEY)",
-                       "CREATE FUNCTION plus1(x INT) RETURNS INT DETERMINISTIC RETURN x + 1")
+    db = schema.create(
+        "rt",
+        "CREATE TABLE t (id INT PRIMARY KEY)",
+        "CREATE FUNCTION plus1(x INT) RETURNS INT DETERMINISTIC RETURN x + 1",
+    )
     schema.grant()
     report = ExtractionReport(source="src", kind="mysql")
     (r,) = extract(schema.source(), [db], LocalStore(tmp_path / "a"), report=report)
@@ -86,6 +96,5 @@ def test_the_routine_grant_silences_the_routine_warning_and_shows_routines(schem
     assert r.snapshot.routines[0].definition == "RETURN x + 1"
 
     report = ExtractionReport(source="src", kind="mysql")  # not asked for: not read, no warning
-    (r,) = extract(schema.source(include_stored_procedures=False), [db], LocalStore(tmp_path / "c"),
-                   report=report)
+    (r,) = extract(schema.source(include_stored_procedures=False), [db], LocalStore(tmp_path / "c"), report=report)
     assert report.warnings == [] and r.snapshot.routines == []

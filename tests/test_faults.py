@@ -52,6 +52,7 @@ PW_ENV = "FAULT_READER_PW"
 
 # --- a private MariaDB per test: these tests kill it ---
 
+
 @pytest.fixture
 def server(tmp_path):
     s = local_mariadb.start(tmp_path / "mariadb")
@@ -60,9 +61,17 @@ def server(tmp_path):
 
 
 def make_source(port: int, prefix: str, **kw) -> MySQLSource:
-    fields = dict(name="src", type="mysql", host="127.0.0.1", port=port, user="fault_reader",
-                  password_env=PW_ENV, database_pattern=Pattern(allow=[f"{prefix}.*"]), connect_timeout_s=2,
-                  query_timeout_s=5)
+    fields = dict(
+        name="src",
+        type="mysql",
+        host="127.0.0.1",
+        port=port,
+        user="fault_reader",
+        password_env=PW_ENV,
+        database_pattern=Pattern(allow=[f"{prefix}.*"]),
+        connect_timeout_s=2,
+        query_timeout_s=5,
+    )
     fields.update(kw)
     return MySQLSource(**fields)
 
@@ -72,9 +81,12 @@ def with_views(server, monkeypatch, prefix: str, n_views: int, n_dbs: int = 1) -
     dbs = []
     for d in range(n_dbs):
         db = f"{prefix}{d}"
-        server.execute(f"CREATE DATABASE `{db}`", f"USE `{db}`",
-                       "CREATE TABLE base (id INT PRIMARY KEY COMMENT 'key', a INT, b VARCHAR(10))",
-                       *[f"CREATE VIEW v{i:04d} AS SELECT id, a + {i} AS a{i} FROM base" for i in range(n_views)])
+        server.execute(
+            f"CREATE DATABASE `{db}`",
+            f"USE `{db}`",
+            "CREATE TABLE base (id INT PRIMARY KEY COMMENT 'key', a INT, b VARCHAR(10))",
+            *[f"CREATE VIEW v{i:04d} AS SELECT id, a + {i} AS a{i} FROM base" for i in range(n_views)],
+        )
         dbs.append(db)
     local_mariadb.grant_reader(server, "fault_reader", "pw-fault", dbs)
     return dbs
@@ -91,9 +103,8 @@ def test_a_refused_login_fails_the_run_with_our_message_and_the_tick_skips(schem
     from dagster import SkipReason, build_sensor_context
 
     from metadata_assets.definitions import build_definitions
-    from metadata_assets.defs.keys import mce_asset_key
     from metadata_assets.defs.in_process import QUIET
-    from metadata_assets.defs.keys import MAX_RETRIES_TAG, run_tags
+    from metadata_assets.defs.keys import MAX_RETRIES_TAG, mce_asset_key, run_tags
 
     dbs = estate(schema, 1)
     cfg = schema.project(tmp_path)
@@ -103,13 +114,18 @@ def test_a_refused_login_fails_the_run_with_our_message_and_the_tick_skips(schem
     instance.add_dynamic_partitions("src_databases", dbs)
     monkeypatch.setenv(schema.password_env, "not-the-password")
     run = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=instance, asset_selection=[mce_asset_key(src)], partition_key=dbs[0], run_config=QUIET,
-        raise_on_error=False)
+        instance=instance,
+        asset_selection=[mce_asset_key(src)],
+        partition_key=dbs[0],
+        run_config=QUIET,
+        raise_on_error=False,
+    )
     assert not run.success
     (failure,) = [e for e in run.all_events if e.is_step_failure]
     message = failure.event_specific_data.error.message
-    assert f"source 'src' ({schema.user}@{schema.server.host}:{schema.server.port}): Access denied for user" \
-        in message, message
+    assert (
+        f"source 'src' ({schema.user}@{schema.server.host}:{schema.server.port}): Access denied for user" in message
+    ), message
     assert "nothing was read or written" in message
     assert run_tags(src)[MAX_RETRIES_TAG] == "2"
     tick = defs.resolve_sensor_def("src_schema_sensor")(build_sensor_context(instance=instance))
@@ -141,8 +157,11 @@ def test_server_back_within_the_retry_gives_a_complete_file(server, tmp_path, mo
     CountingHook("SHOW CREATE TABLE", 15, lambda: (kill_server(server), restart_server(server))).install(monkeypatch)
     [r] = list(extract(source, [db], store))
     assert r.ok, r.error
-    logic = {m.entityUrn: m.aspect.viewLogic for m in read_mcps(store.read_bytes(mce_key("src", db)))
-             if m.aspectName == "viewProperties"}
+    logic = {
+        m.entityUrn: m.aspect.viewLogic
+        for m in read_mcps(store.read_bytes(mce_key("src", db)))
+        if m.aspectName == "viewProperties"
+    }
     assert len(logic) == 40 and all("select" in sql.lower() for sql in logic.values())
 
 
@@ -171,8 +190,10 @@ def test_a_bulk_query_the_server_refuses_fails_its_batch_with_our_error(server, 
     assert error is None, f"a raw driver error escaped: {error!r}"
     assert hook.sent is not None
     assert [(r.database, r.ok) for r in results] == [(dbs[0], False), (dbs[1], False), (dbs[2], True)]
-    expected = (f"source 'src' (fault_reader@127.0.0.1:{server.port}): information_schema query failed: "
-                "Unknown column 'NO_SUCH_COLUMN' in 'SELECT'")  # MariaDB 10.11's own words
+    expected = (
+        f"source 'src' (fault_reader@127.0.0.1:{server.port}): information_schema query failed: "
+        "Unknown column 'NO_SUCH_COLUMN' in 'SELECT'"
+    )  # MariaDB 10.11's own words
     for r in results[:2]:
         assert r.error == expected, r.error  # the server's own message, after the project's prefix; nothing else
     assert list_mce_databases(store, "src") == [dbs[2]]  # the other batch went on and was written
@@ -230,8 +251,11 @@ def test_a_sensor_tick_ends_at_its_deadline_however_slow_each_step(server, tmp_p
         _, error, elapsed = within(60, read_fingerprints, source)
         assert error is None and elapsed > 5, elapsed  # what each step's own bound allows: it runs on
         monkeypatch.setattr(mysql_kind, "SENSOR_TICK_DEADLINE_S", 2.5)
-        cfg = ProjectConfig(sources=[source], storage={"uri": str(tmp_path / "store")},
-                            datahub={"lite": {"path": str(tmp_path / "lite.sqlite")}})
+        cfg = ProjectConfig(
+            sources=[source],
+            storage={"uri": str(tmp_path / "store")},
+            datahub={"lite": {"path": str(tmp_path / "lite.sqlite")}},
+        )
         sensor = build_schema_sensor(SourceSetup.of(cfg, source))
         result, error, elapsed = within(30, sensor, build_sensor_context(instance=DagsterInstance.ephemeral()))
         assert error is None and isinstance(result, SkipReason), (error, result)
@@ -260,9 +284,17 @@ def test_a_postgres_sensor_tick_ends_at_its_deadline(tmp_path, monkeypatch):
         local_postgres.execute(server, "postgres", "CREATE ROLE fault_pg LOGIN PASSWORD 'pw-fault'")
         monkeypatch.setenv(PW_ENV, "pw-fault")
         proxy = StallingProxy(server.port)
-        source = PostgresSource(name="src", type="postgres", host="127.0.0.1", port=proxy.port, user="fault_pg",
-                                password_env=PW_ENV, database_pattern=Pattern(allow=["pd.*"]), connect_timeout_s=5,
-                                query_timeout_s=5)
+        source = PostgresSource(
+            name="src",
+            type="postgres",
+            host="127.0.0.1",
+            port=proxy.port,
+            user="fault_pg",
+            password_env=PW_ENV,
+            database_pattern=Pattern(allow=["pd.*"]),
+            connect_timeout_s=5,
+            query_timeout_s=5,
+        )
         fps, error, _ = within(60, pg_kind.KIND.fingerprints, source)
         assert error is None and sorted(fps) == dbs and pg_kind.UNREAD not in fps.values()
         proxy.slow(0.4)  # each answer late: a connect and its statements take about 2 s, each read within 5 s
@@ -290,6 +322,7 @@ def test_a_postgres_sensor_tick_ends_at_its_deadline(tmp_path, monkeypatch):
 
 # --- DataHub faults: a loopback GMS with fault modes ---
 
+
 @pytest.fixture
 def gms(monkeypatch):
     stub = GmsStub().start()
@@ -300,15 +333,19 @@ def gms(monkeypatch):
 
 def rest_cfg(schema, tmp_path, **rest) -> ProjectConfig:
     cfg = schema.project(tmp_path)
-    rest = {"server_env": "FAULT_GMS_URL", "token_env": None, "retries": 0, "timeout_s": 2, "batch_size": 50,
-            **rest}
-    return cfg.model_copy(update={"datahub": cfg.datahub.model_validate(
-        {"target": "rest", "rest": rest, "max_removal_share": 1.0})})
+    rest = {"server_env": "FAULT_GMS_URL", "token_env": None, "retries": 0, "timeout_s": 2, "batch_size": 50, **rest}
+    return cfg.model_copy(
+        update={"datahub": cfg.datahub.model_validate({"target": "rest", "rest": rest, "max_removal_share": 1.0})}
+    )
 
 
 def estate(schema, n_dbs=4, n_tables=3) -> list[str]:
-    dbs = [schema.create(f"d{i}", *[f"CREATE TABLE t{j} (id INT PRIMARY KEY, v VARCHAR(5) COMMENT 'c{j}')"
-                                    for j in range(n_tables)]) for i in range(n_dbs)]
+    dbs = [
+        schema.create(
+            f"d{i}", *[f"CREATE TABLE t{j} (id INT PRIMARY KEY, v VARCHAR(5) COMMENT 'c{j}')" for j in range(n_tables)]
+        )
+        for i in range(n_dbs)
+    ]
     schema.grant()
     return dbs
 
@@ -321,8 +358,7 @@ def refresh(cfg, dbs):
 def rest_push(cfg, **kw):
     sink = RestSink(cfg.datahub.rest)
     try:
-        return push(open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink,
-                    max_removal_share=1.0, **kw)
+        return push(open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink, max_removal_share=1.0, **kw)
     finally:
         sink.close()
 
@@ -331,7 +367,7 @@ def assert_confirmed_only(cfg, stub: GmsStub) -> None:
     """Every database the state records as pushed has every proposal of the file it recorded in the stand-in,
     at its latest value."""
     store = open_store(cfg.storage.uri)
-    for db, pushed in load_state(store, "src").items():
+    for db in load_state(store, "src"):
         for m in read_mcps(store.read_bytes(mce_key("src", db))):
             assert stub.aspects(m.entityUrn).get(m.aspectName) == m.aspect, (db, m.entityUrn, m.aspectName)
 
@@ -456,6 +492,7 @@ def test_death_after_k_batches_and_commit_then_dropped_connection(schema, tmp_pa
 
 # --- concurrency: two pushes at once, an extraction during a push ---
 
+
 class GatedLite(LiteSink):
     """DataHub Lite whose first emit waits for a gate: a push that is slow exactly when the test wants."""
 
@@ -544,8 +581,14 @@ def test_a_second_push_waits_then_fails_naming_the_holder_and_kill_9_frees_the_l
         lite = LiteSink(cfg.datahub.lite)
         try:
             with pytest.raises(LockBusy) as e:
-                push(open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), lite,
-                     max_removal_share=1.0, lock_wait_s=1)
+                push(
+                    open_store(cfg.storage.uri),
+                    "src",
+                    rules_for(cfg.sources[0]),
+                    lite,
+                    max_removal_share=1.0,
+                    lock_wait_s=1,
+                )
         finally:
             lite.close()
         assert f"is held by another process (pid {proc.pid} on " in str(e.value) and "waited 1s" in str(e.value)
@@ -622,8 +665,14 @@ print("done", flush=True)
 
 def run_and_kill(script: str, args: list[str], after_s: float, env: dict) -> bool:
     """Start the script, wait for 'ready', kill -9 after `after_s`; True if it finished before the kill."""
-    proc = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
     time.sleep(after_s)
     proc.kill()
@@ -728,8 +777,14 @@ print("done", flush=True)
 
 def start_until(script: str, args: list[str], marker: str) -> tuple[subprocess.Popen, str]:
     """Start the script and read its output up to the line starting with `marker` (the fault hook's report)."""
-    proc = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+    )
     lines = []
     for line in proc.stdout:
         lines.append(line)
@@ -784,8 +839,9 @@ def test_extraction_killed_mid_write_and_before_its_snapshot(schema, tmp_path):
     list(extract(cfg.sources[0], [dbs[0]], store))  # any extraction of the source
     assert not temps[0].exists()
 
-    proc, line = start_until(EXTRACT_PAUSED_MID_WRITE, [*args[:2], snapshot_key("src", dbs[1]),
-                                                        "before-snapshot"], "before-snapshot")
+    proc, line = start_until(
+        EXTRACT_PAUSED_MID_WRITE, [*args[:2], snapshot_key("src", dbs[1]), "before-snapshot"], "before-snapshot"
+    )
     assert b"added_before_the_kill" in store.read_bytes(key)  # where the kill lands: the new file is in place...
     assert store.read_bytes(snapshot_key("src", dbs[1])) is None  # ...its old snapshot already gone
     kill_9(proc)

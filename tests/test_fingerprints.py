@@ -35,9 +35,13 @@ DDL = [
     ("primary key", "ALTER TABLE parent DROP PRIMARY KEY, ADD PRIMARY KEY (id, code)"),
     ("add foreign key", "ALTER TABLE parent DROP PRIMARY KEY, ADD PRIMARY KEY (id)"),
     ("add foreign key", "ALTER TABLE t ADD CONSTRAINT fk_parent FOREIGN KEY (parent_id) REFERENCES parent (id)"),
-    ("foreign key rule", ("ALTER TABLE t DROP FOREIGN KEY fk_parent",  # same FK, only its rule differs after both
-                          "ALTER TABLE t ADD CONSTRAINT fk_parent FOREIGN KEY (parent_id) REFERENCES parent (id) "
-                          "ON DELETE CASCADE")),
+    (
+        "foreign key rule",
+        (
+            "ALTER TABLE t DROP FOREIGN KEY fk_parent",  # same FK, only its rule differs after both
+            "ALTER TABLE t ADD CONSTRAINT fk_parent FOREIGN KEY (parent_id) REFERENCES parent (id) ON DELETE CASCADE",
+        ),
+    ),
     ("create view", "CREATE VIEW v2 AS SELECT id FROM parent"),
     ("view columns", "CREATE OR REPLACE VIEW v2 AS SELECT id, code FROM parent"),
     ("drop view", "DROP VIEW v2"),
@@ -128,12 +132,18 @@ def test_key_parts_rotate_over_ticks_and_carry_over(schema, monkeypatch):
     """Key parts are read for a slice of databases per tick; the others keep the cursor's key digest."""
     import zlib
 
-    from metadata_assets.sources.mysql import kind as mysql_kind
     from metadata_assets.defs import source_reads as source_clients
+    from metadata_assets.sources.mysql import kind as mysql_kind
 
-    dbs = [schema.create(f"k{i}", "CREATE TABLE p (id INT PRIMARY KEY)",
-                         "CREATE TABLE c (id INT PRIMARY KEY, p_id INT, KEY ix_p (p_id), "
-                         "CONSTRAINT fk_p FOREIGN KEY (p_id) REFERENCES p (id))") for i in range(3)]
+    dbs = [
+        schema.create(
+            f"k{i}",
+            "CREATE TABLE p (id INT PRIMARY KEY)",
+            "CREATE TABLE c (id INT PRIMARY KEY, p_id INT, KEY ix_p (p_id), "
+            "CONSTRAINT fk_p FOREIGN KEY (p_id) REFERENCES p (id))",
+        )
+        for i in range(3)
+    ]
     schema.grant()
     source = schema.source()
     monkeypatch.setattr(mysql_kind, "KEY_SLICE", 1)  # 3 databases: 3 slices, one database's keys per tick
@@ -144,9 +154,10 @@ def test_key_parts_rotate_over_ticks_and_carry_over(schema, monkeypatch):
 
     target = dbs[1]
     # a key-only change: same columns, same index, another ON DELETE rule
-    schema.server.execute(f"ALTER TABLE `{target}`.c DROP FOREIGN KEY fk_p",
-                          f"ALTER TABLE `{target}`.c ADD CONSTRAINT fk_p FOREIGN KEY (p_id) REFERENCES p (id) "
-                          "ON DELETE CASCADE")
+    schema.server.execute(
+        f"ALTER TABLE `{target}`.c DROP FOREIGN KEY fk_p",
+        f"ALTER TABLE `{target}`.c ADD CONSTRAINT fk_p FOREIGN KEY (p_id) REFERENCES p (id) ON DELETE CASCADE",
+    )
     its_tick = zlib.crc32(target.encode()) % 3
     other_tick = (its_tick + 1) % 3
     assert source_clients.read_fingerprints(source, first, tick=other_tick) == first  # not its turn yet
@@ -170,8 +181,12 @@ def test_routines_move_the_fingerprint_when_visible(schema):
     try:
         reader = MySQLReader(conn)
         seen = [reader.fingerprints(source)[db]]
-        for stmt in ("CREATE PROCEDURE p() BEGIN SELECT 1; END", "DROP PROCEDURE p",
-                     "CREATE PROCEDURE p() BEGIN SELECT 2; END", "CREATE FUNCTION f(x INT) RETURNS INT RETURN x"):
+        for stmt in (
+            "CREATE PROCEDURE p() BEGIN SELECT 1; END",
+            "DROP PROCEDURE p",
+            "CREATE PROCEDURE p() BEGIN SELECT 2; END",
+            "CREATE FUNCTION f(x INT) RETURNS INT RETURN x",
+        ):
             schema.server.execute(f"USE `{db}`", stmt)
             seen.append(reader.fingerprints(source)[db])
             assert seen[-1] != seen[-2], stmt

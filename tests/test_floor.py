@@ -21,15 +21,21 @@ def _recording(monkeypatch) -> list:
     def query(self, sql, args=()):
         seen.append((sql, tuple(args)))
         return original(self, sql, args)
+
     monkeypatch.setattr(MySQLReader, "query", query)
     return seen
 
 
 def test_floor_runs_the_readers_statements(schema, tmp_path, monkeypatch):
     schema.load_sample()  # tables, views, foreign keys, indexes, a generated column
-    schema.create("more", "CREATE TABLE t (id INT PRIMARY KEY, n INT, CONSTRAINT n_pos CHECK (n > 0), KEY k (n))",
-                  "CREATE TABLE gone (id INT)", "CREATE VIEW v AS SELECT id, n FROM t",
-                  "CREATE VIEW broken AS SELECT id FROM gone", "DROP TABLE gone")
+    schema.create(
+        "more",
+        "CREATE TABLE t (id INT PRIMARY KEY, n INT, CONSTRAINT n_pos CHECK (n > 0), KEY k (n))",
+        "CREATE TABLE gone (id INT)",
+        "CREATE VIEW v AS SELECT id, n FROM t",
+        "CREATE VIEW broken AS SELECT id FROM gone",
+        "DROP TABLE gone",
+    )
     schema.grant()
     source = schema.source(batch_size=2)  # several batches
     seen = _recording(monkeypatch)
@@ -37,7 +43,7 @@ def test_floor_runs_the_readers_statements(schema, tmp_path, monkeypatch):
     conn = connect(source)
     reader = MySQLReader(conn)
     dbs = reader.list_databases(source)
-    snapshots = [db for i in range(0, len(dbs), 2) for db in reader.read(dbs[i:i + 2], source)]
+    snapshots = [db for i in range(0, len(dbs), 2) for db in reader.read(dbs[i : i + 2], source)]
     conn.close()
     read_statements = list(seen)
     seen.clear()
@@ -48,9 +54,15 @@ def test_floor_runs_the_readers_statements(schema, tmp_path, monkeypatch):
     views = sum(t.is_view for db in snapshots for t in db.tables)
     assert views >= 3
     kinds = {sql.split(" FROM ")[1].split()[0] for sql, _ in read_statements if " FROM information_schema." in sql}
-    assert {"information_schema.TABLES", "information_schema.COLUMNS", "information_schema.KEY_COLUMN_USAGE",
-            "information_schema.REFERENTIAL_CONSTRAINTS", "information_schema.STATISTICS",
-            "information_schema.CHECK_CONSTRAINTS", "information_schema.TRIGGERS"} <= kinds
+    assert {
+        "information_schema.TABLES",
+        "information_schema.COLUMNS",
+        "information_schema.KEY_COLUMN_USAGE",
+        "information_schema.REFERENTIAL_CONSTRAINTS",
+        "information_schema.STATISTICS",
+        "information_schema.CHECK_CONSTRAINTS",
+        "information_schema.TRIGGERS",
+    } <= kinds
     assert sum(sql.startswith("SHOW CREATE TABLE") for sql, _ in read_statements) == views
     assert floor_statements == read_statements  # the same statements, with the same arguments, in the same order
     assert result["reader_statements"] == len(read_statements)

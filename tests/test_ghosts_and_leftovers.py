@@ -68,6 +68,7 @@ def lite_aspects(cfg, urn: str) -> dict:
 
 # --- 1 + 2: a view whose base table was dropped --------------------------------------------------------------
 
+
 def test_view_over_a_dropped_table_gets_an_empty_schema_and_no_ghost_lineage(schema, tmp_path):
     db = schema.create(
         "orphans",
@@ -95,7 +96,10 @@ def test_view_over_a_dropped_table_gets_an_empty_schema_and_no_ghost_lineage(sch
     # the same aspect shape as for any table, with no fields: it replaces what DataHub holds
     assert sm.fields == [] and sm.primaryKeys is None and sm.foreignKeys is None
     assert (sm.schemaName, sm.platform, sm.platformSchema) == (
-        before["schemaMetadata"].schemaName, before["schemaMetadata"].platform, before["schemaMetadata"].platformSchema)
+        before["schemaMetadata"].schemaName,
+        before["schemaMetadata"].platform,
+        before["schemaMetadata"].platformSchema,
+    )
     # lineage: the gone table is named nowhere, neither as a dataset nor through its columns
     up = after[v]["upstreamLineage"]
     assert [u.dataset for u in up.upstreams] == [kept]
@@ -117,8 +121,7 @@ def test_view_over_a_dropped_table_gets_an_empty_schema_and_no_ghost_lineage(sch
 
 def test_all_upstreams_gone_sends_an_empty_lineage(schema, tmp_path):
     """The view read only the dropped table: an upstreamLineage with no upstreams replaces the one DataHub holds."""
-    db = schema.create("only", "CREATE TABLE base (id INT)", "CREATE VIEW v AS SELECT id FROM base",
-                       "DROP TABLE base")
+    db = schema.create("only", "CREATE TABLE base (id INT)", "CREATE VIEW v AS SELECT id FROM base", "DROP TABLE base")
     schema.grant()
     store = LocalStore(tmp_path)
     (r,) = extract_ok(schema.source(), [db], store).values()
@@ -154,28 +157,50 @@ def test_lineage_to_other_databases_is_left_out_only_when_known_gone(schema, tmp
         assert not any("lineage to missing" in w for w in results[db].warnings)
     # a database not read at all: kept
     assert [u.dataset for u in got[RULES.dataset(db, "out_v")]["upstreamLineage"].upstreams] == [
-        RULES.dataset(outside, "gone2")]
+        RULES.dataset(outside, "gone2")
+    ]
 
 
 def _view(name: str, sql: str, columns: tuple[str, ...] = ()) -> Table:
-    return Table(name=name, table_type="VIEW", view_definition=sql,
-                 columns=[Column(name=c, ordinal=i + 1, column_type="int(11)", data_type="int", nullable=True)
-                          for i, c in enumerate(columns)])
+    return Table(
+        name=name,
+        table_type="VIEW",
+        view_definition=sql,
+        columns=[
+            Column(name=c, ordinal=i + 1, column_type="int(11)", data_type="int", nullable=True)
+            for i, c in enumerate(columns)
+        ],
+    )
 
 
 def _table(name: str, *columns: str) -> Table:
-    return Table(name=name, table_type="BASE TABLE",
-                 columns=[Column(name=c, ordinal=i + 1, column_type="int(11)", data_type="int", nullable=True)
-                          for i, c in enumerate(columns)])
+    return Table(
+        name=name,
+        table_type="BASE TABLE",
+        columns=[
+            Column(name=c, ordinal=i + 1, column_type="int(11)", data_type="int", nullable=True)
+            for i, c in enumerate(columns)
+        ],
+    )
 
 
 def test_table_allowed_tells_filtered_out_from_gone():
     """With the source's table_pattern (table_allowed), a table absent from a registered snapshot is gone unless the
     pattern leaves it out, whether or not the view has columns; a registered table without columns is no ghost."""
-    a = Database(name="a", tables=[_table("t", "id"), _table("nocols"),
-                                   _view("v", "CREATE VIEW `a`.`v` AS SELECT t.id, d.id AS did, x.id AS xid, "
-                                              "n.id AS nid FROM `a`.`t` t JOIN `a`.`denied` d JOIN `a`.`dropped` x "
-                                              "JOIN `a`.`nocols` n", ("id", "did", "xid", "nid"))])
+    a = Database(
+        name="a",
+        tables=[
+            _table("t", "id"),
+            _table("nocols"),
+            _view(
+                "v",
+                "CREATE VIEW `a`.`v` AS SELECT t.id, d.id AS did, x.id AS xid, "
+                "n.id AS nid FROM `a`.`t` t JOIN `a`.`denied` d JOIN `a`.`dropped` x "
+                "JOIN `a`.`nocols` n",
+                ("id", "did", "xid", "nid"),
+            ),
+        ],
+    )
     allowed = lambda db, t: t != "denied"  # noqa: E731
     with LineageResolver(RULES, table_allowed=allowed) as lineage:
         lineage.register(a)
@@ -191,6 +216,7 @@ def test_table_allowed_tells_filtered_out_from_gone():
 
 # --- 3: system-versioned tables ---------------------------------------------------------------------------------
 
+
 def test_system_versioned_primary_key_names_only_fields(schema, tmp_path):
     db = schema.create(
         "versioned",
@@ -202,11 +228,17 @@ def test_system_versioned_primary_key_names_only_fields(schema, tmp_path):
     conn = schema.server.connect()
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s "
-                        "AND TABLE_NAME = 'sv' AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION", (db,))
+            cur.execute(
+                "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s "
+                "AND TABLE_NAME = 'sv' AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
+                (db,),
+            )
             assert [r[0] for r in cur.fetchall()] == ["id", "row_end"]
-            cur.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
-                        "AND TABLE_NAME = 'sv' ORDER BY ORDINAL_POSITION", (db,))
+            cur.execute(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+                "AND TABLE_NAME = 'sv' ORDER BY ORDINAL_POSITION",
+                (db,),
+            )
             assert [r[0] for r in cur.fetchall()] == ["id", "x"]
     finally:
         conn.close()
@@ -230,10 +262,16 @@ def test_system_versioned_primary_key_names_only_fields(schema, tmp_path):
 
 
 def test_foreign_key_over_a_hidden_column_is_left_out():
-    t = Table(name="t", table_type="SYSTEM VERSIONED", columns=_table("t", "id", "p").columns,
-              primary_key=("id", "row_end"),
-              foreign_keys=[ForeignKey("fk_ok", ("p",), "d", "parent", ("id",)),
-                            ForeignKey("fk_hidden", ("p", "row_end"), "d", "parent", ("id", "row_end"))])
+    t = Table(
+        name="t",
+        table_type="SYSTEM VERSIONED",
+        columns=_table("t", "id", "p").columns,
+        primary_key=("id", "row_end"),
+        foreign_keys=[
+            ForeignKey("fk_ok", ("p",), "d", "parent", ("id",)),
+            ForeignKey("fk_hidden", ("p", "row_end"), "d", "parent", ("id", "row_end")),
+        ],
+    )
     assert [fk.name for fk in t.visible_foreign_keys] == ["fk_ok"]
     db = Database(name="d", tables=[t])
     sm = next(m.aspect for m in database_mcps(db, RULES) if m.aspectName == "schemaMetadata")
@@ -243,13 +281,16 @@ def test_foreign_key_over_a_hidden_column_is_left_out():
 
 # --- 4: temp files of a killed writer -----------------------------------------------------------------------------
 
+
 def test_remove_stale_temp_deletes_only_old_write_temp_files(tmp_path):
     store = LocalStore(tmp_path)
     store.write_bytes("src/mce/a.json", b"[]")
     # a real leftover: a writer killed between writing its temp file and renaming it
-    code = ("import os, sys; from metadata_assets.storage.store import LocalStore\n"
-            "os.replace = lambda *a: os._exit(9)\n"
-            f"LocalStore({str(tmp_path)!r}).write_bytes('src/snapshots/b%2Ec.json', b'{{}}')\n")
+    code = (
+        "import os, sys; from metadata_assets.storage.store import LocalStore\n"
+        "os.replace = lambda *a: os._exit(9)\n"
+        f"LocalStore({str(tmp_path)!r}).write_bytes('src/snapshots/b%2Ec.json', b'{{}}')\n"
+    )
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 9
     (killed,) = (tmp_path / "src" / "snapshots").iterdir()
     assert killed.name.startswith(".b%2Ec.json.") and killed.name.endswith(".tmp")
@@ -272,6 +313,7 @@ def test_remove_stale_temp_deletes_only_old_write_temp_files(tmp_path):
 
 
 # --- 5: the lineage resolver's temporary directory ----------------------------------------------------------------
+
 
 @pytest.fixture
 def private_tmpdir(tmp_path, monkeypatch) -> Path:
@@ -315,6 +357,7 @@ def test_extraction_leaves_no_temp_dir(schema, tmp_path, private_tmpdir):
 
 # --- 6: the demo's Lite listing -----------------------------------------------------------------------------------
 
+
 def listed(lines: list[str]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for ln in lines[1:]:
@@ -327,8 +370,9 @@ def test_demo_listing_leaves_out_soft_deleted_tables_and_databases(schema, tmp_p
     from metadata_assets.datahub.push import forget_database
     from metadata_assets.demo_run import lite_listing
 
-    a = schema.create("lista", "CREATE TABLE t1 (id INT)", "CREATE TABLE t2 (id INT)",
-                      "CREATE VIEW v AS SELECT id FROM t1")
+    a = schema.create(
+        "lista", "CREATE TABLE t1 (id INT)", "CREATE TABLE t2 (id INT)", "CREATE VIEW v AS SELECT id FROM t1"
+    )
     b = schema.create("listb", "CREATE TABLE t3 (id INT)")
     schema.grant()
     cfg = schema.project(tmp_path)
@@ -356,11 +400,24 @@ def test_catalog_ls_hides_soft_deleted_entities_unless_all(schema, tmp_path, cap
     schema.grant()
     cfg = schema.project(tmp_path)
     config = tmp_path / "sources.yaml"
-    config.write_text(yaml.safe_dump({"sources": [{"name": "src", "type": "mysql", "host": schema.server.host,
-                                                   "port": schema.server.port, "user": schema.user,
-                                                   "password_env": schema.password_env}],
-                                      "storage": {"uri": cfg.storage.uri},
-                                      "datahub": {"lite": {"path": cfg.datahub.lite.path}}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "sources": [
+                    {
+                        "name": "src",
+                        "type": "mysql",
+                        "host": schema.server.host,
+                        "port": schema.server.port,
+                        "user": schema.user,
+                        "password_env": schema.password_env,
+                    }
+                ],
+                "storage": {"uri": cfg.storage.uri},
+                "datahub": {"lite": {"path": cfg.datahub.lite.path}},
+            }
+        )
+    )
     store = open_store(cfg.storage.uri)
     extract_ok(cfg.sources[0], [a], store)
     push_lite(cfg, store)

@@ -18,15 +18,16 @@ from metadata_assets import history, notify
 from metadata_assets.catalog import Column, Database, Table
 from metadata_assets.change_config import History, Notifications, Webhook
 from metadata_assets.config import ConfigError, ProjectConfig, parse
-from metadata_assets.storage.layout import mce_key
-from metadata_assets.storage.store import LocalStore, open_store
-from metadata_assets.defs.checks import BREAKING as BREAKING_CHECK, evaluate
-from metadata_assets.defs.outcome import materialization
+from metadata_assets.defs.checks import BREAKING as BREAKING_CHECK
+from metadata_assets.defs.checks import evaluate
 from metadata_assets.defs.keys import mce_asset_key
 from metadata_assets.defs.notifications import build_notification_sensor
+from metadata_assets.defs.outcome import materialization
 from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.diff import diff
 from metadata_assets.extract import extract
+from metadata_assets.storage.layout import mce_key
+from metadata_assets.storage.store import LocalStore, open_store
 
 BIN = Path(sys.executable).parent
 
@@ -88,8 +89,13 @@ def free_port() -> int:
 def hooks(monkeypatch, receiver, **extra):
     monkeypatch.setenv("HOOK_SLACK", receiver.url("/slack"))
     monkeypatch.setenv("HOOK_JSON", receiver.url("/json"))
-    return {"webhooks": [{"url_env": "HOOK_SLACK", "format": "slack", "min_risk": "warning"},
-                         {"url_env": "HOOK_JSON", "format": "json", "min_risk": "breaking"}], **extra}
+    return {
+        "webhooks": [
+            {"url_env": "HOOK_SLACK", "format": "slack", "min_risk": "warning"},
+            {"url_env": "HOOK_JSON", "format": "json", "min_risk": "breaking"},
+        ],
+        **extra,
+    }
 
 
 def outbox(store, source="src"):
@@ -100,10 +106,14 @@ def all_files(root: Path) -> dict[str, float]:
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
 
 
-def test_ddl_sequence_gives_the_timeline_classes_and_one_notification_per_change(schema, tmp_path, monkeypatch,
-                                                                                 receiver):
-    db = schema.create("h", "CREATE TABLE t (id INT PRIMARY KEY, email VARCHAR(100), note VARCHAR(64) "
-                            "DEFAULT 'x')", "CREATE VIEW v AS SELECT id, email FROM t")
+def test_ddl_sequence_gives_the_timeline_classes_and_one_notification_per_change(
+    schema, tmp_path, monkeypatch, receiver
+):
+    db = schema.create(
+        "h",
+        "CREATE TABLE t (id INT PRIMARY KEY, email VARCHAR(100), note VARCHAR(64) DEFAULT 'x')",
+        "CREATE VIEW v AS SELECT id, email FROM t",
+    )
     schema.grant()
     source = schema.source(notifications=hooks(monkeypatch, receiver))
     root = tmp_path / "store"
@@ -119,8 +129,9 @@ def test_ddl_sequence_gives_the_timeline_classes_and_one_notification_per_change
     schema.server.execute(f"ALTER TABLE `{db}`.t ADD COLUMN phone VARCHAR(20)")  # safe: not queued (warning+)
     run()
     assert outbox(store) == []
-    schema.server.execute(f"ALTER TABLE `{db}`.t MODIFY note VARCHAR(32) DEFAULT 'x', "
-                          f"MODIFY email VARCHAR(100) COMMENT 'mail'")  # narrowed: breaking
+    schema.server.execute(
+        f"ALTER TABLE `{db}`.t MODIFY note VARCHAR(32) DEFAULT 'x', MODIFY email VARCHAR(100) COMMENT 'mail'"
+    )  # narrowed: breaking
     third = run()
     schema.server.execute(f"ALTER TABLE `{db}`.t ALTER COLUMN note SET DEFAULT 'y'")  # default: warning
     run()
@@ -137,10 +148,13 @@ def test_ddl_sequence_gives_the_timeline_classes_and_one_notification_per_change
     assert [e.ref.seq for e in entries] == [1, 2, 3, 4]
     assert [e.diff.risk for e in entries] == [None, "safe", "breaking", "warning"]
     assert [(c.rule, c.object) for c in entries[2].diff.changes()] == [
-        ("column_comment", "t.email"), ("column_type_narrowed", "t.note"),
-        ("column_comment", "v.email")]  # the view's column shows the table column's comment
+        ("column_comment", "t.email"),
+        ("column_type_narrowed", "t.note"),
+        ("column_comment", "v.email"),
+    ]  # the view's column shows the table column's comment
     assert [(c.rule, c.risk, c.detail) for c in entries[3].diff.changes()] == [
-        ("column_default_changed", "warning", "'x' → 'y'")]
+        ("column_default_changed", "warning", "'x' → 'y'")
+    ]
     assert len(outbox(store)) == 2  # versions 3 and 4
 
     # the breaking check reads the same classification as the history
@@ -156,8 +170,9 @@ def test_ddl_sequence_gives_the_timeline_classes_and_one_notification_per_change
     assert len(slack) == 2 and len(js) == 1  # slack: warning and up; json: breaking only
     assert [json.loads(r["body"])["version"] for r in js] == [3]
     body = json.loads(js[0]["body"])
-    assert body["risk"] == "breaking" and body["database"] == db and body["changes"][1]["rule"] == \
-        "column_type_narrowed"
+    assert (
+        body["risk"] == "breaking" and body["database"] == db and body["changes"][1]["rule"] == "column_type_narrowed"
+    )
     assert js[0]["headers"]["Idempotency-Key"] == f"src/{db}/3/HOOK_JSON:json"
     assert {json.loads(r["body"])["text"].split(": schema version ")[1].split(":")[0] for r in slack} == {"3", "4"}
 
@@ -241,15 +256,20 @@ def test_a_crash_between_history_and_files_records_each_version_once(tmp_path):
 
 
 def _db(columns, name="d", table="t") -> Database:
-    return Database(name, tables=[Table(table, "BASE TABLE", columns=[
-        Column(c, i, "int(11)", "int", True) for i, c in enumerate(columns, 1)])])
+    return Database(
+        name,
+        tables=[
+            Table(table, "BASE TABLE", columns=[Column(c, i, "int(11)", "int", True) for i, c in enumerate(columns, 1)])
+        ],
+    )
 
 
 def test_retention_keeps_at_most_n_versions_and_none_older_than_d_days(tmp_path):
     now = [1_700_000_000.0]
     store = LocalStore(tmp_path)
-    rec = history.Recorder(store, "src", History(keep_versions=3, keep_days=10), {}, Notifications(),
-                           clock=lambda: now[0])
+    rec = history.Recorder(
+        store, "src", History(keep_versions=3, keep_days=10), {}, Notifications(), clock=lambda: now[0]
+    )
     prev = None
     for i in range(5):
         db = _db([f"c{j}" for j in range(i + 1)])
@@ -266,18 +286,29 @@ def test_retention_keeps_at_most_n_versions_and_none_older_than_d_days(tmp_path)
 
 
 def test_hostile_names_are_escaped_in_every_payload(tmp_path, receiver, monkeypatch):
-    evil = "<!channel> `x` *b* _i_ ~s~ & \"q\"\n<https://evil|click>"
+    evil = '<!channel> `x` *b* _i_ ~s~ & "q"\n<https://evil|click>'
     store = LocalStore(tmp_path)
     rec = history.Recorder(store, "src", History(), {}, Notifications())
     one = _db(["id", evil], name="db&<b>", table=evil)
     two = _db(["id"], name="db&<b>", table=evil)
     rec.record(one, None, one.schema_hash(), "v1", None)
     rec.record(two, one, two.schema_hash(), "v2", "v1")
-    source = type("S", (), {"name": "src", "owners": ["team:x"], "notifications": Notifications(
-        webhooks=[Webhook(url_env="HOOK_SLACK"), Webhook(url_env="HOOK_JSON", format="json")])})()
+    source = type(
+        "S",
+        (),
+        {
+            "name": "src",
+            "owners": ["team:x"],
+            "notifications": Notifications(
+                webhooks=[Webhook(url_env="HOOK_SLACK"), Webhook(url_env="HOOK_JSON", format="json")]
+            ),
+        },
+    )()
     hooks(monkeypatch, receiver)
-    cfg = parse({"notifications": {"owners": {"team:x": [{"url_env": "HOOK_JSON", "format": "json",
-                                                          "name": "owner-hook"}]}}}, "x.yaml")
+    cfg = parse(
+        {"notifications": {"owners": {"team:x": [{"url_env": "HOOK_JSON", "format": "json", "name": "owner-hook"}]}}},
+        "x.yaml",
+    )
     targets = notify.targets_for(cfg, source)
     assert [t.label for t in targets] == ["HOOK_SLACK", "HOOK_JSON", "owner-hook"]
     assert notify.deliver(store, source, targets).sent == 3
@@ -289,7 +320,7 @@ def test_hostile_names_are_escaped_in_every_payload(tmp_path, receiver, monkeypa
         assert "<" not in text and ">" not in text and "\n" not in text.split("\n")[0]
         assert text.count("`") % 2 == 0  # every code span closed: no name's backtick ends one
     line = texts[-1]
-    assert "&lt;!channel&gt; ˋxˋ *b* _i_ ~s~ &amp; \"q\" &lt;https://evil|click&gt;" in line
+    assert '&lt;!channel&gt; ˋxˋ *b* _i_ ~s~ &amp; "q" &lt;https://evil|click&gt;' in line
     for r in receiver.to("/json"):  # the generic payload carries the exact names
         body = json.loads(r["body"])
         assert body["database"] == "db&<b>" and body["changes"][0]["object"] == f"{evil}.{evil}"
@@ -302,25 +333,39 @@ def test_config_rules_and_webhooks_are_validated():
     with pytest.raises(ConfigError, match="risk.rules.column_dropped: Input should be 'safe', 'warning'"):
         parse({"sources": [{**base, "risk": {"rules": {"column_dropped": "fatal"}}}]}, "x.yaml")
     with pytest.raises(ConfigError, match="webhook URLs are never inline"):
-        parse({"sources": [{**base, "notifications": {"webhooks": [{"url": "https://hooks.slack.com/x"}]}}]},
-              "x.yaml")
+        parse({"sources": [{**base, "notifications": {"webhooks": [{"url": "https://hooks.slack.com/x"}]}}]}, "x.yaml")
     with pytest.raises(ConfigError, match="history.keep_versions"):
         parse({"sources": [{**base, "history": {"keep_versions": 1}}]}, "x.yaml")
 
 
 def _write_config(schema, tmp_path) -> Path:
-    cfg = {"sources": [{"name": "src", "type": "mysql", "host": schema.server.host, "port": schema.server.port,
-                        "user": schema.user, "password_env": schema.password_env,
-                        "database_pattern": {"allow": [f"{schema.prefix}.*"]}}],
-           "storage": {"uri": str(tmp_path / "store")}}
+    cfg = {
+        "sources": [
+            {
+                "name": "src",
+                "type": "mysql",
+                "host": schema.server.host,
+                "port": schema.server.port,
+                "user": schema.user,
+                "password_env": schema.password_env,
+                "database_pattern": {"allow": [f"{schema.prefix}.*"]},
+            }
+        ],
+        "storage": {"uri": str(tmp_path / "store")},
+    }
     path = tmp_path / "sources.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
 
 
 def _cli(*args, ok=True):
-    proc = subprocess.run([str(BIN / "metadata-assets"), *map(str, args)], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "DATAHUB_TELEMETRY_ENABLED": "false"})
+    proc = subprocess.run(
+        [str(BIN / "metadata-assets"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DATAHUB_TELEMETRY_ENABLED": "false"},
+    )
     assert (proc.returncode == 0) == ok, proc.stdout + proc.stderr
     return proc
 
@@ -332,41 +377,60 @@ def test_history_command_lists_versions_diffs_and_the_schema_at_a_date(schema, t
     config = _write_config(schema, tmp_path)
     source, store = schema.source(), LocalStore(tmp_path / "store")
     assert all(r.ok for r in extract(source, [db], store))
-    schema.server.execute(f"ALTER TABLE `{db}`.t DROP COLUMN a, ADD COLUMN b INT NOT NULL",
-                          f"CREATE INDEX by_id ON `{db}`.u (id)")
+    schema.server.execute(
+        f"ALTER TABLE `{db}`.t DROP COLUMN a, ADD COLUMN b INT NOT NULL", f"CREATE INDEX by_id ON `{db}`.u (id)"
+    )
     monkeypatch.setattr(history, "now", lambda: 1_780_090_000.0)  # a day and 25 minutes later
     assert all(r.ok for r in extract(source, [db], store))
 
     text = _cli("history", "--config", config, "--source", "src", "-d", db).stdout.splitlines()
     assert text[0].startswith("version 1  ") and text[0].endswith("first version kept")
     assert text[1].startswith("version 2  ") and text[1].endswith(" UTC  breaking  4 change(s)")
-    assert text[2:] == ["  [safe    ] index by_id u  none → (id)", "  [breaking] column removed t.a  int(11)",
-                        "  [warning ] column added t.b  int(11)", "  [safe    ] column key u.id  '' → MUL"]
-    got = json.loads(_cli("history", "--config", config, "--source", "src", "-d", db, "--table", "u",
-                          "--json").stdout)
+    assert text[2:] == [
+        "  [safe    ] index by_id u  none → (id)",
+        "  [breaking] column removed t.a  int(11)",
+        "  [warning ] column added t.b  int(11)",
+        "  [safe    ] column key u.id  '' → MUL",
+    ]
+    got = json.loads(_cli("history", "--config", config, "--source", "src", "-d", db, "--table", "u", "--json").stdout)
     assert [(v["version"], v["risk"], [c["rule"] for c in v["changes"]]) for v in got["versions"]] == [
-        (1, None, []), (2, "safe", ["index_added", "column_key_changed"])]
-    at = json.loads(_cli("history", "--config", config, "--source", "src", "-d", db, "--at",
-                         "2999-01-01", "--table", "t", "--json").stdout)
+        (1, None, []),
+        (2, "safe", ["index_added", "column_key_changed"]),
+    ]
+    at = json.loads(
+        _cli(
+            "history", "--config", config, "--source", "src", "-d", db, "--at", "2999-01-01", "--table", "t", "--json"
+        ).stdout
+    )
     assert at["version"] == 2 and [c["name"] for c in at["tables"][0]["columns"]] == ["id", "b"]
     first = history.versions(store, "src", db)[0].recorded_at.isoformat()
     at = _cli("history", "--config", config, "--source", "src", "-d", db, "--at", first).stdout
     assert at.splitlines()[0].startswith(f"{db} as of version 1") and "    a int(11)" in at
-    assert f"{db} as of version 1 (recorded 2026-05-28 20:26:40 UTC)" in _cli(
-        "history", "--config", config, "--source", "src", "-d", db, "--at", "2026-05-28").stdout  # its end
-    since = json.loads(_cli("history", "--config", config, "--source", "src", "-d", db, "--since", "2026-05-29",
-                            "--json").stdout)
+    assert (
+        f"{db} as of version 1 (recorded 2026-05-28 20:26:40 UTC)"
+        in _cli("history", "--config", config, "--source", "src", "-d", db, "--at", "2026-05-28").stdout
+    )  # its end
+    since = json.loads(
+        _cli("history", "--config", config, "--source", "src", "-d", db, "--since", "2026-05-29", "--json").stdout
+    )
     assert [v["version"] for v in since["versions"]] == [2]  # with its diff from version 1
-    assert "no version kept from 2000-01-01" in _cli("history", "--config", config, "--source", "src", "-d", db,
-                                                     "--at", "2000-01-01", ok=False).stderr
-    assert "no schema version kept since 2999-01-01" in _cli(
-        "history", "--config", config, "--source", "src", "-d", db, "--since", "2999-01-01", ok=False).stderr
-    assert "is not a date" in _cli("history", "--config", config, "--source", "src", "-d", db, "--since", "soon",
-                                   ok=False).stderr
+    assert (
+        "no version kept from 2000-01-01"
+        in _cli("history", "--config", config, "--source", "src", "-d", db, "--at", "2000-01-01", ok=False).stderr
+    )
+    assert (
+        "no schema version kept since 2999-01-01"
+        in _cli("history", "--config", config, "--source", "src", "-d", db, "--since", "2999-01-01", ok=False).stderr
+    )
+    assert (
+        "is not a date"
+        in _cli("history", "--config", config, "--source", "src", "-d", db, "--since", "soon", ok=False).stderr
+    )
 
 
-def test_the_extraction_run_notifies_at_its_end_and_a_dead_receiver_never_fails_it(schema, tmp_path, monkeypatch,
-                                                                                  receiver):
+def test_the_extraction_run_notifies_at_its_end_and_a_dead_receiver_never_fails_it(
+    schema, tmp_path, monkeypatch, receiver
+):
     from dagster import Definitions
 
     from metadata_assets.defs.extraction import build_mce_asset
@@ -374,8 +438,14 @@ def test_the_extraction_run_notifies_at_its_end_and_a_dead_receiver_never_fails_
     db = schema.create("r", "CREATE TABLE t (id INT PRIMARY KEY, a INT, b INT)")
     schema.grant()
     cfg = schema.project(tmp_path, notifications=hooks(monkeypatch, receiver), owners=["team:ops"])
-    cfg = ProjectConfig(**{**dict(cfg), "notifications": {"owners": {"team:ops": [
-        {"url_env": "HOOK_OPS", "format": "json", "min_risk": "warning"}]}}})
+    cfg = ProjectConfig(
+        **{
+            **dict(cfg),
+            "notifications": {
+                "owners": {"team:ops": [{"url_env": "HOOK_OPS", "format": "json", "min_risk": "warning"}]}
+            },
+        }
+    )
     monkeypatch.setenv("HOOK_OPS", receiver.url("/ops"))
     source = cfg.sources[0]
     instance = DagsterInstance.ephemeral()
@@ -402,7 +472,8 @@ def test_the_extraction_run_notifies_at_its_end_and_a_dead_receiver_never_fails_
 
     hooks(monkeypatch, receiver)  # back up: the next pass sends only what was missing
     result = build_notification_sensor(SourceSetup.of(cfg, source)).evaluate_tick(
-        build_sensor_context(instance=instance))
+        build_sensor_context(instance=instance)
+    )
     assert result.skip_message == "src: 1 notification(s) sent" and outbox(store) == []
     assert [r["path"] for r in receiver.requests] == ["/json", "/ops", "/slack"]
 
@@ -431,8 +502,15 @@ def test_history_and_outbox_on_gcs(receiver, monkeypatch):
         assert [e.diff.risk for e in history.timeline(store, "src", "d")] == [None, "breaking"]
         assert len(outbox(store)) == 2
         hooks(monkeypatch, receiver)
-        source = type("S", (), {"name": "src", "owners": [], "notifications": Notifications(
-            webhooks=[Webhook(url_env="HOOK_JSON", format="json")])})()
+        source = type(
+            "S",
+            (),
+            {
+                "name": "src",
+                "owners": [],
+                "notifications": Notifications(webhooks=[Webhook(url_env="HOOK_JSON", format="json")]),
+            },
+        )()
         report = notify.deliver(store, source, source.notifications.webhooks)
         assert report.ok and report.sent == 2 and outbox(store) == []
         assert [json.loads(r["body"])["version"] for r in receiver.requests] == [2, 3]
@@ -440,8 +518,12 @@ def test_history_and_outbox_on_gcs(receiver, monkeypatch):
 
 
 def test_renames_and_broken_views_on_real_mariadb(schema, tmp_path):
-    db = schema.create("b", "CREATE TABLE base (id INT PRIMARY KEY, v INT)", "CREATE VIEW reader AS SELECT id FROM base",
-                       "CREATE TABLE old_name (id INT PRIMARY KEY, label VARCHAR(20) NOT NULL)")
+    db = schema.create(
+        "b",
+        "CREATE TABLE base (id INT PRIMARY KEY, v INT)",
+        "CREATE VIEW reader AS SELECT id FROM base",
+        "CREATE TABLE old_name (id INT PRIMARY KEY, label VARCHAR(20) NOT NULL)",
+    )
     schema.grant()
     source, store = schema.source(), LocalStore(tmp_path)
     (first,) = extract(source, [db], store)
@@ -451,11 +533,17 @@ def test_renames_and_broken_views_on_real_mariadb(schema, tmp_path):
     assert second.history_version == 2
     key = mce_asset_key(source)
     assert materialization(key, second, source).metadata["schema_history"].value == (
-        f"version 2: metadata-assets history --source src -d '{db}'")
+        f"version 2: metadata-assets history --source src -d '{db}'"
+    )
     (entry,) = history.timeline(store, "src", db, since=history.versions(store, "src", db)[1].recorded_at)[-1:]
     rules = {(c.rule, c.object) for c in entry.diff.changes()}
-    assert {("table_dropped", "base"), ("table_dropped", "old_name"), ("table_added", "new_name"),
-            ("table_renamed", "old_name"), ("view_broken", "reader")} <= rules
+    assert {
+        ("table_dropped", "base"),
+        ("table_dropped", "old_name"),
+        ("table_added", "new_name"),
+        ("table_renamed", "old_name"),
+        ("view_broken", "reader"),
+    } <= rules
     assert entry.diff.renamed == [("old_name", "new_name")]
     assert "view `reader` broken: it lists no columns any more" in entry.diff.breaking
 
@@ -467,29 +555,59 @@ def test_every_kind_of_change_gets_its_rule_and_default_class():
         cols = kw.pop("columns", [Column("id", 1, "int(11)", "int", False), Column("n", 2, "int(11)", "int", True)])
         return Table("t", "BASE TABLE", columns=cols, **kw)
 
-    before = Database("d", tables=[table(primary_key=("id",), indexes=[Index("ix", ("n",))],
-                                         foreign_keys=[ForeignKey("fk", ("n",), "d", "u", ("id",))],
-                                         checks=[CheckConstraint("ck", "n > 0")])],
-                      routines=[Routine("p", "PROCEDURE", "BEGIN END"), Routine("f", "FUNCTION", "1")])
-    after = Database("d", tables=[table(
-        columns=[Column("id", 1, "bigint(20)", "bigint", False), Column("n", 2, "varchar(5)", "varchar", False),
-                 Column("req", 3, "int(11)", "int", False), Column("opt", 4, "int(11)", "int", False, default="0")],
-        primary_key=("id", "n"), indexes=[Index("ix", ("n",), unique=True), Index("ux", ("req",), unique=True)],
-        triggers=[Trigger("tr", "AFTER", "INSERT", "SET @x = 1")])],
-        routines=[Routine("p", "PROCEDURE", "BEGIN SELECT 1; END")])
+    before = Database(
+        "d",
+        tables=[
+            table(
+                primary_key=("id",),
+                indexes=[Index("ix", ("n",))],
+                foreign_keys=[ForeignKey("fk", ("n",), "d", "u", ("id",))],
+                checks=[CheckConstraint("ck", "n > 0")],
+            )
+        ],
+        routines=[Routine("p", "PROCEDURE", "BEGIN END"), Routine("f", "FUNCTION", "1")],
+    )
+    after = Database(
+        "d",
+        tables=[
+            table(
+                columns=[
+                    Column("id", 1, "bigint(20)", "bigint", False),
+                    Column("n", 2, "varchar(5)", "varchar", False),
+                    Column("req", 3, "int(11)", "int", False),
+                    Column("opt", 4, "int(11)", "int", False, default="0"),
+                ],
+                primary_key=("id", "n"),
+                indexes=[Index("ix", ("n",), unique=True), Index("ux", ("req",), unique=True)],
+                triggers=[Trigger("tr", "AFTER", "INSERT", "SET @x = 1")],
+            )
+        ],
+        routines=[Routine("p", "PROCEDURE", "BEGIN SELECT 1; END")],
+    )
     got = {(c.rule, c.object, c.risk) for c in diff(before, after).changes()}
     assert got == {
-        ("primary_key_changed", "t", "breaking"), ("foreign_key_changed", "t", "warning"),
-        ("index_changed", "t", "warning"), ("unique_index_added", "t", "warning"),
-        ("check_changed", "t", "warning"), ("trigger_changed", "t", "warning"),
-        ("routine_dropped", "f", "warning"), ("routine_changed", "p", "warning"),
-        ("column_type_widened", "t.id", "safe"), ("column_type_incompatible", "t.n", "breaking"),
-        ("column_not_null_added", "t.n", "breaking"), ("column_added_not_null", "t.req", "warning"),
-        ("column_added", "t.opt", "safe")}
+        ("primary_key_changed", "t", "breaking"),
+        ("foreign_key_changed", "t", "warning"),
+        ("index_changed", "t", "warning"),
+        ("unique_index_added", "t", "warning"),
+        ("check_changed", "t", "warning"),
+        ("trigger_changed", "t", "warning"),
+        ("routine_dropped", "f", "warning"),
+        ("routine_changed", "p", "warning"),
+        ("column_type_widened", "t.id", "safe"),
+        ("column_type_incompatible", "t.n", "breaking"),
+        ("column_not_null_added", "t.n", "breaking"),
+        ("column_added_not_null", "t.req", "warning"),
+        ("column_added", "t.opt", "safe"),
+    }
     back = {(c.rule, c.object, c.risk) for c in diff(after, before).changes()}
-    assert {("column_nullable", "t.n", "warning"), ("column_dropped", "t.req", "breaking"),
-            ("index_dropped", "t", "warning"), ("routine_added", "f", "safe"),
-            ("column_type_narrowed", "t.id", "breaking")} <= back
+    assert {
+        ("column_nullable", "t.n", "warning"),
+        ("column_dropped", "t.req", "breaking"),
+        ("index_dropped", "t", "warning"),
+        ("routine_added", "f", "safe"),
+        ("column_type_narrowed", "t.id", "breaking"),
+    } <= back
 
 
 def test_a_refused_request_is_not_hammered_and_stale_entries_are_dropped_visibly(tmp_path, receiver, monkeypatch):
@@ -499,8 +617,15 @@ def test_a_refused_request_is_not_hammered_and_stale_entries_are_dropped_visibly
     rec.record(one, None, one.schema_hash(), "v1", None)
     rec.record(two, one, two.schema_hash(), "v2", "v1")
     hooks(monkeypatch, receiver)
-    source = type("S", (), {"name": "src", "owners": [], "notifications": Notifications(
-        webhooks=[Webhook(url_env="HOOK_JSON", format="json")], attempts=3)})()
+    source = type(
+        "S",
+        (),
+        {
+            "name": "src",
+            "owners": [],
+            "notifications": Notifications(webhooks=[Webhook(url_env="HOOK_JSON", format="json")], attempts=3),
+        },
+    )()
     receiver.status = 400  # the receiver refuses the request: one try per pass, the entry kept
     report = notify.deliver(store, source, source.notifications.webhooks)
     assert report.failures == {"HOOK_JSON": "HTTP 400"} and len(receiver.requests) == 1 and len(outbox(store)) == 1
@@ -565,8 +690,7 @@ def test_each_database_of_a_run_carries_only_its_own_diff(schema, tmp_path):
     assert results[same].schema_diff is None  # recorded nothing: the asset computes its own (empty) diff
 
 
-def test_a_fault_while_queueing_a_change_records_no_version_and_the_next_run_queues_it(schema, tmp_path,
-                                                                                       monkeypatch):
+def test_a_fault_while_queueing_a_change_records_no_version_and_the_next_run_queues_it(schema, tmp_path, monkeypatch):
     """The change is queued before its version is written: an outbox that cannot be written fails the database
     and records nothing, so the next run records the version and queues the change (nothing lost)."""
     db = schema.create("q", "CREATE TABLE t (id INT PRIMARY KEY, a INT)")

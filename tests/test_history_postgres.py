@@ -19,12 +19,21 @@ DB = "pg_hist"
 def pg(tmp_path_factory):
     server = local_postgres.start(tmp_path_factory.mktemp("pghist"))
     local_postgres.create_database(server, DB)
-    local_postgres.execute(server, DB, "CREATE TABLE public.t (id int PRIMARY KEY, code varchar(64), n int);"
-                                       "CREATE VIEW public.v AS SELECT id, code FROM public.t;")
-    source = PostgresSource(name="pgsrc", type="postgres", host=server.host, port=server.port, user="catalog",
-                            password_env="PG_HIST_PASSWORD",
-                            notifications={"webhooks": [{"url_env": "PG_HOOK", "format": "json",
-                                                         "min_risk": "warning"}]})
+    local_postgres.execute(
+        server,
+        DB,
+        "CREATE TABLE public.t (id int PRIMARY KEY, code varchar(64), n int);"
+        "CREATE VIEW public.v AS SELECT id, code FROM public.t;",
+    )
+    source = PostgresSource(
+        name="pgsrc",
+        type="postgres",
+        host=server.host,
+        port=server.port,
+        user="catalog",
+        password_env="PG_HIST_PASSWORD",
+        notifications={"webhooks": [{"url_env": "PG_HOOK", "format": "json", "min_risk": "warning"}]},
+    )
     for statement in grant_statements(source, [DB]):
         if not statement.startswith("--"):
             local_postgres.execute(server, "postgres", statement.replace("<password from $PG_HIST_PASSWORD>", "pw"))

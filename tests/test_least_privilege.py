@@ -39,7 +39,12 @@ def test_select_denied_and_full_schema_extracted(schema, tmp_path):
     assert tables["order_items"].primary_key == ("order_id", "line_no")
     (fk,) = tables["orders"].foreign_keys
     assert (fk.name, fk.columns, fk.ref_table, fk.ref_columns, fk.on_delete) == (
-        "fk_orders_customer", ("customer_id",), "customers", ("id",), "CASCADE")
+        "fk_orders_customer",
+        ("customer_id",),
+        "customers",
+        ("id",),
+        "CASCADE",
+    )
     assert "VIRTUAL" in tables["orders"].columns[4].extra
     assert "total" in tables["orders"].columns[4].generation_expression
     assert "select" in tables["paid_orders"].view_definition.lower()
@@ -71,8 +76,10 @@ def test_grant_statements_are_what_extraction_needs(schema, tmp_path):
     source = schema.source()
     stmts = grant_statements(source, [db])
     assert stmts[1] == f"GRANT REFERENCES, SHOW VIEW ON `{db}`.* TO '{schema.user}'@'%';"
-    schema.server.execute(stmts[0].replace(f"'<password from ${schema.password_env}>'", f"'{schema.password}'")
-                          .rstrip(";"), stmts[1].rstrip(";"))
+    schema.server.execute(
+        stmts[0].replace(f"'<password from ${schema.password_env}>'", f"'{schema.password}'").rstrip(";"),
+        stmts[1].rstrip(";"),
+    )
     conn = connect(source)
     assert MySQLReader(conn).list_databases(source) == [db]
     conn.close()

@@ -56,10 +56,12 @@ def test_per_entity_index_equals_a_full_reindex_after_each_push(schema, tmp_path
 
     # a table added, one dropped, a view replaced by a table of the same name (it moves from views to tables,
     # and the views folder of billing is left empty: gone, as in a full reindex)
-    schema.server.execute(f"CREATE TABLE `{shop}`.refunds (id INT PRIMARY KEY)",
-                          f"DROP TABLE `{analytics}`.daily_sales",
-                          f"DROP VIEW `{billing}`.open_invoices",
-                          f"CREATE TABLE `{billing}`.open_invoices (id INT PRIMARY KEY)")
+    schema.server.execute(
+        f"CREATE TABLE `{shop}`.refunds (id INT PRIMARY KEY)",
+        f"DROP TABLE `{analytics}`.daily_sales",
+        f"DROP VIEW `{billing}`.open_invoices",
+        f"CREATE TABLE `{billing}`.open_invoices (id INT PRIMARY KEY)",
+    )
     refresh_and_push([shop, billing, analytics])
     lite = lite_reader(lite_path)
     try:

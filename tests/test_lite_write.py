@@ -8,7 +8,7 @@ from metadata_assets.config import LiteTarget
 from metadata_assets.datahub.lite_write import plain, write_objs
 from metadata_assets.datahub.mce_json import proposal_obj, read_mcps
 from metadata_assets.datahub.sinks import LiteSink
-from metadata_assets.extract import extract, rules_for
+from metadata_assets.extract import extract
 from metadata_assets.storage.layout import mce_key
 from metadata_assets.storage.store import open_store
 
@@ -17,8 +17,10 @@ SYSTEM = {"lastObserved": 1_700_000_000_000, "runId": "run-1"}
 
 def tables(sink: LiteSink) -> tuple[list, list]:
     lite = sink.lite
-    return (sorted(lite._execute("SELECT * FROM metadata_aspect_v2")),
-            sorted(map(tuple, lite._execute("SELECT * FROM metadata_edge_v2"))))
+    return (
+        sorted(lite._execute("SELECT * FROM metadata_aspect_v2")),
+        sorted(map(tuple, lite._execute("SELECT * FROM metadata_edge_v2"))),
+    )
 
 
 def library_write(sink: LiteSink, objs: list[dict], system: dict) -> None:
@@ -47,7 +49,10 @@ def test_the_same_rows_and_edges_as_lites_own_write(schema, tmp_path):
     per_db = {db: json.loads(store.read_bytes(mce_key(src.name, db))) for db in dbs}
     assert sum(map(len, per_db.values())) > 50 and all(plain(o) for objs in per_db.values() for o in objs)
 
-    theirs, ours = LiteSink(LiteTarget(path=str(tmp_path / "a.sqlite"))), LiteSink(LiteTarget(path=str(tmp_path / "b.sqlite")))
+    theirs, ours = (
+        LiteSink(LiteTarget(path=str(tmp_path / "a.sqlite"))),
+        LiteSink(LiteTarget(path=str(tmp_path / "b.sqlite"))),
+    )
     try:
         steps = [(objs, SYSTEM) for objs in per_db.values()]  # a first push
         steps.append((per_db[dbs[0]], {**SYSTEM, "lastObserved": SYSTEM["lastObserved"] + 1}))  # a duplicate
@@ -58,8 +63,20 @@ def test_the_same_rows_and_edges_as_lites_own_write(schema, tmp_path):
         changed = [proposal_obj(m) for m in changed_mcps]
         steps.append((changed, {**SYSTEM, "lastObserved": SYSTEM["lastObserved"] + 2, "runId": "run-2"}))
         gone = next(o["entityUrn"] for o in per_db[dbs[2]] if o["entityType"] == "dataset")
-        steps.append(([{"entityType": "dataset", "entityUrn": gone, "changeType": "UPSERT", "aspectName": "status",
-                        "aspect": {"json": {"removed": True}}}], {**SYSTEM, "lastObserved": SYSTEM["lastObserved"] + 3}))
+        steps.append(
+            (
+                [
+                    {
+                        "entityType": "dataset",
+                        "entityUrn": gone,
+                        "changeType": "UPSERT",
+                        "aspectName": "status",
+                        "aspect": {"json": {"removed": True}},
+                    }
+                ],
+                {**SYSTEM, "lastObserved": SYSTEM["lastObserved"] + 3},
+            )
+        )
         for objs, system in steps:
             library_write(theirs, objs, system)
             ours_write(ours, objs, system)
@@ -82,8 +99,14 @@ def test_nothing_of_a_failed_call_is_committed(schema, tmp_path):
     objs = json.loads(store.read_bytes(mce_key("src", db)))
     sink = LiteSink(LiteTarget(path=str(tmp_path / "lite.sqlite")))
     try:
-        broken = objs + [{"entityType": "dataset", "changeType": "UPSERT", "aspectName": "status",
-                          "aspect": {"json": {"removed": False}}}]  # no entityUrn: fails after the file's rows
+        broken = objs + [
+            {
+                "entityType": "dataset",
+                "changeType": "UPSERT",
+                "aspectName": "status",
+                "aspect": {"json": {"removed": False}},
+            }
+        ]  # no entityUrn: fails after the file's rows
         try:
             write_objs(sink.lite, broken, SYSTEM)
         except Exception:

@@ -87,9 +87,22 @@ def test_table_cell_keeps_the_row_and_the_name(name):
     assert [t.content for t in second if t.type == "code_inline"] == [one_line(name), "c", one_line(name), "after|x"]
 
 
-@pytest.mark.parametrize("prose", HOSTILE + ["# not a heading", "1. not a list", "- nor this", "=== nor this",
-                                             "> not a quote", "    not code", "_a_ *b* ~~c~~ order_items",
-                                             "<!-- comment -->", "[x]: http://example.com", "trailing \\"])
+@pytest.mark.parametrize(
+    "prose",
+    HOSTILE
+    + [
+        "# not a heading",
+        "1. not a list",
+        "- nor this",
+        "=== nor this",
+        "> not a quote",
+        "    not code",
+        "_a_ *b* ~~c~~ order_items",
+        "<!-- comment -->",
+        "[x]: http://example.com",
+        "trailing \\",
+    ],
+)
 def test_text_renders_as_the_literal_prose(prose):
     tokens = no_html(md().parse(text(prose)))
     assert [t.type for t in tokens] == ["paragraph_open", "inline", "paragraph_close"]
@@ -113,15 +126,20 @@ def test_literal_is_plain_only_when_markdown_cannot_misread_it():
 
 def test_warnings_markdown_is_a_safe_bullet_list():
     assert warnings_markdown([]) == "none"
-    warnings = ["db.<svg onload=alert(1)>: no privilege", "t`x: SHOW CREATE failed\n# not a heading",
-                "`a|b`: 1. unreadable", "<b>bold</b> & *stars*"]
+    warnings = [
+        "db.<svg onload=alert(1)>: no privilege",
+        "t`x: SHOW CREATE failed\n# not a heading",
+        "`a|b`: 1. unreadable",
+        "<b>bold</b> & *stars*",
+    ]
     rendered = warnings_markdown(warnings)
     assert rendered.count("\n") == len(warnings) - 1 and all(line.startswith("- ") for line in rendered.split("\n"))
     tokens = no_html(md().parse(rendered))
     assert [t.type for t in tokens].count("list_item_open") == len(warnings)
     assert [t.type for t in tokens].count("bullet_list_open") == 1
-    assert ["".join(c.content for c in children) for children in inline_children(tokens)] == \
-        [one_line(w) for w in warnings]
+    assert ["".join(c.content for c in children) for children in inline_children(tokens)] == [
+        one_line(w) for w in warnings
+    ]
     assert all({c.type for c in children} == {"text"} for children in inline_children(tokens))
 
 

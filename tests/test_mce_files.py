@@ -77,10 +77,18 @@ def test_every_file_passes_datahub_check_metadata_file(sample, tmp_path):
     assert CliRunner().invoke(datahub, ["check", "metadata-file", str(bad_path)]).exit_code != 0
 
     awkward = next(p for p in paths if decode_name(p.stem) == sample.db(AWKWARD_DB))
-    procs = {p: subprocess.Popen([DATAHUB_CLI, "check", "metadata-file", str(p)], env=cli_env(tmp_path),
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for p in (awkward, bad_path)}
-    outcomes = {p: (proc.communicate(timeout=300)[0].decode(errors="replace"), proc.returncode)
-                for p, proc in procs.items()}
+    procs = {
+        p: subprocess.Popen(
+            [DATAHUB_CLI, "check", "metadata-file", str(p)],
+            env=cli_env(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for p in (awkward, bad_path)
+    }
+    outcomes = {
+        p: (proc.communicate(timeout=300)[0].decode(errors="replace"), proc.returncode) for p, proc in procs.items()
+    }
     out, rc = outcomes[awkward]
     assert rc == 0 and f"{len(json.loads(awkward.read_bytes()))} MCEs found - all valid" in out, out[-2000:]
     out, rc = outcomes[bad_path]
@@ -95,12 +103,17 @@ def test_files_ingest_with_the_file_source_into_datahub_lite(sample, tmp_path):
     lite_file = tmp_path / "lite.sqlite"
     lite_config = {"type": "sqlite", "config": {"file": str(lite_file)}}
     recipe = tmp_path / "recipe.yml"
-    recipe.write_text(yaml.safe_dump({
-        "source": {"type": "file", "config": {"path": str(store.root / "src" / "mce")}},
-        "sink": {"type": "datahub-lite", "config": lite_config},
-    }))
-    proc = subprocess.run([DATAHUB_CLI, "ingest", "-c", str(recipe)], env=cli_env(tmp_path),
-                          capture_output=True, text=True, timeout=300)
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "source": {"type": "file", "config": {"path": str(store.root / "src" / "mce")}},
+                "sink": {"type": "datahub-lite", "config": lite_config},
+            }
+        )
+    )
+    proc = subprocess.run(
+        [DATAHUB_CLI, "ingest", "-c", str(recipe)], env=cli_env(tmp_path), capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     expected = [m for p in mce_files(store) for m in read_mcps(p.read_bytes())]
@@ -154,8 +167,10 @@ def test_extracting_twice_gives_byte_identical_files(sample, tmp_path):
     assert a[only.name] == _read_time_zeroed(only.read_bytes())
     # and the snapshot files next to them
     # (their file_sha256 is of a file holding the read time)
-    snaps = lambda s: {p.name: re.sub(rb'"file_sha256": "[0-9a-f]+"', b"", _read_time_zeroed(p.read_bytes()))
-                       for p in (s.root / "src" / "snapshots").glob("*.json")}
+    snaps = lambda s: {
+        p.name: re.sub(rb'"file_sha256": "[0-9a-f]+"', b"", _read_time_zeroed(p.read_bytes()))
+        for p in (s.root / "src" / "snapshots").glob("*.json")
+    }
     assert snaps(first) == snaps(second) == snaps(third)
 
 
@@ -170,7 +185,9 @@ def test_platform_instance_urns_and_aspects(sample, tmp_path):
             mcps.setdefault(m.entityUrn, {})[m.aspectName] = m.aspect
     datasets = {u for u in mcps if u.startswith("urn:li:dataset:")}
     assert f"urn:li:dataset:(urn:li:dataPlatform:mysql,eu-1.{shop}.orders,PROD)" in datasets
-    assert len(datasets) == 16 and all(u.startswith("urn:li:dataset:(urn:li:dataPlatform:mysql,eu-1.") for u in datasets)
+    assert len(datasets) == 16 and all(
+        u.startswith("urn:li:dataset:(urn:li:dataPlatform:mysql,eu-1.") for u in datasets
+    )
     containers = {u for u in mcps if u.startswith("urn:li:container:")}
     assert containers == {rules.container(db) for db in sample.databases}
     assert not containers & {UrnRules().container(db) for db in sample.databases}  # the instance is in the key
@@ -183,10 +200,12 @@ def test_platform_instance_urns_and_aspects(sample, tmp_path):
         for up in getattr(mcps[urn].get("upstreamLineage"), "upstreams", []):
             assert up.dataset in datasets
     assert mcps[rules.dataset(shop, "paid_orders")]["upstreamLineage"].upstreams[0].dataset == rules.dataset(
-        shop, "customers")
+        shop, "customers"
+    )
 
 
 # --- atomic writes -------------------------------------------------------------------------------------------
+
 
 def leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
@@ -274,8 +293,7 @@ def test_unchanged_schema_keeps_the_file_and_a_change_rewrites_it(schema, tmp_pa
     """A daily refresh with no schema change rebuilds nothing; INSERTs alone change nothing; ALTER rewrites."""
     from metadata_assets.extract import extract as run_extract
 
-    db = schema.create("keep", "CREATE TABLE t (id INT PRIMARY KEY COMMENT 'id')",
-                       "CREATE VIEW v AS SELECT id FROM t")
+    db = schema.create("keep", "CREATE TABLE t (id INT PRIMARY KEY COMMENT 'id')", "CREATE VIEW v AS SELECT id FROM t")
     schema.grant()
     source = schema.source()
     store = LocalStore(tmp_path)
@@ -288,7 +306,10 @@ def test_unchanged_schema_keeps_the_file_and_a_change_rewrites_it(schema, tmp_pa
     assert first.rewritten and not second.rewritten
     assert path.read_bytes() == before and path.stat().st_mtime_ns == mtime
     assert (second.proposals, second.file_sha256, second.data_version) == (
-        first.proposals, first.file_sha256, first.data_version)
+        first.proposals,
+        first.file_sha256,
+        first.data_version,
+    )
 
     (forced,) = run_extract(source, [db], store, rewrite=True)  # with today's statistics
     assert forced.rewritten and forced.schema_hash == first.schema_hash
@@ -356,10 +377,14 @@ def test_version_records_spare_reading_snapshots(schema, tmp_path):
     (first,) = run_extract(source, [db], store)
     record = read_version(store, "src", db)
     snapshot = json.loads(store.read_bytes(snapshot_key("src", db)))
-    assert record == {"data_version": first.data_version, "file_sha256": first.file_sha256,
-                      "proposals": first.proposals, "file_warnings": first.warnings,
-                      "schema_version": data_version(first.snapshot, rules_for(source)),
-                      "figures": first.snapshot.profile_figures()}
+    assert record == {
+        "data_version": first.data_version,
+        "file_sha256": first.file_sha256,
+        "proposals": first.proposals,
+        "file_warnings": first.warnings,
+        "schema_version": data_version(first.snapshot, rules_for(source)),
+        "figures": first.snapshot.profile_figures(),
+    }
     assert (snapshot["data_version"], snapshot["file_sha256"]) == (record["data_version"], record["file_sha256"])
 
     # the snapshot is not read when the record says the schema is unchanged
@@ -385,8 +410,7 @@ def test_version_records_spare_reading_snapshots(schema, tmp_path):
     from metadata_assets.datahub.push import forget_database
 
     forget_database(store, "src", db)
-    assert [store.read_bytes(k("src", db)) for k in (mce_key, snapshot_key, version_key)] == [
-        None, None, None]
+    assert [store.read_bytes(k("src", db)) for k in (mce_key, snapshot_key, version_key)] == [None, None, None]
 
 
 def test_an_old_snapshot_without_file_sha256_and_no_file_is_rebuilt(schema, tmp_path):

@@ -6,13 +6,13 @@ No MySQL 8 server can run here; each version-dependent branch is selected by an 
 """
 
 import pytest
+from mysql8_manual_rows import DB, USER, ManualRowsConnection, MySQL8
 
 from metadata_assets.report import ROUTINES_HIDDEN, VIEW_UNREADABLE, code_of
 from metadata_assets.sources.mysql.config import MySQLSource
 from metadata_assets.sources.mysql.emitter import MySQLUrnRules as UrnRules
 from metadata_assets.sources.mysql.reader import MySQLReader, ServerVersion, grant_statements
 from metadata_assets.sources.sql_emitter import database_mcps
-from mysql8_manual_rows import DB, USER, MySQL8, ManualRowsConnection
 
 SOURCE = MySQLSource(name="aurora", type="mysql", host="aurora.example", user=USER, password_env="UNUSED")
 
@@ -108,8 +108,9 @@ def test_before_8_0_13_a_view_without_select_has_no_lineage_and_says_so():
 
 
 def test_server_versions_and_their_grants():
-    mysql, aurora3, old_maria, maria = (ServerVersion.parse(v) for v in (
-        "8.0.36", "8.0.28-aurora", "10.11.19-MariaDB-0+deb12u1", "11.4.2-MariaDB"))
+    mysql, aurora3, old_maria, maria = (
+        ServerVersion.parse(v) for v in ("8.0.36", "8.0.28-aurora", "10.11.19-MariaDB-0+deb12u1", "11.4.2-MariaDB")
+    )
     assert not mysql.mariadb and mysql.show_create_view_needs_select and mysql.has_view_table_usage
     assert aurora3.number == (8, 0, 28) and not aurora3.has_external_language
     assert old_maria.mariadb and not old_maria.show_create_view_needs_select and old_maria.has_check_constraints
@@ -121,11 +122,14 @@ def test_server_versions_and_their_grants():
 
     lines = grant_statements(SOURCE, ["shop"], mysql)
     assert lines[-1] == f"-- GRANT SHOW_ROUTINE ON *.* TO '{USER}'@'%';"
-    assert any(line.startswith("--   MariaDB before 11.3: GRANT SELECT ON mysql.proc")
-               for line in grant_statements(SOURCE, ["shop"]))
-    assert not any("ROUTINE" in line or "proc" in line
-                   for line in grant_statements(SOURCE.model_copy(update={"include_stored_procedures": False}),
-                                                ["shop"]))
+    assert any(
+        line.startswith("--   MariaDB before 11.3: GRANT SELECT ON mysql.proc")
+        for line in grant_statements(SOURCE, ["shop"])
+    )
+    assert not any(
+        "ROUTINE" in line or "proc" in line
+        for line in grant_statements(SOURCE.model_copy(update={"include_stored_procedures": False}), ["shop"])
+    )
 
 
 def test_fingerprints_without_schema_comments():

@@ -21,10 +21,35 @@ from metadata_assets.storage.store import LocalStore, open_store, sha256
 AWKWARD_DATABASES = ["ünï cødé", "we$ird-name", "back`tick", "select", "a.b", "..", "sl/ash", "100%", "주문" * 20]
 
 
-@pytest.mark.parametrize("name", [
-    "shop", ".", "..", "...", "/", "a/b", "../etc", "a.b", "%2E", "%", "100%", "back`tick", "ü ñ", "we$ird-name",
-    "select", " lead", "tab\tname", "가" * 64, "\u0085ctl", "A", "a", "-x", "_", ".hidden",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "shop",
+        ".",
+        "..",
+        "...",
+        "/",
+        "a/b",
+        "../etc",
+        "a.b",
+        "%2E",
+        "%",
+        "100%",
+        "back`tick",
+        "ü ñ",
+        "we$ird-name",
+        "select",
+        " lead",
+        "tab\tname",
+        "가" * 64,
+        "\u0085ctl",
+        "A",
+        "a",
+        "-x",
+        "_",
+        ".hidden",
+    ],
+)
 def test_file_name_encoding_round_trips_and_is_one_safe_path_component(name):
     encoded = encode_name(name)
     assert decode_name(encoded) == name
@@ -32,7 +57,7 @@ def test_file_name_encoding_round_trips_and_is_one_safe_path_component(name):
     assert encoded not in (".", "..") and not encoded.startswith(".")  # LocalStore.list hides dot files
     assert all(c.isprintable() and c not in " \t" for c in encoded)
     assert len(mce_key("src", name).rsplit("/", 1)[1].encode()) <= 255  # a file name, not a path
-    assert decode_name(mce_key("src", name).rsplit("/", 1)[1][:-len(".json")]) == name
+    assert decode_name(mce_key("src", name).rsplit("/", 1)[1][: -len(".json")]) == name
 
 
 def test_file_names_stay_short_for_the_longest_database_names():
@@ -90,7 +115,12 @@ def test_awkward_names_extract_to_files_urns_and_view_sql(schema, tmp_path):
         assert table == f"urn:li:dataset:(urn:li:dataPlatform:mysql,{db}.table,PROD)"
         assert by_urn[rules.container(db)]["containerProperties"].name == db
         assert [f.fieldPath for f in by_urn[table]["schemaMetadata"].fields] == [
-            "select", "ünï cødé", "we$ird-col", "back`tick", "from.dot"]
+            "select",
+            "ünï cødé",
+            "we$ird-col",
+            "back`tick",
+            "from.dot",
+        ]
         assert by_urn[table]["schemaMetadata"].fields[1].description == "ü"
         (fk,) = by_urn[orders]["schemaMetadata"].foreignKeys
         assert (fk.name, fk.foreignDataset) == ("fk-주문", table)
@@ -103,7 +133,11 @@ def test_awkward_names_extract_to_files_urns_and_view_sql(schema, tmp_path):
         lineage = by_urn[view]["upstreamLineage"]
         assert sorted(u.dataset for u in lineage.upstreams) == sorted([table, orders])
         assert {f.downstreams[0].rsplit(",", 1)[1][:-1] for f in lineage.fineGrainedLineages} == {
-            "select", "ünï cødé", "back`tick", "번호"}
+            "select",
+            "ünï cødé",
+            "back`tick",
+            "번호",
+        }
         snapshot = json.loads(store.read_bytes(snapshot_key("src", db)))
         assert snapshot["name"] == db
 
@@ -171,8 +205,11 @@ def test_dagster_asset_materializes_an_awkward_partition(schema, tmp_path):
     from metadata_assets.catalog import Database
 
     db_snapshot = Database.from_dict(json.loads(store.read_bytes(snapshot_key("src", db))))
-    assert md["content_hash"] == data_version(db_snapshot, UrnRules(), figures=db_snapshot.profile_figures()) \
+    assert (
+        md["content_hash"]
+        == data_version(db_snapshot, UrnRules(), figures=db_snapshot.profile_figures())
         == mat.tags["dagster/data_version"]
+    )
 
 
 @pytest.mark.parametrize("suffix", ["sp ace", "a.b", "back`tick", "100%"])
@@ -186,7 +223,8 @@ def test_select_grant_on_an_awkward_database_name_is_flagged(schema, tmp_path, s
     assert r.ok
     assert [w for w in r.warnings if "over-privileged" in w] == [
         f"over-privileged: the account can read data (GRANT SELECT, REFERENCES, SHOW VIEW ON {quote_ident(db)}.* "
-        f"TO `{schema.user}`@`%`)"]
+        f"TO `{schema.user}`@`%`)"
+    ]
 
 
 @pytest.mark.parametrize("batch_size", [1, 10])
@@ -211,7 +249,8 @@ def test_lineage_keeps_the_case_of_names_in_other_databases(schema, tmp_path, ba
     assert [u.dataset for u in cross.upstreams] == [rules.dataset(other, "MixedTbl")]
     assert sorted(u for f in cross.fineGrainedLineages for u in f.upstreams) == [
         f"urn:li:schemaField:({rules.dataset(other, 'MixedTbl')},MixedCol)",
-        f"urn:li:schemaField:({rules.dataset(other, 'MixedTbl')},low)"]
+        f"urn:li:schemaField:({rules.dataset(other, 'MixedTbl')},low)",
+    ]
     # a table left out by table_pattern is not emitted, but lineage still names it by the same rules
     hidden = mcps[(rules.dataset(db, "Denied V"), "upstreamLineage")]
     assert [u.dataset for u in hidden.upstreams] == [rules.dataset(denied, "Hidden_T")]

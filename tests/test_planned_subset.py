@@ -16,11 +16,15 @@ def subset_planned(monkeypatch):
 
 
 def planned_events(e: Estate, result) -> list:
-    return [r.event_log_entry.dagster_event.event_specific_data for r in e.instance.get_records_for_run(
-        result.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records]
+    return [
+        r.event_log_entry.dagster_event.event_specific_data
+        for r in e.instance.get_records_for_run(
+            result.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        ).records
+    ]
 
 
-def fail_writes_of(monkeypatch, bad: str, error=OSError("disk full (test)")):
+def fail_writes_of(monkeypatch, bad: str, error=OSError("disk full (test)")):  # noqa: B008 - one error, never mutated
     from metadata_assets import extract as core
 
     real = core.write_database
@@ -34,8 +38,9 @@ def fail_writes_of(monkeypatch, bad: str, error=OSError("disk full (test)")):
     return lambda: monkeypatch.setattr(core, "write_database", real)
 
 
-def test_one_planned_event_per_run_and_only_the_failed_database_shows_failed(schema, tmp_path, monkeypatch,
-                                                                              subset_planned):
+def test_one_planned_event_per_run_and_only_the_failed_database_shows_failed(
+    schema, tmp_path, monkeypatch, subset_planned
+):
     e = Estate(schema, tmp_path)
     bad, *good = e.dbs
     result = e.refresh(DAILY)  # a quiet day first: one planned event for the run, every database observed
@@ -72,8 +77,9 @@ def test_an_unreachable_source_shows_every_database_of_the_run_failed(schema, tm
     assert e.failed_partitions() == set(e.dbs)
 
 
-def test_without_the_setting_dagster_plans_each_partition_and_marks_the_failed_run_itself(schema, tmp_path,
-                                                                                          monkeypatch):
+def test_without_the_setting_dagster_plans_each_partition_and_marks_the_failed_run_itself(
+    schema, tmp_path, monkeypatch
+):
     monkeypatch.delenv(SUBSET_ENV, raising=False)
     e = Estate(schema, tmp_path)
     bad, *good = e.dbs
@@ -83,8 +89,9 @@ def test_without_the_setting_dagster_plans_each_partition_and_marks_the_failed_r
     assert e.failed_partitions() == {bad}
 
 
-def test_a_fault_outside_any_one_database_shows_the_databases_not_done_failed(schema, tmp_path, monkeypatch,
-                                                                              subset_planned):
+def test_a_fault_outside_any_one_database_shows_the_databases_not_done_failed(
+    schema, tmp_path, monkeypatch, subset_planned
+):
     from metadata_assets.defs import outcome as extraction
 
     e = Estate(schema, tmp_path)

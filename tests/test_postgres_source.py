@@ -24,14 +24,14 @@ import pytest
 
 from metadata_assets import local_postgres
 from metadata_assets.datahub.mce_json import read_mcps
-from metadata_assets.storage.layout import mce_key
-from metadata_assets.storage.store import LocalStore
 from metadata_assets.extract import extract
 from metadata_assets.report import ExtractionReport
+from metadata_assets.source_config import Pattern
 from metadata_assets.sources.postgres.config import PostgresSource
 from metadata_assets.sources.postgres.reader import connect, grant_statements
-from metadata_assets.source_config import Pattern
 from metadata_assets.sources.registry import kind
+from metadata_assets.storage.layout import mce_key
+from metadata_assets.storage.store import LocalStore
 
 SHOP = """
 COMMENT ON DATABASE {db} IS 'The shop';
@@ -78,8 +78,14 @@ def pg(tmp_path_factory):
     execute(server, "postgres", "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
     execute(server, DATABASES[0], SHOP.format(db=DATABASES[0]))
     execute(server, DATABASES[1], BILLING)
-    source = PostgresSource(name="pgsrc", type="postgres", host=server.host, port=server.port, user="catalog",
-                            password_env="PG_CATALOG_PASSWORD")
+    source = PostgresSource(
+        name="pgsrc",
+        type="postgres",
+        host=server.host,
+        port=server.port,
+        user="catalog",
+        password_env="PG_CATALOG_PASSWORD",
+    )
     # the project's own GRANT text, run as written (with a password in place of the placeholder)
     for statement in grant_statements(source, DATABASES):
         if not statement.startswith("--"):
@@ -97,8 +103,14 @@ def source(pg, monkeypatch):
 def test_select_denied_and_full_schema_extracted(pg, source, tmp_path):
     server, _ = pg
     conn = connect(source, DATABASES[0])
-    for table in ("sales.customers", "public.orders", "sales.big_orders", "public.daily", "public.events_2026",
-                  '"Mixed Case"."Order Lines"'):
+    for table in (
+        "sales.customers",
+        "public.orders",
+        "sales.big_orders",
+        "public.daily",
+        "public.events_2026",
+        '"Mixed Case"."Order Lines"',
+    ):
         with conn.cursor() as cur, pytest.raises(psycopg2.errors.InsufficientPrivilege):
             cur.execute(f"SELECT * FROM {table} LIMIT 1")
         conn.rollback()
@@ -114,8 +126,17 @@ def test_select_denied_and_full_schema_extracted(pg, source, tmp_path):
     assert snap.comment == "The shop"
     assert [s["name"] for s in json.loads(snap.properties["schemas"])] == ["Mixed Case", "public", "sales"]
     tables = {t.name: t for t in snap.tables}
-    assert set(tables) == {"sales.customers", "public.orders", "public.events", "public.events_2026",
-                           "public.event_notes", "public.event_notes_all", "sales.big_orders", "public.daily", "Mixed Case.Order Lines"}
+    assert set(tables) == {
+        "sales.customers",
+        "public.orders",
+        "public.events",
+        "public.events_2026",
+        "public.event_notes",
+        "public.event_notes_all",
+        "sales.big_orders",
+        "public.daily",
+        "Mixed Case.Order Lines",
+    }
     customers, orders = tables["sales.customers"], tables["public.orders"]
     assert customers.comment == "Registered customers" and customers.columns[1].comment == "Login e-mail"
     assert [(c.name, c.nullable) for c in customers.columns] == [("id", False), ("email", False), ("name", True)]
@@ -125,7 +146,11 @@ def test_select_denied_and_full_schema_extracted(pg, source, tmp_path):
     assert orders.columns[3].generation_expression == "(total * (2)::numeric)"
     (fk,) = orders.foreign_keys  # across schemas
     assert (fk.columns, fk.ref_table, fk.ref_columns, fk.on_delete) == (
-        ("customer_id",), "sales.customers", ("id",), "CASCADE")
+        ("customer_id",),
+        "sales.customers",
+        ("id",),
+        "CASCADE",
+    )
     (lines_fk,) = tables["Mixed Case.Order Lines"].foreign_keys
     assert lines_fk.ref_table == "public.orders"
     assert tables["public.events"].properties["partition_key"] == "RANGE (at)"
@@ -135,7 +160,8 @@ def test_select_denied_and_full_schema_extracted(pg, source, tmp_path):
     # a key referencing a partitioned table names it, not its partitions; the partition has the parent's key
     for notes in ("public.event_notes", "public.event_notes_all"):
         assert [(k.columns, k.ref_table) for k in tables[notes].foreign_keys] == [
-            (("event_id", "at"), "public.events")], notes
+            (("event_id", "at"), "public.events")
+        ], notes
     view, matview = tables["sales.big_orders"], tables["public.daily"]
     assert view.is_view and "public.orders" in view.view_definition and "sales.customers" in view.view_definition
     assert matview.is_view and matview.properties["materialized"] == "true"
@@ -148,11 +174,17 @@ def test_select_denied_and_full_schema_extracted(pg, source, tmp_path):
     lineage = aspects[view_urn]["upstreamLineage"]
     assert {u.dataset for u in lineage.upstreams} == {
         "urn:li:dataset:(urn:li:dataPlatform:postgres,pg_shop.public.orders,PROD)",
-        "urn:li:dataset:(urn:li:dataPlatform:postgres,pg_shop.sales.customers,PROD)"}
+        "urn:li:dataset:(urn:li:dataPlatform:postgres,pg_shop.sales.customers,PROD)",
+    }
     assert {d for f in lineage.fineGrainedLineages for d in f.downstreams} == {
-        f"urn:li:schemaField:({view_urn},{c})" for c in ("id", "email", "total")}
-    assert aspects["urn:li:dataset:(urn:li:dataPlatform:postgres,pg_shop.public.daily,PROD)"][
-        "viewProperties"].materialized is True
+        f"urn:li:schemaField:({view_urn},{c})" for c in ("id", "email", "total")
+    }
+    assert (
+        aspects["urn:li:dataset:(urn:li:dataPlatform:postgres,pg_shop.public.daily,PROD)"][
+            "viewProperties"
+        ].materialized
+        is True
+    )
 
 
 def test_an_account_that_can_read_data_is_warned_per_database(pg, source, tmp_path):
@@ -163,19 +195,25 @@ def test_an_account_that_can_read_data_is_warned_per_database(pg, source, tmp_pa
     finally:
         execute(server, DATABASES[1], "REVOKE SELECT ON invoices FROM catalog")
     assert [w for w in results[DATABASES[1]].warnings if "over-privileged" in w] == [
-        "over-privileged: the account can read data of 1 relation in database 'pg_billing' (public.invoices)"]
+        "over-privileged: the account can read data of 1 relation in database 'pg_billing' (public.invoices)"
+    ]
     assert not any("over-privileged" in w for w in results[DATABASES[0]].warnings)
 
 
 def test_a_database_refused_alone_fails_alone_and_a_dropped_one_is_missing(pg, source, tmp_path):
     report = ExtractionReport(source="pgsrc", kind="postgres")
-    results = {r.database: r for r in extract(source, ["pg_hidden", "pg_gone", *DATABASES], LocalStore(tmp_path),
-                                              report=report)}
+    results = {
+        r.database: r
+        for r in extract(source, ["pg_hidden", "pg_gone", *DATABASES], LocalStore(tmp_path), report=report)
+    }
     assert not results["pg_hidden"].ok and "permission denied for database" in results["pg_hidden"].error
     assert results["pg_gone"].ok and results["pg_gone"].missing
     assert all(results[d].ok and not results[d].missing for d in DATABASES)
-    assert (list(report.failed), report.missing, sorted(report.written)) == (["pg_hidden"], ["pg_gone"],
-                                                                             sorted(DATABASES))
+    assert (list(report.failed), report.missing, sorted(report.written)) == (
+        ["pg_hidden"],
+        ["pg_gone"],
+        sorted(DATABASES),
+    )
     # the role check, then per database read: the database row, schemas, relations, columns, keys and check
     # constraints, indexes, triggers, routines
     assert report.statements == 1 + 8 * len(DATABASES)
@@ -192,22 +230,32 @@ def test_fingerprints_move_with_the_schema_not_the_data(pg, source):
     try:
         moved = pg_kind.fingerprints(source, cursor=first)
         assert moved[DATABASES[0]] != first[DATABASES[0]] and moved[DATABASES[1]] == first[DATABASES[1]]
-        execute(server, DATABASES[0], "CREATE OR REPLACE VIEW sales.big_orders AS SELECT o.id, c.email, o.total "
-                                      "FROM public.orders o JOIN sales.customers c ON c.id = o.customer_id")
+        execute(
+            server,
+            DATABASES[0],
+            "CREATE OR REPLACE VIEW sales.big_orders AS SELECT o.id, c.email, o.total "
+            "FROM public.orders o JOIN sales.customers c ON c.id = o.customer_id",
+        )
         assert pg_kind.fingerprints(source, cursor=moved)[DATABASES[0]] != moved[DATABASES[0]]  # view SQL counts
     finally:
-        execute(server, DATABASES[0], "ALTER TABLE sales.customers DROP COLUMN phone; "
-                                      "CREATE OR REPLACE VIEW sales.big_orders AS SELECT o.id, c.email, o.total "
-                                      "FROM public.orders o JOIN sales.customers c ON c.id = o.customer_id "
-                                      "WHERE o.total > 100")
+        execute(
+            server,
+            DATABASES[0],
+            "ALTER TABLE sales.customers DROP COLUMN phone; "
+            "CREATE OR REPLACE VIEW sales.big_orders AS SELECT o.id, c.email, o.total "
+            "FROM public.orders o JOIN sales.customers c ON c.id = o.customer_id "
+            "WHERE o.total > 100",
+        )
 
 
 def test_grant_text_names_connect_only(source):
     text = kind("postgres").grant_text(source, list(DATABASES))
     grants = [line for line in text if line.startswith("GRANT")]
-    assert grants == ['GRANT CONNECT ON DATABASE "postgres" TO "catalog";',
-                      'GRANT CONNECT ON DATABASE "pg_shop" TO "catalog";',
-                      'GRANT CONNECT ON DATABASE "pg_billing" TO "catalog";']
+    assert grants == [
+        'GRANT CONNECT ON DATABASE "postgres" TO "catalog";',
+        'GRANT CONNECT ON DATABASE "pg_shop" TO "catalog";',
+        'GRANT CONNECT ON DATABASE "pg_billing" TO "catalog";',
+    ]
 
 
 def test_yaml_source_in_definitions_sensor_partitions_materialize_and_push(pg, source, tmp_path):
@@ -219,8 +267,8 @@ def test_yaml_source_in_definitions_sensor_partitions_materialize_and_push(pg, s
     from metadata_assets.config import load
     from metadata_assets.datahub.sinks import lite_reader
     from metadata_assets.definitions import build_definitions
-    from metadata_assets.defs.keys import mce_asset_key
     from metadata_assets.defs.in_process import QUIET, push_source
+    from metadata_assets.defs.keys import mce_asset_key
 
     server, _ = pg
     for db in DATABASES:  # figures for every table (a never-analysed one has none, so no datasetProfile)
@@ -234,8 +282,8 @@ sources:
     user: catalog
     password_env: PG_CATALOG_PASSWORD
     database_pattern: {{allow: ["^pg_"]}}
-storage: {{uri: "{tmp_path / 'mce'}"}}
-datahub: {{target: lite, lite: {{path: "{tmp_path / 'lite.sqlite'}"}}}}
+storage: {{uri: "{tmp_path / "mce"}"}}
+datahub: {{target: lite, lite: {{path: "{tmp_path / "lite.sqlite"}"}}}}
 """)
     cfg = load(tmp_path / "sources.yaml")
     (src,) = cfg.sources
@@ -248,15 +296,19 @@ datahub: {{target: lite, lite: {{path: "{tmp_path / 'lite.sqlite'}"}}}}
     instance.add_dynamic_partitions("pgsrc_databases", list(add.partition_keys))
 
     job = defs.resolve_implicit_global_asset_job_def()
-    run = job.execute_in_process(instance=instance, asset_selection=[mce_asset_key(src)], run_config=QUIET,
-                                 tags={ASSET_PARTITION_RANGE_START_TAG: "pg_billing",
-                                       ASSET_PARTITION_RANGE_END_TAG: "pg_shop"})
+    run = job.execute_in_process(
+        instance=instance,
+        asset_selection=[mce_asset_key(src)],
+        run_config=QUIET,
+        tags={ASSET_PARTITION_RANGE_START_TAG: "pg_billing", ASSET_PARTITION_RANGE_END_TAG: "pg_shop"},
+    )
     assert run.success
     mats = {e.materialization.partition: e.materialization for e in run.get_asset_materialization_events()}
     assert sorted(mats) == sorted(DATABASES) and mats["pg_shop"].metadata["views"].value == 2
     assert "postgres" in defs.resolve_assets_def(mce_asset_key(src)).specs_by_key[mce_asset_key(src)].kinds
-    (observation,) = [e.event_specific_data.asset_observation for e in run.all_events
-                      if e.event_type_value == "ASSET_OBSERVATION"]  # the run's ExtractionReport
+    (observation,) = [
+        e.event_specific_data.asset_observation for e in run.all_events if e.event_type_value == "ASSET_OBSERVATION"
+    ]  # the run's ExtractionReport
     assert observation.partition is None
     assert observation.metadata["summary"].value.startswith("pgsrc: 2 databases: 2 written, 0 unchanged, 0 missing")
     outcomes = {r.data["outcome"]: r.data["databases"] for r in observation.metadata["databases"].value.records}
@@ -267,8 +319,9 @@ datahub: {{target: lite, lite: {{path: "{tmp_path / 'lite.sqlite'}"}}}}
     assert pushed[0].endswith(": 2 databases, 106 proposals"), pushed  # 8 of them the tables' datasetProfile
     lite = lite_reader(str(tmp_path / "lite.sqlite"))
     try:
-        got = lite.get("urn:li:dataset:(urn:li:dataPlatform:postgres,pg_shop.sales.customers,PROD)",
-                       aspects=None, typed=True)
+        got = lite.get(
+            "urn:li:dataset:(urn:li:dataPlatform:postgres,pg_shop.sales.customers,PROD)", aspects=None, typed=True
+        )
         assert got["datasetProperties"].description == "Registered customers"
         assert got["datasetProfile"].columnCount == len(got["schemaMetadata"].fields)  # pg_class figures
         schema = lite.get(got["container"].container, aspects=None, typed=True)
@@ -287,14 +340,25 @@ def run_builtin(server, tmp_path):
     from datahub.ingestion.run.pipeline import Pipeline
 
     out = tmp_path / "builtin.json"
-    pipeline = Pipeline.create({
-        "run_id": "pg-conformance",
-        "source": {"type": "postgres", "config": {
-            "host_port": f"{server.host}:{server.port}", "username": "postgres", "password": "",
-            "database_pattern": {"allow": [f"^{d}$" for d in DATABASES]}, "include_views": True,
-            "include_tables": True, "profiling": {"enabled": False}, "include_stored_procedures": False}},
-        "sink": {"type": "file", "config": {"filename": str(out)}},
-    })
+    pipeline = Pipeline.create(
+        {
+            "run_id": "pg-conformance",
+            "source": {
+                "type": "postgres",
+                "config": {
+                    "host_port": f"{server.host}:{server.port}",
+                    "username": "postgres",
+                    "password": "",
+                    "database_pattern": {"allow": [f"^{d}$" for d in DATABASES]},
+                    "include_views": True,
+                    "include_tables": True,
+                    "profiling": {"enabled": False},
+                    "include_stored_procedures": False,
+                },
+            },
+            "sink": {"type": "file", "config": {"filename": str(out)}},
+        }
+    )
     pipeline.run()
     pipeline.raise_from_status()
     return out
@@ -308,8 +372,8 @@ def aspects_of(mcps) -> dict[str, dict[str, object]]:
 
 
 def test_same_urns_containers_fields_keys_and_lineage_as_builtin(pg, source, tmp_path):
-    from datahub.ingestion.source.file import read_metadata_file
     from datahub.emitter.mcp import MetadataChangeProposalWrapper
+    from datahub.ingestion.source.file import read_metadata_file
 
     server, _ = pg
     builtin_mcps = []
@@ -372,15 +436,23 @@ def test_same_urns_containers_fields_keys_and_lineage_as_builtin(pg, source, tmp
         assert [f.isPartOfKey for f in bf] == [f.isPartOfKey for f in of], urn
         if "viewProperties" not in o:  # the built-in marks every view column nullable
             assert [f.nullable for f in bf] == [f.nullable for f in of], urn
-        fks = lambda s, fix: sorted((fix(k.foreignDataset), tuple(k.sourceFields), tuple(fix(f) for f in k.foreignFields))
-                                    for k in s.foreignKeys or [])
-        builtin_fks = [k for k in fks(b["schemaMetadata"], into_public)
-                       if not (k[0] in partitions and (partitions[k[0]], k[1]) in {(x[0], x[1]) for x in
-                                                                                    fks(b["schemaMetadata"], str)})]
+        fks = lambda s, fix: sorted(
+            (fix(k.foreignDataset), tuple(k.sourceFields), tuple(fix(f) for f in k.foreignFields))
+            for k in s.foreignKeys or []
+        )
+        builtin_fks = [
+            k
+            for k in fks(b["schemaMetadata"], into_public)
+            if not (
+                k[0] in partitions and (partitions[k[0]], k[1]) in {(x[0], x[1]) for x in fks(b["schemaMetadata"], str)}
+            )
+        ]
         clones += len(fks(b["schemaMetadata"], str)) - len(builtin_fks)
         assert builtin_fks == fks(o["schemaMetadata"], str), urn
         if "viewProperties" in o:
-            ups = lambda a, fix: {fix(u.dataset) for u in a["upstreamLineage"].upstreams} if "upstreamLineage" in a else set()
+            ups = lambda a, fix: (
+                {fix(u.dataset) for u in a["upstreamLineage"].upstreams} if "upstreamLineage" in a else set()
+            )
             assert ups(b, into_public) == ups(o, str) and ups(o, str), urn
     assert fixed == {"pg_shop.sales.orders", "pg_shop.Mixed Case.orders"}
     assert clones == 1  # event_notes -> events_2026
@@ -448,11 +520,21 @@ def erp(tmp_path_factory):
     """A server of its own with the mixed-case database, hardened like `pg`; the catalog role gets the GRANT text."""
     server = local_postgres.start(tmp_path_factory.mktemp("pgerp"))
     local_postgres.create_database(server, ERP)
-    execute(server, "postgres", f'REVOKE CONNECT ON DATABASE "{ERP}" FROM PUBLIC; '
-                                "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
+    execute(
+        server,
+        "postgres",
+        f'REVOKE CONNECT ON DATABASE "{ERP}" FROM PUBLIC; REVOKE CONNECT ON DATABASE postgres FROM PUBLIC',
+    )
     execute(server, ERP, ERP_SQL)
-    src = PostgresSource(name="erp", type="postgres", host=server.host, port=server.port, user="catalog",
-                         password_env="PG_CATALOG_PASSWORD", database_pattern={"allow": [f"^{ERP}$"]})
+    src = PostgresSource(
+        name="erp",
+        type="postgres",
+        host=server.host,
+        port=server.port,
+        user="catalog",
+        password_env="PG_CATALOG_PASSWORD",
+        database_pattern={"allow": [f"^{ERP}$"]},
+    )
     for statement in grant_statements(src, [ERP]):
         if not statement.startswith("--"):
             execute(server, "postgres", statement.replace("<password from $PG_CATALOG_PASSWORD>", "secret"))
@@ -484,9 +566,11 @@ def test_erp_select_denied_and_routines_readable_with_connect_only(erp, erp_sour
     conn = connect(erp_source, ERP)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
-                        "ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm') AND n.nspname IN "
-                        "('public', 'sales', 'inventory', 'reporting')")
+            cur.execute(
+                "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm') AND n.nspname IN "
+                "('public', 'sales', 'inventory', 'reporting')"
+            )
             relations = cur.fetchall()
         conn.rollback()
         assert len(relations) == 11
@@ -495,15 +579,21 @@ def test_erp_select_denied_and_routines_readable_with_connect_only(erp, erp_sour
                 cur.execute(f'SELECT * FROM "{schema}"."{name}" LIMIT 0')
             conn.rollback()
         with conn.cursor() as cur:
-            cur.execute("SELECT p.proname, p.prosrc, pg_catalog.pg_get_functiondef(p.oid) FROM pg_catalog.pg_proc p "
-                        "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname IN "
-                        "('sales', 'inventory') ORDER BY 1, 2")
+            cur.execute(
+                "SELECT p.proname, p.prosrc, pg_catalog.pg_get_functiondef(p.oid) FROM pg_catalog.pg_proc p "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname IN "
+                "('sales', 'inventory') ORDER BY 1, 2"
+            )
             shown = cur.fetchall()
             cur.execute("SELECT pg_catalog.current_setting('server_version_num')::int")
             (version,) = cur.fetchone()
         assert version >= 110000
         assert [(name, bool(defn)) for name, _src, defn in shown] == [
-            ("in_stock", True), ("log_order", True), ("ship", True), ("ship", True)]
+            ("in_stock", True),
+            ("log_order", True),
+            ("ship", True),
+            ("ship", True),
+        ]
         assert "INSERT INTO sales.audit" in dict((n, s) for n, s, _ in shown)["log_order"]
         assert dict((n, s) for n, s, _ in shown)["in_stock"] == ""  # a SQL-standard body: only functiondef shows it
     finally:
@@ -518,21 +608,40 @@ def test_erp_domains_enums_types_and_nullability(erp_extracted):
     items, orders = cols("inventory.items"), cols("sales.orders")
     # NOT NULL domains (directly, or a domain over one) are non-nullable; a plain domain is not
     assert [(n, items[n].nullable) for n in ("sku", "qty", "spare", "note", "doc")] == [
-        ("sku", False), ("qty", False), ("spare", False), ("note", True), ("doc", True)]
+        ("sku", False),
+        ("qty", False),
+        ("spare", False),
+        ("note", True),
+        ("doc", True),
+    ]
     # as psql shows types: bare in pg_catalog and public (the default search_path), qualified elsewhere
     assert [items[n].column_type for n in ("sku", "qty", "spare", "note", "doc", "email")] == [
-        '"Sku"', "positive_qty", "qty2", "inventory.note", "tsvector", "citext"]
+        '"Sku"',
+        "positive_qty",
+        "qty2",
+        "inventory.note",
+        "tsvector",
+        "citext",
+    ]
     assert [orders[n].column_type for n in ("state", "channel", "history", "fixed")] == [
-        "order_state", "sales.channel", "order_state[]", "state_d"]
+        "order_state",
+        "sales.channel",
+        "order_state[]",
+        "state_d",
+    ]
     # a domain is typed as its root base type
     assert [items[n].data_type for n in ("sku", "qty", "spare", "note")] == ["varchar", "int4", "int4", "text"]
     assert [orders[n].data_type for n in ("state", "channel", "history", "fixed")] == ["enum", "enum", "array", "enum"]
     # views and materialized views: a column of a NOT NULL domain is non-nullable, as information_schema says
     lines, stock = cols("reporting.order_lines"), cols("reporting.stock")
     assert [(n, lines[n].nullable) for n in lines] == [
-        ("id", True), ("sku", False), ("name", True), ("qty", False), ("fixed", False)]
-    assert [(n, stock[n].nullable) for n in stock] == [("sku", False), ("qty", False), ("spare", False),
-                                                       ("note", True)]
+        ("id", True),
+        ("sku", False),
+        ("name", True),
+        ("qty", False),
+        ("fixed", False),
+    ]
+    assert [(n, stock[n].nullable) for n in stock] == [("sku", False), ("qty", False), ("spare", False), ("note", True)]
     fields = {f.fieldPath: f for f in ours[erp_urn("inventory.items")]["schemaMetadata"].fields}
     assert fields["sku"].nativeDataType == '"Sku"' and fields["sku"].nullable is False
     assert type(fields["sku"].type.type).__name__ == "StringTypeClass"
@@ -557,7 +666,9 @@ def test_erp_lineage_keeps_the_database_case(erp_extracted):
             assert {SchemaFieldUrn.from_string(f).parent for f in fine.upstreams} <= emitted, view
     assert seen == 2 + 1 + 1
     assert {u.dataset for u in ours[erp_urn("reporting.order_lines")]["upstreamLineage"].upstreams} == {
-        erp_urn("sales.orders"), erp_urn("inventory.items")}
+        erp_urn("sales.orders"),
+        erp_urn("inventory.items"),
+    }
     # procedure lineage too: the SQL procedures read and write tables of this database, under its real name
     jobs = {u: a for u, a in ours.items() if u.startswith("urn:li:dataJob:")}
     io = [a["dataJobInputOutput"] for a in jobs.values() if "dataJobInputOutput" in a]
@@ -573,7 +684,8 @@ def test_erp_routines_indexes_checks_triggers(erp_extracted):
         ("inventory", "in_stock", "FUNCTION", "s text"),
         ("sales", "log_order", "FUNCTION", ""),
         ("sales", "ship", "PROCEDURE", "IN order_id integer"),
-        ("sales", "ship", "PROCEDURE", "IN order_id integer, IN on_day date")]
+        ("sales", "ship", "PROCEDURE", "IN order_id integer, IN on_day date"),
+    ]
     in_stock, log_order, ship1, _ship2 = snap.routines
     assert in_stock.returns == "integer" and in_stock.data_access == "STABLE" and in_stock.language == "SQL"
     assert in_stock.definition.startswith("CREATE OR REPLACE FUNCTION inventory.in_stock(s text)")
@@ -584,18 +696,21 @@ def test_erp_routines_indexes_checks_triggers(erp_extracted):
     assert [(i.name, i.columns, i.unique, i.index_type, i.comment) for i in items.indexes] == [
         ("items_doc", ("doc",), False, "gin", "full-text search"),
         ("items_lower_name", ("lower(name)",), False, "btree", ""),
-        ("items_name_qty", ("name", "qty"), True, "btree", "")]
+        ("items_name_qty", ("name", "qty"), True, "btree", ""),
+    ]
     assert [(c.name, c.clause) for c in items.checks] == [("name_not_blank", "(name <> ''::text)")]
     assert [(c.name, c.clause) for c in orders.checks] == [("orders_qty_check", "((qty)::integer < 1000)")]
     (trigger,) = orders.triggers
     assert (trigger.name, trigger.timing, trigger.event) == ("orders_audit", "AFTER", "INSERT OR UPDATE")
     assert "EXECUTE FUNCTION sales.log_order()" in trigger.statement
     props = ours[erp_urn("inventory.items")]["datasetProperties"].customProperties
-    assert props["indexes"] == ("items_doc gin (doc); items_lower_name btree (lower(name)); "
-                                "items_name_qty UNIQUE btree (name, qty)")
+    assert props["indexes"] == (
+        "items_doc gin (doc); items_lower_name btree (lower(name)); items_name_qty UNIQUE btree (name, qty)"
+    )
     assert props["check_constraints"] == "name_not_blank: (name <> ''::text)"
     assert ours[erp_urn("sales.orders")]["datasetProperties"].customProperties["triggers"] == (
-        "orders_audit: AFTER INSERT OR UPDATE")
+        "orders_audit: AFTER INSERT OR UPDATE"
+    )
 
     # a DataFlow per schema with routines, in the database container, browsable under it; a DataJob per routine in
     # its schema's container
@@ -613,7 +728,11 @@ def test_erp_routines_indexes_checks_triggers(erp_extracted):
     assert all(a["container"].container == sales_container for a in sales_jobs) and len(sales_jobs) == 3
     assert all([e.urn for e in a["browsePathsV2"].path] == [db_container, sales_container] for a in sales_jobs)
     assert sorted(a["subTypes"].typeNames[0] for a in jobs.values()) == [
-        "Function", "Function", "Stored Procedure", "Stored Procedure"]
+        "Function",
+        "Function",
+        "Stored Procedure",
+        "Stored Procedure",
+    ]
 
 
 def test_erp_partitioned_and_never_analysed_profiles(erp_extracted):
@@ -634,24 +753,38 @@ def test_erp_partitioned_and_never_analysed_profiles(erp_extracted):
 
 def run_builtin_on(server, tmp_path, databases, **extra):
     """DataHub's built-in postgres source, in-process, as the superuser, file sink; its output as aspects."""
+    from datahub.emitter.mcp_builder import mcps_from_mce
     from datahub.ingestion.run.pipeline import Pipeline
     from datahub.ingestion.source.file import read_metadata_file
-    from datahub.emitter.mcp_builder import mcps_from_mce
     from datahub.metadata.schema_classes import MetadataChangeEventClass
 
     out = tmp_path / "builtin.json"
-    pipeline = Pipeline.create({
-        "run_id": "pg-conformance-erp",
-        "source": {"type": "postgres", "config": {
-            "host_port": f"{server.host}:{server.port}", "username": "postgres", "password": "",
-            "database_pattern": {"allow": [f"^{d}$" for d in databases]}, "include_views": True,
-            "include_tables": True, "profiling": {"enabled": False}, **extra}},
-        "sink": {"type": "file", "config": {"filename": str(out)}},
-    })
+    pipeline = Pipeline.create(
+        {
+            "run_id": "pg-conformance-erp",
+            "source": {
+                "type": "postgres",
+                "config": {
+                    "host_port": f"{server.host}:{server.port}",
+                    "username": "postgres",
+                    "password": "",
+                    "database_pattern": {"allow": [f"^{d}$" for d in databases]},
+                    "include_views": True,
+                    "include_tables": True,
+                    "profiling": {"enabled": False},
+                    **extra,
+                },
+            },
+            "sink": {"type": "file", "config": {"filename": str(out)}},
+        }
+    )
     pipeline.run()
     pipeline.raise_from_status()
-    return aspects_of(m for item in read_metadata_file(out)
-                      for m in (mcps_from_mce(item) if isinstance(item, MetadataChangeEventClass) else [item]))
+    return aspects_of(
+        m
+        for item in read_metadata_file(out)
+        for m in (mcps_from_mce(item) if isinstance(item, MetadataChangeEventClass) else [item])
+    )
 
 
 def test_erp_conformance_with_builtin(erp, erp_extracted, tmp_path):
@@ -685,7 +818,8 @@ def test_erp_conformance_with_builtin(erp, erp_extracted, tmp_path):
         assert b["datasetProperties"].name == o["datasetProperties"].name, urn
         bf, of = b["schemaMetadata"].fields, o["schemaMetadata"].fields
         assert [(f.fieldPath, f.description, f.isPartOfKey) for f in bf] == [
-            (f.fieldPath, f.description, f.isPartOfKey) for f in of], urn
+            (f.fieldPath, f.description, f.isPartOfKey) for f in of
+        ], urn
         for x, y in zip(bf, of):
             if type(x.type.type) is not type(y.type.type):
                 types.add((table, x.fieldPath, type(x.type.type).__name__, type(y.type.type).__name__))
@@ -721,8 +855,9 @@ def test_erp_conformance_with_builtin(erp, erp_extracted, tmp_path):
     # a column of a NOT NULL domain is non-nullable on both sides, in tables, views and materialized views.
     # Intended: a domain over a NOT NULL domain (qty2 over positive_qty) too: PostgreSQL enforces every domain's NOT
     # NULL in the chain, where the built-in (as information_schema) looks at the column's own domain only
-    assert nullability == {("inventory.items", "spare", True, False), ("reporting.stock", "spare", True, False)
-    }, sorted(nullability)
+    assert nullability == {("inventory.items", "spare", True, False), ("reporting.stock", "spare", True, False)}, (
+        sorted(nullability)
+    )
 
     # routines: the built-in's flow and jobs (procedures) are ours, aspect for aspect; ours adds functions
     flow = f"urn:li:dataFlow:(postgres,{ERP}.sales.stored_procedures,PROD)"
@@ -742,7 +877,9 @@ def test_erp_conformance_with_builtin(erp, erp_extracted, tmp_path):
         # intended: the built-in's procedure lineage has the same lowercased database; ours names our datasets
         lower = lambda urns: sorted(u.replace(f",{ERP}.", f",{ERP.lower()}.") for u in urns)
         assert (sorted(io_b.inputDatasets), sorted(io_b.outputDatasets)) == (
-            lower(io_o.inputDatasets), lower(io_o.outputDatasets)), job
+            lower(io_o.inputDatasets),
+            lower(io_o.outputDatasets),
+        ), job
         assert {*io_o.inputDatasets, *io_o.outputDatasets} <= datasets, job
 
 
@@ -759,14 +896,20 @@ def test_erp_fingerprint_and_diff_see_indexes_checks_triggers_routines_and_domai
     assert pg_kind.fingerprints(erp_source)[ERP] == before_fp
     changes = {
         "index": ("CREATE INDEX orders_placed ON sales.orders (placed)", "DROP INDEX sales.orders_placed"),
-        "check": ("ALTER TABLE sales.audit ADD CONSTRAINT audit_id CHECK (order_id > 0)",
-                  "ALTER TABLE sales.audit DROP CONSTRAINT audit_id"),
-        "trigger": ("CREATE TRIGGER audit_log BEFORE DELETE ON sales.audit FOR EACH ROW EXECUTE FUNCTION "
-                    "sales.log_order()", "DROP TRIGGER audit_log ON sales.audit"),
-        "routine": ("CREATE OR REPLACE PROCEDURE sales.ship(order_id int) LANGUAGE sql AS "
-                    "$$ UPDATE sales.orders SET state = 'paid' WHERE id = order_id $$",
-                    "CREATE OR REPLACE PROCEDURE sales.ship(order_id int) LANGUAGE sql AS "
-                    "$$ UPDATE sales.orders SET state = 'shipped' WHERE id = order_id $$"),
+        "check": (
+            "ALTER TABLE sales.audit ADD CONSTRAINT audit_id CHECK (order_id > 0)",
+            "ALTER TABLE sales.audit DROP CONSTRAINT audit_id",
+        ),
+        "trigger": (
+            "CREATE TRIGGER audit_log BEFORE DELETE ON sales.audit FOR EACH ROW EXECUTE FUNCTION sales.log_order()",
+            "DROP TRIGGER audit_log ON sales.audit",
+        ),
+        "routine": (
+            "CREATE OR REPLACE PROCEDURE sales.ship(order_id int) LANGUAGE sql AS "
+            "$$ UPDATE sales.orders SET state = 'paid' WHERE id = order_id $$",
+            "CREATE OR REPLACE PROCEDURE sales.ship(order_id int) LANGUAGE sql AS "
+            "$$ UPDATE sales.orders SET state = 'shipped' WHERE id = order_id $$",
+        ),
         "domain": ("ALTER DOMAIN public.positive_qty DROP NOT NULL", "ALTER DOMAIN public.positive_qty SET NOT NULL"),
     }
     seen = {}
@@ -786,10 +929,18 @@ def test_erp_fingerprint_and_diff_see_indexes_checks_triggers_routines_and_domai
     # one overload changed, named with its arguments; the other is untouched
     assert seen["routine"] == ["routine `sales.ship(IN order_id integer)` changed"]
     # every column of the domain, or of a domain over it, in tables, partitions, views and materialized views
-    assert seen["domain"] == sorted(f"column `{t}`.`{c}` became nullable" for t, c in (
-        ("inventory.items", "qty"), ("inventory.items", "spare"), ("sales.orders", "qty"),
-        *((f"sales.shipments{p}", "qty") for p in ("", "_2025", "_2026", "_2027")),
-        ("reporting.order_lines", "qty"), ("reporting.stock", "qty"), ("reporting.stock", "spare"))), seen["domain"]
+    assert seen["domain"] == sorted(
+        f"column `{t}`.`{c}` became nullable"
+        for t, c in (
+            ("inventory.items", "qty"),
+            ("inventory.items", "spare"),
+            ("sales.orders", "qty"),
+            *((f"sales.shipments{p}", "qty") for p in ("", "_2025", "_2026", "_2027")),
+            ("reporting.order_lines", "qty"),
+            ("reporting.stock", "qty"),
+            ("reporting.stock", "spare"),
+        )
+    ), seen["domain"]
 
 
 def test_erp_routines_can_be_left_out_or_filtered(erp_source, tmp_path):
@@ -806,7 +957,9 @@ def test_erp_routines_can_be_left_out_or_filtered(erp_source, tmp_path):
     only = erp_source.model_copy(update={"procedure_pattern": Pattern(allow=[rf"{ERP}\.sales\.ship$"])})
     (r,) = extract(only, [ERP], LocalStore(tmp_path / "only"))
     assert [x.label for x in r.snapshot.routines] == [
-        "sales.ship(IN order_id integer)", "sales.ship(IN order_id integer, IN on_day date)"]
+        "sales.ship(IN order_id integer)",
+        "sales.ship(IN order_id integer, IN on_day date)",
+    ]
 
 
 def test_erp_platform_instance_as_builtin(erp, erp_source, tmp_path):
@@ -824,4 +977,6 @@ def test_erp_platform_instance_as_builtin(erp, erp_source, tmp_path):
         for aspect in ("dataPlatformInstance", "browsePathsV2", "container", "status"):
             assert builtin[urn].get(aspect) == ours[urn].get(aspect), (urn, aspect)
     for urn in (u for u in ours if u.startswith(("urn:li:dataFlow:", "urn:li:dataJob:"))):
-        assert ours[urn]["browsePathsV2"].path[0].id == "urn:li:dataPlatformInstance:(urn:li:dataPlatform:postgres,eu-1)"
+        assert (
+            ours[urn]["browsePathsV2"].path[0].id == "urn:li:dataPlatformInstance:(urn:li:dataPlatform:postgres,eu-1)"
+        )

@@ -26,8 +26,17 @@ def test_extraction_materializes_into_postgres_storage_and_the_push_sensor_reads
     schema.grant()
     cfg = schema.project(tmp_path)
     source = cfg.sources[0]
-    storage = {"postgres": {"postgres_db": {"hostname": postgres.host, "port": postgres.port,
-                                            "username": postgres.user, "password": "", "db_name": "dagster"}}}
+    storage = {
+        "postgres": {
+            "postgres_db": {
+                "hostname": postgres.host,
+                "port": postgres.port,
+                "username": postgres.user,
+                "password": "",
+                "db_name": "dagster",
+            }
+        }
+    }
     home = tmp_path / "dagster_home"
     home.mkdir()
     with DagsterInstance.local_temp(str(home), overrides={"storage": storage}) as instance:
@@ -45,8 +54,9 @@ def test_extraction_materializes_into_postgres_storage_and_the_push_sensor_reads
 
     (tmp_path / "other_home").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "other_home"), overrides={"storage": storage}) as again:
-        assert again.get_materialized_partitions(
-            build_mce_asset(SourceSetup.of(cfg, source)).key) == {db}  # it is in the server
+        assert again.get_materialized_partitions(build_mce_asset(SourceSetup.of(cfg, source)).key) == {
+            db
+        }  # it is in the server
 
 
 def test_a_refresh_stores_its_observations_in_one_batch(postgres, schema, tmp_path, monkeypatch):
@@ -61,8 +71,17 @@ def test_a_refresh_stores_its_observations_in_one_batch(postgres, schema, tmp_pa
     schema.grant()
     cfg = schema.project(tmp_path)
     source = cfg.sources[0]
-    storage = {"postgres": {"postgres_db": {"hostname": postgres.host, "port": postgres.port,
-                                            "username": postgres.user, "password": "", "db_name": "dagster"}}}
+    storage = {
+        "postgres": {
+            "postgres_db": {
+                "hostname": postgres.host,
+                "port": postgres.port,
+                "username": postgres.user,
+                "password": "",
+                "db_name": "dagster",
+            }
+        }
+    }
     (tmp_path / "home").mkdir()
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
     with DagsterInstance.local_temp(str(tmp_path / "home"), overrides={"storage": storage}) as instance:
@@ -78,11 +97,18 @@ def test_a_refresh_stores_its_observations_in_one_batch(postgres, schema, tmp_pa
             return real(storage, events)
 
         monkeypatch.setattr(type(instance.event_log_storage), "store_event_batch", counted)
-        result = materialize([asset], instance=instance, selection=selection,
-                             tags={SCHEDULE_NAME_TAG: "src_daily_schedule", **range_tags(dbs)})
+        result = materialize(
+            [asset],
+            instance=instance,
+            selection=selection,
+            tags={SCHEDULE_NAME_TAG: "src_daily_schedule", **range_tags(dbs)},
+        )
         assert result.success
         # (the run's planned events come in a batch of their own when Dagster plans each partition)
         assert [b for b in batches if "ASSET_OBSERVATION" in b] == [["ASSET_OBSERVATION"] * len(dbs)]
-        stored = [e.dagster_event.event_specific_data.asset_observation.partition
-                  for e in instance.all_logs(result.run_id) if e.dagster_event_type == "ASSET_OBSERVATION"]
+        stored = [
+            e.dagster_event.event_specific_data.asset_observation.partition
+            for e in instance.all_logs(result.run_id)
+            if e.dagster_event_type == "ASSET_OBSERVATION"
+        ]
         assert sorted(p for p in stored if p) == dbs

@@ -34,7 +34,9 @@ def _push(store, source, lite_path):
 
 
 def test_a_profile_is_pushed_when_the_statistics_moved_and_not_for_small_moves(schema, tmp_path):
-    db = schema.create("prof", "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40))", "CREATE VIEW w AS SELECT id FROM t")
+    db = schema.create(
+        "prof", "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40))", "CREATE VIEW w AS SELECT id FROM t"
+    )
     schema.grant()
     source = schema.source()
     store, lite = LocalStore(tmp_path / "store"), tmp_path / "lite.sqlite"
@@ -46,8 +48,9 @@ def test_a_profile_is_pushed_when_the_statistics_moved_and_not_for_small_moves(s
     assert _profile(lite, rules_for(source).dataset(db, "w")) is None  # a view has no statistics
 
     # 5,000 rows: more than 10% and more than 1,000 rows: the file is rewritten with them, its schema the same
-    schema.server.execute(f"INSERT INTO `{db}`.t SELECT seq, REPEAT('x', 40) FROM `{db}`.seq_1_to_5000",
-                          f"ANALYZE TABLE `{db}`.t")
+    schema.server.execute(
+        f"INSERT INTO `{db}`.t SELECT seq, REPEAT('x', 40) FROM `{db}`.seq_1_to_5000", f"ANALYZE TABLE `{db}`.t"
+    )
     (grown,) = extract(source, [db], store)
     assert grown.rewritten and grown.schema_hash == first.schema_hash and grown.data_version != first.data_version
     assert diff(grown.previous, grown.snapshot).empty  # what Dagit shows as changed: nothing of the schema
@@ -60,7 +63,9 @@ def test_a_profile_is_pushed_when_the_statistics_moved_and_not_for_small_moves(s
     assert profile.timestampMillis == grown.snapshot.read_at_ms
 
     # 100 more rows: under both the share and the floor: nothing rewritten, nothing pushed
-    schema.server.execute(f"INSERT INTO `{db}`.t SELECT seq, 'y' FROM `{db}`.seq_5001_to_5100", f"ANALYZE TABLE `{db}`.t")
+    schema.server.execute(
+        f"INSERT INTO `{db}`.t SELECT seq, 'y' FROM `{db}`.seq_5001_to_5100", f"ANALYZE TABLE `{db}`.t"
+    )
     (same,) = extract(source, [db], store)
     assert not same.rewritten and same.data_version == grown.data_version
     assert _push(store, source, lite).databases_pushed == []
@@ -94,9 +99,12 @@ def test_profiles_off_emit_none_and_keep_statistics_out_of_the_version(schema, t
 
 def test_indexes_checks_and_triggers_as_properties_triggers_only_with_the_trigger_privilege(schema, tmp_path):
     db = schema.create(
-        "parts", "CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(10), UNIQUE KEY ua (a), KEY kb (b(3), a), "
-                 "CONSTRAINT positive CHECK (a > 0))", "CREATE TABLE log (x INT)",
-        "CREATE TRIGGER t_log AFTER INSERT ON t FOR EACH ROW INSERT INTO log VALUES (NEW.id)")
+        "parts",
+        "CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(10), UNIQUE KEY ua (a), KEY kb (b(3), a), "
+        "CONSTRAINT positive CHECK (a > 0))",
+        "CREATE TABLE log (x INT)",
+        "CREATE TRIGGER t_log AFTER INSERT ON t FOR EACH ROW INSERT INTO log VALUES (NEW.id)",
+    )
     schema.grant()
     (r,) = extract(schema.source(), [db], LocalStore(tmp_path / "a"))
     (t,) = [t for t in r.snapshot.tables if t.name == "t"]
@@ -108,7 +116,10 @@ def test_indexes_checks_and_triggers_as_properties_triggers_only_with_the_trigge
     (t,) = [t for t in r.snapshot.tables if t.name == "t"]
     assert [(x.name, x.timing, x.event) for x in t.triggers] == [("t_log", "AFTER", "INSERT")]
     mcps = read_mcps(LocalStore(tmp_path / "b").read_bytes(mce_key("src", db)))
-    props = next(m.aspect.customProperties for m in mcps
-                 if m.aspectName == "datasetProperties" and m.entityUrn == rules_for(schema.source()).dataset(db, "t"))
+    props = next(
+        m.aspect.customProperties
+        for m in mcps
+        if m.aspectName == "datasetProperties" and m.entityUrn == rules_for(schema.source()).dataset(db, "t")
+    )
     assert props["indexes"] == "kb BTREE (b(3), a); ua UNIQUE BTREE (a)"
     assert props["check_constraints"] == "positive: `a` > 0" and props["triggers"] == "t_log: AFTER INSERT"

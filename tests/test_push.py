@@ -4,15 +4,16 @@ import pytest
 from dagster import DagsterInstance, build_sensor_context, materialize
 
 from metadata_assets.datahub.mce_json import read_mcps
-from metadata_assets.storage.layout import mce_key
-from metadata_assets.storage.store import open_store
 from metadata_assets.datahub.push import MassRemovalRefused, forget_database, load_state, push
 from metadata_assets.datahub.sinks import LiteSink, lite_reader
 from metadata_assets.defs.extraction import build_mce_asset
-from metadata_assets.defs.keys import BLOCKED_TAG, PUSH_SOURCE_TAG as SOURCE_TAG, partitions_def, push_asset_key
+from metadata_assets.defs.keys import BLOCKED_TAG, partitions_def, push_asset_key
+from metadata_assets.defs.keys import PUSH_SOURCE_TAG as SOURCE_TAG
 from metadata_assets.defs.push import RETRY_POLICY, build_push_asset, build_push_sensor
 from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.extract import extract, rules_for
+from metadata_assets.storage.layout import mce_key
+from metadata_assets.storage.store import open_store
 
 NO_RETRIES = {"execution": {"config": {"retries": {"disabled": {}}}}}
 
@@ -30,8 +31,14 @@ def refresh(cfg, databases) -> None:
 def push_lite(cfg, **kw):
     sink = LiteSink(cfg.datahub.lite)
     try:
-        return push(open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink,
-                    max_removal_share=kw.pop("max_removal_share", cfg.datahub.max_removal_share), **kw)
+        return push(
+            open_store(cfg.storage.uri),
+            "src",
+            rules_for(cfg.sources[0]),
+            sink,
+            max_removal_share=kw.pop("max_removal_share", cfg.datahub.max_removal_share),
+            **kw,
+        )
     finally:
         sink.close()
 
@@ -44,8 +51,9 @@ def test_lite_push_is_incremental_and_soft_deletes(schema, tmp_path):
 
     first = push_lite(cfg)
     assert sorted(first.databases_pushed) == sorted([shop, billing, analytics])
-    in_files = sum(len(read_mcps(open_store(cfg.storage.uri).read_bytes(mce_key("src", d))))
-                   for d in (shop, billing, analytics))
+    in_files = sum(
+        len(read_mcps(open_store(cfg.storage.uri).read_bytes(mce_key("src", d)))) for d in (shop, billing, analytics)
+    )
     assert first.proposals_sent == in_files > 0 and not first.soft_deleted
 
     lite = lite_reader(cfg.datahub.lite.path)
@@ -95,8 +103,9 @@ def test_lite_push_is_incremental_and_soft_deletes(schema, tmp_path):
     refresh(cfg, [shop])
     assert push_lite(cfg).databases_pushed == [shop]
     lite = lite_reader(cfg.datahub.lite.path)
-    assert all(lite.get(u, aspects=["status"], typed=True)["status"].removed is False
-               for u in [*shop_datasets, container_urn])
+    assert all(
+        lite.get(u, aspects=["status"], typed=True)["status"].removed is False for u in [*shop_datasets, container_urn]
+    )
     lite.close()
 
 
@@ -160,15 +169,21 @@ def test_push_asset_and_sensor(schema, tmp_path):
     assert instance.get_run_by_id(failed.run_id).tags[BLOCKED_TAG] == "fail_safe"
     retrying = build_push_sensor(SourceSetup.of(cfg, source), retry_failed_after_s=0)
     assert not retrying(build_sensor_context(instance=instance, cursor=cursor)).run_requests  # retrying is useless
-    ok = materialize([push_asset], instance=instance, run_config={
-        **NO_RETRIES, "ops": {push_asset.op.name: {"config": {"allow_mass_removal": True}}}})
+    ok = materialize(
+        [push_asset],
+        instance=instance,
+        run_config={**NO_RETRIES, "ops": {push_asset.op.name: {"config": {"allow_mass_removal": True}}}},
+    )
     md = ok.asset_materializations_for_node(push_asset.op.name)[0].metadata
     assert (md["databases_removed"].value, md["entities_soft_deleted"].value) == (1, 2)
 
 
 def _failure_text(result) -> str:
-    return " ".join(str(e.event_specific_data.error.message) for e in result.all_events
-                    if e.is_step_failure and e.event_specific_data and e.event_specific_data.error)
+    return " ".join(
+        str(e.event_specific_data.error.message)
+        for e in result.all_events
+        if e.is_step_failure and e.event_specific_data and e.event_specific_data.error
+    )
 
 
 def test_a_crash_between_file_and_snapshot_never_skips_the_new_file(schema, tmp_path, monkeypatch):

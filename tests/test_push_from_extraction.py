@@ -3,23 +3,29 @@ sensor works around them: real MariaDB, real DataHub Lite, a real (ephemeral) Da
 
 import time
 
-import pytest
 from dagster import (
-    DagsterEvent, DagsterEventType, DagsterInstance, DagsterRunStatus, SkipReason, build_sensor_context, materialize)
+    DagsterEvent,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    SkipReason,
+    build_sensor_context,
+    materialize,
+)
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.utils import make_new_run_id
 
-from metadata_assets.storage.store import open_store
 from metadata_assets.datahub.push import lock_key, push
 from metadata_assets.datahub.sinks import LiteSink, lite_reader
-from metadata_assets.defs import schema_sensor as partitions_sensor
 from metadata_assets.defs import push as push_defs
+from metadata_assets.defs import schema_sensor as partitions_sensor
 from metadata_assets.defs.extraction import build_mce_asset
 from metadata_assets.defs.keys import EXTRACT_SOURCE_TAG, PUSH_AFTER_TAG, partitions_def, push_asset_key
 from metadata_assets.defs.push import build_push_asset, build_push_sensor
 from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.extract import rules_for
 from metadata_assets.local_mariadb import free_port
+from metadata_assets.storage.store import open_store
 from tests.test_change_sensor import Daemon
 
 NO_RETRIES = {"execution": {"config": {"retries": {"disabled": {}}}}}
@@ -45,8 +51,10 @@ class Estate:
         cfg = schema.project(tmp_path)
         self.cfg = cfg.model_copy(update={"datahub": cfg.datahub.model_copy(update=datahub)})
         self.source = self.cfg.sources[0]
-        self.mce_asset, self.push_asset = (build_mce_asset(SourceSetup.of(self.cfg, self.source)),
-                                           build_push_asset(SourceSetup.of(self.cfg, self.source)))
+        self.mce_asset, self.push_asset = (
+            build_mce_asset(SourceSetup.of(self.cfg, self.source)),
+            build_push_asset(SourceSetup.of(self.cfg, self.source)),
+        )
         self.sensor = build_push_sensor(SourceSetup.of(self.cfg, self.source))
         self.instance = DagsterInstance.ephemeral()
         self.instance.add_dynamic_partitions(partitions_def(self.source).name, [self.a, self.b])
@@ -73,8 +81,11 @@ class Estate:
     def push_materializations(self, result):
         """The push asset's materializations reported by the run of `result` (runless events naming the run)."""
         records = self.instance.fetch_materializations(push_asset_key(self.source), limit=100).records
-        return [r.asset_materialization for r in records
-                if (by := r.asset_materialization.metadata.get("pushed_by_run")) and by.value == result.run_id]
+        return [
+            r.asset_materialization
+            for r in records
+            if (by := r.asset_materialization.metadata.get("pushed_by_run")) and by.value == result.run_id
+        ]
 
 
 def test_a_change_driven_run_pushes_itself_and_the_push_sensor_then_has_nothing_to_do(schema, tmp_path):
@@ -157,8 +168,9 @@ def test_a_self_push_stopped_by_another_push_leaves_its_files_to_the_push_sensor
     with store.lock(lock_key(e.source.name), wait_s=0, lease_s=60):  # another push of this source is running
         result = e.extract(e.a, {PUSH_AFTER_TAG: "1"})
     assert result.success and e.push_materializations(result) == []
-    warnings = [ev.user_message for ev in e.instance.all_logs(result.run_id)
-                if "push from this run stopped" in ev.user_message]
+    warnings = [
+        ev.user_message for ev in e.instance.all_logs(result.run_id) if "push from this run stopped" in ev.user_message
+    ]
     assert warnings and "held by another process" in warnings[0]
     assert "added" not in lite_fields(e.cfg, e.a, "t")
 
@@ -171,15 +183,19 @@ def test_a_self_push_stopped_by_another_push_leaves_its_files_to_the_push_sensor
 def active_extraction_run(e, tags=None) -> DagsterRun:
     """A run of the extraction asset that the instance shows as running, tagged with its source as the schedule's
     and the sensors' runs are, for the push sensor and the other runs to see."""
-    return e.instance.add_run(DagsterRun(job_name="__ASSET_JOB", run_id=make_new_run_id(),
-                                         tags={**(tags or {}), EXTRACT_SOURCE_TAG: e.source.name},
-                                         status=DagsterRunStatus.STARTED,
-                                         asset_selection=frozenset({e.mce_asset.key})))
+    return e.instance.add_run(
+        DagsterRun(
+            job_name="__ASSET_JOB",
+            run_id=make_new_run_id(),
+            tags={**(tags or {}), EXTRACT_SOURCE_TAG: e.source.name},
+            status=DagsterRunStatus.STARTED,
+            asset_selection=frozenset({e.mce_asset.key}),
+        )
+    )
 
 
 def finish(e, run: DagsterRun) -> None:
-    e.instance.run_storage.handle_run_event(run.run_id, DagsterEvent(DagsterEventType.RUN_SUCCESS.value,
-                                                                     run.job_name))
+    e.instance.run_storage.handle_run_event(run.run_id, DagsterEvent(DagsterEventType.RUN_SUCCESS.value, run.job_name))
 
 
 def test_the_push_sensor_waits_while_an_extraction_run_is_active(schema, tmp_path, monkeypatch):
@@ -191,8 +207,10 @@ def test_the_push_sensor_waits_while_an_extraction_run_is_active(schema, tmp_pat
         e.extract(e.a, {PUSH_AFTER_TAG: "1"})  # its push stopped: the file is pending
     running = active_extraction_run(e)  # e.g. the next batch of a daily refresh, which will push at its end
     assert e.tick() == []
-    assert e.skipped == (f"1 extraction run(s) of this source still queued or running (e.g. {running.run_id}): the "
-                         f"last one pushes what they extracted; waiting")
+    assert e.skipped == (
+        f"1 extraction run(s) of this source still queued or running (e.g. {running.run_id}): the "
+        f"last one pushes what they extracted; waiting"
+    )
     finish(e, running)
     assert len(e.tick()) == 1  # the cursor was kept: the materialization is seen again
 
@@ -296,6 +314,11 @@ def test_runs_of_the_schedule_and_the_schema_sensor_name_their_source(schema, tm
     assert from_sensor and all(r.tags[EXTRACT_SOURCE_TAG] == "src" for r in from_sensor)
     with instance_for_test() as instance:
         instance.add_dynamic_partitions(partitions_def(cfg.sources[0]).name, dbs)
-        from_schedule = build_daily_schedule(cfg.sources[0]).evaluate_tick(
-            build_schedule_context(instance=instance, scheduled_execution_time=datetime.now(timezone.utc))).run_requests
+        from_schedule = (
+            build_daily_schedule(cfg.sources[0])
+            .evaluate_tick(
+                build_schedule_context(instance=instance, scheduled_execution_time=datetime.now(timezone.utc))
+            )
+            .run_requests
+        )
     assert len(from_schedule) == 2 and all(r.tags[EXTRACT_SOURCE_TAG] == "src" for r in from_schedule)

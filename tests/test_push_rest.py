@@ -9,8 +9,8 @@ from metadata_assets.config import ProjectConfig
 from metadata_assets.datahub.mce_json import read_mcps
 from metadata_assets.datahub.push import PushFailed, forget_database, load_state, push
 from metadata_assets.datahub.sinks import DataHubUnavailable, RestSink
-from metadata_assets.defs.push import build_push_asset, build_push_sensor
 from metadata_assets.defs.keys import PUSH_SOURCE_TAG as SOURCE_TAG
+from metadata_assets.defs.push import build_push_asset, build_push_sensor
 from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.extract import extract, rules_for
 from metadata_assets.storage.layout import mce_key
@@ -35,10 +35,8 @@ def gms(monkeypatch):
 
 def rest_project(schema, tmp_path, **datahub) -> ProjectConfig:
     cfg = schema.project(tmp_path)
-    rest = {"server_env": "TEST_GMS_URL", "token_env": "TEST_GMS_TOKEN", "retries": 1, "timeout_s": 5,
-            "batch_size": 40}
-    return cfg.model_copy(update={"datahub": cfg.datahub.model_validate(
-        {"target": "rest", "rest": rest, **datahub})})
+    rest = {"server_env": "TEST_GMS_URL", "token_env": "TEST_GMS_TOKEN", "retries": 1, "timeout_s": 5, "batch_size": 40}
+    return cfg.model_copy(update={"datahub": cfg.datahub.model_validate({"target": "rest", "rest": rest, **datahub})})
 
 
 def refresh(cfg, databases) -> None:
@@ -49,8 +47,14 @@ def refresh(cfg, databases) -> None:
 def push_rest(cfg, **kw):
     sink = RestSink(cfg.datahub.rest)
     try:
-        return push(open_store(cfg.storage.uri), "src", rules_for(cfg.sources[0]), sink,
-                    max_removal_share=cfg.datahub.max_removal_share, **kw)
+        return push(
+            open_store(cfg.storage.uri),
+            "src",
+            rules_for(cfg.sources[0]),
+            sink,
+            max_removal_share=cfg.datahub.max_removal_share,
+            **kw,
+        )
     finally:
         sink.close()
 
@@ -60,8 +64,10 @@ def file_proposals(cfg, db):
 
 
 def make_three(schema):
-    dbs = [schema.create(n, *[f"CREATE TABLE t{i} (id INT PRIMARY KEY COMMENT 'key', v VARCHAR(10))"
-                              for i in range(4)]) for n in ("a", "b", "c")]
+    dbs = [
+        schema.create(n, *[f"CREATE TABLE t{i} (id INT PRIMARY KEY COMMENT 'key', v VARCHAR(10))" for i in range(4)])
+        for n in ("a", "b", "c")
+    ]
     schema.grant()
     return dbs
 
@@ -75,8 +81,9 @@ def test_rest_push_cases(schema, tmp_path, gms, caplog):
     # first push: every proposal of every file arrives, decoded, batched, synchronous, with the token
     report = push_rest(cfg)
     expected = [p for db in (a, b, c) for p in file_proposals(cfg, db)]
-    assert [(p.entityUrn, p.aspectName, p.aspect) for p in gms.proposals] == \
-           [(p.entityUrn, p.aspectName, p.aspect) for p in expected]
+    assert [(p.entityUrn, p.aspectName, p.aspect) for p in gms.proposals] == [
+        (p.entityUrn, p.aspectName, p.aspect) for p in expected
+    ]
     assert report.proposals_sent == len(expected)
     posts = [path for method, path in gms.requests if method == "POST"]
     assert posts and all(p == "/aspects?action=ingestProposalBatch" for p in posts)
@@ -95,8 +102,9 @@ def test_rest_push_cases(schema, tmp_path, gms, caplog):
     refresh(cfg, [a, b, c])
     report = push_rest(cfg)
     assert report.databases_pushed == [b]
-    assert {u for u in gms.urns()} == {urn(b, f"t{i}") for i in range(4)} | {load_state(
-        open_store(cfg.storage.uri), "src")[b].container}
+    assert {u for u in gms.urns()} == {urn(b, f"t{i}") for i in range(4)} | {
+        load_state(open_store(cfg.storage.uri), "src")[b].container
+    }
     assert "added" in [f.fieldPath for f in gms.aspects(urn(b, "t1"))["schemaMetadata"].fields]
 
     # DROP TABLE: Status(removed=true) for it, nothing for the others

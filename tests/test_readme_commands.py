@@ -11,20 +11,28 @@ from pathlib import Path
 import yaml
 
 from metadata_assets.config import LiteTarget
-from metadata_assets.storage.layout import mce_key
-from metadata_assets.storage.store import LocalStore
 from metadata_assets.datahub.push import push
 from metadata_assets.datahub.sinks import LiteSink
 from metadata_assets.extract import extract, rules_for
+from metadata_assets.storage.layout import mce_key
+from metadata_assets.storage.store import LocalStore
 
 BIN = Path(sys.executable).parent
 
 
 def write_config(schema, tmp_path) -> Path:
     cfg = {
-        "sources": [{"name": "src", "type": "mysql", "host": schema.server.host, "port": schema.server.port,
-                     "user": schema.user, "password_env": schema.password_env,
-                     "database_pattern": {"allow": [f"{schema.prefix}.*"]}}],
+        "sources": [
+            {
+                "name": "src",
+                "type": "mysql",
+                "host": schema.server.host,
+                "port": schema.server.port,
+                "user": schema.user,
+                "password_env": schema.password_env,
+                "database_pattern": {"allow": [f"{schema.prefix}.*"]},
+            }
+        ],
         "storage": {"uri": str(tmp_path / "store")},
         "datahub": {"lite": {"path": str(tmp_path / "lite.sqlite")}},
     }
@@ -34,8 +42,13 @@ def write_config(schema, tmp_path) -> Path:
 
 
 def run(args, **env) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(a) for a in args], env={**os.environ, "DATAHUB_TELEMETRY_ENABLED": "false", **env},
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(a) for a in args],
+        env={**os.environ, "DATAHUB_TELEMETRY_ENABLED": "false", **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
@@ -68,8 +81,20 @@ def test_dagster_asset_materialize_command(schema, tmp_path):
 
     with DagsterInstance.from_config(str(home)) as instance:
         instance.add_dynamic_partitions("src_databases", [db])
-    run([BIN / "dagster", "asset", "materialize", "-m", "metadata_assets.definitions",
-         "--select", "src/mce_files", "--partition", db], **env)
+    run(
+        [
+            BIN / "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "metadata_assets.definitions",
+            "--select",
+            "src/mce_files",
+            "--partition",
+            db,
+        ],
+        **env,
+    )
     data = LocalStore(tmp_path / "store").read_bytes(mce_key("src", db))
     assert b'"description": "the id"' in data
 
@@ -89,9 +114,11 @@ def test_datahub_lite_cli_reads_what_was_pushed(schema, tmp_path):
     home.mkdir()
     (home / ".datahubenv").write_text(
         "gms:\n  server: http://localhost:8080\n"
-        f"lite:\n  type: sqlite\n  config:\n    file: {tmp_path / 'lite.sqlite'}\n")
-    listing = run([BIN / "datahub", "lite", "ls", f"/databases/mysql/instances/default/databases/{db}/tables"],
-                  HOME=str(home)).stdout
+        f"lite:\n  type: sqlite\n  config:\n    file: {tmp_path / 'lite.sqlite'}\n"
+    )
+    listing = run(
+        [BIN / "datahub", "lite", "ls", f"/databases/mysql/instances/default/databases/{db}/tables"], HOME=str(home)
+    ).stdout
     assert "customers" in listing
     urn = f"urn:li:dataset:(urn:li:dataPlatform:mysql,{db}.customers,PROD)"
     got = run([BIN / "datahub", "lite", "get", "--urn", urn, "--aspect", "datasetProperties"], HOME=str(home)).stdout
@@ -115,7 +142,7 @@ def shell_blocks(text: str) -> list[tuple[str, str, list[str]]]:
     for m in FENCE.finditer(text):
         if m.group(1) not in SHELL_LANGUAGES:
             continue
-        before = text[:m.start()].rstrip("\n").rsplit("\n", 1)[-1].strip()
+        before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1].strip()
         lines = [line for line in m.group(2).splitlines() if line.strip() and not line.startswith("#")]
         out.append((before, m.group(1), lines))
     return out
@@ -140,7 +167,8 @@ def test_every_shell_block_says_where_it_runs():
     assert len(blocks) >= 10
     for marker, language, lines in blocks:
         assert marker == AFTER_DEMO or NOT_RUN.fullmatch(marker), (
-            f"a ```{language} block without a commands-after-demo or commands-not-run-here marker: {lines[:2]}")
+            f"a ```{language} block without a commands-after-demo or commands-not-run-here marker: {lines[:2]}"
+        )
         if marker == AFTER_DEMO:
             assert lines[0] == ". .venv/bin/activate", lines
     assert len(after_demo_blocks()) >= 4  # Quickstart, Least privilege, Materialize by hand, Troubleshooting
@@ -159,14 +187,17 @@ def test_inline_commands_are_synopses_or_run_after_the_demo():
     for span in COMMAND_SPAN.findall(text):
         words = span.split()
         bare = len(words) <= (3 if span.startswith("datahub lite") else 2) or span.endswith("--partition-range")
-        assert bare or PLACEHOLDER.search(span) or span in ran_text, f"inline command neither a synopsis nor run: {span}"
+        assert bare or PLACEHOLDER.search(span) or span in ran_text, (
+            f"inline command neither a synopsis nor run: {span}"
+        )
 
 
 def test_readme_commands_after_the_demo_run_as_written(tmp_path, monkeypatch):
     """The demo (its own MariaDB, its account, its Dagster home and Lite), then each README block marked
     commands-after-demo, pasted into a fresh shell (its own HOME, no virtualenv, no config variable) after the
     export line the demo prints: each command must succeed."""
-    from metadata_assets import config as config_mod, local_mariadb
+    from metadata_assets import config as config_mod
+    from metadata_assets import local_mariadb
     from metadata_assets.cli import DEMO_INSTANCE_YAML, _demo_env, demo_shell_hint
     from metadata_assets.demo_run import run_everything, seed_demo
 
@@ -186,15 +217,25 @@ def test_readme_commands_after_the_demo_run_as_written(tmp_path, monkeypatch):
         monkeypatch.delenv(config_mod.CONFIG_ENV, raising=False)
         run_everything(config_mod.load(), print_fn=lambda m: None)
         (export,) = [line.strip() for line in demo_shell_hint(env).splitlines() if line.strip().startswith("export ")]
-        shell_env = {k: v for k, v in os.environ.items()
-                     if k not in env and k not in (config_mod.CONFIG_ENV, "VIRTUAL_ENV", "PYTHONHOME")}
-        shell_env["PATH"] = os.pathsep.join(p for p in shell_env.get("PATH", "").split(os.pathsep)
-                                            if Path(p).resolve() != BIN.resolve())  # the venv is not on PATH
+        shell_env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in env and k not in (config_mod.CONFIG_ENV, "VIRTUAL_ENV", "PYTHONHOME")
+        }
+        shell_env["PATH"] = os.pathsep.join(
+            p for p in shell_env.get("PATH", "").split(os.pathsep) if Path(p).resolve() != BIN.resolve()
+        )  # the venv is not on PATH
         out = ""
         for commands in blocks:
             script = "set -e\n" + "\n".join([export, *(f"echo {shlex.quote('+ ' + c)}; {c}" for c in commands)])
-            proc = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                                  env={**shell_env, "HOME": str(user_home), "DATAHUB_TELEMETRY_ENABLED": "false"})
+            proc = subprocess.run(
+                ["bash", "-c", script],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                env={**shell_env, "HOME": str(user_home), "DATAHUB_TELEMETRY_ENABLED": "false"},
+            )
             assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
             out += proc.stdout
         assert "customers" in out and "orders" in out  # catalog ls of shop's tables

@@ -5,13 +5,13 @@ from datetime import datetime, timezone
 import pytest
 from dagster import build_schedule_context, instance_for_test, materialize
 
+from metadata_assets.defs.extraction import build_mce_asset
+from metadata_assets.defs.keys import mce_asset_key, partitions_def, run_tags
 from metadata_assets.defs.schedule import build_daily_schedule
+from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.sources.mysql.config import MySQLSource
 from metadata_assets.storage.layout import list_mce_databases
 from metadata_assets.storage.store import open_store
-from metadata_assets.defs.extraction import build_mce_asset
-from metadata_assets.defs.keys import mce_asset_key, partitions_def, run_tags
-from metadata_assets.defs.source_setup import SourceSetup
 
 START, END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 

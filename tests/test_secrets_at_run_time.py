@@ -20,8 +20,9 @@ DG = Path(os.sys.executable).parent / "dg"
 
 def test_dg_check_defs_loads_this_project_without_any_password():
     env = {k: v for k, v in os.environ.items() if k != "DEMO_MYSQL_PASSWORD"}
-    r = subprocess.run([str(DG), "check", "defs"], cwd=ROOT, env={**env, "NO_COLOR": "1"}, capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        [str(DG), "check", "defs"], cwd=ROOT, env={**env, "NO_COLOR": "1"}, capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0 and "All definitions loaded successfully" in r.stdout, r.stdout + r.stderr
 
 
@@ -40,8 +41,9 @@ def test_a_missing_password_is_named_by_the_tick_and_the_run_that_need_it(schema
     assert expected in tick.skip_message
 
     instance.add_dynamic_partitions(partitions_def(source).name, [db])
-    result = materialize([build_mce_asset(SourceSetup.of(cfg, source))], instance=instance, partition_key=db,
-                         raise_on_error=False)
+    result = materialize(
+        [build_mce_asset(SourceSetup.of(cfg, source))], instance=instance, partition_key=db, raise_on_error=False
+    )
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert expected in failure.step_failure_data.user_failure_data.description

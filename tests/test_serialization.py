@@ -33,14 +33,18 @@ def test_fast_serializer_equals_library_serializer(schema):
     mcps = real_mcps(schema, "CREATE TABLE `we$ird-ü` (`select` INT PRIMARY KEY COMMENT 'ключ') COMMENT='표'")
     aspects = {m.aspectName for m in mcps}
     assert {"schemaMetadata", "upstreamLineage", "viewProperties", "dataPlatformInstance"} <= aspects
-    library = (json.dumps([m.to_obj(simplified_structure=True) for m in mcps], indent=2, ensure_ascii=False)
-               + "\n").encode()
+    library = (
+        json.dumps([m.to_obj(simplified_structure=True) for m in mcps], indent=2, ensure_ascii=False) + "\n"
+    ).encode()
     assert serialize_mcps(mcps) == library
 
 
 def test_rare_shapes_take_the_library_path():
-    m = MetadataChangeProposalWrapper(entityUrn="urn:li:corpuser:x", aspect=StatusClass(removed=True),
-                                      systemMetadata=SystemMetadataClass(runId="r", lastObserved=1))
+    m = MetadataChangeProposalWrapper(
+        entityUrn="urn:li:corpuser:x",
+        aspect=StatusClass(removed=True),
+        systemMetadata=SystemMetadataClass(runId="r", lastObserved=1),
+    )
     assert json.loads(serialize_mcps([m])) == [m.to_obj(simplified_structure=True)]
 
 
@@ -62,8 +66,10 @@ def test_flat_to_dict_equals_asdict_and_round_trips(schema):
         assert back == db and back.schema_hash() == db.schema_hash()
         # written and hashed a table at a time: the bytes of the whole dict's json.dumps
         extra = {"data_version": "v", "figures": {"t": [1, None]}, "file_warnings": ["w"], "proposals": 3}
-        assert b"".join(db.json_chunks(extra)) == json.dumps({**db.to_dict(), **extra}, sort_keys=True,
-                                                             ensure_ascii=False).encode()
+        assert (
+            b"".join(db.json_chunks(extra))
+            == json.dumps({**db.to_dict(), **extra}, sort_keys=True, ensure_ascii=False).encode()
+        )
         canon = db.to_dict()
         for k in ("warnings", "read_at_ms", "statistics_note"):
             canon.pop(k)
@@ -76,8 +82,9 @@ def test_flat_to_dict_equals_asdict_and_round_trips(schema):
             for k in ("properties", "indexes", "checks", "triggers", "view_upstreams"):
                 if not t[k]:
                     t.pop(k)
-        assert db.schema_hash() == sha256(json.dumps(canon, sort_keys=True, ensure_ascii=False,
-                                                           separators=(",", ":")).encode())
+        assert db.schema_hash() == sha256(
+            json.dumps(canon, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+        )
     empty = Database(name="e")
     assert b"".join(empty.json_chunks()) == json.dumps(empty.to_dict(), sort_keys=True).encode()
 
@@ -86,9 +93,14 @@ def test_compiled_aspect_converter_equals_avrogen_on_every_aspect_we_write(schem
     """aspect_json converts every aspect of real files itself (no fallback) into exactly avrogen's to_obj()."""
     from metadata_assets.datahub import aspect_json
 
-    aspects = [m.aspect for m in real_mcps(
-        schema, "CREATE TABLE `we$ird-ü` (`select` INT PRIMARY KEY COMMENT 'ключ', b BIT(1), y YEAR, "
-                "j JSON, e ENUM('a','b'), d DECIMAL(10,2) NOT NULL DEFAULT 0) COMMENT='표'")]
+    aspects = [
+        m.aspect
+        for m in real_mcps(
+            schema,
+            "CREATE TABLE `we$ird-ü` (`select` INT PRIMARY KEY COMMENT 'ключ', b BIT(1), y YEAR, "
+            "j JSON, e ENUM('a','b'), d DECIMAL(10,2) NOT NULL DEFAULT 0) COMMENT='표'",
+        )
+    ]
     assert len({type(a) for a in aspects}) >= 9
     for a in aspects:
         assert aspect_json._converter(type(a).RECORD_SCHEMA)(a) == a.to_obj(), type(a).__name__
@@ -106,8 +118,9 @@ def test_values_that_do_not_conform_get_the_library_error():
 
     from metadata_assets.datahub import aspect_json
 
-    field = SchemaFieldClass(fieldPath="x", type=SchemaFieldDataTypeClass(type=StringTypeClass()),
-                             nativeDataType="varchar(3)")
+    field = SchemaFieldClass(
+        fieldPath="x", type=SchemaFieldDataTypeClass(type=StringTypeClass()), nativeDataType="varchar(3)"
+    )
     assert aspect_json.to_obj(field) == field.to_obj()
     field._inner_dict["nullable"] = "yes"  # not a boolean
     with pytest.raises(AvroTypeException):
@@ -139,8 +152,11 @@ def test_reading_files_and_lite_writes_take_compiled_paths_with_the_library_resu
     from metadata_assets.datahub import aspect_json
     from metadata_assets.datahub.sinks import CompiledToObj
 
-    mcps = real_mcps(schema, "CREATE TABLE `we$ird-ü` (`select` INT PRIMARY KEY COMMENT 'ключ', b BIT(1), "
-                             "j JSON, d DECIMAL(10,2) NOT NULL DEFAULT 0) COMMENT='표'")
+    mcps = real_mcps(
+        schema,
+        "CREATE TABLE `we$ird-ü` (`select` INT PRIMARY KEY COMMENT 'ключ', b BIT(1), "
+        "j JSON, d DECIMAL(10,2) NOT NULL DEFAULT 0) COMMENT='표'",
+    )
     data = serialize_mcps(mcps)
     library = []
     for obj in json.loads(data):
@@ -152,11 +168,13 @@ def test_reading_files_and_lite_writes_take_compiled_paths_with_the_library_resu
     for obj in json.loads(data):  # no aspect of ours falls back to the library
         cls = ASPECT_MAP[obj["aspectName"]]
         assert aspect_json._from_converter(cls.RECORD_SCHEMA)(obj["aspect"]["json"]) == cls.from_obj(
-            post_json_transform(obj["aspect"]["json"])), obj["aspectName"]
+            post_json_transform(obj["aspect"]["json"])
+        ), obj["aspectName"]
 
     for m in fast:
-        m.systemMetadata = SystemMetadataClass(runId="push-1", lastObserved=1700000000000,
-                                               properties={"sysVersion": "3"})
+        m.systemMetadata = SystemMetadataClass(
+            runId="push-1", lastObserved=1700000000000, properties={"sysVersion": "3"}
+        )
         assert CompiledToObj.of(m).to_obj(simplified_structure=True) == m.to_obj(simplified_structure=True)
         assert CompiledToObj.of(m).to_obj() == m.to_obj()
 
@@ -169,7 +187,8 @@ def test_file_aspects_the_compiled_reader_cannot_vouch_for_go_to_the_library():
     # a map holding a single key in the union form: post_json_transform would rename it, so the library decides
     odd = {"customProperties": {"com.linkedin.x": "1"}, "tags": []}
     assert repr(aspect_json.from_file_obj(DatasetPropertiesClass, odd)) == repr(
-        DatasetPropertiesClass.from_obj({"customProperties": {"com.linkedin.pegasus2avro.x": "1"}, "tags": []}))
+        DatasetPropertiesClass.from_obj({"customProperties": {"com.linkedin.pegasus2avro.x": "1"}, "tags": []})
+    )
     from avro.errors import AvroTypeException
 
     with pytest.raises(AvroTypeException, match="Datum 5 cannot be parsed"):  # a wrong type: the library's error
@@ -197,24 +216,35 @@ def test_file_encoder_writes_pythons_bytes_for_odd_values_and_falls_back_where_i
     from metadata_assets.datahub import aspect_json
 
     urn = "urn:li:dataset:(urn:li:dataPlatform:mysql,d.t,PROD)"
-    text = "".join(chr(i) for i in range(0x250)) + "\u2028\u2029\ufeff\U0001f600\U0010ffff\x7f\"\\/"
+    text = "".join(chr(i) for i in range(0x250)) + '\u2028\u2029\ufeff\U0001f600\U0010ffff\x7f"\\/'
     fast = [
         DatasetPropertiesClass(name=text, description="", customProperties={text: text, "": "", "b": "x"}),
         DatasetPropertiesClass(customProperties={}),
         SubTypesClass(typeNames=[DatasetSubTypes.TABLE, DatasetSubTypes.VIEW]),
-        DatasetProfileClass(timestampMillis=2 ** 62, rowCount=-(2 ** 63), columnCount=0, sizeInBytes=None,
-                            fieldProfiles=[DatasetFieldProfileClass(fieldPath="a", nullProportion=0.1,
-                                                                    uniqueProportion=123456789.125, nullCount=0)]),
-        DatasetProfileClass(timestampMillis=1, fieldProfiles=[DatasetFieldProfileClass(
-            fieldPath="a", nullProportion=0.0, uniqueProportion=-0.0, min="1")]),
+        DatasetProfileClass(
+            timestampMillis=2**62,
+            rowCount=-(2**63),
+            columnCount=0,
+            sizeInBytes=None,
+            fieldProfiles=[
+                DatasetFieldProfileClass(fieldPath="a", nullProportion=0.1, uniqueProportion=123456789.125, nullCount=0)
+            ],
+        ),
+        DatasetProfileClass(
+            timestampMillis=1,
+            fieldProfiles=[DatasetFieldProfileClass(fieldPath="a", nullProportion=0.0, uniqueProportion=-0.0, min="1")],
+        ),
     ]
     slow = [
-        DatasetProfileClass(timestampMillis=1, fieldProfiles=[DatasetFieldProfileClass(fieldPath="a",
-                                                                                       nullProportion=1e-07)]),
-        DatasetProfileClass(timestampMillis=1, fieldProfiles=[DatasetFieldProfileClass(fieldPath="a",
-                                                                                       uniqueProportion=1e22)]),
-        DatasetProfileClass(timestampMillis=1, fieldProfiles=[DatasetFieldProfileClass(
-            fieldPath="a", nullProportion=float("inf"))]),
+        DatasetProfileClass(
+            timestampMillis=1, fieldProfiles=[DatasetFieldProfileClass(fieldPath="a", nullProportion=1e-07)]
+        ),
+        DatasetProfileClass(
+            timestampMillis=1, fieldProfiles=[DatasetFieldProfileClass(fieldPath="a", uniqueProportion=1e22)]
+        ),
+        DatasetProfileClass(
+            timestampMillis=1, fieldProfiles=[DatasetFieldProfileClass(fieldPath="a", nullProportion=float("inf"))]
+        ),
         DatasetPropertiesClass(customProperties={"com.linkedin.pegasus2avro.x": "1"}),
         DatasetPropertiesClass(customProperties={"fieldDiscriminator": "x", "x": "y"}),
     ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from tls_certs import make_pki
 
 from metadata_assets import local_mariadb, local_postgres
 from metadata_assets.sources.base import SourceUnavailable
@@ -22,7 +23,6 @@ from metadata_assets.sources.mysql.reader import connect as mysql_connect
 from metadata_assets.sources.postgres.config import PostgresSource
 from metadata_assets.sources.postgres.reader import connect as pg_connect
 from metadata_assets.sources.registry import kind
-from tls_certs import make_pki
 
 CLIENT = "tls_client"  # the client certificate's CN: PostgreSQL's `cert` login maps it to this role
 PASSWORD = "tls-pw-1"
@@ -40,23 +40,34 @@ def password(monkeypatch):
 
 # --- MySQL / MariaDB ---
 
+
 @pytest.fixture(scope="module")
 def tls_mariadb(tmp_path_factory, pki):
     server = local_mariadb.start(tmp_path_factory.mktemp("mariadb-tls"), tls=pki.server)
     server.execute(
-        "CREATE DATABASE IF NOT EXISTS tls_shop", "CREATE TABLE IF NOT EXISTS tls_shop.t (id INT PRIMARY KEY)",
+        "CREATE DATABASE IF NOT EXISTS tls_shop",
+        "CREATE TABLE IF NOT EXISTS tls_shop.t (id INT PRIMARY KEY)",
         f"CREATE USER IF NOT EXISTS 'tls_reader'@'%' IDENTIFIED BY '{PASSWORD}'",
         "GRANT REFERENCES, SHOW VIEW ON tls_shop.* TO 'tls_reader'@'%'",
         f"CREATE USER IF NOT EXISTS '{CLIENT}'@'%' IDENTIFIED BY '{PASSWORD}' REQUIRE X509",
-        f"GRANT REFERENCES, SHOW VIEW ON tls_shop.* TO '{CLIENT}'@'%'")
+        f"GRANT REFERENCES, SHOW VIEW ON tls_shop.* TO '{CLIENT}'@'%'",
+    )
     yield server
     server.stop()
 
 
 def mysql_source(server, host="localhost", user="tls_reader", **tls) -> MySQLSource:
-    return MySQLSource(name="tls_src", type="mysql", host=host, port=server.port, user=user,
-                       password_env="TLS_TEST_PW", connect_timeout_s=5, tls=tls,
-                       database_pattern={"allow": ["tls_shop"]})
+    return MySQLSource(
+        name="tls_src",
+        type="mysql",
+        host=host,
+        port=server.port,
+        user=user,
+        password_env="TLS_TEST_PW",
+        connect_timeout_s=5,
+        tls=tls,
+        database_pattern={"allow": ["tls_shop"]},
+    )
 
 
 def mysql_cipher(source) -> str:
@@ -76,7 +87,8 @@ def test_mysql_certificate_and_host_name_checked(tls_mariadb, pki):
     assert kind("mysql").list_databases(source) == ["tls_shop"]  # the reading path connects the same way
     report = kind("mysql").check_access(source)
     assert report.tls.startswith("TLS (TLSv1.") and report.tls.endswith(
-        "TLS required, certificate checked against tls.ca and its host name")
+        "TLS required, certificate checked against tls.ca and its host name"
+    )
     assert f"connection: {report.tls}" in report.text()
 
 
@@ -120,36 +132,46 @@ def test_mysql_preferred_encrypts_when_offered_and_disabled_does_not(tls_mariadb
     plain = mysql_source(mariadb, host="127.0.0.1", user="plain_tls_reader")
     assert mysql_cipher(plain) == ""
     report = kind("mysql").check_access(plain, ["plain_tls_none"])
-    assert report.tls == ("NOT encrypted: catalog queries and results travel in the clear; TLS when the server "
-                          "offers it, certificate not checked (tls.mode: preferred); tls.mode: required (with tls.ca) "
-                          "refuses a server without TLS")
+    assert report.tls == (
+        "NOT encrypted: catalog queries and results travel in the clear; TLS when the server "
+        "offers it, certificate not checked (tls.mode: preferred); tls.mode: required (with tls.ca) "
+        "refuses a server without TLS"
+    )
 
 
 def test_mysql_client_certificate_for_an_account_that_requires_x509(tls_mariadb, pki):
-    with_cert = mysql_source(tls_mariadb, user=CLIENT, ca=str(pki.ca), cert=str(pki.client_cert),
-                             key=str(pki.client_key))
+    with_cert = mysql_source(
+        tls_mariadb, user=CLIENT, ca=str(pki.ca), cert=str(pki.client_cert), key=str(pki.client_key)
+    )
     assert mysql_cipher(with_cert)
     with pytest.raises(SourceUnavailable, match="Access denied"):
         mysql_connect(mysql_source(tls_mariadb, user=CLIENT, ca=str(pki.ca)))
     grants = "\n".join(kind("mysql").grant_text(with_cert, ["tls_shop"]))
     assert f"ALTER USER '{CLIENT}'@'%' REQUIRE X509;" in grants
     assert "ALTER USER 'tls_reader'@'%' REQUIRE SSL;" in "\n".join(
-        kind("mysql").grant_text(mysql_source(tls_mariadb), ["tls_shop"]))
+        kind("mysql").grant_text(mysql_source(tls_mariadb), ["tls_shop"])
+    )
 
 
 def test_mysql_unreadable_tls_file_names_the_field(tls_mariadb, tmp_path):
     with pytest.raises(SourceUnavailable) as e:
         mysql_connect(mysql_source(tls_mariadb, ca=str(tmp_path / "nope.pem")))
-    assert str(e.value) == (f"source 'tls_src' (tls_reader@localhost:{tls_mariadb.port}): field tls.ca: cannot load "
-                            f"{tmp_path / 'nope.pem'}: No such file or directory")
+    assert str(e.value) == (
+        f"source 'tls_src' (tls_reader@localhost:{tls_mariadb.port}): field tls.ca: cannot load "
+        f"{tmp_path / 'nope.pem'}: No such file or directory"
+    )
 
 
 # --- PostgreSQL ---
 
+
 @pytest.fixture(scope="module")
 def tls_pg(tmp_path_factory, pki):
-    server = local_postgres.start(tmp_path_factory.mktemp("pg-tls"), tls=pki.server,
-                                  hba=[f"hostssl all {CLIENT} 127.0.0.1/32 cert", f"host all {CLIENT} all reject"])
+    server = local_postgres.start(
+        tmp_path_factory.mktemp("pg-tls"),
+        tls=pki.server,
+        hba=[f"hostssl all {CLIENT} 127.0.0.1/32 cert", f"host all {CLIENT} all reject"],
+    )
     local_postgres.execute(server, "postgres", f"CREATE ROLE {CLIENT} LOGIN; CREATE ROLE tls_reader LOGIN")
     yield server
     server.destroy()
@@ -163,8 +185,16 @@ def plain_pg(tmp_path_factory):
 
 
 def pg_source(server, host="localhost", user="tls_reader", **tls) -> PostgresSource:
-    return PostgresSource(name="tls_pg", type="postgres", host=host, port=server.port, user=user,
-                          password_env="TLS_TEST_PW", connect_timeout_s=5, **tls)
+    return PostgresSource(
+        name="tls_pg",
+        type="postgres",
+        host=host,
+        port=server.port,
+        user=user,
+        password_env="TLS_TEST_PW",
+        connect_timeout_s=5,
+        **tls,
+    )
 
 
 def pg_ssl(source) -> bool:
@@ -182,7 +212,8 @@ def test_pg_verify_full_checks_certificate_and_host_name(tls_pg, pki):
     assert pg_ssl(source) is True
     report = kind("postgres").check_access(source, ["postgres"])
     assert report.tls.startswith("TLS (TLSv1.") and report.tls.endswith(
-        "TLS required, certificate and host name checked (sslmode verify-full)")
+        "TLS required, certificate and host name checked (sslmode verify-full)"
+    )
     with pytest.raises(SourceUnavailable) as e:
         pg_connect(pg_source(tls_pg, host="127.0.0.1", sslmode="verify-full", sslrootcert=str(pki.ca)))
     assert re.search(r'server certificate for "localhost".* does not match host name "127.0.0.1"', str(e.value)), e
@@ -203,9 +234,14 @@ def test_pg_require_refuses_a_server_without_tls(plain_pg, pki):
             pg_connect(pg_source(plain_pg, user="postgres", **tls))
     plain = pg_source(plain_pg, user="postgres")  # prefer (the default): in the clear, and check-access says so
     assert pg_ssl(plain) is False
-    assert kind("postgres").check_access(plain, ["postgres"]).tls.startswith(
-        "NOT encrypted: catalog queries and results travel in the clear; TLS when the server offers it, certificate "
-        "not checked (sslmode prefer); sslmode verify-full")
+    assert (
+        kind("postgres")
+        .check_access(plain, ["postgres"])
+        .tls.startswith(
+            "NOT encrypted: catalog queries and results travel in the clear; TLS when the server offers it, certificate "
+            "not checked (sslmode prefer); sslmode verify-full"
+        )
+    )
 
 
 def test_pg_prefer_encrypts_when_offered_and_disable_does_not(tls_pg):
@@ -214,8 +250,14 @@ def test_pg_prefer_encrypts_when_offered_and_disable_does_not(tls_pg):
 
 
 def test_pg_client_certificate_for_a_cert_login(tls_pg, pki):
-    source = pg_source(tls_pg, user=CLIENT, sslmode="verify-full", sslrootcert=str(pki.ca),
-                       sslcert=str(pki.client_cert), sslkey=str(pki.client_key))
+    source = pg_source(
+        tls_pg,
+        user=CLIENT,
+        sslmode="verify-full",
+        sslrootcert=str(pki.ca),
+        sslcert=str(pki.client_cert),
+        sslkey=str(pki.client_key),
+    )
     assert pg_ssl(source) is True
     with pytest.raises(SourceUnavailable, match="certificate"):
         pg_connect(pg_source(tls_pg, user=CLIENT, sslmode="verify-full", sslrootcert=str(pki.ca)))

@@ -14,8 +14,7 @@ from dagster._core.storage.tags import SCHEDULE_NAME_TAG, SENSOR_NAME_TAG
 
 from metadata_assets.defs.checks import BREAKING, COVERAGE, LEAST_PRIVILEGE
 from metadata_assets.defs.extraction import build_mce_asset
-from metadata_assets.defs.keys import partitions_def, range_tags
-from metadata_assets.defs.keys import DATA_VERSION_TAG
+from metadata_assets.defs.keys import DATA_VERSION_TAG, partitions_def, range_tags
 from metadata_assets.defs.source_setup import SourceSetup
 
 DAILY = {SCHEDULE_NAME_TAG: "src_daily_schedule"}
@@ -25,8 +24,9 @@ CHECKS = (BREAKING, COVERAGE, LEAST_PRIVILEGE)
 class Estate:
     def __init__(self, schema, tmp_path, n=3):
         self.schema = schema
-        self.dbs = sorted(schema.create(f"u{i}", "CREATE TABLE t (id INT PRIMARY KEY COMMENT 'key') COMMENT 'a t'")
-                          for i in range(n))
+        self.dbs = sorted(
+            schema.create(f"u{i}", "CREATE TABLE t (id INT PRIMARY KEY COMMENT 'key') COMMENT 'a t'") for i in range(n)
+        )
         schema.grant()
         self.cfg = schema.project(tmp_path)
         self.source = self.cfg.sources[0]
@@ -38,9 +38,13 @@ class Estate:
 
     def refresh(self, tags, selection=None, raise_on_error=True):
         """One run over every database, as the schedule requests it (the asset without its checks)."""
-        result = materialize([self.asset], instance=self.instance, raise_on_error=raise_on_error,
-                             selection=selection or AssetSelection.assets(self.key).without_checks(),
-                             tags={**tags, **range_tags(self.dbs)})
+        result = materialize(
+            [self.asset],
+            instance=self.instance,
+            raise_on_error=raise_on_error,
+            selection=selection or AssetSelection.assets(self.key).without_checks(),
+            tags={**tags, **range_tags(self.dbs)},
+        )
         return result
 
     def events(self, result, kind):
@@ -57,7 +61,8 @@ class Estate:
 
     def latest_materialization(self, db):
         return self.instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=self.key, asset_partitions=[db]), limit=1).records[0]
+            AssetRecordsFilter(asset_key=self.key, asset_partitions=[db]), limit=1
+        ).records[0]
 
     def failed_partitions(self) -> set[str]:
         """What Dagit shows failed: its own partition status (a failed run's planned, unmaterialized partitions)."""
@@ -67,7 +72,8 @@ class Estate:
 
     def checks_current(self, db) -> dict:
         infos = self.instance.event_log_storage.get_asset_check_partition_info(
-            [AssetCheckKey(self.key, c) for c in CHECKS], partition_keys=[db])
+            [AssetCheckKey(self.key, c) for c in CHECKS], partition_keys=[db]
+        )
         return {i.check_key.name: (i.is_current, i.latest_execution_status.value) for i in infos}
 
 

@@ -67,22 +67,28 @@ def _always_unsure(d):
 def _compile(s: avro_schema.Schema, within_array: bool) -> Converter:
     t = s.type
     if t == "null":
+
         def null(d):
             if d is not None:
                 raise _Unsure
             return None
+
         return null
     if t == "string":
+
         def string(d):
             if not isinstance(d, str):  # str enums (DatasetSubTypes.TABLE) pass as they are, as in avrojson
                 raise _Unsure
             return d
+
         return string
     if t == "boolean":
+
         def boolean(d):
             if type(d) is not bool:
                 raise _Unsure
             return d
+
         return boolean
     if t in ("int", "long"):
         lo, hi = (_INT_MIN, _INT_MAX) if t == "int" else (_LONG_MIN, _LONG_MAX)
@@ -91,20 +97,25 @@ def _compile(s: avro_schema.Schema, within_array: bool) -> Converter:
             if type(d) is not int or not lo <= d <= hi:
                 raise _Unsure
             return d
+
         return integer
     if t in ("float", "double"):
+
         def number(d):
             if type(d) is not float and type(d) is not int:
                 raise _Unsure
             return d
+
         return number
     if t == "bytes":
+
         def raw(d):
             if type(d) is bytes:
                 return d.decode()
             if not isinstance(d, str):
                 raise _Unsure
             return d
+
         return raw
     if t == "enum":
         symbols = tuple(s.symbols)  # a tuple, not a set: str enums hash by name but compare by value
@@ -113,6 +124,7 @@ def _compile(s: avro_schema.Schema, within_array: bool) -> Converter:
             if not isinstance(d, str) or d not in symbols:
                 raise _Unsure
             return d
+
         return enum
     if t == "array":
         item = _converter(s.items, within_array=True)
@@ -121,6 +133,7 @@ def _compile(s: avro_schema.Schema, within_array: bool) -> Converter:
             if type(d) is not list:
                 raise _Unsure
             return [item(x) for x in d]
+
         return array
     if t == "map":
         value = _converter(s.values)
@@ -134,6 +147,7 @@ def _compile(s: avro_schema.Schema, within_array: bool) -> Converter:
                     raise _Unsure
                 out[k] = value(v)
             return out
+
         return mapping
     if t == "record":
         return _compile_record(s)
@@ -159,6 +173,7 @@ def _compile_record(s: avro_schema.RecordSchema) -> Converter:
                 continue
             out[name] = conv(v)
         return out
+
     return record
 
 
@@ -193,6 +208,7 @@ def _compile_union(s: avro_schema.UnionSchema, within_array: bool) -> Converter:
             raise _Unsure
         out = conv(d)
         return out if bare else {names[i]: out}
+
     return union
 
 
@@ -253,8 +269,10 @@ def _compile_file(s: avro_schema.Schema, within_array: bool) -> Converter:
             if not isinstance(d, str) or d not in symbols:
                 raise _Unsure
             return _plain_str(d)
+
         return enum
     if t in ("float", "double"):
+
         def number(d):
             if type(d) is int:
                 return d
@@ -264,6 +282,7 @@ def _compile_file(s: avro_schema.Schema, within_array: bool) -> Converter:
             if "e" in r or "n" in r:  # an exponent, inf or nan: the two encoders differ
                 raise _Unsure
             return d
+
         return number
     if t == "array":
         item = _file_converter(s.items, within_array=True)
@@ -272,13 +291,13 @@ def _compile_file(s: avro_schema.Schema, within_array: bool) -> Converter:
             if type(d) is not list:
                 raise _Unsure
             return [item(x) for x in d]
+
         return array
     if t == "map":
         value = _file_converter(s.values)
 
         def mapping(d):
-            if type(d) is not dict or "fieldDiscriminator" in d \
-                    or len(d) == 1 and next(iter(d)).startswith(_PRE_FROM):
+            if type(d) is not dict or "fieldDiscriminator" in d or len(d) == 1 and next(iter(d)).startswith(_PRE_FROM):
                 raise _Unsure
             out = {}
             for k, v in d.items():
@@ -288,6 +307,7 @@ def _compile_file(s: avro_schema.Schema, within_array: bool) -> Converter:
                 if v is not None:
                     out[k] = v
             return out
+
         return mapping
     if t == "record":
         if "fieldDiscriminator" in s.fields_dict:
@@ -309,6 +329,7 @@ def _compile_file(s: avro_schema.Schema, within_array: bool) -> Converter:
                     continue  # to_obj leaves it out or writes None; the transform drops the None
                 out[name] = conv(v)
             return out
+
         return record
     if t == "union":
         return _compile_file_union(s, within_array)
@@ -327,7 +348,7 @@ def _compile_file_union(s: avro_schema.UnionSchema, within_array: bool) -> Conve
     plain = [(i, b) for i, b in enumerate(branches) if b.type not in ("null", "record")]
     single = (plain[0][0], _file_converter(plain[0][1])) if len(plain) == 1 else None
     names = [_name(b) for b in branches]
-    names = [_PRE_TO + n[len(_PRE_FROM):] if n.startswith(_PRE_FROM) else n for n in names]
+    names = [_PRE_TO + n[len(_PRE_FROM) :] if n.startswith(_PRE_FROM) else n for n in names]
 
     def union(d):
         if d is None:
@@ -345,6 +366,7 @@ def _compile_file_union(s: avro_schema.UnionSchema, within_array: bool) -> Conve
             raise _Unsure
         out = conv(d)
         return out if bare else {names[i]: out}
+
     return union
 
 
@@ -404,10 +426,12 @@ def _compile_from(s: avro_schema.Schema) -> Converter:
     if t in ("null", "string", "boolean", "int", "long", "float", "double", "enum"):
         return _compile(s, within_array=False)  # the same type check; the value passes unchanged
     if t == "bytes":
+
         def raw(d):
             if not isinstance(d, str):
                 raise _Unsure
             return d.encode()
+
         return raw
     if t == "array":
         item = _from_converter(s.items)
@@ -416,6 +440,7 @@ def _compile_from(s: avro_schema.Schema) -> Converter:
             if type(d) is not list:
                 raise _Unsure
             return [item(x) for x in d]
+
         return array
     if t == "map":
         value = _from_converter(s.values)
@@ -424,6 +449,7 @@ def _compile_from(s: avro_schema.Schema) -> Converter:
             if type(d) is not dict or _rewritten_by_transform(d):
                 raise _Unsure
             return {k: value(v) for k, v in d.items() if v is not None}
+
         return mapping
     if t == "record":
         return _compile_record_from(s)
@@ -457,12 +483,13 @@ def _compile_record_from(s: avro_schema.RecordSchema) -> Converter:
             else:
                 raise _Unsure  # the library raises for a missing required field
         return cls._construct(out)
+
     return record
 
 
 def _file_name(branch: avro_schema.Schema) -> str:
     name = _name(branch)
-    return _FILE_PREFIX + name[len(_CLASS_PREFIX):] if name.startswith(_CLASS_PREFIX) else name
+    return _FILE_PREFIX + name[len(_CLASS_PREFIX) :] if name.startswith(_CLASS_PREFIX) else name
 
 
 def _compile_union_from(s: avro_schema.UnionSchema) -> Converter:
@@ -485,4 +512,5 @@ def _compile_union_from(s: avro_schema.UnionSchema) -> Converter:
         if bare is None:
             raise _Unsure  # the library would validate each branch in turn
         return bare(d)
+
     return union

@@ -29,8 +29,9 @@ def open_lite(path: str) -> Iterator:
 
     if not Path(path).exists():
         raise FileNotFoundError(f"{path}: no DataHub Lite file (push first: ./dev.sh demo, or the push asset)")
-    lite = get_datahub_lite({"type": "sqlite", "config": {"file": str(Path(path).absolute()), "read_only": True}},
-                            read_only=True)
+    lite = get_datahub_lite(
+        {"type": "sqlite", "config": {"file": str(Path(path).absolute()), "read_only": True}}, read_only=True
+    )
     try:
         yield lite
     finally:
@@ -51,7 +52,8 @@ def ls(lite, folder: str, include_removed: bool = False) -> list[Entry]:
             continue
         # folders: browse nodes, platforms, instances, database and schema containers; the rest are entities
         is_folder = not b.id.startswith("urn:li:") or b.id.startswith(
-            ("urn:li:systemNode:", "urn:li:dataPlatform:", "urn:li:dataPlatformInstance:", "urn:li:container:"))
+            ("urn:li:systemNode:", "urn:li:dataPlatform:", "urn:li:dataPlatformInstance:", "urn:li:container:")
+        )
         entity = b.id.startswith("urn:li:") and not b.id.startswith(("urn:li:systemNode:", "urn:li:dataPlatform"))
         removed = entity and _removed(lite, b.id)
         if removed and not include_removed:
@@ -75,6 +77,7 @@ def listing(path: str) -> list[str]:
     from datahub.lite.lite_local import PathNotFoundException
 
     with open_lite(path) as lite:
+
         def walk(folder: str) -> None:
             try:
                 entries = ls(lite, folder)

@@ -44,21 +44,24 @@ def reindex_entities(lite, urns: Iterable[str]) -> int:
 def _place(lite, urns: Iterable[str]) -> int:
     n = 0
     for urn in sorted(set(urns)):
-        before = [r[0] for r in lite._execute(
-            "SELECT src_id FROM metadata_edge_v2 WHERE relnship = 'child' AND dst_id = ?", [urn])]
+        before = [
+            r[0]
+            for r in lite._execute("SELECT src_id FROM metadata_edge_v2 WHERE relnship = 'child' AND dst_id = ?", [urn])
+        ]
         rows = lite._execute(
             "SELECT aspect_name, metadata FROM metadata_aspect_v2 WHERE urn = ? AND version = 0 "
-            f"AND aspect_name IN ({', '.join('?' * len(_PLACEMENT))})", [urn, *_PLACEMENT])
-        if not rows and not lite._execute_one(
-                "SELECT 1 FROM metadata_aspect_v2 WHERE urn = ? AND version = 0", [urn]):
+            f"AND aspect_name IN ({', '.join('?' * len(_PLACEMENT))})",
+            [urn, *_PLACEMENT],
+        )
+        if not rows and not lite._execute_one("SELECT 1 FROM metadata_aspect_v2 WHERE urn = ? AND version = 0", [urn]):
             continue  # nothing of it is stored: reindex() would not place it either
-        aspects = {name: _CLASSES[name].from_obj(post_json_transform(json.loads(metadata)))
-                   for name, metadata in rows}
+        aspects = {name: _CLASSES[name].from_obj(post_json_transform(json.loads(metadata))) for name, metadata in rows}
         lite._execute("DELETE FROM metadata_edge_v2 WHERE relnship = 'child' AND dst_id = ?", [urn])
         lite.global_post_update_hook(urn, aspects)
         for folder in before:  # a subtype folder the entity left, now empty, as reindex() would not make it
             if folder.startswith("urn:li:systemNode:") and not lite._execute_one(
-                    "SELECT 1 FROM metadata_edge_v2 WHERE src_id = ? AND relnship = 'child'", [folder]):
+                "SELECT 1 FROM metadata_edge_v2 WHERE src_id = ? AND relnship = 'child'", [folder]
+            ):
                 lite._execute("DELETE FROM metadata_edge_v2 WHERE src_id = ? OR dst_id = ?", [folder, folder])
         n += 1
     return n

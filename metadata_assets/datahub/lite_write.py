@@ -22,8 +22,9 @@ from datahub.emitter.mcp import MetadataChangeProposalWrapper
 from metadata_assets.datahub import aspect_json, mce_json
 
 # the aspects SqlBackedLite.post_update_hook reads (it ignores every other)
-HOOKED = frozenset({"datasetProperties", "containerProperties", "dataPlatformInstance", "chartInfo", "dashboardInfo",
-                    "tagProperties"})
+HOOKED = frozenset(
+    {"datasetProperties", "containerProperties", "dataPlatformInstance", "chartInfo", "dashboardInfo", "tagProperties"}
+)
 plain = mce_json.plain_proposal  # the shape read_mcps decodes itself; others go through Lite's own write()
 
 
@@ -65,7 +66,8 @@ def _write_plain(lite, obj: dict, system_metadata: dict) -> None:
     created_on = system_metadata["lastObserved"]
     max_row = lite._execute_one(
         "SELECT metadata, system_metadata FROM metadata_aspect_v2 WHERE urn = ? AND aspect_name = ? AND version = 0",
-        [urn, name])
+        [urn, name],
+    )
     if max_row is None:
         new_version, needs_write = 1, True
     else:
@@ -73,26 +75,38 @@ def _write_plain(lite, obj: dict, system_metadata: dict) -> None:
         real_version = stored_system.get("properties", {}).get("sysVersion")
         if real_version is None:
             real_version = lite._execute_one(
-                "SELECT max(version) FROM metadata_aspect_v2 WHERE urn = ? AND aspect_name = ?", [urn, name])[0]
+                "SELECT max(version) FROM metadata_aspect_v2 WHERE urn = ? AND aspect_name = ?", [urn, name]
+            )[0]
         real_version = int(real_version)
         needs_write = metadata != json.loads(max_row[0])
         new_version = real_version + 1 if needs_write else real_version
     if not needs_write:  # a duplicate: only lastObserved moves
         stored_system = stored_system or {"lastObserved": created_on}
         stored_system["lastObserved"] = created_on
-        lite._execute("UPDATE metadata_aspect_v2 SET system_metadata = ? WHERE urn = ? AND aspect_name = ? "
-                      "AND version = 0", [json.dumps(stored_system), urn, name])
+        lite._execute(
+            "UPDATE metadata_aspect_v2 SET system_metadata = ? WHERE urn = ? AND aspect_name = ? AND version = 0",
+            [json.dumps(stored_system), urn, name],
+        )
         return
-    system = {**system_metadata, "properties": {**system_metadata.get("properties", {}),
-                                                "sysVersion": str(new_version)}}
+    system = {
+        **system_metadata,
+        "properties": {**system_metadata.get("properties", {}), "sysVersion": str(new_version)},
+    }
     metadata_text, system_text = json.dumps(metadata), json.dumps(system)
-    lite._execute("INSERT INTO metadata_aspect_v2 VALUES (?, ?, ?, ?, ?, ?)",
-                  [urn, name, new_version, metadata_text, system_text, created_on])
+    lite._execute(
+        "INSERT INTO metadata_aspect_v2 VALUES (?, ?, ?, ?, ?, ?)",
+        [urn, name, new_version, metadata_text, system_text, created_on],
+    )
     if max_row is None:
-        lite._execute("INSERT INTO metadata_aspect_v2 VALUES (?, ?, ?, ?, ?, ?)",
-                      [urn, name, 0, metadata_text, system_text, created_on])
+        lite._execute(
+            "INSERT INTO metadata_aspect_v2 VALUES (?, ?, ?, ?, ?, ?)",
+            [urn, name, 0, metadata_text, system_text, created_on],
+        )
     else:
-        lite._execute("UPDATE metadata_aspect_v2 SET metadata = ?, system_metadata = ? WHERE urn = ? AND "
-                      "aspect_name = ? AND version = 0", [metadata_text, system_text, urn, name])
+        lite._execute(
+            "UPDATE metadata_aspect_v2 SET metadata = ?, system_metadata = ? WHERE urn = ? AND "
+            "aspect_name = ? AND version = 0",
+            [metadata_text, system_text, urn, name],
+        )
     if name in HOOKED:
         lite.post_update_hook(urn, name, aspect_json.from_file_obj(ASPECT_MAP[name], copy.deepcopy(metadata)))

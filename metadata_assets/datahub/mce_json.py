@@ -33,8 +33,13 @@ def rare_shape(m: MetadataChangeProposalWrapper) -> bool:
 def simplified_obj(m: MetadataChangeProposalWrapper, with_system_metadata: bool = False) -> dict:
     """proposal_obj's dict, built directly (not for a rare_shape); `systemMetadata` added when asked and set, as
     the library's to_obj places it (after the aspect)."""
-    obj = {"entityType": m.entityType, "entityUrn": m.entityUrn, "changeType": m.changeType,
-           "aspectName": m.aspectName, "aspect": {"json": pre_json_transform(aspect_json.to_obj(m.aspect))}}
+    obj = {
+        "entityType": m.entityType,
+        "entityUrn": m.entityUrn,
+        "changeType": m.changeType,
+        "aspectName": m.aspectName,
+        "aspect": {"json": pre_json_transform(aspect_json.to_obj(m.aspect))},
+    }
     if with_system_metadata and m.systemMetadata is not None:
         obj["systemMetadata"] = aspect_json.to_obj(m.systemMetadata)
     return obj
@@ -60,12 +65,23 @@ def _indented_json(m: MetadataChangeProposalWrapper) -> bytes:
     """`json.dumps(proposal_obj(m), indent=2, ensure_ascii=False)` in UTF-8. Python's encoder has no C path with an
     indent; pydantic_core's (Rust) writes the same bytes, much faster (bench/NOTES.md), for the values
     aspect_json.to_file_obj lets through. Anything else takes Python's encoder."""
-    if m.systemMetadata is None and not rare_shape(m) and type(m.entityType) is str \
-            and type(m.entityUrn) is str and type(m.changeType) is str and type(m.aspectName) is str:
+    if (
+        m.systemMetadata is None
+        and not rare_shape(m)
+        and type(m.entityType) is str
+        and type(m.entityUrn) is str
+        and type(m.changeType) is str
+        and type(m.aspectName) is str
+    ):
         aspect = aspect_json.to_file_obj(m.aspect)
         if aspect is not None:
-            obj = {"entityType": m.entityType, "entityUrn": m.entityUrn, "changeType": m.changeType,
-                   "aspectName": m.aspectName, "aspect": {"json": aspect}}
+            obj = {
+                "entityType": m.entityType,
+                "entityUrn": m.entityUrn,
+                "changeType": m.changeType,
+                "aspectName": m.aspectName,
+                "aspect": {"json": aspect},
+            }
             try:
                 return pydantic_core.to_json(obj, indent=2)
             except pydantic_core.PydanticSerializationError:
@@ -81,8 +97,13 @@ def plain_proposal(obj: dict) -> bool:
     from datahub.emitter.aspect import ASPECT_MAP
 
     aspect = obj.get("aspect")
-    return (obj.keys() <= _PLAIN_KEYS and obj.get("changeType") == "UPSERT" and obj.get("aspectName") in ASPECT_MAP
-            and type(aspect) is dict and aspect.keys() == {"json"})
+    return (
+        obj.keys() <= _PLAIN_KEYS
+        and obj.get("changeType") == "UPSERT"
+        and obj.get("aspectName") in ASPECT_MAP
+        and type(aspect) is dict
+        and aspect.keys() == {"json"}
+    )
 
 
 def read_mcps(data: bytes) -> list[MetadataChangeProposalWrapper]:
@@ -95,9 +116,15 @@ def read_mcps(data: bytes) -> list[MetadataChangeProposalWrapper]:
         aspect = obj.get("aspect")
         if plain_proposal(obj):
             cls = ASPECT_MAP[obj["aspectName"]]
-            out.append(MetadataChangeProposalWrapper(
-                entityType=obj["entityType"], entityUrn=obj["entityUrn"], changeType=obj["changeType"],
-                aspectName=obj["aspectName"], aspect=aspect_json.from_file_obj(cls, aspect["json"])))
+            out.append(
+                MetadataChangeProposalWrapper(
+                    entityType=obj["entityType"],
+                    entityUrn=obj["entityUrn"],
+                    changeType=obj["changeType"],
+                    aspectName=obj["aspectName"],
+                    aspect=aspect_json.from_file_obj(cls, aspect["json"]),
+                )
+            )
             continue
         if aspect and "json" in aspect:  # simplified structure: re-nest as DataHub's serialized form
             obj = {**obj, "aspect": {"value": json.dumps(aspect["json"]), "contentType": "application/json"}}

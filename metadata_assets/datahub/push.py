@@ -65,8 +65,12 @@ class PushedDatabase:
     pushed_at: str
 
     def to_dict(self) -> dict:
-        return {"data_version": self.data_version, "datasets": self.datasets, "container": self.container,
-                "pushed_at": self.pushed_at}
+        return {
+            "data_version": self.data_version,
+            "datasets": self.datasets,
+            "container": self.container,
+            "pushed_at": self.pushed_at,
+        }
 
 
 def load_state(store: Store, source: str) -> dict[str, PushedDatabase]:
@@ -106,8 +110,7 @@ class PushPlan:
         return not self.pending and not self.gone
 
 
-def plan(store: Store, source: str, rules,
-         state: Optional[dict[str, PushedDatabase]] = None) -> PushPlan:
+def plan(store: Store, source: str, rules, state: Optional[dict[str, PushedDatabase]] = None) -> PushPlan:
     state = load_state(store, source) if state is None else state
     present = list_mce_databases(store, source)
     pending, pending_files, unchanged = {}, {}, []
@@ -118,9 +121,14 @@ def plan(store: Store, source: str, rules,
         else:
             pending[db], pending_files[db] = version, file_sha
     gone = sorted(set(state) - set(present))
-    return PushPlan(pending=pending, pending_files=pending_files, unchanged=unchanged, gone=gone,
-                    removals={db: list(state[db].datasets) for db in gone},
-                    pushed_datasets=sum(len(p.datasets) for p in state.values()))
+    return PushPlan(
+        pending=pending,
+        pending_files=pending_files,
+        unchanged=unchanged,
+        gone=gone,
+        removals={db: list(state[db].datasets) for db in gone},
+        pushed_datasets=sum(len(p.datasets) for p in state.values()),
+    )
 
 
 class MassRemovalRefused(RuntimeError):
@@ -172,23 +180,51 @@ def _removed(urns: list[str]) -> list[MetadataChangeProposalWrapper]:
     return [MetadataChangeProposalWrapper(entityUrn=u, aspect=StatusClass(removed=True)) for u in urns]
 
 
-def push(store: Store, source: str, rules, sink: Sink, *, max_removal_share: float,
-         allow_mass_removal: bool = False, run_id: Optional[str] = None,
-         progress: Optional[Callable[[str], None]] = None, deadline_s: Optional[float] = None,
-         lock_wait_s: float = LOCK_WAIT_S) -> PushReport:
+def push(
+    store: Store,
+    source: str,
+    rules,
+    sink: Sink,
+    *,
+    max_removal_share: float,
+    allow_mass_removal: bool = False,
+    run_id: Optional[str] = None,
+    progress: Optional[Callable[[str], None]] = None,
+    deadline_s: Optional[float] = None,
+    lock_wait_s: float = LOCK_WAIT_S,
+) -> PushReport:
     """Push what changed; returns the report or raises PushFailed (report attached) / MassRemovalRefused /
     locks.LockBusy (another push of this source holds the lock)."""
     t0 = time.monotonic()
     lease = (deadline_s or 86400.0) + LOCK_LEASE_MARGIN_S
     with store.lock(lock_key(source), wait_s=lock_wait_s, lease_s=lease):
-        return _push_locked(store, source, rules, sink, max_removal_share=max_removal_share,
-                            allow_mass_removal=allow_mass_removal, run_id=run_id, say=progress or log.info,
-                            t0=t0, deadline=None if deadline_s is None else t0 + deadline_s)
+        return _push_locked(
+            store,
+            source,
+            rules,
+            sink,
+            max_removal_share=max_removal_share,
+            allow_mass_removal=allow_mass_removal,
+            run_id=run_id,
+            say=progress or log.info,
+            t0=t0,
+            deadline=None if deadline_s is None else t0 + deadline_s,
+        )
 
 
-def _push_locked(store: Store, source: str, rules, sink: Sink, *, max_removal_share: float,
-                 allow_mass_removal: bool, run_id: Optional[str], say: Callable[[str], None], t0: float,
-                 deadline: Optional[float]) -> PushReport:
+def _push_locked(
+    store: Store,
+    source: str,
+    rules,
+    sink: Sink,
+    *,
+    max_removal_share: float,
+    allow_mass_removal: bool,
+    run_id: Optional[str],
+    say: Callable[[str], None],
+    t0: float,
+    deadline: Optional[float],
+) -> PushReport:
     report = PushReport(source=source, target=sink.describe())
     state = load_state(store, source)
     p = plan(store, source, rules, state)
@@ -211,7 +247,8 @@ def _push_locked(store: Store, source: str, rules, sink: Sink, *, max_removal_sh
             f"({n_remove / p.pushed_datasets:.0%}, more than datahub.max_removal_share = {max_removal_share:.0%}); "
             f"from: {where}{' ...' if len(removals) > 10 else ''}. Nothing was sent. If these databases/tables "
             f"really are gone, run the push once with allow_mass_removal: true; otherwise fix the source or its "
-            f"patterns.")
+            f"patterns."
+        )
 
     if p.nothing_to_do:
         report.duration_s = time.monotonic() - t0
@@ -222,9 +259,12 @@ def _push_locked(store: Store, source: str, rules, sink: Sink, *, max_removal_sh
         sink.check()
     except DataHubRefused as e:
         report.stopped, report.not_attempted = "refused", [d for d, _ in work]
-        raise PushFailed(f"source {source!r}: {e}; nothing was sent (every changed file stays pending). Fix the "
-                         f"token or the account's privileges in DataHub: retrying cannot help.", report,
-                         retryable=False) from None
+        raise PushFailed(
+            f"source {source!r}: {e}; nothing was sent (every changed file stays pending). Fix the "
+            f"token or the account's privileges in DataHub: retrying cannot help.",
+            report,
+            retryable=False,
+        ) from None
     system_metadata = dict(runId=run_id or f"metadata-assets-{source}", lastObserved=int(time.time() * 1000))
     emit_objs = getattr(sink, "emit_objs", None)
     system_obj = SystemMetadataClass(**system_metadata).to_obj()
@@ -258,8 +298,7 @@ def _push_locked(store: Store, source: str, rules, sink: Sink, *, max_removal_sh
             n_sent = len(file_objs) + len(urns)
             try:
                 if emit_objs is not None:
-                    emit_objs(file_objs + [proposal_obj(m) for m in _removed(urns)], system_obj,
-                              deadline=deadline)
+                    emit_objs(file_objs + [proposal_obj(m) for m in _removed(urns)], system_obj, deadline=deadline)
                 else:
                     mcps = file_objs + _removed(urns)
                     for m in mcps:
@@ -267,7 +306,7 @@ def _push_locked(store: Store, source: str, rules, sink: Sink, *, max_removal_sh
                     sink.emit(mcps, deadline=deadline)
             except DataHubRefused as e:
                 report.failures[db] = str(e)
-                report.stopped, report.not_attempted = "refused", [d for d, _ in work[i + 1:]]
+                report.stopped, report.not_attempted = "refused", [d for d, _ in work[i + 1 :]]
                 break
             except Exception as e:
                 consecutive += 1
@@ -283,8 +322,12 @@ def _push_locked(store: Store, source: str, rules, sink: Sink, *, max_removal_sh
             else:
                 datasets, container = _entities(entities)
                 version = stored.sent_version(rules, data, (p.pending[db], p.pending_files[db]))
-                state[db] = PushedDatabase(data_version=version, datasets=datasets, container=container,
-                                           pushed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                state[db] = PushedDatabase(
+                    data_version=version,
+                    datasets=datasets,
+                    container=container,
+                    pushed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                )
                 report.databases_pushed.append(db)
             changed += 1
             if changed % SAVE_EVERY == 0:
@@ -296,16 +339,20 @@ def _push_locked(store: Store, source: str, rules, sink: Sink, *, max_removal_sh
         report.duration_s = time.monotonic() - t0
     if report.failures or report.not_attempted:
         left = len(report.failures) + len(report.not_attempted)
-        why = {"deadline": f"the push reached its deadline (datahub.push_deadline_s) after "
-                           f"{report.duration_s:.0f}s",
-               "refused": "DataHub refused the credentials: fix the token or the account's privileges; "
-                          "retrying cannot help",
-               "datahub down": f"{MAX_CONSECUTIVE_FAILURES} databases failed in a row: DataHub taken as down"}
+        why = {
+            "deadline": f"the push reached its deadline (datahub.push_deadline_s) after {report.duration_s:.0f}s",
+            "refused": "DataHub refused the credentials: fix the token or the account's privileges; "
+            "retrying cannot help",
+            "datahub down": f"{MAX_CONSECUTIVE_FAILURES} databases failed in a row: DataHub taken as down",
+        }
         reason = why.get(report.stopped or "", "")
         first = next(iter(report.failures.items()), None)
         raise PushFailed(
             f"source {source!r}: {left} of {len(work)} databases not pushed to {sink.describe()} "
-            f"(they stay pending for the next push)" + (f"; {reason}" if reason else "")
-            + (f"; first error, {first[0]}: {first[1]}" if first else ""), report,
-            retryable=report.stopped not in ("deadline", "refused"))
+            f"(they stay pending for the next push)"
+            + (f"; {reason}" if reason else "")
+            + (f"; first error, {first[0]}: {first[1]}" if first else ""),
+            report,
+            retryable=report.stopped not in ("deadline", "refused"),
+        )
     return report

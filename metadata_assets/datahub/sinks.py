@@ -34,6 +34,7 @@ class Sink(Protocol):
     def check(self) -> None: ...
     def emit(self, mcps: Sequence[MetadataChangeProposalWrapper], deadline: Optional[float] = None) -> None:
         """Returns once DataHub confirmed every proposal; `deadline` (time.monotonic()) stops between requests."""
+
     def describe(self) -> str: ...
     def close(self) -> None: ...
 
@@ -68,8 +69,12 @@ class LiteSink:
             from datahub.lite.lite_util import get_datahub_lite
 
             # WAL: Lite commits once per proposal; without it every commit is a full journal fsync.
-            self._opened = get_datahub_lite({"type": "sqlite", "config": {
-                "file": self.path, "options": {"journal_mode": "WAL", "synchronous": "NORMAL"}}})
+            self._opened = get_datahub_lite(
+                {
+                    "type": "sqlite",
+                    "config": {"file": self.path, "options": {"journal_mode": "WAL", "synchronous": "NORMAL"}},
+                }
+            )
         return self._opened
 
     def check(self) -> None:
@@ -110,7 +115,9 @@ class RestSink:
         self.server = server
         self.batch_size = target.batch_size
         self.emitter = DataHubRestEmitter(
-            gms_server=server, token=token or None, timeout_sec=target.timeout_s,
+            gms_server=server,
+            token=token or None,
+            timeout_sec=target.timeout_s,
             retry_max_times=target.retries,
             # the rest.li batch endpoint (ingestProposalBatch), whatever the server advertises, so what runs in
             # production is exactly what the contract test checks
@@ -132,7 +139,7 @@ class RestSink:
             if start and deadline is not None and time.monotonic() >= deadline:
                 raise DataHubUnavailable(f"{self.describe()}: push deadline reached in the middle of a database")
             try:
-                self.emitter.emit_mcps(list(mcps[start:start + self.batch_size]), emit_mode=EmitMode.SYNC_PRIMARY)
+                self.emitter.emit_mcps(list(mcps[start : start + self.batch_size]), emit_mode=EmitMode.SYNC_PRIMARY)
             except Exception as e:
                 raise _unavailable(e, f"{self.describe()} did not accept a batch") from None
 
@@ -161,7 +168,9 @@ def http_status(e: BaseException) -> Optional[int]:
 def _unavailable(e: Exception, what: str) -> DataHubUnavailable:
     status = http_status(e)
     if status in (401, 403):
-        return DataHubRefused(f"{what}: HTTP {status} ({'the token is missing, expired or wrong' if status == 401 else 'the token may not write metadata'}): {_short(e)}")
+        return DataHubRefused(
+            f"{what}: HTTP {status} ({'the token is missing, expired or wrong' if status == 401 else 'the token may not write metadata'}): {_short(e)}"
+        )
     return DataHubUnavailable(f"{what}: {_short(e)}")
 
 
@@ -182,8 +191,9 @@ def lite_reader(path: str):
     """Read-only DataHub Lite handle (acryl-datahub's API) for inspecting what was pushed."""
     from datahub.lite.lite_util import get_datahub_lite
 
-    return get_datahub_lite({"type": "sqlite", "config": {"file": str(Path(path).absolute()), "read_only": True}},
-                            read_only=True)
+    return get_datahub_lite(
+        {"type": "sqlite", "config": {"file": str(Path(path).absolute()), "read_only": True}}, read_only=True
+    )
 
 
 __all__ = ["DataHubRefused", "DataHubUnavailable", "LiteSink", "RestSink", "Sink", "open_sink", "lite_reader"]

@@ -55,18 +55,20 @@ LEAST_PRIVILEGE = "least_privilege"
 WARNING_CODES = "warning_codes"  # materialization metadata: {finding code: count} (defs/extraction.py)
 
 
-DIFF_SCHEMA = TableSchema(columns=[
-    TableColumn("change", "string"), TableColumn("object", "string", description="table, view, column or routine"),
-    TableColumn("detail", "string", description="before → after"),
-    TableColumn("breaking", "string", description="why a reader of the data can break ('' when it cannot)"),
-])
+DIFF_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("change", "string"),
+        TableColumn("object", "string", description="table, view, column or routine"),
+        TableColumn("detail", "string", description="before → after"),
+        TableColumn("breaking", "string", description="why a reader of the data can break ('' when it cannot)"),
+    ]
+)
 
 
 def schema_change_metadata(d: SchemaDiff) -> dict:
     """Materialization metadata for a diff: whether the schema changed, and one table of the changes."""
     if d.baseline:
-        rows = [{"change": "first snapshot", "object": d.database, "detail": "nothing to compare with",
-                 "breaking": ""}]
+        rows = [{"change": "first snapshot", "object": d.database, "detail": "nothing to compare with", "breaking": ""}]
     else:
         rows = d.rows()
     return {
@@ -88,8 +90,11 @@ def breaking_of(metadata: Mapping) -> Optional[list[str]]:
     """The breaking changes a materialization recorded, as markdown (names in code spans; None: no diff)."""
     table = _value(metadata, "schema_diff")
     if hasattr(table, "records"):  # MetadataValue.table
-        return [f"{r.data['change']} {code(r.data['object'])}: {text(r.data['breaking'])}"
-                for r in table.records if r.data.get("breaking")]
+        return [
+            f"{r.data['change']} {code(r.data['object'])}: {text(r.data['breaking'])}"
+            for r in table.records
+            if r.data.get("breaking")
+        ]
     if "breaking_changes" in metadata:  # materializations from before the table
         return [str(b) for b in _value(metadata, "breaking_changes", []) or []]
     return None
@@ -103,20 +108,26 @@ def warning_codes(warnings) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def least_privilege_evaluation(key: AssetKey, partition: str, metadata: Mapping,
-                               target=None) -> AssetCheckEvaluation:
+def least_privilege_evaluation(key: AssetKey, partition: str, metadata: Mapping, target=None) -> AssetCheckEvaluation:
     codes = _value(metadata, WARNING_CODES)
     if codes is None:
         return AssetCheckEvaluation(
-            asset_key=key, check_name=LEAST_PRIVILEGE, partition=partition, passed=True,
-            severity=AssetCheckSeverity.WARN, target_materialization_data=target,
+            asset_key=key,
+            check_name=LEAST_PRIVILEGE,
+            partition=partition,
+            passed=True,
+            severity=AssetCheckSeverity.WARN,
+            target_materialization_data=target,
             description="no warning codes recorded on this materialization (made before they were); "
-                        "re-extract, or run `metadata-assets check-access`")
+            "re-extract, or run `metadata-assets check-access`",
+        )
     over, unreadable = int(codes.get(OVER_PRIVILEGED, 0)), int(codes.get(VIEW_UNREADABLE, 0))
     if over:
         passed, severity = False, AssetCheckSeverity.ERROR
-        description = (f"the account can read data of this database ({over} over-privileged finding(s); "
-                       "see the materialization's warnings): revoke SELECT, see `metadata-assets grants`")
+        description = (
+            f"the account can read data of this database ({over} over-privileged finding(s); "
+            "see the materialization's warnings): revoke SELECT, see `metadata-assets grants`"
+        )
     elif unreadable:
         passed, severity = False, AssetCheckSeverity.WARN
         description = f"{unreadable} view(s) without SQL or columns (SHOW VIEW missing, or broken views)"
@@ -124,9 +135,15 @@ def least_privilege_evaluation(key: AssetKey, partition: str, metadata: Mapping,
         passed, severity = True, AssetCheckSeverity.ERROR
         description = "no data access found; every view's SQL was readable"
     return AssetCheckEvaluation(
-        asset_key=key, check_name=LEAST_PRIVILEGE, partition=partition, passed=passed, severity=severity,
-        target_materialization_data=target, description=description,
-        metadata={OVER_PRIVILEGED: over, VIEW_UNREADABLE: unreadable})
+        asset_key=key,
+        check_name=LEAST_PRIVILEGE,
+        partition=partition,
+        passed=passed,
+        severity=severity,
+        target_materialization_data=target,
+        description=description,
+        metadata={OVER_PRIVILEGED: over, VIEW_UNREADABLE: unreadable},
+    )
 
 
 def pct(share: float) -> MetadataValue:
@@ -147,8 +164,13 @@ def _value(metadata: Mapping, key: str, default=None):
     return default if v is None else getattr(v, "value", v)
 
 
-def evaluate(key: AssetKey, partition: str, metadata: Mapping, threshold: float,
-             target: Optional[AssetCheckEvaluationTargetMaterializationData] = None) -> list[AssetCheckEvaluation]:
+def evaluate(
+    key: AssetKey,
+    partition: str,
+    metadata: Mapping,
+    threshold: float,
+    target: Optional[AssetCheckEvaluationTargetMaterializationData] = None,
+) -> list[AssetCheckEvaluation]:
     """The three checks of one partition, from the metadata of its materialization."""
     found = breaking_of(metadata)
     breaking, recorded = found or [], found is not None
@@ -156,20 +178,36 @@ def evaluate(key: AssetKey, partition: str, metadata: Mapping, threshold: float,
     low = [f"{what} {cov:.0%}" for what, cov in (("tables", t_cov), ("columns", c_cov)) if cov < threshold]
     return [
         AssetCheckEvaluation(
-            asset_key=key, check_name=BREAKING, partition=partition, passed=not breaking,
-            severity=AssetCheckSeverity.WARN, target_materialization_data=target,
-            description=(f"{len(breaking)} breaking change(s) since the previous snapshot" if breaking
-                         else "no breaking change" if recorded else "no diff recorded on this materialization"),
-            metadata={"breaking_changes": MetadataValue.md(bullets(breaking)),
-                      "count": len(breaking)},
+            asset_key=key,
+            check_name=BREAKING,
+            partition=partition,
+            passed=not breaking,
+            severity=AssetCheckSeverity.WARN,
+            target_materialization_data=target,
+            description=(
+                f"{len(breaking)} breaking change(s) since the previous snapshot"
+                if breaking
+                else "no breaking change"
+                if recorded
+                else "no diff recorded on this materialization"
+            ),
+            metadata={"breaking_changes": MetadataValue.md(bullets(breaking)), "count": len(breaking)},
         ),
         AssetCheckEvaluation(
-            asset_key=key, check_name=COVERAGE, partition=partition, passed=not low,
-            severity=AssetCheckSeverity.WARN, target_materialization_data=target,
-            description=(f"documentation below {threshold:.0%}: " + ", ".join(low)) if low
+            asset_key=key,
+            check_name=COVERAGE,
+            partition=partition,
+            passed=not low,
+            severity=AssetCheckSeverity.WARN,
+            target_materialization_data=target,
+            description=(f"documentation below {threshold:.0%}: " + ", ".join(low))
+            if low
             else f"documentation coverage at or above {threshold:.0%}",
-            metadata={"documented_tables_pct": pct(t_cov), "documented_columns_pct": pct(c_cov),
-                      "threshold_pct": pct(threshold)},
+            metadata={
+                "documented_tables_pct": pct(t_cov),
+                "documented_columns_pct": pct(c_cov),
+                "threshold_pct": pct(threshold),
+            },
         ),
         least_privilege_evaluation(key, partition, metadata, target),
     ]
@@ -177,19 +215,21 @@ def evaluate(key: AssetKey, partition: str, metadata: Mapping, threshold: float,
 
 def target_of(rec) -> AssetCheckEvaluationTargetMaterializationData:
     """A materialization record as the target of a check evaluation."""
-    return AssetCheckEvaluationTargetMaterializationData(storage_id=rec.storage_id, run_id=rec.run_id,
-                                                         timestamp=rec.timestamp)
+    return AssetCheckEvaluationTargetMaterializationData(
+        storage_id=rec.storage_id, run_id=rec.run_id, timestamp=rec.timestamp
+    )
 
 
-def materialization_targets(context, key: AssetKey, partitions: list[str]
-                            ) -> dict[str, AssetCheckEvaluationTargetMaterializationData]:
+def materialization_targets(
+    context, key: AssetKey, partitions: list[str]
+) -> dict[str, AssetCheckEvaluationTargetMaterializationData]:
     """{partition: its materialization by this run, as a check evaluation's target}: the extraction asset yields
     the checks of freshly extracted databases after their materializations, which the instance has stored by then,
     so the evaluations point at them (Dagit then counts them current). One query for all of them (one per database
     cost a query each)."""
     records = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=key, asset_partitions=partitions),
-        limit=len(partitions)).records  # newest first: this run's, one per database
+        AssetRecordsFilter(asset_key=key, asset_partitions=partitions), limit=len(partitions)
+    ).records  # newest first: this run's, one per database
     targets: dict[str, AssetCheckEvaluationTargetMaterializationData] = {}
     for rec in records:
         partition = rec.partition_key
@@ -201,30 +241,46 @@ def materialization_targets(context, key: AssetKey, partitions: list[str]
 def result_metadata(r: DatabaseResult, d: SchemaDiff) -> dict:
     """What the checks read, for a database just extracted (the same entries its materialization records); `d`:
     its diff."""
-    return {**schema_change_metadata(d),
-            "documented_tables_pct": pct(r.table_doc_coverage), "documented_columns_pct": pct(r.column_doc_coverage),
-            WARNING_CODES: warning_codes(r.warnings)}
+    return {
+        **schema_change_metadata(d),
+        "documented_tables_pct": pct(r.table_doc_coverage),
+        "documented_columns_pct": pct(r.column_doc_coverage),
+        WARNING_CODES: warning_codes(r.warnings),
+    }
 
 
 def checks_summary(evaluations: list[AssetCheckEvaluation]) -> str:
     """One line per check for a partition's own materialization: `passed`, or the severity and why."""
-    return "\n".join(f"{e.check_name}: {'passed' if e.passed else e.severity.value}"
-                     + ("" if e.passed else f" ({e.description})") for e in evaluations)
+    return "\n".join(
+        f"{e.check_name}: {'passed' if e.passed else e.severity.value}" + ("" if e.passed else f" ({e.description})")
+        for e in evaluations
+    )
 
 
 def check_specs(source: SourceConfig) -> list[AssetCheckSpec]:
     """The checks of the extraction asset, per partition."""
     key, parts = mce_asset_key(source), partitions_def(source)
     return [
-        AssetCheckSpec(BREAKING, asset=key, partitions_def=parts,
-                       description="WARN on changes classed breaking (dropped tables/views/columns, narrowed "
-                                   "types, NOT NULL added, primary key changed, ...; see the source's risk rules)"),
-        AssetCheckSpec(COVERAGE, asset=key, partitions_def=parts,
-                       description=f"WARN when table or column comments cover less than "
-                                   f"{source.coverage_threshold:.0%}"),
-        AssetCheckSpec(LEAST_PRIVILEGE, asset=key, partitions_def=parts,
-                       description="ERROR when the account can read data of the database (over_privileged "
-                                   "findings), WARN when views lost their SQL (view_unreadable)"),
+        AssetCheckSpec(
+            BREAKING,
+            asset=key,
+            partitions_def=parts,
+            description="WARN on changes classed breaking (dropped tables/views/columns, narrowed "
+            "types, NOT NULL added, primary key changed, ...; see the source's risk rules)",
+        ),
+        AssetCheckSpec(
+            COVERAGE,
+            asset=key,
+            partitions_def=parts,
+            description=f"WARN when table or column comments cover less than {source.coverage_threshold:.0%}",
+        ),
+        AssetCheckSpec(
+            LEAST_PRIVILEGE,
+            asset=key,
+            partitions_def=parts,
+            description="ERROR when the account can read data of the database (over_privileged "
+            "findings), WARN when views lost their SQL (view_unreadable)",
+        ),
     ]
 
 
@@ -233,13 +289,15 @@ def on_demand_evaluations(context, source: SourceConfig, key: AssetKey):
     selected = {k.name for k in context.selected_asset_check_keys}
     for partition in context.partition_keys:
         records = context.instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
+            AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+        ).records
         if not records:
             context.log.info(f"{partition}: never materialized, nothing to check")
             continue
         rec = records[0]
         target = target_of(rec)
-        for evaluation in evaluate(key, partition, rec.asset_materialization.metadata, source.coverage_threshold,
-                                   target):
+        for evaluation in evaluate(
+            key, partition, rec.asset_materialization.metadata, source.coverage_threshold, target
+        ):
             if evaluation.check_name in selected:
                 yield evaluation

@@ -66,14 +66,22 @@ def build_mce_asset(setup: SourceSetup, bind_resources: bool = True):
 
     @multi_asset(
         name=f"{source.name}__mce_files",  # the op's name, as run config knows it
-        specs=[AssetSpec(
-            key, partitions_def=partitions_def(source), group_name=source.name, kinds={source.type, "datahub"},
-            description=(f"DataHub MCE file per {kind.database_noun} of {kind.title} source `{source.name}`, read "
-                         f"from {kind.catalog_read} only."),
-            owners=list(source.owners), tags=dict(source.tags),
-            code_version=setup.rules.mce_format,  # what the files hold changes with it
-            skippable=True,  # each database gets its own materialization (or observation) event below, no Output
-        )],
+        specs=[
+            AssetSpec(
+                key,
+                partitions_def=partitions_def(source),
+                group_name=source.name,
+                kinds={source.type, "datahub"},
+                description=(
+                    f"DataHub MCE file per {kind.database_noun} of {kind.title} source `{source.name}`, read "
+                    f"from {kind.catalog_read} only."
+                ),
+                owners=list(source.owners),
+                tags=dict(source.tags),
+                code_version=setup.rules.mce_format,  # what the files hold changes with it
+                skippable=True,  # each database gets its own materialization (or observation) event below, no Output
+            )
+        ],
         check_specs=check_specs(source),
         can_subset=True,  # check outputs optional (evaluated per partition), and checks selectable alone
         resource_defs=setup.resources if bind_resources else None,
@@ -84,8 +92,13 @@ def build_mce_asset(setup: SourceSetup, bind_resources: bool = True):
         op_tags=run_pod_tags(source),
     )
     @per_source_parameter(source)  # `source_resource` is injected under the source's own key (source_key)
-    def mce_files(context: AssetExecutionContext, config: ExtractionConfig, mce_store: MCEStoreResource,
-                  datahub: DataHubResource, source_resource: SourceResource):
+    def mce_files(
+        context: AssetExecutionContext,
+        config: ExtractionConfig,
+        mce_store: MCEStoreResource,
+        datahub: DataHubResource,
+        source_resource: SourceResource,
+    ):
         if key not in context.selected_asset_keys:  # only checks selected: from the latest materializations
             yield from on_demand_evaluations(context, source, key)
             return
@@ -96,24 +109,36 @@ def build_mce_asset(setup: SourceSetup, bind_resources: bool = True):
 
         def progress(done: int, total: int, r: DatabaseResult) -> None:
             if done == total or done % 25 == 0 or total <= 25:
-                context.log.info(f"{done}/{total} databases done ({r.database}: "
-                                 f"{'missing' if r.missing else 'ok' if r.ok else 'FAILED'})")
+                context.log.info(
+                    f"{done}/{total} databases done ({r.database}: "
+                    f"{'missing' if r.missing else 'ok' if r.ok else 'FAILED'})"
+                )
 
         report = ExtractionReport(source=source.name, kind=source.type)
-        events = ExtractionEvents.of_run(context, key, source, setup.rules, setup.datahub.ui_url,
-                                         rewrite=config.rewrite_unchanged)
+        events = ExtractionEvents.of_run(
+            context, key, source, setup.rules, setup.datahub.ui_url, rewrite=config.rewrite_unchanged
+        )
         try:
             with source_resource.client() as client:  # open for the whole run
-                for r in extract(source_resource.config(), databases, store, progress=progress, client=client,
-                                 rewrite=config.rewrite_unchanged, report=report):
+                for r in extract(
+                    source_resource.config(),
+                    databases,
+                    store,
+                    progress=progress,
+                    client=client,
+                    rewrite=config.rewrite_unchanged,
+                    report=report,
+                ):
                     yield from events.add(r)
             yield from events.end()
         except (SourceUnavailable, ConfigError) as e:
             # only before the first database (later faults fail their own batch): the server unreachable, or a
             # missing password variable (read when the run connects, not at load; a retry cannot help that one)
             events.mark_failed({db: str(e) for db in databases})
-            raise Failure(description=f"{e}; nothing was read or written, every file is as it was",
-                          allow_retries=not isinstance(e, ConfigError)) from None
+            raise Failure(
+                description=f"{e}; nothing was read or written, every file is as it was",
+                allow_retries=not isinstance(e, ConfigError),
+            ) from None
         except Exception as e:  # anything else fails the run: Dagit shows every database it had not done failed
             events.mark_not_done_failed(e)
             raise
@@ -124,15 +149,19 @@ def build_mce_asset(setup: SourceSetup, bind_resources: bool = True):
         if len(failures) < len(databases) and pushes_itself(context, setup):
             push_after_extraction(context, setup, mce_store, datahub)
         deliver_after_run(context, setup, store)  # queued schema changes to webhooks; never raises
-        context.log.info(f"{len(databases)} databases in {time.monotonic() - started:.1f}s, "
-                         f"{events.observed} confirmed unchanged (observed), {len(failures)} failed")
+        context.log.info(
+            f"{len(databases)} databases in {time.monotonic() - started:.1f}s, "
+            f"{events.observed} confirmed unchanged (observed), {len(failures)} failed"
+        )
         if failures:
             events.mark_failed({f.database: f.error for f in failures})
             raise Failure(
                 description=f"{len(failures)} of {len(databases)} databases failed: "
-                            + ", ".join(f.database for f in failures[:20]),
-                metadata={"errors": MetadataValue.md(bullets(f"{code(f.database)}: {text(f.error)}" for f in failures)),
-                          "summary": MetadataValue.text(report.summary())},
+                + ", ".join(f.database for f in failures[:20]),
+                metadata={
+                    "errors": MetadataValue.md(bullets(f"{code(f.database)}: {text(f.error)}" for f in failures)),
+                    "summary": MetadataValue.text(report.summary()),
+                },
             )
 
     return mce_files

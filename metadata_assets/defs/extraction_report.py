@@ -9,11 +9,18 @@ from metadata_assets.report import ExtractionReport, code_of, subject_of
 
 MAX_ROWS = 200  # per table: a run of a few thousand databases stays readable (the log has the rest)
 
-_OUTCOMES = TableSchema(columns=[TableColumn("outcome", "string"), TableColumn("databases", "int"),
-                                 TableColumn("names", "string")])
+_OUTCOMES = TableSchema(
+    columns=[TableColumn("outcome", "string"), TableColumn("databases", "int"), TableColumn("names", "string")]
+)
 _COST = TableSchema(columns=[TableColumn("measure", "string"), TableColumn("value", "string")])
-_WARNINGS = TableSchema(columns=[TableColumn("database", "string"), TableColumn("kind", "string"),
-                                 TableColumn("about", "string"), TableColumn("warning", "string")])
+_WARNINGS = TableSchema(
+    columns=[
+        TableColumn("database", "string"),
+        TableColumn("kind", "string"),
+        TableColumn("about", "string"),
+        TableColumn("warning", "string"),
+    ]
+)
 
 
 def _names(names: list[str], limit: int = 20) -> str:
@@ -21,26 +28,44 @@ def _names(names: list[str], limit: int = 20) -> str:
 
 
 def report_metadata(report: ExtractionReport) -> dict:
-    outcomes = [("written (new or changed schema)", report.written), ("unchanged (files kept)", report.unchanged),
-                ("missing", report.missing), ("failed", list(report.failed))]
-    cost = [("tables", report.tables), ("views", report.views), ("columns", report.columns),
-            ("tables and views left out by patterns", report.tables_filtered),
-            ("proposals written", report.proposals_written), ("SQL statements / query jobs", report.statements),
-            ("API calls", report.api_calls),
-            *((f"{phase} (s)", f"{seconds:.2f}") for phase, seconds in report.phases_s.items())]
+    outcomes = [
+        ("written (new or changed schema)", report.written),
+        ("unchanged (files kept)", report.unchanged),
+        ("missing", report.missing),
+        ("failed", list(report.failed)),
+    ]
+    cost = [
+        ("tables", report.tables),
+        ("views", report.views),
+        ("columns", report.columns),
+        ("tables and views left out by patterns", report.tables_filtered),
+        ("proposals written", report.proposals_written),
+        ("SQL statements / query jobs", report.statements),
+        ("API calls", report.api_calls),
+        *((f"{phase} (s)", f"{seconds:.2f}") for phase, seconds in report.phases_s.items()),
+    ]
     metadata = {
         "summary": MetadataValue.text(report.summary()),
         "databases": MetadataValue.table(
             [TableRecord({"outcome": o, "databases": len(n), "names": _names(n)}) for o, n in outcomes],
-            schema=_OUTCOMES),
+            schema=_OUTCOMES,
+        ),
         "cost": MetadataValue.table([TableRecord({"measure": m, "value": str(v)}) for m, v in cost], schema=_COST),
         "duration_s": MetadataValue.float(round(report.duration_s, 3)),
         "warnings": MetadataValue.table(
-            [TableRecord({"database": db, "kind": code_of(w), "about": subject_of(w) or "", "warning": str(w)})
-             for db, w in report.warnings[:MAX_ROWS]], schema=_WARNINGS),
+            [
+                TableRecord({"database": db, "kind": code_of(w), "about": subject_of(w) or "", "warning": str(w)})
+                for db, w in report.warnings[:MAX_ROWS]
+            ],
+            schema=_WARNINGS,
+        ),
     }
     if report.failed:
         metadata["errors"] = MetadataValue.table(
-            [TableRecord({"database": db, "kind": "failed", "about": "", "warning": e})
-             for db, e in list(report.failed.items())[:MAX_ROWS]], schema=_WARNINGS)
+            [
+                TableRecord({"database": db, "kind": "failed", "about": "", "warning": e})
+                for db, e in list(report.failed.items())[:MAX_ROWS]
+            ],
+            schema=_WARNINGS,
+        )
     return metadata

@@ -27,7 +27,8 @@ def planned_as_subset(context: AssetExecutionContext, key: AssetKey) -> bool:
     """Whether this run's planned event of `key` carries a partition subset (one event) rather than one per
     partition. Read from the run's own events, so it holds whatever the environment of this process says."""
     records = context.instance.get_records_for_run(
-        context.run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=1).records
+        context.run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=1
+    ).records
     if not records:
         return False
     data = records[0].event_log_entry.dagster_event.event_specific_data
@@ -40,5 +41,6 @@ def mark_failed(context: AssetExecutionContext, key: AssetKey, failed: dict[str,
     job = context.run.job_name
     for db, error in failed.items():
         planned = DagsterEvent.build_asset_materialization_planned_event(
-            job, step_key, AssetMaterializationPlannedData(key, partition=db))
+            job, step_key, AssetMaterializationPlannedData(key, partition=db)
+        )
         context.log.log_dagster_event(logging.ERROR, f"{db}: failed: {error}", planned)

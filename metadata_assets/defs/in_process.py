@@ -36,8 +36,14 @@ def sync_partitions(cfg: ProjectConfig, instance: DagsterInstance, source: Sourc
     return parts.get_partition_keys(dynamic_partitions_store=instance)
 
 
-def refresh_source(cfg: ProjectConfig, defs: Definitions, instance: DagsterInstance, source: SourceConfig,
-                   print_fn: Callable[[str], None] = print, databases: Optional[list[str]] = None) -> bool:
+def refresh_source(
+    cfg: ProjectConfig,
+    defs: Definitions,
+    instance: DagsterInstance,
+    source: SourceConfig,
+    print_fn: Callable[[str], None] = print,
+    databases: Optional[list[str]] = None,
+) -> bool:
     """Materialize the source's partitions (or only `databases`, which must be allowed and visible) in range runs
     of the source's run size (SourceConfig.run_size), as the daily schedule does; recorded in `instance` like any
     run."""
@@ -45,8 +51,9 @@ def refresh_source(cfg: ProjectConfig, defs: Definitions, instance: DagsterInsta
     if databases:
         unknown = sorted(set(databases) - set(keys))
         if unknown:
-            raise ValueError(f"{source.name}: not a partition (not allowed, or not visible to the account): "
-                             + ", ".join(unknown))
+            raise ValueError(
+                f"{source.name}: not a partition (not allowed, or not visible to the account): " + ", ".join(unknown)
+            )
         wanted = set(databases)
         keys = [k for k in keys if k in wanted]
     job = defs.resolve_implicit_global_asset_job_def()
@@ -54,13 +61,18 @@ def refresh_source(cfg: ProjectConfig, defs: Definitions, instance: DagsterInsta
     done = 0
     for batch in batches(keys, source.run_size(len(keys))):  # the daily schedule's batching
         result = job.execute_in_process(
-            instance=instance, asset_selection=[mce_asset_key(source)], run_config=QUIET, raise_on_error=False,
+            instance=instance,
+            asset_selection=[mce_asset_key(source)],
+            run_config=QUIET,
+            raise_on_error=False,
             tags=range_tags(batch),
         )
         done += len(batch)
         ok &= result.success
-        print_fn(f"{source.name}: {done}/{len(keys)} databases extracted"
-                 + ("" if result.success else f" (run {result.run_id} FAILED)"))
+        print_fn(
+            f"{source.name}: {done}/{len(keys)} databases extracted"
+            + ("" if result.success else f" (run {result.run_id} FAILED)")
+        )
         for e in result.all_events:  # the run's ExtractionReport (defs/extraction_report.py)
             if e.event_type_value == "ASSET_OBSERVATION":
                 summary = e.asset_observation_data.asset_observation.metadata.get("summary")
@@ -69,8 +81,9 @@ def refresh_source(cfg: ProjectConfig, defs: Definitions, instance: DagsterInsta
     return ok
 
 
-def push_source(defs: Definitions, instance: DagsterInstance, source: SourceConfig,
-                print_fn: Callable[[str], None] = print) -> bool:
+def push_source(
+    defs: Definitions, instance: DagsterInstance, source: SourceConfig, print_fn: Callable[[str], None] = print
+) -> bool:
     """Materialize the source's DataHub push asset once, as its sensor would after the refresh (skipped when the
     definitions have no push asset)."""
     key = push_asset_key(source)
@@ -79,8 +92,11 @@ def push_source(defs: Definitions, instance: DagsterInstance, source: SourceConf
         return True
     job = defs.resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(instance=instance, asset_selection=[key], run_config=QUIET, raise_on_error=False)
-    meta = {k: v.value for e in result.get_asset_materialization_events()
-            for k, v in e.materialization.metadata.items()}
-    print_fn(f"{source.name}: pushed to {meta.get('target', 'DataHub')}: {meta.get('databases_pushed', 0)} databases, "
-             f"{meta.get('proposals_sent', 0)} proposals" + ("" if result.success else f" (run {result.run_id} FAILED)"))
+    meta = {
+        k: v.value for e in result.get_asset_materialization_events() for k, v in e.materialization.metadata.items()
+    }
+    print_fn(
+        f"{source.name}: pushed to {meta.get('target', 'DataHub')}: {meta.get('databases_pushed', 0)} databases, "
+        f"{meta.get('proposals_sent', 0)} proposals" + ("" if result.success else f" (run {result.run_id} FAILED)")
+    )
     return result.success

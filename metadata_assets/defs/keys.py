@@ -63,8 +63,13 @@ def range_tags(keys: list[str]) -> dict[str, str]:
 
 
 def k8s_tags(cpu: str, memory: str) -> dict:
-    return {"dagster-k8s/config": {"container_config": {"resources": {
-        "requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}}}}}
+    return {
+        "dagster-k8s/config": {
+            "container_config": {
+                "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}}
+            }
+        }
+    }
 
 
 EXTRACTION_POD = {"cpu": RunPod().cpu, "memory": RunPod().memory}  # the default; sources.yaml: run_pod

@@ -22,9 +22,11 @@ def build_notification_sensor(setup: SourceSetup, minimum_interval_seconds: int 
         name=f"{source.name}_notification_sensor",
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
-        description=(f"Sends `{source.name}`'s queued schema changes to its webhooks "
-                     f"({', '.join(t.label for t in targets) or 'none configured'}); a failed delivery stays "
-                     "queued and is retried at the next tick. Starts no run."),
+        description=(
+            f"Sends `{source.name}`'s queued schema changes to its webhooks "
+            f"({', '.join(t.label for t in targets) or 'none configured'}); a failed delivery stays "
+            "queued and is retried at the next tick. Starts no run."
+        ),
     )
     def notification_sensor(context: SensorEvaluationContext):
         report = notify.deliver(setup.store.open(), source, targets, deadline_s=SENSOR_DEADLINE_S)
@@ -40,8 +42,9 @@ def deliver_after_run(context, setup: SourceSetup, store) -> None:
     try:
         report = notify.deliver(store, setup.source, list(setup.webhooks), deadline_s=AFTER_RUN_DEADLINE_S)
     except Exception as e:  # the store itself failed: the sensor's next tick tries again
-        context.log.warning(f"change notifications not delivered ({type(e).__name__}: {e}); the notification "
-                            "sensor retries")
+        context.log.warning(
+            f"change notifications not delivered ({type(e).__name__}: {e}); the notification sensor retries"
+        )
         return
     if report.sent or not report.ok or report.pending:
         (context.log.info if report.ok else context.log.warning)(report.summary())

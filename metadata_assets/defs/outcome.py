@@ -117,24 +117,28 @@ class DatabaseOutcome:
         }
         if r.history_version is not None:  # the same diff, with the versions before it: metadata-assets history
             metadata["schema_history"] = MetadataValue.text(
-                f"version {r.history_version}: metadata-assets history --source {source.name} -d {r.database!r}")
+                f"version {r.history_version}: metadata-assets history --source {source.name} -d {r.database!r}"
+            )
         if r.snapshot is not None:
             metadata["tables_and_views"] = _tables_table(r.snapshot, rules, ui_url)
             svg = database_svg(r.snapshot, self.diff)
             if svg is not None:  # tables, keys, view lineage and what changed, drawn
                 metadata["picture"] = MetadataValue.md(markdown_image(svg, f"{r.database}: tables, views, lineage"))
-        metadata.update({
-            "warnings": MetadataValue.md(warnings_markdown(r.warnings)),
-            "warning_count": len(r.warnings),
-            WARNING_CODES: md[WARNING_CODES],
-            "proposals": r.proposals,
-            "rewritten": r.rewritten,
-            "content_hash": MetadataValue.text(r.data_version or ""),
-            "file_sha256": MetadataValue.text(r.file_sha256 or ""),
-            CHECK_INPUTS: MetadataValue.text(self.inputs),
-        })
-        return AssetMaterialization(asset_key=self.key, partition=r.database, metadata=metadata,
-                                    tags={DATA_VERSION_TAG: r.data_version})
+        metadata.update(
+            {
+                "warnings": MetadataValue.md(warnings_markdown(r.warnings)),
+                "warning_count": len(r.warnings),
+                WARNING_CODES: md[WARNING_CODES],
+                "proposals": r.proposals,
+                "rewritten": r.rewritten,
+                "content_hash": MetadataValue.text(r.data_version or ""),
+                "file_sha256": MetadataValue.text(r.file_sha256 or ""),
+                CHECK_INPUTS: MetadataValue.text(self.inputs),
+            }
+        )
+        return AssetMaterialization(
+            asset_key=self.key, partition=r.database, metadata=metadata, tags={DATA_VERSION_TAG: r.data_version}
+        )
 
 
 def materialization(key: AssetKey, r: DatabaseResult, source: SourceConfig, ui_url=None) -> AssetMaterialization:
@@ -147,11 +151,14 @@ def _tables_table(db: Database, rules, ui_url) -> MetadataValue:
     times more to store and read back per materialization, and a changed database is materialized each time)."""
     lines = ["| name | kind | columns | comment | row estimate | DataHub |", "|---|---|---|---|---|---|"]
     for t in db.tables[:MAX_LISTED_TABLES]:
-        link = (f"[open]({ui_url.rstrip('/')}/dataset/{quote(rules.dataset(db.name, t.name), safe='')})"
-                if ui_url else "")
+        link = (
+            f"[open]({ui_url.rstrip('/')}/dataset/{quote(rules.dataset(db.name, t.name), safe='')})" if ui_url else ""
+        )
         estimate = "" if t.is_view or t.row_estimate is None else f"~{t.row_estimate:,}"
-        lines.append(f"| {cell(t.name)} | {t.table_type.lower()} | {len(t.columns)} | "
-                     f"{in_table(text(t.comment)) if t.comment else ''} | {estimate} | {link} |")
+        lines.append(
+            f"| {cell(t.name)} | {t.table_type.lower()} | {len(t.columns)} | "
+            f"{in_table(text(t.comment)) if t.comment else ''} | {estimate} | {link} |"
+        )
     if len(db.tables) > MAX_LISTED_TABLES:
         lines.append(f"\n... and {len(db.tables) - MAX_LISTED_TABLES} more (the MCE file lists all)")
     return MetadataValue.md("\n".join(lines))
@@ -180,8 +187,15 @@ class ExtractionEvents:
         self.observations = ObservationBatch(self.context)  # one statement per batch (DAGSTER_EVENT_BATCH_SIZE)
 
     @classmethod
-    def of_run(cls, context: AssetExecutionContext, key: AssetKey, source: SourceConfig, rules, ui_url: Optional[str],
-               rewrite: bool) -> "ExtractionEvents":
+    def of_run(
+        cls,
+        context: AssetExecutionContext,
+        key: AssetKey,
+        source: SourceConfig,
+        rules,
+        ui_url: Optional[str],
+        rewrite: bool,
+    ) -> "ExtractionEvents":
         databases = list(context.partition_keys)
         # each partition's latest materialization: a database found as it recorded it is observed instead
         # (in runs the schedule and the sensors start; one started by hand materializes what it was asked to)
@@ -224,9 +238,17 @@ class ExtractionEvents:
                 self.observations.add(observation(self.key, o.result, rec))
                 self.done.add(o.database)
                 if self.checks_selected:  # an automated run that selected the checks: evaluated as on demand
-                    yield from (e for e in evaluate(self.key, o.database, rec.asset_materialization.metadata,
-                                                    o.coverage_threshold, target_of(rec))
-                                if e.check_name in self.checks_selected)
+                    yield from (
+                        e
+                        for e in evaluate(
+                            self.key,
+                            o.database,
+                            rec.asset_materialization.metadata,
+                            o.coverage_threshold,
+                            target_of(rec),
+                        )
+                        if e.check_name in self.checks_selected
+                    )
             self.observations.flush()
         yield from self._evaluations()
 
@@ -240,9 +262,15 @@ class ExtractionEvents:
         if self.subset:
             with contextlib.suppress(Exception):
                 self.observations.flush()  # those confirmed before the fault keep their observation
-            mark_failed(self.context, self.key, {
-                db: f"the run failed before this database was done: {type(e).__name__}: {e}"
-                for db in self.context.partition_keys if db not in self.done})
+            mark_failed(
+                self.context,
+                self.key,
+                {
+                    db: f"the run failed before this database was done: {type(e).__name__}: {e}"
+                    for db in self.context.partition_keys
+                    if db not in self.done
+                },
+            )
 
     @property
     def observed(self) -> int:

@@ -51,7 +51,7 @@ def build_pool_limits_sensor(cfg: ProjectConfig, minimum_interval_seconds: int =
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description="Keeps each MySQL host's concurrency pool limit equal to max_concurrent_runs in the sources "
-                    "config: " + (", ".join(f"{p}={n}" for p, n in sorted(limits.items())) or "no sources"),
+        "config: " + (", ".join(f"{p}={n}" for p, n in sorted(limits.items())) or "no sources"),
     )
     def mysql_pool_limits(context: SensorEvaluationContext):
         changed = apply_pool_limits(context.instance, limits)

@@ -41,10 +41,12 @@ from metadata_assets.datahub.sinks import DataHubUnavailable
 from metadata_assets.defs.keys import (
     BLOCKED_TAG,
     DATA_VERSION_TAG,
-    PUSH_SOURCE_TAG as SOURCE_TAG,
     mce_asset_key,
     push_asset_key,
     push_pool,
+)
+from metadata_assets.defs.keys import (
+    PUSH_SOURCE_TAG as SOURCE_TAG,
 )
 from metadata_assets.defs.resources import DATAHUB_KEY, STORE_KEY, DataHubResource, MCEStoreResource
 from metadata_assets.defs.runs import ACTIVE_RUN_STATUSES, active_extraction_runs
@@ -77,16 +79,25 @@ def _metadata(r: PushReport) -> dict:
     }
 
 
-def _push_source(context: AssetExecutionContext, setup: SourceSetup, mce_store: MCEStoreResource,
-                 datahub: DataHubResource, **kw) -> PushReport:
+def _push_source(
+    context: AssetExecutionContext, setup: SourceSetup, mce_store: MCEStoreResource, datahub: DataHubResource, **kw
+) -> PushReport:
     """Push one source from the store to the sink its resources open (what the push asset and an extraction run's
     own push share). ConfigError or ValueError when the store, the sink or the push state cannot be opened."""
     store = mce_store.open()
     sink = datahub.open()
     try:
-        return push(store, setup.source.name, setup.rules, sink, max_removal_share=setup.datahub.max_removal_share,
-                    run_id=context.run.run_id, progress=context.log.info, deadline_s=setup.datahub.push_deadline_s,
-                    **kw)
+        return push(
+            store,
+            setup.source.name,
+            setup.rules,
+            sink,
+            max_removal_share=setup.datahub.max_removal_share,
+            run_id=context.run.run_id,
+            progress=context.log.info,
+            deadline_s=setup.datahub.push_deadline_s,
+            **kw,
+        )
     finally:
         sink.close()
 
@@ -97,8 +108,11 @@ def freshness_policy(source: SourceConfig) -> Optional[FreshnessPolicy]:
     unchanged observes its partition (defs/unchanged.py), so a quiet day would look stale there. The push that ends
     each refresh materializes this asset even when it sends nothing (an extraction run's own push, or, with
     push_from_extraction off, the push sensor's run after a refresh's observations)."""
-    return (FreshnessPolicy.time_window(fail_window=timedelta(hours=source.freshness_hours))
-            if source.freshness_hours else None)
+    return (
+        FreshnessPolicy.time_window(fail_window=timedelta(hours=source.freshness_hours))
+        if source.freshness_hours
+        else None
+    )
 
 
 def build_push_asset(setup: SourceSetup, retry_policy: RetryPolicy = RETRY_POLICY, bind_resources: bool = True):
@@ -118,11 +132,14 @@ def build_push_asset(setup: SourceSetup, retry_policy: RetryPolicy = RETRY_POLIC
         owners=list(source.owners),
         tags=dict(source.tags),
         freshness_policy=freshness_policy(source),
-        description=(f"Pushes the MCE files of `{source.name}` whose schema changed since the last confirmed push "
-                     f"to {setup.datahub.target} DataHub; soft-deletes dropped tables and databases."),
+        description=(
+            f"Pushes the MCE files of `{source.name}` whose schema changed since the last confirmed push "
+            f"to {setup.datahub.target} DataHub; soft-deletes dropped tables and databases."
+        ),
     )
-    def datahub_push(context: AssetExecutionContext, config: PushConfig, mce_store: MCEStoreResource,
-                     datahub: DataHubResource) -> MaterializeResult:
+    def datahub_push(
+        context: AssetExecutionContext, config: PushConfig, mce_store: MCEStoreResource, datahub: DataHubResource
+    ) -> MaterializeResult:
         try:
             report = _push_source(context, setup, mce_store, datahub, allow_mass_removal=config.allow_mass_removal)
         except (ConfigError, ValueError) as e:  # a retry cannot fix configuration or an unknown state format
@@ -138,9 +155,11 @@ def build_push_asset(setup: SourceSetup, retry_policy: RetryPolicy = RETRY_POLIC
             raise Failure(description=f"source {source.name!r}: {e}; this push will be retried") from None
         except DataHubUnavailable as e:
             raise Failure(description=f"source {source.name!r}: {e}; every changed file stays pending") from None
-        context.log.info(f"{report.target}: {len(report.databases_pushed)} databases pushed, "
-                         f"{report.databases_skipped} unchanged, {len(report.databases_removed)} removed, "
-                         f"{report.proposals_sent} proposals, {len(report.soft_deleted)} soft-deleted")
+        context.log.info(
+            f"{report.target}: {len(report.databases_pushed)} databases pushed, "
+            f"{report.databases_skipped} unchanged, {len(report.databases_removed)} removed, "
+            f"{report.proposals_sent} proposals, {len(report.soft_deleted)} soft-deleted"
+        )
         return MaterializeResult(metadata=_metadata(report))
 
     return datahub_push
@@ -149,8 +168,9 @@ def build_push_asset(setup: SourceSetup, retry_policy: RetryPolicy = RETRY_POLIC
 SELF_PUSH_LOCK_WAIT_S = 15  # another self-pushing run's small push ends well within this; a long push does not
 
 
-def push_after_extraction(context: AssetExecutionContext, setup: SourceSetup, mce_store: MCEStoreResource,
-                          datahub: DataHubResource) -> None:
+def push_after_extraction(
+    context: AssetExecutionContext, setup: SourceSetup, mce_store: MCEStoreResource, datahub: DataHubResource
+) -> None:
     """The push an extraction run makes at its end (defs/extraction.py, pushes_itself): a run the schema sensor
     started for a few changed databases, or the last extraction run of its source. The change reaches DataHub
     without waiting for the push sensor's tick and a run of its own. Best effort by design: whatever stops it
@@ -161,20 +181,31 @@ def push_after_extraction(context: AssetExecutionContext, setup: SourceSetup, mc
     try:
         report = _push_source(context, setup, mce_store, datahub, lock_wait_s=SELF_PUSH_LOCK_WAIT_S)
     except Exception as e:  # best effort: whatever stops it, the extraction stands and the files stay pending
-        context.log.warning(f"push from this run stopped: {type(e).__name__}: {e}; the files it did not push stay "
-                            f"pending and the push sensor pushes them")
+        context.log.warning(
+            f"push from this run stopped: {type(e).__name__}: {e}; the files it did not push stay "
+            f"pending and the push sensor pushes them"
+        )
         return
-    context.log.info(f"pushed from this run: {len(report.databases_pushed)} databases, {report.proposals_sent} "
-                     f"proposals, {len(report.soft_deleted)} soft-deleted")
-    context.instance.report_runless_asset_event(AssetMaterialization(
-        asset_key=push_asset_key(setup.source),
-        metadata={**_metadata(report), "pushed_by": MetadataValue.text("extraction run"),
-                  "pushed_by_run": MetadataValue.dagster_run(context.run.run_id)}))
+    context.log.info(
+        f"pushed from this run: {len(report.databases_pushed)} databases, {report.proposals_sent} "
+        f"proposals, {len(report.soft_deleted)} soft-deleted"
+    )
+    context.instance.report_runless_asset_event(
+        AssetMaterialization(
+            asset_key=push_asset_key(setup.source),
+            metadata={
+                **_metadata(report),
+                "pushed_by": MetadataValue.text("extraction run"),
+                "pushed_by_run": MetadataValue.dagster_run(context.run.run_id),
+            },
+        )
+    )
 
 
 def _push_running(context: SensorEvaluationContext, source: SourceConfig) -> bool:
     runs = context.instance.get_run_records(
-        RunsFilter(statuses=ACTIVE_RUN_STATUSES, tags={SOURCE_TAG: source.name}), limit=1)
+        RunsFilter(statuses=ACTIVE_RUN_STATUSES, tags={SOURCE_TAG: source.name}), limit=1
+    )
     return bool(runs)
 
 
@@ -184,14 +215,22 @@ def _failed_push_to_retry(context: SensorEvaluationContext, source: SourceConfig
     if not runs:
         return None
     run = runs[0]
-    if (run.dagster_run.status != DagsterRunStatus.FAILURE or BLOCKED_TAG in run.dagster_run.tags
-            or run.end_time is None or time.time() - run.end_time < after_s):
+    if (
+        run.dagster_run.status != DagsterRunStatus.FAILURE
+        or BLOCKED_TAG in run.dagster_run.tags
+        or run.end_time is None
+        or time.time() - run.end_time < after_s
+    ):
         return None
     return run
 
 
-def build_push_sensor(setup: SourceSetup, minimum_interval_seconds: Optional[int] = None, page: int = 1000,
-                      retry_failed_after_s: float = 3600):
+def build_push_sensor(
+    setup: SourceSetup,
+    minimum_interval_seconds: Optional[int] = None,
+    page: int = 1000,
+    retry_failed_after_s: float = 3600,
+):
     source, push_from_extraction = setup.source, setup.datahub.push_from_extraction
     mce_key = mce_asset_key(source)
 
@@ -200,9 +239,11 @@ def build_push_sensor(setup: SourceSetup, minimum_interval_seconds: Optional[int
         minimum_interval_seconds=minimum_interval_seconds or setup.datahub.push_sensor_interval_s,
         default_status=DefaultSensorStatus.RUNNING,
         asset_selection=[push_asset_key(source)],
-        description=(f"Requests a DataHub push of `{source.name}` when a database materialized with a schema "
-                     f"version DataHub does not have yet, when databases were dropped, or (an hour later) to "
-                     f"retry a push that failed."),
+        description=(
+            f"Requests a DataHub push of `{source.name}` when a database materialized with a schema "
+            f"version DataHub does not have yet, when databases were dropped, or (an hour later) to "
+            f"retry a push that failed."
+        ),
     )
     def push_sensor(context: SensorEvaluationContext):
         cursor = json.loads(context.cursor) if context.cursor else {}
@@ -217,7 +258,8 @@ def build_push_sensor(setup: SourceSetup, minimum_interval_seconds: Optional[int
         latest: dict[str, Optional[str]] = {}  # partition -> data version of its newest materialization
         while True:
             result = context.instance.fetch_materializations(
-                AssetRecordsFilter(asset_key=mce_key, after_storage_id=after), limit=page, ascending=True)
+                AssetRecordsFilter(asset_key=mce_key, after_storage_id=after), limit=page, ascending=True
+            )
             for rec in result.records:
                 if mat := rec.asset_materialization:
                     latest[mat.partition] = mat.tags.get(DATA_VERSION_TAG) if mat.tags else None
@@ -225,13 +267,16 @@ def build_push_sensor(setup: SourceSetup, minimum_interval_seconds: Optional[int
             if not result.has_more:
                 break
         # an older materialization superseded by a newer one already pushed is not a change
-        changed = {db for db, version in latest.items()
-                   if (pushed := state.get(db)) is None or pushed.data_version != version}
+        changed = {
+            db for db, version in latest.items() if (pushed := state.get(db)) is None or pushed.data_version != version
+        }
 
         if changed and extracting:
             # cursor kept: the next tick looks at these materializations again, after the last run's own push
-            return SkipReason(f"{len(extracting)} extraction run(s) of this source still queued or running (e.g. "
-                              f"{sorted(extracting)[0]}): the last one pushes what they extracted; waiting")
+            return SkipReason(
+                f"{len(extracting)} extraction run(s) of this source still queued or running (e.g. "
+                f"{sorted(extracting)[0]}): the last one pushes what they extracted; waiting"
+            )
         gone = sorted(set(state) - set(list_mce_databases(store, source.name)))
         gone_hash = hashlib.sha256(json.dumps(gone).encode()).hexdigest()[:16] if gone else None
         reasons = []
@@ -240,7 +285,8 @@ def build_push_sensor(setup: SourceSetup, minimum_interval_seconds: Optional[int
             # no extraction run pushes at its end: a push run confirms each refresh (each run's report observation),
             # which keeps the push asset's freshness true on a day without changes (freshness_policy)
             newest = context.instance.fetch_observations(
-                AssetRecordsFilter(asset_key=mce_key, after_storage_id=refreshed_after), limit=1).records
+                AssetRecordsFilter(asset_key=mce_key, after_storage_id=refreshed_after), limit=1
+            ).records
             if newest:
                 refreshed_after = newest[0].storage_id
                 if not changed:
@@ -258,6 +304,7 @@ def build_push_sensor(setup: SourceSetup, minimum_interval_seconds: Optional[int
         context.log.info("; ".join(reasons))
         return SensorResult(
             run_requests=[RunRequest(asset_selection=[push_asset_key(source)], tags={SOURCE_TAG: source.name})],
-            cursor=new_cursor)
+            cursor=new_cursor,
+        )
 
     return push_sensor

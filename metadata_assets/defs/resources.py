@@ -61,16 +61,30 @@ class DataHubResource(ConfigurableResource):
 
     @classmethod
     def from_config(cls, target: DataHubTarget) -> "DataHubResource":
-        return cls(target=target.target, lite_path=target.lite.path, rest_server_env=target.rest.server_env,
-                   rest_token_env=target.rest.token_env, rest_timeout_s=target.rest.timeout_s,
-                   rest_retries=target.rest.retries, rest_batch_size=target.rest.batch_size)
+        return cls(
+            target=target.target,
+            lite_path=target.lite.path,
+            rest_server_env=target.rest.server_env,
+            rest_token_env=target.rest.token_env,
+            rest_timeout_s=target.rest.timeout_s,
+            rest_retries=target.rest.retries,
+            rest_batch_size=target.rest.batch_size,
+        )
 
     def open(self) -> Sink:
-        return open_sink(DataHubTarget(
-            target=self.target, lite=LiteTarget(path=self.lite_path),
-            rest=RestTarget(server_env=self.rest_server_env, token_env=self.rest_token_env,
-                            timeout_s=self.rest_timeout_s, retries=self.rest_retries,
-                            batch_size=self.rest_batch_size)))
+        return open_sink(
+            DataHubTarget(
+                target=self.target,
+                lite=LiteTarget(path=self.lite_path),
+                rest=RestTarget(
+                    server_env=self.rest_server_env,
+                    token_env=self.rest_token_env,
+                    timeout_s=self.rest_timeout_s,
+                    retries=self.rest_retries,
+                    batch_size=self.rest_batch_size,
+                ),
+            )
+        )
 
 
 class SourceResource(ConfigurableResource):
@@ -104,9 +118,11 @@ class SourceResource(ConfigurableResource):
 
 def project_resources(cfg: ProjectConfig) -> dict[str, ConfigurableResource]:
     """{resource key: resource} of the project: the store, DataHub and each source's client."""
-    return {STORE_KEY: MCEStoreResource(uri=cfg.storage.uri),
-            DATAHUB_KEY: DataHubResource.from_config(cfg.datahub),
-            **{source_key(s): SourceResource.from_config(s) for s in cfg.sources}}
+    return {
+        STORE_KEY: MCEStoreResource(uri=cfg.storage.uri),
+        DATAHUB_KEY: DataHubResource.from_config(cfg.datahub),
+        **{source_key(s): SourceResource.from_config(s) for s in cfg.sources},
+    }
 
 
 def per_source_parameter(source: SourceConfig) -> Callable[[Callable], Callable]:
@@ -123,8 +139,9 @@ def per_source_parameter(source: SourceConfig) -> Callable[[Callable], Callable]
             kwargs[SOURCE_PARAMETER] = kwargs.pop(key)
             return fn(*args, **kwargs)
 
-        with_source_key.__signature__ = signature.replace(parameters=[
-            p.replace(name=key) if p.name == SOURCE_PARAMETER else p for p in signature.parameters.values()])
+        with_source_key.__signature__ = signature.replace(
+            parameters=[p.replace(name=key) if p.name == SOURCE_PARAMETER else p for p in signature.parameters.values()]
+        )
         return with_source_key
 
     return decorate

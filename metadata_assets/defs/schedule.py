@@ -24,7 +24,7 @@ from metadata_assets.source_config import SourceConfig
 
 
 def batches(keys: list[str], size: int) -> list[list[str]]:
-    return [keys[i:i + size] for i in range(0, len(keys), size)]
+    return [keys[i : i + size] for i in range(0, len(keys), size)]
 
 
 def build_daily_schedule(source: SourceConfig):
@@ -38,9 +38,11 @@ def build_daily_schedule(source: SourceConfig):
         # would end SKIPPED for each database found unchanged (observed, defs/unchanged.py)
         target=AssetSelection.assets(mce_asset_key(source)).without_checks(),
         default_status=DefaultScheduleStatus.RUNNING,
-        description=(f"Refreshes every database's MCE file of `{source.name}` in runs of the source's run size "
-                     f"(databases_per_run: by default {source.batch_size}, more on a large estate); the last run "
-                     f"pushes what changed."),
+        description=(
+            f"Refreshes every database's MCE file of `{source.name}` in runs of the source's run size "
+            f"(databases_per_run: by default {source.batch_size}, more on a large estate); the last run "
+            f"pushes what changed."
+        ),
     )
     def daily(context: ScheduleEvaluationContext):
         keys = parts.get_partition_keys(dynamic_partitions_store=context.instance)
@@ -51,9 +53,11 @@ def build_daily_schedule(source: SourceConfig):
         return [
             RunRequest(
                 run_key=f"{tick}/{i}",
-                tags={**run_tags(source),  # sizes the run pod on Kubernetes
-                      **range_tags(batch),
-                      "metadata_assets/batch": f"{i + 1}/{-(-len(keys) // size)}"},
+                tags={
+                    **run_tags(source),  # sizes the run pod on Kubernetes
+                    **range_tags(batch),
+                    "metadata_assets/batch": f"{i + 1}/{-(-len(keys) // size)}",
+                },
             )
             for i, batch in enumerate(batches(keys, size))
         ]

@@ -63,8 +63,9 @@ class Plan:
         return [k for k in self.order if k in wanted]
 
 
-def plan(fingerprints: dict[str, str], cursor: dict[str, str], partitions: list[str],
-         materialized: Optional[set[str]] = None) -> Plan:
+def plan(
+    fingerprints: dict[str, str], cursor: dict[str, str], partitions: list[str], materialized: Optional[set[str]] = None
+) -> Plan:
     """Compare this tick's fingerprints with the cursor and the partitions. `materialized` (partition keys that have
     been materialized at least once) is needed only when some database is missing from the cursor."""
     have = set(partitions)
@@ -158,8 +159,9 @@ class QueryCost:
         return COST_FACTOR * self.cost_s - (now - self.started)
 
 
-def build_schema_sensor(setup: SourceSetup, minimum_interval_seconds: Optional[int] = None,
-                        cost: Optional[QueryCost] = None):
+def build_schema_sensor(
+    setup: SourceSetup, minimum_interval_seconds: Optional[int] = None, cost: Optional[QueryCost] = None
+):
     source, kind = setup.source, setup.kind
     parts = partitions_def(source)
     key = mce_asset_key(source)
@@ -171,14 +173,18 @@ def build_schema_sensor(setup: SourceSetup, minimum_interval_seconds: Optional[i
         minimum_interval_seconds=interval,
         default_status=DefaultSensorStatus.RUNNING,
         asset_selection=AssetSelection.assets(key).without_checks(),  # evaluated by the asset itself
-        description=(f"Fingerprints `{source.name}` from {kind.catalog_read} each tick: adds new allowed databases as "
-                     "partitions, removes dropped ones, and materializes only the databases whose schema changed."),
+        description=(
+            f"Fingerprints `{source.name}` from {kind.catalog_read} each tick: adds new allowed databases as "
+            "partitions, removes dropped ones, and materializes only the databases whose schema changed."
+        ),
     )
     def schema_sensor(context: SensorEvaluationContext):
         started = time.monotonic()
         if (left := cost.wait_left(started)) > 1:
-            return SkipReason(f"the last fingerprint query took {cost.cost_s:.1f}s: the next one runs {left:.0f}s "
-                              f"from now ({COST_FACTOR}x its cost, sensor_interval_s is {interval})")
+            return SkipReason(
+                f"the last fingerprint query took {cost.cost_s:.1f}s: the next one runs {left:.0f}s "
+                f"from now ({COST_FACTOR}x its cost, sensor_interval_s is {interval})"
+            )
         cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         try:
             try:
@@ -197,8 +203,10 @@ def build_schema_sensor(setup: SourceSetup, minimum_interval_seconds: Optional[i
         partitions = list(parts.get_partition_keys(dynamic_partitions_store=context.instance))
         if not fingerprints and partitions:
             # an account that suddenly sees nothing is far likelier a broken grant than a dropped estate
-            return SkipReason(f"source {source.name!r} shows no allowed database while {len(partitions)} "
-                              "partitions exist: refusing to remove them all (check the account's grants)")
+            return SkipReason(
+                f"source {source.name!r} shows no allowed database while {len(partitions)} "
+                "partitions exist: refusing to remove them all (check the account's grants)"
+            )
         materialized = None
         if any(cursor.get(db, UNREAD) == UNREAD for db in partitions if db in fingerprints):
             materialized = set(context.instance.get_materialized_partitions(key))
@@ -214,15 +222,25 @@ def build_schema_sensor(setup: SourceSetup, minimum_interval_seconds: Optional[i
         if p.remove:
             requests.append(parts.build_delete_request(p.remove))
             _forget(setup, p.remove)
-        reasons = {**{k: "new database" for k in p.add}, **{k: "schema changed" for k in p.changed},
-                   **{k: "never materialized" for k in p.never_materialized}}
+        reasons = {
+            **{k: "new database" for k in p.add},
+            **{k: "schema changed" for k in p.changed},
+            **{k: "never materialized" for k in p.never_materialized},
+        }
         self_push = self_pushed(p, cursor, source.batch_size)
-        runs = [run_request(g, ", ".join(sorted({reasons[k] for k in g})),
-                            {**run_tags(source), **({PUSH_AFTER_TAG: "1"} if self_push & set(g) else {})})
-                for g in contiguous_runs(p.order, p.requested, source.run_size(len(p.requested)))]
-        summary = (f"{len(fingerprints)} databases fingerprinted in {query_s:.2f}s: {len(p.add)} new, "
-                   f"{len(p.remove)} removed, {len(p.changed)} changed, {len(p.never_materialized)} never "
-                   f"materialized -> {len(runs)} runs")
+        runs = [
+            run_request(
+                g,
+                ", ".join(sorted({reasons[k] for k in g})),
+                {**run_tags(source), **({PUSH_AFTER_TAG: "1"} if self_push & set(g) else {})},
+            )
+            for g in contiguous_runs(p.order, p.requested, source.run_size(len(p.requested)))
+        ]
+        summary = (
+            f"{len(fingerprints)} databases fingerprinted in {query_s:.2f}s: {len(p.add)} new, "
+            f"{len(p.remove)} removed, {len(p.changed)} changed, {len(p.never_materialized)} never "
+            f"materialized -> {len(runs)} runs"
+        )
         did = what_it_did(p)
         context.log.info(f"{did}; {summary}" if did else summary)
         new_cursor = json.dumps(fingerprints, sort_keys=True, separators=(",", ":"))
@@ -231,7 +249,9 @@ def build_schema_sensor(setup: SourceSetup, minimum_interval_seconds: Optional[i
             dynamic_partitions_requests=requests,
             cursor=new_cursor,
             # the tick's message in Dagit when it starts no run (else Dagit says "returned an empty result")
-            skip_reason=None if runs else SkipReason(f"{did} (no run needed)" if did else f"no schema change; {summary}"),
+            skip_reason=None
+            if runs
+            else SkipReason(f"{did} (no run needed)" if did else f"no schema change; {summary}"),
         )
 
     return schema_sensor

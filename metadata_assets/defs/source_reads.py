@@ -19,8 +19,9 @@ def list_databases(source: SourceConfig) -> list[str]:
         return kind.list_databases(source, client)
 
 
-def read_fingerprints(source: SourceConfig, cursor: Optional[dict[str, str]] = None,
-                      tick: Optional[int] = None) -> dict[str, str]:
+def read_fingerprints(
+    source: SourceConfig, cursor: Optional[dict[str, str]] = None, tick: Optional[int] = None
+) -> dict[str, str]:
     """{database: digest} for the sensor cursor (small: ~35 bytes a database)."""
     kind = kind_of(source)
     with kind.client(source) as client:

@@ -43,8 +43,9 @@ class SourceSetup:
     client: SourceResource
 
     @classmethod
-    def of(cls, cfg: ProjectConfig, source: SourceConfig,
-           resources: Optional[dict[str, ConfigurableResource]] = None) -> "SourceSetup":
+    def of(
+        cls, cfg: ProjectConfig, source: SourceConfig, resources: Optional[dict[str, ConfigurableResource]] = None
+    ) -> "SourceSetup":
         """The source's setup; with `resources` (project_resources(cfg), built once by the definitions) it shares
         them with the other sources, else it gets resources of its own."""
         if resources is None:
@@ -53,8 +54,16 @@ class SourceSetup:
         else:
             store, sink, client = resources[STORE_KEY], resources[DATAHUB_KEY], resources[source_key(source)]
         kind = kind_of(source)
-        return cls(source=source, kind=kind, rules=kind.urn_rules(source), datahub=cfg.datahub,
-                   webhooks=tuple(notify.targets_for(cfg, source)), store=store, sink=sink, client=client)
+        return cls(
+            source=source,
+            kind=kind,
+            rules=kind.urn_rules(source),
+            datahub=cfg.datahub,
+            webhooks=tuple(notify.targets_for(cfg, source)),
+            store=store,
+            sink=sink,
+            client=client,
+        )
 
     @property
     def resources(self) -> dict[str, ConfigurableResource]:

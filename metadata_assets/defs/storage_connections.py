@@ -25,8 +25,9 @@ def hold_storage_connections(instance) -> list[str]:
     for storage in (instance.event_log_storage, instance.run_storage):
         if getattr(storage, _POOLED, False) or not type(storage).__module__.startswith("dagster_postgres"):
             continue
-        storage.optimize_for_webserver(statement_timeout=STATEMENT_TIMEOUT_MS, pool_recycle=POOL_RECYCLE_S,
-                                       max_overflow=MAX_OVERFLOW)
+        storage.optimize_for_webserver(
+            statement_timeout=STATEMENT_TIMEOUT_MS, pool_recycle=POOL_RECYCLE_S, max_overflow=MAX_OVERFLOW
+        )
         setattr(storage, _POOLED, True)
         pooled.append(type(storage).__name__)
     return pooled

@@ -47,11 +47,13 @@ def latest_materializations(instance, key: AssetKey, partitions: list[str]) -> d
     if not partitions:
         return {}
     ids = instance.event_log_storage.get_latest_storage_id_by_partition(
-        key, DagsterEventType.ASSET_MATERIALIZATION, set(partitions))
+        key, DagsterEventType.ASSET_MATERIALIZATION, set(partitions)
+    )
     if not ids:
         return {}
     records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=key, storage_ids=list(ids.values())), limit=len(ids)).records
+        AssetRecordsFilter(asset_key=key, storage_ids=list(ids.values())), limit=len(ids)
+    ).records
     return {rec.partition_key: rec for rec in records}
 
 
@@ -63,7 +65,8 @@ def planned_alone_since(instance, key: AssetKey, partitions: list[str], latest: 
     if not partitions:
         return set()
     ids = instance.event_log_storage.get_latest_storage_id_by_partition(
-        key, DagsterEventType.ASSET_MATERIALIZATION_PLANNED, set(partitions))
+        key, DagsterEventType.ASSET_MATERIALIZATION_PLANNED, set(partitions)
+    )
     return {db for db, planned in ids.items() if db not in latest or planned > latest[db].storage_id}
 
 
@@ -73,8 +76,7 @@ def confirmed_unchanged(r: DatabaseResult, inputs: str, latest) -> bool:
         return False
     mat = latest.asset_materialization
     recorded = mat.metadata.get(CHECK_INPUTS)
-    return ((mat.tags or {}).get(DATA_VERSION_TAG) == r.data_version
-            and getattr(recorded, "value", recorded) == inputs)
+    return (mat.tags or {}).get(DATA_VERSION_TAG) == r.data_version and getattr(recorded, "value", recorded) == inputs
 
 
 def observation(key: AssetKey, r: DatabaseResult, latest) -> AssetObservation:
@@ -82,7 +84,8 @@ def observation(key: AssetKey, r: DatabaseResult, latest) -> AssetObservation:
     # No data-version tag: Dagster reads a materializable asset's data version from its materializations only, and
     # an indexed tag costs each observation a table lookup and an insert on PostgreSQL storage (half its cost).
     return AssetObservation(
-        asset_key=key, partition=r.database,
+        asset_key=key,
+        partition=r.database,
         metadata={
             "confirmed": MetadataValue.text("schema and findings unchanged: file kept, nothing to push"),
             "materialized_by": MetadataValue.dagster_run(latest.run_id),
@@ -90,4 +93,5 @@ def observation(key: AssetKey, r: DatabaseResult, latest) -> AssetObservation:
             "path": MetadataValue.path(r.uri),
             "warning_count": len(r.warnings),
             "content_hash": MetadataValue.text(r.data_version or ""),
-        })
+        },
+    )

@@ -28,7 +28,6 @@ from metadata_assets.access import AccessReport
 from metadata_assets.catalog import Database
 from metadata_assets.source_config import SourceConfig
 
-
 # Dagster gives up on a sensor evaluation after 60 s (DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS): a tick's connect and
 # fingerprint statements (or BigQuery queries and API calls) end within this, together, so the tick skips with its
 # reason instead of a gRPC timeout, with time left for the sensor's own calls to the Dagster instance.
@@ -147,8 +146,13 @@ class SourceKind(ABC):
         """Open what a run reads through; raises SourceUnavailable when the source cannot be reached at all."""
 
     @abstractmethod
-    def fingerprints(self, source: SourceConfig, client: Any = None, cursor: Optional[dict[str, str]] = None,
-                     tick: Optional[int] = None) -> dict[str, str]:
+    def fingerprints(
+        self,
+        source: SourceConfig,
+        client: Any = None,
+        cursor: Optional[dict[str, str]] = None,
+        tick: Optional[int] = None,
+    ) -> dict[str, str]:
         """{database: short digest} of everything that shapes each allowed database's MCE file, from one cheap read;
         the schema sensor compares it with the last tick's (`cursor`). Row counts, sizes and times stay out.
         `tick` (default: the current minute) picks what a kind reads in turns, tick after tick."""
@@ -169,8 +173,10 @@ class SourceKind(ABC):
 
     def no_access_probes(self, source: SourceConfig) -> str:
         """Why `metadata-assets check-access` cannot probe this source, for a kind that is no AccessProbes."""
-        return (f"check-access is not available for {self.title} sources: the {self.type!r} kind has no access "
-                f"probes (sources/{self.type}/access.py)")
+        return (
+            f"check-access is not available for {self.title} sources: the {self.type!r} kind has no access "
+            f"probes (sources/{self.type}/access.py)"
+        )
 
     # --- DataHub ---
     @abstractmethod
@@ -191,8 +197,9 @@ class AccessProbes(ABC):
     `metadata-assets check-access`). A kind without it says why in SourceKind.no_access_probes."""
 
     @abstractmethod
-    def check_access(self, source: SourceConfig, databases: Optional[Sequence[str]] = None,
-                     client: Any = None) -> AccessReport:
+    def check_access(
+        self, source: SourceConfig, databases: Optional[Sequence[str]] = None, client: Any = None
+    ) -> AccessReport:
         """Probe what the catalog account may do, per database (`databases` None: every allowed database it sees):
         visible, SELECT on data refused (a harmless probe that must fail), view SQL and routines readable
         (access.AccessReport). Raises SourceUnavailable when the source cannot be reached."""
@@ -209,9 +216,13 @@ class SQLServerKind(SourceKind):
     def urn_rules(self, source):
         """The rules for one source: its naming (env, instance) and what its files carry besides the schema
         (domains, profiles, owners sent as ownership)."""
-        return self.rules_class()(env=source.env, platform_instance=source.platform_instance,
-                                  domain=tuple(source.domain.items()), profile=source.profile.enabled,
-                                  owners=tuple(source.owners) if source.datahub_ownership else ())
+        return self.rules_class()(
+            env=source.env,
+            platform_instance=source.platform_instance,
+            domain=tuple(source.domain.items()),
+            profile=source.profile.enabled,
+            owners=tuple(source.owners) if source.datahub_ownership else (),
+        )
 
     def lineage(self, rules, source: Optional[SourceConfig] = None):
         from metadata_assets.sources.sql_emitter import LineageResolver

@@ -13,10 +13,14 @@ from metadata_assets.source_config import SourceConfig
 
 _SOURCES: dict[str, tuple[str, str]] = {
     "mysql": ("metadata_assets.sources.mysql.config:MySQLSource", "metadata_assets.sources.mysql.kind:KIND"),
-    "bigquery": ("metadata_assets.sources.bigquery.config:BigQuerySource",
-                 "metadata_assets.sources.bigquery.kind:KIND"),
-    "postgres": ("metadata_assets.sources.postgres.config:PostgresSource",
-                 "metadata_assets.sources.postgres.kind:KIND"),
+    "bigquery": (
+        "metadata_assets.sources.bigquery.config:BigQuerySource",
+        "metadata_assets.sources.bigquery.kind:KIND",
+    ),
+    "postgres": (
+        "metadata_assets.sources.postgres.config:PostgresSource",
+        "metadata_assets.sources.postgres.kind:KIND",
+    ),
 }
 
 

@@ -92,12 +92,14 @@ class UrnRules(ABC):
         return parts
 
     def dataset(self, database: str, table: str) -> str:
-        return make_dataset_urn_with_platform_instance(self.platform, f"{database}.{table}", self.platform_instance,
-                                                       self.env)
+        return make_dataset_urn_with_platform_instance(
+            self.platform, f"{database}.{table}", self.platform_instance, self.env
+        )
 
     def container_key(self, database: str) -> DatabaseKey:
-        return gen_database_key(database, platform=self.platform, platform_instance=self.platform_instance,
-                                env=self.env)
+        return gen_database_key(
+            database, platform=self.platform, platform_instance=self.platform_instance, env=self.env
+        )
 
     def container(self, database: str) -> str:
         return self.container_key(database).as_urn()
@@ -166,9 +168,16 @@ def string_properties(d: dict) -> dict[str, str]:
 
 
 def _field(rules: "UrnRules", c: Column, primary_key: tuple[str, ...]) -> SchemaFieldClass:
-    extra = string_properties({"default": c.default, "extra": c.extra, "key": c.key,
-                               "generation_expression": c.generation_expression, "charset": c.charset,
-                               "collation": c.collation})
+    extra = string_properties(
+        {
+            "default": c.default,
+            "extra": c.extra,
+            "key": c.key,
+            "generation_expression": c.generation_expression,
+            "charset": c.charset,
+            "collation": c.collation,
+        }
+    )
     return SchemaFieldClass(
         fieldPath=c.name,
         type=rules.field_type(c),
@@ -185,24 +194,35 @@ def _foreign_keys(rules: UrnRules, db: str, t: Table, urn: str) -> list[ForeignK
     out = []
     for fk in t.visible_foreign_keys:  # sourceFields must be fields of this schema
         foreign = rules.dataset(fk.ref_database, fk.ref_table)
-        out.append(ForeignKeyConstraintClass(
-            name=fk.name,
-            foreignFields=[make_schema_field_urn(foreign, c) for c in fk.ref_columns],
-            sourceFields=[make_schema_field_urn(urn, c) for c in fk.columns],
-            foreignDataset=foreign,
-        ))
+        out.append(
+            ForeignKeyConstraintClass(
+                name=fk.name,
+                foreignFields=[make_schema_field_urn(foreign, c) for c in fk.ref_columns],
+                sourceFields=[make_schema_field_urn(urn, c) for c in fk.columns],
+                foreignDataset=foreign,
+            )
+        )
     return out
 
 
 def _table_properties(t: Table) -> dict[str, str]:
-    props = string_properties({"table_type": t.table_type, "engine": t.engine, "collation": t.collation,
-                               "create_time": t.create_time, "update_time": t.update_time})
+    props = string_properties(
+        {
+            "table_type": t.table_type,
+            "engine": t.engine,
+            "collation": t.collation,
+            "create_time": t.create_time,
+            "update_time": t.update_time,
+        }
+    )
     props.update(t.properties)  # the kind's own facts (PostgreSQL: schema, relkind, partitioning)
     # no aspect of DataHub holds these: shown as properties, one line per kind of object
     if t.indexes:
         props["indexes"] = "; ".join(
             f"{i.name}{' UNIQUE' if i.unique else ''}{f' {i.index_type}' if i.index_type else ''} "
-            f"({', '.join(i.columns)})" for i in t.indexes)
+            f"({', '.join(i.columns)})"
+            for i in t.indexes
+        )
     if t.checks:
         props["check_constraints"] = "; ".join(f"{c.name}: {c.clause}" for c in t.checks)
     if t.triggers:
@@ -219,8 +239,9 @@ def _profile(db: Database, t: Table) -> Optional[DatasetProfileClass]:
     size = table_size(t)
     if t.is_view or db.read_at_ms is None or (t.row_estimate is None and size is None):
         return None
-    return DatasetProfileClass(timestampMillis=db.read_at_ms, rowCount=t.row_estimate, columnCount=len(t.columns),
-                               sizeInBytes=size)
+    return DatasetProfileClass(
+        timestampMillis=db.read_at_ms, rowCount=t.row_estimate, columnCount=len(t.columns), sizeInBytes=size
+    )
 
 
 class _Domains:
@@ -234,8 +255,9 @@ class _Domains:
 
     def of(self, name: str, urn: str) -> Iterator[MetadataChangeProposalWrapper]:
         if self.registry is not None:
-            for wu in get_domain_wu(dataset_name=name, entity_urn=urn, domain_config=self.config,
-                                    domain_registry=self.registry):
+            for wu in get_domain_wu(
+                dataset_name=name, entity_urn=urn, domain_config=self.config, domain_registry=self.registry
+            ):
                 yield wu.metadata
 
 
@@ -243,14 +265,17 @@ def _ownership(rules: "UrnRules") -> Optional[OwnershipClass]:
     """The source's owners as DataHub technical owners: team:<name> a group, an e-mail a user."""
     if not rules.owners:
         return None
-    urns = [make_group_urn(o.removeprefix("team:")) if o.startswith("team:") else make_user_urn(o)
-            for o in rules.owners]
-    return make_ownership_aspect_from_urn_list(urns, OwnershipSourceTypeClass.SOURCE_CONTROL,
-                                               OwnershipTypeClass.TECHNICAL_OWNER)
+    urns = [
+        make_group_urn(o.removeprefix("team:")) if o.startswith("team:") else make_user_urn(o) for o in rules.owners
+    ]
+    return make_ownership_aspect_from_urn_list(
+        urns, OwnershipSourceTypeClass.SOURCE_CONTROL, OwnershipTypeClass.TECHNICAL_OWNER
+    )
 
 
-def _routines(db: Database, rules: "UrnRules", lineage: "LineageResolver",
-              warnings: Optional[list[str]]) -> Iterator[MetadataChangeProposalWrapper]:
+def _routines(
+    db: Database, rules: "UrnRules", lineage: "LineageResolver", warnings: Optional[list[str]]
+) -> Iterator[MetadataChangeProposalWrapper]:
     """Stored procedures and functions as DataHub's source emits them (acryl-datahub's stored_procedures helpers):
     a DataFlow `<database>.stored_procedures` in the database container (PostgreSQL: `<database>.<schema>.
     stored_procedures` per schema, as the built-in postgres source), a DataJob per routine with its SQL and the tables
@@ -274,36 +299,64 @@ def _routines(db: Database, rules: "UrnRules", lineage: "LineageResolver",
         flow = schema_key.as_urn() if schema_key is not None else None
         if flow not in flows_done:
             flows_done.add(flow)
-            out = [wu.metadata for wu in generate_procedure_container_workunits(
-                key, schema_key, FlowContainerSubTypes.PROCEDURE_CONTAINER)]
+            out = [
+                wu.metadata
+                for wu in generate_procedure_container_workunits(
+                    key, schema_key, FlowContainerSubTypes.PROCEDURE_CONTAINER
+                )
+            ]
             yield from out
             # the flow's container is the database's, on every platform
             yield MetadataChangeProposalWrapper(entityUrn=out[0].entityUrn, aspect=StatusClass(removed=False))
-            yield MetadataChangeProposalWrapper(entityUrn=out[0].entityUrn, aspect=BrowsePathsV2Class(
-                path=[*rules._instance_path(), BrowsePathEntryClass(id=key.as_urn(), urn=key.as_urn())]))
+            yield MetadataChangeProposalWrapper(
+                entityUrn=out[0].entityUrn,
+                aspect=BrowsePathsV2Class(
+                    path=[*rules._instance_path(), BrowsePathEntryClass(id=key.as_urn(), urn=key.as_urn())]
+                ),
+            )
         procedure = BaseProcedure(
-            name=r.name, procedure_definition=r.definition, created=None, last_altered=None,
-            comment=r.comment or None, argument_signature=r.arguments, return_type=r.returns, language=r.language,
-            extra_properties=string_properties({
-                "routine_type": r.routine_type, "arguments": r.arguments, "returns": r.returns,
-                "deterministic": r.deterministic, "sql_data_access": r.data_access,
-                "security_type": r.security_type}) or None,
-            default_db=default_db or "", default_schema=(r.schema or default_schema) or "",
-            subtype=JobContainerSubTypes.FUNCTION if r.routine_type == "FUNCTION"
-            else JobContainerSubTypes.STORED_PROCEDURE)
+            name=r.name,
+            procedure_definition=r.definition,
+            created=None,
+            last_altered=None,
+            comment=r.comment or None,
+            argument_signature=r.arguments,
+            return_type=r.returns,
+            language=r.language,
+            extra_properties=string_properties(
+                {
+                    "routine_type": r.routine_type,
+                    "arguments": r.arguments,
+                    "returns": r.returns,
+                    "deterministic": r.deterministic,
+                    "sql_data_access": r.data_access,
+                    "security_type": r.security_type,
+                }
+            )
+            or None,
+            default_db=default_db or "",
+            default_schema=(r.schema or default_schema) or "",
+            subtype=JobContainerSubTypes.FUNCTION
+            if r.routine_type == "FUNCTION"
+            else JobContainerSubTypes.STORED_PROCEDURE,
+        )
         lineage.resolver.database = db.name
         try:
             out = [wu.metadata for wu in generate_procedure_workunits(procedure, key, schema_key, lineage.resolver)]
         except Exception as e:  # sqlglot on an unusual body: the routine without lineage, said so
             out = [wu.metadata for wu in generate_procedure_workunits(procedure, key, schema_key, None)]
             if warnings is not None:
-                warnings.append(Finding(f"routine {r.label!r}: lineage not parsed ({type(e).__name__}: {e})",
-                                        ROUTINE_LINEAGE, r.label))
+                warnings.append(
+                    Finding(
+                        f"routine {r.label!r}: lineage not parsed ({type(e).__name__}: {e})", ROUTINE_LINEAGE, r.label
+                    )
+                )
         job = out[0].entityUrn
         yield from out
         yield MetadataChangeProposalWrapper(entityUrn=job, aspect=StatusClass(removed=False))
-        yield MetadataChangeProposalWrapper(entityUrn=job, aspect=BrowsePathsV2Class(
-            path=rules.routine_browse_path(db, r)))
+        yield MetadataChangeProposalWrapper(
+            entityUrn=job, aspect=BrowsePathsV2Class(path=rules.routine_browse_path(db, r))
+        )
 
 
 def _remember_sqlglot_rule_parameters() -> None:
@@ -383,8 +436,9 @@ class LineageResolver:
 
         self.rules = rules
         self.table_allowed = table_allowed
-        self.resolver = CaseKeepingSchemaResolver(platform=rules.platform, platform_instance=rules.platform_instance,
-                                                  env=rules.env)
+        self.resolver = CaseKeepingSchemaResolver(
+            platform=rules.platform, platform_instance=rules.platform_instance, env=rules.env
+        )
         self._databases: set[str] = set()  # databases registered, with or without tables
         self._datasets: set[str] = set()  # URNs of every table and view registered, with or without columns
         self._unresolved: list[Database] = []  # registered, not yet in the resolver nor in _datasets
@@ -404,8 +458,9 @@ class LineageResolver:
                     self.resolver.add_raw_schema_info(urn, {c.name: c.column_type for c in t.columns})
         self._unresolved.clear()
 
-    def upstream_lineage(self, db: Database, t: Table,
-                         urn: str) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
+    def upstream_lineage(
+        self, db: Database, t: Table, urn: str
+    ) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
         """(lineage, warning); names in the SQL resolve as the rules' sql_defaults say."""
         from datahub.sql_parsing.sqlglot_lineage import sqlglot_lineage
 
@@ -413,14 +468,16 @@ class LineageResolver:
             if not t.view_upstreams:
                 return None, None
             # the server listed the view's tables but not its SQL (MySQL 8: VIEW_TABLE_USAGE): table level only
-            return UpstreamLineageClass(upstreams=[
-                UpstreamClass(dataset=self.rules.dataset(d, tbl), type=DatasetLineageTypeClass.VIEW)
-                for d, tbl in sorted(set(t.view_upstreams))]), None
+            return UpstreamLineageClass(
+                upstreams=[
+                    UpstreamClass(dataset=self.rules.dataset(d, tbl), type=DatasetLineageTypeClass.VIEW)
+                    for d, tbl in sorted(set(t.view_upstreams))
+                ]
+            ), None
         self._resolve_registered()
         default_db, default_schema = self.rules.sql_defaults(db)
         self.resolver.database = db.name
-        result = sqlglot_lineage(t.view_definition, self.resolver, default_db=default_db,
-                                 default_schema=default_schema)
+        result = sqlglot_lineage(t.view_definition, self.resolver, default_db=default_db, default_schema=default_schema)
         return lineage_aspect(result, t.name, urn, missing=lambda up: self._missing(db, t, up))
 
     def _missing(self, db: Database, view: Table, upstream: str) -> Optional[str]:
@@ -435,7 +492,8 @@ class LineageResolver:
                 return None
             if database == db.name:
                 if db.name not in self._databases and any(
-                        self.rules.dataset(db.name, x.name) == upstream for x in db.tables):
+                    self.rules.dataset(db.name, x.name) == upstream for x in db.tables
+                ):
                     return None  # in the view's own snapshot, which was not registered
             elif database not in self._databases:
                 return None  # a database outside this batch: it may well have the table
@@ -454,8 +512,10 @@ class LineageResolver:
         never finds its views there; and the results cache holds on to every resolver it parsed with."""
         from datahub.sql_parsing import sqlglot_lineage, sqlglot_utils
 
-        for cache in (getattr(sqlglot_lineage, "_sqlglot_lineage_cached", None),
-                      getattr(sqlglot_utils, "_parse_statement", None)):
+        for cache in (
+            getattr(sqlglot_lineage, "_sqlglot_lineage_cached", None),
+            getattr(sqlglot_utils, "_parse_statement", None),
+        ):
             if cache is not None and hasattr(cache, "cache_clear"):
                 cache.cache_clear()
 
@@ -474,8 +534,12 @@ class LineageResolver:
         self.close()
 
 
-def lineage_aspect(result, view: str, urn: str, missing: Optional[Callable[[str], Optional[str]]] = None,
-                   ) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
+def lineage_aspect(
+    result,
+    view: str,
+    urn: str,
+    missing: Optional[Callable[[str], Optional[str]]] = None,
+) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
     """A sqlglot_lineage result as the view's upstreamLineage (table and column level), or a warning.
 
     `missing(upstream_urn)` names an upstream to leave out, as `database.table`, or returns None to keep it. When
@@ -497,21 +561,26 @@ def lineage_aspect(result, view: str, urn: str, missing: Optional[Callable[[str]
     for cl in result.column_lineage or []:
         ups = sorted({make_schema_field_urn(u.table, u.column) for u in cl.upstreams if u.table not in gone})
         if ups:
-            fine.append(FineGrainedLineageClass(
-                upstreamType=FineGrainedLineageUpstreamTypeClass.FIELD_SET, upstreams=ups,
-                downstreamType=FineGrainedLineageDownstreamTypeClass.FIELD,
-                downstreams=[make_schema_field_urn(urn, cl.downstream.column)]))
+            fine.append(
+                FineGrainedLineageClass(
+                    upstreamType=FineGrainedLineageUpstreamTypeClass.FIELD_SET,
+                    upstreams=ups,
+                    downstreamType=FineGrainedLineageDownstreamTypeClass.FIELD,
+                    downstreams=[make_schema_field_urn(urn, cl.downstream.column)],
+                )
+            )
     fine.sort(key=lambda f: f.downstreams[0])
     return UpstreamLineageClass(
         upstreams=[UpstreamClass(dataset=u, type=DatasetLineageTypeClass.VIEW) for u in upstreams],
-        fineGrainedLineages=fine or None), warning
+        fineGrainedLineages=fine or None,
+    ), warning
 
 
 def _add_view_warning(warnings: list[str], view: str, warning: str) -> None:
     """One warning per view, as the reader keeps them: what else is said of a view that already has one (a broken
     view: `View '...' references invalid table(s)`) is appended to it, which keeps the reader's code."""
     head = f"view {view!r}: "
-    detail = warning[len(head):] if warning.startswith(head) else warning
+    detail = warning[len(head) :] if warning.startswith(head) else warning
     for i, w in enumerate(warnings):
         if subject_of(w) == view:
             warnings[i] = Finding(f"{w}; {detail}", code_of(w), view)
@@ -519,18 +588,23 @@ def _add_view_warning(warnings: list[str], view: str, warning: str) -> None:
     warnings.append(Finding(warning, VIEW_LINEAGE, view))
 
 
-def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolver] = None,
-                  warnings: Optional[list[str]] = None) -> Iterator[MetadataChangeProposalWrapper]:
+def database_mcps(
+    db: Database, rules: UrnRules, lineage: Optional[LineageResolver] = None, warnings: Optional[list[str]] = None
+) -> Iterator[MetadataChangeProposalWrapper]:
     """All proposals for one database, in a deterministic order: the container, then each table by name."""
     key = rules.container_key(db.name)
     container_urn = key.as_urn()
     platform = make_data_platform_urn(rules.platform)
     domains = _Domains(rules)
     for wu in gen_database_container(
-        database=db.name, name=db.name, database_container_key=key,
-        sub_types=[DatasetContainerSubTypes.DATABASE], description=db.comment or None,
+        database=db.name,
+        name=db.name,
+        database_container_key=key,
+        sub_types=[DatasetContainerSubTypes.DATABASE],
+        description=db.comment or None,
         extra_properties=string_properties({"charset": db.charset, "collation": db.collation}),
-        domain_config=domains.config or None, domain_registry=domains.registry,
+        domain_config=domains.config or None,
+        domain_registry=domains.registry,
     ):
         yield wu.metadata
     yield MetadataChangeProposalWrapper(entityUrn=container_urn, aspect=BrowsePathsV2Class(path=rules._instance_path()))
@@ -551,39 +625,59 @@ def database_mcps(db: Database, rules: UrnRules, lineage: Optional[LineageResolv
             profile = _profile(db, t) if rules.profile else None  # built once: avrogen parses its defaults
             if profile is not None and db.statistics_note:
                 props["statistics"] = db.statistics_note  # what the profile's figures are (DataHub has no field)
-            yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=DatasetPropertiesClass(
-                name=rules.display_name(t), description=t.comment or None, customProperties=props))
+            yield MetadataChangeProposalWrapper(
+                entityUrn=urn,
+                aspect=DatasetPropertiesClass(
+                    name=rules.display_name(t), description=t.comment or None, customProperties=props
+                ),
+            )
             # Always sent, with no fields when none is visible (a view whose base table was dropped lists no
             # columns): DataHub keeps an aspect that is not sent, so leaving it out would keep the old schema there.
             # Keys name only columns that are fields (MariaDB's PRIMARY key of a system-versioned table holds the
             # hidden row_end column).
             pk = t.visible_primary_key
-            yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=SchemaMetadataClass(
-                schemaName=rules.schema_name(db, t),
-                platform=platform,
-                version=0,
-                hash="",
-                platformSchema=MySqlDDLClass(tableSchema=""),
-                fields=[_field(rules, c, pk) for c in t.columns],
-                primaryKeys=list(pk) or None,
-                foreignKeys=_foreign_keys(rules, db.name, t, urn) or None,
-            ))
-            for wu in add_table_to_schema_container(dataset_urn=urn,
-                                                    parent_container_key=rules.table_container_key(db, t)):
-                yield wu.metadata
-            yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=SubTypesClass(
-                typeNames=[DatasetSubTypes.VIEW if t.is_view else DatasetSubTypes.TABLE]))
-            if rules.platform_instance:
-                yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=DataPlatformInstanceClass(
+            yield MetadataChangeProposalWrapper(
+                entityUrn=urn,
+                aspect=SchemaMetadataClass(
+                    schemaName=rules.schema_name(db, t),
                     platform=platform,
-                    instance=make_dataplatform_instance_urn(rules.platform, rules.platform_instance)))
-            yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=BrowsePathsV2Class(
-                path=rules.table_browse_path(db, t)))
+                    version=0,
+                    hash="",
+                    platformSchema=MySqlDDLClass(tableSchema=""),
+                    fields=[_field(rules, c, pk) for c in t.columns],
+                    primaryKeys=list(pk) or None,
+                    foreignKeys=_foreign_keys(rules, db.name, t, urn) or None,
+                ),
+            )
+            for wu in add_table_to_schema_container(
+                dataset_urn=urn, parent_container_key=rules.table_container_key(db, t)
+            ):
+                yield wu.metadata
+            yield MetadataChangeProposalWrapper(
+                entityUrn=urn,
+                aspect=SubTypesClass(typeNames=[DatasetSubTypes.VIEW if t.is_view else DatasetSubTypes.TABLE]),
+            )
+            if rules.platform_instance:
+                yield MetadataChangeProposalWrapper(
+                    entityUrn=urn,
+                    aspect=DataPlatformInstanceClass(
+                        platform=platform,
+                        instance=make_dataplatform_instance_urn(rules.platform, rules.platform_instance),
+                    ),
+                )
+            yield MetadataChangeProposalWrapper(
+                entityUrn=urn, aspect=BrowsePathsV2Class(path=rules.table_browse_path(db, t))
+            )
             if t.is_view:
                 # a snapshot marks a materialized view with properties["materialized"] (PostgreSQL)
-                yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=ViewPropertiesClass(
-                    materialized=t.properties.get("materialized") == "true", viewLanguage="SQL",
-                    viewLogic=t.view_definition or ""))
+                yield MetadataChangeProposalWrapper(
+                    entityUrn=urn,
+                    aspect=ViewPropertiesClass(
+                        materialized=t.properties.get("materialized") == "true",
+                        viewLanguage="SQL",
+                        viewLogic=t.view_definition or "",
+                    ),
+                )
                 up, warn = lineage.upstream_lineage(db, t, urn)
                 if warn and warnings is not None:
                     _add_view_warning(warnings, t.name, warn)

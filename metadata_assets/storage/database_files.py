@@ -39,6 +39,7 @@ class VersionRecord:
     version (the data version without the statistics), the statistics the file carries (`figures`: what the next
     extraction compares the server's with, to rewrite the file only when they moved enough), the file's sha256,
     its proposal count and warnings."""
+
     data_version: str
     schema_version: str
     figures: dict
@@ -48,8 +49,14 @@ class VersionRecord:
 
     def header(self) -> dict:
         """The keys the snapshot carries beside the schema (the version record adds the warnings' codes)."""
-        return {"data_version": self.data_version, "schema_version": self.schema_version, "figures": self.figures,
-                "file_sha256": self.file_sha256, "proposals": self.proposals, "file_warnings": self.file_warnings}
+        return {
+            "data_version": self.data_version,
+            "schema_version": self.schema_version,
+            "figures": self.figures,
+            "file_sha256": self.file_sha256,
+            "proposals": self.proposals,
+            "file_warnings": self.file_warnings,
+        }
 
 
 def read_version(store: Store, source: str, database: str) -> Optional[dict]:
@@ -65,13 +72,17 @@ def read_version(store: Store, source: str, database: str) -> Optional[dict]:
 
 
 def write_version(store: Store, source: str, database: str, record: VersionRecord) -> None:
-    doc = {"data_version": record.data_version, "file_sha256": record.file_sha256, "proposals": record.proposals,
-           "file_warnings": list(record.file_warnings), "schema_version": record.schema_version,
-           "figures": record.figures}
+    doc = {
+        "data_version": record.data_version,
+        "file_sha256": record.file_sha256,
+        "proposals": record.proposals,
+        "file_warnings": list(record.file_warnings),
+        "schema_version": record.schema_version,
+        "figures": record.figures,
+    }
     if record.file_warnings:  # each warning's [code, subject] (report.Finding), read back by report.from_record
         doc["file_warning_codes"] = codes_record(record.file_warnings)
-    store.write_bytes(version_key(source, database),
-                      json.dumps(doc, sort_keys=True, ensure_ascii=False).encode())
+    store.write_bytes(version_key(source, database), json.dumps(doc, sort_keys=True, ensure_ascii=False).encode())
 
 
 _UNREAD = object()
@@ -128,13 +139,27 @@ class DatabaseFiles:
         record of what its snapshot carries, warnings as given (the record's, read back)."""
         recorded = self.recorded()
         if self._record is None:  # recorded() is the snapshot's
-            write_version(self.store, self.source, self.database, VersionRecord(
-                data_version=recorded["data_version"], schema_version=recorded["schema_version"],
-                figures=recorded.get("figures") or {}, file_warnings=file_warnings,
-                proposals=recorded.get("proposals", 0), file_sha256=recorded["file_sha256"]))
+            write_version(
+                self.store,
+                self.source,
+                self.database,
+                VersionRecord(
+                    data_version=recorded["data_version"],
+                    schema_version=recorded["schema_version"],
+                    figures=recorded.get("figures") or {},
+                    file_warnings=file_warnings,
+                    proposals=recorded.get("proposals", 0),
+                    file_sha256=recorded["file_sha256"],
+                ),
+            )
 
-    def write(self, chunks: Iterable[bytes], snapshot: Database, record: VersionRecord,
-              before_snapshot: Optional[Callable[[], None]] = None) -> None:
+    def write(
+        self,
+        chunks: Iterable[bytes],
+        snapshot: Database,
+        record: VersionRecord,
+        before_snapshot: Optional[Callable[[], None]] = None,
+    ) -> None:
         """Write the MCE file from `chunks` (never whole in memory), then `snapshot` with `record` as its header,
         then the version record; the old version is forgotten just before the new file commits (the module's
         docstring). `record` is read once the file is written, so its proposals and warnings may be filled while
@@ -142,8 +167,10 @@ class DatabaseFiles:
         they were. `before_snapshot` runs between the file and the snapshot."""
 
         def forget_old_version() -> None:
-            if any(doc is not None and doc.get("data_version") != record.data_version
-                   for doc in (self.recorded(), self.snapshot())):
+            if any(
+                doc is not None and doc.get("data_version") != record.data_version
+                for doc in (self.recorded(), self.snapshot())
+            ):
                 self._forget_version()
 
         record.file_sha256 = self.store.write_chunks(self.mce_key, chunks, before_commit=forget_old_version)
@@ -190,6 +217,7 @@ class DatabaseFiles:
         def candidates() -> Iterator[tuple[str, Optional[str]]]:
             yield planned
             yield self.version(rules)
+
         for version, file_sha in candidates():
             if file_sha == sha:
                 return version

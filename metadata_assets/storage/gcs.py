@@ -37,8 +37,7 @@ def crc32c_b64(data: bytes) -> str:
 
 
 class GCSStore:
-    def __init__(self, bucket: str, prefix: str = "", client: Optional[storage.Client] = None,
-                 max_attempts: int = 5):
+    def __init__(self, bucket: str, prefix: str = "", client: Optional[storage.Client] = None, max_attempts: int = 5):
         if not bucket:
             raise ValueError("GCSStore needs a bucket name")
         self.bucket_name = bucket
@@ -51,7 +50,7 @@ class GCSStore:
     def from_uri(cls, uri: str, client: Optional[storage.Client] = None) -> "GCSStore":
         if not uri.startswith("gs://"):
             raise ValueError(f"not a gs:// URI: {uri!r}")
-        bucket, _, prefix = uri[len("gs://"):].partition("/")
+        bucket, _, prefix = uri[len("gs://") :].partition("/")
         if not bucket:
             raise ValueError(f"no bucket in {uri!r} (want gs://bucket/prefix)")
         return cls(bucket, prefix, client=client)
@@ -67,18 +66,21 @@ class GCSStore:
         """One upload that succeeds only if the object is still at `generation` (0: absent). False on 412."""
         blob = self.bucket.blob(self._name(key))
         try:
-            blob.upload_from_string(data, content_type="application/json", if_generation_match=generation,
-                                    checksum="crc32c")
+            blob.upload_from_string(
+                data, content_type="application/json", if_generation_match=generation, checksum="crc32c"
+            )
         except PreconditionFailed:
             return False
         return True
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        self._write(key, len(data), crc32c_b64(data),
-                    lambda generation: self.write_if_generation(key, data, generation))
+        self._write(
+            key, len(data), crc32c_b64(data), lambda generation: self.write_if_generation(key, data, generation)
+        )
 
-    def write_chunks(self, key: str, chunks: Iterable[bytes],
-                     before_commit: Optional[Callable[[], None]] = None) -> str:
+    def write_chunks(
+        self, key: str, chunks: Iterable[bytes], before_commit: Optional[Callable[[], None]] = None
+    ) -> str:
         """write_bytes for data made piece by piece: spooled to a local temp file (in memory up to 16 MiB), then
         uploaded as one object. `before_commit` runs before the upload. Returns the sha256 of the bytes."""
         digest, crc, size = hashlib.sha256(), google_crc32c.Checksum(), 0
@@ -96,8 +98,12 @@ class GCSStore:
                 spool.seek(0)
                 try:
                     self.bucket.blob(self._name(key)).upload_from_file(
-                        spool, size=size, content_type="application/json", if_generation_match=generation,
-                        checksum="crc32c")
+                        spool,
+                        size=size,
+                        content_type="application/json",
+                        if_generation_match=generation,
+                        checksum="crc32c",
+                    )
                 except PreconditionFailed:
                     return False
                 return True
@@ -137,7 +143,7 @@ class GCSStore:
         name_prefix = self._name(base) + "/"
         out = []
         for blob in self.client.list_blobs(self.bucket, prefix=name_prefix, delimiter="/"):
-            leaf = blob.name[len(name_prefix):]
+            leaf = blob.name[len(name_prefix) :]
             if leaf and not leaf.startswith("."):
                 out.append(f"{base}/{leaf}")
         return sorted(out)

@@ -21,7 +21,8 @@ _SAFE_ASCII = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 
 def encode_name(database: str) -> str:
     return "".join(
-        c if c in _SAFE_ASCII or (c > "\x7f" and c.isprintable())
+        c
+        if c in _SAFE_ASCII or (c > "\x7f" and c.isprintable())
         else urllib.parse.quote(c, safe="").replace(".", "%2E")
         for c in database
     )
@@ -47,5 +48,6 @@ def version_key(source: str, database: str) -> str:
 
 
 def list_mce_databases(store: Store, source: str) -> list[str]:
-    return sorted(decode_name(k.rsplit("/", 1)[1][: -len(".json")])
-                  for k in store.list(f"{source}/mce") if k.endswith(".json"))
+    return sorted(
+        decode_name(k.rsplit("/", 1)[1][: -len(".json")]) for k in store.list(f"{source}/mce") if k.endswith(".json")
+    )

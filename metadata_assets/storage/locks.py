@@ -76,8 +76,7 @@ def gcs_lock(store, key: str, what: str, wait_s: float, lease_s: float) -> Itera
                 pass
             continue
         if time.monotonic() >= deadline:
-            raise LockBusy(f"{what} is held by another process ({doc.get('holder', 'unknown')}); "
-                           f"waited {wait_s:.0f}s")
+            raise LockBusy(f"{what} is held by another process ({doc.get('holder', 'unknown')}); waited {wait_s:.0f}s")
         time.sleep(0.5)
     generation = store.bucket.get_blob(name).generation
     try:

@@ -16,8 +16,9 @@ from typing import Callable, Iterable, Optional, Protocol
 
 class Store(Protocol):
     def write_bytes(self, key: str, data: bytes) -> None: ...
-    def write_chunks(self, key: str, chunks: Iterable[bytes],
-                     before_commit: Optional[Callable[[], None]] = None) -> str: ...
+    def write_chunks(
+        self, key: str, chunks: Iterable[bytes], before_commit: Optional[Callable[[], None]] = None
+    ) -> str: ...
     def read_bytes(self, key: str) -> Optional[bytes]: ...
     def sha256(self, key: str) -> Optional[str]: ...
     def list(self, prefix: str) -> list[str]: ...
@@ -52,8 +53,9 @@ class LocalStore:
         """Temp file in the same directory, fsync, rename: readers see the old file or the new one, never half."""
         self.write_chunks(key, (data,))
 
-    def write_chunks(self, key: str, chunks: Iterable[bytes],
-                     before_commit: Optional[Callable[[], None]] = None) -> str:
+    def write_chunks(
+        self, key: str, chunks: Iterable[bytes], before_commit: Optional[Callable[[], None]] = None
+    ) -> str:
         """write_bytes for data made piece by piece, so it is never whole in memory. `before_commit` runs once
         every piece is on disk, just before the rename; if anything before the rename fails, the old file stays.
         Returns the sha256 of what was written."""
@@ -103,8 +105,9 @@ class LocalStore:
         if not base.is_dir():
             return []
         # dot files left out: write_bytes's temp files (.<name>.<random>.tmp), fresh or left by a killed writer
-        return sorted(f"{prefix.rstrip('/')}/{p.name}" for p in base.iterdir()
-                      if p.is_file() and not p.name.startswith("."))
+        return sorted(
+            f"{prefix.rstrip('/')}/{p.name}" for p in base.iterdir() if p.is_file() and not p.name.startswith(".")
+        )
 
     def remove_stale_temp(self, prefix: str, older_than_s: float = 600) -> int:
         """Delete write_bytes's temp files under `<root>/<prefix>` (recursively) last modified more than

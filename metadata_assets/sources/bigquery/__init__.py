@@ -15,5 +15,15 @@ from metadata_assets.sources.bigquery.reader import (
     tables_sql,
 )
 
-__all__ = ["BigQueryReader", "Scope", "build_dataset", "columns_sql", "fingerprint_sql", "grant_commands",
-           "parse_labels", "parse_string_literal", "schemata_sql", "tables_sql"]
+__all__ = [
+    "BigQueryReader",
+    "Scope",
+    "build_dataset",
+    "columns_sql",
+    "fingerprint_sql",
+    "grant_commands",
+    "parse_labels",
+    "parse_string_literal",
+    "schemata_sql",
+    "tables_sql",
+]

@@ -103,8 +103,13 @@ class BigQueryUrnRules:
         return ProjectIdKey(project_id=self.project, platform=PLATFORM, env=self.env, backcompat_env_as_instance=True)
 
     def container_key(self, dataset: str) -> BigQueryDatasetKey:
-        return BigQueryDatasetKey(project_id=self.project, dataset_id=dataset, platform=PLATFORM, env=self.env,
-                                  backcompat_env_as_instance=True)
+        return BigQueryDatasetKey(
+            project_id=self.project,
+            dataset_id=dataset,
+            platform=PLATFORM,
+            env=self.env,
+            backcompat_env_as_instance=True,
+        )
 
     def container(self, dataset: str) -> str:
         return self.container_key(dataset).as_urn()
@@ -133,16 +138,18 @@ def schema_fields(t: Table) -> list[SchemaFieldClass]:
                 tags = []
                 if c.name in clustering:
                     tags.append(TagAssociationClass(make_tag_urn(f"{CLUSTERING_COLUMN_TAG}_{clustering[c.name]}")))
-                fields.append(SchemaFieldClass(
-                    fieldPath=c.name,
-                    type=SchemaFieldDataTypeClass(mappings.get(c.column_type, NullTypeClass)()),
-                    isPartitioningKey=c.name in partition_cols,
-                    isPartOfKey=False,
-                    nativeDataType=c.column_type,
-                    description=c.comment or None,
-                    nullable=c.nullable,
-                    globalTags=GlobalTagsClass(tags=tags),
-                ))
+                fields.append(
+                    SchemaFieldClass(
+                        fieldPath=c.name,
+                        type=SchemaFieldDataTypeClass(mappings.get(c.column_type, NullTypeClass)()),
+                        isPartitioningKey=c.name in partition_cols,
+                        isPartOfKey=False,
+                        nativeDataType=c.column_type,
+                        description=c.comment or None,
+                        nullable=c.nullable,
+                        globalTags=GlobalTagsClass(tags=tags),
+                    )
+                )
     finally:
         HiveColumnToAvroConverter._STRUCT_TYPE_SEPARATOR = saved
     return fields
@@ -173,14 +180,16 @@ class BigQueryLineageResolver:
             if cols:
                 self.resolver.add_raw_schema_info(self.rules.dataset(db.name, t.name), cols)
 
-    def upstream_lineage(self, db: Database, t: Table,
-                         urn: str) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
+    def upstream_lineage(
+        self, db: Database, t: Table, urn: str
+    ) -> tuple[Optional[UpstreamLineageClass], Optional[str]]:
         from datahub.sql_parsing.sqlglot_lineage import sqlglot_lineage
 
         if not t.view_definition:
             return None, None
-        result = sqlglot_lineage(t.view_definition, self.resolver, default_db=self.rules.project,
-                                 default_schema=db.name)
+        result = sqlglot_lineage(
+            t.view_definition, self.resolver, default_db=self.rules.project, default_schema=db.name
+        )
         return lineage_aspect(result, t.name, urn)
 
     def close(self) -> None:
@@ -188,27 +197,40 @@ class BigQueryLineageResolver:
         self.resolver.close()
 
 
-def dataset_mcps(db: Database, rules: BigQueryUrnRules, lineage: Optional[BigQueryLineageResolver] = None,
-                 warnings: Optional[list[str]] = None) -> Iterator[MetadataChangeProposalWrapper]:
+def dataset_mcps(
+    db: Database,
+    rules: BigQueryUrnRules,
+    lineage: Optional[BigQueryLineageResolver] = None,
+    warnings: Optional[list[str]] = None,
+) -> Iterator[MetadataChangeProposalWrapper]:
     """All proposals of one BigQuery dataset, deterministic: project container, dataset container (last container
     in the file: the push takes it as the dataset's own), then each table by name."""
     project, project_key, key = rules.project, rules.project_key(), rules.container_key(db.name)
     project_urn, container_urn = project_key.as_urn(), key.as_urn()
-    for wu in gen_database_container(database=project, name=project, qualified_name=project,
-                                     sub_types=[DatasetContainerSubTypes.BIGQUERY_PROJECT],
-                                     database_container_key=project_key):
+    for wu in gen_database_container(
+        database=project,
+        name=project,
+        qualified_name=project,
+        sub_types=[DatasetContainerSubTypes.BIGQUERY_PROJECT],
+        database_container_key=project_key,
+    ):
         yield wu.metadata
     yield MetadataChangeProposalWrapper(entityUrn=project_urn, aspect=BrowsePathsV2Class(path=[]))
     for wu in gen_schema_container(
-        database=project, schema=db.name, qualified_name=f"{project}.{db.name}",
-        sub_types=[DatasetContainerSubTypes.BIGQUERY_DATASET], schema_container_key=key,
-        database_container_key=project_key, description=db.comment or None,
+        database=project,
+        schema=db.name,
+        qualified_name=f"{project}.{db.name}",
+        sub_types=[DatasetContainerSubTypes.BIGQUERY_DATASET],
+        schema_container_key=key,
+        database_container_key=project_key,
+        description=db.comment or None,
         external_url=BQ_EXTERNAL_DATASET_URL_TEMPLATE.format(project=project, dataset=db.name),
         extra_properties=dict(db.properties) or None,
     ):
         yield wu.metadata
-    yield MetadataChangeProposalWrapper(entityUrn=container_urn, aspect=BrowsePathsV2Class(
-        path=[BrowsePathEntryClass(id=project_urn, urn=project_urn)]))
+    yield MetadataChangeProposalWrapper(
+        entityUrn=container_urn, aspect=BrowsePathsV2Class(path=[BrowsePathEntryClass(id=project_urn, urn=project_urn)])
+    )
 
     if lineage is None:
         lineage = BigQueryLineageResolver(rules)
@@ -222,31 +244,61 @@ def dataset_mcps(db: Database, rules: BigQueryUrnRules, lineage: Optional[BigQue
         qualified = rules.table_name(db.name, t.name)
         yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=StatusClass(removed=False))
         if t.columns:
-            yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=SchemaMetadataClass(
-                schemaName=qualified, platform=make_data_platform_urn(PLATFORM), version=0, hash="",
-                platformSchema=MySqlDDLClass(tableSchema=""), fields=schema_fields(t)))
+            yield MetadataChangeProposalWrapper(
+                entityUrn=urn,
+                aspect=SchemaMetadataClass(
+                    schemaName=qualified,
+                    platform=make_data_platform_urn(PLATFORM),
+                    version=0,
+                    hash="",
+                    platformSchema=MySqlDDLClass(tableSchema=""),
+                    fields=schema_fields(t),
+                ),
+            )
         props = string_properties({"table_type": t.table_type, **t.properties})
         shard = BigqueryTableIdentifier.get_table_and_shard(t.name)[1]
         if shard:
             props["is_sharded"], props["max_shard_id"] = "True", shard
-        yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=DatasetPropertiesClass(
-            name=ident.get_table_display_name(), description=t.comment or "", qualifiedName=qualified,
-            externalUrl=BQ_EXTERNAL_TABLE_URL_TEMPLATE.format(project=project, dataset=db.name, table=t.name),
-            customProperties=props))
+        yield MetadataChangeProposalWrapper(
+            entityUrn=urn,
+            aspect=DatasetPropertiesClass(
+                name=ident.get_table_display_name(),
+                description=t.comment or "",
+                qualifiedName=qualified,
+                externalUrl=BQ_EXTERNAL_TABLE_URL_TEMPLATE.format(project=project, dataset=db.name, table=t.name),
+                customProperties=props,
+            ),
+        )
         for wu in add_table_to_schema_container(dataset_urn=urn, parent_container_key=key):
             yield wu.metadata
-        yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=DataPlatformInstanceClass(
-            platform=make_data_platform_urn(PLATFORM),
-            instance=make_dataplatform_instance_urn(PLATFORM, rules.platform_instance)
-            if rules.platform_instance else None))
+        yield MetadataChangeProposalWrapper(
+            entityUrn=urn,
+            aspect=DataPlatformInstanceClass(
+                platform=make_data_platform_urn(PLATFORM),
+                instance=make_dataplatform_instance_urn(PLATFORM, rules.platform_instance)
+                if rules.platform_instance
+                else None,
+            ),
+        )
         yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=SubTypesClass(typeNames=_sub_types(t)))
-        yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=BrowsePathsV2Class(path=[
-            BrowsePathEntryClass(id=project_urn, urn=project_urn),
-            BrowsePathEntryClass(id=container_urn, urn=container_urn)]))
+        yield MetadataChangeProposalWrapper(
+            entityUrn=urn,
+            aspect=BrowsePathsV2Class(
+                path=[
+                    BrowsePathEntryClass(id=project_urn, urn=project_urn),
+                    BrowsePathEntryClass(id=container_urn, urn=container_urn),
+                ]
+            ),
+        )
         if t.table_type in _VIEW_TYPES:
-            yield MetadataChangeProposalWrapper(entityUrn=urn, aspect=ViewPropertiesClass(
-                materialized=t.table_type == "MATERIALIZED VIEW", viewLanguage="SQL",
-                viewLogic=t.view_definition or ""))
+            yield MetadataChangeProposalWrapper(
+                entityUrn=urn,
+                aspect=ViewPropertiesClass(
+                    materialized=t.table_type == "MATERIALIZED VIEW",
+                    viewLanguage="SQL",
+                    viewLogic=t.view_definition or "",
+                ),
+            )
             up, warn = lineage.upstream_lineage(db, t, urn)
             if warn and warnings is not None:
                 warnings.append(Finding(warn, VIEW_LINEAGE, t.name))

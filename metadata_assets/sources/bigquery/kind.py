@@ -27,8 +27,9 @@ class BigQuerySession(Session):
 
     @property
     def stats(self) -> ReadStats:
-        return ReadStats(statements=self.reader.queries, api_calls=self.reader.api_calls,
-                         tables_filtered=self.reader.tables_filtered)
+        return ReadStats(
+            statements=self.reader.queries, api_calls=self.reader.api_calls, tables_filtered=self.reader.tables_filtered
+        )
 
     def privilege_warnings(self, databases: Sequence[str]) -> list[str]:
         return []  # IAM roles are not visible from INFORMATION_SCHEMA
@@ -96,14 +97,18 @@ class BigQueryKind(SourceKind):
         return (GoogleAPIError, GoogleAuthError)
 
     def grant_text(self, source: BigQuerySource, databases: Optional[Sequence[str]]) -> list[str]:
-        return [f"-- source {source.name}: BigQuery project {source.project} (IAM roles, not GRANTs)",
-                *grant_commands(source)]
+        return [
+            f"-- source {source.name}: BigQuery project {source.project} (IAM roles, not GRANTs)",
+            *grant_commands(source),
+        ]
 
     def no_access_probes(self, source: BigQuerySource) -> str:
-        return ("check-access is not available for BigQuery sources: IAM roles are not visible from "
-                "INFORMATION_SCHEMA and a probe would be a billed query job; check the service account's roles "
-                f"(roles/bigquery.metadataViewer and roles/bigquery.jobUser only) with `gcloud projects "
-                f"get-iam-policy {source.project}`")
+        return (
+            "check-access is not available for BigQuery sources: IAM roles are not visible from "
+            "INFORMATION_SCHEMA and a probe would be a billed query job; check the service account's roles "
+            f"(roles/bigquery.metadataViewer and roles/bigquery.jobUser only) with `gcloud projects "
+            f"get-iam-policy {source.project}`"
+        )
 
     def urn_rules(self, source: BigQuerySource):
         from metadata_assets.sources.bigquery.emitter import BigQueryUrnRules

@@ -32,10 +32,24 @@ from metadata_assets.sources.bigquery.config import BigQuerySource
 log = logging.getLogger(__name__)
 
 # Table options kept as properties (description becomes the table's comment, labels become label.<key>).
-TABLE_OPTIONS = ("description", "labels", "friendly_name", "expiration_timestamp", "partition_expiration_days",
-                 "require_partition_filter", "max_staleness", "enable_refresh", "refresh_interval_minutes")
-DATASET_OPTIONS = ("description", "labels", "friendly_name", "default_table_expiration_days",
-                   "default_partition_expiration_days")
+TABLE_OPTIONS = (
+    "description",
+    "labels",
+    "friendly_name",
+    "expiration_timestamp",
+    "partition_expiration_days",
+    "require_partition_filter",
+    "max_staleness",
+    "enable_refresh",
+    "refresh_interval_minutes",
+)
+DATASET_OPTIONS = (
+    "description",
+    "labels",
+    "friendly_name",
+    "default_table_expiration_days",
+    "default_partition_expiration_days",
+)
 _NAME = re.compile(r"[A-Za-z0-9_\-.:$]+")  # project ids, regions, dataset ids as they may appear in a view path
 
 
@@ -67,53 +81,70 @@ def _in_list(names: Sequence[str]) -> str:
 
 
 def schemata_sql(scope: Scope) -> str:
-    return ("SELECT schema_name AS dataset, location, creation_time, last_modified_time "
-            f"FROM {scope.view('SCHEMATA')} WHERE schema_name IN UNNEST(@datasets)")
+    return (
+        "SELECT schema_name AS dataset, location, creation_time, last_modified_time "
+        f"FROM {scope.view('SCHEMATA')} WHERE schema_name IN UNNEST(@datasets)"
+    )
 
 
 def schemata_options_sql(scope: Scope) -> str:
-    return ("SELECT schema_name AS dataset, option_name, option_value "
-            f"FROM {scope.view('SCHEMATA_OPTIONS')} "
-            f"WHERE schema_name IN UNNEST(@datasets) AND option_name IN ({_in_list(DATASET_OPTIONS)})")
+    return (
+        "SELECT schema_name AS dataset, option_name, option_value "
+        f"FROM {scope.view('SCHEMATA_OPTIONS')} "
+        f"WHERE schema_name IN UNNEST(@datasets) AND option_name IN ({_in_list(DATASET_OPTIONS)})"
+    )
 
 
 def tables_sql(scope: Scope) -> str:
-    return ("SELECT table_schema AS dataset, table_name, table_type, creation_time, ddl "
-            f"FROM {scope.view('TABLES')} WHERE table_schema IN UNNEST(@datasets)")
+    return (
+        "SELECT table_schema AS dataset, table_name, table_type, creation_time, ddl "
+        f"FROM {scope.view('TABLES')} WHERE table_schema IN UNNEST(@datasets)"
+    )
 
 
 def table_options_sql(scope: Scope) -> str:
-    return ("SELECT table_schema AS dataset, table_name, option_name, option_value "
-            f"FROM {scope.view('TABLE_OPTIONS')} "
-            f"WHERE table_schema IN UNNEST(@datasets) AND option_name IN ({_in_list(TABLE_OPTIONS)})")
+    return (
+        "SELECT table_schema AS dataset, table_name, option_name, option_value "
+        f"FROM {scope.view('TABLE_OPTIONS')} "
+        f"WHERE table_schema IN UNNEST(@datasets) AND option_name IN ({_in_list(TABLE_OPTIONS)})"
+    )
 
 
 def columns_sql(scope: Scope) -> str:
-    return ("SELECT c.table_schema AS dataset, c.table_name, c.column_name, c.ordinal_position, c.is_nullable, "
-            "c.is_partitioning_column, c.clustering_ordinal_position, c.column_default, "
-            "f.field_path, f.data_type, f.description "
-            f"FROM {scope.view('COLUMNS')} AS c JOIN {scope.view('COLUMN_FIELD_PATHS')} AS f "
-            "ON f.table_schema = c.table_schema AND f.table_name = c.table_name AND f.column_name = c.column_name "
-            "WHERE c.table_schema IN UNNEST(@datasets) AND c.is_hidden = 'NO' "
-            "ORDER BY dataset, c.table_name, c.ordinal_position, f.field_path")
+    return (
+        "SELECT c.table_schema AS dataset, c.table_name, c.column_name, c.ordinal_position, c.is_nullable, "
+        "c.is_partitioning_column, c.clustering_ordinal_position, c.column_default, "
+        "f.field_path, f.data_type, f.description "
+        f"FROM {scope.view('COLUMNS')} AS c JOIN {scope.view('COLUMN_FIELD_PATHS')} AS f "
+        "ON f.table_schema = c.table_schema AND f.table_name = c.table_name AND f.column_name = c.column_name "
+        "WHERE c.table_schema IN UNNEST(@datasets) AND c.is_hidden = 'NO' "
+        "ORDER BY dataset, c.table_name, c.ordinal_position, f.field_path"
+    )
 
 
 def views_sql(scope: Scope) -> str:
-    return ("SELECT table_schema AS dataset, table_name, view_definition, use_standard_sql "
-            f"FROM {scope.view('VIEWS')} WHERE table_schema IN UNNEST(@datasets)")
+    return (
+        "SELECT table_schema AS dataset, table_name, view_definition, use_standard_sql "
+        f"FROM {scope.view('VIEWS')} WHERE table_schema IN UNNEST(@datasets)"
+    )
 
 
 def fingerprint_sql(scope: Scope) -> str:
     """Per dataset: a hash of every table's DDL (columns, nested fields, descriptions, labels, partitioning,
     clustering, view SQL are all in it) and of the dataset's own DDL (its options). Metadata only: data never
     changes a DDL, so loads and DML leave the fingerprint alone."""
-    return ("SELECT table_schema AS dataset, 't' AS part, COUNT(*) AS n, "
-            "BIT_XOR(FARM_FINGERPRINT(CONCAT(table_name, '|', table_type, '|', IFNULL(ddl, '')))) AS h "
-            f"FROM {scope.view('TABLES')} "
-            + ("" if scope.region else "WHERE table_schema IN UNNEST(@datasets) ")
-            + "GROUP BY table_schema"
-            + (" UNION ALL SELECT schema_name, 's', 1, FARM_FINGERPRINT(IFNULL(ddl, '')) "
-               f"FROM {scope.view('SCHEMATA')}" if scope.region else ""))
+    return (
+        "SELECT table_schema AS dataset, 't' AS part, COUNT(*) AS n, "
+        "BIT_XOR(FARM_FINGERPRINT(CONCAT(table_name, '|', table_type, '|', IFNULL(ddl, '')))) AS h "
+        f"FROM {scope.view('TABLES')} "
+        + ("" if scope.region else "WHERE table_schema IN UNNEST(@datasets) ")
+        + "GROUP BY table_schema"
+        + (
+            f" UNION ALL SELECT schema_name, 's', 1, FARM_FINGERPRINT(IFNULL(ddl, '')) FROM {scope.view('SCHEMATA')}"
+            if scope.region
+            else ""
+        )
+    )
 
 
 # --- parsing option values (they come back as GoogleSQL literals) ---
@@ -165,8 +196,16 @@ def base_type(data_type: str) -> str:
     return re.split(r"[<(]", data_type, maxsplit=1)[0].strip().upper()
 
 
-def build_dataset(name: str, info: dict, option_rows: list[dict], tables: list[dict], table_options: list[dict],
-                  columns: list[dict], views: list[dict], source: BigQuerySource) -> Database:
+def build_dataset(
+    name: str,
+    info: dict,
+    option_rows: list[dict],
+    tables: list[dict],
+    table_options: list[dict],
+    columns: list[dict],
+    views: list[dict],
+    source: BigQuerySource,
+) -> Database:
     """Rows of one dataset -> its snapshot (the pure part of read(), tested on hand-written rows)."""
     comment, props = _options(option_rows)
     if info.get("description"):  # from the API (per-dataset mode)
@@ -195,19 +234,30 @@ def build_dataset(name: str, info: dict, option_rows: list[dict], tables: list[d
         if m := _CLUSTER_BY.search(ddl):
             tprops["clustering"] = m.group(1).strip()
         rows = sorted(cols_by_table.get(tname, []), key=lambda r: (int(r["ordinal_position"]), r["field_path"]))
-        part_cols = [r["column_name"] for r in rows if r["field_path"] == r["column_name"]
-                     and r.get("is_partitioning_column") == "YES"]
-        clustered = sorted((int(r["clustering_ordinal_position"]), r["column_name"]) for r in rows
-                           if r["field_path"] == r["column_name"] and r.get("clustering_ordinal_position") is not None)
+        part_cols = [
+            r["column_name"]
+            for r in rows
+            if r["field_path"] == r["column_name"] and r.get("is_partitioning_column") == "YES"
+        ]
+        clustered = sorted(
+            (int(r["clustering_ordinal_position"]), r["column_name"])
+            for r in rows
+            if r["field_path"] == r["column_name"] and r.get("clustering_ordinal_position") is not None
+        )
         if part_cols:
             tprops["partition_columns"] = ",".join(part_cols)
         if clustered:
             tprops["clustering_columns"] = ",".join(c for _, c in clustered)
         table = Table(
-            name=tname, table_type=ttype, comment=tcomment, create_time=_ts(t.get("creation_time")),
+            name=tname,
+            table_type=ttype,
+            comment=tcomment,
+            create_time=_ts(t.get("creation_time")),
             columns=[
                 Column(
-                    name=r["field_path"], ordinal=int(r["ordinal_position"]), column_type=r["data_type"],
+                    name=r["field_path"],
+                    ordinal=int(r["ordinal_position"]),
+                    column_type=r["data_type"],
                     data_type=base_type(r["data_type"]),
                     nullable=(r["is_nullable"] == "YES") if r["field_path"] == r["column_name"] else True,
                     default=None if r.get("column_default") in (None, "NULL") else r["column_default"],
@@ -215,13 +265,19 @@ def build_dataset(name: str, info: dict, option_rows: list[dict], tables: list[d
                 )
                 for r in rows
             ],
-            view_definition=view_sql.get(tname) if ttype == "VIEW" else (ddl or None) if ttype == "MATERIALIZED VIEW"
+            view_definition=view_sql.get(tname)
+            if ttype == "VIEW"
+            else (ddl or None)
+            if ttype == "MATERIALIZED VIEW"
             else None,
             properties=dict(sorted(tprops.items())),
         )
         if ttype == "VIEW" and tname not in view_sql:
-            db.warnings.append(Finding(f"view {tname!r}: no row in INFORMATION_SCHEMA.VIEWS (no SQL, no lineage)",
-                                       VIEW_UNREADABLE, tname))
+            db.warnings.append(
+                Finding(
+                    f"view {tname!r}: no row in INFORMATION_SCHEMA.VIEWS (no SQL, no lineage)", VIEW_UNREADABLE, tname
+                )
+            )
         db.tables.append(table)
     return db
 
@@ -229,8 +285,9 @@ def build_dataset(name: str, info: dict, option_rows: list[dict], tables: list[d
 class BigQueryReader:
     """INFORMATION_SCHEMA reads over one google.cloud.bigquery.Client (from dagster-gcp's BigQueryResource)."""
 
-    def __init__(self, client, source: BigQuerySource, retry_timeout_s: float = 120,
-                 deadline_s: Optional[float] = None):
+    def __init__(
+        self, client, source: BigQuerySource, retry_timeout_s: float = 120, deadline_s: Optional[float] = None
+    ):
         from google.cloud import bigquery
 
         self.client = client
@@ -251,9 +308,11 @@ class BigQueryReader:
     def deadline_error(self):
         from google.api_core.exceptions import DeadlineExceeded
 
-        return DeadlineExceeded(f"source {self.source.name!r}: the fingerprint read did not finish within the sensor "
-                                f"tick's deadline of {self.deadline_s:g}s (every query and API call together, inside "
-                                "Dagster's 60 s sensor timeout); the next tick tries again")
+        return DeadlineExceeded(
+            f"source {self.source.name!r}: the fingerprint read did not finish within the sensor "
+            f"tick's deadline of {self.deadline_s:g}s (every query and API call together, inside "
+            "Dagster's 60 s sensor timeout); the next tick tries again"
+        )
 
     def _left(self) -> tuple[object, float]:
         """(retry, timeout) for the next call: the reader's own, or what is left of its deadline."""
@@ -270,10 +329,16 @@ class BigQueryReader:
         params = [bigquery.ArrayQueryParameter("datasets", "STRING", list(datasets))] if datasets is not None else []
         self.queries += 1
         retry, timeout = self._left()
-        job = self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params),
-                                project=self.source.project, location=scope.location,
-                                api_method="QUERY",  # jobs.query: one round trip for small results
-                                retry=retry, job_retry=None, timeout=timeout)
+        job = self.client.query(
+            sql,
+            job_config=bigquery.QueryJobConfig(query_parameters=params),
+            project=self.source.project,
+            location=scope.location,
+            api_method="QUERY",  # jobs.query: one round trip for small results
+            retry=retry,
+            job_retry=None,
+            timeout=timeout,
+        )
         retry, timeout = self._left()
         return [dict(row.items()) for row in job.result(retry=retry, timeout=timeout)]
 
@@ -321,9 +386,16 @@ class BigQueryReader:
         here = [r["dataset"] for r in schemata]
         if not here:
             return {}
-        rows = {name: self._query(sql(scope), scope, here) for name, sql in (
-            ("options", schemata_options_sql), ("tables", tables_sql), ("table_options", table_options_sql),
-            ("columns", columns_sql), ("views", views_sql))}
+        rows = {
+            name: self._query(sql(scope), scope, here)
+            for name, sql in (
+                ("options", schemata_options_sql),
+                ("tables", tables_sql),
+                ("table_options", table_options_sql),
+                ("columns", columns_sql),
+                ("views", views_sql),
+            )
+        }
         by = {k: defaultdict(list) for k in rows}
         for k, rs in rows.items():
             for r in rs:
@@ -331,8 +403,16 @@ class BigQueryReader:
         out = {}
         for s in schemata:
             name = s["dataset"]
-            out[name] = build_dataset(name, {"location": s.get("location")}, by["options"][name], by["tables"][name],
-                                      by["table_options"][name], by["columns"][name], by["views"][name], self.source)
+            out[name] = build_dataset(
+                name,
+                {"location": s.get("location")},
+                by["options"][name],
+                by["tables"][name],
+                by["table_options"][name],
+                by["columns"][name],
+                by["views"][name],
+                self.source,
+            )
             self.tables_filtered += len(by["tables"][name]) - len(out[name].tables)
         return out
 
@@ -345,12 +425,19 @@ class BigQueryReader:
         except NotFound:
             return None
         scope = Scope(self.source.project, dataset=name)
-        rows = {k: self._query(sql(scope), scope, [name]) for k, sql in (
-            ("tables", tables_sql), ("table_options", table_options_sql), ("columns", columns_sql),
-            ("views", views_sql))}
+        rows = {
+            k: self._query(sql(scope), scope, [name])
+            for k, sql in (
+                ("tables", tables_sql),
+                ("table_options", table_options_sql),
+                ("columns", columns_sql),
+                ("views", views_sql),
+            )
+        }
         info = {"description": ds.description, "labels": ds.labels, "location": ds.location}
-        db = build_dataset(name, info, [], rows["tables"], rows["table_options"], rows["columns"], rows["views"],
-                           self.source)
+        db = build_dataset(
+            name, info, [], rows["tables"], rows["table_options"], rows["columns"], rows["views"], self.source
+        )
         self.tables_filtered += len(rows["tables"]) - len(db.tables)
         return db
 
@@ -378,8 +465,9 @@ class BigQueryReader:
         return {db: "|".join(sorted(p)) for db, p in parts.items() if self.source.database_allowed(db)}
 
 
-def grant_commands(source: BigQuerySource, member: str = "serviceAccount:<catalog-sa>@<project>.iam.gserviceaccount.com"
-                   ) -> list[str]:
+def grant_commands(
+    source: BigQuerySource, member: str = "serviceAccount:<catalog-sa>@<project>.iam.gserviceaccount.com"
+) -> list[str]:
     """The least-privilege IAM bindings: metadata readable, table data never; query jobs allowed (INFORMATION_SCHEMA
     is read by query jobs, billed to the project)."""
     return [

@@ -13,5 +13,15 @@ from metadata_assets.sources.mysql.reader import (
     quote_ident,
 )
 
-__all__ = ["ConnectionLost", "MySQLReader", "SourceQueryFailed", "SourceUnavailable", "connect", "describe",
-           "grant_statements", "is_connection_error", "list_databases", "quote_ident"]
+__all__ = [
+    "ConnectionLost",
+    "MySQLReader",
+    "SourceQueryFailed",
+    "SourceUnavailable",
+    "connect",
+    "describe",
+    "grant_statements",
+    "is_connection_error",
+    "list_databases",
+    "quote_ident",
+]

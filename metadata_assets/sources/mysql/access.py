@@ -51,12 +51,17 @@ def routine_grant_hint(v: ServerVersion, user: str) -> str:
 def connection_tls(p: MySQLReader, source: MySQLSource) -> str:
     """Whether this connection is encrypted (the session's Ssl_version and Ssl_cipher: no privilege needed), and
     what the source's `tls:` checks."""
-    status = {r["Variable_name"]: r["Value"] for r in p.query(
-        "SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')")}
+    status = {
+        r["Variable_name"]: r["Value"]
+        for r in p.query("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')")
+    }
     if status.get("Ssl_cipher"):
         return f"TLS ({status.get('Ssl_version') or '?'}, {status['Ssl_cipher']}); {source.tls.describe()}"
-    hint = ("; tls.mode: required (with tls.ca) refuses a server without TLS"
-            if source.tls.effective_mode != "required" else "")
+    hint = (
+        "; tls.mode: required (with tls.ca) refuses a server without TLS"
+        if source.tls.effective_mode != "required"
+        else ""
+    )
     return f"NOT encrypted: catalog queries and results travel in the clear; {source.tls.describe()}{hint}"
 
 
@@ -70,9 +75,13 @@ def check_access(source: MySQLSource, databases: Optional[Sequence[str]] = None)
         visible = {r["name"] for r in p.query("SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA")}
         names = list(databases) if databases else sorted(d for d in visible if source.database_allowed(d))
         user = f"'{source.user}'@'%'"
-        report = AccessReport(source=source.name, kind=source.type,
-                              account=f"{source.user}@{source.host}:{source.port}", server_version=version,
-                              routine_grant_hint=routine_grant_hint(p.version, user))
+        report = AccessReport(
+            source=source.name,
+            kind=source.type,
+            account=f"{source.user}@{source.host}:{source.port}",
+            server_version=version,
+            routine_grant_hint=routine_grant_hint(p.version, user),
+        )
         report.account_notes += [str(w) for w in p.privilege_warnings(names)]
         report.tls = connection_tls(p, source)
         mysql8 = p.version.show_create_view_needs_select
@@ -90,12 +99,20 @@ def _database(p: MySQLReader, source: MySQLSource, name: str, visible: bool, mys
     if not visible:
         row.notes.append("not visible to the account (no privilege on it, or it does not exist)")
         return row
-    tables = p.query("SELECT TABLE_NAME AS name, TABLE_TYPE AS type FROM information_schema.TABLES "
-                    "WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME", (name,))
-    granted = [r["name"] for r in p.query(
-        "SELECT TABLE_NAME AS name FROM information_schema.TABLE_PRIVILEGES WHERE TABLE_SCHEMA = %s "
-        "AND PRIVILEGE_TYPE = 'SELECT' UNION SELECT TABLE_NAME FROM information_schema.COLUMN_PRIVILEGES "
-        "WHERE TABLE_SCHEMA = %s AND PRIVILEGE_TYPE = 'SELECT'", (name, name))]
+    tables = p.query(
+        "SELECT TABLE_NAME AS name, TABLE_TYPE AS type FROM information_schema.TABLES "
+        "WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME",
+        (name,),
+    )
+    granted = [
+        r["name"]
+        for r in p.query(
+            "SELECT TABLE_NAME AS name FROM information_schema.TABLE_PRIVILEGES WHERE TABLE_SCHEMA = %s "
+            "AND PRIVILEGE_TYPE = 'SELECT' UNION SELECT TABLE_NAME FROM information_schema.COLUMN_PRIVILEGES "
+            "WHERE TABLE_SCHEMA = %s AND PRIVILEGE_TYPE = 'SELECT'",
+            (name, name),
+        )
+    ]
     base = [t["name"] for t in tables if t["type"] != "VIEW"]
     views = [t["name"] for t in tables if t["type"] == "VIEW"]
     if granted:
@@ -116,8 +133,10 @@ def _database(p: MySQLReader, source: MySQLSource, name: str, visible: bool, mys
                 row.data_readable, row.probe = False, f"{sql}: refused, error {code}"
             elif code == ER_LOCK_WAIT_TIMEOUT:
                 row.data_readable = True
-                row.probe = (f"{sql}: allowed (it waited {PROBE_LOCK_WAIT_S}s for a lock, error {code}; a refused "
-                             "probe never waits)")
+                row.probe = (
+                    f"{sql}: allowed (it waited {PROBE_LOCK_WAIT_S}s for a lock, error {code}; a refused "
+                    "probe never waits)"
+                )
             else:
                 row.probe = f"{sql}: failed with error {code} ({msg}), not a refusal: no proof either way"
                 row.notes.append(f"probe inconclusive (error {code})")
@@ -128,11 +147,15 @@ def _database(p: MySQLReader, source: MySQLSource, name: str, visible: bool, mys
             row.views_have_sql = bool(sql_text.strip())
         except pymysql.err.MySQLError as e:
             row.views_have_sql = False
-            row.notes.append(f"SHOW CREATE TABLE of view {views[0]!r} failed: error {e.args[0]}"
-                             + (" (MySQL 8 wants SELECT on the view as well as SHOW VIEW)" if mysql8 else
-                                " (SHOW VIEW missing?)"))
-    (r,) = p.query("SELECT COUNT(*) AS n, COALESCE(SUM(ROUTINE_DEFINITION IS NOT NULL), 0) AS with_text "
-                  "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s", (name,))
+            row.notes.append(
+                f"SHOW CREATE TABLE of view {views[0]!r} failed: error {e.args[0]}"
+                + (" (MySQL 8 wants SELECT on the view as well as SHOW VIEW)" if mysql8 else " (SHOW VIEW missing?)")
+            )
+    (r,) = p.query(
+        "SELECT COUNT(*) AS n, COALESCE(SUM(ROUTINE_DEFINITION IS NOT NULL), 0) AS with_text "
+        "FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s",
+        (name,),
+    )
     row.routines_visible = int(r["n"])
     if row.routines_visible:
         row.routine_text_visible = int(r["with_text"]) == row.routines_visible

@@ -21,16 +21,33 @@ MCE_FORMAT = "4"
 
 _TYPES = {
     **dict.fromkeys(
-        ("tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric", "float",
-         "double", "real", "year", "serial"), models.NumberTypeClass),
+        (
+            "tinyint",
+            "smallint",
+            "mediumint",
+            "int",
+            "integer",
+            "bigint",
+            "decimal",
+            "numeric",
+            "float",
+            "double",
+            "real",
+            "year",
+            "serial",
+        ),
+        models.NumberTypeClass,
+    ),
     **dict.fromkeys(("bool", "boolean"), models.BooleanTypeClass),
     "enum": models.EnumTypeClass,
     **dict.fromkeys(
         ("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "set", "uuid", "inet4", "inet6"),
-        models.StringTypeClass),
+        models.StringTypeClass,
+    ),
     # BIT(n) is a bit-field: bytes, as DataHub's mysql source types it (SQLAlchemy's BIT)
-    **dict.fromkeys(("bit", "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"),
-                    models.BytesTypeClass),
+    **dict.fromkeys(
+        ("bit", "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"), models.BytesTypeClass
+    ),
     "date": models.DateTypeClass,
     **dict.fromkeys(("datetime", "timestamp", "time"), models.TimeTypeClass),
     "json": models.RecordTypeClass,

@@ -18,9 +18,9 @@ from metadata_assets.sources.base import (
     FailureCause,
     ReadStats,
     Session,
-    SQLServerKind,
     SourceQueryFailed,
     SourceUnavailable,
+    SQLServerKind,
     digest,
 )
 from metadata_assets.sources.mysql.config import MySQLSource
@@ -113,8 +113,9 @@ class MySQLKind(SQLServerKind, AccessProbes):
     def session(self, source: MySQLSource, client=None) -> MySQLSession:
         return MySQLSession(source)
 
-    def fingerprints(self, source: MySQLSource, client=None, cursor: Optional[dict[str, str]] = None,
-                     tick: Optional[int] = None) -> dict[str, str]:
+    def fingerprints(
+        self, source: MySQLSource, client=None, cursor: Optional[dict[str, str]] = None, tick: Optional[int] = None
+    ) -> dict[str, str]:
         """Digests `<tables+columns>.<keys>`. Key parts (key columns, foreign-key rules) make MariaDB open every
         table in full: over a 3,000-database server they cost more than all other parts together. Each tick reads
         them for KEY_SLICE databases (plus new ones; `tick`, default the current minute, picks the slice); the
@@ -129,12 +130,14 @@ class MySQLKind(SQLServerKind, AccessProbes):
             raise SourceQueryFailed(
                 f"{describe(source)}: the fingerprint read did not finish within the sensor tick's deadline of "
                 f"{deadline.seconds:g}s (connect and statements together, inside Dagster's 60 s sensor timeout); "
-                f"nothing was changed, the next tick tries again ({e})") from None
+                f"nothing was changed, the next tick tries again ({e})"
+            ) from None
         finally:
             deadline.close()
 
-    def _fingerprints(self, source: MySQLSource, cursor: dict[str, str], tick: Optional[int], key_slice: int,
-                      deadline: Deadline) -> dict[str, str]:
+    def _fingerprints(
+        self, source: MySQLSource, cursor: dict[str, str], tick: Optional[int], key_slice: int, deadline: Deadline
+    ) -> dict[str, str]:
         conn = connect(source, query_timeout_s=min(source.query_timeout_s, SENSOR_QUERY_TIMEOUT_S), deadline=deadline)
         try:
             reader = MySQLReader(conn, describe(source))
@@ -146,14 +149,17 @@ class MySQLKind(SQLServerKind, AccessProbes):
                 cheap = reader.fingerprints(source, key_databases=[])
                 n_slices = -(-len(cheap) // key_slice) or 1
                 tick = int(time.time() // 60) if tick is None else tick
-                chosen = [db for db in cheap
-                          if db not in cursor or zlib.crc32(db.encode()) % n_slices == tick % n_slices]
+                chosen = [
+                    db for db in cheap if db not in cursor or zlib.crc32(db.encode()) % n_slices == tick % n_slices
+                ]
                 keyed = {db: "" for db in chosen}
                 keyed.update(reader.key_fingerprints(source, chosen))
         finally:
             conn.close()
-        return {db: f"{digest(fp)}.{digest(keyed[db]) if db in keyed else cursor[db].split('.', 1)[1]}"
-                for db, fp in cheap.items()}
+        return {
+            db: f"{digest(fp)}.{digest(keyed[db]) if db in keyed else cursor[db].split('.', 1)[1]}"
+            for db, fp in cheap.items()
+        }
 
     def unavailable_errors(self) -> tuple[type[BaseException], ...]:
         import pymysql
@@ -169,10 +175,12 @@ class MySQLKind(SQLServerKind, AccessProbes):
             dbs = list(databases)
         else:  # the account exists: ask the server which routine grant it offers too
             dbs, version = list_databases(source), server_version(source)
-        return [f"-- source {source.name}: {source.host}:{source.port}, {len(dbs)} databases",
-                f"-- TLS (optional): ALTER USER '{source.user}'@'%' REQUIRE {'X509' if source.tls.cert else 'SSL'}; "
-                f"makes the server refuse this account without TLS (the source: {source.tls.describe()})",
-                *grant_statements(source, dbs, version)]
+        return [
+            f"-- source {source.name}: {source.host}:{source.port}, {len(dbs)} databases",
+            f"-- TLS (optional): ALTER USER '{source.user}'@'%' REQUIRE {'X509' if source.tls.cert else 'SSL'}; "
+            f"makes the server refuse this account without TLS (the source: {source.tls.describe()})",
+            *grant_statements(source, dbs, version),
+        ]
 
     def check_access(self, source: MySQLSource, databases: Optional[Sequence[str]] = None, client=None):
         from metadata_assets.sources.mysql.access import check_access

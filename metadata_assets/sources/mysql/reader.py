@@ -104,8 +104,11 @@ class ServerVersion:
             if re.search(r"\bSHOW_ROUTINE\b|\bSHOW CREATE ROUTINE\b", g):
                 return True
             m = _GRANT_ON.match(g)
-            if m and re.search(r"\bSELECT\b|\bALL PRIVILEGES\b", m.group(1)) and (
-                    m.group(2) == "*" or m.group(2).strip("`").lower() == "mysql"):
+            if (
+                m
+                and re.search(r"\bSELECT\b|\bALL PRIVILEGES\b", m.group(1))
+                and (m.group(2) == "*" or m.group(2).strip("`").lower() == "mysql")
+            ):
                 return True
         return False
 
@@ -133,14 +136,17 @@ def tls_args(source: MySQLSource) -> dict:
     else:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-    for what, load in (("ca", lambda: tls.ca and ctx.load_verify_locations(cafile=tls.ca)),
-                       ("cert", lambda: tls.cert and ctx.load_cert_chain(tls.cert, tls.key))):
+    for what, load in (
+        ("ca", lambda: tls.ca and ctx.load_verify_locations(cafile=tls.ca)),
+        ("cert", lambda: tls.cert and ctx.load_cert_chain(tls.cert, tls.key)),
+    ):
         try:
             load()
         except (OSError, ssl.SSLError) as e:
             path = tls.ca if what == "ca" else f"{tls.cert}{f' / {tls.key}' if tls.key else ''}"
-            raise SourceUnavailable(f"{describe(source)}: field tls.{what}: cannot load {path}: "
-                                    f"{getattr(e, 'strerror', None) or e}") from None
+            raise SourceUnavailable(
+                f"{describe(source)}: field tls.{what}: cannot load {path}: {getattr(e, 'strerror', None) or e}"
+            ) from None
     return {"ssl": ctx}
 
 
@@ -180,9 +186,12 @@ class Deadline:
         self._done.set()
 
 
-def connect(source: MySQLSource, database: Optional[str] = None,
-            query_timeout_s: Optional[float] = None, deadline: Optional[Deadline] = None
-            ) -> pymysql.connections.Connection:
+def connect(
+    source: MySQLSource,
+    database: Optional[str] = None,
+    query_timeout_s: Optional[float] = None,
+    deadline: Optional[Deadline] = None,
+) -> pymysql.connections.Connection:
     """A connection whose every wait is bounded: the TCP connect and each read or write of the handshake by
     `connect_timeout_s` (pymysql applies its read timeout to the handshake: a peer that accepts TCP but never
     speaks MySQL would otherwise hold it for the read timeout), then each query by `query_timeout_s`. With a
@@ -193,10 +202,19 @@ def connect(source: MySQLSource, database: Optional[str] = None,
     tls = tls_args(source)
     try:
         conn = pymysql.connect(
-            host=source.host, port=source.port, user=source.user, password=source.password(),
-            database=database, charset="utf8mb4", autocommit=True,
-            connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
-            cursorclass=pymysql.cursors.DictCursor, defer_connect=True, **tls,
+            host=source.host,
+            port=source.port,
+            user=source.user,
+            password=source.password(),
+            database=database,
+            charset="utf8mb4",
+            autocommit=True,
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            write_timeout=timeout,
+            cursorclass=pymysql.cursors.DictCursor,
+            defer_connect=True,
+            **tls,
         )
         if deadline is not None:
             deadline.watch(conn)
@@ -244,8 +262,9 @@ _ROUTINE_PART_SQL = (
 class MySQLReader:
     """Bulk information_schema reads over one connection."""
 
-    def __init__(self, conn: pymysql.connections.Connection, label: str = "MySQL server",
-                 stats: Optional[ReadStats] = None):
+    def __init__(
+        self, conn: pymysql.connections.Connection, label: str = "MySQL server", stats: Optional[ReadStats] = None
+    ):
         self.conn = conn
         self.label = label  # names the source in errors (sources.mysql.describe)
         self.stats = stats if stats is not None else ReadStats()
@@ -273,8 +292,9 @@ class MySQLReader:
         try:
             return self.query(sql, args)
         except pymysql.err.MySQLError as e:
-            raise SourceQueryFailed(f"{self.label}: information_schema query failed: "
-                                    f"{e.args[-1] if e.args else e}") from None
+            raise SourceQueryFailed(
+                f"{self.label}: information_schema query failed: {e.args[-1] if e.args else e}"
+            ) from None
 
     def _per_database(self, branch: str, dbs: Sequence[str]) -> list[dict]:
         """One statement for the batch: a UNION ALL of one `... = %s` branch per database.
@@ -337,14 +357,26 @@ class MySQLReader:
             s = found.get(name)
             if s is None:
                 continue
-            db = Database(name=name, charset=s["charset"], collation=s["collation"], comment=s.get("comment") or "",
-                          read_at_ms=read_at_ms, routines=routines.get(name, []), statistics_note=note)
+            db = Database(
+                name=name,
+                charset=s["charset"],
+                collation=s["collation"],
+                comment=s.get("comment") or "",
+                read_at_ms=read_at_ms,
+                routines=routines.get(name, []),
+                statistics_note=note,
+            )
             for t in sorted(by_db_tables.get(name, ()), key=lambda r: r["name"]):
                 if not self._wanted(source, name, t):
                     filtered += 1
                     continue
-                table = self._table(name, t, by_table_cols.get((name, t["name"]), []),
-                                    by_table_keys.get((name, t["name"]), []), db.warnings)
+                table = self._table(
+                    name,
+                    t,
+                    by_table_cols.get((name, t["name"]), []),
+                    by_table_keys.get((name, t["name"]), []),
+                    db.warnings,
+                )
                 table.indexes, table.checks, table.triggers = (x.get((name, t["name"]), []) for x in extras)
                 db.tables.append(table)
             self._read_views(db, rows["views"], rows["view_table_usage"])
@@ -365,31 +397,43 @@ class MySQLReader:
         comment = ", SCHEMA_COMMENT AS comment" if self.is_mariadb else ""
         # SCHEMATA too per database: `SCHEMA_NAME IN (...)` scans every database of the server (0.15 s a batch of
         # 200 at XL, against 0.02 s)
-        out: dict = {"schemata": self._per_database(
-            "SELECT SCHEMA_NAME AS name, DEFAULT_CHARACTER_SET_NAME AS charset, "
-            f"DEFAULT_COLLATION_NAME AS collation{comment} "
-            "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", dbs)}
+        out: dict = {
+            "schemata": self._per_database(
+                "SELECT SCHEMA_NAME AS name, DEFAULT_CHARACTER_SET_NAME AS charset, "
+                f"DEFAULT_COLLATION_NAME AS collation{comment} "
+                "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+                dbs,
+            )
+        }
         out["tables"] = self._per_database(
             "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS name, TABLE_TYPE AS table_type, ENGINE AS engine, "
             "TABLE_ROWS AS row_estimate, DATA_LENGTH AS data_length, INDEX_LENGTH AS index_length, "
             "CREATE_TIME AS create_time, "
             "UPDATE_TIME AS update_time, TABLE_COMMENT AS comment, TABLE_COLLATION AS collation "
-            "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", dbs)
+            "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+            dbs,
+        )
         out["columns"] = self._per_database(
             "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, COLUMN_NAME AS name, ORDINAL_POSITION AS ordinal, "
             "COLUMN_DEFAULT AS dflt, IS_NULLABLE AS nullable, DATA_TYPE AS data_type, COLUMN_TYPE AS column_type, "
             "COLUMN_KEY AS col_key, EXTRA AS extra, GENERATION_EXPRESSION AS gen_expr, "
             "COLUMN_COMMENT AS comment, CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation "
-            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s", dbs)
+            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s",
+            dbs,
+        )
         out["keys"] = self._per_database(
             "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, COLUMN_NAME AS col, "
             "ORDINAL_POSITION AS ordinal, REFERENCED_TABLE_SCHEMA AS ref_db, REFERENCED_TABLE_NAME AS ref_tbl, "
             "REFERENCED_COLUMN_NAME AS ref_col FROM information_schema.KEY_COLUMN_USAGE "
-            "WHERE TABLE_SCHEMA = %s AND (CONSTRAINT_NAME = 'PRIMARY' OR REFERENCED_TABLE_NAME IS NOT NULL)", dbs)
+            "WHERE TABLE_SCHEMA = %s AND (CONSTRAINT_NAME = 'PRIMARY' OR REFERENCED_TABLE_NAME IS NOT NULL)",
+            dbs,
+        )
         out["rules"] = self._per_database(
             "SELECT CONSTRAINT_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, "
             "UPDATE_RULE AS on_update, DELETE_RULE AS on_delete "
-            "FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s", dbs)
+            "FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s",
+            dbs,
+        )
         out["read_at_ms"] = int(time.time() * 1000)
         out["statistics_note"] = self.statistics_note()
         out["indexes"], out["checks"], out["triggers"] = self._extras_rows(dbs)
@@ -408,11 +452,18 @@ class MySQLReader:
                 if t["table_type"] != "VIEW" or not self._wanted(source, name, t):
                     continue
                 try:
-                    views[(name, t["name"])] = self.query(f"SHOW CREATE TABLE {quote_ident(name)}.{quote_ident(t['name'])}")
+                    views[(name, t["name"])] = self.query(
+                        f"SHOW CREATE TABLE {quote_ident(name)}.{quote_ident(t['name'])}"
+                    )
                 except pymysql.err.MySQLError as e:  # refused or broken view; a lost connection raises ConnectionLost
                     views[(name, t["name"])] = e
-                    if e.args and e.args[0] == ER_TABLEACCESS_DENIED and self.version.show_create_view_needs_select \
-                            and self.version.has_view_table_usage and name not in usage:
+                    if (
+                        e.args
+                        and e.args[0] == ER_TABLEACCESS_DENIED
+                        and self.version.show_create_view_needs_select
+                        and self.version.has_view_table_usage
+                        and name not in usage
+                    ):
                         usage[name] = self._view_table_usage(name)
         out["views"], out["view_table_usage"] = views, usage
         return out
@@ -427,9 +478,16 @@ class MySQLReader:
                 warnings.append(Finding(f"view {t['name']!r}: {comment}", VIEW_BROKEN, t["name"]))
             comment = ""
         table = Table(
-            name=t["name"], table_type=t["table_type"], engine=t["engine"], comment=comment,
-            collation=t["collation"], create_time=_ts(t["create_time"]), update_time=_ts(t["update_time"]),
-            row_estimate=t["row_estimate"], data_length=t["data_length"], index_length=t["index_length"],
+            name=t["name"],
+            table_type=t["table_type"],
+            engine=t["engine"],
+            comment=comment,
+            collation=t["collation"],
+            create_time=_ts(t["create_time"]),
+            update_time=_ts(t["update_time"]),
+            row_estimate=t["row_estimate"],
+            data_length=t["data_length"],
+            index_length=t["index_length"],
             columns=sorted(cols, key=lambda c: c.ordinal),
         )
         pk = sorted((k for k in keys if k["name"] == "PRIMARY"), key=lambda k: int(k["ordinal"]))
@@ -440,24 +498,34 @@ class MySQLReader:
                 fks[k["name"]].append(k)
         for fk_name in sorted(fks):
             parts = sorted(fks[fk_name], key=lambda k: int(k["ordinal"]))
-            table.foreign_keys.append(ForeignKey(
-                name=fk_name, columns=tuple(p["col"] for p in parts), ref_database=parts[0]["ref_db"],
-                ref_table=parts[0]["ref_tbl"], ref_columns=tuple(p["ref_col"] for p in parts),
-                on_update=parts[0]["on_update"], on_delete=parts[0]["on_delete"],
-            ))
+            table.foreign_keys.append(
+                ForeignKey(
+                    name=fk_name,
+                    columns=tuple(p["col"] for p in parts),
+                    ref_database=parts[0]["ref_db"],
+                    ref_table=parts[0]["ref_tbl"],
+                    ref_columns=tuple(p["ref_col"] for p in parts),
+                    on_update=parts[0]["on_update"],
+                    on_delete=parts[0]["on_delete"],
+                )
+            )
         return table
 
     def statistics_note(self) -> str:
         """What a profile's figures are on this server: estimates, and on MySQL 8 possibly cached for a day."""
-        note = "row count: information_schema.TABLES.TABLE_ROWS, an estimate (InnoDB samples pages); size: " \
-               "DATA_LENGTH + INDEX_LENGTH"
+        note = (
+            "row count: information_schema.TABLES.TABLE_ROWS, an estimate (InnoDB samples pages); size: "
+            "DATA_LENGTH + INDEX_LENGTH"
+        )
         if self.version.mariadb or self.version.number < (8, 0, 0):
             return note
         if self._stats_expiry is None:
             self._stats_expiry = int(self._bulk("SELECT @@information_schema_stats_expiry AS e")[0]["e"])
         if self._stats_expiry:
-            note += (f"; MySQL caches these for up to {self._stats_expiry} s (information_schema_stats_expiry), "
-                     "so they may be that old")
+            note += (
+                f"; MySQL caches these for up to {self._stats_expiry} s (information_schema_stats_expiry), "
+                "so they may be that old"
+            )
         return note
 
     def _extras_rows(self, dbs: list[str]) -> tuple[list[dict], list[dict], list[dict]]:
@@ -469,29 +537,40 @@ class MySQLReader:
             "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS tbl, INDEX_NAME AS name, NON_UNIQUE AS non_unique, "
             "SEQ_IN_INDEX AS seq, COLUMN_NAME AS col, SUB_PART AS sub_part, INDEX_TYPE AS index_type, "
             "INDEX_COMMENT AS comment FROM information_schema.STATISTICS "
-            "WHERE TABLE_SCHEMA = %s AND INDEX_NAME <> 'PRIMARY'", dbs)
+            "WHERE TABLE_SCHEMA = %s AND INDEX_NAME <> 'PRIMARY'",
+            dbs,
+        )
         check_rows: list[dict] = []
         if self.version.has_check_constraints:
             if self.version.mariadb:
-                branch = ("SELECT CONSTRAINT_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, "
-                          "CHECK_CLAUSE AS clause FROM information_schema.CHECK_CONSTRAINTS "
-                          "WHERE CONSTRAINT_SCHEMA = %s")
+                branch = (
+                    "SELECT CONSTRAINT_SCHEMA AS db, TABLE_NAME AS tbl, CONSTRAINT_NAME AS name, "
+                    "CHECK_CLAUSE AS clause FROM information_schema.CHECK_CONSTRAINTS "
+                    "WHERE CONSTRAINT_SCHEMA = %s"
+                )
             else:  # MySQL's CHECK_CONSTRAINTS has no TABLE_NAME: TABLE_CONSTRAINTS names the table
-                branch = ("SELECT tc.TABLE_SCHEMA AS db, tc.TABLE_NAME AS tbl, cc.CONSTRAINT_NAME AS name, "
-                          "cc.CHECK_CLAUSE AS clause FROM information_schema.TABLE_CONSTRAINTS tc "
-                          "JOIN information_schema.CHECK_CONSTRAINTS cc ON cc.CONSTRAINT_SCHEMA = tc.TABLE_SCHEMA "
-                          "AND cc.CONSTRAINT_NAME = tc.CONSTRAINT_NAME "
-                          "WHERE tc.CONSTRAINT_TYPE = 'CHECK' AND tc.TABLE_SCHEMA = %s")
+                branch = (
+                    "SELECT tc.TABLE_SCHEMA AS db, tc.TABLE_NAME AS tbl, cc.CONSTRAINT_NAME AS name, "
+                    "cc.CHECK_CLAUSE AS clause FROM information_schema.TABLE_CONSTRAINTS tc "
+                    "JOIN information_schema.CHECK_CONSTRAINTS cc ON cc.CONSTRAINT_SCHEMA = tc.TABLE_SCHEMA "
+                    "AND cc.CONSTRAINT_NAME = tc.CONSTRAINT_NAME "
+                    "WHERE tc.CONSTRAINT_TYPE = 'CHECK' AND tc.TABLE_SCHEMA = %s"
+                )
             check_rows = self._per_database(branch, dbs)
         trigger_rows = self._per_database(
             "SELECT EVENT_OBJECT_SCHEMA AS db, EVENT_OBJECT_TABLE AS tbl, TRIGGER_NAME AS name, "
             "ACTION_TIMING AS timing, EVENT_MANIPULATION AS event, ACTION_STATEMENT AS stmt "
-            "FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = %s", dbs)
+            "FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = %s",
+            dbs,
+        )
         return index_rows, check_rows, trigger_rows
 
     @staticmethod
-    def _table_extras(index_rows: list[dict], check_rows: list[dict], trigger_rows: list[dict],
-                      ) -> tuple[dict, dict, dict]:
+    def _table_extras(
+        index_rows: list[dict],
+        check_rows: list[dict],
+        trigger_rows: list[dict],
+    ) -> tuple[dict, dict, dict]:
         """({(db, table): [Index]}, {(db, table): [CheckConstraint]}, {(db, table): [Trigger]}) of the batch."""
         indexes: dict[tuple[str, str], list[Index]] = defaultdict(list)
         parts: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
@@ -499,17 +578,24 @@ class MySQLReader:
             parts[(r["db"], r["tbl"], r["name"])].append(r)
         for (db, tbl, name), rows in sorted(parts.items()):
             rows.sort(key=lambda r: int(r["seq"]))
-            cols = tuple((r["col"] or "<expression>") + (f"({r['sub_part']})" if r["sub_part"] else "")
-                         for r in rows)
-            indexes[(db, tbl)].append(Index(name=name, columns=cols, unique=str(rows[0]["non_unique"]) == "0",
-                                            index_type=rows[0]["index_type"], comment=rows[0]["comment"] or ""))
+            cols = tuple((r["col"] or "<expression>") + (f"({r['sub_part']})" if r["sub_part"] else "") for r in rows)
+            indexes[(db, tbl)].append(
+                Index(
+                    name=name,
+                    columns=cols,
+                    unique=str(rows[0]["non_unique"]) == "0",
+                    index_type=rows[0]["index_type"],
+                    comment=rows[0]["comment"] or "",
+                )
+            )
         checks: dict[tuple[str, str], list[CheckConstraint]] = defaultdict(list)
         for r in sorted(check_rows, key=lambda r: r["name"]):
             checks[(r["db"], r["tbl"])].append(CheckConstraint(name=r["name"], clause=r["clause"]))
         triggers: dict[tuple[str, str], list[Trigger]] = defaultdict(list)
         for r in sorted(trigger_rows, key=lambda r: r["name"]):
-            triggers[(r["db"], r["tbl"])].append(Trigger(name=r["name"], timing=r["timing"], event=r["event"],
-                                                         statement=r["stmt"]))
+            triggers[(r["db"], r["tbl"])].append(
+                Trigger(name=r["name"], timing=r["timing"], event=r["event"], statement=r["stmt"])
+            )
         return indexes, checks, triggers
 
     def _routines(self, dbs: list[str], source: MySQLSource) -> dict[str, list[Routine]]:
@@ -523,15 +609,25 @@ class MySQLReader:
             "SELECT ROUTINE_SCHEMA AS db, ROUTINE_NAME AS name, ROUTINE_TYPE AS routine_type, "
             "ROUTINE_DEFINITION AS definition, ROUTINE_COMMENT AS comment, DTD_IDENTIFIER AS return_type, "
             f"{language} AS lang, IS_DETERMINISTIC AS is_deterministic, SQL_DATA_ACCESS AS data_access, "
-            "SECURITY_TYPE AS security_type FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s", dbs)
+            "SECURITY_TYPE AS security_type FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s",
+            dbs,
+        )
         for r in sorted(rows, key=lambda r: (r["routine_type"], r["name"])):
             if not source.procedure_pattern.allowed(f"{r['db']}.{r['name']}"):
                 continue
-            out[r["db"]].append(Routine(
-                name=r["name"], routine_type=r["routine_type"], definition=r["definition"],
-                comment=r["comment"] or "", returns=r["return_type"] if r["routine_type"] == "FUNCTION" else None,
-                language=r["lang"] or "SQL", deterministic=None if r["is_deterministic"] is None
-                else r["is_deterministic"] == "YES", data_access=r["data_access"], security_type=r["security_type"]))
+            out[r["db"]].append(
+                Routine(
+                    name=r["name"],
+                    routine_type=r["routine_type"],
+                    definition=r["definition"],
+                    comment=r["comment"] or "",
+                    returns=r["return_type"] if r["routine_type"] == "FUNCTION" else None,
+                    language=r["lang"] or "SQL",
+                    deterministic=None if r["is_deterministic"] is None else r["is_deterministic"] == "YES",
+                    data_access=r["data_access"],
+                    security_type=r["security_type"],
+                )
+            )
         return out
 
     def routine_warnings(self, source: MySQLSource, databases: Sequence[str]) -> list[str]:
@@ -539,10 +635,18 @@ class MySQLReader:
         if not source.include_stored_procedures or self.version.routine_grant_held(self.grants()):
             return []
         grant = self.version.routine_grant(f"'{source.user}'@'%'", list(databases)[:1] or ["<database>"])
-        how = (f"to catalog them, {grant[0].rstrip(';')} (optional: shows routine definitions, never table data)"
-               if grant else "this server version has no grant for routine text narrower than the definer's own")
-        return [Finding(f"stored procedures and functions are not visible to {source.user!r}, so none are "
-                        f"catalogued: {how}; or set include_stored_procedures: false", ROUTINES_HIDDEN)]
+        how = (
+            f"to catalog them, {grant[0].rstrip(';')} (optional: shows routine definitions, never table data)"
+            if grant
+            else "this server version has no grant for routine text narrower than the definer's own"
+        )
+        return [
+            Finding(
+                f"stored procedures and functions are not visible to {source.user!r}, so none are "
+                f"catalogued: {how}; or set include_stored_procedures: false",
+                ROUTINES_HIDDEN,
+            )
+        ]
 
     def _read_views(self, db: Database, shown: dict, usage: dict) -> None:
         """The views' SQL (or why there is none) from what fetch_batch read: `shown` {(db, view): SHOW CREATE rows
@@ -560,26 +664,40 @@ class MySQLReader:
                         got = "table-level lineage from information_schema.VIEW_TABLE_USAGE, no SQL"
                     else:
                         got = "no SQL and no lineage (VIEW_TABLE_USAGE needs MySQL 8.0.13+)"
-                    db.warnings.append(Finding(
-                        f"view {t.name!r}: MySQL {'.'.join(map(str, self.version.number))} refuses SHOW CREATE "
-                        f"VIEW without SELECT on the view (error {code}): {got}. "
-                        f"GRANT SELECT ON {quote_ident(db.name)}.{quote_ident(t.name)} would add its SQL and "
-                        "column lineage, but also lets the account read the view's rows", VIEW_UNREADABLE, t.name))
+                    db.warnings.append(
+                        Finding(
+                            f"view {t.name!r}: MySQL {'.'.join(map(str, self.version.number))} refuses SHOW CREATE "
+                            f"VIEW without SELECT on the view (error {code}): {got}. "
+                            f"GRANT SELECT ON {quote_ident(db.name)}.{quote_ident(t.name)} would add its SQL and "
+                            "column lineage, but also lets the account read the view's rows",
+                            VIEW_UNREADABLE,
+                            t.name,
+                        )
+                    )
                     continue
-                db.warnings.append(Finding(f"view {t.name!r}: SHOW CREATE TABLE failed: {e.args[-1]}",
-                                           VIEW_UNREADABLE, t.name))
+                db.warnings.append(
+                    Finding(f"view {t.name!r}: SHOW CREATE TABLE failed: {e.args[-1]}", VIEW_UNREADABLE, t.name)
+                )
                 continue
             if rows:
                 t.view_definition = rows[0].get("Create View") or rows[0].get("Create Table")
             if not t.columns and not any(subject_of(w) == t.name for w in db.warnings):
-                db.warnings.append(Finding(f"view {t.name!r}: no columns visible (broken view or missing SHOW VIEW "
-                                           "grant)", VIEW_UNREADABLE, t.name))
+                db.warnings.append(
+                    Finding(
+                        f"view {t.name!r}: no columns visible (broken view or missing SHOW VIEW grant)",
+                        VIEW_UNREADABLE,
+                        t.name,
+                    )
+                )
 
     def _view_table_usage(self, database: str) -> dict[str, list[tuple[str, str]]]:
         """{view: [(database, table), ...]} from information_schema.VIEW_TABLE_USAGE (MySQL 8.0.13+)."""
         out: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        for r in self._bulk("SELECT VIEW_NAME AS view_name, TABLE_SCHEMA AS db, TABLE_NAME AS tbl "
-                            "FROM information_schema.VIEW_TABLE_USAGE WHERE VIEW_SCHEMA = %s", [database]):
+        for r in self._bulk(
+            "SELECT VIEW_NAME AS view_name, TABLE_SCHEMA AS db, TABLE_NAME AS tbl "
+            "FROM information_schema.VIEW_TABLE_USAGE WHERE VIEW_SCHEMA = %s",
+            [database],
+        ):
             out[r["view_name"]].append((r["db"], r["tbl"]))
         return out
 
@@ -604,8 +722,9 @@ class MySQLReader:
                 continue
             if db_part.startswith("`"):
                 db_part = db_part[1:-1].replace("``", "`")
-            w = Finding(f"over-privileged: the account can read data ({grant.split(' IDENTIFIED')[0]})",
-                        OVER_PRIVILEGED)
+            w = Finding(
+                f"over-privileged: the account can read data ({grant.split(' IDENTIFIED')[0]})", OVER_PRIVILEGED
+            )
             if db_part == "*":
                 everywhere.append(w)
                 continue
@@ -668,15 +787,27 @@ def _columns_by_table(rows: list[dict]) -> dict[tuple[str, str], list[Column]]:
 
     def one(v):
         return shared.setdefault(v, v) if v is not None else None
+
     out: dict[tuple[str, str], list[Column]] = defaultdict(list)
     rows.reverse()
     while rows:
         c = rows.pop()
-        out[(c["db"], c["tbl"])].append(Column(
-            name=one(c["name"]), ordinal=int(c["ordinal"]), column_type=one(c["column_type"]),
-            data_type=one(c["data_type"]), nullable=c["nullable"] == "YES", default=one(c["dflt"]),
-            key=one(c["col_key"] or ""), extra=one(c["extra"] or ""), generation_expression=one(c["gen_expr"] or None),
-            comment=one(c["comment"] or ""), charset=one(c["charset"]), collation=one(c["collation"])))
+        out[(c["db"], c["tbl"])].append(
+            Column(
+                name=one(c["name"]),
+                ordinal=int(c["ordinal"]),
+                column_type=one(c["column_type"]),
+                data_type=one(c["data_type"]),
+                nullable=c["nullable"] == "YES",
+                default=one(c["dflt"]),
+                key=one(c["col_key"] or ""),
+                extra=one(c["extra"] or ""),
+                generation_expression=one(c["gen_expr"] or None),
+                comment=one(c["comment"] or ""),
+                charset=one(c["charset"]),
+                collation=one(c["collation"]),
+            )
+        )
     return out
 
 
@@ -710,8 +841,9 @@ def list_databases(source: MySQLSource) -> list[str]:
         conn.close()
 
 
-def grant_statements(source: MySQLSource, databases: Sequence[str],
-                     version: Optional[ServerVersion] = None) -> list[str]:
+def grant_statements(
+    source: MySQLSource, databases: Sequence[str], version: Optional[ServerVersion] = None
+) -> list[str]:
     """The least-privilege grants for the catalog account: metadata visible, data never readable; then, as a
     comment, the optional grant that shows routine definitions (for `version` when known, else for each server)."""
     user = f"'{source.user}'@'%'"
@@ -724,11 +856,14 @@ def grant_statements(source: MySQLSource, databases: Sequence[str],
     if version is not None:
         grant = version.routine_grant(user, databases)
         out.extend(f"-- {g}" for g in grant) if grant else out.append(
-            f"--   none on {version.text}: only a routine's definer sees its text (MySQL 8.0.20+ has SHOW_ROUTINE)")
+            f"--   none on {version.text}: only a routine's definer sees its text (MySQL 8.0.20+ has SHOW_ROUTINE)"
+        )
         return out
-    for label, v in (("MySQL 8.0.20+", ServerVersion(False, (8, 0, 20))),
-                     ("MariaDB 11.3+", ServerVersion(True, (11, 3, 0))),
-                     ("MariaDB before 11.3", ServerVersion(True, (10, 11, 0)))):
+    for label, v in (
+        ("MySQL 8.0.20+", ServerVersion(False, (8, 0, 20))),
+        ("MariaDB 11.3+", ServerVersion(True, (11, 3, 0))),
+        ("MariaDB before 11.3", ServerVersion(True, (10, 11, 0))),
+    ):
         out.extend(f"--   {label}: {g}" for g in v.routine_grant(user, databases))
     return out
 

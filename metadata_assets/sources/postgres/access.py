@@ -76,8 +76,11 @@ def connection_tls(p: "_Probe", source: PostgresSource) -> str:
     rows = p.rows("SELECT ssl, version, cipher FROM pg_catalog.pg_stat_ssl WHERE pid = pg_catalog.pg_backend_pid()")
     if rows and rows[0]["ssl"]:
         return f"TLS ({rows[0]['version']}, {rows[0]['cipher']}); {source.tls_description()}"
-    hint = ("; sslmode verify-full (with sslrootcert) refuses a server without TLS or with a wrong certificate"
-            if source.sslmode not in ("verify-ca", "verify-full") else "")
+    hint = (
+        "; sslmode verify-full (with sslrootcert) refuses a server without TLS or with a wrong certificate"
+        if source.sslmode not in ("verify-ca", "verify-full")
+        else ""
+    )
     return f"NOT encrypted: catalog queries and results travel in the clear; {source.tls_description()}{hint}"
 
 
@@ -95,10 +98,15 @@ def check_access(source: PostgresSource, databases: Optional[Sequence[str]] = No
         role_notes = [str(w) for w in reader.role_warnings()]
     finally:
         conn.close()
-    report = AccessReport(source=source.name, kind=source.type,
-                          account=f"{source.user}@{source.host}:{source.port}",
-                          server_version=version.split(" on ")[0], account_notes=role_notes, tls=tls)
-    for name in (list(databases) if databases else listed):
+    report = AccessReport(
+        source=source.name,
+        kind=source.type,
+        account=f"{source.user}@{source.host}:{source.port}",
+        server_version=version.split(" on ")[0],
+        account_notes=role_notes,
+        tls=tls,
+    )
+    for name in list(databases) if databases else listed:
         report.databases.append(_database(source, name))
     return report
 
@@ -123,12 +131,18 @@ def _database(source: PostgresSource, name: str) -> DatabaseAccess:
             "SELECT count(*) AS n, count(*) FILTER (WHERE granted) AS granted, "
             "count(*) FILTER (WHERE granted AND usage) AS reachable, "
             "(array_agg(schema || '.' || name ORDER BY schema, name) FILTER (WHERE granted))[1:5] AS shown "
-            f"FROM ({_RELATIONS}) r")
+            f"FROM ({_RELATIONS}) r"
+        )
         if summary["granted"]:
-            row.notes.append(f"SELECT granted on {summary['granted']} relation(s): " + ", ".join(summary["shown"])
-                             + ("" if summary["reachable"] else " (no USAGE on their schema)"))
-        targets = p.rows(f"SELECT schema, name, relkind FROM ({_RELATIONS}) r ORDER BY granted AND usage DESC, "
-                         "granted DESC, usage DESC, relkind IN ('v', 'm'), schema, name LIMIT 1")
+            row.notes.append(
+                f"SELECT granted on {summary['granted']} relation(s): "
+                + ", ".join(summary["shown"])
+                + ("" if summary["reachable"] else " (no USAGE on their schema)")
+            )
+        targets = p.rows(
+            f"SELECT schema, name, relkind FROM ({_RELATIONS}) r ORDER BY granted AND usage DESC, "
+            "granted DESC, usage DESC, relkind IN ('v', 'm'), schema, name LIMIT 1"
+        )
         if not targets:
             row.probe = "no table or view: the SELECT probe cannot run here"
             row.notes.append("no table: SELECT probe not possible")
@@ -148,14 +162,18 @@ def _database(source: PostgresSource, name: str) -> DatabaseAccess:
                     row.probe = f"{sql}: failed with SQLSTATE {e.pgcode} ({error_message(e)}), not a refusal"
                     row.notes.append(f"probe inconclusive (SQLSTATE {e.pgcode})")
             conn.rollback()
-        views = p.rows("SELECT pg_catalog.pg_get_viewdef(c.oid) AS sql FROM pg_catalog.pg_class c "
-                       "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-                       f"WHERE c.relkind IN ('v', 'm') AND {NOT_SYSTEM} ORDER BY n.nspname, c.relname LIMIT 1")
+        views = p.rows(
+            "SELECT pg_catalog.pg_get_viewdef(c.oid) AS sql FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE c.relkind IN ('v', 'm') AND {NOT_SYSTEM} ORDER BY n.nspname, c.relname LIMIT 1"
+        )
         if views:
             row.views_have_sql = bool((views[0]["sql"] or "").strip())
-        (r,) = p.rows("SELECT count(*) AS n, count(*) FILTER (WHERE p.prosrc IS NOT NULL) AS with_text "
-                      "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
-                      f"WHERE {ROUTINES_WHERE} AND {NOT_SYSTEM}")  # those the reader catalogues
+        (r,) = p.rows(
+            "SELECT count(*) AS n, count(*) FILTER (WHERE p.prosrc IS NOT NULL) AS with_text "
+            "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
+            f"WHERE {ROUTINES_WHERE} AND {NOT_SYSTEM}"
+        )  # those the reader catalogues
         row.routines_visible = int(r["n"])
         if row.routines_visible:
             row.routine_text_visible = int(r["with_text"]) == row.routines_visible

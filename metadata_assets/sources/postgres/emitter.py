@@ -40,8 +40,27 @@ MCE_FORMAT = "2"
 _TYPES = {
     **dict.fromkeys(("int2", "int4", "int8", "float4", "float8", "numeric", "money", "oid"), NumberTypeClass),
     "bool": BooleanTypeClass,
-    **dict.fromkeys(("varchar", "bpchar", "text", "name", "char", "uuid", "citext", "inet", "cidr", "macaddr",
-                     "macaddr8", "xml", "tsvector", "tsquery", "bit", "varbit"), StringTypeClass),
+    **dict.fromkeys(
+        (
+            "varchar",
+            "bpchar",
+            "text",
+            "name",
+            "char",
+            "uuid",
+            "citext",
+            "inet",
+            "cidr",
+            "macaddr",
+            "macaddr8",
+            "xml",
+            "tsvector",
+            "tsquery",
+            "bit",
+            "varbit",
+        ),
+        StringTypeClass,
+    ),
     "bytea": BytesTypeClass,
     "date": DateTypeClass,
     **dict.fromkeys(("timestamp", "timestamptz", "time", "timetz", "interval"), TimeTypeClass),
@@ -73,12 +92,18 @@ class PostgresUrnRules(UrnRules):
         for s in schemas(db):
             key = self.schema_key(db.name, s["name"])
             for wu in gen_schema_container(
-                schema=s["name"], database=db.name, sub_types=[DatasetContainerSubTypes.SCHEMA],
-                database_container_key=db_key, schema_container_key=key, description=s["comment"] or None,
+                schema=s["name"],
+                database=db.name,
+                sub_types=[DatasetContainerSubTypes.SCHEMA],
+                database_container_key=db_key,
+                schema_container_key=key,
+                description=s["comment"] or None,
             ):
                 yield wu.metadata
-            yield MetadataChangeProposalWrapper(entityUrn=key.as_urn(), aspect=BrowsePathsV2Class(
-                path=[*self._instance_path(), BrowsePathEntryClass(id=db_urn, urn=db_urn)]))
+            yield MetadataChangeProposalWrapper(
+                entityUrn=key.as_urn(),
+                aspect=BrowsePathsV2Class(path=[*self._instance_path(), BrowsePathEntryClass(id=db_urn, urn=db_urn)]),
+            )
 
     def display_name(self, t: Table) -> str:
         return t.properties["table"]  # t.name is "schema.table"; the built-in shows the bare name
@@ -89,8 +114,11 @@ class PostgresUrnRules(UrnRules):
     def table_browse_path(self, db: Database, t: Table) -> list[BrowsePathEntryClass]:
         db_urn = self.container(db.name)
         schema_urn = self.schema_key(db.name, t.properties["schema"]).as_urn()
-        return [*self._instance_path(), BrowsePathEntryClass(id=db_urn, urn=db_urn),
-                BrowsePathEntryClass(id=schema_urn, urn=schema_urn)]
+        return [
+            *self._instance_path(),
+            BrowsePathEntryClass(id=db_urn, urn=db_urn),
+            BrowsePathEntryClass(id=schema_urn, urn=schema_urn),
+        ]
 
     def sql_defaults(self, db: Database) -> tuple[Optional[str], Optional[str]]:
         return db.name, "public"  # the reader's view SQL qualifies every name; `public` only as a fallback
@@ -112,5 +140,8 @@ class PostgresUrnRules(UrnRules):
     def routine_browse_path(self, db: Database, r) -> list[BrowsePathEntryClass]:
         db_urn = self.container(db.name)
         schema_urn = self.schema_key(db.name, r.schema).as_urn()
-        return [*self._instance_path(), BrowsePathEntryClass(id=db_urn, urn=db_urn),
-                BrowsePathEntryClass(id=schema_urn, urn=schema_urn)]
+        return [
+            *self._instance_path(),
+            BrowsePathEntryClass(id=db_urn, urn=db_urn),
+            BrowsePathEntryClass(id=schema_urn, urn=schema_urn),
+        ]

@@ -20,9 +20,9 @@ from metadata_assets.sources.base import (
     FailureCause,
     ReadStats,
     Session,
-    SQLServerKind,
     SourceQueryFailed,
     SourceUnavailable,
+    SQLServerKind,
 )
 from metadata_assets.sources.postgres.config import PostgresSource
 from metadata_assets.sources.postgres.reader import (
@@ -77,15 +77,17 @@ class PostgresSession(Session):
                 except DatabaseGone:
                     break  # dropped since it was listed: missing, not failed
                 except (DatabaseRefused, SourceQueryFailed) as e:
-                    out[name] = DatabaseFailure(FailureCause.DATABASE,
-                                                f"{describe(self.source)}, database {name!r}: {e}")
+                    out[name] = DatabaseFailure(
+                        FailureCause.DATABASE, f"{describe(self.source)}, database {name!r}: {e}"
+                    )
                     break
                 except (ConnectionLost, SourceUnavailable) as e:
                     log.warning("%s (attempt %d of 2 for database %s)", e, attempt, name)
                     if attempt == 2 or isinstance(e, SourceUnavailable) and not self._reachable():
                         # nothing read of this batch is written: one lost server means a partial batch otherwise
                         self.down = DatabaseFailure(
-                            FailureCause.SOURCE, f"{e}; nothing of this batch was written, its previous files are kept")
+                            FailureCause.SOURCE, f"{e}; nothing of this batch was written, its previous files are kept"
+                        )
                         return {}, self.down
         return out, None
 
@@ -129,8 +131,9 @@ class PostgresKind(SQLServerKind, AccessProbes):
     def session(self, source: PostgresSource, client=None) -> PostgresSession:
         return PostgresSession(source)
 
-    def fingerprints(self, source: PostgresSource, client=None, cursor: Optional[dict[str, str]] = None,
-                     tick: Optional[int] = None) -> dict[str, str]:
+    def fingerprints(
+        self, source: PostgresSource, client=None, cursor: Optional[dict[str, str]] = None, tick: Optional[int] = None
+    ) -> dict[str, str]:
         """{database: md5 of its catalog}: one connection and one statement per allowed database. Databases are
         read in an order that rotates with `tick` (new ones first); past FINGERPRINT_BUDGET_S the rest keep the
         cursor's digest, and past SENSOR_TICK_DEADLINE_S (every connect and statement bounded by what is left of
@@ -141,8 +144,7 @@ class PostgresKind(SQLServerKind, AccessProbes):
         timeout = min(source.query_timeout_s, FINGERPRINT_BUDGET_S)
         databases = list_databases(source, deadline=hard)
         tick = int(time.time() // 60) if tick is None else tick
-        known = sorted((db for db in databases if db in cursor),
-                       key=lambda db: (zlib.crc32(db.encode()) - tick) % 4096)
+        known = sorted((db for db in databases if db in cursor), key=lambda db: (zlib.crc32(db.encode()) - tick) % 4096)
         order = [db for db in databases if db not in cursor] + known
         deadline = started + FINGERPRINT_BUDGET_S
         out: dict[str, str] = {}
@@ -185,11 +187,13 @@ class PostgresKind(SQLServerKind, AccessProbes):
 
     def grant_text(self, source: PostgresSource, databases: Optional[Sequence[str]]) -> list[str]:
         dbs = list(databases) if databases else list_databases(source)
-        return [f"-- source {source.name}: {source.host}:{source.port}, {len(dbs)} databases",
-                f"-- TLS (optional): in pg_hba.conf, 'hostssl all {source.user} <client network> "
-                f"{'cert' if source.sslcert else 'scram-sha-256'}' and no 'host' line for it make the server refuse "
-                f"this account without TLS (the source: {source.tls_description()})",
-                *grant_statements(source, dbs)]
+        return [
+            f"-- source {source.name}: {source.host}:{source.port}, {len(dbs)} databases",
+            f"-- TLS (optional): in pg_hba.conf, 'hostssl all {source.user} <client network> "
+            f"{'cert' if source.sslcert else 'scram-sha-256'}' and no 'host' line for it make the server refuse "
+            f"this account without TLS (the source: {source.tls_description()})",
+            *grant_statements(source, dbs),
+        ]
 
     def check_access(self, source: PostgresSource, databases: Optional[Sequence[str]] = None, client=None):
         from metadata_assets.sources.postgres.access import check_access

@@ -40,8 +40,10 @@ NOT_SYSTEM = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspnam
 # foreign key cloned onto a partition from its parent (same referenced table); PostgreSQL also clones a foreign key
 # that references a partitioned table once per partition of it (conparentid set, another confrelid): those are left
 # out, the declared key names the partitioned table.
-_KEYS = ("(con.contype = 'p' OR con.contype = 'f' AND (con.conparentid = 0 OR con.confrelid = "
-         "(SELECT p.confrelid FROM pg_catalog.pg_constraint p WHERE p.oid = con.conparentid)))")
+_KEYS = (
+    "(con.contype = 'p' OR con.contype = 'f' AND (con.conparentid = 0 OR con.confrelid = "
+    "(SELECT p.confrelid FROM pg_catalog.pg_constraint p WHERE p.oid = con.conparentid)))"
+)
 
 # Every domain's root base type and whether it, or a domain it is built on, is NOT NULL (PostgreSQL enforces the NOT
 # NULL of every domain in the chain; information_schema.columns looks at the column's own domain only).
@@ -86,9 +88,12 @@ def error_message(e: BaseException) -> str:
     return (getattr(e, "pgerror", None) or str(e)).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
-def connect(source: PostgresSource, database: Optional[str] = None,
-            query_timeout_s: Optional[float] = None, deadline: Optional[float] = None
-            ) -> psycopg2.extensions.connection:
+def connect(
+    source: PostgresSource,
+    database: Optional[str] = None,
+    query_timeout_s: Optional[float] = None,
+    deadline: Optional[float] = None,
+) -> psycopg2.extensions.connection:
     """A connection whose waits are bounded: the connect and login by `connect_timeout_s` (libpq's
     connect_timeout), each statement by `query_timeout_s` (the server's statement_timeout), and a peer that stops
     answering by TCP keepalives and tcp_user_timeout. With a `deadline` (time.monotonic()), the connect and each
@@ -99,10 +104,19 @@ def connect(source: PostgresSource, database: Optional[str] = None,
         connect_timeout = min(connect_timeout, deadline - time.monotonic())
     try:
         conn = psycopg2.connect(
-            host=source.host, port=source.port, user=source.user, password=source.password(), dbname=database,
-            sslmode=source.sslmode, connect_timeout=max(2, int(round(connect_timeout))),
-            application_name="metadata-assets", keepalives=1, keepalives_idle=10, keepalives_interval=5,
-            keepalives_count=3, tcp_user_timeout=int(source.connect_timeout_s * 1000),
+            host=source.host,
+            port=source.port,
+            user=source.user,
+            password=source.password(),
+            dbname=database,
+            sslmode=source.sslmode,
+            connect_timeout=max(2, int(round(connect_timeout))),
+            application_name="metadata-assets",
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
+            tcp_user_timeout=int(source.connect_timeout_s * 1000),
             # libpq's own TLS settings (verify-full checks the certificate's chain to sslrootcert and its host name)
             **{k: v for k in ("sslrootcert", "sslcert", "sslkey") if (v := getattr(source, k))},
         )
@@ -121,8 +135,11 @@ def connect(source: PostgresSource, database: Optional[str] = None,
     timeout_ms = int(timeout_s * 1000)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute("SELECT pg_catalog.set_config('search_path', '', false), "
-                    "pg_catalog.set_config('statement_timeout', %s, false)", (str(timeout_ms),))
+        cur.execute(
+            "SELECT pg_catalog.set_config('search_path', '', false), "
+            "pg_catalog.set_config('statement_timeout', %s, false)",
+            (str(timeout_ms),),
+        )
     conn.autocommit = False
     conn.set_session(readonly=True, isolation_level="REPEATABLE READ")
     return conn
@@ -163,8 +180,10 @@ class PostgresReader:
 
     def list_databases(self, source: PostgresSource) -> list[str]:
         """Databases that accept connections, the account may CONNECT to, and the patterns allow; sorted."""
-        rows = self._query("SELECT datname AS name FROM pg_catalog.pg_database WHERE datallowconn AND NOT "
-                           "datistemplate AND pg_catalog.has_database_privilege(oid, 'CONNECT')")
+        rows = self._query(
+            "SELECT datname AS name FROM pg_catalog.pg_database WHERE datallowconn AND NOT "
+            "datistemplate AND pg_catalog.has_database_privilege(oid, 'CONNECT')"
+        )
         self.conn.rollback()
         return sorted(r["name"] for r in rows if source.database_allowed(r["name"]))
 
@@ -174,14 +193,18 @@ class PostgresReader:
             "SELECT r.rolsuper AS superuser, r.rolbypassrls AS bypassrls, "
             "EXISTS (SELECT 1 FROM pg_catalog.pg_roles d WHERE d.rolname IN ('pg_read_all_data') "
             "AND pg_catalog.pg_has_role(r.oid, d.oid, 'MEMBER')) AS read_all "
-            "FROM pg_catalog.pg_roles r WHERE r.rolname = current_user")[0]
+            "FROM pg_catalog.pg_roles r WHERE r.rolname = current_user"
+        )[0]
         self.conn.rollback()
         out = []
         if row["superuser"]:
             out.append(Finding("over-privileged: the account is a superuser and can read data", OVER_PRIVILEGED))
         if row["read_all"]:
-            out.append(Finding("over-privileged: the account is a member of pg_read_all_data and can read data",
-                               OVER_PRIVILEGED))
+            out.append(
+                Finding(
+                    "over-privileged: the account is a member of pg_read_all_data and can read data", OVER_PRIVILEGED
+                )
+            )
         return out
 
     def read(self, name: str, source: PostgresSource) -> tuple[Database, list[str]]:
@@ -195,11 +218,16 @@ class PostgresReader:
         dbrow = self._query(
             "SELECT pg_catalog.pg_encoding_to_char(encoding) AS charset, datcollate AS collation, "
             "pg_catalog.shobj_description(oid, 'pg_database') AS comment "
-            "FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()")[0]
-        schemas = [s for s in self._query(
-            "SELECT n.nspname AS name, pg_catalog.obj_description(n.oid, 'pg_namespace') AS comment "
-            f"FROM pg_catalog.pg_namespace n WHERE {NOT_SYSTEM} ORDER BY n.nspname")
-            if source.schema_allowed(name, s["name"])]
+            "FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()"
+        )[0]
+        schemas = [
+            s
+            for s in self._query(
+                "SELECT n.nspname AS name, pg_catalog.obj_description(n.oid, 'pg_namespace') AS comment "
+                f"FROM pg_catalog.pg_namespace n WHERE {NOT_SYSTEM} ORDER BY n.nspname"
+            )
+            if source.schema_allowed(name, s["name"])
+        ]
         allowed_schemas = [s["name"] for s in schemas]
         found = self._query(
             "SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind, c.relispartition, "
@@ -225,9 +253,15 @@ class PostgresReader:
             " JOIN pg_catalog.pg_class lc ON lc.oid = pt.relid WHERE lc.relkind <> 'p') END AS leaves, "
             "pg_catalog.has_any_column_privilege(c.oid, 'SELECT') AS readable "
             "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind = ANY(%s) AND n.nspname = ANY(%s)", (list(_RELKINDS), allowed_schemas))
-        rels = [r for r in found if source.table_allowed(name, f"{r['schema']}.{r['name']}")
-                and (source.include_views or r["relkind"] not in ("v", "m"))]
+            "WHERE c.relkind = ANY(%s) AND n.nspname = ANY(%s)",
+            (list(_RELKINDS), allowed_schemas),
+        )
+        rels = [
+            r
+            for r in found
+            if source.table_allowed(name, f"{r['schema']}.{r['name']}")
+            and (source.include_views or r["relkind"] not in ("v", "m"))
+        ]
         self.tables_filtered += len(found) - len(rels)
         oids = [r["oid"] for r in rels]
         columns = self._query(
@@ -248,7 +282,9 @@ class PostgresReader:
             "LEFT JOIN pg_catalog.pg_type bt ON bt.oid = dm.base "
             "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
             "LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation "
-            "WHERE a.attrelid = ANY(%s::oid[]) AND a.attnum > 0 AND NOT a.attisdropped", (oids,))
+            "WHERE a.attrelid = ANY(%s::oid[]) AND a.attnum > 0 AND NOT a.attisdropped",
+            (oids,),
+        )
         keys = self._query(
             "SELECT con.conrelid AS rel, con.conname::text AS name, con.contype AS kind, "
             "ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, i) JOIN pg_catalog.pg_attribute a "
@@ -260,7 +296,9 @@ class PostgresReader:
             "CASE WHEN con.contype = 'c' THEN pg_catalog.pg_get_expr(con.conbin, con.conrelid) END AS clause "
             "FROM pg_catalog.pg_constraint con LEFT JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid "
             "LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace "
-            f"WHERE ({_KEYS} OR con.contype = 'c') AND con.conrelid = ANY(%s::oid[])", (oids,))
+            f"WHERE ({_KEYS} OR con.contype = 'c') AND con.conrelid = ANY(%s::oid[])",
+            (oids,),
+        )
         # secondary indexes (the primary key's is Table.primary_key): key columns (INCLUDE columns left out) as
         # pg_get_indexdef shows each, an expression as its expression; the access method (btree, gin, ...)
         indexes = self._query(
@@ -269,20 +307,30 @@ class PostgresReader:
             " ORDER BY k) AS cols, pg_catalog.obj_description(i.indexrelid, 'pg_class') AS comment "
             "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid "
             "JOIN pg_catalog.pg_am am ON am.oid = ic.relam "
-            "WHERE i.indrelid = ANY(%s::oid[]) AND NOT i.indisprimary", (oids,))
+            "WHERE i.indrelid = ANY(%s::oid[]) AND NOT i.indisprimary",
+            (oids,),
+        )
         triggers = self._query(
             "SELECT tg.tgrelid AS rel, tg.tgname::text AS name, tg.tgtype::int AS type, "
             "pg_catalog.pg_get_triggerdef(tg.oid) AS statement FROM pg_catalog.pg_trigger tg "
-            "WHERE tg.tgrelid = ANY(%s::oid[]) AND NOT tg.tgisinternal", (oids,))
+            "WHERE tg.tgrelid = ANY(%s::oid[]) AND NOT tg.tgisinternal",
+            (oids,),
+        )
         routines = self._routines(name, source, allowed_schemas) if source.include_stored_procedures else []
 
-        db = Database(name=name, charset=dbrow["charset"], collation=dbrow["collation"],
-                      comment=dbrow["comment"] or "", read_at_ms=int(time.time() * 1000),
-                      statistics_note="row count: pg_class.reltuples, the planner's estimate as of the last VACUUM or "
-                                      "ANALYZE; size: relpages x block_size, as of then too; a partitioned table: "
-                                      "the sums over its analysed partitions; a table never analysed has none")
+        db = Database(
+            name=name,
+            charset=dbrow["charset"],
+            collation=dbrow["collation"],
+            comment=dbrow["comment"] or "",
+            read_at_ms=int(time.time() * 1000),
+            statistics_note="row count: pg_class.reltuples, the planner's estimate as of the last VACUUM or "
+            "ANALYZE; size: relpages x block_size, as of then too; a partitioned table: "
+            "the sums over its analysed partitions; a table never analysed has none",
+        )
         db.properties["schemas"] = json.dumps(
-            [{"name": s["name"], "comment": s["comment"] or ""} for s in schemas], ensure_ascii=False)
+            [{"name": s["name"], "comment": s["comment"] or ""} for s in schemas], ensure_ascii=False
+        )
         cols_of: dict[int, list[dict]] = defaultdict(list)
         for c in columns:
             cols_of[c["rel"]].append(c)
@@ -301,9 +349,13 @@ class PostgresReader:
         warnings = []
         if readable:
             shown = ", ".join(readable[:5]) + (f" and {len(readable) - 5} more" if len(readable) > 5 else "")
-            warnings.append(Finding(f"over-privileged: the account can read data of {len(readable)} relation"
-                                    f"{'s' if len(readable) > 1 else ''} in database {name!r} ({shown})",
-                                    OVER_PRIVILEGED))
+            warnings.append(
+                Finding(
+                    f"over-privileged: the account can read data of {len(readable)} relation"
+                    f"{'s' if len(readable) > 1 else ''} in database {name!r} ({shown})",
+                    OVER_PRIVILEGED,
+                )
+            )
         return db, warnings
 
     def _routines(self, database: str, source: PostgresSource, schemas: list[str]) -> list[Routine]:
@@ -318,17 +370,27 @@ class PostgresReader:
             "AS definition, pg_catalog.obj_description(p.oid, 'pg_proc') AS comment, p.provolatile::text AS volatility, "
             "p.prosecdef AS definer FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
             f"JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE {ROUTINES_WHERE} AND n.nspname = ANY(%s)",
-            (schemas,))
+            (schemas,),
+        )
         out = []
         for r in rows:
             if not source.procedure_pattern.allowed(f"{database}.{r['schema']}.{r['name']}"):
                 continue
-            out.append(Routine(
-                name=r["name"], routine_type="PROCEDURE" if r["kind"] == "p" else "FUNCTION",
-                definition=r["definition"], comment=r["comment"] or "", returns=r["returns"],
-                language=r["language"].upper(), deterministic=r["volatility"] == "i",
-                data_access={"i": "IMMUTABLE", "s": "STABLE", "v": "VOLATILE"}.get(r["volatility"]),
-                security_type="DEFINER" if r["definer"] else "INVOKER", schema=r["schema"], arguments=r["arguments"]))
+            out.append(
+                Routine(
+                    name=r["name"],
+                    routine_type="PROCEDURE" if r["kind"] == "p" else "FUNCTION",
+                    definition=r["definition"],
+                    comment=r["comment"] or "",
+                    returns=r["returns"],
+                    language=r["language"].upper(),
+                    deterministic=r["volatility"] == "i",
+                    data_access={"i": "IMMUTABLE", "s": "STABLE", "v": "VOLATILE"}.get(r["volatility"]),
+                    security_type="DEFINER" if r["definer"] else "INVOKER",
+                    schema=r["schema"],
+                    arguments=r["arguments"],
+                )
+            )
         return sorted(out, key=lambda r: (r.schema, r.routine_type, r.name, r.arguments))
 
     def fingerprint(self, source: PostgresSource, name: str) -> str:
@@ -369,11 +431,16 @@ class PostgresReader:
             "UNION ALL SELECT 't' || tg.tgrelid::regclass::text || '|' || pg_catalog.pg_get_triggerdef(tg.oid) "
             "FROM pg_catalog.pg_trigger tg JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid "
             f"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE NOT tg.tgisinternal AND {NOT_SYSTEM}"
-            + (" UNION ALL SELECT 'p' || p.oid::regprocedure::text || '|' || "
-               "pg_catalog.md5(pg_catalog.pg_get_functiondef(p.oid)) || '|' || "
-               "coalesce(pg_catalog.obj_description(p.oid, 'pg_proc'), '') FROM pg_catalog.pg_proc p "
-               f"JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE {ROUTINES_WHERE} AND {NOT_SYSTEM}"
-               if source.include_stored_procedures else "") + ") parts")[0]
+            + (
+                " UNION ALL SELECT 'p' || p.oid::regprocedure::text || '|' || "
+                "pg_catalog.md5(pg_catalog.pg_get_functiondef(p.oid)) || '|' || "
+                "coalesce(pg_catalog.obj_description(p.oid, 'pg_proc'), '') FROM pg_catalog.pg_proc p "
+                f"JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE {ROUTINES_WHERE} AND {NOT_SYSTEM}"
+                if source.include_stored_procedures
+                else ""
+            )
+            + ") parts"
+        )[0]
         self._rollback()
         return row["h"]
 
@@ -400,18 +467,26 @@ def _table(r: dict, cols: list[dict], keys: list[dict], database: str) -> Table:
         size = int(leaf_pages) * r["block_size"] if counted else None
         props["partition_statistics"] = f"sum over {counted} of {leaves} leaf partitions (the analysed ones)"
     table = Table(
-        name=f"{r['schema']}.{r['name']}", table_type="VIEW" if kind in ("v", "m") else "BASE TABLE",
-        comment=r["comment"] or "", row_estimate=rows, data_length=size, view_definition=r["view_definition"],
+        name=f"{r['schema']}.{r['name']}",
+        table_type="VIEW" if kind in ("v", "m") else "BASE TABLE",
+        comment=r["comment"] or "",
+        row_estimate=rows,
+        data_length=size,
+        view_definition=r["view_definition"],
         properties=props,
         columns=[
             Column(
-                name=c["name"], ordinal=int(c["ordinal"]), column_type=c["column_type"], data_type=c["data_type"],
+                name=c["name"],
+                ordinal=int(c["ordinal"]),
+                column_type=c["column_type"],
+                data_type=c["data_type"],
                 nullable=not c["notnull"],
                 default=c["dflt"] if not c["generated"] else None,
                 extra={"a": "identity always", "d": "identity by default"}.get(c["identity"] or "", "")
                 or ("stored generated" if c["generated"] == "s" else ""),
                 generation_expression=c["dflt"] if c["generated"] else None,
-                comment=c["comment"] or "", collation=c["collation"],
+                comment=c["comment"] or "",
+                collation=c["collation"],
             )
             for c in sorted(cols, key=lambda c: int(c["ordinal"]))
         ],
@@ -420,19 +495,38 @@ def _table(r: dict, cols: list[dict], keys: list[dict], database: str) -> Table:
         if k["kind"] == "p":
             table.primary_key = tuple(k["cols"])
     for k in sorted((k for k in keys if k["kind"] == "i"), key=lambda k: k["name"]):
-        table.indexes.append(Index(name=k["name"], columns=tuple(k["cols"]), unique=k["uniq"], index_type=k["method"],
-                                   comment=k["comment"] or ""))
+        table.indexes.append(
+            Index(
+                name=k["name"],
+                columns=tuple(k["cols"]),
+                unique=k["uniq"],
+                index_type=k["method"],
+                comment=k["comment"] or "",
+            )
+        )
     for k in sorted((k for k in keys if k["kind"] == "c"), key=lambda k: k["name"]):
         table.checks.append(CheckConstraint(name=k["name"], clause=k["clause"]))
     for k in sorted((k for k in keys if k["kind"] == "t"), key=lambda k: k["name"]):
-        table.triggers.append(Trigger(
-            name=k["name"], timing="INSTEAD OF" if k["type"] & _TG_INSTEAD else "BEFORE" if k["type"] & _TG_BEFORE
-            else "AFTER", event=" OR ".join(e for bit, e in _TG_EVENTS if k["type"] & bit), statement=k["statement"]))
+        table.triggers.append(
+            Trigger(
+                name=k["name"],
+                timing="INSTEAD OF" if k["type"] & _TG_INSTEAD else "BEFORE" if k["type"] & _TG_BEFORE else "AFTER",
+                event=" OR ".join(e for bit, e in _TG_EVENTS if k["type"] & bit),
+                statement=k["statement"],
+            )
+        )
     for k in sorted((k for k in keys if k["kind"] == "f"), key=lambda k: k["name"]):
-        table.foreign_keys.append(ForeignKey(
-            name=k["name"], columns=tuple(k["cols"]), ref_database=database,
-            ref_table=f"{k['ref_schema']}.{k['ref_table']}", ref_columns=tuple(k["ref_cols"]),
-            on_update=_FK_ACTIONS.get(k["on_update"]), on_delete=_FK_ACTIONS.get(k["on_delete"])))
+        table.foreign_keys.append(
+            ForeignKey(
+                name=k["name"],
+                columns=tuple(k["cols"]),
+                ref_database=database,
+                ref_table=f"{k['ref_schema']}.{k['ref_table']}",
+                ref_columns=tuple(k["ref_cols"]),
+                on_update=_FK_ACTIONS.get(k["on_update"]),
+                on_delete=_FK_ACTIONS.get(k["on_delete"]),
+            )
+        )
     return table
 
 
@@ -451,9 +545,10 @@ def quote_ident(name: str) -> str:
 def grant_statements(source: PostgresSource, databases: Sequence[str]) -> list[str]:
     """The least-privilege grants: CONNECT per database, nothing else (pg_catalog is readable by every role)."""
     role = quote_ident(source.user)
-    out = [f"CREATE ROLE {role} LOGIN PASSWORD '<password from ${source.password_env}>';",
-           f"-- nothing else: no USAGE on schemas, no SELECT; check that PUBLIC holds no SELECT on tables either"]
+    out = [
+        f"CREATE ROLE {role} LOGIN PASSWORD '<password from ${source.password_env}>';",
+        "-- nothing else: no USAGE on schemas, no SELECT; check that PUBLIC holds no SELECT on tables either",
+    ]
     for db in [source.initial_database, *[d for d in databases if d != source.initial_database]]:
         out.append(f"GRANT CONNECT ON DATABASE {quote_ident(db)} TO {role};")
     return out
-
