@@ -259,7 +259,7 @@ class Database:
 
         The sha256 of `json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))` of the schema's
         dict, fed one table at a time (json_chunks), so a database of 10,000 tables never holds its whole dict or
-        its 30 MB string at once."""
+        its string at once."""
         d = self.to_dict(tables=False)
         d.pop("warnings")
         d.pop("read_at_ms")

@@ -207,7 +207,7 @@ def extract(
                 report.warnings.append(("", w))
         batches = [list(databases[i : i + source.batch_size]) for i in range(0, total, source.batch_size)]
         # the next batch is read (over the same session, by one thread, never two reads at once) while this one
-        # is built and written: the server's time on it then overlaps ours (XL: 15 s of 21 s is the server's)
+        # is built and written: the server's time on it, most of a normal day's, then overlaps ours
         reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{source.name}")
         pending = reader.submit(session.read_batch, batches[0]) if batches else None
         for n, batch in enumerate(batches):

@@ -138,7 +138,7 @@ def now() -> float:
 def _gzipped_version(doc: dict, db: Database) -> bytes:
     """`doc` with the snapshot under "snapshot", as gzip (level 1): made and compressed a table at a time
     (catalog.Database.json_chunks), so a database of 10,000 tables never holds its snapshot's whole dict or JSON
-    string (about 100 MB at 10,000 tables); the version file itself is a few hundred kB."""
+    string; the version file itself is small (bench/NOTES.md)."""
     head = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
     gz = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: a gzip stream (mtime 0), what gzip.decompress reads
     out = [gz.compress(head[:-1].encode() + b',"snapshot":')]

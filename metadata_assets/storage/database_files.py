@@ -48,15 +48,12 @@ class VersionRecord:
     file_sha256: Optional[str] = None
 
     def header(self) -> dict:
-        """The keys the snapshot carries beside the schema (the version record adds the warnings' codes)."""
-        return {
-            "data_version": self.data_version,
-            "schema_version": self.schema_version,
-            "figures": self.figures,
-            "file_sha256": self.file_sha256,
-            "proposals": self.proposals,
-            "file_warnings": self.file_warnings,
-        }
+        """The keys the snapshot carries beside the schema, in its order (the version record adds the warnings'
+        codes)."""
+        return {k: getattr(self, k) for k in _HEADER_KEYS}
+
+
+_HEADER_KEYS = ("data_version", "schema_version", "figures", "file_sha256", "proposals", "file_warnings")
 
 
 def read_version(store: Store, source: str, database: str) -> Optional[dict]:
@@ -72,14 +69,7 @@ def read_version(store: Store, source: str, database: str) -> Optional[dict]:
 
 
 def write_version(store: Store, source: str, database: str, record: VersionRecord) -> None:
-    doc = {
-        "data_version": record.data_version,
-        "file_sha256": record.file_sha256,
-        "proposals": record.proposals,
-        "file_warnings": list(record.file_warnings),
-        "schema_version": record.schema_version,
-        "figures": record.figures,
-    }
+    doc = {**record.header(), "file_warnings": list(record.file_warnings)}  # written with sorted keys
     if record.file_warnings:  # each warning's [code, subject] (report.Finding), read back by report.from_record
         doc["file_warning_codes"] = codes_record(record.file_warnings)
     store.write_bytes(version_key(source, database), json.dumps(doc, sort_keys=True, ensure_ascii=False).encode())

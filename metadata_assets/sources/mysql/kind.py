@@ -36,8 +36,7 @@ from metadata_assets.sources.mysql.reader import (
 
 log = logging.getLogger(__name__)
 
-# A tick's connect and fingerprint statements end within SENSOR_TICK_DEADLINE_S together (reader.Deadline; a
-# 3,000-database server answers in ~10 s).
+# A tick's connect and fingerprint statements end within SENSOR_TICK_DEADLINE_S together (reader.Deadline).
 SENSOR_QUERY_TIMEOUT_S = SENSOR_TICK_DEADLINE_S  # each statement's own bound (the deadline above bounds their sum)
 # Each tick reads the costly key parts for this many databases (plus new ones); see MySQLKind.fingerprints.
 KEY_SLICE = 250
