@@ -162,7 +162,6 @@ def extract(
     store: Store,
     progress: Optional[Callable[[int, int, DatabaseResult], None]] = None,
     privilege_check: bool = True,
-    bigquery_client=None,
     rewrite: bool = False,
     client=None,
     report: Optional[ExtractionReport] = None,
@@ -177,7 +176,7 @@ def extract(
     databases fail, and the files they had stay as they were. A server that cannot be reached again fails every
     database not read yet, at once.
     Sources whose kind reads through a client (BigQuery: a google.cloud.bigquery.Client, from dagster-gcp's
-    BigQueryResource in defs/) get it as `client`; `bigquery_client` is its older name.
+    BigQueryResource in defs/) get it as `client`.
     `report`, when given, is filled as the run goes (report.ExtractionReport): every result, what the session's
     reads cost and left out, and the time of each phase; it is complete when the generator is exhausted.
     """
@@ -195,7 +194,7 @@ def extract(
     total, done = len(databases), 0
     recorder = history.recorder_for(source, store)
     with report.timed("connect"):
-        session = kind.session(source, client if client is not None else bigquery_client)
+        session = kind.session(source, client)
     store.remove_stale_temp(source.name)  # what a writer killed mid-write left behind
     reader, pending = None, None
     try:

@@ -326,7 +326,7 @@ def test_extract_through_bigquery_resource_region_mode(bq, tmp_path):
 
     src, store = source(), LocalStore(tmp_path / "mce")
     with source_client(src) as client:
-        results = list(extract(src, ["marketing", "sales", "gone"], store, bigquery_client=client))
+        results = list(extract(src, ["marketing", "sales", "gone"], store, client=client))
     assert [(r.database, r.ok, r.missing) for r in results] == [
         ("marketing", True, False),
         ("sales", True, False),

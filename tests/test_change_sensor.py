@@ -117,10 +117,10 @@ def test_new_matching_database_is_added_and_requested(estate):
 
 
 def test_many_new_databases_are_added_by_the_sensor_in_one_statement(estate, monkeypatch):
-    from metadata_assets.defs import schema_sensor as partitions_sensor
+    from metadata_assets.defs import schema_sensor
 
     schema, dbs, daemon = estate
-    monkeypatch.setattr(partitions_sensor, "ADD_DIRECTLY_OVER", 2)  # an estate's first tick has thousands
+    monkeypatch.setattr(schema_sensor, "ADD_DIRECTLY_OVER", 2)  # an estate's first tick has thousands
     result = daemon.sensor(build_sensor_context(instance=daemon.instance))  # no add request applied by a daemon
     assert not result.dynamic_partitions_requests
     assert daemon.partitions() == dbs  # already there when the daemon resolves the run requests

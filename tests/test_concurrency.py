@@ -26,8 +26,7 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import Queued
 
 from metadata_assets.config import ProjectConfig
 from metadata_assets.defs.extraction import build_mce_asset
-from metadata_assets.defs.keys import mce_asset_key, partitions_def
-from metadata_assets.defs.keys import source_pool as mysql_pool
+from metadata_assets.defs.keys import mce_asset_key, partitions_def, source_pool
 from metadata_assets.defs.pools import apply_pool_limits, build_pool_limits_sensor, pool_limits
 from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.sources.mysql.config import MySQLSource
@@ -99,7 +98,7 @@ class Queue:
             tags={"dagster/partition": database},
             remote_job_origin=RemoteJobOrigin(RemoteRepositoryOrigin(code_server, "__repository__"), job_name),
         )
-        self.host_of[run.run_id] = mysql_pool(src)
+        self.host_of[run.run_id] = source_pool(src)
         return run.run_id
 
     def dequeue(self) -> None:
@@ -129,20 +128,20 @@ def mysql_only(limits: dict) -> dict:
 
 def test_pool_per_host_with_the_smallest_limit_of_its_sources(tmp_path):
     cfg = project(tmp_path, source("a", "db1.example", 3), source("b", "db1.example", 2), source("c", "db2.example", 1))
-    assert mysql_only(pool_limits(cfg)) == {mysql_pool(cfg.sources[0]): 2, mysql_pool(cfg.sources[2]): 1}
-    assert mysql_pool(cfg.sources[0]) == mysql_pool(cfg.sources[1]) != mysql_pool(cfg.sources[2])
+    assert mysql_only(pool_limits(cfg)) == {source_pool(cfg.sources[0]): 2, source_pool(cfg.sources[2]): 1}
+    assert source_pool(cfg.sources[0]) == source_pool(cfg.sources[1]) != source_pool(cfg.sources[2])
 
 
 def test_extraction_asset_declares_its_host_pool(tmp_path):
     src = source("a", "db1.example", 2)
     asset = build_mce_asset(SourceSetup.of(project(tmp_path, src), src))
-    assert asset.op.pool == mysql_pool(src)
+    assert asset.op.pool == source_pool(src)
 
 
 def test_queued_runs_never_exceed_each_hosts_limit(instance, tmp_path):
     a, b, c = source("a", "db1.example", 3), source("b", "db1.example", 2), source("c", "db2.example", 1)
     queue = Queue(instance, project(tmp_path, a, b, c))
-    h1, h2 = mysql_pool(a), mysql_pool(c)
+    h1, h2 = source_pool(a), source_pool(c)
 
     # the sensor puts the config's limits into the instance; a second tick changes nothing
     sensor = queue.defs.resolve_sensor_def("mysql_pool_limits")
@@ -176,7 +175,7 @@ def test_default_limit_guards_a_host_until_the_sensor_has_run(instance, tmp_path
     iteration on: the first dequeue of a never-seen pool is not limited (one reason the sensor exists)."""
     a = source("a", "db1.example", 3)
     queue = Queue(instance, project(tmp_path, a))
-    pool = mysql_pool(a)
+    pool = source_pool(a)
     runs = [queue.submit(a, "d0")]
     queue.dequeue()
     assert queue.started() == {pool: runs}
@@ -195,11 +194,11 @@ def test_default_limit_guards_a_host_until_the_sensor_has_run(instance, tmp_path
 
 def test_a_changed_config_changes_the_instance_limit(instance, tmp_path):
     src = source("a", "db1.example", 2)
-    assert mysql_only(apply_pool_limits(instance, pool_limits(project(tmp_path, src)))) == {mysql_pool(src): 2}
+    assert mysql_only(apply_pool_limits(instance, pool_limits(project(tmp_path, src)))) == {source_pool(src): 2}
     assert apply_pool_limits(instance, pool_limits(project(tmp_path, src))) == {}
     lowered = src.model_copy(update={"max_concurrent_runs": 1})
-    assert mysql_only(apply_pool_limits(instance, pool_limits(project(tmp_path, lowered)))) == {mysql_pool(src): 1}
-    assert mysql_only({p.name: p.limit for p in instance.event_log_storage.get_pool_limits()}) == {mysql_pool(src): 1}
+    assert mysql_only(apply_pool_limits(instance, pool_limits(project(tmp_path, lowered)))) == {source_pool(src): 1}
+    assert mysql_only({p.name: p.limit for p in instance.event_log_storage.get_pool_limits()}) == {source_pool(src): 1}
 
 
 def test_each_source_pushes_alone(monkeypatch):

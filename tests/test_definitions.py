@@ -121,3 +121,35 @@ def test_stores_sinks_and_sources_are_resources_registered_in_the_definitions(sc
         assert lite.get(f"urn:li:dataset:(urn:li:dataPlatform:mysql,{db}.t,PROD)", aspects=None, typed=True)
     finally:
         lite.close()
+
+
+def test_assets_of_several_sources_built_alone_share_one_set_of_resources(tmp_path):
+    """Another project building two sources' assets itself passes one project_resources(cfg) to each SourceSetup:
+    they then form one job. Built with resources each of their own, Dagster refuses the job (one object per key)."""
+    import pytest
+    from dagster import DagsterInvalidDefinitionError, Definitions
+
+    from metadata_assets.config import load
+    from metadata_assets.defs.resources import project_resources
+
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        f"storage:\n  uri: {tmp_path / 'mce'}\nsources:\n"
+        "  - {name: a, type: mysql, host: db1, user: catalog, password_env: A_PW}\n"
+        "  - {name: b, type: postgres, host: db2, user: catalog, password_env: B_PW}\n"
+    )
+    cfg = load(str(path))
+
+    def assets(resources):
+        setups = [SourceSetup.of(cfg, s, resources) for s in cfg.sources]
+        return [build(setup) for setup in setups for build in (build_mce_asset, build_push_asset)]
+
+    job = Definitions(assets=assets(project_resources(cfg))).resolve_implicit_global_asset_job_def()
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+        "a/mce_files",
+        "a/datahub_push",
+        "b/mce_files",
+        "b/datahub_push",
+    }
+    with pytest.raises(DagsterInvalidDefinitionError, match="Conflicting versions of resource with key 'mce_store'"):
+        Definitions(assets=assets(None)).resolve_implicit_global_asset_job_def()

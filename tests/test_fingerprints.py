@@ -132,7 +132,7 @@ def test_key_parts_rotate_over_ticks_and_carry_over(schema, monkeypatch):
     """Key parts are read for a slice of databases per tick; the others keep the cursor's key digest."""
     import zlib
 
-    from metadata_assets.defs import source_reads as source_clients
+    from metadata_assets.defs import source_reads
     from metadata_assets.sources.mysql import kind as mysql_kind
 
     dbs = [
@@ -147,10 +147,10 @@ def test_key_parts_rotate_over_ticks_and_carry_over(schema, monkeypatch):
     schema.grant()
     source = schema.source()
     monkeypatch.setattr(mysql_kind, "KEY_SLICE", 1)  # 3 databases: 3 slices, one database's keys per tick
-    first = source_clients.read_fingerprints(source)  # empty cursor: everything is read
+    first = source_reads.read_fingerprints(source)  # empty cursor: everything is read
     assert sorted(first) == sorted(dbs) and all("." in v for v in first.values())
     for tick in range(3):  # nothing changed: every slice gives the same digests
-        assert source_clients.read_fingerprints(source, first, tick=tick) == first
+        assert source_reads.read_fingerprints(source, first, tick=tick) == first
 
     target = dbs[1]
     # a key-only change: same columns, same index, another ON DELETE rule
@@ -160,15 +160,15 @@ def test_key_parts_rotate_over_ticks_and_carry_over(schema, monkeypatch):
     )
     its_tick = zlib.crc32(target.encode()) % 3
     other_tick = (its_tick + 1) % 3
-    assert source_clients.read_fingerprints(source, first, tick=other_tick) == first  # not its turn yet
-    seen = source_clients.read_fingerprints(source, first, tick=its_tick)
+    assert source_reads.read_fingerprints(source, first, tick=other_tick) == first  # not its turn yet
+    seen = source_reads.read_fingerprints(source, first, tick=its_tick)
     assert [db for db in dbs if seen[db] != first[db]] == [target]
     assert seen[target].split(".")[0] == first[target].split(".")[0]  # tables and columns did not move
 
     new = schema.create("k9", "CREATE TABLE t (id INT PRIMARY KEY)")
     schema.grant([new])
-    with_new = source_clients.read_fingerprints(source, seen, tick=other_tick)
-    full = source_clients.read_fingerprints(source)
+    with_new = source_reads.read_fingerprints(source, seen, tick=other_tick)
+    full = source_reads.read_fingerprints(source)
     assert with_new[new] == full[new]  # a database new to the cursor gets its keys read at once
 
 

@@ -92,12 +92,12 @@ def test_without_the_setting_dagster_plans_each_partition_and_marks_the_failed_r
 def test_a_fault_outside_any_one_database_shows_the_databases_not_done_failed(
     schema, tmp_path, monkeypatch, subset_planned
 ):
-    from metadata_assets.defs import outcome as extraction
+    from metadata_assets.defs import outcome
 
     e = Estate(schema, tmp_path)
     first, *rest = e.dbs
     schema.server.execute(*(f"ALTER TABLE `{db}`.t ADD COLUMN added INT" for db in e.dbs))  # all materialize
-    real, seen = extraction.result_metadata, []
+    real, seen = outcome.result_metadata, []
 
     def faulty(r, d):
         seen.append(r.database)
@@ -105,7 +105,7 @@ def test_a_fault_outside_any_one_database_shows_the_databases_not_done_failed(
             raise RuntimeError("a bug of ours (test)")
         return real(r, d)
 
-    monkeypatch.setattr(extraction, "result_metadata", faulty)
+    monkeypatch.setattr(outcome, "result_metadata", faulty)
     result = e.refresh(DAILY, raise_on_error=False)
     assert not result.success
     assert set(e.events(result, "ASSET_MATERIALIZATION")) == {first}

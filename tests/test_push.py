@@ -7,8 +7,7 @@ from metadata_assets.datahub.mce_json import read_mcps
 from metadata_assets.datahub.push import MassRemovalRefused, forget_database, load_state, push
 from metadata_assets.datahub.sinks import LiteSink, lite_reader
 from metadata_assets.defs.extraction import build_mce_asset
-from metadata_assets.defs.keys import BLOCKED_TAG, partitions_def, push_asset_key
-from metadata_assets.defs.keys import PUSH_SOURCE_TAG as SOURCE_TAG
+from metadata_assets.defs.keys import BLOCKED_TAG, PUSH_SOURCE_TAG, partitions_def, push_asset_key
 from metadata_assets.defs.push import RETRY_POLICY, build_push_asset, build_push_sensor
 from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.extract import extract, rules_for
@@ -163,7 +162,7 @@ def test_push_asset_and_sensor(schema, tmp_path):
     forget_database(open_store(cfg.storage.uri), "src", b)
     requests, cursor = tick(cursor)
     assert len(requests) == 1 and tick(cursor)[0] == []
-    failed = materialize([push_asset], instance=instance, raise_on_error=False, tags={SOURCE_TAG: "src"})
+    failed = materialize([push_asset], instance=instance, raise_on_error=False, tags={PUSH_SOURCE_TAG: "src"})
     assert not failed.success
     assert "allow_mass_removal" in _failure_text(failed)
     assert instance.get_run_by_id(failed.run_id).tags[BLOCKED_TAG] == "fail_safe"

@@ -18,7 +18,7 @@ from dagster._core.utils import make_new_run_id
 from metadata_assets.datahub.push import lock_key, push
 from metadata_assets.datahub.sinks import LiteSink, lite_reader
 from metadata_assets.defs import push as push_defs
-from metadata_assets.defs import schema_sensor as partitions_sensor
+from metadata_assets.defs import schema_sensor
 from metadata_assets.defs.extraction import build_mce_asset
 from metadata_assets.defs.keys import EXTRACT_SOURCE_TAG, PUSH_AFTER_TAG, partitions_def, push_asset_key
 from metadata_assets.defs.push import build_push_asset, build_push_sensor
@@ -239,8 +239,8 @@ def test_the_schema_sensor_stretches_its_interval_after_a_costly_query(schema, t
     schema.grant()
     cfg = schema.project(tmp_path, sensor_interval_s=20)
     daemon = Daemon(cfg)
-    cost = partitions_sensor.QueryCost()
-    daemon.sensor = partitions_sensor.build_schema_sensor(SourceSetup.of(cfg, cfg.sources[0]), cost=cost)
+    cost = schema_sensor.QueryCost()
+    daemon.sensor = schema_sensor.build_schema_sensor(SourceSetup.of(cfg, cfg.sources[0]), cost=cost)
     assert daemon.sensor.minimum_interval_seconds == 20
     cost.record(time.monotonic(), 6.0)  # a 6 s query just now
     skipped = daemon.tick()
@@ -254,8 +254,8 @@ def test_the_schema_sensor_stretches_its_interval_after_a_costly_query(schema, t
 def test_a_failed_fingerprint_query_counts_its_cost_too(schema, tmp_path):
     """A tick whose query failed is timed as well, so an unreachable source is not asked again at every tick."""
     cfg = schema.project(tmp_path, port=free_port(), connect_timeout_s=0.5)  # nothing listens there
-    cost = partitions_sensor.QueryCost()
-    sensor = partitions_sensor.build_schema_sensor(SourceSetup.of(cfg, cfg.sources[0]), cost=cost)
+    cost = schema_sensor.QueryCost()
+    sensor = schema_sensor.build_schema_sensor(SourceSetup.of(cfg, cfg.sources[0]), cost=cost)
     result = sensor(build_sensor_context(instance=DagsterInstance.ephemeral()))
     assert isinstance(result, SkipReason) and "unreachable" in result.skip_message
     assert cost.started is not None
@@ -263,8 +263,8 @@ def test_a_failed_fingerprint_query_counts_its_cost_too(schema, tmp_path):
 
 def test_each_built_sensor_keeps_its_own_query_cost(schema, tmp_path):
     cfg = schema.project(tmp_path)
-    first, second = partitions_sensor.QueryCost(), partitions_sensor.QueryCost()
-    partitions_sensor.build_schema_sensor(SourceSetup.of(cfg, cfg.sources[0]), cost=first)
+    first, second = schema_sensor.QueryCost(), schema_sensor.QueryCost()
+    schema_sensor.build_schema_sensor(SourceSetup.of(cfg, cfg.sources[0]), cost=first)
     first.record(time.monotonic(), 100.0)
     assert second.wait_left(time.monotonic()) == 0.0  # another sensor (another test, another source) is not held
 
@@ -287,11 +287,11 @@ def test_a_run_stuck_as_running_does_not_hold_the_push_back_for_ever(schema, tmp
     it no longer keeps the others from pushing, nor the push sensor from pushing."""
     from dagster._core.storage.tags import SCHEDULE_NAME_TAG
 
-    from metadata_assets.defs import runs as extraction
+    from metadata_assets.defs import runs
 
     e = Estate(schema, tmp_path)
     active_extraction_run(e)
-    monkeypatch.setattr(extraction, "STUCK_RUN_S", -1)  # every active run counts as stuck
+    monkeypatch.setattr(runs, "STUCK_RUN_S", -1)  # every active run counts as stuck
     schema.server.execute(f"ALTER TABLE `{e.a}`.t ADD COLUMN added INT")
     assert len(e.push_materializations(e.extract(e.a, {SCHEDULE_NAME_TAG: "src_daily_schedule"}))) == 1
     assert "added" in lite_fields(e.cfg, e.a, "t")

@@ -9,7 +9,7 @@ from metadata_assets.config import ProjectConfig
 from metadata_assets.datahub.mce_json import read_mcps
 from metadata_assets.datahub.push import PushFailed, forget_database, load_state, push
 from metadata_assets.datahub.sinks import DataHubUnavailable, RestSink
-from metadata_assets.defs.keys import PUSH_SOURCE_TAG as SOURCE_TAG
+from metadata_assets.defs.keys import PUSH_SOURCE_TAG
 from metadata_assets.defs.push import build_push_asset, build_push_sensor
 from metadata_assets.defs.source_setup import SourceSetup
 from metadata_assets.extract import extract, rules_for
@@ -188,7 +188,7 @@ def test_push_asset_fails_on_503_and_pushes_pending_after_recovery(schema, tmp_p
         return sensor(build_sensor_context(instance=instance)).run_requests or []
 
     gms.fail_with(503, times=1000)
-    result = materialize([push_asset], instance=instance, raise_on_error=False, tags={SOURCE_TAG: "src"})
+    result = materialize([push_asset], instance=instance, raise_on_error=False, tags={PUSH_SOURCE_TAG: "src"})
     assert not result.success
     assert len([e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]) == 1
     errors = [_chain(e.event_specific_data.error) for e in result.all_events if e.is_step_failure]
@@ -200,7 +200,7 @@ def test_push_asset_fails_on_503_and_pushes_pending_after_recovery(schema, tmp_p
     assert len(requests(retry_now)) == 1 and requests(retry_later) == []
 
     gms.fail_with(503, times=0)
-    result = materialize([push_asset], instance=instance, tags={SOURCE_TAG: "src"})
+    result = materialize([push_asset], instance=instance, tags={PUSH_SOURCE_TAG: "src"})
     md = result.asset_materializations_for_node(push_asset.op.name)[0].metadata
     assert md["databases_pushed"].value == 3 and md["proposals_sent"].value == len(gms.proposals)
     assert requests(retry_now) == []

@@ -7,9 +7,11 @@
 `project_resources(cfg)` builds them once per Definitions (definitions.py registers them: Dagit's *Resources* page
 shows each one's settings and which assets use it); a source's assets built on their own (`build_mce_asset(
 SourceSetup.of(cfg, source))` in a test or another project) bind the objects of their SourceSetup, so they
-materialize without a Definitions around them. Assets and sensors get them by parameter (`mce_store:
-MCEStoreResource`); a source's own resource has a key per source (`source_key`), which `per_source_parameter` gives
-the asset's parameter. No SQL here, and no secret is a field: a password or token stays in the environment variable
+materialize without a Definitions around them. Dagster wants one object per resource key in a job: assets of
+several sources built on their own share one `project_resources(cfg)`, passed to each `SourceSetup.of` (no module
+cache makes them identical behind the caller's back). Assets get them by parameter (`mce_store: MCEStoreResource`);
+a source's own resource has a key per source (`source_key`), which `per_source_parameter` gives the asset's
+parameter; sensors open them through their SourceSetup (tests build sensors alone, with no resources around). No SQL here, and no secret is a field: a password or token stays in the environment variable
 whose NAME the config gives.
 """
 

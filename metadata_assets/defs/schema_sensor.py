@@ -4,7 +4,7 @@ Each tick reads the fingerprints (defs/source_reads.read_fingerprints: tables an
 for a rotating slice) and compares them with the cursor, a JSON object {database: digest of its fingerprint}:
 - an allowed database that is not a partition yet is added as a partition and requested;
 - a partition whose database disappeared (dropped, grant revoked, no longer matches the patterns) is removed, and its
-  MCE file and snapshot are deleted (`datahub.push.forget_database`) so the next push soft-deletes its datasets;
+  MCE file, snapshot and version record are deleted (`datahub.push.forget_database`) so the next push soft-deletes its datasets;
 - a database whose fingerprint differs from the cursor is requested;
 - a database the cursor has never seen (first tick, or a database that reappears) is requested only if its partition
   has never been materialized: the daily schedule refreshes everything else, so turning the sensor on does not

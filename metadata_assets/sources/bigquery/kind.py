@@ -75,7 +75,9 @@ class BigQueryKind(SourceKind):
 
     def session(self, source: BigQuerySource, client=None) -> BigQuerySession:
         if client is None:
-            raise ValueError(f"source {source.name!r}: a BigQuery source needs bigquery_client")
+            raise ValueError(
+                f"source {source.name!r}: a BigQuery source reads through a client (extract(..., client=...))"
+            )
         return BigQuerySession(BigQueryReader(client, source))
 
     def fingerprints(self, source: BigQuerySource, client=None, cursor=None, tick=None) -> dict[str, str]:
