@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Optional
 
 from metadata_assets.catalog import Database
 from metadata_assets.report import codes_record
@@ -203,12 +203,7 @@ class DatabaseFiles:
         bytes; else the bytes themselves (a version no snapshot has: the next push sends the database again rather
         than skip a file it never sent)."""
         sha = sha256(data)
-
-        def candidates() -> Iterator[tuple[str, Optional[str]]]:
-            yield planned
-            yield self.version(rules)
-
-        for version, file_sha in candidates():
-            if file_sha == sha:
-                return version
-        return "file:" + sha
+        if planned[1] == sha:
+            return planned[0]
+        version, file_sha = self.version(rules)  # read only when the plan's no longer holds
+        return version if file_sha == sha else "file:" + sha
